@@ -1,0 +1,62 @@
+/*
+ * An execution plan: a graph compiled once (kernels found, attributes
+ * checked, constants folded, liveness computed) and then run on any number
+ * of samples, from any number of threads at once.
+ */
+#ifndef MQ_PLAN_H
+#define MQ_PLAN_H
+
+#include "interp/kernel.h"
+#include "interp/tensor.h"
+#include "util/error.h"
+
+struct mq_model;
+
+/* Nested subgraphs deeper than this are refused (a corrupt model cannot blow the stack). */
+#define MQ_MAX_SUBGRAPH_DEPTH 32
+
+/* Builds the plan of the model's main graph and, recursively, every subgraph. */
+int mq_plan_build(const struct mq_model *model, struct mq_plan **out, struct mq_error *err);
+void mq_plan_free(struct mq_plan *plan);
+
+/*
+ * The graph inputs a caller feeds: graph inputs that have no initializer of
+ * the same name.  Inputs that do have one are constants unless fed through
+ * mq_plan_run's named inputs.
+ */
+int mq_plan_input_count(const struct mq_plan *plan);
+const Onnx__ValueInfoProto *mq_plan_input(const struct mq_plan *plan, int i);
+int mq_plan_output_count(const struct mq_plan *plan);
+const Onnx__ValueInfoProto *mq_plan_output(const struct mq_plan *plan, int i);
+
+/* Called for every tensor a node produces (main graph and subgraphs) before it may be freed. */
+typedef int (*mq_tensor_observer_fn)(void *user, const struct mq_kernel_node *producer,
+                                     const char *tensor_name, const struct mq_tensor *value,
+                                     struct mq_error *err);
+
+struct mq_run_options {
+    mq_tensor_observer_fn observe;  /* may be NULL */
+    void *observe_user;
+    /* Names of tensors to keep and return besides the graph outputs (compare --per-layer). */
+};
+
+/*
+ * Runs one sample.  inputs[i] feeds mq_plan_input(plan, i).  outputs must
+ * hold mq_plan_output_count(plan) zeroed tensors; the caller frees them.
+ */
+int mq_plan_run(const struct mq_plan *plan, const struct mq_tensor *inputs, int n_inputs,
+                struct mq_tensor *outputs, int n_outputs, const struct mq_run_options *options,
+                struct mq_error *err);
+
+/*
+ * For control-flow kernels: runs a subgraph with the names of the enclosing
+ * scopes visible.  inputs[i] feeds the subgraph's i-th formal input (all of
+ * them, initializers excepted); outputs receive its outputs in order.
+ */
+int mq_exec_subgraph(struct mq_exec *exec, const struct mq_plan *subgraph,
+                     const struct mq_tensor *const *inputs, int n_inputs,
+                     struct mq_tensor *outputs, int n_outputs, struct mq_error *err);
+int mq_subgraph_input_count(const struct mq_plan *subgraph);
+int mq_subgraph_output_count(const struct mq_plan *subgraph);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder until implemented */
+typedef int mq_placeholder_save;

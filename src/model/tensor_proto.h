@@ -1,0 +1,30 @@
+/* ONNX TensorProto <-> mq_tensor, and .pb files holding one TensorProto. */
+#ifndef MQ_TENSOR_PROTO_H
+#define MQ_TENSOR_PROTO_H
+
+#include "interp/tensor.h"
+#include "onnx.pb-c.h"
+
+/*
+ * Decodes a TensorProto (raw_data or the typed fields).  Checks that the data
+ * length agrees with dims before allocating anything; `what` names the tensor
+ * in messages.  External data must have been resolved by the model loader.
+ */
+int mq_tensor_from_proto(const Onnx__TensorProto *proto, const char *what, struct mq_tensor *out,
+                         struct mq_error *err);
+/* Checks a TensorProto's dims, type and data length without decoding it. */
+int mq_tensor_proto_validate(const Onnx__TensorProto *proto, const char *what,
+                             struct mq_error *err);
+/* Byte size of the decoded data, or -1 when dims are invalid. */
+int64_t mq_tensor_proto_count(const Onnx__TensorProto *proto);
+
+/* A new TensorProto (free with onnx__tensor_proto__free_unpacked) holding t in raw_data. */
+int mq_tensor_to_proto(const struct mq_tensor *t, const char *name, Onnx__TensorProto **out,
+                       struct mq_error *err);
+
+/* One TensorProto per file (the test_data_set_N/input_K.pb layout). *name may be NULL. */
+int mq_tensor_read_pb(const char *path, struct mq_tensor *out, char **name, struct mq_error *err);
+int mq_tensor_write_pb(const char *path, const struct mq_tensor *t, const char *name,
+                       struct mq_error *err);
+
+#endif
