@@ -1,0 +1,70 @@
+/* The plan's insides, shared by plan.c (building) and run.c (executing). */
+#ifndef MQ_PLAN_INTERNAL_H
+#define MQ_PLAN_INTERNAL_H
+
+#include "interp/plan.h"
+
+struct plan_value {
+    const char *name;          /* points into the model proto */
+    int is_constant;           /* initializer or folded at build time: lives in `constant` */
+    struct mq_tensor constant;
+    int outer_level;           /* > 0: lives in the scope that many levels up */
+    int outer_index;           /* its value index there */
+    int is_graph_output;
+    int last_use;              /* last step reading it; -1 when none */
+};
+
+struct plan_step {
+    struct mq_kernel_node node;
+    const struct mq_kernel *kernel;
+    int *inputs;               /* value index per node input, -1 when absent */
+    int *outputs;              /* value index per node output, -1 for "" */
+    int *free_after;           /* values whose last reader is this step */
+    int n_free_after;
+    char *owned_name;          /* generated node name, when the model gives none */
+};
+
+struct name_slot {
+    const char *name;
+    int value;
+};
+
+struct mq_plan {
+    const Onnx__GraphProto *graph;
+    const Onnx__ModelProto *model;
+    const struct mq_plan *parent;
+    int depth;
+
+    struct plan_value *values;
+    int n_values, cap_values;
+    struct name_slot *table;   /* open addressing, power-of-two size */
+    int table_size;
+
+    struct plan_step *steps;
+    int n_steps;
+
+    /* Fed inputs (main graph: inputs without initializer; subgraph: every formal input). */
+    int n_inputs;
+    int *input_values;
+    const Onnx__ValueInfoProto **inputs;
+    int n_outputs;
+    int *output_values;
+    const Onnx__ValueInfoProto **outputs;
+};
+
+struct mq_exec {
+    const struct mq_plan *plan;
+    struct mq_exec *parent;
+    struct mq_tensor *slots;   /* one per value; constants stay in the plan */
+    const struct mq_run_options *options;
+};
+
+int mq_plan_lookup(const struct mq_plan *plan, const char *name);
+/* Runs steps [0, n_steps) of an exec whose inputs are already in its slots. */
+int mq_exec_steps(struct mq_exec *exec, struct mq_error *err);
+/* Pointer to the tensor holding value v as seen from exec (constant, local or outer). */
+const struct mq_tensor *mq_exec_value(const struct mq_exec *exec, int v);
+/* Runs a single step (used by the planner to fold constants). */
+int mq_exec_step(struct mq_exec *exec, const struct plan_step *step, struct mq_error *err);
+
+#endif
