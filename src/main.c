@@ -1,8 +1,12 @@
 /* onnx-monoquant: argument dispatch only; every command lives in src/cli/. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "interp/tensor.h"
+#include "util/fileio.h"
 
 static const char program_help[] =
     "Usage: onnx-monoquant COMMAND [ARGS]\n"
@@ -26,8 +30,32 @@ static const struct command commands[] = {
     {"run", mq_cli_run},
 };
 
+/* On SIGINT/SIGTERM no temporary output may stay behind: remove them, then die of the signal. */
+static void on_signal(int sig)
+{
+    mq_atomic_cleanup_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* The default memory cap: three quarters of physical memory, so a corrupt or
+   oversized model fails with a message naming the tensor instead of the OOM killer. */
+static void set_default_memory_cap(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page_size > 0)
+        mq_memory_set_limit((uint64_t)pages * (uint64_t)page_size / 4 * 3);
+}
+
 int main(int argc, char **argv)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    set_default_memory_cap();
     if (argc < 2)
         return mq_cli_usage_error(NULL, "missing command");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -29,7 +29,7 @@ void mq_tensor_compare(const struct mq_tensor *actual, const struct mq_tensor *e
             double a = mq_tensor_get_double(actual, i), e = mq_tensor_get_double(expected, i);
             if (isnan(a) && isnan(e))
                 continue;
-            if (isinf(e) || isinf(a)) {
+            if (isinf(e) || isinf(a) || isnan(a) || isnan(e)) {
                 if (a == e)
                     continue;
                 mismatches++;

@@ -108,6 +108,11 @@ int mq_model_load_buffer(const uint8_t *bytes, size_t size, const char *dir, con
         onnx__model_proto__free_unpacked(proto, NULL);
         return mq_error_set(err, "%s: not an ONNX model: ir_version is missing", label);
     }
+    if (proto->ir_version >= 3 && proto->n_opset_import == 0) {
+        onnx__model_proto__free_unpacked(proto, NULL);
+        return mq_error_set(err, "%s: model has no opset_import (truncated or not an ONNX model?)",
+                            label);
+    }
     struct load_context ctx = {dir, label};
     if (prepare_graph(proto->graph, &ctx, 0, err)) {
         onnx__model_proto__free_unpacked(proto, NULL);

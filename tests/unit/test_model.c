@@ -1,7 +1,386 @@
+/* Model loading, validation, external data and atomic saving. */
+#define _GNU_SOURCE
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
-START_TEST(placeholder) { ck_assert_int_eq(1, 1); }
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/model.h"
+#include "model/tensor_proto.h"
+#include "model/wire_check.h"
+#include "util/fileio.h"
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/mq-test-model-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *path_in_tmp(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+/* A one-node model (Identity of initializer W) whose initializer the caller shapes. */
+static Onnx__ModelProto *model_new(Onnx__TensorProto **init_out)
+{
+    Onnx__ModelProto *m = calloc(1, sizeof *m);
+    onnx__model_proto__init(m);
+    m->has_ir_version = 1;
+    m->ir_version = 8;
+    m->opset_import = calloc(1, sizeof *m->opset_import);
+    m->opset_import[0] = calloc(1, sizeof **m->opset_import);
+    onnx__operator_set_id_proto__init(m->opset_import[0]);
+    m->opset_import[0]->has_version = 1;
+    m->opset_import[0]->version = 13;
+    m->n_opset_import = 1;
+    Onnx__GraphProto *g = m->graph = calloc(1, sizeof *g);
+    onnx__graph_proto__init(g);
+    g->name = strdup("g");
+    Onnx__TensorProto *t = calloc(1, sizeof *t);
+    onnx__tensor_proto__init(t);
+    t->name = strdup("W");
+    t->has_data_type = 1;
+    t->data_type = 1;
+    t->n_dims = 1;
+    t->dims = calloc(1, sizeof(int64_t));
+    t->dims[0] = 4;
+    t->has_raw_data = 1;
+    t->raw_data.len = 16;
+    t->raw_data.data = calloc(1, 16);
+    g->initializer = calloc(1, sizeof *g->initializer);
+    g->initializer[0] = t;
+    g->n_initializer = 1;
+    Onnx__NodeProto *n = calloc(1, sizeof *n);
+    onnx__node_proto__init(n);
+    n->op_type = strdup("Identity");
+    n->input = calloc(1, sizeof(char *));
+    n->input[0] = strdup("W");
+    n->n_input = 1;
+    n->output = calloc(1, sizeof(char *));
+    n->output[0] = strdup("Y");
+    n->n_output = 1;
+    Onnx__AttributeProto *a = calloc(1, sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = strdup("zero");
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1;
+    a->i = 0;
+    n->attribute = calloc(1, sizeof *n->attribute);
+    n->attribute[0] = a;
+    n->n_attribute = 1;
+    g->node = calloc(1, sizeof *g->node);
+    g->node[0] = n;
+    g->n_node = 1;
+    Onnx__ValueInfoProto *out = calloc(1, sizeof *out);
+    onnx__value_info_proto__init(out);
+    out->name = strdup("Y");
+    g->output = calloc(1, sizeof *g->output);
+    g->output[0] = out;
+    g->n_output = 1;
+    *init_out = t;
+    return m;
+}
+
+static void write_model(Onnx__ModelProto *m, const char *path)
+{
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *buf = malloc(size);
+    onnx__model_proto__pack(m, buf);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
+    fclose(f);
+    free(buf);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    if (n)
+        ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void expect_load_error(const char *path, const char *fragment)
+{
+    struct mq_model *model = NULL;
+    struct mq_error err = {{0}};
+    ck_assert_int_ne(mq_model_load(path, &model, &err), 0);
+    ck_assert_ptr_null(model);
+    ck_assert_msg(strstr(err.message, fragment) != NULL, "message '%s' lacks '%s'", err.message,
+                  fragment);
+}
+
+static void set_external(Onnx__TensorProto *t, const char *location, const char *offset,
+                         const char *length)
+{
+    free(t->raw_data.data);
+    t->raw_data.data = NULL;
+    t->raw_data.len = 0;
+    t->has_raw_data = 0;
+    t->has_data_location = 1;
+    t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    const char *keys[] = {"location", "offset", "length"};
+    const char *values[] = {location, offset, length};
+    t->external_data = calloc(3, sizeof *t->external_data);
+    for (int i = 0; i < 3; i++) {
+        if (!values[i])
+            continue;
+        Onnx__StringStringEntryProto *e = calloc(1, sizeof *e);
+        onnx__string_string_entry_proto__init(e);
+        e->key = strdup(keys[i]);
+        e->value = strdup(values[i]);
+        t->external_data[t->n_external_data++] = e;
+    }
+}
+
+START_TEST(loads_valid_model_and_keeps_zero_attribute)
+{
+    Onnx__TensorProto *t;
+    Onnx__ModelProto *m = model_new(&t);
+    write_model(m, path_in_tmp("ok.onnx"));
+    onnx__model_proto__free_unpacked(m, NULL);
+    struct mq_model *model;
+    struct mq_error err;
+    ck_assert_int_eq(mq_model_load(path_in_tmp("ok.onnx"), &model, &err), 0);
+    ck_assert_int_eq(mq_model_opset(model, ""), 13);
+    ck_assert_int_eq(mq_model_opset(model, "ai.onnx"), 13);
+    ck_assert_int_eq(mq_model_opset(model, "com.microsoft"), -1);
+    const Onnx__AttributeProto *a = model->proto->graph->node[0]->attribute[0];
+    ck_assert(a->has_i);
+    ck_assert_int_eq(a->i, 0);
+    mq_model_free(model);
+}
 END_TEST
-int main(void) {
-    Suite *s = suite_create("model"); TCase *tc = tcase_create("core"); tcase_add_test(tc, placeholder); suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s); srunner_run_all(r, CK_NORMAL); int f = srunner_ntests_failed(r); srunner_free(r); return f ? EXIT_FAILURE : EXIT_SUCCESS; }
+
+START_TEST(rejects_missing_empty_png_random_truncated)
+{
+    expect_load_error(path_in_tmp("missing.onnx"), "cannot open");
+    write_bytes(path_in_tmp("empty.onnx"), "", 0);
+    expect_load_error(path_in_tmp("empty.onnx"), "empty file");
+    write_bytes(path_in_tmp("png.onnx"), "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
+    expect_load_error(path_in_tmp("png.onnx"), "not an ONNX model");
+    uint8_t noise[4096];
+    srand(7);
+    for (size_t i = 0; i < sizeof noise; i++)
+        noise[i] = (uint8_t)rand();
+    write_bytes(path_in_tmp("noise.onnx"), noise, sizeof noise);
+    struct mq_model *model = NULL;
+    struct mq_error err;
+    ck_assert_int_ne(mq_model_load(path_in_tmp("noise.onnx"), &model, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "noise.onnx"));
+
+    Onnx__TensorProto *t;
+    Onnx__ModelProto *m = model_new(&t);
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *buf = malloc(size);
+    onnx__model_proto__pack(m, buf);
+    onnx__model_proto__free_unpacked(m, NULL);
+    for (size_t cut = 1; cut < size; cut++) {
+        ck_assert_int_ne(mq_model_load_buffer(buf, cut, NULL, "cut", &model, &err), 0);
+        ck_assert_ptr_null(model);
+    }
+    free(buf);
+}
+END_TEST
+
+START_TEST(rejects_huge_claims_and_length_mismatch)
+{
+    Onnx__TensorProto *t;
+    Onnx__ModelProto *m = model_new(&t);
+    t->dims[0] = 1000000000000LL;
+    write_model(m, path_in_tmp("huge.onnx"));
+    expect_load_error(path_in_tmp("huge.onnx"), "tensor 'W'");
+    t->dims[0] = 5;
+    write_model(m, path_in_tmp("mismatch.onnx"));
+    expect_load_error(path_in_tmp("mismatch.onnx"), "raw_data holds 16 bytes");
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+START_TEST(wire_check_bounds_nesting)
+{
+    /* GraphProto.node (1) -> NodeProto.attribute (5) -> AttributeProto.g (6) -> ... */
+    enum { LEVELS = 400 };
+    static uint8_t buf[LEVELS * 16];
+    size_t len = 0;
+    for (int i = 0; i < LEVELS; i++) {
+        static const uint8_t tags[3] = {(1 << 3) | 2, (5 << 3) | 2, (6 << 3) | 2};
+        uint8_t tag = tags[(LEVELS - 1 - i) % 3];
+        uint8_t tmp[sizeof buf];
+        size_t n = 0;
+        tmp[n++] = tag;
+        size_t v = len;
+        do {
+            tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            v >>= 7;
+        } while (v);
+        ck_assert_uint_lt(n + len, sizeof buf);
+        memcpy(tmp + n, buf, len);
+        memcpy(buf, tmp, n + len);
+        len += n;
+    }
+    struct mq_error err;
+    ck_assert_int_ne(mq_wire_check(buf, len, &onnx__graph_proto__descriptor, "deep", &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "nested deeper"));
+}
+END_TEST
+
+START_TEST(external_data_is_resolved_and_confined)
+{
+    float values[4] = {1, 2, 3, 4};
+    uint8_t file[64] = {0};
+    memcpy(file + 8, values, 16);
+    write_bytes(path_in_tmp("w.bin"), file, sizeof file);
+
+    Onnx__TensorProto *t;
+    Onnx__ModelProto *m = model_new(&t);
+    set_external(t, "w.bin", "8", "16");
+    write_model(m, path_in_tmp("ext.onnx"));
+    struct mq_model *model;
+    struct mq_error err;
+    ck_assert_msg(mq_model_load(path_in_tmp("ext.onnx"), &model, &err) == 0, "%s", err.message);
+    struct mq_tensor w;
+    ck_assert_int_eq(mq_tensor_from_proto(model->proto->graph->initializer[0], "W", &w, &err), 0);
+    ck_assert(((float *)w.data)[3] == 4.0f);
+    mq_tensor_free(&w);
+    mq_model_free(model);
+    onnx__model_proto__free_unpacked(m, NULL);
+
+    struct {
+        const char *location, *offset, *length, *fragment;
+    } bad[] = {
+        {"/etc/passwd", "0", "16", "absolute or leaves"},
+        {"../w.bin", "0", "16", "absolute or leaves"},
+        {"sub/../../w.bin", "0", "16", "absolute or leaves"},
+        {"nope.bin", "0", "16", "not found"},
+        {"w.bin", "100", "16", "past the end"},
+        {"w.bin", "56", "16", "needs bytes"},
+        {"w.bin", "0", "12", "disagrees"},
+        {"link.bin", "0", "16", "outside"},
+    };
+    ck_assert_int_eq(symlink("/etc/hostname", path_in_tmp("link.bin")), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m = model_new(&t);
+        set_external(t, bad[i].location, bad[i].offset, bad[i].length);
+        write_model(m, path_in_tmp("bad.onnx"));
+        onnx__model_proto__free_unpacked(m, NULL);
+        expect_load_error(path_in_tmp("bad.onnx"), bad[i].fragment);
+    }
+}
+END_TEST
+
+START_TEST(save_is_atomic_and_keeps_unknown_fields)
+{
+    Onnx__TensorProto *t;
+    Onnx__ModelProto *m = model_new(&t);
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *buf = malloc(size + 8);
+    onnx__model_proto__pack(m, buf);
+    onnx__model_proto__free_unpacked(m, NULL);
+    /* Field 99, varint 42: unknown to our schema. */
+    const uint8_t unknown[] = {0x98, 0x06, 42};
+    memcpy(buf + size, unknown, sizeof unknown);
+    write_bytes(path_in_tmp("unknown.onnx"), buf, size + sizeof unknown);
+    free(buf);
+
+    struct mq_model *model;
+    struct mq_error err;
+    ck_assert_int_eq(mq_model_load(path_in_tmp("unknown.onnx"), &model, &err), 0);
+    ck_assert_int_eq(mq_model_save(model->proto, path_in_tmp("saved.onnx"), NULL, &err), 0);
+    uint8_t *saved;
+    size_t saved_size;
+    ck_assert_int_eq(mq_file_read(path_in_tmp("saved.onnx"), 1 << 20, &saved, &saved_size, &err),
+                     0);
+    ck_assert_uint_eq(saved_size, size + sizeof unknown);
+    ck_assert(memmem(saved, saved_size, unknown, sizeof unknown) != NULL);
+    free(saved);
+
+    /* An output folder that does not exist: error, nothing written. */
+    ck_assert_int_ne(mq_model_save(model->proto, path_in_tmp("no/such/dir/out.onnx"), NULL, &err),
+                     0);
+    ck_assert_ptr_nonnull(strstr(err.message, "out.onnx"));
+    /* A path under a regular file. */
+    ck_assert_int_ne(mq_model_save(model->proto, path_in_tmp("saved.onnx/x.onnx"), NULL, &err), 0);
+    mq_model_free(model);
+
+    ck_assert_int_ne(mq_path_check_distinct(path_in_tmp("saved.onnx"), path_in_tmp("saved.onnx"),
+                                            &err), 0);
+    ck_assert_int_eq(symlink(path_in_tmp("saved.onnx"), path_in_tmp("alias.onnx")), 0);
+    ck_assert_int_ne(mq_path_check_distinct(path_in_tmp("saved.onnx"), path_in_tmp("alias.onnx"),
+                                            &err), 0);
+    ck_assert_int_eq(mq_path_check_distinct(path_in_tmp("saved.onnx"), path_in_tmp("new.onnx"),
+                                            &err), 0);
+}
+END_TEST
+
+START_TEST(save_external_data_round_trips)
+{
+    Onnx__TensorProto *t;
+    Onnx__ModelProto *m = model_new(&t);
+    /* 2000 floats: above the 1 KiB threshold. */
+    free(t->raw_data.data);
+    t->dims[0] = 2000;
+    t->raw_data.len = 8000;
+    t->raw_data.data = malloc(8000);
+    for (int i = 0; i < 2000; i++)
+        ((float *)t->raw_data.data)[i] = (float)i;
+    struct mq_save_options opt = {.external_data = 1};
+    struct mq_error err;
+    ck_assert_int_eq(mq_model_save(m, path_in_tmp("big.onnx"), &opt, &err), 0);
+    /* The caller's model is unchanged. */
+    ck_assert(t->has_raw_data);
+    ck_assert_uint_eq(t->raw_data.len, 8000);
+    onnx__model_proto__free_unpacked(m, NULL);
+    struct stat st;
+    ck_assert_int_eq(stat(path_in_tmp("big.onnx.data"), &st), 0);
+    ck_assert_int_ge(st.st_size, 8000);
+    ck_assert_int_eq(stat(path_in_tmp("big.onnx"), &st), 0);
+    ck_assert_int_lt(st.st_size, 1000);
+    struct mq_model *model;
+    ck_assert_msg(mq_model_load(path_in_tmp("big.onnx"), &model, &err) == 0, "%s", err.message);
+    struct mq_tensor w;
+    ck_assert_int_eq(mq_tensor_from_proto(model->proto->graph->initializer[0], "W", &w, &err), 0);
+    ck_assert(((float *)w.data)[1999] == 1999.0f);
+    mq_tensor_free(&w);
+    mq_model_free(model);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, loads_valid_model_and_keeps_zero_attribute);
+    tcase_add_test(tc, rejects_missing_empty_png_random_truncated);
+    tcase_add_test(tc, rejects_huge_claims_and_length_mismatch);
+    tcase_add_test(tc, wire_check_bounds_nesting);
+    tcase_add_test(tc, external_data_is_resolved_and_confined);
+    tcase_add_test(tc, save_is_atomic_and_keeps_unknown_fields);
+    tcase_add_test(tc, save_external_data_round_trips);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
