@@ -139,6 +139,8 @@ static int load_sample(const struct mq_plan *plan, const char *sample_dir,
                 if (strcmp(names[f], mq_str(mq_plan_input(plan, i)->name)) == 0)
                     target = i;
         mq_tensor_move(&inputs[target], &read[f]);
+        mq_tensor_adopt_declared_bfloat16(&inputs[target],
+                                          mq_value_info_dtype(mq_plan_input(plan, target)));
     }
 out:
     for (int f = 0; read && f < files.n; f++)
@@ -215,6 +217,7 @@ static int check_expected(const struct mq_plan *plan, const char *sample_dir, co
         free(path);
         if (rc)
             return rc;
+        mq_tensor_adopt_declared_bfloat16(&expected, outputs[o].dtype);
         struct mq_compare_result r;
         mq_tensor_compare(&outputs[o], &expected, MQ_COMPARE_RTOL, MQ_COMPARE_ATOL, &r);
         mq_tensor_free(&expected);

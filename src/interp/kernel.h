@@ -75,6 +75,8 @@ extern const struct mq_kernel mq_kernels_control_flow[];
 extern const struct mq_kernel mq_kernels_rnn[];
 extern const struct mq_kernel mq_kernels_quantize[];
 extern const struct mq_kernel mq_kernels_misc[];
+extern const struct mq_kernel mq_kernels_signal[];
+extern const struct mq_kernel mq_kernels_sampling[];
 
 /* Finds the kernel for a node; NULL when none handles that version. */
 const struct mq_kernel *mq_registry_find(const char *domain, const char *op_type, int opset);

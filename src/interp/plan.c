@@ -644,6 +644,14 @@ int mq_plan_build(const struct mq_model *model, struct mq_plan **out, struct mq_
     return rc;
 }
 
+int mq_value_info_dtype(const Onnx__ValueInfoProto *info)
+{
+    if (!info || !info->type || info->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+        return 0;
+    const Onnx__TypeProto__Tensor *t = info->type->tensor_type;
+    return t->has_elem_type ? t->elem_type : 0;
+}
+
 int mq_plan_input_count(const struct mq_plan *plan) { return plan->n_inputs; }
 const Onnx__ValueInfoProto *mq_plan_input(const struct mq_plan *plan, int i)
 {

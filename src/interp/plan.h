@@ -29,6 +29,9 @@ const Onnx__ValueInfoProto *mq_plan_input(const struct mq_plan *plan, int i);
 int mq_plan_output_count(const struct mq_plan *plan);
 const Onnx__ValueInfoProto *mq_plan_output(const struct mq_plan *plan, int i);
 
+/* Declared element type of a value info, 0 when it declares none. */
+int mq_value_info_dtype(const Onnx__ValueInfoProto *info);
+
 /* Called for every tensor a node produces (main graph and subgraphs) before it may be freed. */
 typedef int (*mq_tensor_observer_fn)(void *user, const struct mq_kernel_node *producer,
                                      const char *tensor_name, const struct mq_tensor *value,

@@ -8,7 +8,7 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_softmax,     mq_kernels_reduce,         mq_kernels_shape_ops,
     mq_kernels_gather_scatter, mq_kernels_resize,      mq_kernels_cast,
     mq_kernels_control_flow, mq_kernels_rnn,           mq_kernels_quantize,
-    mq_kernels_misc,
+    mq_kernels_misc,        mq_kernels_signal,         mq_kernels_sampling,
 };
 
 static int same_domain(const char *a, const char *b)

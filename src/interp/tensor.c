@@ -250,6 +250,12 @@ int64_t mq_tensor_get_int64(const struct mq_tensor *t, int64_t i)
     }
 }
 
+void mq_tensor_adopt_declared_bfloat16(struct mq_tensor *t, int declared_dtype)
+{
+    if (t->dtype == MQ_DTYPE_UINT16 && declared_dtype == MQ_DTYPE_BFLOAT16)
+        t->dtype = MQ_DTYPE_BFLOAT16;
+}
+
 float mq_half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;

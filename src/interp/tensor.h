@@ -75,6 +75,13 @@ int mq_shape_equal(const struct mq_tensor *a, const struct mq_tensor *b);
 double mq_tensor_get_double(const struct mq_tensor *t, int64_t i);
 int64_t mq_tensor_get_int64(const struct mq_tensor *t, int64_t i);
 
+/*
+ * numpy has no bfloat16, so tools built on it (the ONNX backend test data among
+ * them) store bfloat16 tensors as uint16 bits.  When a value's declared type is
+ * bfloat16 and the file says uint16, relabel it.
+ */
+void mq_tensor_adopt_declared_bfloat16(struct mq_tensor *t, int declared_dtype);
+
 /* IEEE half <-> float, round-to-nearest-even. */
 float mq_half_to_float(uint16_t h);
 uint16_t mq_float_to_half(float f);

@@ -148,6 +148,8 @@ static void run_case(const char *case_dir, char *result, size_t size)
                 return;
             }
             free(path);
+            mq_tensor_adopt_declared_bfloat16(&inputs[i],
+                                              mq_value_info_dtype(mq_plan_input(plan, i)));
         }
         if (mq_plan_run(plan, inputs, n_in, outputs, n_out, NULL, &err)) {
             snprintf(result, size, "%s\t%s: %s", is_unsupported_message(err.message)
@@ -166,6 +168,7 @@ static void run_case(const char *case_dir, char *result, size_t size)
                 return;
             }
             free(path);
+            mq_tensor_adopt_declared_bfloat16(&expected, outputs[o].dtype);
             struct mq_compare_result r;
             mq_tensor_compare(&outputs[o], &expected, MQ_COMPARE_RTOL, MQ_COMPARE_ATOL, &r);
             if (!r.match) {

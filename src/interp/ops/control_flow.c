@@ -319,25 +319,22 @@ static int scan_prepare(struct mq_kernel_node *node, struct mq_error *err)
     return MQ_OK;
 }
 
-static int scan_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                    const struct mq_tensor *const *in, int n_in, struct mq_tensor *out, int n_out,
-                    struct mq_error *err)
+/*
+ * One scan: `state` (n_state tensors) and scan inputs `xs` (n_scan_in, iterated
+ * along axes[k]) through the body; final states and stacked scan outputs go to out.
+ */
+static int scan_core(const struct mq_kernel_node *node, struct mq_exec *exec,
+                     const struct scan_state *s, const struct mq_tensor *const *states,
+                     const struct mq_tensor *const *xs, const int *axes, struct mq_tensor *out,
+                     struct mq_error *err)
 {
-    const struct scan_state *s = node->state;
     const struct mq_plan *body = subgraph_named(node, "body");
-    int axes[64];
+    int n_in = s->n_state + s->n_scan_in, n_out = s->n_state + s->n_scan_out;
     int64_t length = -1;
-    if (s->n_scan_in > 64)
-        return mq_error_set(err, "node '%s' (Scan): too many scan inputs", node->name);
     for (int k = 0; k < s->n_scan_in; k++) {
-        const struct mq_tensor *x = in[s->n_state + k];
-        if (!x)
-            return mq_error_set(err, "node '%s' (Scan): scan input %d is missing", node->name, k);
-        if (mq_axis_normalize(node, s->in_axes[k], x->rank, &axes[k], err))
-            return MQ_ERR;
-        if (length >= 0 && x->dims[axes[k]] != length)
+        if (length >= 0 && xs[k]->dims[axes[k]] != length)
             return mq_error_set(err, "node '%s' (Scan): scan inputs differ in length", node->name);
-        length = x->dims[axes[k]];
+        length = xs[k]->dims[axes[k]];
     }
     int rc = MQ_OK;
     struct mq_tensor *state = calloc((size_t)s->n_state + 1, sizeof *state);
@@ -350,17 +347,13 @@ static int scan_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         goto out;
     }
     for (int c = 0; c < s->n_state; c++)
-        if (!in[c] || (rc = mq_tensor_copy(&state[c], in[c], node->name, err))) {
-            if (!rc)
-                rc = mq_error_set(err, "node '%s' (Scan): state input %d is missing", node->name,
-                                  c);
+        if ((rc = mq_tensor_copy(&state[c], states[c], node->name, err)))
             goto out;
-        }
     for (int64_t t = 0; t < length; t++) {
         for (int k = 0; k < s->n_scan_in; k++) {
             int64_t index = s->in_dirs[k] ? length - 1 - t : t;
             mq_tensor_free(&slices[k]);
-            if ((rc = take_slice(in[s->n_state + k], axes[k], index, &slices[k], node->name, err)))
+            if ((rc = take_slice(xs[k], axes[k], index, &slices[k], node->name, err)))
                 goto out;
         }
         for (int c = 0; c < s->n_state; c++)
@@ -401,12 +394,119 @@ out:
     free(body_out);
     free(body_in);
     free(scans);
+    if (rc)
+        for (int o = 0; o < n_out; o++)
+            mq_tensor_free(&out[o]);
+    return rc;
+}
+
+#define MAX_SCAN_TENSORS 64
+
+static int scan_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                    const struct mq_tensor *const *in, int n_in, struct mq_tensor *out, int n_out,
+                    struct mq_error *err)
+{
+    const struct scan_state *s = node->state;
+    int axes[MAX_SCAN_TENSORS];
+    if (s->n_scan_in > MAX_SCAN_TENSORS)
+        return mq_error_set(err, "node '%s' (Scan): too many scan inputs", node->name);
+    for (int i = 0; i < n_in; i++)
+        if (!in[i])
+            return mq_error_set(err, "node '%s' (Scan): input %d is missing", node->name, i);
+    for (int k = 0; k < s->n_scan_in; k++)
+        if (mq_axis_normalize(node, s->in_axes[k], in[s->n_state + k]->rank, &axes[k], err))
+            return MQ_ERR;
+    return scan_core(node, exec, s, in, in + s->n_state, axes, out, err);
+}
+
+/* Scan-8: every input has a leading batch axis; each batch entry is scanned on its own. */
+static int scan8_prepare(struct mq_kernel_node *node, struct mq_error *err)
+{
+    if (need_subgraph(node, "body", err))
+        return MQ_ERR;
+    const struct mq_plan *body = subgraph_named(node, "body");
+    int64_t m = mq_attr_int(node, "num_scan_inputs", -1);
+    if (m < 1 || m > node->n_inputs - 1)
+        return mq_error_set(err, "node '%s' (Scan): num_scan_inputs %lld is invalid", node->name,
+                            (long long)m);
+    struct scan_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    node->state = s;
+    s->n_scan_in = (int)m;
+    s->n_state = node->n_inputs - 1 - s->n_scan_in;
+    s->n_scan_out = node->n_outputs - s->n_state;
+    if (s->n_state < 0 || s->n_scan_out < 0 ||
+        mq_subgraph_input_count(body) != s->n_state + s->n_scan_in ||
+        mq_subgraph_output_count(body) != node->n_outputs)
+        return mq_error_set(err, "node '%s' (Scan): body inputs/outputs do not match the node",
+                            node->name);
+    s->in_axes = calloc((size_t)s->n_scan_in + 1, sizeof *s->in_axes);
+    s->in_dirs = copy_ints(node, "directions", s->n_scan_in);
+    s->out_axes = calloc((size_t)s->n_scan_out + 1, sizeof *s->out_axes);
+    s->out_dirs = calloc((size_t)s->n_scan_out + 1, sizeof *s->out_dirs);
+    if (!s->in_axes || !s->in_dirs || !s->out_axes || !s->out_dirs)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    return MQ_OK;
+}
+
+static int scan8_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                     const struct mq_tensor *const *in, int n_in, struct mq_tensor *out, int n_out,
+                     struct mq_error *err)
+{
+    const struct scan_state *s = node->state;
+    int n_tensors = s->n_state + s->n_scan_in;
+    if (n_tensors > MAX_SCAN_TENSORS || n_out > MAX_SCAN_TENSORS)
+        return mq_error_set(err, "node '%s' (Scan): too many inputs", node->name);
+    int64_t batch = -1;
+    for (int i = 1; i < n_in; i++) {
+        if (!in[i] || in[i]->rank < 1)
+            return mq_error_set(err, "node '%s' (Scan-8): input %d needs a batch axis", node->name,
+                                i);
+        if (batch >= 0 && in[i]->dims[0] != batch)
+            return mq_error_set(err, "node '%s' (Scan-8): inputs differ in batch size", node->name);
+        batch = in[i]->dims[0];
+    }
+    int axes[MAX_SCAN_TENSORS] = {0};
+    struct mq_tensor per_in[MAX_SCAN_TENSORS], per_out[MAX_SCAN_TENSORS];
+    const struct mq_tensor *ptrs[MAX_SCAN_TENSORS];
+    struct stack *stacks = calloc((size_t)n_out + 1, sizeof *stacks);
+    int rc = stacks ? MQ_OK : mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    memset(per_in, 0, sizeof per_in);
+    memset(per_out, 0, sizeof per_out);
+    for (int64_t b = 0; b < batch && rc == MQ_OK; b++) {
+        if (in[0]) {
+            int64_t len = mq_tensor_get_int64(in[0], b);
+            for (int k = 0; k < s->n_scan_in && rc == MQ_OK; k++)
+                if (len != in[1 + s->n_state + k]->dims[1])
+                    rc = mq_error_set(err, "node '%s' (Scan-8): sequence_lens shorter than the "
+                                      "scan inputs are not supported", node->name);
+        }
+        for (int i = 0; i < n_tensors && rc == MQ_OK; i++) {
+            rc = take_slice(in[1 + i], 0, b, &per_in[i], node->name, err);
+            ptrs[i] = &per_in[i];
+        }
+        if (rc == MQ_OK)
+            rc = scan_core(node, exec, s, ptrs, ptrs + s->n_state, axes, per_out, err);
+        for (int o = 0; o < n_out && rc == MQ_OK; o++)
+            rc = stack_push(&stacks[o], &per_out[o], node->name, err);
+        for (int i = 0; i < n_tensors; i++)
+            mq_tensor_free(&per_in[i]);
+        for (int o = 0; o < n_out; o++)
+            mq_tensor_free(&per_out[o]);
+    }
+    for (int o = 0; o < n_out && rc == MQ_OK; o++)
+        rc = stack_build(&stacks[o], 0, 0, &out[o], node->name, err);
+    for (int o = 0; stacks && o < n_out; o++)
+        stack_free(&stacks[o]);
+    free(stacks);
     return rc;
 }
 
 const struct mq_kernel mq_kernels_control_flow[] = {
     {"", "If", 1, 0, if_prepare, if_run, NULL},
     {"", "Loop", 1, 0, loop_prepare, loop_run, NULL},
+    {"", "Scan", 8, 8, scan8_prepare, scan8_run, scan_destroy},
     {"", "Scan", 9, 0, scan_prepare, scan_run, scan_destroy},
     {0},
 };

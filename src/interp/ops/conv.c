@@ -1,5 +1,622 @@
-#include "interp/kernel.h"
+/*
+ * Conv and ConvTranspose.
+ *
+ * float32 and double go through BLAS: Conv is im2col + one GEMM per group
+ * (W_g [M/g, C/g*K] x columns [C/g*K, out positions]) written straight into
+ * the bias-prefilled output; ConvTranspose is the mirror image, one GEMM
+ * (W_g^T x X_g) into columns that col2im scatters into the output.  A 1x1
+ * stride-1 unpadded Conv uses the input itself as the column matrix, and a
+ * depthwise 2-D Conv (one input channel per group) is a direct loop, since
+ * its per-channel GEMMs would be too small to pay for themselves.
+ * float16 and bfloat16 run on float32 copies (interp/ops/widen.h).
+ */
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "interp/attr.h"
+#include "interp/ops/scratch.h"
+#include "interp/ops/spatial.h"
+#include "interp/ops/vector_loop.h"
+#include "interp/ops/widen.h"
+
+/* im2col columns are built in chunks of output lines so the buffer stays near this size. */
+#ifndef COLUMN_BUDGET_ELEMENTS
+#define COLUMN_BUDGET_ELEMENTS ((int64_t)1 << 18)
+#endif
+#ifndef MIN_CHUNK_COLUMNS
+#define MIN_CHUNK_COLUMNS 256
+#endif
+
+struct conv_state {
+    struct mq_spatial sp;
+    int64_t group;
+    int n_output_padding;             /* -1 when absent */
+    int64_t output_padding[MQ_MAX_RANK];
+    int n_output_shape;               /* -1 when absent */
+    int64_t output_shape[MQ_MAX_RANK];
+};
+
+/*
+ * How kernel windows lay over an image: `image` is what the kernel reads
+ * (Conv input, ConvTranspose output), `grid` the window positions (Conv
+ * output, ConvTranspose input).  Window position o and kernel tap k touch
+ * image coordinate o * stride - pad_begin + k * dilation on each axis.
+ */
+struct window_map {
+    int n;
+    int64_t image[MQ_MAX_RANK];
+    int64_t grid[MQ_MAX_RANK];
+    int64_t kernel[MQ_MAX_RANK];
+    int64_t strides[MQ_MAX_RANK];
+    int64_t dilations[MQ_MAX_RANK];
+    int64_t pad_begin[MQ_MAX_RANK];
+    int64_t image_size, grid_size, kernel_size;
+};
+
+/*
+ * Window positions [lo, hi) along the innermost axis whose tap lands inside
+ * the image, for a tap at image offset `off` from position*stride.
+ */
+static void inner_range(int64_t off, int64_t stride, int64_t image, int64_t grid, int64_t *lo,
+                        int64_t *hi)
+{
+    int64_t l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int64_t h = image - 1 - off < 0 ? 0 : (image - 1 - off) / stride + 1;
+    if (h > grid)
+        h = grid;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* Outer (all but innermost axis) image line of a window line and kernel tap; -1 if outside. */
+static int64_t outer_image_line(const struct window_map *m, const int64_t *o, const int64_t *k)
+{
+    int64_t line = 0;
+    for (int d = 0; d < m->n - 1; d++) {
+        int64_t i = o[d] * m->strides[d] - m->pad_begin[d] + k[d] * m->dilations[d];
+        if (i < 0 || i >= m->image[d])
+            return -1;
+        line = line * m->image[d] + i;
+    }
+    return line;
+}
+
+static void odometer_step(int64_t *idx, const int64_t *extent, int n)
+{
+    for (int d = n - 1; d >= 0; d--) {
+        if (++idx[d] < extent[d])
+            return;
+        idx[d] = 0;
+    }
+}
+
+static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b, int64_t c,
+                        struct mq_error *err)
+{
+    if (a > INT_MAX || b > INT_MAX || c > INT_MAX)
+        return mq_error_set(err, "node '%s' (%s): matrix of %lld x %lld x %lld is too large for "
+                            "BLAS", node->name, node->op_type, (long long)a, (long long)b,
+                            (long long)c);
+    return MQ_OK;
+}
+
+/*
+ * DEFINE_CONV(T, SFX, GEMM) defines, for element type T and its BLAS GEMM:
+ *   im2col_SFX      columns for window lines [line0, line1) of `channels` images
+ *   col2im_SFX      adds columns back into `channels` images (ConvTranspose)
+ *   depthwise2d_SFX direct 2-D convolution, one input channel per group
+ *   conv_compute_SFX / convt_compute_SFX   the whole op on one batch
+ */
+#define DEFINE_CONV(T, SFX, GEMM)                                                                 \
+    /* y[i] += a * x[i * stride] */                                                               \
+    static void axpy_##SFX(T *restrict y, const T *restrict x, T a, int64_t n, int64_t stride)    \
+    {                                                                                             \
+        if (stride == 1)                                                                          \
+            MQ_VECTOR_LOOP(i, n, y[i] += a * x[i]);                                               \
+        else                                                                                      \
+            for (int64_t i = 0; i < n; i++)                                                       \
+                y[i] += a * x[i * stride];                                                        \
+    }                                                                                             \
+                                                                                                  \
+    /* y[i * stride] += x[i] */                                                                   \
+    static void scatter_add_##SFX(T *restrict y, const T *restrict x, int64_t n, int64_t stride)  \
+    {                                                                                             \
+        if (stride == 1)                                                                          \
+            MQ_VECTOR_LOOP(i, n, y[i] += x[i]);                                                   \
+        else                                                                                      \
+            for (int64_t i = 0; i < n; i++)                                                       \
+                y[i * stride] += x[i];                                                            \
+    }                                                                                             \
+                                                                                                  \
+    static void im2col_##SFX(const T *x, int64_t channels, const struct window_map *m,           \
+                             int64_t line0, int64_t line1, T *col)                               \
+    {                                                                                             \
+        const int L = m->n - 1;                                                                   \
+        const int64_t gw = m->grid[L], iw = m->image[L], sw = m->strides[L];                      \
+        const int64_t width = (line1 - line0) * gw;                                               \
+        int64_t k[MQ_MAX_RANK] = {0}, o[MQ_MAX_RANK];                                             \
+        for (int64_t c = 0; c < channels; c++) {                                                  \
+            const T *xc = x + c * m->image_size;                                                  \
+            for (int64_t ki = 0; ki < m->kernel_size; ki++) {                                     \
+                T *row = col + (c * m->kernel_size + ki) * width;                                 \
+                int64_t off = k[L] * m->dilations[L] - m->pad_begin[L], lo, hi;                   \
+                inner_range(off, sw, iw, gw, &lo, &hi);                                           \
+                int64_t q = line0;                                                                \
+                for (int d = L - 1; d >= 0; d--) {                                                \
+                    o[d] = q % m->grid[d];                                                        \
+                    q /= m->grid[d];                                                              \
+                }                                                                                 \
+                for (int64_t p = line0; p < line1; p++, row += gw) {                              \
+                    int64_t line = outer_image_line(m, o, k);                                     \
+                    odometer_step(o, m->grid, L);                                                 \
+                    if (line < 0 || lo >= hi) {                                                   \
+                        memset(row, 0, (size_t)gw * sizeof(T));                                   \
+                        continue;                                                                 \
+                    }                                                                             \
+                    const T *src = xc + line * iw;                                                \
+                    if (lo > 0)                                                                   \
+                        memset(row, 0, (size_t)lo * sizeof(T));                                   \
+                    if (sw == 1) {                                                                \
+                        memcpy(row + lo, xc + line * iw + off + lo, (size_t)(hi - lo) * sizeof(T)); \
+                    } else {                                                                      \
+                        for (int64_t w = lo; w < hi; w++)                                         \
+                            row[w] = src[w * sw + off];                                           \
+                    }                                                                             \
+                    if (hi < gw)                                                                  \
+                        memset(row + hi, 0, (size_t)(gw - hi) * sizeof(T));                       \
+                }                                                                                 \
+                odometer_step(k, m->kernel, m->n);                                                \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static void col2im_##SFX(const T *col, int64_t channels, const struct window_map *m, T *y)   \
+    {                                                                                             \
+        const int L = m->n - 1;                                                                   \
+        const int64_t gw = m->grid[L], iw = m->image[L], sw = m->strides[L];                      \
+        const int64_t lines = gw ? m->grid_size / gw : 0;                                         \
+        int64_t k[MQ_MAX_RANK] = {0}, o[MQ_MAX_RANK];                                             \
+        for (int64_t c = 0; c < channels; c++) {                                                  \
+            T *yc = y + c * m->image_size;                                                        \
+            for (int64_t ki = 0; ki < m->kernel_size; ki++) {                                     \
+                const T *row = col + (c * m->kernel_size + ki) * m->grid_size;                    \
+                int64_t off = k[L] * m->dilations[L] - m->pad_begin[L], lo, hi;                   \
+                inner_range(off, sw, iw, gw, &lo, &hi);                                           \
+                memset(o, 0, sizeof o);                                                           \
+                for (int64_t p = 0; p < lines; p++, row += gw) {                                  \
+                    int64_t line = outer_image_line(m, o, k);                                     \
+                    odometer_step(o, m->grid, L);                                                 \
+                    if (line < 0)                                                                 \
+                        continue;                                                                 \
+                    if (lo < hi)                                                                  \
+                        scatter_add_##SFX(yc + line * iw + lo * sw + off, row + lo, hi - lo, sw); \
+                }                                                                                 \
+                odometer_step(k, m->kernel, m->n);                                                \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static void depthwise2d_##SFX(const T *x, const T *w, T *y, int64_t channels,                \
+                                  int64_t multiplier, const struct window_map *m,                 \
+                                  const int64_t *lo, const int64_t *hi)                           \
+    {                                                                                             \
+        const int64_t kh_n = m->kernel[0], kw_n = m->kernel[1];                                   \
+        const int64_t ih_n = m->image[0], iw = m->image[1];                                       \
+        const int64_t oh_n = m->grid[0], ow_n = m->grid[1];                                       \
+        const int64_t sh = m->strides[0], sw = m->strides[1];                                     \
+        const int64_t dh = m->dilations[0], dw = m->dilations[1];                                 \
+        const int64_t ph = m->pad_begin[0], pw = m->pad_begin[1];                                 \
+        for (int64_t c = 0; c < channels; c++) {                                                  \
+            const T *xp = x + c * m->image_size;                                                  \
+            for (int64_t j = 0; j < multiplier; j++) {                                            \
+                int64_t oc = c * multiplier + j;                                                  \
+                const T *wk = w + oc * m->kernel_size;                                            \
+                T *yp = y + oc * m->grid_size;                                                    \
+                for (int64_t oh = 0; oh < oh_n; oh++) {                                           \
+                    T *yrow = yp + oh * ow_n;                                                     \
+                    for (int64_t kh = 0; kh < kh_n; kh++) {                                       \
+                        int64_t ih = oh * sh - ph + kh * dh;                                      \
+                        if (ih < 0 || ih >= ih_n)                                                 \
+                            continue;                                                             \
+                        const T *xrow = xp + ih * iw;                                             \
+                        for (int64_t kw = 0; kw < kw_n; kw++) {                                   \
+                            const T wv = wk[kh * kw_n + kw];                                      \
+                            const int64_t off = kw * dw - pw;                                     \
+                            if (lo[kw] < hi[kw])                                                  \
+                                axpy_##SFX(yrow + lo[kw], xrow + lo[kw] * sw + off, wv,           \
+                                           hi[kw] - lo[kw], sw);                                  \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static void fill_bias_##SFX(T *y, const T *b, int64_t channels, int64_t size)                \
+    {                                                                                             \
+        for (int64_t c = 0; c < channels; c++) {                                                  \
+            const T v = b[c];                                                                     \
+            T *p = y + c * size;                                                                  \
+            MQ_VECTOR_LOOP(i, size, p[i] = v);                                                    \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static int conv_compute_##SFX(const struct mq_kernel_node *node, const struct window_map *m, \
+                                  int64_t batch, int64_t in_ch, int64_t out_ch, int64_t group,    \
+                                  const T *x, const T *w, const T *b, T *y,                       \
+                                  struct mq_error *err)                                           \
+    {                                                                                             \
+        const int L = m->n - 1;                                                                   \
+        const int64_t cg = in_ch / group, mg = out_ch / group, ck = cg * m->kernel_size;          \
+        const int64_t gw = m->grid[L];                                                            \
+        if (m->grid_size == 0 || out_ch == 0 || batch == 0)                                       \
+            return MQ_OK;                                                                         \
+        int pointwise = 1;                                                                        \
+        for (int d = 0; d < m->n; d++)                                                            \
+            if (m->kernel[d] != 1 || m->strides[d] != 1 || m->pad_begin[d] != 0 ||                \
+                m->grid[d] != m->image[d])                                                        \
+                pointwise = 0;                                                                    \
+        const int depthwise = m->n == 2 && cg == 1 && group > 1;                                  \
+        const int64_t lines = m->grid_size / gw;                                                  \
+        int64_t chunk = ck * gw > 0 ? COLUMN_BUDGET_ELEMENTS / (ck * gw) : lines;                 \
+        if (chunk * gw < MIN_CHUNK_COLUMNS)                                                       \
+            chunk = (MIN_CHUNK_COLUMNS + gw - 1) / gw;                                            \
+        if (chunk > lines)                                                                        \
+            chunk = lines;                                                                        \
+        if (blas_dims_ok(node, mg, m->grid_size, ck, err) ||                                      \
+            blas_dims_ok(node, mg, chunk * gw, ck, err))                                          \
+            return MQ_ERR;                                                                        \
+        T *col = NULL;                                                                            \
+        int64_t col_count = 0;                                                                    \
+        int64_t *ranges = NULL;                                                                   \
+        if (depthwise) {                                                                          \
+            ranges = mq_scratch_alloc(node, 2 * m->kernel[1], sizeof(int64_t), err);              \
+            if (!ranges)                                                                          \
+                return MQ_ERR;                                                                    \
+            for (int64_t kw = 0; kw < m->kernel[1]; kw++)                                         \
+                inner_range(kw * m->dilations[1] - m->pad_begin[1], m->strides[1], m->image[1],  \
+                            gw, &ranges[kw], &ranges[m->kernel[1] + kw]);                         \
+        } else if (!pointwise && ck > 0) {                                                        \
+            col_count = ck * chunk * gw;                                                          \
+            col = mq_scratch_alloc(node, col_count, sizeof(T), err);                              \
+            if (!col)                                                                             \
+                return MQ_ERR;                                                                    \
+        }                                                                                         \
+        const T beta = b ? (T)1 : (T)0;                                                           \
+        for (int64_t nb = 0; nb < batch; nb++) {                                                  \
+            const T *xb = x + nb * in_ch * m->image_size;                                         \
+            T *yb = y + nb * out_ch * m->grid_size;                                               \
+            if (b)                                                                                \
+                fill_bias_##SFX(yb, b, out_ch, m->grid_size);                                     \
+            if (depthwise) {                                                                      \
+                depthwise2d_##SFX(xb, w, yb, in_ch, mg, m, ranges, ranges + m->kernel[1]);        \
+                continue;                                                                         \
+            }                                                                                     \
+            if (ck == 0)                                                                          \
+                continue;                                                                         \
+            for (int64_t g = 0; g < group; g++) {                                                 \
+                const T *wg = w + g * mg * ck;                                                    \
+                const T *xg = xb + g * cg * m->image_size;                                        \
+                T *yg = yb + g * mg * m->grid_size;                                               \
+                if (pointwise) {                                                                  \
+                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)m->grid_size,   \
+                         (int)cg, (T)1, wg, (int)cg, xg, (int)m->grid_size, beta, yg,             \
+                         (int)m->grid_size);                                                      \
+                    continue;                                                                     \
+                }                                                                                 \
+                for (int64_t l0 = 0; l0 < lines; l0 += chunk) {                                   \
+                    int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;                         \
+                    int64_t cols = (l1 - l0) * gw;                                                \
+                    im2col_##SFX(xg, cg, m, l0, l1, col);                                         \
+                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)cols, (int)ck,  \
+                         (T)1, wg, (int)ck, col, (int)cols, beta, yg + l0 * gw,                   \
+                         (int)m->grid_size);                                                      \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        mq_scratch_free(col, col_count, sizeof(T));                                               \
+        if (ranges)                                                                               \
+            mq_scratch_free(ranges, 2 * m->kernel[1], sizeof(int64_t));                           \
+        return MQ_OK;                                                                             \
+    }                                                                                             \
+                                                                                                  \
+    static int convt_compute_##SFX(const struct mq_kernel_node *node,                            \
+                                   const struct window_map *m, int64_t batch, int64_t in_ch,      \
+                                   int64_t out_ch, int64_t group, const T *x, const T *w,         \
+                                   const T *b, T *y, struct mq_error *err)                        \
+    {                                                                                             \
+        const int64_t cg = in_ch / group, mg = out_ch / group, mk = mg * m->kernel_size;          \
+        if (batch == 0 || m->image_size == 0 || out_ch == 0)                                      \
+            return MQ_OK;                                                                         \
+        for (int64_t nb = 0; nb < batch && b; nb++)                                               \
+            fill_bias_##SFX(y + nb * out_ch * m->image_size, b, out_ch, m->image_size);           \
+        if (cg == 0 || m->grid_size == 0 || mk == 0)                                              \
+            return MQ_OK;                                                                         \
+        if (blas_dims_ok(node, mk, m->grid_size, cg, err))                                        \
+            return MQ_ERR;                                                                        \
+        int64_t col_count = mk * m->grid_size;                                                    \
+        T *col = mq_scratch_alloc(node, col_count, sizeof(T), err);                               \
+        if (!col)                                                                                 \
+            return MQ_ERR;                                                                        \
+        for (int64_t nb = 0; nb < batch; nb++) {                                                  \
+            T *yb = y + nb * out_ch * m->image_size;                                              \
+            for (int64_t g = 0; g < group; g++) {                                                 \
+                const T *wg = w + g * cg * mk;                                                    \
+                const T *xg = x + (nb * in_ch + g * cg) * m->grid_size;                           \
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)mk, (int)m->grid_size,         \
+                     (int)cg, (T)1, wg, (int)mk, xg, (int)m->grid_size, (T)0, col,                \
+                     (int)m->grid_size);                                                          \
+                col2im_##SFX(col, mg, m, yb + g * mg * m->image_size);                            \
+            }                                                                                     \
+        }                                                                                         \
+        mq_scratch_free(col, col_count, sizeof(T));                                               \
+        return MQ_OK;                                                                             \
+    }
+
+DEFINE_CONV(float, f32, cblas_sgemm)
+DEFINE_CONV(double, f64, cblas_dgemm)
+
+static void conv_destroy(void *state) { free(state); }
+
+static int conv_prepare_common(struct mq_kernel_node *node, int transpose, struct mq_error *err)
+{
+    struct conv_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return mq_error_code(err, MQ_ERR_MEMORY, "node '%s' (%s): out of memory", node->name,
+                             node->op_type);
+    node->state = s;
+    if (mq_spatial_parse(node, &s->sp, 1, err))
+        return MQ_ERR;
+    s->group = mq_attr_int(node, "group", 1);
+    if (s->group < 1)
+        return mq_error_set(err, "node '%s' (%s): group %lld must be >= 1", node->name,
+                            node->op_type, (long long)s->group);
+    s->n_output_padding = -1;
+    s->n_output_shape = -1;
+    if (!transpose)
+        return MQ_OK;
+    const int64_t *v = NULL;
+    int64_t n = mq_attr_ints(node, "output_padding", &v);
+    if (n > MQ_MAX_RANK - 2)
+        return mq_error_set(err, "node '%s' (%s): output_padding has %lld values", node->name,
+                            node->op_type, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        if (v[i] < 0)
+            return mq_error_set(err, "node '%s' (%s): output_padding[%lld] = %lld is negative",
+                                node->name, node->op_type, (long long)i, (long long)v[i]);
+        s->output_padding[i] = v[i];
+    }
+    s->n_output_padding = (int)n;
+    n = mq_attr_ints(node, "output_shape", &v);
+    if (n > MQ_MAX_RANK)
+        return mq_error_set(err, "node '%s' (%s): output_shape has %lld values", node->name,
+                            node->op_type, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        if (v[i] < 0)
+            return mq_error_set(err, "node '%s' (%s): output_shape[%lld] = %lld is negative",
+                                node->name, node->op_type, (long long)i, (long long)v[i]);
+        s->output_shape[i] = v[i];
+    }
+    s->n_output_shape = (int)n;
+    return MQ_OK;
+}
+
+static int conv_prepare(struct mq_kernel_node *node, struct mq_error *err)
+{
+    return conv_prepare_common(node, 0, err);
+}
+
+static int convt_prepare(struct mq_kernel_node *node, struct mq_error *err)
+{
+    return conv_prepare_common(node, 1, err);
+}
+
+/* Checks X, W and B; fills the kernel extents and the channel counts. */
+static int check_inputs(const struct mq_kernel_node *node, const struct conv_state *s,
+                        const struct mq_tensor *const *inputs, int n_inputs, int transpose,
+                        int64_t *in_ch, int64_t *out_ch, int64_t *kernel, struct mq_error *err)
+{
+    const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
+    const struct mq_tensor *w = n_inputs > 1 ? inputs[1] : NULL;
+    const struct mq_tensor *b = n_inputs > 2 ? inputs[2] : NULL;
+    char s1[128], s2[128];
+    if (!x || !w)
+        return mq_error_set(err, "node '%s' (%s): inputs X and W are required", node->name,
+                            node->op_type);
+    if (x->dtype != MQ_DTYPE_FLOAT && x->dtype != MQ_DTYPE_DOUBLE)
+        return mq_error_set(err, "node '%s' (%s): element type %s is not supported (float16, "
+                            "bfloat16, float32 and float64 are)", node->name, node->op_type,
+                            mq_dtype_name(x->dtype));
+    if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
+        return mq_error_set(err, "node '%s' (%s): X is %s but W is %s%s%s", node->name,
+                            node->op_type, mq_dtype_name(x->dtype), mq_dtype_name(w->dtype),
+                            b ? " and B is " : "", b ? mq_dtype_name(b->dtype) : "");
+    if (x->rank < 3)
+        return mq_error_set(err, "node '%s' (%s): input X has shape %s, expected rank >= 3 "
+                            "(N, C, spatial...)", node->name, node->op_type,
+                            mq_shape_format(x->rank, x->dims, s1, sizeof s1));
+    if (w->rank != x->rank)
+        return mq_error_set(err, "node '%s' (%s): W has shape %s, expected rank %d like X %s",
+                            node->name, node->op_type,
+                            mq_shape_format(w->rank, w->dims, s1, sizeof s1), x->rank,
+                            mq_shape_format(x->rank, x->dims, s2, sizeof s2));
+    int n = x->rank - 2;
+    int64_t g = s->group;
+    *in_ch = x->dims[1];
+    if (!transpose) {
+        *out_ch = w->dims[0];
+        if (w->dims[1] * g != x->dims[1] || *out_ch % g != 0)
+            return mq_error_set(err, "node '%s' (%s): X %s and W %s do not match with group %lld "
+                                "(need C = W.dims[1] * group and M divisible by group)",
+                                node->name, node->op_type,
+                                mq_shape_format(x->rank, x->dims, s1, sizeof s1),
+                                mq_shape_format(w->rank, w->dims, s2, sizeof s2), (long long)g);
+    } else {
+        if (w->dims[0] != x->dims[1] || x->dims[1] % g != 0 || w->dims[1] > INT64_MAX / g)
+            return mq_error_set(err, "node '%s' (%s): X %s and W %s do not match with group %lld "
+                                "(need W.dims[0] = C, divisible by group)", node->name,
+                                node->op_type, mq_shape_format(x->rank, x->dims, s1, sizeof s1),
+                                mq_shape_format(w->rank, w->dims, s2, sizeof s2), (long long)g);
+        *out_ch = w->dims[1] * g;
+    }
+    for (int i = 0; i < n; i++) {
+        kernel[i] = w->dims[i + 2];
+        if (s->sp.n_kernel >= 0 && (s->sp.n_kernel != n || s->sp.kernel[i] != kernel[i]))
+            return mq_error_set(err, "node '%s' (%s): kernel_shape does not match W %s",
+                                node->name, node->op_type,
+                                mq_shape_format(w->rank, w->dims, s1, sizeof s1));
+    }
+    if (b && (b->rank != 1 || b->dims[0] != *out_ch))
+        return mq_error_set(err, "node '%s' (%s): B has shape %s, expected [%lld]", node->name,
+                            node->op_type, mq_shape_format(b->rank, b->dims, s1, sizeof s1),
+                            (long long)*out_ch);
+    return MQ_OK;
+}
+
+static int finish_map(const struct mq_kernel_node *node, struct window_map *m,
+                      struct mq_error *err)
+{
+    m->image_size = mq_dims_count(m->n, m->image);
+    m->grid_size = mq_dims_count(m->n, m->grid);
+    m->kernel_size = mq_dims_count(m->n, m->kernel);
+    if (m->image_size < 0 || m->grid_size < 0 || m->kernel_size < 0)
+        return mq_error_set(err, "node '%s' (%s): spatial shape is invalid or too large",
+                            node->name, node->op_type);
+    return MQ_OK;
+}
+
+static int conv_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                    const struct mq_tensor *const *inputs, int n_inputs,
+                    struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_run, 0, err);
+    const struct conv_state *s = node->state;
+    struct window_map m;
+    memset(&m, 0, sizeof m);
+    int64_t in_ch, out_ch, pad_end[MQ_MAX_RANK];
+    if (check_inputs(node, s, inputs, n_inputs, 0, &in_ch, &out_ch, m.kernel, err))
+        return MQ_ERR;
+    const struct mq_tensor *x = inputs[0], *w = inputs[1];
+    const struct mq_tensor *b = n_inputs > 2 ? inputs[2] : NULL;
+    m.n = x->rank - 2;
+    for (int i = 0; i < m.n; i++)
+        m.image[i] = x->dims[i + 2];
+    if (mq_spatial_forward(node, &s->sp, m.n, m.image, m.kernel, 0, m.grid, m.pad_begin, pad_end,
+                           m.strides, m.dilations, err) ||
+        finish_map(node, &m, err))
+        return MQ_ERR;
+    int64_t dims[MQ_MAX_RANK];
+    dims[0] = x->dims[0];
+    dims[1] = out_ch;
+    memcpy(dims + 2, m.grid, (size_t)m.n * sizeof dims[0]);
+    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, dims, node->name, err))
+        return MQ_ERR;
+    if (x->dtype == MQ_DTYPE_FLOAT)
+        return conv_compute_f32(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
+                                b ? b->data : NULL, outputs[0].data, err);
+    return conv_compute_f64(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
+                            b ? b->data : NULL, outputs[0].data, err);
+}
+
+static int convt_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                     const struct mq_tensor *const *inputs, int n_inputs,
+                     struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, convt_run, 0, err);
+    const struct conv_state *s = node->state;
+    struct window_map m;
+    memset(&m, 0, sizeof m);
+    int64_t in_ch, out_ch;
+    if (check_inputs(node, s, inputs, n_inputs, 1, &in_ch, &out_ch, m.kernel, err))
+        return MQ_ERR;
+    const struct mq_tensor *x = inputs[0], *w = inputs[1];
+    const struct mq_tensor *b = n_inputs > 2 ? inputs[2] : NULL;
+    int n = m.n = x->rank - 2;
+    if (mq_spatial_check_rank(node, &s->sp, n, err))
+        return MQ_ERR;
+    if (s->n_output_padding > 0 && s->n_output_padding != n)
+        return mq_error_set(err, "node '%s' (%s): output_padding has %d values, expected %d",
+                            node->name, node->op_type, s->n_output_padding, n);
+    /* Some exporters write output_shape with the batch and channel axes too. */
+    const int64_t *want = NULL;
+    if (s->n_output_shape == n)
+        want = s->output_shape;
+    else if (s->n_output_shape == n + 2)
+        want = s->output_shape + 2;
+    else if (s->n_output_shape > 0)
+        return mq_error_set(err, "node '%s' (%s): output_shape has %d values, expected %d",
+                            node->name, node->op_type, s->n_output_shape, n);
+    for (int i = 0; i < n; i++) {
+        int64_t in = x->dims[i + 2];
+        int64_t st = s->sp.n_strides > 0 ? s->sp.strides[i] : 1;
+        int64_t dl = s->sp.n_dilations > 0 ? s->sp.dilations[i] : 1;
+        int64_t op = s->n_output_padding > 0 ? s->output_padding[i] : 0;
+        if (m.kernel[i] < 1 || in < 1)
+            return mq_error_set(err, "node '%s' (%s): spatial axis %d has input extent %lld and "
+                                "kernel extent %lld, both must be >= 1", node->name,
+                                node->op_type, i, (long long)in, (long long)m.kernel[i]);
+        if (st > INT32_MAX || dl > INT32_MAX || in > INT32_MAX || m.kernel[i] > INT32_MAX ||
+            op > INT32_MAX)
+            return mq_error_set(err, "node '%s' (%s): spatial geometry on axis %d is too large",
+                                node->name, node->op_type, i);
+        int64_t full = st * (in - 1) + op + (m.kernel[i] - 1) * dl + 1;
+        int64_t out, pb, pe;
+        int sa = s->sp.auto_pad;
+        if (want || sa == MQ_AUTO_PAD_SAME_UPPER || sa == MQ_AUTO_PAD_SAME_LOWER) {
+            out = want ? want[i] : in * st;
+            /* an output larger than the full one keeps its extra tail at the bias, as in
+             * onnxruntime: the padding never goes negative */
+            int64_t total = full > out ? full - out : 0;
+            if (sa == MQ_AUTO_PAD_SAME_UPPER) {
+                pb = total / 2;
+                pe = total - pb;
+            } else {
+                pe = total / 2;
+                pb = total - pe;
+            }
+        } else {
+            pb = pe = 0;
+            if (sa == MQ_AUTO_PAD_NOTSET && s->sp.n_pads > 0) {
+                pb = s->sp.pads[i];
+                pe = s->sp.pads[i + n];
+            }
+            out = full - pb - pe;
+        }
+        if (out < 0)
+            return mq_error_set(err, "node '%s' (%s): output extent %lld on spatial axis %d is "
+                                "negative", node->name, node->op_type, (long long)out, i);
+        m.image[i] = out;
+        m.grid[i] = in;
+        m.strides[i] = st;
+        m.dilations[i] = dl;
+        m.pad_begin[i] = pb;
+    }
+    if (finish_map(node, &m, err))
+        return MQ_ERR;
+    int64_t dims[MQ_MAX_RANK];
+    dims[0] = x->dims[0];
+    dims[1] = out_ch;
+    memcpy(dims + 2, m.image, (size_t)n * sizeof dims[0]);
+    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, dims, node->name, err))
+        return MQ_ERR;
+    if (x->dtype == MQ_DTYPE_FLOAT)
+        return convt_compute_f32(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
+                                 b ? b->data : NULL, outputs[0].data, err);
+    return convt_compute_f64(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
+                             b ? b->data : NULL, outputs[0].data, err);
+}
+
+/* Conv-1 and Conv-11 differ only in documentation; ConvTranspose likewise. */
 const struct mq_kernel mq_kernels_conv[] = {
+    {"", "Conv", 1, 10, conv_prepare, conv_run, conv_destroy},
+    {"", "Conv", 11, 0, conv_prepare, conv_run, conv_destroy},
+    {"", "ConvTranspose", 1, 10, convt_prepare, convt_run, conv_destroy},
+    {"", "ConvTranspose", 11, 0, convt_prepare, convt_run, conv_destroy},
     {0},
 };

@@ -1,0 +1,196 @@
+/* Cast and CastLike (src/interp/ops/cast.c). */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op_harness.h"
+
+static struct mq_tensor cast(struct mq_tensor in, int to, int opset)
+{
+    Onnx__NodeProto *n = oh_node("Cast", 1, 1);
+    oh_attr_int(n, "to", to);
+    struct mq_error err = {{0}};
+    struct mq_tensor out = {0};
+    int rc = oh_run(n, opset, &in, 1, &out, 1, &err);
+    ck_assert_msg(rc == 0, "%s", err.message);
+    ck_assert_int_eq(out.dtype, to);
+    mq_tensor_free(&in);
+    oh_node_free(n);
+    return out;
+}
+
+static struct mq_tensor f32s(int n, const float *v)
+{
+    return oh_f32(1, OH_DIMS(n), v);
+}
+
+START_TEST(float_to_integers)
+{
+    /* truncation toward zero */
+    struct mq_tensor o = cast(f32s(4, (float[]){-1.7f, 1.7f, 2.5f, -0.5f}), MQ_DTYPE_INT32, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(4), (int64_t[]){-1, 1, 2, 0});
+    mq_tensor_free(&o);
+
+    /* out of range and NaN: the x86-64 conversion onnxruntime compiles to */
+    o = cast(f32s(3, (float[]){3e9f, NAN, -3e9f}), MQ_DTYPE_INT32, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){INT32_MIN, INT32_MIN, INT32_MIN});
+    mq_tensor_free(&o);
+    o = cast(f32s(3, (float[]){300, -129, 127.9f}), MQ_DTYPE_INT8, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){44, 127, 127});
+    mq_tensor_free(&o);
+    o = cast(f32s(3, (float[]){-1, 256, 255.5f}), MQ_DTYPE_UINT8, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){255, 0, 255});
+    mq_tensor_free(&o);
+    o = cast(f32s(2, (float[]){-1, 70000}), MQ_DTYPE_UINT16, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){65535, 4464});
+    mq_tensor_free(&o);
+    /* uint32 converts through int64: 1.5 * 2^32 keeps its low 32 bits */
+    o = cast(f32s(2, (float[]){-1, 6442450944.0f}), MQ_DTYPE_UINT32, 13);
+    const uint32_t *u32 = o.data;
+    ck_assert(u32[0] == UINT32_MAX && u32[1] == 0x80000000u);
+    mq_tensor_free(&o);
+    o = cast(f32s(2, (float[]){1e20f, -1e20f}), MQ_DTYPE_INT64, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){INT64_MIN, INT64_MIN});
+    mq_tensor_free(&o);
+    o = cast(oh_typed(MQ_DTYPE_DOUBLE, 1, OH_DIMS(4), (double[]){-1, 1e19, 18446744073709551616.0,
+                                                                  NAN}),
+             MQ_DTYPE_UINT64, 13);
+    const uint64_t *u64 = o.data;
+    ck_assert(u64[0] == UINT64_MAX);
+    ck_assert(u64[1] == 10000000000000000000ULL);
+    ck_assert(u64[2] == 0);
+    ck_assert(u64[3] == 0x8000000000000000ULL);
+    mq_tensor_free(&o);
+}
+END_TEST
+
+START_TEST(integers_and_bool)
+{
+    /* integers wrap */
+    struct mq_tensor o = cast(oh_i64(1, OH_DIMS(3), (int64_t[]){300, -129, -1}), MQ_DTYPE_INT8,
+                              13);
+    oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){44, 127, -1});
+    mq_tensor_free(&o);
+    o = cast(oh_i8(1, OH_DIMS(2), (int8_t[]){-1, 5}), MQ_DTYPE_UINT32, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){4294967295LL, 5});
+    mq_tensor_free(&o);
+    o = cast(oh_i64(1, OH_DIMS(1), (int64_t[]){(1LL << 53) + 1}), MQ_DTYPE_DOUBLE, 13);
+    ck_assert(((double *)o.data)[0] == 9007199254740992.0);
+    mq_tensor_free(&o);
+
+    /* anything to bool is "!= 0" (NaN included, -0 not); bool to numbers is 0/1 */
+    o = cast(f32s(4, (float[]){0, -0.0f, NAN, -2}), MQ_DTYPE_BOOL, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(4), (int64_t[]){0, 0, 1, 1});
+    mq_tensor_free(&o);
+    o = cast(oh_i64(1, OH_DIMS(2), (int64_t[]){256, 0}), MQ_DTYPE_BOOL, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){1, 0});
+    mq_tensor_free(&o);
+    o = cast(oh_bool(1, OH_DIMS(2), (uint8_t[]){1, 0}), MQ_DTYPE_FLOAT, 13);
+    oh_assert_f32(&o, 1, OH_DIMS(2), (float[]){1, 0}, 0, 0);
+    mq_tensor_free(&o);
+
+    /* empty tensors */
+    o = cast(oh_f32(2, OH_DIMS(0, 3), NULL), MQ_DTYPE_INT64, 13);
+    oh_assert_shape(&o, 2, OH_DIMS(0, 3));
+    mq_tensor_free(&o);
+}
+END_TEST
+
+START_TEST(half_types)
+{
+    struct mq_tensor o = cast(f32s(5, (float[]){1.0f / 3, 65520, -65504, 1e-8f, NAN}),
+                              MQ_DTYPE_FLOAT16, 13);
+    const uint16_t *h = o.data;
+    ck_assert_uint_eq(h[0], 0x3555);
+    ck_assert_uint_eq(h[1], 0x7c00); /* rounds past the largest half: inf */
+    ck_assert_uint_eq(h[2], 0xfbff);
+    ck_assert_uint_eq(h[3], 0x0000);
+    ck_assert((h[4] & 0x7c00) == 0x7c00 && (h[4] & 0x3ff) != 0);
+    mq_tensor_free(&o);
+
+    /* double goes to float16 through float32, as onnxruntime does: 1 + 2^-11 + 2^-40 first
+     * becomes the float 1 + 2^-11, a tie that rounds to even (1.0) */
+    o = cast(oh_typed(MQ_DTYPE_DOUBLE, 1, OH_DIMS(1), (double[]){1 + 0x1p-11 + 0x1p-40}),
+             MQ_DTYPE_FLOAT16, 13);
+    ck_assert_uint_eq(((uint16_t *)o.data)[0], 0x3c00);
+    mq_tensor_free(&o);
+
+    /* float16 to integers via float */
+    o = cast(oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(2), (uint16_t[]){0x4248, 0xc248}),
+             MQ_DTYPE_INT16, 13);
+    oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){3, -3});
+    mq_tensor_free(&o);
+
+    /* bfloat16 rounds to nearest even: 1 + 2^-8 is a tie down, 1 + 3*2^-8 a tie up */
+    o = cast(f32s(3, (float[]){1.00390625f, 1.01171875f, -2}), MQ_DTYPE_BFLOAT16, 13);
+    h = o.data;
+    ck_assert_uint_eq(h[0], 0x3f80);
+    ck_assert_uint_eq(h[1], 0x3f82);
+    ck_assert_uint_eq(h[2], 0xc000);
+    mq_tensor_free(&o);
+    o = cast(oh_typed(MQ_DTYPE_BFLOAT16, 1, OH_DIMS(1), (uint16_t[]){0x3f82}), MQ_DTYPE_FLOAT16,
+             13);
+    ck_assert_uint_eq(((uint16_t *)o.data)[0], 0x3c10); /* 1.015625 */
+    mq_tensor_free(&o);
+}
+END_TEST
+
+START_TEST(legacy_castlike_and_errors)
+{
+    /* Cast-1 names the type with a string */
+    struct mq_tensor in[2] = {f32s(2, (float[]){2.9f, -2.9f})};
+    Onnx__NodeProto *n = oh_node("Cast", 1, 1);
+    oh_attr_string(n, "to", "INT32");
+    struct mq_error err = {{0}};
+    struct mq_tensor o = {0};
+    ck_assert_msg(oh_run(n, 1, in, 1, &o, 1, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(o.dtype, MQ_DTYPE_INT32);
+    oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){2, -2});
+    mq_tensor_free(&o);
+    oh_node_free(n);
+
+    in[1] = oh_u8(1, OH_DIMS(1), (uint8_t[]){0});
+    n = oh_node("CastLike", 2, 1);
+    ck_assert_msg(oh_run(n, 15, in, 2, &o, 1, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(o.dtype, MQ_DTYPE_UINT8);
+    oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){2, 254});
+    mq_tensor_free(&o);
+    oh_node_free(n);
+
+    n = oh_node("Cast", 1, 1);
+    oh_attr_int(n, "to", MQ_DTYPE_STRING);
+    ck_assert_int_ne(oh_run(n, 13, in, 1, &o, 1, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "casting to string"));
+    ck_assert_ptr_nonnull(strstr(err.message, "node_under_test"));
+    oh_node_free(n);
+    n = oh_node("Cast", 1, 1);
+    oh_attr_int(n, "to", 17);
+    ck_assert_int_ne(oh_run(n, 19, in, 1, &o, 1, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "float8e4m3fn"));
+    oh_node_free(n);
+    n = oh_node("Cast", 1, 1);
+    ck_assert_int_ne(oh_run(n, 13, in, 1, &o, 1, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "'to' is required"));
+    oh_node_free(n);
+    mq_tensor_free(&in[0]);
+    mq_tensor_free(&in[1]);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ops_cast");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, float_to_integers);
+    tcase_add_test(tc, integers_and_bool);
+    tcase_add_test(tc, half_types);
+    tcase_add_test(tc, legacy_castlike_and_errors);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
