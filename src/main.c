@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "cli/cli.h"
 #include "interp/tensor.h"
 #include "util/fileio.h"
@@ -56,6 +58,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     set_default_memory_cap();
+    /* Parallelism is ours (one sample per thread in calibration); BLAS threads on top of
+       that would only oversubscribe the cores. */
+    openblas_set_num_threads(1);
     if (argc < 2)
         return mq_cli_usage_error(NULL, "missing command");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
