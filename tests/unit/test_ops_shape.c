@@ -716,6 +716,11 @@ START_TEST(reverse_sequence)
     oh_attr_int(n, "batch_axis", 0);
     oh_attr_int(n, "time_axis", 1);
     run_fail(n, 10, in, 2, 1, "outside [0, 3]");
+    in[0] = iota_i64(2, OH_DIMS(2, 3));
+    in[1] = ints(2, (int64_t[]){1, 1});
+    n = oh_node("ReverseSequence", 2, 1);
+    oh_attr_int(n, "batch_axis", 0);
+    run_fail(n, 10, in, 2, 1, "0 and 1 in some order");
 }
 END_TEST
 

@@ -14,7 +14,7 @@
 #include "interp/kernel.h"
 #include "interp/ops/shape_util.h"
 
-/* The indices as int64, unnormalised; *out is malloc'd (free it). */
+/* The indices as int64, unnormalised; *out is scratch (ops_scratch_free). */
 static int load_indices(const struct mq_kernel_node *node, const struct mq_tensor *t, int index,
                         int64_t **out, struct mq_error *err)
 {
@@ -22,9 +22,9 @@ static int load_indices(const struct mq_kernel_node *node, const struct mq_tenso
     if (t->dtype != MQ_DTYPE_INT64 && t->dtype != MQ_DTYPE_INT32)
         return ops_fail(node, err, "input '%s' must be int32 or int64, got %s",
                         ops_input_name(node, index), mq_dtype_name(t->dtype));
-    int64_t *v = malloc(sizeof(int64_t) * (size_t)(t->count ? t->count : 1));
+    int64_t *v = ops_scratch(node, t->count, sizeof(int64_t), err);
     if (!v)
-        return ops_fail(node, err, "out of memory for %lld indices", (long long)t->count);
+        return MQ_ERR;
     if (t->dtype == MQ_DTYPE_INT64) {
         if (t->count)
             memcpy(v, t->data, sizeof(int64_t) * (size_t)t->count);
@@ -107,7 +107,7 @@ static int gather_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int64_t dim = data->dims[axis];
     for (int64_t i = 0; i < ind->count; i++)
         if (fix_index(node, &idx[i], dim, axis, i, err)) {
-            free(idx);
+            ops_scratch_free(idx);
             return MQ_ERR;
         }
     int64_t dims[MQ_MAX_RANK];
@@ -119,7 +119,7 @@ static int gather_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     for (int k = axis + 1; k < data->rank; k++)
         dims[r++] = data->dims[k];
     if (ops_alloc(node, &outputs[0], data->dtype, out_rank, dims, err)) {
-        free(idx);
+        ops_scratch_free(idx);
         return MQ_ERR;
     }
     size_t es = mq_dtype_size(data->dtype);
@@ -142,7 +142,7 @@ static int gather_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                            (size_t)bytes);
         }
     }
-    free(idx);
+    ops_scratch_free(idx);
     return MQ_OK;
 }
 
@@ -176,7 +176,7 @@ static int element_offsets(const struct mq_kernel_node *node, const struct mq_te
     for (int64_t i = 0; i < ind->count; i++) {
         int64_t v = off[i];
         if (fix_index(node, &v, data->dims[axis], axis, i, err)) {
-            free(off);
+            ops_scratch_free(off);
             return MQ_ERR;
         }
         off[i] = base + v * strides[axis];
@@ -215,7 +215,7 @@ static int gather_elements_run(const struct mq_kernel_node *node, struct mq_exec
     if (rc == MQ_OK)
         move_elements(outputs[0].data, NULL, data->data, off, ind->count,
                       mq_dtype_size(data->dtype));
-    free(off);
+    ops_scratch_free(off);
     return rc;
 }
 
@@ -255,10 +255,10 @@ static int tuple_offsets(const struct mq_kernel_node *node, const struct mq_tens
     int64_t batches = product(data->dims, 0, batch_dims);
     int64_t tuples = k > 0 ? ind->count / k : product(ind->dims, 0, q - 1);
     int64_t per_batch = batches > 0 ? tuples / batches : 0;
-    int64_t *off = malloc(sizeof(int64_t) * (size_t)(tuples ? tuples : 1));
+    int64_t *off = ops_scratch(node, tuples, sizeof(int64_t), err);
     if (!off) {
-        free(v);
-        return ops_fail(node, err, "out of memory");
+        ops_scratch_free(v);
+        return MQ_ERR;
     }
     for (int64_t t = 0; t < tuples; t++) {
         int64_t o = per_batch > 0 ? (t / per_batch) * (batch_dims ? strides[batch_dims - 1] : 0)
@@ -267,15 +267,15 @@ static int tuple_offsets(const struct mq_kernel_node *node, const struct mq_tens
             int64_t x = v[t * k + j];
             int ax = batch_dims + (int)j;
             if (fix_index(node, &x, data->dims[ax], ax, t * k + j, err)) {
-                free(v);
-                free(off);
+                ops_scratch_free(v);
+                ops_scratch_free(off);
                 return MQ_ERR;
             }
             o += x * strides[ax];
         }
         off[t] = o;
     }
-    free(v);
+    ops_scratch_free(v);
     *out = off;
     *n_tuples = tuples;
     *slice = product(data->dims, batch_dims + (int)k, r);
@@ -304,7 +304,7 @@ static int gather_nd_run(const struct mq_kernel_node *node, struct mq_exec *exec
         dims[r++] = ind->dims[i];
     for (int i = (int)batch_dims + (int)k; i < data->rank; i++) {
         if (r >= MQ_MAX_RANK) {
-            free(off);
+            ops_scratch_free(off);
             return ops_fail(node, err, "output rank is more than %d", MQ_MAX_RANK);
         }
         dims[r++] = data->dims[i];
@@ -317,7 +317,7 @@ static int gather_nd_run(const struct mq_kernel_node *node, struct mq_exec *exec
             memcpy((char *)outputs[0].data + t * bytes,
                    (const char *)data->data + off[t] * (int64_t)es, (size_t)bytes);
     }
-    free(off);
+    ops_scratch_free(off);
     return rc;
 }
 
@@ -467,12 +467,12 @@ static int scatter_nd_run(const struct mq_kernel_node *node, struct mq_exec *exe
         same = want[i] == upd->dims[i];
     if (!same) {
         char a[256], b[256];
-        free(off);
+        ops_scratch_free(off);
         return ops_fail(node, err, "updates have shape %s, expected %s",
                         ops_shape(upd, a, sizeof a), mq_shape_format(wr, want, b, sizeof b));
     }
     if (scatter_begin(node, data, upd, &outputs[0], err)) {
-        free(off);
+        ops_scratch_free(off);
         return MQ_ERR;
     }
     size_t es = mq_dtype_size(data->dtype);
@@ -489,18 +489,18 @@ static int scatter_nd_run(const struct mq_kernel_node *node, struct mq_exec *exe
         }
     } else if (slice > 0) {
         /* A reduction over whole slices: expand each tuple into its element offsets. */
-        int64_t *el = malloc(sizeof(int64_t) * (size_t)slice);
+        int64_t *el = ops_scratch(node, slice, sizeof(int64_t), err);
         if (!el)
-            rc = ops_fail(node, err, "out of memory");
+            rc = MQ_ERR;
         for (int64_t t = 0; rc == MQ_OK && t < tuples; t++) {
             for (int64_t i = 0; i < slice; i++)
                 el[i] = off[t] + i;
             rc = reduce_into(node, data->dtype, st->reduction, outputs[0].data, el,
                              (const char *)upd->data + t * slice * (int64_t)es, slice, err);
         }
-        free(el);
+        ops_scratch_free(el);
     }
-    free(off);
+    ops_scratch_free(off);
     return rc;
 }
 
@@ -533,7 +533,7 @@ static int scatter_elements_run(const struct mq_kernel_node *node, struct mq_exe
     if (rc == MQ_OK)
         rc = reduce_into(node, data->dtype, st->reduction, outputs[0].data, off, upd->data,
                          upd->count, err);
-    free(off);
+    ops_scratch_free(off);
     return rc;
 }
 

@@ -214,10 +214,10 @@ struct axis_plan {
 
 static void axis_plan_free(struct axis_plan *p)
 {
-    free(p->idx);
-    free(p->wf);
-    free(p->wd);
-    free(p->outside);
+    ops_scratch_free(p->idx);
+    ops_scratch_free(p->wf);
+    ops_scratch_free(p->wd);
+    ops_scratch_free(p->outside);
 }
 
 static double original_coord(enum coord_mode coord, const struct axis_plan *p, double x,
@@ -284,15 +284,16 @@ static int build_axis(const struct mq_kernel_node *node, const struct resize_sta
     int taps = (int)taps64;
     size_t n = (size_t)(p->out * taps64);
     p->taps = taps;
-    p->idx = malloc(sizeof(int64_t) * (n ? n : 1));
-    p->wf = malloc(sizeof(float) * (n ? n : 1));
-    p->wd = malloc(sizeof(double) * (n ? n : 1));
-    p->outside = calloc((size_t)(p->out ? p->out : 1), 1);
+    if (!(p->idx = ops_scratch(node, (int64_t)n, sizeof(int64_t), err)) ||
+        !(p->wf = ops_scratch(node, (int64_t)n, sizeof(float), err)) ||
+        !(p->wd = ops_scratch(node, (int64_t)n, sizeof(double), err)) ||
+        !(p->outside = ops_scratch(node, p->out, 1, err)))
+        return MQ_ERR;
+    if (p->out)
+        memset(p->outside, 0, (size_t)p->out);
     double *c = malloc(sizeof(double) * (size_t)taps);
-    if (!p->idx || !p->wf || !p->wd || !p->outside || !c) {
-        free(c);
+    if (!c)
         return ops_fail(node, err, "out of memory");
-    }
     int64_t in = p->in;
     p->identity = p->out == p->in;
     int aa = st->antialias && p->scale < 1;
@@ -444,9 +445,9 @@ static int run_nearest(const struct mq_kernel_node *node, const struct mq_tensor
     ops_strides(r, x->dims, strides);
     for (int a = 0; a < r; a++)
         total += out->dims[a];
-    int64_t *offs = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
+    int64_t *offs = ops_scratch(node, total, sizeof(int64_t), err);
     if (!offs)
-        return ops_fail(node, err, "out of memory");
+        return MQ_ERR;
     int64_t *off[MQ_MAX_RANK];
     int64_t at = 0;
     for (int a = 0; a < r; a++) {
@@ -483,7 +484,7 @@ static int run_nearest(const struct mq_kernel_node *node, const struct mq_tensor
         if (k < 0)
             break;
     }
-    free(offs);
+    ops_scratch_free(offs);
     return MQ_OK;
 }
 
@@ -614,9 +615,9 @@ static int run_interpolate(const struct mq_kernel_node *node, const struct resiz
     void *cur = NULL;            /* owned intermediate, in the compute type */
     const void *src = x->data;
     if (x->dtype != ct) {
-        cur = malloc(cs * (size_t)x->count);
+        cur = ops_scratch(node, x->count, cs, err);
         if (!cur)
-            return ops_fail(node, err, "out of memory");
+            return MQ_ERR;
         mq_cast_elements(cur, ct, x->data, x->dtype, x->count);
         src = cur;
     }
@@ -634,12 +635,12 @@ static int run_interpolate(const struct mq_kernel_node *node, const struct resiz
         void *dst;
         if (i == n_order - 1 && out->dtype == ct)
             dst = out->data;
-        else if (!(dst = malloc(cs * (size_t)(count ? count : 1)))) {
-            free(cur);
-            return ops_fail(node, err, "out of memory");
+        else if (!(dst = ops_scratch(node, count, cs, err))) {
+            ops_scratch_free(cur);
+            return MQ_ERR;
         }
         resample_pass(dst, src, use_double, p, outer, inner);
-        free(cur);
+        ops_scratch_free(cur);
         cur = dst == out->data ? NULL : dst;
         src = dst;
         dims[a] = p->out;
@@ -659,7 +660,7 @@ static int run_interpolate(const struct mq_kernel_node *node, const struct resiz
     if (cur) {
         saturate_for(out->dtype, cur, use_double, out->count);
         mq_cast_elements(out->data, out->dtype, cur, ct, out->count);
-        free(cur);
+        ops_scratch_free(cur);
     }
     return MQ_OK;
 }

@@ -193,8 +193,9 @@ static int grid_sample_run(const struct mq_kernel_node *node, struct mq_exec *ex
                     /* grid's last axis lists coordinates innermost first (x, y, ...). */
                     double v = g[r - 1 - d];
                     double size = (double)in_size[d];
-                    if (isnan(v))
-                        v = -1e30; /* sampled like a point far outside the image */
+                    /* Non-finite positions are sampled like points far outside the image. */
+                    if (!isfinite(v))
+                        v = v > 0.0 ? 1e30 : -1e30;
                     v = s->align_corners ? (v + 1.0) / 2.0 * (size - 1.0)
                                          : ((v + 1.0) * size - 1.0) / 2.0;
                     if (s->mode == GS_NEAREST)
@@ -378,6 +379,10 @@ static int roi_align_run(const struct mq_kernel_node *node, struct mq_exec *exec
             break;
         }
         const double *roi = rd + n * 4;
+        if (!isfinite(roi[0]) || !isfinite(roi[1]) || !isfinite(roi[2]) || !isfinite(roi[3])) {
+            rc = misc_fail(node, err, "roi %lld has a non-finite coordinate", (long long)n);
+            break;
+        }
         double start_w = roi[0] * s->spatial_scale - offset;
         double start_h = roi[1] * s->spatial_scale - offset;
         double roi_w = roi[2] * s->spatial_scale - offset - start_w;

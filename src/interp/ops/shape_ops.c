@@ -1141,9 +1141,9 @@ static int pad_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     }
 
     /* Per axis: output position -> source index (or -1 for the constant). */
-    int64_t *maps = malloc(sizeof(int64_t) * (size_t)total);
+    int64_t *maps = ops_scratch(node, total, sizeof(int64_t), err);
     if (!maps)
-        return ops_fail(node, err, "out of memory");
+        return MQ_ERR;
     int64_t *map[MQ_MAX_RANK];
     int64_t at = 0;
     for (int a = 0; a < r; a++) {
@@ -1202,7 +1202,7 @@ static int pad_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         if (k < 0)
             break;
     }
-    free(maps);
+    ops_scratch_free(maps);
     return MQ_OK;
 }
 
@@ -1761,11 +1761,11 @@ static int nonzero_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     const struct mq_tensor *x;
     if (ops_require(node, inputs, n_inputs, 0, &x, err))
         return MQ_ERR;
-    uint8_t *flags = malloc((size_t)(x->count ? x->count : 1));
+    uint8_t *flags = ops_scratch(node, x->count, 1, err);
     if (!flags)
-        return ops_fail(node, err, "out of memory");
+        return MQ_ERR;
     if (nonzero_flags(node, x, flags, err)) {
-        free(flags);
+        ops_scratch_free(flags);
         return MQ_ERR;
     }
     int64_t nnz = 0;
@@ -1777,7 +1777,7 @@ static int nonzero_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     const int64_t *xdims = x->rank ? x->dims : &one;
     int64_t dims[2] = {r, nnz};
     if (ops_alloc(node, &outputs[0], MQ_DTYPE_INT64, 2, dims, err)) {
-        free(flags);
+        ops_scratch_free(flags);
         return MQ_ERR;
     }
     int64_t *d = outputs[0].data;
@@ -1794,7 +1794,7 @@ static int nonzero_run(const struct mq_kernel_node *node, struct mq_exec *exec,
             idx[a] = 0;
         }
     }
-    free(flags);
+    ops_scratch_free(flags);
     return MQ_OK;
 }
 
@@ -1823,6 +1823,8 @@ static int compress_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int axis = 0;
     int64_t dim = x->count;
     if (st->has_axis) {
+        if (x->rank == 0)
+            return ops_fail(node, err, "axis is given but the input is a scalar");
         if (mq_axis_normalize(node, st->axis, x->rank, &axis, err))
             return MQ_ERR;
         dim = x->dims[axis];
@@ -1914,22 +1916,39 @@ static int onehot_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 
 /* ---- ReverseSequence -------------------------------------------------------------------- */
 
-static int reverse_sequence_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                                const struct mq_tensor *const *inputs, int n_inputs,
-                                struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+struct reverse_state {
+    int batch_axis, time_axis;
+};
+
+static int reverse_sequence_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
-    const struct mq_tensor *x, *lens;
-    if (ops_require(node, inputs, n_inputs, 0, &x, err) ||
-        ops_require(node, inputs, n_inputs, 1, &lens, err))
+    struct reverse_state *st = alloc_state(node, sizeof *st, err);
+    if (!st)
         return MQ_ERR;
+    node->state = st;
     int64_t batch_axis = mq_attr_int(node, "batch_axis", 1);
     int64_t time_axis = mq_attr_int(node, "time_axis", 0);
-    if (x->rank < 2)
-        return ops_fail(node, err, "input must have rank >= 2, got %d", x->rank);
     if ((batch_axis != 0 && batch_axis != 1) || (time_axis != 0 && time_axis != 1) ||
         batch_axis == time_axis)
         return ops_fail(node, err, "batch_axis (%lld) and time_axis (%lld) must be 0 and 1 in "
                         "some order", (long long)batch_axis, (long long)time_axis);
+    st->batch_axis = (int)batch_axis;
+    st->time_axis = (int)time_axis;
+    return MQ_OK;
+}
+
+static int reverse_sequence_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                                const struct mq_tensor *const *inputs, int n_inputs,
+                                struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    const struct reverse_state *st = node->state;
+    const struct mq_tensor *x, *lens;
+    if (ops_require(node, inputs, n_inputs, 0, &x, err) ||
+        ops_require(node, inputs, n_inputs, 1, &lens, err))
+        return MQ_ERR;
+    int batch_axis = st->batch_axis, time_axis = st->time_axis;
+    if (x->rank < 2)
+        return ops_fail(node, err, "input must have rank >= 2, got %d", x->rank);
     int64_t batch = x->dims[batch_axis], steps = x->dims[time_axis];
     if (lens->rank != 1 || lens->count != batch || !ops_is_integer_dtype(lens->dtype))
         return ops_fail(node, err, "sequence_lens must be an integer vector of the batch size "
@@ -2013,6 +2032,6 @@ const struct mq_kernel mq_kernels_shape_ops[] = {
     {"", "NonZero", 9, 0, NULL, nonzero_run, NULL},
     {"", "Compress", 9, 0, compress_prepare, compress_run, free},
     {"", "OneHot", 9, 0, NULL, onehot_run, NULL},
-    {"", "ReverseSequence", 10, 0, NULL, reverse_sequence_run, NULL},
+    {"", "ReverseSequence", 10, 0, reverse_sequence_prepare, reverse_sequence_run, free},
     {0},
 };

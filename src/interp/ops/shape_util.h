@@ -14,6 +14,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
+#include "interp/ops/scratch.h"
 #include "interp/tensor.h"
 #include "util/error.h"
 
@@ -150,6 +151,38 @@ static inline void ops_strides(int rank, const int64_t *dims, int64_t *strides)
         strides[i] = s;
         s *= dims[i];
     }
+}
+
+enum { OPS_SCRATCH_HEADER = 16 };
+
+/*
+ * Scratch counted against the memory cap (scratch.h) that remembers its own
+ * size, so callers free it without carrying the count around.  The header
+ * keeps malloc's 16-byte alignment.  NULL with err filled on failure.
+ */
+static inline void *ops_scratch(const struct mq_kernel_node *node, int64_t count, size_t elem,
+                                struct mq_error *err)
+{
+    if (count < 0 || elem == 0 || (uint64_t)count > (UINT64_MAX / 4) / elem) {
+        ops_fail(node, err, "scratch buffer of %lld elements is too large", (long long)count);
+        return NULL;
+    }
+    int64_t bytes = count * (int64_t)elem + OPS_SCRATCH_HEADER;
+    char *p = mq_scratch_alloc(node, bytes, 1, err);
+    if (!p)
+        return NULL;
+    memcpy(p, &bytes, sizeof bytes);
+    return p + OPS_SCRATCH_HEADER;
+}
+
+static inline void ops_scratch_free(void *p)
+{
+    if (!p)
+        return;
+    char *base = (char *)p - OPS_SCRATCH_HEADER;
+    int64_t bytes;
+    memcpy(&bytes, base, sizeof bytes);
+    mq_scratch_free(base, bytes, 1);
 }
 
 static inline const char *ops_shape(const struct mq_tensor *t, char *buf, size_t size)

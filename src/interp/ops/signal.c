@@ -522,7 +522,7 @@ static int mel_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         return misc_fail(node, err, "num_mel_bins (%lld), dft_length (%lld) and sample_rate "
                          "(%lld) must be positive", (long long)n_mel, (long long)dft_len,
                          (long long)rate);
-    if (!(lower >= 0.0) || !(upper >= lower))
+    if (!(lower >= 0.0) || !(upper >= lower) || !isfinite(upper))
         return misc_fail(node, err, "need 0 <= lower_edge_hertz (%g) <= upper_edge_hertz (%g)",
                          lower, upper);
     if (n_mel > INT64_MAX / 4)
@@ -543,7 +543,9 @@ static int mel_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     double step = (high_mel - low_mel) / (double)n_edges;
     for (int64_t i = 0; i < n_edges; i++) {
         double hz = mel_to_hz((double)i * step + low_mel);
-        edge[i] = (int64_t)floor((double)(dft_len + 1) * hz / (double)rate);
+        double e = floor((double)(dft_len + 1) * hz / (double)rate);
+        /* Edges past the last bin only matter as "beyond it": keep the cast in range. */
+        edge[i] = e > (double)bins + 1.0 ? bins + 1 : (int64_t)e;
     }
     /* Edges past the last bin (upper_edge_hertz above Nyquist) are dropped. */
     for (int64_t i = 0; i < n_mel; i++) {
