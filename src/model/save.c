@@ -3,7 +3,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "interp/tensor.h"
 #include "model/model.h"
+#include "model/tensor_proto.h"
 #include "util/fileio.h"
 
 /* Protobuf's hard limit is 2 GiB; leave room for the graph structure itself. */
@@ -15,8 +17,17 @@
 struct moved_tensor {
     Onnx__TensorProto *tensor;
     ProtobufCBinaryData raw;
+    protobuf_c_boolean had_raw;
     protobuf_c_boolean had_location;
     Onnx__TensorProto__DataLocation location;
+    /* Typed fields (float_data, ...) set aside while their bytes live in `converted`. */
+    struct mq_tensor converted;
+    size_t n_float, n_int32, n_int64, n_double, n_uint64;
+    float *float_data;
+    int32_t *int32_data;
+    int64_t *int64_data;
+    double *double_data;
+    uint64_t *uint64_data;
 };
 
 struct mover {
@@ -28,18 +39,53 @@ static int collect_graph(Onnx__GraphProto *g, struct mover *mv, int depth);
 
 static int collect_tensor(Onnx__TensorProto *t, struct mover *mv)
 {
-    if (!t->has_raw_data || t->raw_data.len <= EXTERNAL_MIN_BYTES || t->n_external_data)
+    if (t->n_external_data)
         return 0;
+    struct mq_tensor decoded = {0};
+    if (!t->has_raw_data) {
+        /* Typed storage (float_data, int64_data, ...): externalised as raw little-endian bytes,
+           as ONNX's own tools do.  Tensors the interpreter cannot decode stay inline. */
+        int64_t count = mq_tensor_proto_count(t);
+        size_t elem = mq_dtype_size(t->has_data_type ? t->data_type : 0);
+        if (count <= 0 || !elem || (uint64_t)count * elem <= EXTERNAL_MIN_BYTES)
+            return 0;
+        if (mq_tensor_from_proto(t, mq_str(t->name), &decoded, NULL))
+            return 0;
+    } else if (t->raw_data.len <= EXTERNAL_MIN_BYTES) {
+        return 0;
+    }
     if (mv->n == mv->cap) {
         size_t cap = mv->cap ? mv->cap * 2 : 64;
         struct moved_tensor *items = realloc(mv->items, cap * sizeof *items);
-        if (!items)
+        if (!items) {
+            mq_tensor_free(&decoded);
             return -1;
+        }
         mv->items = items;
         mv->cap = cap;
     }
-    mv->items[mv->n++] = (struct moved_tensor){t, t->raw_data, t->has_data_location,
-                                               t->data_location};
+    struct moved_tensor *m = &mv->items[mv->n++];
+    memset(m, 0, sizeof *m);
+    m->tensor = t;
+    m->raw = t->raw_data;
+    m->had_raw = t->has_raw_data;
+    m->had_location = t->has_data_location;
+    m->location = t->data_location;
+    if (decoded.dtype) {
+        m->converted = decoded;
+        m->n_float = t->n_float_data, m->float_data = t->float_data;
+        m->n_int32 = t->n_int32_data, m->int32_data = t->int32_data;
+        m->n_int64 = t->n_int64_data, m->int64_data = t->int64_data;
+        m->n_double = t->n_double_data, m->double_data = t->double_data;
+        m->n_uint64 = t->n_uint64_data, m->uint64_data = t->uint64_data;
+        t->n_float_data = t->n_int32_data = t->n_int64_data = 0;
+        t->n_double_data = t->n_uint64_data = 0;
+        t->float_data = NULL, t->int32_data = NULL, t->int64_data = NULL;
+        t->double_data = NULL, t->uint64_data = NULL;
+        t->raw_data.data = decoded.data;
+        t->raw_data.len = (size_t)decoded.count * mq_dtype_size(decoded.dtype);
+        t->has_raw_data = 1;
+    }
     return 0;
 }
 
@@ -88,9 +134,17 @@ static void restore(struct mover *mv)
         t->external_data = NULL;
         t->n_external_data = 0;
         t->raw_data = m->raw;
-        t->has_raw_data = 1;
+        t->has_raw_data = m->had_raw;
         t->has_data_location = m->had_location;
         t->data_location = m->location;
+        if (m->converted.dtype) {
+            t->n_float_data = m->n_float, t->float_data = m->float_data;
+            t->n_int32_data = m->n_int32, t->int32_data = m->int32_data;
+            t->n_int64_data = m->n_int64, t->int64_data = m->int64_data;
+            t->n_double_data = m->n_double, t->double_data = m->double_data;
+            t->n_uint64_data = m->n_uint64, t->uint64_data = m->uint64_data;
+            mq_tensor_free(&m->converted);
+        }
     }
     free(mv->items);
     memset(mv, 0, sizeof *mv);

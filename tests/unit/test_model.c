@@ -365,6 +365,39 @@ START_TEST(save_external_data_round_trips)
 }
 END_TEST
 
+START_TEST(save_external_data_converts_typed_storage)
+{
+    Onnx__TensorProto *t;
+    Onnx__ModelProto *m = model_new(&t);
+    free(t->raw_data.data);
+    t->raw_data.data = NULL;
+    t->raw_data.len = 0;
+    t->has_raw_data = 0;
+    t->dims[0] = 600;
+    t->n_float_data = 600;
+    t->float_data = malloc(600 * sizeof(float));
+    for (int i = 0; i < 600; i++)
+        t->float_data[i] = (float)i * 0.5f;
+    struct mq_save_options opt = {.external_data = 1};
+    struct mq_error err;
+    ck_assert_int_eq(mq_model_save(m, path_in_tmp("typed.onnx"), &opt, &err), 0);
+    /* The caller's model keeps its typed storage. */
+    ck_assert(!t->has_raw_data);
+    ck_assert_uint_eq(t->n_float_data, 600);
+    ck_assert(t->float_data[599] == 299.5f);
+    onnx__model_proto__free_unpacked(m, NULL);
+    struct stat st;
+    ck_assert_int_eq(stat(path_in_tmp("typed.onnx.data"), &st), 0);
+    struct mq_model *model;
+    ck_assert_msg(mq_model_load(path_in_tmp("typed.onnx"), &model, &err) == 0, "%s", err.message);
+    struct mq_tensor w;
+    ck_assert_int_eq(mq_tensor_from_proto(model->proto->graph->initializer[0], "W", &w, &err), 0);
+    ck_assert(((float *)w.data)[599] == 299.5f);
+    mq_tensor_free(&w);
+    mq_model_free(model);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model");
@@ -377,6 +410,7 @@ int main(void)
     tcase_add_test(tc, external_data_is_resolved_and_confined);
     tcase_add_test(tc, save_is_atomic_and_keeps_unknown_fields);
     tcase_add_test(tc, save_external_data_round_trips);
+    tcase_add_test(tc, save_external_data_converts_typed_storage);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
