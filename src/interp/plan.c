@@ -644,6 +644,28 @@ int mq_plan_build(const struct mq_model *model, struct mq_plan **out, struct mq_
     return rc;
 }
 
+static int each_constant(const struct mq_plan *plan, mq_constant_fn fn, void *user, int depth,
+                         struct mq_error *err)
+{
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return MQ_OK;
+    for (int v = 0; v < plan->n_values; v++)
+        if (plan->values[v].is_constant &&
+            fn(user, plan->values[v].name, &plan->values[v].constant, err))
+            return MQ_ERR;
+    for (int s = 0; s < plan->n_steps; s++)
+        for (int g = 0; g < plan->steps[s].node.n_subgraphs; g++)
+            if (each_constant(plan->steps[s].node.subgraphs[g], fn, user, depth + 1, err))
+                return MQ_ERR;
+    return MQ_OK;
+}
+
+int mq_plan_each_constant(const struct mq_plan *plan, mq_constant_fn fn, void *user,
+                          struct mq_error *err)
+{
+    return each_constant(plan, fn, user, 0, err);
+}
+
 int mq_value_info_dtype(const Onnx__ValueInfoProto *info)
 {
     if (!info || !info->type || info->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)

@@ -32,7 +32,21 @@ const Onnx__ValueInfoProto *mq_plan_output(const struct mq_plan *plan, int i);
 /* Declared element type of a value info, 0 when it declares none. */
 int mq_value_info_dtype(const Onnx__ValueInfoProto *info);
 
-/* Called for every tensor a node produces (main graph and subgraphs) before it may be freed. */
+/*
+ * Calls fn for every constant of the plan and its subgraphs: initializers and
+ * values folded at build time, each with its name.  Stops at the first error.
+ */
+typedef int (*mq_constant_fn)(void *user, const char *name, const struct mq_tensor *value,
+                              struct mq_error *err);
+int mq_plan_each_constant(const struct mq_plan *plan, mq_constant_fn fn, void *user,
+                          struct mq_error *err);
+
+/*
+ * Called for every tensor a node produces (main graph and subgraphs) before it
+ * may be freed, and for the values a control-flow node feeds into a subgraph's
+ * formal inputs (iteration counters, loop-carried state, scan slices): those
+ * have producer NULL.
+ */
 typedef int (*mq_tensor_observer_fn)(void *user, const struct mq_kernel_node *producer,
                                      const char *tensor_name, const struct mq_tensor *value,
                                      struct mq_error *err);

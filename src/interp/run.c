@@ -134,6 +134,13 @@ static int run_exec(struct mq_exec *exec, const struct mq_tensor *const *inputs,
             goto out;
         }
         mq_tensor_view(&exec->slots[plan->input_values[i]], inputs[i]);
+        /* A subgraph's formal inputs come from its control-flow node, not from a node of
+           the subgraph: observers see them here. */
+        if (exec->parent && exec->options && exec->options->observe &&
+            (rc = exec->options->observe(exec->options->observe_user, NULL,
+                                         plan->values[plan->input_values[i]].name, inputs[i],
+                                         err)))
+            goto out;
     }
     rc = mq_exec_steps(exec, err);
     for (int o = 0; o < n_outputs && rc == MQ_OK; o++)

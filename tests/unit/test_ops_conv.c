@@ -33,7 +33,7 @@ static struct mq_tensor random_f32(int rank, const int64_t *dims)
 struct geometry {
     int n;                  /* spatial axes */
     int64_t batch, in_ch, out_ch, group;
-    int64_t in[3], kernel[3], strides[3], dilations[3], pads[6];
+    int64_t in[4], kernel[4], strides[4], dilations[4], pads[8];
     const char *auto_pad;   /* NULL: explicit pads */
     int bias;
 };
@@ -73,7 +73,7 @@ static void reference_conv(const struct geometry *g, const float *x, const float
     for (int64_t nb = 0; nb < g->batch; nb++)
         for (int64_t m = 0; m < g->out_ch; m++)
             for (int64_t o = 0; o < out_size; o++) {
-                int64_t oi[3], rem = o;
+                int64_t oi[4], rem = o;
                 for (int d = g->n - 1; d >= 0; d--) {
                     oi[d] = rem % out[d];
                     rem /= out[d];
@@ -82,7 +82,7 @@ static void reference_conv(const struct geometry *g, const float *x, const float
                 int64_t grp = m / mg;
                 for (int64_t c = 0; c < cg; c++)
                     for (int64_t k = 0; k < k_size; k++) {
-                        int64_t ki[3], kr = k, pos = 0, inside = 1;
+                        int64_t ki[4], kr = k, pos = 0, inside = 1;
                         for (int d = g->n - 1; d >= 0; d--) {
                             ki[d] = kr % g->kernel[d];
                             kr /= g->kernel[d];
@@ -121,8 +121,8 @@ static Onnx__NodeProto *conv_node(const char *op, const struct geometry *g, int 
 
 static void check_conv(const struct geometry *g)
 {
-    int64_t xd[5] = {g->batch, g->in_ch}, wd[5] = {g->out_ch, g->in_ch / g->group};
-    int64_t out[3], pb[3], yd[5] = {g->batch, g->out_ch};
+    int64_t xd[6] = {g->batch, g->in_ch}, wd[6] = {g->out_ch, g->in_ch / g->group};
+    int64_t out[4], pb[4], yd[6] = {g->batch, g->out_ch};
     expected_geometry(g, out, pb);
     for (int i = 0; i < g->n; i++) {
         xd[i + 2] = g->in[i];
@@ -208,6 +208,11 @@ START_TEST(conv_2d_geometries)
         {2, 2, 4, 4, 4, {9, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1},
         {2, 1, 3, 3, 3, {10, 9}, {3, 3}, {2, 2}, {1, 1}, {0, 1, 1, 0}, NULL, 0},
         {2, 1, 3, 6, 3, {8, 8}, {5, 3}, {1, 2}, {2, 1}, {2, 1, 2, 1}, NULL, 1},
+        /* depthwise 5-wide (taps of 3 + 2) and 7-wide (3 + 3 + 1) */
+        {2, 1, 4, 4, 4, {7, 9}, {3, 5}, {1, 1}, {1, 1}, {1, 2, 1, 2}, NULL, 1},
+        {2, 1, 2, 2, 2, {6, 12}, {1, 7}, {1, 2}, {1, 1}, {0, 3, 0, 3}, NULL, 0},
+        /* depthwise with a 4-wide kernel, stride 3 across and dilation 2 */
+        {2, 2, 3, 3, 3, {9, 14}, {2, 4}, {2, 3}, {1, 2}, {1, 0, 0, 2}, NULL, 1},
         /* auto_pad */
         {2, 1, 2, 3, 1, {7, 8}, {3, 4}, {2, 3}, {1, 1}, {0}, "SAME_UPPER", 1},
         {2, 1, 2, 3, 1, {7, 8}, {3, 4}, {2, 3}, {1, 1}, {0}, "SAME_LOWER", 1},
@@ -222,7 +227,7 @@ START_TEST(conv_2d_geometries)
 }
 END_TEST
 
-START_TEST(conv_1d_3d)
+START_TEST(conv_1d_3d_4d)
 {
     const struct geometry cases[] = {
         {1, 2, 3, 4, 1, {10}, {3}, {2}, {1}, {1, 2}, NULL, 1},
@@ -231,6 +236,9 @@ START_TEST(conv_1d_3d)
         {3, 1, 2, 3, 1, {4, 5, 6}, {2, 3, 2}, {1, 2, 1}, {1, 1, 2}, {0, 1, 1, 1, 0, 0}, NULL, 1},
         {3, 2, 4, 4, 2, {3, 4, 5}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0}, "SAME_UPPER", 1},
         {3, 1, 3, 3, 3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0, 0, 0, 0}, NULL, 0},
+        /* four spatial axes */
+        {4, 1, 2, 2, 1, {3, 4, 3, 5}, {2, 2, 1, 3}, {1, 2, 1, 2}, {1, 1, 1, 1},
+         {0, 1, 0, 1, 1, 0, 0, 1}, NULL, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_conv(&cases[i]);
@@ -409,7 +417,8 @@ static void reference_convt(const struct tgeometry *g, const float *x, const flo
                         if (!inside)
                             continue;
                         int64_t m = grp * mg + j;
-                        y[(nb * g->out_ch + m) * out_size + pos] += xv * w[(c * mg + j) * k_size + k];
+                        float wv = w[(c * mg + j) * k_size + k];
+                        y[(nb * g->out_ch + m) * out_size + pos] += xv * wv;
                     }
             }
 }
@@ -542,7 +551,7 @@ int main(void)
     TCase *tc = tcase_create("conv");
     tcase_add_test(tc, conv_by_hand);
     tcase_add_test(tc, conv_2d_geometries);
-    tcase_add_test(tc, conv_1d_3d);
+    tcase_add_test(tc, conv_1d_3d_4d);
     tcase_add_test(tc, conv_other_types);
     tcase_add_test(tc, conv_empty_batch);
     tcase_add_test(tc, conv_errors);

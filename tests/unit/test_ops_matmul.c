@@ -375,7 +375,7 @@ START_TEST(gemm_errors_and_empty)
 {
     struct mq_tensor in[3] = {random_f32(2, OH_DIMS(2, 3)), random_f32(2, OH_DIMS(2, 3)),
                               random_f32(1, OH_DIMS(3))};
-    expect_error("Gemm", 13, in, 2, NULL, "inner dimensions");
+    expect_error("Gemm", 13, in, 3, NULL, "inner dimensions");
     in[0] = random_f32(2, OH_DIMS(2, 3));
     in[1] = random_f32(2, OH_DIMS(3, 4));
     in[2] = random_f32(1, OH_DIMS(3));

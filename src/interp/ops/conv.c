@@ -6,8 +6,9 @@
  * the bias-prefilled output; ConvTranspose is the mirror image, one GEMM
  * (W_g^T x X_g) into columns that col2im scatters into the output.  A 1x1
  * stride-1 unpadded Conv uses the input itself as the column matrix, and a
- * depthwise 2-D Conv (one input channel per group) is a direct loop, since
- * its per-channel GEMMs would be too small to pay for themselves.
+ * depthwise 2-D Conv (one input channel per group) is a direct loop over a
+ * padded copy of each plane (see depthwise2d), since its per-channel GEMMs
+ * would be too small to pay for themselves.
  * float16 and bfloat16 run on float32 copies (interp/ops/widen.h).
  */
 #include <cblas.h>
@@ -21,13 +22,18 @@
 #include "interp/ops/vector_loop.h"
 #include "interp/ops/widen.h"
 
-/* im2col columns are built in chunks of output lines so the buffer stays near this size. */
-#ifndef COLUMN_BUDGET_ELEMENTS
+/*
+ * im2col columns are built in chunks of whole output lines, about 1 MiB of
+ * floats each, so a chunk is still in cache when the GEMM packs it (a whole
+ * 224x224 layer's columns would be 100+ MB streamed through memory twice).
+ * A chunk keeps at least MIN_CHUNK_COLUMNS columns: a GEMM narrower than that
+ * spends more on repacking W than it saves.
+ */
 #define COLUMN_BUDGET_ELEMENTS ((int64_t)1 << 18)
-#endif
-#ifndef MIN_CHUNK_COLUMNS
-#define MIN_CHUNK_COLUMNS 256
-#endif
+#define MIN_CHUNK_COLUMNS 512
+
+/* Depthwise kernels up to this width take the direct path; wider ones use im2col. */
+#define MAX_DEPTHWISE_TAPS 64
 
 struct conv_state {
     struct mq_spatial sp;
@@ -106,20 +112,45 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
 
 /*
  * DEFINE_CONV(T, SFX, GEMM) defines, for element type T and its BLAS GEMM:
+ *   taps*_SFX, pad_line_SFX, split2_SFX, ...   row helpers the loops below call
  *   im2col_SFX      columns for window lines [line0, line1) of `channels` images
  *   col2im_SFX      adds columns back into `channels` images (ConvTranspose)
  *   depthwise2d_SFX direct 2-D convolution, one input channel per group
  *   conv_compute_SFX / convt_compute_SFX   the whole op on one batch
  */
 #define DEFINE_CONV(T, SFX, GEMM)                                                                 \
-    /* y[i] += a * x[i * stride] */                                                               \
-    static void axpy_##SFX(T *restrict y, const T *restrict x, T a, int64_t n, int64_t stride)    \
+    /* one kernel row of a depthwise output row: y[i] += sum_k w[k] * src_k[i] */                 \
+    MQ_SIMD_CLONES                                                                                \
+    static void taps3_##SFX(T *restrict y, const T *restrict s0, const T *restrict s1,            \
+                            const T *restrict s2, const T *w, int64_t n)                          \
     {                                                                                             \
-        if (stride == 1)                                                                          \
-            MQ_VECTOR_LOOP(i, n, y[i] += a * x[i]);                                               \
-        else                                                                                      \
-            for (int64_t i = 0; i < n; i++)                                                       \
-                y[i] += a * x[i * stride];                                                        \
+        const T w0 = w[0], w1 = w[1], w2 = w[2];                                                  \
+        MQ_VECTOR_LOOP(i, n, y[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i]);                       \
+    }                                                                                             \
+                                                                                                  \
+    static void gather_##SFX(T *restrict dst, const T *restrict src, int64_t n, int64_t stride)   \
+    {                                                                                             \
+        for (int64_t j = 0; j < n; j++)                                                           \
+            dst[j] = src[j * stride];                                                             \
+    }                                                                                             \
+                                                                                                  \
+    static void every_other_##SFX(T *restrict dst, const T *restrict src, int64_t n)              \
+    {                                                                                             \
+        MQ_VECTOR_LOOP(j, n, dst[j] = src[2 * j]);                                                \
+    }                                                                                             \
+                                                                                                  \
+    MQ_SIMD_CLONES                                                                                \
+    static void taps2_##SFX(T *restrict y, const T *restrict s0, const T *restrict s1,            \
+                            const T *w, int64_t n)                                                \
+    {                                                                                             \
+        const T w0 = w[0], w1 = w[1];                                                             \
+        MQ_VECTOR_LOOP(i, n, y[i] += w0 * s0[i] + w1 * s1[i]);                                    \
+    }                                                                                             \
+                                                                                                  \
+    MQ_SIMD_CLONES                                                                                \
+    static void taps1_##SFX(T *restrict y, const T *restrict s0, T w0, int64_t n)                 \
+    {                                                                                             \
+        MQ_VECTOR_LOOP(i, n, y[i] += w0 * s0[i]);                                                 \
     }                                                                                             \
                                                                                                   \
     /* y[i * stride] += x[i] */                                                                   \
@@ -132,12 +163,51 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
                 y[i * stride] += x[i];                                                            \
     }                                                                                             \
                                                                                                   \
-    static void im2col_##SFX(const T *x, int64_t channels, const struct window_map *m,           \
-                             int64_t line0, int64_t line1, T *col)                               \
+    /* one im2col row segment: gw window positions, taps [lo, hi) inside the image row src */   \
+    static void im2col_row_##SFX(T *row, const T *src, int64_t gw, int64_t lo, int64_t hi,       \
+                                 int64_t off, int64_t sw)                                         \
+    {                                                                                             \
+        if (!src || lo >= hi) {                                                                   \
+            memset(row, 0, (size_t)gw * sizeof(T));                                               \
+            return;                                                                               \
+        }                                                                                         \
+        if (lo > 0)                                                                               \
+            memset(row, 0, (size_t)lo * sizeof(T));                                               \
+        if (sw == 1)                                                                              \
+            memcpy(row + lo, src + off + lo, (size_t)(hi - lo) * sizeof(T));                      \
+        else if (sw == 2)                                                                         \
+            every_other_##SFX(row + lo, src + lo * 2 + off, hi - lo);                             \
+        else                                                                                      \
+            gather_##SFX(row + lo, src + lo * sw + off, hi - lo, sw);                             \
+        if (hi < gw)                                                                              \
+            memset(row + hi, 0, (size_t)(gw - hi) * sizeof(T));                                   \
+    }                                                                                             \
+                                                                                                  \
+    static void im2col_##SFX(const T *x, int64_t channels, const struct window_map *m,            \
+                             int64_t line0, int64_t line1, T *col)                                \
     {                                                                                             \
         const int L = m->n - 1;                                                                   \
         const int64_t gw = m->grid[L], iw = m->image[L], sw = m->strides[L];                      \
         const int64_t width = (line1 - line0) * gw;                                               \
+        if (m->n == 2) {                                                                          \
+            /* the common case without the N-D odometer: a line is an output row */              \
+            const int64_t ih_n = m->image[0], sh = m->strides[0], dh = m->dilations[0];           \
+            T *row = col;                                                                         \
+            for (int64_t c = 0; c < channels; c++) {                                              \
+                const T *xc = x + c * m->image_size;                                              \
+                for (int64_t kh = 0; kh < m->kernel[0]; kh++)                                     \
+                    for (int64_t kw = 0; kw < m->kernel[1]; kw++) {                               \
+                        int64_t off = kw * m->dilations[1] - m->pad_begin[1], lo, hi;             \
+                        inner_range(off, sw, iw, gw, &lo, &hi);                                   \
+                        for (int64_t oh = line0; oh < line1; oh++, row += gw) {                   \
+                            int64_t ih = oh * sh - m->pad_begin[0] + kh * dh;                     \
+                            const T *src = ih >= 0 && ih < ih_n ? xc + ih * iw : NULL;            \
+                            im2col_row_##SFX(row, src, gw, lo, hi, off, sw);                      \
+                        }                                                                         \
+                    }                                                                             \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
         int64_t k[MQ_MAX_RANK] = {0}, o[MQ_MAX_RANK];                                             \
         for (int64_t c = 0; c < channels; c++) {                                                  \
             const T *xc = x + c * m->image_size;                                                  \
@@ -153,28 +223,14 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
                 for (int64_t p = line0; p < line1; p++, row += gw) {                              \
                     int64_t line = outer_image_line(m, o, k);                                     \
                     odometer_step(o, m->grid, L);                                                 \
-                    if (line < 0 || lo >= hi) {                                                   \
-                        memset(row, 0, (size_t)gw * sizeof(T));                                   \
-                        continue;                                                                 \
-                    }                                                                             \
-                    const T *src = xc + line * iw;                                                \
-                    if (lo > 0)                                                                   \
-                        memset(row, 0, (size_t)lo * sizeof(T));                                   \
-                    if (sw == 1) {                                                                \
-                        memcpy(row + lo, xc + line * iw + off + lo, (size_t)(hi - lo) * sizeof(T)); \
-                    } else {                                                                      \
-                        for (int64_t w = lo; w < hi; w++)                                         \
-                            row[w] = src[w * sw + off];                                           \
-                    }                                                                             \
-                    if (hi < gw)                                                                  \
-                        memset(row + hi, 0, (size_t)(gw - hi) * sizeof(T));                       \
+                    im2col_row_##SFX(row, line < 0 ? NULL : xc + line * iw, gw, lo, hi, off, sw); \
                 }                                                                                 \
                 odometer_step(k, m->kernel, m->n);                                                \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    static void col2im_##SFX(const T *col, int64_t channels, const struct window_map *m, T *y)   \
+    static void col2im_##SFX(const T *col, int64_t channels, const struct window_map *m, T *y)    \
     {                                                                                             \
         const int L = m->n - 1;                                                                   \
         const int64_t gw = m->grid[L], iw = m->image[L], sw = m->strides[L];                      \
@@ -200,43 +256,105 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    static void depthwise2d_##SFX(const T *x, const T *w, T *y, int64_t channels,                \
-                                  int64_t multiplier, const struct window_map *m,                 \
-                                  const int64_t *lo, const int64_t *hi)                           \
+    /* dst[0..len) = image row shifted right by `left`, zero where it has no column */            \
+    static void pad_line_##SFX(T *restrict dst, const T *restrict row, int64_t width,             \
+                               int64_t left, int64_t len)                                         \
+    {                                                                                             \
+        int64_t lo = left < len ? left : len;                                                     \
+        int64_t hi = left + width < len ? left + width : len;                                     \
+        memset(dst, 0, (size_t)lo * sizeof(T));                                                   \
+        if (hi > lo)                                                                              \
+            memcpy(dst + lo, row + (lo - left), (size_t)(hi - lo) * sizeof(T));                   \
+        else                                                                                      \
+            hi = lo;                                                                              \
+        memset(dst + hi, 0, (size_t)(len - hi) * sizeof(T));                                      \
+    }                                                                                             \
+                                                                                                  \
+    static void split2_##SFX(T *restrict even, T *restrict odd, const T *restrict src, int64_t n) \
+    {                                                                                             \
+        MQ_VECTOR_LOOP(j, n, even[j] = src[2 * j]; odd[j] = src[2 * j + 1]);                      \
+    }                                                                                             \
+                                                                                                  \
+    MQ_SIMD_CLONES                                                                                \
+    static void add_row_##SFX(T *restrict y, const T *restrict a, int64_t n)                      \
+    {                                                                                             \
+        MQ_VECTOR_LOOP(i, n, y[i] += a[i]);                                                       \
+    }                                                                                             \
+                                                                                                  \
+    /*                                                                                            \
+     * Depthwise 2-D convolution.  Each input plane is first rewritten, zero                      \
+     * padding included, as stride_h x stride_w phase planes of `rows` x `cols`:                  \
+     * phase (qh, qw) holds padded pixels (r * stride_h + qh, c * stride_w + qw).                 \
+     * In that layout every kernel tap is a constant shift of one phase plane                     \
+     * for all outputs at once (output (oh, ow) at flat oh * cols + ow), so each                  \
+     * tap is one long contiguous multiply-add over the whole plane, with no                      \
+     * bounds checks; the `cols - OW` extra columns per row are computed and                      \
+     * dropped.                                                                                   \
+     */                                                                                           \
+    static void depthwise2d_##SFX(const T *x, const T *w, T *y, int64_t channels,                 \
+                                  int64_t multiplier, const struct window_map *m, T *planes,      \
+                                  int64_t rows, int64_t cols, T *line, T *acc)                    \
     {                                                                                             \
         const int64_t kh_n = m->kernel[0], kw_n = m->kernel[1];                                   \
-        const int64_t ih_n = m->image[0], iw = m->image[1];                                       \
+        const int64_t ih_n = m->image[0], iw_n = m->image[1];                                     \
         const int64_t oh_n = m->grid[0], ow_n = m->grid[1];                                       \
         const int64_t sh = m->strides[0], sw = m->strides[1];                                     \
         const int64_t dh = m->dilations[0], dw = m->dilations[1];                                 \
         const int64_t ph = m->pad_begin[0], pw = m->pad_begin[1];                                 \
+        const int64_t plane = rows * cols, span = (oh_n - 1) * cols + ow_n;                       \
+        const T *src[MAX_DEPTHWISE_TAPS];                                                         \
         for (int64_t c = 0; c < channels; c++) {                                                  \
             const T *xp = x + c * m->image_size;                                                  \
-            for (int64_t j = 0; j < multiplier; j++) {                                            \
-                int64_t oc = c * multiplier + j;                                                  \
-                const T *wk = w + oc * m->kernel_size;                                            \
-                T *yp = y + oc * m->grid_size;                                                    \
-                for (int64_t oh = 0; oh < oh_n; oh++) {                                           \
-                    T *yrow = yp + oh * ow_n;                                                     \
-                    for (int64_t kh = 0; kh < kh_n; kh++) {                                       \
-                        int64_t ih = oh * sh - ph + kh * dh;                                      \
-                        if (ih < 0 || ih >= ih_n)                                                 \
-                            continue;                                                             \
-                        const T *xrow = xp + ih * iw;                                             \
-                        for (int64_t kw = 0; kw < kw_n; kw++) {                                   \
-                            const T wv = wk[kh * kw_n + kw];                                      \
-                            const int64_t off = kw * dw - pw;                                     \
-                            if (lo[kw] < hi[kw])                                                  \
-                                axpy_##SFX(yrow + lo[kw], xrow + lo[kw] * sw + off, wv,           \
-                                           hi[kw] - lo[kw], sw);                                  \
-                        }                                                                         \
+            for (int64_t qh = 0; qh < sh; qh++) {                                                 \
+                for (int64_t rr = 0; rr < rows; rr++) {                                           \
+                    const int64_t ih = rr * sh + qh - ph;                                         \
+                    T *dst = planes + qh * sw * plane + rr * cols;                                \
+                    if (ih < 0 || ih >= ih_n) {                                                   \
+                        for (int64_t qw = 0; qw < sw; qw++)                                       \
+                            memset(dst + qw * plane, 0, (size_t)cols * sizeof(T));                \
+                        continue;                                                                 \
+                    }                                                                             \
+                    const T *xrow = xp + ih * iw_n;                                               \
+                    if (sw == 1) {                                                                \
+                        pad_line_##SFX(dst, xrow, iw_n, pw, cols);                                \
+                    } else {                                                                      \
+                        pad_line_##SFX(line, xrow, iw_n, pw, sw * cols);                          \
+                        if (sw == 2)                                                              \
+                            split2_##SFX(dst, dst + plane, line, cols);                           \
+                        else                                                                      \
+                            for (int64_t qw = 0; qw < sw; qw++)                                   \
+                                gather_##SFX(dst + qw * plane, line + qw, cols, sw);              \
                     }                                                                             \
                 }                                                                                 \
+            }                                                                                     \
+            for (int64_t j = 0; j < multiplier; j++) {                                            \
+                const int64_t oc = c * multiplier + j;                                            \
+                const T *wk = w + oc * m->kernel_size;                                            \
+                T *yp = y + oc * m->grid_size;                                                    \
+                memset(acc, 0, (size_t)span * sizeof(T));                                         \
+                for (int64_t kh = 0; kh < kh_n; kh++) {                                           \
+                    const int64_t th = kh * dh;                                                   \
+                    for (int64_t kw = 0; kw < kw_n; kw++) {                                       \
+                        const int64_t tw = kw * dw;                                               \
+                        src[kw] = planes + ((th % sh) * sw + tw % sw) * plane +                   \
+                                  (th / sh) * cols + tw / sw;                                     \
+                    }                                                                             \
+                    const T *wr = wk + kh * kw_n;                                                 \
+                    int64_t kw = 0;                                                               \
+                    for (; kw + 3 <= kw_n; kw += 3)                                               \
+                        taps3_##SFX(acc, src[kw], src[kw + 1], src[kw + 2], wr + kw, span);       \
+                    if (kw + 2 == kw_n)                                                           \
+                        taps2_##SFX(acc, src[kw], src[kw + 1], wr + kw, span);                    \
+                    else if (kw + 1 == kw_n)                                                      \
+                        taps1_##SFX(acc, src[kw], wr[kw], span);                                  \
+                }                                                                                 \
+                for (int64_t oh = 0; oh < oh_n; oh++)                                             \
+                    add_row_##SFX(yp + oh * ow_n, acc + oh * cols, ow_n);                         \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    static void fill_bias_##SFX(T *y, const T *b, int64_t channels, int64_t size)                \
+    static void fill_bias_##SFX(T *y, const T *b, int64_t channels, int64_t size)                 \
     {                                                                                             \
         for (int64_t c = 0; c < channels; c++) {                                                  \
             const T v = b[c];                                                                     \
@@ -245,7 +363,7 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    static int conv_compute_##SFX(const struct mq_kernel_node *node, const struct window_map *m, \
+    static int conv_compute_##SFX(const struct mq_kernel_node *node, const struct window_map *m,  \
                                   int64_t batch, int64_t in_ch, int64_t out_ch, int64_t group,    \
                                   const T *x, const T *w, const T *b, T *y,                       \
                                   struct mq_error *err)                                           \
@@ -260,26 +378,32 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
             if (m->kernel[d] != 1 || m->strides[d] != 1 || m->pad_begin[d] != 0 ||                \
                 m->grid[d] != m->image[d])                                                        \
                 pointwise = 0;                                                                    \
-        const int depthwise = m->n == 2 && cg == 1 && group > 1;                                  \
+        /* the direct path's phase planes grow with stride and dilation: keep it for sane ones */ \
+        const int depthwise = m->n == 2 && cg == 1 && group > 1 &&                                \
+                              m->kernel[1] <= MAX_DEPTHWISE_TAPS && m->strides[0] <= 8 &&         \
+                              m->strides[1] <= 8 && m->dilations[0] <= 64 &&                      \
+                              m->dilations[1] <= 64;                                              \
         const int64_t lines = m->grid_size / gw;                                                  \
+        if (blas_dims_ok(node, mg, m->grid_size, ck, err))                                        \
+            return MQ_ERR;                                                                        \
         int64_t chunk = ck * gw > 0 ? COLUMN_BUDGET_ELEMENTS / (ck * gw) : lines;                 \
         if (chunk * gw < MIN_CHUNK_COLUMNS)                                                       \
             chunk = (MIN_CHUNK_COLUMNS + gw - 1) / gw;                                            \
         if (chunk > lines)                                                                        \
             chunk = lines;                                                                        \
-        if (blas_dims_ok(node, mg, m->grid_size, ck, err) ||                                      \
-            blas_dims_ok(node, mg, chunk * gw, ck, err))                                          \
-            return MQ_ERR;                                                                        \
         T *col = NULL;                                                                            \
         int64_t col_count = 0;                                                                    \
-        int64_t *ranges = NULL;                                                                   \
+        T *pad = NULL;                                                                            \
+        int64_t pad_rows = 0, pad_cols = 0, pad_count = 0;                                        \
         if (depthwise) {                                                                          \
-            ranges = mq_scratch_alloc(node, 2 * m->kernel[1], sizeof(int64_t), err);              \
-            if (!ranges)                                                                          \
+            pad_rows = m->grid[0] + (m->kernel[0] - 1) * m->dilations[0] / m->strides[0];         \
+            pad_cols = gw + (m->kernel[1] - 1) * m->dilations[1] / m->strides[1];                 \
+            /* the phase planes, one unsplit padded line, the accumulator */                      \
+            pad_count = m->strides[0] * m->strides[1] * pad_rows * pad_cols +                     \
+                        m->strides[1] * pad_cols + m->grid[0] * pad_cols;                         \
+            pad = mq_scratch_alloc(node, pad_count, sizeof(T), err);                              \
+            if (!pad)                                                                             \
                 return MQ_ERR;                                                                    \
-            for (int64_t kw = 0; kw < m->kernel[1]; kw++)                                         \
-                inner_range(kw * m->dilations[1] - m->pad_begin[1], m->strides[1], m->image[1],  \
-                            gw, &ranges[kw], &ranges[m->kernel[1] + kw]);                         \
         } else if (!pointwise && ck > 0) {                                                        \
             col_count = ck * chunk * gw;                                                          \
             col = mq_scratch_alloc(node, col_count, sizeof(T), err);                              \
@@ -293,7 +417,9 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
             if (b)                                                                                \
                 fill_bias_##SFX(yb, b, out_ch, m->grid_size);                                     \
             if (depthwise) {                                                                      \
-                depthwise2d_##SFX(xb, w, yb, in_ch, mg, m, ranges, ranges + m->kernel[1]);        \
+                T *line = pad + m->strides[0] * m->strides[1] * pad_rows * pad_cols;              \
+                depthwise2d_##SFX(xb, w, yb, in_ch, mg, m, pad, pad_rows, pad_cols, line,         \
+                                  line + m->strides[1] * pad_cols);                               \
                 continue;                                                                         \
             }                                                                                     \
             if (ck == 0)                                                                          \
@@ -319,12 +445,11 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
             }                                                                                     \
         }                                                                                         \
         mq_scratch_free(col, col_count, sizeof(T));                                               \
-        if (ranges)                                                                               \
-            mq_scratch_free(ranges, 2 * m->kernel[1], sizeof(int64_t));                           \
+        mq_scratch_free(pad, pad_count, sizeof(T));                                               \
         return MQ_OK;                                                                             \
     }                                                                                             \
                                                                                                   \
-    static int convt_compute_##SFX(const struct mq_kernel_node *node,                            \
+    static int convt_compute_##SFX(const struct mq_kernel_node *node,                             \
                                    const struct window_map *m, int64_t batch, int64_t in_ch,      \
                                    int64_t out_ch, int64_t group, const T *x, const T *w,         \
                                    const T *b, T *y, struct mq_error *err)                        \

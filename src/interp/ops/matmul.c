@@ -22,7 +22,7 @@
  * and (k,j) of b at b[k*sb_row + j*sb_col]; arithmetic wraps like numpy's.
  */
 #define DEFINE_INT_GEMM(T, UT, SFX)                                                              \
-    static void int_gemm_##SFX(int64_t m, int64_t n, int64_t k, const T *a, int64_t sa_row,     \
+    static void int_gemm_##SFX(int64_t m, int64_t n, int64_t k, const T *a, int64_t sa_row,      \
                                int64_t sa_col, const T *b, int64_t sb_row, int64_t sb_col, T *c) \
     {                                                                                            \
         for (int64_t i = 0; i < m; i++) {                                                        \
@@ -44,7 +44,7 @@
     }                                                                                            \
                                                                                                  \
     /* y = alpha * y + beta * c broadcast from [c_rows, c_cols], in T's wrapping arithmetic. */  \
-    static void int_gemm_finish_##SFX(T *y, int64_t m, int64_t n, int64_t alpha, int64_t beta,  \
+    static void int_gemm_finish_##SFX(T *y, int64_t m, int64_t n, int64_t alpha, int64_t beta,   \
                                       const T *c, int64_t c_rows, int64_t c_cols)                \
     {                                                                                            \
         const UT ua = (UT)alpha, ub = (UT)beta;                                                  \

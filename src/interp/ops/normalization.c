@@ -24,7 +24,7 @@ struct norm_state {
     int training;             /* BatchNormalization-14+: training_mode */
     int spatial;              /* BatchNormalization before 9: 0 means per-activation parameters */
     int axis;                 /* LayerNormalization (unnormalised) */
-    int stash_type;           /* LayerNormalization / GroupNormalization: dtype of Mean, InvStdDev */
+    int stash_type;           /* LayerNormalization: dtype of Mean and InvStdDev */
     int64_t num_groups;       /* GroupNormalization */
     int64_t size;             /* LRN */
     double alpha, beta, bias; /* LRN */
@@ -34,6 +34,7 @@ struct norm_state {
 
 /* y = x * a + b over `count` elements. */
 #define DEFINE_NORM(T, SFX)                                                                      \
+    MQ_SIMD_CLONES                                                                               \
     static void affine_##SFX(const T *restrict x, T *restrict y, int64_t count, T a, T b)        \
     {                                                                                            \
         MQ_VECTOR_LOOP(i, count, y[i] = x[i] * a + b);                                           \
@@ -53,8 +54,8 @@ struct norm_state {
         *var = count > 0 ? q / (double)count : 0.0;                                              \
     }                                                                                            \
                                                                                                  \
-    /* mean and variance of channel c over the batch and the spatial axes */                  \
-    static void channel_moments_##SFX(const T *x, int64_t batch, int64_t channels,              \
+    /* mean and variance of channel c over the batch and the spatial axes */                     \
+    static void channel_moments_##SFX(const T *x, int64_t batch, int64_t channels,               \
                                       int64_t size, int64_t c, double *mean, double *var)        \
     {                                                                                            \
         double s = 0.0, q = 0.0, m;                                                              \
@@ -75,6 +76,7 @@ struct norm_state {
     }                                                                                            \
                                                                                                  \
     /* y = ((x - mean) * inv) * scale[i] + bias[i] along one normalised row */                   \
+    MQ_SIMD_CLONES                                                                               \
     static void scale_row_##SFX(const T *restrict x, T *restrict y, int64_t count, T mean,       \
                                 T inv, const T *restrict scale, const T *restrict bias)          \
     {                                                                                            \
@@ -191,7 +193,7 @@ static int batchnorm_run(const struct mq_kernel_node *node, struct mq_exec *exec
         return MQ_ERR;
     int64_t batch = x->dims[0], channels = x->dims[1];
     int64_t size = mq_dims_count(x->rank - 2, x->dims + 2);
-    /* spatial=0 (before opset 9): one parameter per element of X[0]; a [C] parameter still works. */
+    /* spatial=0 (before opset 9): a parameter per element of X[0]; [C] parameters still work */
     int per_element = !s->spatial && !s->training && n_inputs > 1 && inputs[1] &&
                       inputs[1]->count == channels * size && size != 1;
     int64_t pcount = per_element ? channels * size : channels;
@@ -622,7 +624,7 @@ static int mvn_prepare(struct mq_kernel_node *node, struct mq_error *err)
     {                                                                                            \
         double *mean = stat, *m2 = stat + stat_count;                                            \
         const double group = (double)(count / stat_count);                                       \
-        memset(stat, 0, (size_t)(2 * stat_count) * sizeof(double));                             \
+        memset(stat, 0, (size_t)(2 * stat_count) * sizeof(double));                              \
         for (int pass = 0; pass < 3; pass++) {                                                   \
             int64_t idx[MQ_MAX_RANK] = {0}, k = 0;                                               \
             for (int64_t i = 0; i < count; i++) {                                                \

@@ -37,12 +37,13 @@ struct pool_geom {
     int64_t planes;           /* N * C */
     int64_t in[POOL_AXES], out[POOL_AXES], dil[POOL_AXES];
     int64_t in_size, out_size;
-    /* per axis and output position: first input coordinate, valid taps [lo, hi), taps in padding+input */
+    /* per axis and output position: first input coordinate, taps inside the input [lo, hi),
+     * taps inside input plus padding */
     int64_t *start[POOL_AXES], *lo[POOL_AXES], *hi[POOL_AXES], *padded[POOL_AXES];
 };
 
 #define DEFINE_POOL_MAX(T, SFX, LOWEST)                                                          \
-    static void pool_max_##SFX(const struct pool_geom *g, const T *x, T *y, int64_t *indices,   \
+    static void pool_max_##SFX(const struct pool_geom *g, const T *x, T *y, int64_t *indices,    \
                                int column_major)                                                 \
     {                                                                                            \
         const int64_t D = g->in[0], H = g->in[1], W = g->in[2];                                  \
@@ -98,7 +99,8 @@ struct pool_geom {
  * neither pass checks bounds.
  */
 #define DEFINE_POOL_SEPARABLE(T, SFX, LOWEST)                                                    \
-    static void fold_row_##SFX(T *restrict line, const T *restrict row, int64_t n, int kind,   \
+    MQ_SIMD_CLONES                                                                               \
+    static void fold_row_##SFX(T *restrict line, const T *restrict row, int64_t n, int kind,     \
                                double p, int first)                                              \
     {                                                                                            \
         if (kind == POOL_MAX) {                                                                  \
@@ -121,16 +123,36 @@ struct pool_geom {
                 line[i] += (T)pow(fabs((double)row[i]), p);                                      \
     }                                                                                            \
                                                                                                  \
-    static void pool_separable_##SFX(const struct pool_geom *g, const T *x, T *y, int kind,     \
+    MQ_SIMD_CLONES                                                                               \
+    static void pool_max_row_##SFX(T *restrict y, const T *restrict src, int64_t n)              \
+    {                                                                                            \
+        MQ_VECTOR_LOOP(i, n, y[i] = src[i] > y[i] ? src[i] : y[i]);                              \
+    }                                                                                            \
+                                                                                                 \
+    MQ_SIMD_CLONES                                                                               \
+    static void pool_add_row_##SFX(T *restrict y, const T *restrict src, int64_t n)              \
+    {                                                                                            \
+        MQ_VECTOR_LOOP(i, n, y[i] += src[i]);                                                    \
+    }                                                                                            \
+                                                                                                 \
+    static void pool_split2_##SFX(T *restrict even, T *restrict odd, const T *restrict src,      \
+                                  int64_t n)                                                     \
+    {                                                                                            \
+        MQ_VECTOR_LOOP(j, n, even[j] = src[2 * j]; odd[j] = src[2 * j + 1]);                     \
+    }                                                                                            \
+                                                                                                 \
+    static void pool_separable_##SFX(const struct pool_geom *g, const T *x, T *y, int kind,      \
                                      int include_pad, double p, T *line, int64_t line_len,       \
-                                     int64_t pad_w, int64_t stride_w, int64_t kernel_w)          \
+                                     T *phases, int64_t pad_w, int64_t stride_w,                 \
+                                     int64_t kernel_w)                                           \
     {                                                                                            \
         const int64_t H = g->in[1], W = g->in[2], dw = g->dil[2];                                \
         const T neutral = kind == POOL_MAX ? (T)(LOWEST) : (T)0;                                 \
         int64_t c1 = line_len - pad_w < W ? line_len - pad_w : W;                                \
         if (c1 < 0)                                                                              \
             c1 = 0;                                                                              \
-        for (int64_t i = 0; i < line_len; i++)                                                   \
+        /* one element past the end: the even/odd split of an odd-length line reads it */        \
+        for (int64_t i = 0; i <= line_len; i++)                                                  \
             line[i] = neutral;                                                                   \
         T *cols = line + pad_w;                                                                  \
         for (int64_t pl = 0; pl < g->planes; pl++) {                                             \
@@ -152,30 +174,49 @@ struct pool_geom {
                             cols[i] = neutral;                                                   \
                     T *yrow = yp + (od * g->out[1] + oh) * g->out[2];                            \
                     const int64_t ow_n = g->out[2];                                              \
-                    if (kind == POOL_MAX) {                                                      \
+                    if (stride_w <= 2) {                                                         \
+                        /* tap k of output i reads line[i * s + k * dw]: with s = 2, from the    \
+                         * even/odd halves of the line, contiguous in i either way */            \
+                        const int64_t half = (line_len + 1) / 2;                                 \
+                        if (stride_w == 2)                                                       \
+                            pool_split2_##SFX(phases, phases + half, line, half);                \
+                        for (int64_t kw = 0; kw < kernel_w; kw++) {                              \
+                            const int64_t t = kw * dw;                                           \
+                            const T *src = stride_w == 1 ? line + t                              \
+                                                         : phases + (t % 2) * half + t / 2;      \
+                            if (kw == 0)                                                         \
+                                memcpy(yrow, src, (size_t)ow_n * sizeof(T));                     \
+                            else if (kind == POOL_MAX)                                           \
+                                pool_max_row_##SFX(yrow, src, ow_n);                             \
+                            else                                                                 \
+                                pool_add_row_##SFX(yrow, src, ow_n);                             \
+                        }                                                                        \
+                    } else {                                                                     \
                         for (int64_t ow = 0; ow < ow_n; ow++) {                                  \
                             const T *t = line + ow * stride_w;                                   \
-                            T m = t[0];                                                          \
-                            for (int64_t kw = 1; kw < kernel_w; kw++)                            \
-                                m = t[kw * dw] > m ? t[kw * dw] : m;                             \
-                            yrow[ow] = m;                                                        \
+                            T acc = t[0];                                                        \
+                            for (int64_t kw = 1; kw < kernel_w; kw++) {                          \
+                                if (kind == POOL_MAX)                                            \
+                                    acc = t[kw * dw] > acc ? t[kw * dw] : acc;                   \
+                                else                                                             \
+                                    acc += t[kw * dw];                                           \
+                            }                                                                    \
+                            yrow[ow] = acc;                                                      \
                         }                                                                        \
-                        continue;                                                                \
                     }                                                                            \
+                    if (kind == POOL_MAX)                                                        \
+                        continue;                                                                \
                     const int64_t rows_valid = (g->hi[0][od] - g->lo[0][od]) *                   \
                                                (g->hi[1][oh] - g->lo[1][oh]);                    \
                     const int64_t rows_padded = g->padded[0][od] * g->padded[1][oh];             \
                     for (int64_t ow = 0; ow < ow_n; ow++) {                                      \
-                        const T *t = line + ow * stride_w;                                       \
-                        T sum = 0;                                                               \
-                        for (int64_t kw = 0; kw < kernel_w; kw++)                                \
-                            sum += t[kw * dw];                                                   \
                         if (kind == POOL_AVERAGE) {                                              \
                             int64_t count = include_pad                                          \
                                                 ? rows_padded * g->padded[2][ow]                 \
                                                 : rows_valid * (g->hi[2][ow] - g->lo[2][ow]);    \
-                            yrow[ow] = sum / (T)count;                                           \
+                            yrow[ow] = yrow[ow] / (T)count;                                      \
                         } else {                                                                 \
+                            T sum = yrow[ow];                                                    \
                             yrow[ow] = p == 2.0   ? (T)sqrt((double)sum)                         \
                                        : p == 1.0 ? sum                                          \
                                                   : (T)pow((double)sum, 1.0 / p);                \
@@ -187,12 +228,12 @@ struct pool_geom {
 
 /* GlobalAveragePool and GlobalLpPool. */
 #define DEFINE_GLOBAL_AVERAGE(T, SFX)                                                            \
-    static void global_avg_##SFX(const T *x, T *y, int64_t planes, int64_t size, int kind,      \
+    static void global_avg_##SFX(const T *x, T *y, int64_t planes, int64_t size, int kind,       \
                                  double p)                                                       \
     {                                                                                            \
         for (int64_t pl = 0; pl < planes; pl++) {                                                \
             const T *xp = x + pl * size;                                                         \
-            /* eight independent partial sums let the compiler vectorise the reduction */       \
+            /* eight independent partial sums let the compiler vectorise the reduction */        \
             T part[8] = {0};                                                                     \
             int64_t i = 0;                                                                       \
             if (kind == POOL_AVERAGE) {                                                          \
@@ -233,6 +274,17 @@ DEFINE_GLOBAL_AVERAGE(double, f64)
 
 static void pool_destroy(void *state) { free(state); }
 
+/* LpPool-1 and GlobalLpPool-1 have a float p, later versions an int; accept either. */
+static double lp_exponent(const struct mq_kernel_node *node)
+{
+    const Onnx__AttributeProto *a = mq_attr_find(node, "p");
+    if (!a)
+        return 2.0;
+    if (a->has_type && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)
+        return (double)mq_attr_float(node, "p", 2.0f);
+    return (double)mq_attr_int(node, "p", 2);
+}
+
 static int pool_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_error *err)
 {
     struct pool_state *s = calloc(1, sizeof *s);
@@ -255,9 +307,7 @@ static int pool_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_er
     if (s->storage_order != 0 && s->storage_order != 1)
         return mq_error_set(err, "node '%s' (%s): storage_order %d must be 0 or 1", node->name,
                             node->op_type, s->storage_order);
-    /* LpPool-1 has a float p; from version 2 it is an int. */
-    s->p = node->opset < 2 ? (double)mq_attr_float(node, "p", 2.0f)
-                           : (double)mq_attr_int(node, "p", 2);
+    s->p = lp_exponent(node);
     if (kind == POOL_LP && !(s->p > 0.0))
         return mq_error_set(err, "node '%s' (%s): p = %g must be positive", node->name,
                             node->op_type, s->p);
@@ -402,27 +452,34 @@ static int pool_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int64_t line_len = (g.out[2] - 1) * sw + (kw - 1) * g.dil[2] + 1;
     int64_t pad_w = pad_b[POOL_AXES - 1];
     size_t elem = mq_dtype_size(x->dtype);
-    void *line = mq_scratch_alloc(node, line_len, elem, err);
+    /* the folded line (plus one), then its even/odd halves for stride 2 */
+    int64_t scratch_len = 2 * line_len + 4;
+    char *line = mq_scratch_alloc(node, scratch_len, elem, err);
     if (!line) {
         mq_scratch_free(table, table_len, sizeof(int64_t));
         return MQ_ERR;
     }
+    void *phases = line + (size_t)(line_len + 1) * elem;
     int kind = s->kind, inc = s->count_include_pad;
     switch (x->dtype) {
     case MQ_DTYPE_FLOAT:
-        pool_separable_f32(&g, xd, yd, kind, inc, s->p, line, line_len, pad_w, sw, kw);
+        pool_separable_f32(&g, xd, yd, kind, inc, s->p, (float *)line, line_len, phases, pad_w,
+                           sw, kw);
         break;
     case MQ_DTYPE_DOUBLE:
-        pool_separable_f64(&g, xd, yd, kind, inc, s->p, line, line_len, pad_w, sw, kw);
+        pool_separable_f64(&g, xd, yd, kind, inc, s->p, (double *)line, line_len, phases, pad_w,
+                           sw, kw);
         break;
     case MQ_DTYPE_INT8:
-        pool_separable_i8(&g, xd, yd, kind, inc, s->p, line, line_len, pad_w, sw, kw);
+        pool_separable_i8(&g, xd, yd, kind, inc, s->p, (int8_t *)line, line_len, phases, pad_w,
+                          sw, kw);
         break;
     default:
-        pool_separable_u8(&g, xd, yd, kind, inc, s->p, line, line_len, pad_w, sw, kw);
+        pool_separable_u8(&g, xd, yd, kind, inc, s->p, (uint8_t *)line, line_len, phases, pad_w,
+                          sw, kw);
         break;
     }
-    mq_scratch_free(line, line_len, elem);
+    mq_scratch_free(line, scratch_len, elem);
     mq_scratch_free(table, table_len, sizeof(int64_t));
     return MQ_OK;
 }
@@ -436,8 +493,7 @@ static int global_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_
                              node->op_type);
     node->state = s;
     s->kind = kind;
-    s->p = node->opset < 2 ? (double)mq_attr_float(node, "p", 2.0f)
-                           : (double)mq_attr_int(node, "p", 2);
+    s->p = lp_exponent(node);
     if (kind == POOL_LP && !(s->p > 0.0))
         return mq_error_set(err, "node '%s' (%s): p = %g must be positive", node->name,
                             node->op_type, s->p);

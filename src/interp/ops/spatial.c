@@ -16,10 +16,11 @@ static int read_list(const struct mq_kernel_node *node, const char *name, int64_
         return mq_error_set(err, "node '%s' (%s): attribute %s has %lld values, at most %d allowed",
                             node->name, node->op_type, name, (long long)n, max);
     for (int64_t i = 0; i < n; i++) {
-        if (v[i] < min_value)
-            return mq_error_set(err, "node '%s' (%s): attribute %s[%lld] = %lld, must be >= %lld",
-                                node->name, node->op_type, name, (long long)i, (long long)v[i],
-                                (long long)min_value);
+        /* the bound keeps every extent computed from these far from int64 overflow */
+        if (v[i] < min_value || v[i] > INT32_MAX)
+            return mq_error_set(err, "node '%s' (%s): attribute %s[%lld] = %lld is outside "
+                                "[%lld, %d]", node->name, node->op_type, name, (long long)i,
+                                (long long)v[i], (long long)min_value, INT32_MAX);
         dst[i] = v[i];
     }
     *count = (int)n;

@@ -27,4 +27,16 @@
         }                                                                                        \
     } while (0)
 
+/*
+ * MQ_SIMD_CLONES before a hot row helper compiles it twice, for AVX2 and for
+ * the baseline, and picks one at load time: the project targets plain x86-64
+ * (SSE2, 4 floats a step), while the machines it runs on have 8-wide AVX2.
+ */
+#if defined(__x86_64__) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && __GNUC__ >= 6))
+#define MQ_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MQ_SIMD_CLONES
+#endif
+
 #endif

@@ -1,0 +1,92 @@
+/*
+ * Calibration: run samples through a built plan and observe the tensors that
+ * may be quantized, on N threads, each with its own observers, merged at the
+ * end.  Merging is exact and order-free, so the result is the same for any
+ * number of threads, and shards merge into the result of one run.
+ *
+ * Which tensors: the caller decides (quant/select knows which nodes may be
+ * quantized) and passes their names; mq_calib_collect_names gathers the float
+ * inputs and outputs of the nodes a predicate accepts, in the main graph and
+ * every subgraph.  Observed: tensors a node produces, graph inputs fed from the
+ * samples, and values the planner folded into constants (observed once per
+ * sample, as if produced).  Non-float tensors are never observed.
+ */
+#ifndef MQ_CALIBRATE_H
+#define MQ_CALIBRATE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "calib/ranges.h"
+#include "calib/reader.h"
+#include "onnx.pb-c.h"
+#include "util/error.h"
+
+struct mq_plan;
+
+/* A sorted list of unique names. */
+struct mq_name_list {
+    int n, cap;
+    char **names;
+};
+
+int mq_name_list_add(struct mq_name_list *list, const char *name, struct mq_error *err);
+/* Sorts (strcmp) and drops duplicates. */
+void mq_name_list_finish(struct mq_name_list *list);
+int mq_name_list_contains(const struct mq_name_list *list, const char *name); /* after finish */
+void mq_name_list_free(struct mq_name_list *list);
+
+/* Decides whether a node may be quantized (user: the caller's context). */
+typedef int (*mq_node_predicate_fn)(void *user, const Onnx__NodeProto *node);
+
+/*
+ * Adds to `out` (then finished) the input and output names of every node the
+ * predicate accepts, in `graph` and its subgraphs (If/Loop/Scan bodies, to
+ * MQ_MAX_SUBGRAPH_DEPTH), that may hold floats: names whose declared type
+ * (graph input/output, value_info) is not float are left out, as are
+ * initializers (constants: the quantizer reads their values) and "".  A
+ * name whose type is not declared is kept; calibration skips it at run time
+ * if it turns out not to be float.
+ */
+int mq_calib_collect_names(const Onnx__GraphProto *graph, mq_node_predicate_fn predicate,
+                           void *user, struct mq_name_list *out, struct mq_error *err);
+
+struct mq_calib_progress {
+    int64_t done;          /* samples finished */
+    int64_t total;
+    double elapsed_s;
+};
+
+typedef void (*mq_calib_progress_fn)(void *user, const struct mq_calib_progress *progress);
+
+struct mq_calib_options {
+    enum mq_calib_method method;
+    double percentile;     /* for MQ_CALIB_PERCENTILE; 0 means MQ_CALIB_DEFAULT_PERCENTILE */
+    int symmetric;         /* choose ranges for a symmetric quantizer (percentile, mse) */
+    int jobs;              /* threads; 0 means mq_calib_default_jobs() */
+    /* Checked between samples: when it becomes non-zero, calibration stops with
+       MQ_ERR_INTERRUPTED.  NULL: never. */
+    volatile sig_atomic_t *cancel;
+    /* Called on the calling thread about 5 times a second, and once at the end. */
+    mq_calib_progress_fn progress;
+    void *progress_user;
+    /* Optional: receives (finished) the names to observe that turned out to hold no float
+       values (integer shape arithmetic whose type the model does not declare). */
+    struct mq_name_list *not_float;
+};
+
+void mq_calib_options_init(struct mq_calib_options *options);
+
+/*
+ * Runs every sample of `source` through `plan`, observing the tensors in
+ * `names` (finished), and fills `out` with the merged state and the ranges
+ * `options->method` selects (mq_ranges_free it).  Tensors never produced (an
+ * untaken If branch) are absent from out.  A failing sample stops
+ * calibration; the error names the lowest-numbered failing sample whatever
+ * the number of threads.
+ */
+int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *source,
+                 const struct mq_name_list *names, const struct mq_calib_options *options,
+                 struct mq_ranges *out, struct mq_error *err);
+
+#endif

@@ -1,0 +1,469 @@
+/*
+ * `onnx-monoquant IN.onnx OUT.onnx --calib DIR [options]`: select the nodes,
+ * calibrate (or load saved ranges), rewrite the graph in QDQ form, and save
+ * the model and the report only when every step succeeded.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "calib/calibrate.h"
+#include "cli/cli.h"
+#include "interp/plan.h"
+#include "interp/tensor.h"
+#include "model/model.h"
+#include "quant/opset.h"
+#include "quant/params.h"
+#include "quant/qdq.h"
+#include "quant/select.h"
+#include "report/report.h"
+#include "util/fileio.h"
+
+int mq_cli_quantize(int argc, char **argv);
+
+static const char quantize_help[] =
+    "Usage: onnx-monoquant IN.onnx OUT.onnx --calib DIR [options]\n"
+    "       onnx-monoquant IN.onnx OUT.onnx --load-ranges FILE.json [options]\n"
+    "\n"
+    "Quantizes a float model statically into QDQ form (QuantizeLinear/DequantizeLinear\n"
+    "pairs that onnxruntime fuses into integer kernels). OUT is written atomically,\n"
+    "and only when everything succeeded; the same command gives the same bytes.\n"
+    "\n"
+    "Calibration:\n"
+    "  --calib DIR              samples: test_data_set_N/input_K.pb folders, folders of\n"
+    "                           <input>.npy, .npz archives, or stacked <input>.npy\n"
+    "  --load-ranges FILE       ranges saved by --save-ranges or `calibrate` (repeatable:\n"
+    "                           shards are merged) instead of --calib\n"
+    "  --calibrate M            minmax (default), percentile, entropy or mse\n"
+    "  --percentile P           for percentile: keep P percent (default 99.999)\n"
+    "  --calib-limit N          use the first N samples\n"
+    "  --jobs N                 calibration threads (the result does not depend on N)\n"
+    "  --save-ranges FILE       also save the calibrated ranges\n"
+    "\n"
+    "Selection (a name or pattern that matches nothing is an error):\n"
+    "  --op-types A,B,...       op types to quantize (default: Conv, ConvTranspose, Gemm,\n"
+    "                           MatMul and the ops around them onnxruntime runs in int8;\n"
+    "                           Softmax only when named)\n"
+    "  --exclude-op-types A,... op types to leave float\n"
+    "  --include-nodes N,...    quantize only these nodes (names or glob patterns such\n"
+    "                           as 'block1/*'; repeatable; @FILE reads one per line)\n"
+    "  --exclude-nodes N,...    leave these nodes float (same forms)\n"
+    "\n"
+    "Scheme (flags override the profile):\n"
+    "  --profile P              ort-cpu (default): uint8 asymmetric activations, int8\n"
+    "                           symmetric per-channel weights; tensorrt: int8 symmetric\n"
+    "                           activations, per-channel weights, Q/DQ on op inputs only\n"
+    "  --activation-type T      uint8, int8, uint16 or int16\n"
+    "  --weight-type T          int8, uint8, int4 or uint4\n"
+    "  --per-tensor             one weight scale per tensor instead of per channel\n"
+    "  --symmetric-activations  activation zero point in the middle of the range\n"
+    "  --reduce-range           7-bit weights (for CPUs without VNNI)\n"
+    "\n"
+    "Output:\n"
+    "  --report FILE.json       every node with its decision and reason, every quantized\n"
+    "                           tensor with range, scale and zero point, sizes\n"
+    "  --external-data          store large initializers in OUT.data next to OUT\n"
+    "  --quiet                  no progress line or summary\n";
+
+struct quantize_args {
+    const char *in, *out, *report, *save_ranges, *calib, *profile;
+    const char **loads;
+    int n_loads;
+    const char *method_name;
+    struct mq_calib_options calib_options;
+    long long limit;
+    int quiet;
+    struct mq_quant_options quant;
+    struct mq_pattern_list op_types, exclude_op_types, include_nodes, exclude_nodes;
+    struct mq_save_options save;
+};
+
+static void args_free(struct quantize_args *a)
+{
+    free(a->loads);
+    mq_pattern_list_free(&a->op_types);
+    mq_pattern_list_free(&a->exclude_op_types);
+    mq_pattern_list_free(&a->include_nodes);
+    mq_pattern_list_free(&a->exclude_nodes);
+}
+
+static int usage(const char *fmt, const char *detail)
+{
+    fprintf(stderr, "onnx-monoquant: ");
+    fprintf(stderr, fmt, detail);
+    fprintf(stderr, "\nTry 'onnx-monoquant --help' and 'onnx-monoquant IN OUT --help'.\n");
+    return MQ_EXIT_USAGE;
+}
+
+/* A pattern-list option: usage errors come back as exit status 2. */
+static int add_patterns(struct mq_pattern_list *list, const char *value, const char *option)
+{
+    struct mq_error err = {{0}};
+    int rc = mq_pattern_list_add(list, value, option, &err);
+    if (rc == MQ_OK)
+        return 0;
+    fprintf(stderr, "onnx-monoquant: %s\n", err.message);
+    return rc == MQ_ERR_MEMORY ? MQ_EXIT_FAILURE : MQ_EXIT_USAGE;
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct quantize_args *a)
+{
+    int act_type = 0, weight_type = 0, per_tensor = 0, sym_act = 0, reduce = 0;
+    a->loads = calloc((size_t)argc + 1, sizeof *a->loads);
+    if (!a->loads) {
+        fprintf(stderr, "onnx-monoquant: out of memory\n");
+        return MQ_EXIT_FAILURE;
+    }
+    mq_calib_options_init(&a->calib_options);
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int m, rc;
+        if (mq_cli_flag(argv, i, "help")) {
+            fputs(quantize_help, stdout);
+            return MQ_EXIT_OK;
+        } else if (mq_cli_flag(argv, i, "quiet")) {
+            a->quiet = 1;
+        } else if (mq_cli_flag(argv, i, "per-tensor")) {
+            per_tensor = 1;
+        } else if (mq_cli_flag(argv, i, "symmetric-activations")) {
+            sym_act = 1;
+        } else if (mq_cli_flag(argv, i, "reduce-range")) {
+            reduce = 1;
+        } else if (mq_cli_flag(argv, i, "external-data")) {
+            a->save.external_data = 1;
+        } else if ((m = mq_cli_option(argc, argv, &i, "calib", &v))) {
+            if (m < 0)
+                return usage("%s needs a folder", "--calib");
+            a->calib = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "load-ranges", &v))) {
+            if (m < 0)
+                return usage("%s needs a file", "--load-ranges");
+            a->loads[a->n_loads++] = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "save-ranges", &v))) {
+            if (m < 0)
+                return usage("%s needs a file", "--save-ranges");
+            a->save_ranges = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "report", &v))) {
+            if (m < 0)
+                return usage("%s needs a file", "--report");
+            a->report = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "calibrate", &v))) {
+            if (m < 0 || mq_calib_method_parse(v, &a->calib_options.method))
+                return usage("%s takes minmax, percentile, entropy or mse", "--calibrate");
+            a->method_name = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "percentile", &v))) {
+            char *end = NULL;
+            double p = m < 0 ? 0 : strtod(v, &end);
+            if (m < 0 || end == v || *end || !(p > 0) || p > 100)
+                return usage("%s takes a number in (0, 100]", "--percentile");
+            a->calib_options.percentile = p;
+        } else if ((m = mq_cli_option(argc, argv, &i, "calib-limit", &v))) {
+            if (m < 0 || (a->limit = mq_cli_parse_count(v)) < 1)
+                return usage("%s takes a count from 1", "--calib-limit");
+        } else if ((m = mq_cli_option(argc, argv, &i, "jobs", &v))) {
+            long long jobs = m < 0 ? -1 : mq_cli_parse_count(v);
+            if (jobs < 1 || jobs > 1024)
+                return usage("%s takes a count from 1 to 1024", "--jobs");
+            a->calib_options.jobs = (int)jobs;
+        } else if ((m = mq_cli_option(argc, argv, &i, "profile", &v))) {
+            if (m < 0 || (strcmp(v, "ort-cpu") != 0 && strcmp(v, "tensorrt") != 0))
+                return usage("%s takes ort-cpu or tensorrt", "--profile");
+            a->profile = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "activation-type", &v))) {
+            if (m < 0 || mq_qtype_parse(v, &act_type) || mq_qtype_bits(act_type) == 4)
+                return usage("%s takes uint8, int8, uint16 or int16", "--activation-type");
+        } else if ((m = mq_cli_option(argc, argv, &i, "weight-type", &v))) {
+            if (m < 0 || mq_qtype_parse(v, &weight_type) || mq_qtype_bits(weight_type) == 16)
+                return usage("%s takes int8, uint8, int4 or uint4", "--weight-type");
+        } else if ((m = mq_cli_option(argc, argv, &i, "op-types", &v))) {
+            if (m < 0)
+                return usage("%s needs a list such as Conv,MatMul", "--op-types");
+            if ((rc = add_patterns(&a->op_types, v, "--op-types")))
+                return rc;
+        } else if ((m = mq_cli_option(argc, argv, &i, "exclude-op-types", &v))) {
+            if (m < 0)
+                return usage("%s needs a list of op types", "--exclude-op-types");
+            if ((rc = add_patterns(&a->exclude_op_types, v, "--exclude-op-types")))
+                return rc;
+        } else if ((m = mq_cli_option(argc, argv, &i, "include-nodes", &v))) {
+            if (m < 0)
+                return usage("%s needs node names or patterns", "--include-nodes");
+            if ((rc = add_patterns(&a->include_nodes, v, "--include-nodes")))
+                return rc;
+        } else if ((m = mq_cli_option(argc, argv, &i, "exclude-nodes", &v))) {
+            if (m < 0)
+                return usage("%s needs node names or patterns", "--exclude-nodes");
+            if ((rc = add_patterns(&a->exclude_nodes, v, "--exclude-nodes")))
+                return rc;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage("unknown option '%s'", argv[i]);
+        } else if (!a->in) {
+            a->in = argv[i];
+        } else if (!a->out) {
+            a->out = argv[i];
+        } else {
+            return usage("unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!a->in || !a->out)
+        return usage("%s", "quantizing needs IN.onnx and OUT.onnx");
+    if (!a->calib && !a->n_loads)
+        return usage("%s", "quantizing needs --calib DIR or --load-ranges FILE.json");
+    if (a->calib && a->n_loads)
+        return usage("%s", "give --calib or --load-ranges, not both");
+    if (a->n_loads && (a->limit || a->save_ranges))
+        return usage("%s", "--calib-limit and --save-ranges go with --calib");
+    if (a->report && (strcmp(a->report, a->out) == 0 || strcmp(a->report, a->in) == 0))
+        return usage("%s", "--report must name a file other than IN and OUT");
+
+    /* The profile first, then the flags on top of it. */
+    if (!a->profile)
+        a->profile = "ort-cpu";
+    mq_quant_options_default(&a->quant);
+    if (strcmp(a->profile, "tensorrt") == 0) {
+        a->quant.activation_type = MQ_DTYPE_INT8;
+        a->quant.symmetric_activations = 1;
+        a->quant.quantize_outputs = 0;
+    }
+    if (act_type)
+        a->quant.activation_type = act_type;
+    if (weight_type)
+        a->quant.weight_type = weight_type;
+    a->quant.symmetric_weights = mq_qtype_signed(a->quant.weight_type);
+    if (per_tensor)
+        a->quant.per_channel = 0;
+    if (sym_act)
+        a->quant.symmetric_activations = 1;
+    if (reduce)
+        a->quant.reduce_range = 1;
+    a->calib_options.symmetric = a->quant.symmetric_activations;
+    return -1;
+}
+
+/*
+ * The scheme needs a minimum opset (per-channel weights 13, 16/4-bit types
+ * 21): older models are converted op by op, never relabelled.
+ */
+static int ensure_opset(Onnx__ModelProto *model, const struct mq_quant_options *o,
+                        struct mq_error *err)
+{
+    int have = mq_model_proto_opset(model, "");
+    int need = mq_quant_required_opset(o);
+    if (have >= need)
+        return MQ_OK;
+    int rc = mq_opset_convert(model, need < 13 ? 13 : need, NULL, err);
+    if (rc)
+        mq_error_prefix(err, "the model imports opset %d but %s: ", have,
+                        mq_quant_required_opset_reason(o));
+    return rc;
+}
+
+static uint64_t initializer_bytes(const Onnx__GraphProto *g, int depth)
+{
+    uint64_t total = 0;
+    if (!g || depth > 64)
+        return 0;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        total += onnx__tensor_proto__get_packed_size(g->initializer[i]);
+    for (size_t n = 0; n < g->n_node; n++)
+        for (size_t a = 0; a < g->node[n]->n_attribute; a++) {
+            const Onnx__AttributeProto *attr = g->node[n]->attribute[a];
+            total += initializer_bytes(attr->g, depth + 1);
+            for (size_t k = 0; k < attr->n_graphs; k++)
+                total += initializer_bytes(attr->graphs[k], depth + 1);
+        }
+    return total;
+}
+
+struct progress_state {
+    int enabled, shown;
+};
+
+static void show_progress(void *user, const struct mq_calib_progress *p)
+{
+    struct progress_state *s = user;
+    if (!s->enabled)
+        return;
+    fprintf(stderr, "\rcalibrating: %lld/%lld samples\033[K", (long long)p->done,
+            (long long)p->total);
+    fflush(stderr);
+    s->shown = 1;
+}
+
+/*
+ * Ranges for the tensors to observe: calibration on the samples, or saved
+ * files.  The one place that talks to calib/.
+ */
+static int get_ranges(const struct quantize_args *a, const struct mq_model *model,
+                      char **names, int n_names, struct mq_ranges *out, struct mq_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (a->n_loads) {
+        int rc = mq_ranges_load_all(a->loads, a->n_loads, out, err);
+        if (rc == MQ_OK && a->method_name && out->method_id != a->calib_options.method) {
+            if (mq_calib_method_uses_histogram(a->calib_options.method) && !out->has_histograms)
+                rc = mq_error_set(err, "--calibrate %s needs histograms, which '%s' does not "
+                                  "hold (it was calibrated with %s)", a->method_name,
+                                  a->loads[0], out->method);
+            else
+                rc = mq_ranges_finalize(out, a->calib_options.method,
+                                        a->calib_options.percentile,
+                                        a->calib_options.symmetric,
+                                        a->calib_options.jobs > 0 ? a->calib_options.jobs
+                                                                  : mq_calib_default_jobs(),
+                                        err);
+        }
+        if (rc)
+            mq_ranges_free(out);
+        return rc;
+    }
+    struct mq_plan *plan = NULL;
+    struct mq_calib_source *source = NULL;
+    struct mq_name_list list = {0};
+    int rc = mq_plan_build(model, &plan, err);
+    if (rc == MQ_OK) {
+        int n = mq_plan_input_count(plan);
+        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
+        if (!inputs)
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+        for (int i = 0; rc == MQ_OK && i < n; i++)
+            inputs[i] = mq_plan_input(plan, i);
+        if (rc == MQ_OK)
+            rc = mq_calib_source_open(a->calib, inputs, n, a->limit, &source, err);
+        free(inputs);
+    }
+    for (int i = 0; rc == MQ_OK && i < n_names; i++)
+        rc = mq_name_list_add(&list, names[i], err);
+    if (rc == MQ_OK) {
+        mq_name_list_finish(&list);
+        struct mq_calib_options options = a->calib_options;
+        struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
+        options.progress = show_progress;
+        options.progress_user = &progress;
+        rc = mq_calibrate(plan, source, &list, &options, out, err);
+        if (progress.shown)
+            fputs("\r\033[K", stderr);
+    }
+    if (rc == MQ_OK && a->save_ranges)
+        rc = mq_ranges_save(out, a->save_ranges, err);
+    if (rc)
+        mq_ranges_free(out);
+    mq_name_list_free(&list);
+    mq_calib_source_free(source);
+    mq_plan_free(plan);
+    return rc;
+}
+
+/* Ranges from another model would leave everything float without a word: refuse them. */
+static int check_ranges_match(const struct mq_ranges *ranges, char **names, int n,
+                              const struct quantize_args *a, struct mq_error *err)
+{
+    if (n == 0)
+        return MQ_OK;
+    for (int i = 0; i < n; i++)
+        if (mq_ranges_find(ranges, names[i]))
+            return MQ_OK;
+    if (a->n_loads)
+        return mq_error_set(err, "none of the %d tensors to quantize has a range in '%s' "
+                            "(ranges of another model?)", n, a->loads[0]);
+    return mq_error_set(err, "calibration produced no range for any of the %d tensors to "
+                        "quantize", n);
+}
+
+int mq_cli_quantize(int argc, char **argv)
+{
+    struct quantize_args a;
+    memset(&a, 0, sizeof a);
+    int status = parse_args(argc, argv, &a);
+    if (status >= 0) {
+        args_free(&a);
+        return status;
+    }
+    struct mq_error err = {{0}};
+    struct mq_model *model = NULL;
+    struct mq_selection sel = {0};
+    struct mq_ranges ranges = {0};
+    struct mq_quant_result result = {0};
+    char **names = NULL;
+    int n_names = 0, have_ranges = 0, have_sel = 0, have_result = 0;
+    struct mq_report report;
+    memset(&report, 0, sizeof report);
+
+    int rc = mq_path_check_distinct(a.in, a.out, &err);
+    if (rc == MQ_OK)
+        rc = mq_model_load(a.in, &model, &err);
+    if (rc == MQ_OK) {
+        report.model_bytes_before = onnx__model_proto__get_packed_size(model->proto);
+        report.weight_bytes_before = initializer_bytes(model->proto->graph, 0);
+        report.opset_before = mq_model_proto_opset(model->proto, "");
+        rc = mq_qdq_check_model(model->proto, &err);
+    }
+    if (rc == MQ_OK)
+        rc = ensure_opset(model->proto, &a.quant, &err);
+    if (rc == MQ_OK) {
+        struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
+                                       &a.exclude_nodes};
+        rc = mq_select_nodes(model->proto, &so, &sel, &err);
+        have_sel = rc == MQ_OK;
+    }
+    if (rc == MQ_OK)
+        rc = mq_qdq_tensors_to_observe(model->proto, &sel, &a.quant, &names, &n_names, &err);
+    if (rc == MQ_OK) {
+        rc = get_ranges(&a, model, names, n_names, &ranges, &err);
+        have_ranges = rc == MQ_OK;
+    }
+    if (rc == MQ_OK)
+        rc = check_ranges_match(&ranges, names, n_names, &a, &err);
+    if (rc == MQ_OK) {
+        rc = mq_qdq_rewrite(model->proto, &sel, &ranges, &a.quant, &result, &err);
+        have_result = rc == MQ_OK;
+    }
+
+    struct mq_atomic_file report_file = {0};
+    int report_open = 0;
+    if (rc == MQ_OK) {
+        const char *paths[1] = {a.calib};
+        report.input_path = a.in;
+        report.output_path = a.out;
+        report.profile = a.profile;
+        report.options = &a.quant;
+        report.selection = &sel;
+        report.result = &result;
+        report.ranges = &ranges;
+        report.calibration_source = a.calib ? "calib" : "ranges";
+        report.calibration_paths = a.calib ? paths : a.loads;
+        report.n_calibration_paths = a.calib ? 1 : a.n_loads;
+        report.opset_after = mq_model_proto_opset(model->proto, "");
+        report.model_bytes_after = onnx__model_proto__get_packed_size(model->proto);
+        report.weight_bytes_after = initializer_bytes(model->proto->graph, 0);
+        /* The report goes to a temporary file first: it appears together with the model. */
+        if (a.report) {
+            rc = mq_atomic_open(&report_file, a.report, &err);
+            report_open = rc == MQ_OK;
+            if (rc == MQ_OK && mq_report_write_json(report_file.fp, &report))
+                rc = mq_error_set(&err, "writing '%s' failed", a.report);
+        }
+        if (rc == MQ_OK)
+            rc = mq_model_save(model->proto, a.out, &a.save, &err);
+        if (report_open) {
+            if (rc == MQ_OK)
+                rc = mq_atomic_commit(&report_file, &err);
+            else
+                mq_atomic_abort(&report_file);
+        }
+        if (rc == MQ_OK && !a.quiet)
+            mq_report_print_summary(stderr, &report);
+    }
+    if (have_result)
+        mq_quant_result_free(&result);
+    if (have_ranges)
+        mq_ranges_free(&ranges);
+    if (have_sel)
+        mq_selection_free(&sel);
+    mq_string_list_free(names, n_names);
+    mq_model_free(model);
+    args_free(&a);
+    return mq_cli_report(rc, &err);
+}

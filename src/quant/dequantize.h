@@ -1,0 +1,49 @@
+/*
+ * A QDQ model back to float (`onnx-monoquant dequantize`):
+ *   - every DequantizeLinear of a constant (quantized weights, int32 biases)
+ *     is computed once and stored as a float initializer, under the
+ *     original name when the names tell it (`w_quantized` or
+ *     `w_dequantized` -> `w`);
+ *   - every activation QuantizeLinear -> DequantizeLinear pair is removed,
+ *     its consumers reading the float tensor again (`t_dequantized` -> `t`);
+ *   - where the quantizer dropped a Relu because the pair clamps at zero
+ *     (QUANT-SPEC: Relu/Clip folded into the op before them), a Relu is put
+ *     back, so the model computes what the float original did;
+ *   - everything else stays as it is; initializers and value infos that only
+ *     the removed nodes used are dropped.
+ * Subgraphs are processed like the main graph.  The weights keep their
+ * quantization error: the result is the float model the quantized one
+ * approximates, for debugging and for re-quantizing with other settings.
+ */
+#ifndef MQ_DEQUANTIZE_H
+#define MQ_DEQUANTIZE_H
+
+#include "onnx.pb-c.h"
+#include "util/error.h"
+
+struct mq_dequantize_options {
+    /* Fold constant DequantizeLinear only; activation pairs stay (the model then
+       computes exactly what the quantized one does, with float weights). */
+    int weights_only;
+};
+
+struct mq_dequantize_result {
+    int weights_folded;       /* DequantizeLinear of constants turned into initializers */
+    int weights_renamed;      /* of those, stored under a recovered original name */
+    int pairs_removed;        /* QuantizeLinear nodes removed with their DequantizeLinear */
+    int relu_restored;
+    int kept_quantize;        /* QuantizeLinear left: an output not read by DequantizeLinear only */
+    int kept_dequantize;      /* DequantizeLinear left: of a graph input or a kept QuantizeLinear */
+    int initializers_removed;
+};
+
+/*
+ * Rewrites the model in place.  Fails, naming the node, on an operator-format
+ * quantized model (QLinearConv, MatMulInteger, ...), on a model with no
+ * QuantizeLinear or DequantizeLinear, and on DequantizeLinear parameters it
+ * cannot read; on failure the model must not be saved.
+ */
+int mq_dequantize(Onnx__ModelProto *model, const struct mq_dequantize_options *options,
+                  struct mq_dequantize_result *result, struct mq_error *err);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * What the quantizer needs to know about one graph: who produces and who
+ * consumes each tensor, which names are initializers, graph inputs and
+ * outputs, each tensor's element type, and a stable topological order.
+ * Plus the set of every name in a model, so that new names never collide.
+ */
+#ifndef MQ_QUANT_GRAPH_H
+#define MQ_QUANT_GRAPH_H
+
+#include <stddef.h>
+
+#include "onnx.pb-c.h"
+#include "util/error.h"
+
+/* ---- string -> int map (lookups only; nothing iterates it, so order never leaks) ---- */
+struct mq_strmap;
+struct mq_strmap *mq_strmap_new(void);
+void mq_strmap_free(struct mq_strmap *m);
+/* 0 ok, -1 out of memory.  Replaces the value of an existing key. */
+int mq_strmap_put(struct mq_strmap *m, const char *key, int value);
+/* The value, or -1 when absent. */
+int mq_strmap_get(const struct mq_strmap *m, const char *key);
+void mq_strmap_del(struct mq_strmap *m, const char *key);
+
+/* ---- every name in a model ---- */
+struct mq_names {
+    struct mq_strmap *map;
+};
+/* Collects tensor and node names of the main graph and all subgraphs. */
+int mq_names_collect(const Onnx__ModelProto *model, struct mq_names *names, struct mq_error *err);
+void mq_names_free(struct mq_names *names);
+/*
+ * `base` if unused, else base_1, base_2, ...; the result is registered and
+ * malloc'd (the caller owns it).  NULL when out of memory.
+ */
+char *mq_names_fresh(struct mq_names *names, const char *base);
+int mq_names_add(struct mq_names *names, const char *name);
+
+/* ---- one graph ---- */
+struct mq_consumer {
+    int node;       /* index into graph->node */
+    int implicit;   /* used inside one of the node's subgraphs, not as a direct input */
+};
+
+struct mq_tensor_info {
+    char *name;
+    int producer;           /* node index, -1 when none (input, initializer, outer scope) */
+    int initializer;        /* index into graph->initializer, -1 when none */
+    int graph_input, graph_output;
+    int elem_type;          /* ONNX TensorProto.DataType, 0 when unknown */
+    struct mq_consumer *consumers;
+    int n_consumers, cap_consumers;
+};
+
+struct mq_graph_index {
+    Onnx__GraphProto *graph;
+    const struct mq_graph_index *parent; /* enclosing graph, for outer-scope names */
+    struct mq_tensor_info *tensors;
+    int n_tensors, cap_tensors;
+    struct mq_strmap *by_name;
+};
+
+/*
+ * Reorders graph->node topologically, keeping the given order wherever the
+ * dependencies allow (so a sorted graph is left as it is).  A node that holds
+ * subgraphs depends on the outer names its subgraphs read.  Fails on a cycle
+ * and on a tensor produced twice.
+ */
+int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err);
+
+/* Builds the index of a graph (after sorting).  `parent` may be NULL. */
+int mq_graph_index_build(Onnx__GraphProto *graph, const struct mq_graph_index *parent,
+                         struct mq_graph_index *index, struct mq_error *err);
+void mq_graph_index_free(struct mq_graph_index *index);
+
+/* The entry of a name in this graph, or NULL. */
+struct mq_tensor_info *mq_graph_tensor(const struct mq_graph_index *index, const char *name);
+/* Registers a name (no producer, no consumers) if new; NULL when out of memory. */
+struct mq_tensor_info *mq_graph_tensor_add(struct mq_graph_index *index, const char *name);
+/* An initializer of this graph or of an enclosing one; NULL when there is none. */
+Onnx__TensorProto *mq_graph_find_initializer(const struct mq_graph_index *index, const char *name);
+/* Element type of a name here or in an enclosing graph; 0 when unknown. */
+int mq_graph_elem_type(const struct mq_graph_index *index, const char *name);
+
+/* Adds a consumer record (node `node` reads `name`). */
+int mq_graph_add_consumer(struct mq_graph_index *index, const char *name, int node, int implicit);
+
+/* Attribute helpers (NULL / fallback when absent). */
+const Onnx__AttributeProto *mq_node_attr(const Onnx__NodeProto *node, const char *name);
+long long mq_node_attr_int(const Onnx__NodeProto *node, const char *name, long long fallback);
+float mq_node_attr_float(const Onnx__NodeProto *node, const char *name, float fallback);
+/* A string attribute copied into buf ("" when absent). */
+const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, char *buf,
+                                size_t size);
+/* Whether the node is in the default ONNX domain ("" or "ai.onnx"). */
+int mq_node_is_onnx(const Onnx__NodeProto *node);
+
+/* Calls fn for every subgraph held by the node's attributes, in attribute order. */
+typedef int (*mq_subgraph_fn)(Onnx__GraphProto *sub, const char *attr_name, void *user);
+int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user);
+
+#endif

@@ -1,0 +1,695 @@
+#include "report/model_compare.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib/reader.h"
+#include "interp/plan.h"
+#include "quant/graph.h"
+
+/* ------------------------------------------------------- names across models */
+
+struct name_entry {
+    char *key;       /* the name in the float model */
+    char *observed;  /* the tensor that holds its value in this model */
+    int from_dq;
+};
+
+struct name_map {
+    struct name_entry *v;
+    int n, cap;
+    struct mq_strmap *by_key;
+    /* QuantizeLinear output -> its input, to see through Q/DQ pairs. */
+    struct mq_strmap *q_outputs;
+    char **q_inputs;
+    int n_q, cap_q;
+};
+
+static void name_map_free(struct name_map *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        free(m->v[i].key);
+        free(m->v[i].observed);
+    }
+    free(m->v);
+    for (int i = 0; i < m->n_q; i++)
+        free(m->q_inputs[i]);
+    free(m->q_inputs);
+    mq_strmap_free(m->by_key);
+    mq_strmap_free(m->q_outputs);
+    memset(m, 0, sizeof *m);
+}
+
+static int name_map_add(struct name_map *m, const char *key, const char *observed, int from_dq)
+{
+    if (m->n == m->cap) {
+        int cap = m->cap ? m->cap * 2 : 64;
+        struct name_entry *v = realloc(m->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        m->v = v;
+        m->cap = cap;
+    }
+    struct name_entry *e = &m->v[m->n];
+    e->key = strdup(key);
+    e->observed = strdup(observed);
+    e->from_dq = from_dq;
+    if (!e->key || !e->observed || mq_strmap_put(m->by_key, key, m->n)) {
+        free(e->key);
+        free(e->observed);
+        return -1;
+    }
+    m->n++;
+    return 0;
+}
+
+static int is_op(const Onnx__NodeProto *node, const char *op)
+{
+    const char *domain = mq_str(node->domain);
+    return strcmp(mq_str(node->op_type), op) == 0 &&
+           (!*domain || strcmp(domain, "ai.onnx") == 0 || strcmp(domain, "com.microsoft") == 0);
+}
+
+typedef int (*node_fn)(struct name_map *m, const Onnx__NodeProto *node);
+
+/* Calls fn on every node of g and of its subgraphs, each node before its subgraphs. */
+static int walk_nodes(struct name_map *m, const Onnx__GraphProto *g, node_fn fn, int depth)
+{
+    if (!g || depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *node = g->node[i];
+        if (fn(m, node))
+            return -1;
+        for (size_t a = 0; a < node->n_attribute; a++) {
+            const Onnx__AttributeProto *attr = node->attribute[a];
+            if (walk_nodes(m, attr->g, fn, depth + 1))
+                return -1;
+            for (size_t k = 0; k < attr->n_graphs; k++)
+                if (walk_nodes(m, attr->graphs[k], fn, depth + 1))
+                    return -1;
+        }
+    }
+    return 0;
+}
+
+static int collect_outputs(struct name_map *m, const Onnx__NodeProto *node)
+{
+    if (is_op(node, "QuantizeLinear") && node->n_input > 0 && node->n_output > 0 &&
+        node->input[0] && *node->input[0] && node->output[0] && *node->output[0]) {
+        if (m->n_q == m->cap_q) {
+            int cap = m->cap_q ? m->cap_q * 2 : 16;
+            char **v = realloc(m->q_inputs, (size_t)cap * sizeof *v);
+            if (!v)
+                return -1;
+            m->q_inputs = v;
+            m->cap_q = cap;
+        }
+        if (!(m->q_inputs[m->n_q] = strdup(node->input[0])))
+            return -1;
+        if (mq_strmap_put(m->q_outputs, node->output[0], m->n_q++))
+            return -1;
+    }
+    for (size_t o = 0; o < node->n_output; o++) {
+        const char *name = node->output[o];
+        if (name && *name && mq_strmap_get(m->by_key, name) < 0 &&
+            name_map_add(m, name, name, 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* The value a consumer of t sees in a QDQ model is the output of DequantizeLinear(Q(t)). */
+static int see_through_qdq(struct name_map *m, const Onnx__NodeProto *node)
+{
+    if (!is_op(node, "DequantizeLinear") || node->n_input < 1 || node->n_output < 1 ||
+        !node->input[0] || !node->output[0] || !*node->output[0])
+        return 0;
+    int q = mq_strmap_get(m->q_outputs, node->input[0]);
+    if (q < 0)
+        return 0;
+    const char *key = m->q_inputs[q];
+    int e = mq_strmap_get(m->by_key, key);
+    if (e < 0)
+        return name_map_add(m, key, node->output[0], 1);
+    if (m->v[e].from_dq)
+        return 0;
+    char *observed = strdup(node->output[0]);
+    if (!observed)
+        return -1;
+    free(m->v[e].observed);
+    m->v[e].observed = observed;
+    m->v[e].from_dq = 1;
+    return 0;
+}
+
+static int name_map_build(struct name_map *m, const Onnx__ModelProto *model)
+{
+    memset(m, 0, sizeof *m);
+    m->by_key = mq_strmap_new();
+    m->q_outputs = mq_strmap_new();
+    if (!m->by_key || !m->q_outputs || walk_nodes(m, model->graph, collect_outputs, 0) ||
+        walk_nodes(m, model->graph, see_through_qdq, 0)) {
+        name_map_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ the pairs */
+
+struct pair {
+    struct mq_layer_compare layer;
+    int seen_a, seen_b;     /* this sample */
+    struct mq_tensor copy;  /* A's value this sample, float32, until B produces its own */
+    int have_copy;
+};
+
+/* Who produced each tensor of A (matched or not), to follow the error upstream. */
+struct a_tensor {
+    char *node, *op_type;
+    char **inputs;
+    int n_inputs;
+};
+
+struct ctx {
+    struct pair *pairs;
+    int n_pairs;
+    struct mq_strmap *by_a, *by_b;   /* observed name -> pair */
+    struct a_tensor *produced;
+    int n_produced, cap_produced;
+    struct mq_strmap *produced_by_name;
+    int64_t next_order;
+};
+
+static void ctx_free(struct ctx *c)
+{
+    for (int i = 0; i < c->n_pairs; i++) {
+        struct pair *p = &c->pairs[i];
+        free(p->layer.tensor_a);
+        free(p->layer.tensor_b);
+        free(p->layer.node);
+        free(p->layer.op_type);
+        mq_tensor_free(&p->copy);
+    }
+    free(c->pairs);
+    for (int i = 0; i < c->n_produced; i++) {
+        struct a_tensor *t = &c->produced[i];
+        free(t->node);
+        free(t->op_type);
+        for (int k = 0; k < t->n_inputs; k++)
+            free(t->inputs[k]);
+        free(t->inputs);
+    }
+    free(c->produced);
+    mq_strmap_free(c->produced_by_name);
+    mq_strmap_free(c->by_a);
+    mq_strmap_free(c->by_b);
+    memset(c, 0, sizeof *c);
+}
+
+static int ctx_build(struct ctx *c, const struct mq_model *a, const struct mq_model *b,
+                     int *n_matched, struct mq_error *err)
+{
+    struct name_map ma, mb;
+    memset(c, 0, sizeof *c);
+    if (name_map_build(&ma, a->proto))
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    if (name_map_build(&mb, b->proto)) {
+        name_map_free(&ma);
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    }
+    int rc = MQ_OK;
+    c->by_a = mq_strmap_new();
+    c->by_b = mq_strmap_new();
+    c->produced_by_name = mq_strmap_new();
+    c->pairs = calloc((size_t)ma.n + 1, sizeof *c->pairs);
+    if (!c->by_a || !c->by_b || !c->produced_by_name || !c->pairs)
+        rc = MQ_ERR_MEMORY;
+    for (int i = 0; rc == MQ_OK && i < ma.n; i++) {
+        int j = mq_strmap_get(mb.by_key, ma.v[i].key);
+        if (j < 0)
+            continue;
+        const char *an = ma.v[i].observed, *bn = mb.v[j].observed;
+        /* One pair per tensor on each side: t and t_QuantizeLinear_Input may both lead to t. */
+        if (mq_strmap_get(c->by_a, an) >= 0 || mq_strmap_get(c->by_b, bn) >= 0)
+            continue;
+        struct pair *p = &c->pairs[c->n_pairs];
+        p->layer.tensor_a = strdup(an);
+        p->layer.tensor_b = strdup(bn);
+        mq_error_stats_init(&p->layer.stats);
+        p->layer.order = -1;
+        c->n_pairs++;
+        if (!p->layer.tensor_a || !p->layer.tensor_b || mq_strmap_put(c->by_a, an, c->n_pairs - 1) ||
+            mq_strmap_put(c->by_b, bn, c->n_pairs - 1))
+            rc = MQ_ERR_MEMORY;
+    }
+    *n_matched = c->n_pairs;
+    name_map_free(&ma);
+    name_map_free(&mb);
+    if (rc) {
+        ctx_free(c);
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    }
+    return MQ_OK;
+}
+
+static int record_producer(struct ctx *c, const char *name, const struct mq_kernel_node *producer)
+{
+    if (mq_strmap_get(c->produced_by_name, name) >= 0)
+        return 0;
+    if (c->n_produced == c->cap_produced) {
+        int cap = c->cap_produced ? c->cap_produced * 2 : 64;
+        struct a_tensor *v = realloc(c->produced, (size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        c->produced = v;
+        c->cap_produced = cap;
+    }
+    struct a_tensor *t = &c->produced[c->n_produced];
+    memset(t, 0, sizeof *t);
+    c->n_produced++;
+    t->node = strdup(mq_str(producer->name));
+    t->op_type = strdup(mq_str(producer->op_type));
+    if (!t->node || !t->op_type || mq_strmap_put(c->produced_by_name, name, c->n_produced - 1))
+        return -1;
+    const Onnx__NodeProto *proto = producer->proto;
+    if (!proto || proto->n_input == 0)
+        return 0;
+    t->inputs = calloc(proto->n_input, sizeof *t->inputs);
+    if (!t->inputs)
+        return -1;
+    for (size_t k = 0; k < proto->n_input; k++) {
+        if (!proto->input[k] || !*proto->input[k])
+            continue;
+        if (!(t->inputs[t->n_inputs] = strdup(proto->input[k])))
+            return -1;
+        t->n_inputs++;
+    }
+    return 0;
+}
+
+/* A float32 copy of a float value (float16 and double widened or narrowed). */
+static int copy_as_float(struct mq_tensor *dst, const struct mq_tensor *src, const char *what,
+                         struct mq_error *err)
+{
+    if (mq_tensor_alloc(dst, MQ_DTYPE_FLOAT, src->rank, src->dims, what, err))
+        return MQ_ERR;
+    float *d = dst->data;
+    if (src->dtype == MQ_DTYPE_FLOAT)
+        memcpy(d, src->data, (size_t)src->count * sizeof *d);
+    else
+        for (int64_t i = 0; i < src->count; i++)
+            d[i] = (float)mq_tensor_get_double(src, i);
+    return MQ_OK;
+}
+
+static int observe_a(void *user, const struct mq_kernel_node *producer, const char *name,
+                     const struct mq_tensor *value, struct mq_error *err)
+{
+    struct ctx *c = user;
+    if (record_producer(c, name, producer))
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    int i = mq_strmap_get(c->by_a, name);
+    if (i < 0)
+        return MQ_OK;
+    struct pair *p = &c->pairs[i];
+    if (p->seen_a)
+        return MQ_OK;
+    p->seen_a = 1;
+    if (p->layer.order < 0) {
+        p->layer.order = c->next_order++;
+        p->layer.node = strdup(mq_str(producer->name));
+        p->layer.op_type = strdup(mq_str(producer->op_type));
+        if (!p->layer.node || !p->layer.op_type)
+            return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    }
+    if (!mq_dtype_is_float(value->dtype) || value->dtype == MQ_DTYPE_BFLOAT16)
+        return MQ_OK;
+    if (copy_as_float(&p->copy, value, name, err))
+        return MQ_ERR;
+    p->have_copy = 1;
+    return MQ_OK;
+}
+
+static int observe_b(void *user, const struct mq_kernel_node *producer, const char *name,
+                     const struct mq_tensor *value, struct mq_error *err)
+{
+    (void)producer;
+    struct ctx *c = user;
+    int i = mq_strmap_get(c->by_b, name);
+    if (i < 0)
+        return MQ_OK;
+    struct pair *p = &c->pairs[i];
+    if (p->seen_b)
+        return MQ_OK;
+    p->seen_b = 1;
+    if (!p->have_copy)
+        return MQ_OK;
+    int rc = MQ_OK;
+    if (!mq_dtype_is_float(value->dtype)) {
+        /* The other model holds something else under this name: not comparable. */
+    } else if (!mq_shape_equal(&p->copy, value)) {
+        p->layer.shape_mismatches++;
+    } else {
+        rc = mq_error_stats_add(&p->layer.stats, &p->copy, value, name, err);
+    }
+    mq_tensor_free(&p->copy);
+    p->have_copy = 0;
+    return rc;
+}
+
+static void ctx_end_sample(struct ctx *c)
+{
+    for (int i = 0; i < c->n_pairs; i++) {
+        struct pair *p = &c->pairs[i];
+        mq_tensor_free(&p->copy);
+        p->have_copy = p->seen_a = p->seen_b = 0;
+    }
+}
+
+/* ------------------------------------------------------------- running */
+
+/* B's input k is A's input map[k]; the two may differ in float width. */
+static int map_inputs(const struct mq_plan *pa, const struct mq_plan *pb, int *map,
+                      struct mq_error *err)
+{
+    int na = mq_plan_input_count(pa), nb = mq_plan_input_count(pb);
+    for (int k = 0; k < nb; k++) {
+        const char *name = mq_str(mq_plan_input(pb, k)->name);
+        map[k] = -1;
+        for (int i = 0; i < na; i++)
+            if (strcmp(name, mq_str(mq_plan_input(pa, i)->name)) == 0)
+                map[k] = i;
+        if (map[k] < 0)
+            return mq_error_set(err, "model B takes input '%s', which model A does not have",
+                                name);
+    }
+    return MQ_OK;
+}
+
+/* Feeds A's input to B: a view, or a converted copy where B declares another float width. */
+static int feed_b(const struct mq_tensor *src, const Onnx__ValueInfoProto *info,
+                  struct mq_tensor *dst, struct mq_error *err)
+{
+    int want = mq_value_info_dtype(info);
+    const char *name = mq_str(info->name);
+    if (want == src->dtype || !want || !mq_dtype_is_float(want) || !mq_dtype_is_float(src->dtype)) {
+        mq_tensor_view(dst, src);
+        return MQ_OK;
+    }
+    if (mq_tensor_alloc(dst, want, src->rank, src->dims, name, err))
+        return MQ_ERR;
+    for (int64_t i = 0; i < src->count; i++) {
+        double v = mq_tensor_get_double(src, i);
+        switch (want) {
+        case MQ_DTYPE_FLOAT: ((float *)dst->data)[i] = (float)v; break;
+        case MQ_DTYPE_DOUBLE: ((double *)dst->data)[i] = v; break;
+        case MQ_DTYPE_FLOAT16: ((uint16_t *)dst->data)[i] = mq_float_to_half((float)v); break;
+        default: ((uint16_t *)dst->data)[i] = mq_float_to_bfloat16((float)v); break;
+        }
+    }
+    return MQ_OK;
+}
+
+static int match_outputs(const struct mq_plan *pa, const struct mq_plan *pb, int *map,
+                         struct mq_error *err)
+{
+    int na = mq_plan_output_count(pa), nb = mq_plan_output_count(pb);
+    char missing[512] = "";
+    int n_missing = 0;
+    for (int i = 0; i < na; i++) {
+        const char *name = mq_str(mq_plan_output(pa, i)->name);
+        map[i] = -1;
+        for (int k = 0; k < nb; k++)
+            if (strcmp(name, mq_str(mq_plan_output(pb, k)->name)) == 0)
+                map[i] = k;
+        if (map[i] < 0 && n_missing++ < 4) {
+            size_t len = strlen(missing);
+            snprintf(missing + len, sizeof missing - len, "%s'%s'", len ? ", " : "", name);
+        }
+    }
+    if (n_missing || na != nb) {
+        char b_names[512] = "";
+        for (int k = 0; k < nb && k < 4; k++) {
+            size_t len = strlen(b_names);
+            snprintf(b_names + len, sizeof b_names - len, "%s'%s'", k ? ", " : "",
+                     mq_str(mq_plan_output(pb, k)->name));
+        }
+        if (n_missing)
+            return mq_error_set(err, "the graph outputs differ: model B has no output %s%s "
+                                "(its outputs: %s%s); compare needs two versions of one model",
+                                missing, n_missing > 4 ? ", ..." : "", b_names,
+                                nb > 4 ? ", ..." : "");
+        return mq_error_set(err, "the graph outputs differ: model A has %d, model B has %d "
+                            "(%s%s)", na, nb, b_names, nb > 4 ? ", ..." : "");
+    }
+    return MQ_OK;
+}
+
+/* Upstream nodes folded into a matched tensor's producer (Conv+Relu), nearest last. */
+struct chain {
+    const struct a_tensor *nodes[8];
+    int n;
+};
+
+/*
+ * Relative noise of the noisiest input reaching the producer of tensor `name`
+ * of A.  An input B has no counterpart for (a Conv output whose Relu the
+ * quantizer folded) is looked through to its own producer's inputs, and that
+ * producer joins the chain of nodes the error is charged to.
+ */
+static double input_noise(const struct ctx *c, const char *name, struct chain *chain, int depth)
+{
+    int t = mq_strmap_get(c->produced_by_name, name);
+    if (t < 0 || depth > 8)
+        return 0;
+    const struct a_tensor *at = &c->produced[t];
+    double worst = 0;
+    for (int k = 0; k < at->n_inputs; k++) {
+        const char *in = at->inputs[k];
+        int j = mq_strmap_get(c->by_a, in);
+        double r = 0;
+        if (j >= 0 && c->pairs[j].layer.stats.elements > 0) {
+            r = mq_error_stats_relative_noise(&c->pairs[j].layer.stats);
+        } else {
+            int u = mq_strmap_get(c->produced_by_name, in);
+            if (u < 0)
+                continue;
+            if (chain && chain->n < 8) {
+                int dup = 0;
+                for (int x = 0; x < chain->n; x++)
+                    dup |= strcmp(chain->nodes[x]->node, c->produced[u].node) == 0;
+                if (!dup)
+                    chain->nodes[chain->n++] = &c->produced[u];
+            }
+            r = input_noise(c, in, chain, depth + 1);
+        }
+        if (r > worst)
+            worst = r;
+    }
+    return worst;
+}
+
+/* Joins the chain's names and this one: "conv1+relu1" when conv1's output has no counterpart. */
+static char *join_chain(const struct chain *chain, int op_types, const char *last)
+{
+    size_t len = strlen(last) + 1;
+    for (int i = 0; i < chain->n; i++)
+        len += strlen(op_types ? chain->nodes[i]->op_type : chain->nodes[i]->node) + 1;
+    char *label = malloc(len);
+    if (!label)
+        return NULL;
+    label[0] = '\0';
+    for (int i = chain->n - 1; i >= 0; i--) {
+        strcat(label, op_types ? chain->nodes[i]->op_type : chain->nodes[i]->node);
+        strcat(label, "+");
+    }
+    strcat(label, last);
+    return label;
+}
+
+static int charge_chain(struct pair *p, const struct chain *chain)
+{
+    if (chain->n == 0 || !p->layer.node || !p->layer.op_type)
+        return 0;
+    char *node = join_chain(chain, 0, p->layer.node), *op = join_chain(chain, 1, p->layer.op_type);
+    if (!node || !op) {
+        free(node);
+        free(op);
+        return -1;
+    }
+    free(p->layer.node);
+    free(p->layer.op_type);
+    p->layer.node = node;
+    p->layer.op_type = op;
+    return 0;
+}
+
+static int layer_order(const void *x, const void *y)
+{
+    const struct mq_layer_compare *a = x, *b = y;
+    if (a->node_sqnr_db != b->node_sqnr_db)
+        return a->node_sqnr_db < b->node_sqnr_db ? -1 : 1;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* Moves the compared pairs into the result, worst node first. */
+static int finish_layers(struct ctx *c, struct mq_compare_result *r)
+{
+    r->layers = calloc((size_t)c->n_pairs + 1, sizeof *r->layers);
+    if (!r->layers)
+        return -1;
+    /* Every input's noise first: moving a pair out below clears it. */
+    for (int i = 0; i < c->n_pairs; i++) {
+        struct pair *p = &c->pairs[i];
+        struct chain chain = {{0}, 0};
+        p->layer.input_relative_noise = input_noise(c, p->layer.tensor_a, &chain, 0);
+        if (charge_chain(p, &chain))
+            return -1;
+    }
+    for (int i = 0; i < c->n_pairs; i++) {
+        struct pair *p = &c->pairs[i];
+        if (p->layer.stats.elements == 0 && p->layer.stats.nonfinite_mismatch == 0 &&
+            p->layer.shape_mismatches == 0)
+            continue;
+        double added = mq_error_stats_relative_noise(&p->layer.stats) -
+                       p->layer.input_relative_noise;
+        p->layer.node_sqnr_db = added > 0 ? -10.0 * log10(added) : INFINITY;
+        if (p->layer.stats.nonfinite_mismatch || p->layer.shape_mismatches)
+            p->layer.node_sqnr_db = -INFINITY;
+        r->layers[r->n_layers++] = p->layer;
+        memset(&p->layer, 0, sizeof p->layer);
+    }
+    if (r->n_layers > 1)
+        qsort(r->layers, (size_t)r->n_layers, sizeof *r->layers, layer_order);
+    return 0;
+}
+
+int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
+                      const struct mq_compare_options *o, struct mq_compare_result *r,
+                      struct mq_error *err)
+{
+    memset(r, 0, sizeof *r);
+    struct mq_plan *pa = NULL, *pb = NULL;
+    struct mq_calib_source *source = NULL;
+    struct ctx c;
+    memset(&c, 0, sizeof c);
+    struct mq_tensor *in_a = NULL, *in_b = NULL, *out_a = NULL, *out_b = NULL;
+    int *in_map = NULL, *out_map = NULL;
+    const Onnx__ValueInfoProto **infos = NULL;
+    int rc = mq_plan_build(a, &pa, err);
+    if (rc) {
+        mq_error_prefix(err, "model A: ");
+        return rc;
+    }
+    if ((rc = mq_plan_build(b, &pb, err))) {
+        mq_error_prefix(err, "model B: ");
+        goto out;
+    }
+    int na_in = mq_plan_input_count(pa), nb_in = mq_plan_input_count(pb);
+    int na_out = mq_plan_output_count(pa), nb_out = mq_plan_output_count(pb);
+    in_a = calloc((size_t)na_in + 1, sizeof *in_a);
+    in_b = calloc((size_t)nb_in + 1, sizeof *in_b);
+    out_a = calloc((size_t)na_out + 1, sizeof *out_a);
+    out_b = calloc((size_t)nb_out + 1, sizeof *out_b);
+    in_map = calloc((size_t)nb_in + 1, sizeof *in_map);
+    out_map = calloc((size_t)na_out + 1, sizeof *out_map);
+    infos = calloc((size_t)na_in + 1, sizeof *infos);
+    r->outputs = calloc((size_t)na_out + 1, sizeof *r->outputs);
+    if (!in_a || !in_b || !out_a || !out_b || !in_map || !out_map || !infos || !r->outputs) {
+        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+        goto out;
+    }
+    if ((rc = match_outputs(pa, pb, out_map, err)) || (rc = map_inputs(pa, pb, in_map, err)))
+        goto out;
+    for (int i = 0; i < na_out; i++) {
+        if (!(r->outputs[i].name = strdup(mq_str(mq_plan_output(pa, i)->name)))) {
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+            goto out;
+        }
+        r->n_outputs++;
+        mq_error_stats_init(&r->outputs[i].stats);
+        r->outputs[i].class_scores = 1;
+    }
+    for (int i = 0; i < na_in; i++)
+        infos[i] = mq_plan_input(pa, i);
+    if ((rc = mq_calib_source_open(o->inputs_dir, infos, na_in, o->limit, &source, err)))
+        goto out;
+    if (o->per_layer && (rc = ctx_build(&c, a, b, &r->n_matched_names, err)))
+        goto out;
+    struct mq_run_options run_a = {observe_a, &c}, run_b = {observe_b, &c};
+    int64_t n_samples = mq_calib_source_count(source);
+    for (int64_t s = 0; s < n_samples && rc == MQ_OK; s++) {
+        const char *label = mq_calib_source_sample_name(source, s);
+        rc = mq_calib_source_load(source, s, in_a, err);
+        for (int k = 0; rc == MQ_OK && k < nb_in; k++)
+            rc = feed_b(&in_a[in_map[k]], mq_plan_input(pb, k), &in_b[k], err);
+        if (rc == MQ_OK && (rc = mq_plan_run(pa, in_a, na_in, out_a, na_out,
+                                             o->per_layer ? &run_a : NULL, err)))
+            mq_error_prefix(err, "model A: ");
+        if (rc == MQ_OK && (rc = mq_plan_run(pb, in_b, nb_in, out_b, nb_out,
+                                             o->per_layer ? &run_b : NULL, err)))
+            mq_error_prefix(err, "model B: ");
+        for (int i = 0; rc == MQ_OK && i < na_out; i++) {
+            struct mq_output_compare *oc = &r->outputs[i];
+            const struct mq_tensor *ta = &out_a[i], *tb = &out_b[out_map[i]];
+            rc = mq_error_stats_add(&oc->stats, ta, tb, oc->name, err);
+            if (rc == MQ_OK && oc->class_scores) {
+                if (mq_looks_like_class_scores(ta))
+                    rc = mq_top1_add(&oc->top1, ta, tb, oc->name, err);
+                else
+                    oc->class_scores = 0;
+            }
+            if (rc)
+                mq_error_prefix(err, "output ");
+        }
+        if (rc)
+            mq_error_prefix(err, "%s: ", label);
+        else
+            r->samples++;
+        ctx_end_sample(&c);
+        for (int i = 0; i < na_in; i++)
+            mq_tensor_free(&in_a[i]);
+        for (int k = 0; k < nb_in; k++)
+            mq_tensor_free(&in_b[k]);
+        for (int i = 0; i < na_out; i++)
+            mq_tensor_free(&out_a[i]);
+        for (int k = 0; k < nb_out; k++)
+            mq_tensor_free(&out_b[k]);
+    }
+    if (rc == MQ_OK && o->per_layer && finish_layers(&c, r))
+        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+out:
+    ctx_free(&c);
+    mq_calib_source_free(source);
+    free(in_a);
+    free(in_b);
+    free(out_a);
+    free(out_b);
+    free(in_map);
+    free(out_map);
+    free(infos);
+    mq_plan_free(pa);
+    mq_plan_free(pb);
+    if (rc)
+        mq_compare_result_free(r);
+    return rc;
+}
+
+void mq_compare_result_free(struct mq_compare_result *r)
+{
+    for (int i = 0; i < r->n_outputs; i++)
+        free(r->outputs[i].name);
+    free(r->outputs);
+    for (int i = 0; i < r->n_layers; i++) {
+        free(r->layers[i].tensor_a);
+        free(r->layers[i].tensor_b);
+        free(r->layers[i].node);
+        free(r->layers[i].op_type);
+    }
+    free(r->layers);
+    memset(r, 0, sizeof *r);
+}

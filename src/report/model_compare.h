@@ -1,0 +1,69 @@
+/*
+ * Running two models on the same samples and measuring how far B's tensors
+ * are from A's (`onnx-monoquant compare`): per graph output, and with
+ * per_layer, per intermediate tensor matched across the two graphs by name.
+ *
+ * Names are matched through the renames a QDQ rewrite makes: in a model
+ * holding QuantizeLinear(t) -> DequantizeLinear -> t_dequantized, the value
+ * its consumers see is the DequantizeLinear output, so that is what stands
+ * for `t`.  A float16 model keeps its tensor names and is read as float.
+ *
+ * Memory stays bounded whatever the number of samples: statistics are
+ * running sums, and only one sample's tensors of A are held, each until B
+ * has produced its counterpart.  Inside loop bodies a tensor is compared at
+ * its first iteration of each sample.
+ */
+#ifndef MQ_MODEL_COMPARE_H
+#define MQ_MODEL_COMPARE_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+#include "report/metrics.h"
+#include "util/error.h"
+
+struct mq_compare_options {
+    const char *inputs_dir;  /* any layout calib/reader.h accepts */
+    int64_t limit;           /* > 0: only the first `limit` samples */
+    int per_layer;
+};
+
+struct mq_output_compare {
+    char *name;
+    struct mq_error_stats stats;
+    int class_scores;        /* every sample looked like [N, C] scores */
+    struct mq_top1_stats top1;
+};
+
+struct mq_layer_compare {
+    char *tensor_a, *tensor_b;   /* the names in each model */
+    char *node, *op_type;        /* A's node producing it */
+    struct mq_error_stats stats;
+    /* Relative noise power (err^2 / ref^2) of the producer's noisiest compared input, 0 when none. */
+    double input_relative_noise;
+    /* SQNR of the noise this node adds on its own: +inf when it adds none. */
+    double node_sqnr_db;
+    int64_t order;               /* when A first produced it */
+    int64_t shape_mismatches;    /* samples where the two shapes differed (not in stats) */
+};
+
+struct mq_compare_result {
+    int64_t samples;
+    struct mq_output_compare *outputs;   /* in A's output order */
+    int n_outputs;
+    struct mq_layer_compare *layers;     /* worst node first (lowest node_sqnr_db) */
+    int n_layers;
+    int n_matched_names;                 /* tensors matched by name, compared or not */
+};
+
+/*
+ * Both models must have the same graph outputs (by name) and B must take no
+ * input that A lacks; float32 and float16 inputs are converted where the two
+ * declare different widths.
+ */
+int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
+                      const struct mq_compare_options *options, struct mq_compare_result *result,
+                      struct mq_error *err);
+void mq_compare_result_free(struct mq_compare_result *result);
+
+#endif

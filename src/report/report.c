@@ -1,0 +1,373 @@
+#include "report/report.h"
+
+#include <string.h>
+
+#include "interp/tensor.h"
+#include "quant/params.h"
+#include "util/json.h"
+
+static const char *status_name(enum mq_node_status s)
+{
+    switch (s) {
+    case MQ_NODE_SKIPPED:
+        return "skipped";
+    case MQ_NODE_SELECTED:
+        return "selected";
+    case MQ_NODE_QUANTIZED:
+        return "quantized";
+    case MQ_NODE_FOLDED:
+        return "folded";
+    }
+    return "?";
+}
+
+static const char *type_name(int dtype)
+{
+    const char *q = mq_qtype_name(dtype);
+    return q ? q : mq_dtype_name(dtype);
+}
+
+struct counts {
+    int nodes, quantized, folded, skipped;
+};
+
+static struct counts count_nodes(const struct mq_selection *sel)
+{
+    struct counts c = {0};
+    for (int i = 0; i < sel->n; i++) {
+        c.nodes++;
+        switch (sel->items[i].status) {
+        case MQ_NODE_QUANTIZED:
+            c.quantized++;
+            break;
+        case MQ_NODE_FOLDED:
+            c.folded++;
+            break;
+        default:
+            c.skipped++;
+            break;
+        }
+    }
+    return c;
+}
+
+static void json_key_string(struct mq_json *j, const char *key, const char *value)
+{
+    mq_json_key(j, key);
+    if (value)
+        mq_json_string(j, value);
+    else
+        mq_json_null(j);
+}
+
+static void write_scheme(struct mq_json *j, const struct mq_report *r)
+{
+    const struct mq_quant_options *o = r->options;
+    mq_json_key(j, "scheme");
+    mq_json_object_begin(j);
+    json_key_string(j, "profile", r->profile);
+    json_key_string(j, "activation_type", type_name(o->activation_type));
+    mq_json_key(j, "activation_symmetric");
+    mq_json_bool(j, o->symmetric_activations);
+    json_key_string(j, "weight_type", type_name(o->weight_type));
+    mq_json_key(j, "weight_symmetric");
+    mq_json_bool(j, o->symmetric_weights);
+    mq_json_key(j, "per_channel");
+    mq_json_bool(j, o->per_channel);
+    mq_json_key(j, "reduce_range");
+    mq_json_bool(j, o->reduce_range);
+    mq_json_key(j, "output_qdq");
+    mq_json_bool(j, o->quantize_outputs);
+    json_key_string(j, "bias_type", "int32");
+    mq_json_object_end(j);
+}
+
+static void write_calibration(struct mq_json *j, const struct mq_report *r)
+{
+    mq_json_key(j, "calibration");
+    mq_json_object_begin(j);
+    json_key_string(j, "source", r->calibration_source);
+    mq_json_key(j, "paths");
+    mq_json_array_begin(j);
+    for (int i = 0; i < r->n_calibration_paths; i++)
+        mq_json_string(j, r->calibration_paths[i]);
+    mq_json_array_end(j);
+    json_key_string(j, "method", r->ranges ? r->ranges->method : NULL);
+    if (r->ranges && r->ranges->method_id == MQ_CALIB_PERCENTILE) {
+        mq_json_key(j, "percentile");
+        mq_json_double(j, r->ranges->percentile);
+    }
+    mq_json_key(j, "samples");
+    mq_json_uint(j, r->ranges ? r->ranges->samples : 0);
+    mq_json_key(j, "tensors");
+    mq_json_int(j, r->ranges ? r->ranges->n : 0);
+    uint64_t nonfinite = 0;
+    int tensors_nonfinite = 0;
+    for (int i = 0; r->ranges && i < r->ranges->n; i++) {
+        nonfinite += r->ranges->items[i].nonfinite;
+        tensors_nonfinite += r->ranges->items[i].nonfinite > 0;
+    }
+    mq_json_key(j, "nonfinite_values");
+    mq_json_uint(j, nonfinite);
+    mq_json_key(j, "tensors_with_nonfinite");
+    mq_json_int(j, tensors_nonfinite);
+    mq_json_object_end(j);
+}
+
+static void write_sizes(struct mq_json *j, const struct mq_report *r)
+{
+    mq_json_key(j, "sizes");
+    mq_json_object_begin(j);
+    mq_json_key(j, "model_bytes_before");
+    mq_json_uint(j, r->model_bytes_before);
+    mq_json_key(j, "model_bytes_after");
+    mq_json_uint(j, r->model_bytes_after);
+    mq_json_key(j, "initializer_bytes_before");
+    mq_json_uint(j, r->weight_bytes_before);
+    mq_json_key(j, "initializer_bytes_after");
+    mq_json_uint(j, r->weight_bytes_after);
+    mq_json_key(j, "ratio");
+    mq_json_double(j, r->model_bytes_before
+                          ? (double)r->model_bytes_after / (double)r->model_bytes_before
+                          : 0.0);
+    mq_json_object_end(j);
+}
+
+static void write_nodes(struct mq_json *j, const struct mq_selection *sel)
+{
+    mq_json_key(j, "nodes");
+    mq_json_array_begin(j);
+    for (int i = 0; i < sel->n; i++) {
+        const struct mq_node_choice *c = &sel->items[i];
+        mq_json_object_begin(j);
+        json_key_string(j, "name", c->name);
+        json_key_string(j, "op_type", c->op_type);
+        json_key_string(j, "graph", c->graph);
+        json_key_string(j, "status", status_name(c->status));
+        if (c->reason)
+            json_key_string(j, "reason", c->reason);
+        mq_json_object_end(j);
+    }
+    mq_json_array_end(j);
+}
+
+static void write_channels(struct mq_json *j, const struct mq_qtensor_record *t)
+{
+    int per_channel = t->axis >= 0;
+    mq_json_key(j, "scale");
+    if (per_channel) {
+        mq_json_array_begin(j);
+        for (int c = 0; c < t->n_channels; c++)
+            mq_json_float(j, t->scales[c]);
+        mq_json_array_end(j);
+    } else {
+        mq_json_float(j, t->scales[0]);
+    }
+    mq_json_key(j, "zero_point");
+    if (per_channel) {
+        mq_json_array_begin(j);
+        for (int c = 0; c < t->n_channels; c++)
+            mq_json_int(j, t->zero_points[c]);
+        mq_json_array_end(j);
+    } else {
+        mq_json_int(j, t->zero_points[0]);
+    }
+}
+
+static void write_tensor(struct mq_json *j, const struct mq_report *r,
+                         const struct mq_qtensor_record *t)
+{
+    mq_json_object_begin(j);
+    json_key_string(j, "name", t->name);
+    json_key_string(j, "graph", t->graph);
+    json_key_string(j, "role", mq_qtensor_role_name(t->role));
+    json_key_string(j, "type", type_name(t->qtype));
+    mq_json_key(j, "range");
+    if (t->has_range) {
+        mq_json_array_begin(j);
+        mq_json_float(j, t->range_min);
+        mq_json_float(j, t->range_max);
+        mq_json_array_end(j);
+    } else {
+        mq_json_null(j);
+    }
+    mq_json_key(j, "axis");
+    if (t->axis >= 0)
+        mq_json_int(j, t->axis);
+    else
+        mq_json_null(j);
+    if (t->n_channels > 0)
+        write_channels(j, t);
+    if (t->shared_with)
+        json_key_string(j, "shared_with", t->shared_with);
+    if (t->n_adjusted) {
+        mq_json_key(j, "scale_enlarged_for_bias");
+        mq_json_array_begin(j);
+        for (int c = 0; c < t->n_adjusted; c++)
+            mq_json_int(j, t->adjusted[c]);
+        mq_json_array_end(j);
+    }
+    if (t->note)
+        json_key_string(j, "note", t->note);
+    const struct mq_tensor_range *cr =
+        r->ranges && (t->role == MQ_QT_ACTIVATION) ? mq_ranges_find(r->ranges, t->name) : NULL;
+    if (cr) {
+        mq_json_key(j, "observed");
+        mq_json_object_begin(j);
+        mq_json_key(j, "min");
+        mq_json_float(j, cr->observed_min);
+        mq_json_key(j, "max");
+        mq_json_float(j, cr->observed_max);
+        mq_json_key(j, "values");
+        mq_json_uint(j, cr->count);
+        mq_json_key(j, "nonfinite");
+        mq_json_uint(j, cr->nonfinite);
+        mq_json_object_end(j);
+    }
+    mq_json_object_end(j);
+}
+
+int mq_report_write_json(FILE *out, const struct mq_report *r)
+{
+    struct mq_json j;
+    mq_json_init(&j, out, 1);
+    mq_json_object_begin(&j);
+    json_key_string(&j, "tool", "onnx-monoquant");
+    json_key_string(&j, "input", r->input_path);
+    json_key_string(&j, "output", r->output_path);
+    write_scheme(&j, r);
+    mq_json_key(&j, "opset");
+    mq_json_object_begin(&j);
+    mq_json_key(&j, "before");
+    mq_json_int(&j, r->opset_before);
+    mq_json_key(&j, "after");
+    mq_json_int(&j, r->opset_after);
+    mq_json_object_end(&j);
+    write_calibration(&j, r);
+    write_sizes(&j, r);
+    struct counts c = count_nodes(r->selection);
+    mq_json_key(&j, "summary");
+    mq_json_object_begin(&j);
+    mq_json_key(&j, "nodes");
+    mq_json_int(&j, c.nodes);
+    mq_json_key(&j, "quantized");
+    mq_json_int(&j, c.quantized);
+    mq_json_key(&j, "folded");
+    mq_json_int(&j, c.folded);
+    mq_json_key(&j, "skipped");
+    mq_json_int(&j, c.skipped);
+    mq_json_key(&j, "quantized_tensors");
+    mq_json_int(&j, r->result->n_tensors);
+    mq_json_key(&j, "float_tensors");
+    mq_json_int(&j, r->result->n_skipped);
+    mq_json_object_end(&j);
+    write_nodes(&j, r->selection);
+    mq_json_key(&j, "tensors");
+    mq_json_array_begin(&j);
+    for (int i = 0; i < r->result->n_tensors; i++)
+        write_tensor(&j, r, &r->result->tensors[i]);
+    mq_json_array_end(&j);
+    mq_json_key(&j, "float_tensors");
+    mq_json_array_begin(&j);
+    for (int i = 0; i < r->result->n_skipped; i++) {
+        const struct mq_skipped_tensor *s = &r->result->skipped[i];
+        mq_json_object_begin(&j);
+        json_key_string(&j, "name", s->name);
+        json_key_string(&j, "graph", s->graph);
+        json_key_string(&j, "reason", s->reason);
+        mq_json_object_end(&j);
+    }
+    mq_json_array_end(&j);
+    mq_json_object_end(&j);
+    if (fputc('\n', out) == EOF)
+        j.failed = 1;
+    return j.failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------- summary */
+
+static void human_bytes(uint64_t n, char *buf, size_t size)
+{
+    if (n >= (uint64_t)1 << 30)
+        snprintf(buf, size, "%.2f GiB", (double)n / (double)((uint64_t)1 << 30));
+    else if (n >= (uint64_t)1 << 20)
+        snprintf(buf, size, "%.2f MiB", (double)n / (double)((uint64_t)1 << 20));
+    else if (n >= 1024)
+        snprintf(buf, size, "%.1f KiB", (double)n / 1024.0);
+    else
+        snprintf(buf, size, "%llu B", (unsigned long long)n);
+}
+
+#define SUMMARY_MAX_OPS 64
+#define SUMMARY_MAX_REASONS 5
+
+void mq_report_print_summary(FILE *out, const struct mq_report *r)
+{
+    const struct mq_selection *sel = r->selection;
+    const struct mq_quant_options *o = r->options;
+    struct counts c = count_nodes(sel);
+    fprintf(out, "quantized %d of %d nodes (%d folded, %d skipped); %d tensors quantized, %d "
+            "left float\n", c.quantized, c.nodes, c.folded, c.skipped, r->result->n_tensors,
+            r->result->n_skipped);
+    fprintf(out, "  scheme: %s activations%s, %s weights %s%s, int32 biases (profile %s)\n",
+            type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
+            type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
+            o->reduce_range ? " (reduced range)" : "", r->profile);
+    /* Op types in order of first appearance, with their node counts. */
+    const char *ops[SUMMARY_MAX_OPS];
+    int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
+    for (int i = 0; i < sel->n; i++) {
+        const struct mq_node_choice *ch = &sel->items[i];
+        int k = 0;
+        while (k < n_ops && strcmp(ops[k], ch->op_type) != 0)
+            k++;
+        if (k == n_ops) {
+            if (n_ops == SUMMARY_MAX_OPS) {
+                others++;
+                continue;
+            }
+            ops[n_ops] = ch->op_type;
+            q[n_ops] = f[n_ops] = s[n_ops] = 0;
+            n_ops++;
+        }
+        if (ch->status == MQ_NODE_QUANTIZED)
+            q[k]++;
+        else if (ch->status == MQ_NODE_FOLDED)
+            f[k]++;
+        else
+            s[k]++;
+    }
+    fprintf(out, "  %-22s %9s %7s %8s\n", "op type", "quantized", "folded", "skipped");
+    for (int k = 0; k < n_ops; k++)
+        fprintf(out, "  %-22s %9d %7d %8d\n", ops[k], q[k], f[k], s[k]);
+    if (others)
+        fprintf(out, "  (%d nodes of further op types)\n", others);
+    char before[32], after[32];
+    human_bytes(r->model_bytes_before, before, sizeof before);
+    human_bytes(r->model_bytes_after, after, sizeof after);
+    fprintf(out, "  model size: %s -> %s", before, after);
+    if (r->model_bytes_before)
+        fprintf(out, " (%.1f%%)", 100.0 * (double)r->model_bytes_after /
+                                      (double)r->model_bytes_before);
+    fprintf(out, "\n");
+    if (r->ranges)
+        fprintf(out, "  calibration: %s, %llu samples\n", r->ranges->method,
+                (unsigned long long)r->ranges->samples);
+    /* A few reasons, so a surprise is visible without opening the report. */
+    int shown = 0, candidates = 0;
+    for (int i = 0; i < sel->n; i++) {
+        const struct mq_node_choice *ch = &sel->items[i];
+        /* Nodes left out by op type are expected; the other reasons are news. */
+        if (ch->status != MQ_NODE_SKIPPED || !ch->reason ||
+            strstr(ch->reason, "not selected") || strstr(ch->reason, "is not quantized"))
+            continue;
+        candidates++;
+        if (shown < SUMMARY_MAX_REASONS) {
+            fprintf(out, "  skipped %s (%s): %s\n", ch->name, ch->op_type, ch->reason);
+            shown++;
+        }
+    }
+    if (candidates > shown)
+        fprintf(out, "  ... %d more skipped nodes with reasons (see --report)\n",
+                candidates - shown);
+}

@@ -1,0 +1,478 @@
+/*
+ * The calibration driver on a small model: what is observed (main graph,
+ * If branches, folded constants, graph inputs), that the ranges are the true
+ * extremes, that N threads and shards give exactly one run's result, and how
+ * it stops (interruption, the lowest failing sample).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "calib/calibrate.h"
+#include "calib/histogram.h"
+#include "interp/plan.h"
+#include "model/model.h"
+#include "model/tensor_proto.h"
+#include "util/fileio.h"
+
+/*
+ * Made with onnx 1.12 (opset 13):
+ *   inputs x float [N,4], flag bool []; initializers W [4,3], B [3]
+ *   mm = MatMul(x, W); y = Add(mm, B); r = Relu(y); c = Constant([2, -1, 0.5]); m = Mul(r, c)
+ *   out = If(flag, then: one = Constant([1]); t_out = Add(m, one)
+ *                  else: e_neg = Neg(m); e_out = Mul(e_neg, m))
+ *   shp = Shape(x)
+ *   W = [[1, -2, 0.5], [0.25, 1, -1], [-0.5, 0.75, 2], [1.5, -0.25, 0.125]], B = [0.1, -0.2, 0.3]
+ */
+static const unsigned char model_bytes[595] = {
+    0x08, 0x07, 0x3a, 0xc8, 0x04, 0x0a, 0x16, 0x0a, 0x01, 0x78, 0x0a, 0x01,
+    0x57, 0x12, 0x02, 0x6d, 0x6d, 0x1a, 0x02, 0x6d, 0x6d, 0x22, 0x06, 0x4d,
+    0x61, 0x74, 0x4d, 0x75, 0x6c, 0x0a, 0x14, 0x0a, 0x02, 0x6d, 0x6d, 0x0a,
+    0x01, 0x42, 0x12, 0x01, 0x79, 0x1a, 0x03, 0x61, 0x64, 0x64, 0x22, 0x03,
+    0x41, 0x64, 0x64, 0x0a, 0x12, 0x0a, 0x01, 0x79, 0x12, 0x01, 0x72, 0x1a,
+    0x04, 0x72, 0x65, 0x6c, 0x75, 0x22, 0x04, 0x52, 0x65, 0x6c, 0x75, 0x0a,
+    0x39, 0x12, 0x01, 0x63, 0x1a, 0x05, 0x63, 0x6f, 0x6e, 0x73, 0x74, 0x22,
+    0x08, 0x43, 0x6f, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x74, 0x2a, 0x23, 0x0a,
+    0x05, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x2a, 0x17, 0x08, 0x03, 0x10, 0x01,
+    0x42, 0x03, 0x63, 0x5f, 0x76, 0x4a, 0x0c, 0x00, 0x00, 0x00, 0x40, 0x00,
+    0x00, 0x80, 0xbf, 0x00, 0x00, 0x00, 0x3f, 0xa0, 0x01, 0x04, 0x0a, 0x13,
+    0x0a, 0x01, 0x72, 0x0a, 0x01, 0x63, 0x12, 0x01, 0x6d, 0x1a, 0x03, 0x6d,
+    0x75, 0x6c, 0x22, 0x03, 0x4d, 0x75, 0x6c, 0x0a, 0xea, 0x01, 0x0a, 0x04,
+    0x66, 0x6c, 0x61, 0x67, 0x12, 0x03, 0x6f, 0x75, 0x74, 0x1a, 0x02, 0x69,
+    0x66, 0x22, 0x02, 0x49, 0x66, 0x2a, 0x5b, 0x0a, 0x0b, 0x65, 0x6c, 0x73,
+    0x65, 0x5f, 0x62, 0x72, 0x61, 0x6e, 0x63, 0x68, 0x32, 0x49, 0x0a, 0x0f,
+    0x0a, 0x01, 0x6d, 0x12, 0x05, 0x65, 0x5f, 0x6e, 0x65, 0x67, 0x22, 0x03,
+    0x4e, 0x65, 0x67, 0x0a, 0x16, 0x0a, 0x05, 0x65, 0x5f, 0x6e, 0x65, 0x67,
+    0x0a, 0x01, 0x6d, 0x12, 0x05, 0x65, 0x5f, 0x6f, 0x75, 0x74, 0x22, 0x03,
+    0x4d, 0x75, 0x6c, 0x12, 0x04, 0x65, 0x6c, 0x73, 0x65, 0x62, 0x18, 0x0a,
+    0x05, 0x65, 0x5f, 0x6f, 0x75, 0x74, 0x12, 0x0f, 0x0a, 0x0d, 0x08, 0x01,
+    0x12, 0x09, 0x0a, 0x03, 0x12, 0x01, 0x4e, 0x0a, 0x02, 0x08, 0x03, 0xa0,
+    0x01, 0x05, 0x2a, 0x78, 0x0a, 0x0b, 0x74, 0x68, 0x65, 0x6e, 0x5f, 0x62,
+    0x72, 0x61, 0x6e, 0x63, 0x68, 0x32, 0x66, 0x0a, 0x2e, 0x12, 0x03, 0x6f,
+    0x6e, 0x65, 0x22, 0x08, 0x43, 0x6f, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x74,
+    0x2a, 0x1d, 0x0a, 0x05, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x2a, 0x11, 0x08,
+    0x01, 0x10, 0x01, 0x42, 0x05, 0x6f, 0x6e, 0x65, 0x5f, 0x76, 0x4a, 0x04,
+    0x00, 0x00, 0x80, 0x3f, 0xa0, 0x01, 0x04, 0x0a, 0x14, 0x0a, 0x01, 0x6d,
+    0x0a, 0x03, 0x6f, 0x6e, 0x65, 0x12, 0x05, 0x74, 0x5f, 0x6f, 0x75, 0x74,
+    0x22, 0x03, 0x41, 0x64, 0x64, 0x12, 0x04, 0x74, 0x68, 0x65, 0x6e, 0x62,
+    0x18, 0x0a, 0x05, 0x74, 0x5f, 0x6f, 0x75, 0x74, 0x12, 0x0f, 0x0a, 0x0d,
+    0x08, 0x01, 0x12, 0x09, 0x0a, 0x03, 0x12, 0x01, 0x4e, 0x0a, 0x02, 0x08,
+    0x03, 0xa0, 0x01, 0x05, 0x0a, 0x16, 0x0a, 0x01, 0x78, 0x12, 0x03, 0x73,
+    0x68, 0x70, 0x1a, 0x05, 0x73, 0x68, 0x61, 0x70, 0x65, 0x22, 0x05, 0x53,
+    0x68, 0x61, 0x70, 0x65, 0x12, 0x0a, 0x63, 0x61, 0x6c, 0x69, 0x62, 0x5f,
+    0x74, 0x65, 0x73, 0x74, 0x2a, 0x3b, 0x08, 0x04, 0x08, 0x03, 0x10, 0x01,
+    0x42, 0x01, 0x57, 0x4a, 0x30, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00,
+    0xc0, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x80, 0x3e, 0x00, 0x00, 0x80,
+    0x3f, 0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x00, 0xbf, 0x00, 0x00, 0x40,
+    0x3f, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0xc0, 0x3f, 0x00, 0x00, 0x80,
+    0xbe, 0x00, 0x00, 0x00, 0x3e, 0x2a, 0x15, 0x08, 0x03, 0x10, 0x01, 0x42,
+    0x01, 0x42, 0x4a, 0x0c, 0xcd, 0xcc, 0xcc, 0x3d, 0xcd, 0xcc, 0x4c, 0xbe,
+    0x9a, 0x99, 0x99, 0x3e, 0x5a, 0x14, 0x0a, 0x01, 0x78, 0x12, 0x0f, 0x0a,
+    0x0d, 0x08, 0x01, 0x12, 0x09, 0x0a, 0x03, 0x12, 0x01, 0x4e, 0x0a, 0x02,
+    0x08, 0x04, 0x5a, 0x0e, 0x0a, 0x04, 0x66, 0x6c, 0x61, 0x67, 0x12, 0x06,
+    0x0a, 0x04, 0x08, 0x09, 0x12, 0x00, 0x62, 0x16, 0x0a, 0x03, 0x6f, 0x75,
+    0x74, 0x12, 0x0f, 0x0a, 0x0d, 0x08, 0x01, 0x12, 0x09, 0x0a, 0x03, 0x12,
+    0x01, 0x4e, 0x0a, 0x02, 0x08, 0x03, 0x62, 0x11, 0x0a, 0x03, 0x73, 0x68,
+    0x70, 0x12, 0x0a, 0x0a, 0x08, 0x08, 0x07, 0x12, 0x04, 0x0a, 0x02, 0x08,
+    0x02, 0x42, 0x04, 0x0a, 0x00, 0x10, 0x0d,
+};
+
+static const float W[4][3] = {
+    {1, -2, 0.5f}, {0.25f, 1, -1}, {-0.5f, 0.75f, 2}, {1.5f, -0.25f, 0.125f}};
+static const float B[3] = {0.1f, -0.2f, 0.3f};
+static const float C[3] = {2, -1, 0.5f};
+
+enum { SAMPLES = 24, ROWS = 2 };
+
+static struct mq_error err;
+static struct mq_model *model;
+static struct mq_plan *plan;
+static char root[64];
+
+static float x_value(int s, int i) { return 3.0f * sinf((float)(s * 8 + i) * 0.7f); }
+static int flag_value(int s) { return s % 3 != 0; }
+
+static void setup(void)
+{
+    ck_assert_int_eq(mq_model_load_buffer(model_bytes, sizeof model_bytes, NULL, "calib.onnx",
+                                          &model, &err), 0);
+    ck_assert_msg(mq_plan_build(model, &plan, &err) == 0, "%s", err.message);
+    strcpy(root, "/tmp/mq-drv-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+}
+
+static void teardown(void)
+{
+    mq_plan_free(plan);
+    mq_model_free(model);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* mq_tensor_write_pb syncs each file to disk; tests write many and need no durability. */
+static void write_pb(const char *path, const struct mq_tensor *t, const char *name)
+{
+    Onnx__TensorProto *p;
+    ck_assert_int_eq(mq_tensor_to_proto(t, name, &p, &err), 0);
+    size_t size = onnx__tensor_proto__get_packed_size(p);
+    uint8_t *buf = malloc(size);
+    onnx__tensor_proto__pack(p, buf);
+    onnx__tensor_proto__free_unpacked(p, NULL);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
+    fclose(f);
+    free(buf);
+}
+
+static void write_sample(const char *dir, int s, int rows)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/test_data_set_%d", dir, s);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    struct mq_tensor x, flag;
+    int64_t dims[2] = {rows, 4};
+    ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 2, dims, "x", &err), 0);
+    for (int i = 0; i < rows * 4; i++)
+        ((float *)x.data)[i] = x_value(s, i % (ROWS * 4));
+    ck_assert_int_eq(mq_tensor_alloc(&flag, MQ_DTYPE_BOOL, 0, NULL, "flag", &err), 0);
+    ((uint8_t *)flag.data)[0] = (uint8_t)flag_value(s);
+    snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", dir, s);
+    write_pb(path, &x, "x");
+    snprintf(path, sizeof path, "%s/test_data_set_%d/input_1.pb", dir, s);
+    write_pb(path, &flag, "flag");
+    mq_tensor_free(&x);
+    mq_tensor_free(&flag);
+}
+
+/* Samples [first, last) into root/name. */
+static const char *write_samples(const char *name, int first, int last)
+{
+    static char dirs[4][160];
+    static int k;
+    char *dir = dirs[k++ % 4];
+    snprintf(dir, 160, "%s/%s", root, name);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    for (int s = first; s < last; s++)
+        write_sample(dir, s, ROWS);
+    return dir;
+}
+
+static int accepts(void *user, const Onnx__NodeProto *node)
+{
+    const char *const *types = user;
+    for (int i = 0; types[i]; i++)
+        if (strcmp(mq_str(node->op_type), types[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *const quantizable[] = {"MatMul", "Add", "Relu", "Mul", "Neg", NULL};
+
+static void collect(struct mq_name_list *names)
+{
+    memset(names, 0, sizeof *names);
+    ck_assert_int_eq(mq_calib_collect_names(model->proto->graph, accepts, (void *)quantizable,
+                                            names, &err), 0);
+}
+
+static struct mq_calib_source *open_source(const char *dir, int64_t limit)
+{
+    int n = mq_plan_input_count(plan);
+    const Onnx__ValueInfoProto *inputs[4];
+    for (int i = 0; i < n; i++)
+        inputs[i] = mq_plan_input(plan, i);
+    struct mq_calib_source *src;
+    ck_assert_msg(mq_calib_source_open(dir, inputs, n, limit, &src, &err) == 0, "%s",
+                  err.message);
+    return src;
+}
+
+static void calibrate(const char *dir, enum mq_calib_method method, int jobs,
+                      struct mq_ranges *out)
+{
+    struct mq_name_list names;
+    collect(&names);
+    struct mq_calib_source *src = open_source(dir, 0);
+    struct mq_calib_options o;
+    mq_calib_options_init(&o);
+    o.method = method;
+    o.jobs = jobs;
+    ck_assert_msg(mq_calibrate(plan, src, &names, &o, out, &err) == 0, "%s", err.message);
+    mq_calib_source_free(src);
+    mq_name_list_free(&names);
+}
+
+static void assert_identical(const struct mq_ranges *a, const struct mq_ranges *b)
+{
+    ck_assert_int_eq(a->n, b->n);
+    ck_assert_uint_eq(a->samples, b->samples);
+    for (int i = 0; i < a->n; i++) {
+        const struct mq_tensor_range *x = &a->items[i], *y = &b->items[i];
+        ck_assert_str_eq(x->name, y->name);
+        ck_assert_msg(memcmp(&x->min, &y->min, 4) == 0 && memcmp(&x->max, &y->max, 4) == 0 &&
+                      memcmp(&x->observed_min, &y->observed_min, 4) == 0 &&
+                      memcmp(&x->observed_max, &y->observed_max, 4) == 0,
+                      "tensor %s differs", x->name);
+        ck_assert(x->count == y->count && x->produced == y->produced &&
+                  x->nonfinite == y->nonfinite);
+        ck_assert((x->histogram == NULL) == (y->histogram == NULL));
+        if (x->histogram)
+            ck_assert(x->histogram->exponent == y->histogram->exponent &&
+                      memcmp(x->histogram->counts, y->histogram->counts,
+                             sizeof x->histogram->counts) == 0);
+    }
+}
+
+START_TEST(collects_float_inputs_and_outputs_of_chosen_nodes)
+{
+    struct mq_name_list names;
+    collect(&names);
+    /* W and B are initializers; shp and flag belong to nodes not chosen; out to the If. */
+    const char *expected[] = {"c", "e_neg", "e_out", "m", "mm", "one", "r", "t_out", "x", "y"};
+    ck_assert_int_eq(names.n, 10);
+    for (int i = 0; i < 10; i++)
+        ck_assert_str_eq(names.names[i], expected[i]);
+    ck_assert(mq_name_list_contains(&names, "t_out"));
+    ck_assert(!mq_name_list_contains(&names, "W"));
+    mq_name_list_free(&names);
+}
+END_TEST
+
+/* The true extremes, computed here in double and compared with a float tolerance. */
+struct extremes {
+    double lo, hi;
+    int64_t count;
+};
+
+static void widen(struct extremes *e, double v)
+{
+    if (e->count == 0 || v < e->lo)
+        e->lo = v;
+    if (e->count == 0 || v > e->hi)
+        e->hi = v;
+    e->count++;
+}
+
+START_TEST(ranges_are_the_true_extremes)
+{
+    const char *dir = write_samples("all", 0, SAMPLES);
+    uint64_t in_use = mq_memory_in_use(); /* the plan's constants */
+    struct mq_ranges r;
+    calibrate(dir, MQ_CALIB_MINMAX, 1, &r);
+    ck_assert_uint_eq(r.samples, SAMPLES);
+    ck_assert_str_eq(r.method, "minmax");
+    struct extremes ex[6] = {{0}}; /* x, mm, y, r, m, t_out */
+    struct extremes neg = {0}, eout = {0};
+    int taken = 0;
+    for (int s = 0; s < SAMPLES; s++) {
+        taken += flag_value(s);
+        for (int row = 0; row < ROWS; row++) {
+            for (int j = 0; j < 4; j++)
+                widen(&ex[0], x_value(s, row * 4 + j));
+            for (int k = 0; k < 3; k++) {
+                double mm = 0;
+                for (int j = 0; j < 4; j++)
+                    mm += (double)x_value(s, row * 4 + j) * W[j][k];
+                double y = mm + B[k], rl = y > 0 ? y : 0, m = rl * C[k];
+                widen(&ex[1], mm);
+                widen(&ex[2], y);
+                widen(&ex[3], rl);
+                widen(&ex[4], m);
+                if (flag_value(s)) {
+                    widen(&ex[5], m + 1);
+                } else {
+                    widen(&neg, -m);
+                    widen(&eout, -m * m);
+                }
+            }
+        }
+    }
+    const char *names[6] = {"x", "mm", "y", "r", "m", "t_out"};
+    for (int k = 0; k < 6; k++) {
+        const struct mq_tensor_range *t = mq_ranges_find(&r, names[k]);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_msg(fabs(t->min - ex[k].lo) < 1e-5 && fabs(t->max - ex[k].hi) < 1e-5,
+                      "%s: [%g, %g] expected [%g, %g]", names[k], t->min, t->max, ex[k].lo,
+                      ex[k].hi);
+        ck_assert_uint_eq(t->count, (uint64_t)ex[k].count);
+        ck_assert(t->observed_min == t->min && t->observed_max == t->max);
+    }
+    const struct mq_tensor_range *t = mq_ranges_find(&r, "t_out");
+    ck_assert_uint_eq(t->produced, (uint64_t)taken);
+    t = mq_ranges_find(&r, "e_out");
+    ck_assert_uint_eq(t->produced, (uint64_t)(SAMPLES - taken));
+    ck_assert(fabs(t->min - eout.lo) < 1e-5 && fabs(t->max - eout.hi) < 1e-5);
+    t = mq_ranges_find(&r, "e_neg");
+    ck_assert(fabs(t->min - neg.lo) < 1e-5 && fabs(t->max - neg.hi) < 1e-5);
+    /* Folded constants are observed once per sample, as if produced. */
+    t = mq_ranges_find(&r, "c");
+    ck_assert_ptr_nonnull(t);
+    ck_assert(t->min == -1.0f && t->max == 2.0f);
+    ck_assert_uint_eq(t->produced, SAMPLES);
+    ck_assert_uint_eq(t->count, 3 * SAMPLES);
+    ck_assert_ptr_nonnull(mq_ranges_find(&r, "one"));
+    ck_assert_ptr_null(mq_ranges_find(&r, "W"));
+    mq_ranges_free(&r);
+    ck_assert_uint_eq(mq_memory_in_use(), in_use); /* every sample's tensors freed */
+}
+END_TEST
+
+START_TEST(any_number_of_threads_gives_one_result)
+{
+    const char *dir = write_samples("all", 0, SAMPLES);
+    const enum mq_calib_method methods[4] = {MQ_CALIB_MINMAX, MQ_CALIB_PERCENTILE,
+                                             MQ_CALIB_ENTROPY, MQ_CALIB_MSE};
+    for (int m = 0; m < 4; m++) {
+        struct mq_ranges one, many;
+        calibrate(dir, methods[m], 1, &one);
+        for (int jobs = 2; jobs <= 8; jobs += 3) {
+            calibrate(dir, methods[m], jobs, &many);
+            assert_identical(&one, &many);
+            mq_ranges_free(&many);
+        }
+        for (int i = 0; i < one.n; i++) {
+            const struct mq_tensor_range *t = &one.items[i];
+            ck_assert(t->min >= t->observed_min && t->max <= t->observed_max);
+            ck_assert((t->histogram != NULL) == (m != 0));
+        }
+        mq_ranges_free(&one);
+    }
+}
+END_TEST
+
+static char *slurp(const char *path)
+{
+    uint8_t *data;
+    size_t size;
+    ck_assert_int_eq(mq_file_read(path, 1 << 26, &data, &size, &err), 0);
+    char *s = realloc(data, size + 1);
+    s[size] = '\0';
+    return s;
+}
+
+START_TEST(shards_merge_bit_identically)
+{
+    const char *all = write_samples("all", 0, SAMPLES);
+    const char *a = write_samples("a", 0, 7);
+    const char *b = write_samples("b", 7, SAMPLES);
+    char one_path[200], a_path[200], b_path[200], merged_path[200];
+    snprintf(one_path, sizeof one_path, "%s/one.json", root);
+    snprintf(a_path, sizeof a_path, "%s/a.json", root);
+    snprintf(b_path, sizeof b_path, "%s/b.json", root);
+    snprintf(merged_path, sizeof merged_path, "%s/merged.json", root);
+    struct mq_ranges one, ra, rb, merged;
+    calibrate(all, MQ_CALIB_ENTROPY, 3, &one);
+    calibrate(a, MQ_CALIB_ENTROPY, 2, &ra);
+    calibrate(b, MQ_CALIB_ENTROPY, 1, &rb);
+    ck_assert_int_eq(mq_ranges_save(&one, one_path, &err), 0);
+    ck_assert_int_eq(mq_ranges_save(&ra, a_path, &err), 0);
+    ck_assert_int_eq(mq_ranges_save(&rb, b_path, &err), 0);
+    const char *paths[2] = {b_path, a_path};
+    ck_assert_int_eq(mq_ranges_load_all(paths, 2, &merged, &err), 0);
+    assert_identical(&one, &merged);
+    ck_assert_int_eq(mq_ranges_save(&merged, merged_path, &err), 0);
+    char *x = slurp(one_path), *y = slurp(merged_path);
+    ck_assert_str_eq(x, y);
+    free(x);
+    free(y);
+    mq_ranges_free(&one);
+    mq_ranges_free(&ra);
+    mq_ranges_free(&rb);
+    mq_ranges_free(&merged);
+}
+END_TEST
+
+static void record_progress(void *user, const struct mq_calib_progress *p)
+{
+    struct mq_calib_progress *last = user;
+    ck_assert(p->done >= last->done && p->done <= p->total);
+    *last = *p;
+}
+
+START_TEST(reports_progress_and_stops_when_asked)
+{
+    const char *dir = write_samples("all", 0, SAMPLES);
+    struct mq_name_list names;
+    collect(&names);
+    struct mq_calib_source *src = open_source(dir, 10);
+    struct mq_calib_options o;
+    mq_calib_options_init(&o);
+    struct mq_calib_progress last = {0};
+    o.progress = record_progress;
+    o.progress_user = &last;
+    o.jobs = 2;
+    struct mq_ranges r;
+    ck_assert_int_eq(mq_calibrate(plan, src, &names, &o, &r, &err), 0);
+    ck_assert_int_eq(last.done, 10);
+    ck_assert_int_eq(last.total, 10);
+    ck_assert_uint_eq(r.samples, 10);
+    mq_ranges_free(&r);
+    volatile sig_atomic_t stop = 1;
+    o.cancel = &stop;
+    last.done = 0;
+    ck_assert_int_eq(mq_calibrate(plan, src, &names, &o, &r, &err), MQ_ERR_INTERRUPTED);
+    ck_assert(strstr(err.message, "interrupted after 0 of 10") != NULL);
+    o.cancel = NULL;
+    o.method = MQ_CALIB_PERCENTILE;
+    o.percentile = 120;
+    ck_assert_int_eq(mq_calibrate(plan, src, &names, &o, &r, &err), MQ_ERR_USAGE);
+    mq_calib_source_free(src);
+    mq_name_list_free(&names);
+}
+END_TEST
+
+START_TEST(reports_the_lowest_failing_sample)
+{
+    char dir[200];
+    snprintf(dir, sizeof dir, "%s/big", root);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    for (int s = 0; s < 16; s++)
+        write_sample(dir, s, s == 5 || s == 11 ? 40000 : ROWS); /* 640 KB where others are 32 B */
+    struct mq_name_list names;
+    collect(&names);
+    struct mq_calib_source *src = open_source(dir, 0);
+    /* Samples 5 and 11 now pass the memory cap: whatever the threads, sample 5 is reported. */
+    uint64_t cap = mq_memory_limit();
+    mq_memory_set_limit(200000);
+    for (int jobs = 1; jobs <= 4; jobs++) {
+        for (int rep = 0; rep < 3; rep++) {
+            struct mq_calib_options o;
+            mq_calib_options_init(&o);
+            o.jobs = jobs;
+            struct mq_ranges r;
+            ck_assert_int_ne(mq_calibrate(plan, src, &names, &o, &r, &err), 0);
+            ck_assert_msg(strstr(err.message, "calibration sample 5 (") != NULL &&
+                          strstr(err.message, "test_data_set_5") != NULL, "%s", err.message);
+        }
+    }
+    mq_memory_set_limit(cap);
+    mq_calib_source_free(src);
+    mq_name_list_free(&names);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("calib_driver");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, collects_float_inputs_and_outputs_of_chosen_nodes);
+    tcase_add_test(tc, ranges_are_the_true_extremes);
+    tcase_add_test(tc, any_number_of_threads_gives_one_result);
+    tcase_add_test(tc, shards_merge_bit_identically);
+    tcase_add_test(tc, reports_progress_and_stops_when_asked);
+    tcase_add_test(tc, reports_the_lowest_failing_sample);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
