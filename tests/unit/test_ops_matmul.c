@@ -325,6 +325,14 @@ START_TEST(gemm_attributes_and_bias)
     check_gemm(6, 2, 3, 6, 0, 1, 1.0f, 1.0f, 2, OH_DIMS(2, 6));
     check_gemm(11, 4, 7, 3, 0, 0, 1.0f, 1.0f, -1, NULL);
     check_gemm(13, 1, 9, 10, 0, 1, 1.0f, 1.0f, 1, OH_DIMS(10));
+    /* single rows and columns take the GEMV path, in every transpose combination */
+    check_gemm(13, 1, 6, 5, 1, 0, 0.5f, 1.0f, 2, OH_DIMS(1, 5));
+    check_gemm(13, 1, 6, 5, 1, 1, 1.0f, 2.0f, 0, NULL);
+    check_gemm(13, 4, 6, 1, 0, 0, 1.0f, 1.0f, 2, OH_DIMS(4, 1));
+    check_gemm(13, 4, 6, 1, 1, 1, 3.0f, 1.0f, 1, OH_DIMS(1));
+    check_gemm(13, 4, 6, 1, 0, 1, 1.0f, 0.0f, 2, OH_DIMS(4, 1));
+    check_gemm(13, 4, 6, 1, 1, 0, 1.0f, 1.0f, -1, NULL);
+    check_gemm(13, 1, 7, 1, 1, 0, 1.0f, 1.0f, 2, OH_DIMS(1, 1));
 }
 END_TEST
 

@@ -11,12 +11,12 @@
  * would be too small to pay for themselves.
  * float16 and bfloat16 run on float32 copies (interp/ops/widen.h).
  */
-#include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp/attr.h"
+#include "interp/ops/gemm.h"
 #include "interp/ops/scratch.h"
 #include "interp/ops/spatial.h"
 #include "interp/ops/vector_loop.h"
@@ -111,7 +111,7 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
 }
 
 /*
- * DEFINE_CONV(T, SFX, GEMM) defines, for element type T and its BLAS GEMM:
+ * DEFINE_CONV(T, SFX, GEMM) defines, for element type T and its GEMM (interp/ops/gemm.h):
  *   taps*_SFX, pad_line_SFX, split2_SFX, ...   row helpers the loops below call
  *   im2col_SFX      columns for window lines [line0, line1) of `channels` images
  *   col2im_SFX      adds columns back into `channels` images (ConvTranspose)
@@ -429,18 +429,16 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
                 const T *xg = xb + g * cg * m->image_size;                                        \
                 T *yg = yb + g * mg * m->grid_size;                                               \
                 if (pointwise) {                                                                  \
-                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)m->grid_size,   \
-                         (int)cg, (T)1, wg, (int)cg, xg, (int)m->grid_size, beta, yg,             \
-                         (int)m->grid_size);                                                      \
+                    GEMM(0, 0, (int)mg, (int)m->grid_size, (int)cg, (T)1, wg, (int)cg, xg,        \
+                         (int)m->grid_size, beta, yg, (int)m->grid_size);                         \
                     continue;                                                                     \
                 }                                                                                 \
                 for (int64_t l0 = 0; l0 < lines; l0 += chunk) {                                   \
                     int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;                         \
                     int64_t cols = (l1 - l0) * gw;                                                \
                     im2col_##SFX(xg, cg, m, l0, l1, col);                                         \
-                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)cols, (int)ck,  \
-                         (T)1, wg, (int)ck, col, (int)cols, beta, yg + l0 * gw,                   \
-                         (int)m->grid_size);                                                      \
+                    GEMM(0, 0, (int)mg, (int)cols, (int)ck, (T)1, wg, (int)ck, col, (int)cols,    \
+                         beta, yg + l0 * gw, (int)m->grid_size);                                  \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -472,9 +470,8 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
             for (int64_t g = 0; g < group; g++) {                                                 \
                 const T *wg = w + g * cg * mk;                                                    \
                 const T *xg = x + (nb * in_ch + g * cg) * m->grid_size;                           \
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)mk, (int)m->grid_size,         \
-                     (int)cg, (T)1, wg, (int)mk, xg, (int)m->grid_size, (T)0, col,                \
-                     (int)m->grid_size);                                                          \
+                GEMM(1, 0, (int)mk, (int)m->grid_size, (int)cg, (T)1, wg, (int)mk, xg,            \
+                     (int)m->grid_size, (T)0, col, (int)m->grid_size);                            \
                 col2im_##SFX(col, mg, m, yb + g * mg * m->image_size);                            \
             }                                                                                     \
         }                                                                                         \
@@ -482,8 +479,8 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
         return MQ_OK;                                                                             \
     }
 
-DEFINE_CONV(float, f32, cblas_sgemm)
-DEFINE_CONV(double, f64, cblas_dgemm)
+DEFINE_CONV(float, f32, mq_gemm_f32)
+DEFINE_CONV(double, f64, mq_gemm_f64)
 
 static void conv_destroy(void *state) { free(state); }
 

@@ -1,20 +1,21 @@
 /*
  * MatMul and Gemm.
  *
- * float32 and double go through BLAS (cblas_sgemm / cblas_dgemm); MatMul
- * makes one GEMM call per batch matrix, or a single call when B has no batch
- * and A's batch can be folded into its rows.  Gemm writes beta*C into the
- * output first and lets the GEMM accumulate onto it.  The integer types use a
- * plain loop with wrapping (unsigned) arithmetic, as numpy and onnxruntime
- * wrap.  float16 and bfloat16 run on float32 copies (interp/ops/widen.h).
+ * float32 and double go through BLAS (interp/ops/gemm.h: GEMM, or GEMV for a
+ * single row or column).  MatMul makes one call per batch matrix, or a single
+ * call when B has no batch and A's batch can be folded into its rows.  Gemm
+ * writes beta*C into the output first and lets the GEMM accumulate onto it.
+ * The integer types use a plain loop with wrapping (unsigned) arithmetic, as
+ * numpy and onnxruntime wrap.  float16 and bfloat16 run on float32 copies
+ * (interp/ops/widen.h).
  */
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp/attr.h"
+#include "interp/ops/gemm.h"
 #include "interp/ops/widen.h"
 
 /*
@@ -116,12 +117,10 @@ static void matmul_one(int dtype, int64_t m, int64_t n, int64_t k, const void *a
 {
     switch (dtype) {
     case MQ_DTYPE_FLOAT:
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a,
-                    (int)k, b, (int)n, 0.0f, c, (int)n);
+        mq_gemm_f32(0, 0, (int)m, (int)n, (int)k, 1.0f, a, (int)k, b, (int)n, 0.0f, c, (int)n);
         break;
     case MQ_DTYPE_DOUBLE:
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0, a,
-                    (int)k, b, (int)n, 0.0, c, (int)n);
+        mq_gemm_f64(0, 0, (int)m, (int)n, (int)k, 1.0, a, (int)k, b, (int)n, 0.0, c, (int)n);
         break;
     case MQ_DTYPE_INT32: int_gemm_i32(m, n, k, a, k, 1, b, n, 1, c); break;
     case MQ_DTYPE_INT64: int_gemm_i64(m, n, k, a, k, 1, b, n, 1, c); break;
@@ -329,14 +328,12 @@ static int gemm_run(const struct mq_kernel_node *node, struct mq_exec *exec,
             return MQ_OK;
         if (blas_dims_ok(node, m, n, k, err))
             return MQ_ERR;
-        enum CBLAS_TRANSPOSE ta = s->trans_a ? CblasTrans : CblasNoTrans;
-        enum CBLAS_TRANSPOSE tb = s->trans_b ? CblasTrans : CblasNoTrans;
         if (a->dtype == MQ_DTYPE_FLOAT)
-            cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, s->alpha, a->data,
+            mq_gemm_f32(s->trans_a, s->trans_b, (int)m, (int)n, (int)k, s->alpha, a->data,
                         (int)a->dims[1], b->data, (int)b->dims[1], use_c ? 1.0f : 0.0f, y->data,
                         (int)n);
         else
-            cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, (double)s->alpha,
+            mq_gemm_f64(s->trans_a, s->trans_b, (int)m, (int)n, (int)k, (double)s->alpha,
                         a->data, (int)a->dims[1], b->data, (int)b->dims[1], use_c ? 1.0 : 0.0,
                         y->data, (int)n);
         return MQ_OK;
