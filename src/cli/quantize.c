@@ -92,7 +92,7 @@ static int usage(const char *fmt, const char *detail)
 {
     fprintf(stderr, "onnx-monoquant: ");
     fprintf(stderr, fmt, detail);
-    fprintf(stderr, "\nTry 'onnx-monoquant --help' and 'onnx-monoquant IN OUT --help'.\n");
+    fprintf(stderr, "\nTry 'onnx-monoquant IN.onnx OUT.onnx --help'.\n");
     return MQ_EXIT_USAGE;
 }
 
@@ -296,16 +296,25 @@ static void show_progress(void *user, const struct mq_calib_progress *p)
  * Ranges for the tensors to observe: calibration on the samples, or saved
  * files.  The one place that talks to calib/.
  */
-static int get_ranges(const struct quantize_args *a, const struct mq_model *model,
+static int get_ranges(struct quantize_args *a, const struct mq_model *model,
                       char **names, int n_names, struct mq_ranges *out, struct mq_error *err)
 {
     memset(out, 0, sizeof *out);
     if (a->n_loads) {
         int rc = mq_ranges_load_all(a->loads, a->n_loads, out, err);
-        if (rc == MQ_OK && a->method_name && out->method_id != a->calib_options.method) {
+        /* A method or percentile other than the file's: derive the ranges again. */
+        int other_method = a->method_name && out->method_id != a->calib_options.method;
+        int other_percentile = a->calib_options.percentile > 0 &&
+                               (a->method_name ? a->calib_options.method : out->method_id) ==
+                                   MQ_CALIB_PERCENTILE &&
+                               a->calib_options.percentile != out->percentile;
+        if (!a->method_name)
+            a->calib_options.method = out->method_id;
+        if (rc == MQ_OK && (other_method || other_percentile)) {
             if (mq_calib_method_uses_histogram(a->calib_options.method) && !out->has_histograms)
                 rc = mq_error_set(err, "--calibrate %s needs histograms, which '%s' does not "
-                                  "hold (it was calibrated with %s)", a->method_name,
+                                  "hold (it was calibrated with %s)",
+                                  mq_calib_method_name(a->calib_options.method),
                                   a->loads[0], out->method);
             else
                 rc = mq_ranges_finalize(out, a->calib_options.method,

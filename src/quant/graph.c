@@ -496,9 +496,10 @@ int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err)
                 continue;
             if (ne == ce) {
                 size_t c = ce ? ce * 2 : 256;
-                int *nf = realloc(ef, c * sizeof *nf), *nt = nf ? realloc(et, c * sizeof *nt) : NULL;
+                int *nf = realloc(ef, c * sizeof *nf);
                 if (nf)
                     ef = nf;
+                int *nt = nf ? realloc(et, c * sizeof *nt) : NULL;
                 if (!nf || !nt) {
                     free(refs.names);
                     rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
