@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cblas.h>
+#include <malloc.h>
 
 #include "cli/cli.h"
 #include "cli/commands_tools.h"
@@ -19,6 +20,7 @@ int mq_cli_quantize(int argc, char **argv);
 
 static const char program_help[] =
     "Usage: onnx-monoquant IN.onnx OUT.onnx --calib DIR [options]   quantize (QDQ, int8)\n"
+    "       onnx-monoquant IN.onnx OUT.onnx --fp16 [options]        float16, no calibration\n"
     "       onnx-monoquant COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
@@ -27,6 +29,7 @@ static const char program_help[] =
     "  run IN.onnx --inputs DIR             run the reference interpreter\n"
     "  calibrate IN.onnx --calib DIR --save-ranges FILE.json\n"
     "                                       collect activation ranges only\n"
+    "  dequantize IN.onnx OUT.onnx          a QDQ model back to float32\n"
     "  compare A.onnx B.onnx --inputs DIR   output and per-layer error between two models\n"
     "\n"
     "Global options (any position):\n"
@@ -45,6 +48,7 @@ static const struct command commands[] = {
     {"convert", mq_cli_convert},
     {"run", mq_cli_run},
     {"calibrate", mq_cli_calibrate},
+    {"dequantize", mq_cli_dequantize},
     {"compare", mq_cli_compare},
 };
 
@@ -98,6 +102,12 @@ int main(int argc, char **argv)
     /* Parallelism is ours (one sample per thread in calibration); BLAS threads on top of
        that would only oversubscribe the cores. */
     openblas_set_num_threads(1);
+    /* Activations are freed and reallocated at the same sizes layer after layer and run after
+       run: keep glibc from returning them to the kernel (trimming the heap top, or mmap for
+       big blocks), which turns every reuse into fresh page faults.  Fixed values also stop
+       glibc's adaptive thresholds.  The retained free memory is bounded by the trim threshold. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
     int status = take_global_options(&argc, argv);
     if (status)
@@ -121,6 +131,9 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
     if (argv[1][0] == '-')
         return mq_cli_usage_error(NULL, "unknown option '%s'", argv[1]);
-    /* No command word: the main job, IN.onnx OUT.onnx [options]. */
+    /* No command word: the main job, IN.onnx OUT.onnx [options]; --fp16 selects float16. */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--fp16") == 0)
+            return mq_cli_fp16(argc, argv);
     return mq_cli_quantize(argc, argv);
 }

@@ -1,22 +1,37 @@
 #include "quant/dequantize.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp/tensor.h"
+#include "model/model.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
 
 /* Subgraphs nested deeper than this are refused (a corrupt model cannot blow the stack). */
 #define MAX_DEPTH 32
 
+/* One entry of the quantizer's fold record (MQ_FOLDED_ACTIVATIONS_KEY). */
+struct fold {
+    char *op_type;   /* "Relu" or "Clip" */
+    char *node;      /* the name the activation node had */
+    double min, max; /* Clip bounds (infinite when absent) */
+};
+
 struct model_ctx {
     Onnx__ModelProto *model;
     const struct mq_dequantize_options *o;
     struct mq_dequantize_result *r;
     struct mq_names names;
+    /* Names a node, initializer or graph input/output uses (value infos may name stale ones). */
+    struct mq_strmap *live;
+    /* The quantizer's record of folded activations, by tensor; NULL when the model has none. */
+    struct mq_strmap *folds;
+    struct fold *fold_v;
+    int n_folds;
     /* Initializers a removed node read: dropped at the end when nothing else reads them. */
     char **candidates;
     int n_candidates, cap_candidates;
@@ -30,6 +45,7 @@ struct graph_ctx {
     struct mq_strmap *producer;  /* tensor -> node index in g */
     struct mq_strmap *outputs;   /* graph outputs of g */
     struct mq_strmap *inputs;    /* graph inputs of g */
+    int n_nodes;                 /* g->n_node before the rewrite: the size of the arrays below */
     int *removed;
     /* Nodes to place right after node i (restored Relu, Identity to a graph output). */
     Onnx__NodeProto ***after;
@@ -353,7 +369,7 @@ static char *original_name(struct graph_ctx *gc, const char *x, const char *out)
     const char *suffix[2] = {"_dequantized", "_quantized"};
     for (int k = 0; k < 2; k++) {
         char *base = strip_suffix(from[k], suffix[k]);
-        if (base && mq_strmap_get(gc->m->names.map, base) < 0)
+        if (base && mq_strmap_get(gc->m->live, base) < 0)
             return base;
         free(base);
     }
@@ -418,7 +434,7 @@ static int fold_weight(struct graph_ctx *gc, int i)
             goto done;
         }
         char *kept = strdup(target);
-        if (!kept || mq_names_add(&m->names, target) ||
+        if (!kept || mq_names_add(&m->names, target) || mq_strmap_put(m->live, target, 1) ||
             push_ptr((void ***)&gc->folded_names, &gc->n_folded, &gc->cap_folded, kept) ||
             mq_strmap_put(gc->folded, fkey, gc->n_folded - 1)) {
             free(kept);
@@ -498,48 +514,142 @@ static int folds_activation(const Onnx__NodeProto *node)
     return 0;
 }
 
-/* Puts back the Relu: the producer writes t_relu_input, a Relu writes t. */
-static int restore_relu(struct graph_ctx *gc, int producer, const char *t)
+static Onnx__NodeProto *make_node_n(const char *op, const char *name, const char *const *inputs,
+                                    int n_inputs, const char *output)
+{
+    Onnx__NodeProto *n = make_node(op, name, inputs[0], output);
+    if (!n || n_inputs == 1)
+        return n;
+    char **v = realloc(n->input, (size_t)n_inputs * sizeof *v);
+    if (!v) {
+        onnx__node_proto__free_unpacked(n, NULL);
+        return NULL;
+    }
+    n->input = v;
+    for (int k = 1; k < n_inputs; k++) {
+        if (!(n->input[k] = strdup(inputs[k]))) {
+            onnx__node_proto__free_unpacked(n, NULL);
+            return NULL;
+        }
+        n->n_input++;
+    }
+    return n;
+}
+
+static int add_float_attr(Onnx__NodeProto *node, const char *name, float value)
+{
+    Onnx__AttributeProto *a = malloc(sizeof *a);
+    if (!a)
+        return -1;
+    onnx__attribute_proto__init(a);
+    a->name = strdup(name);
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_type = 1;
+    a->f = value;
+    a->has_f = 1;
+    if (!a->name || append_repeated((void ***)&node->attribute, &node->n_attribute, a)) {
+        onnx__attribute_proto__free_unpacked(a, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* A scalar float initializer in g under a fresh name based on `base`; the name, malloc'd. */
+static char *add_scalar(struct graph_ctx *gc, const char *base, float value)
+{
+    char *name = mq_names_fresh(&gc->m->names, base);
+    struct mq_tensor t = {0};
+    Onnx__TensorProto *p = NULL;
+    struct mq_error ignored;
+    if (!name || mq_tensor_alloc(&t, MQ_DTYPE_FLOAT, 0, NULL, name, &ignored))
+        goto fail;
+    *(float *)t.data = value;
+    if (mq_tensor_to_proto(&t, name, &p, &ignored) ||
+        append_repeated((void ***)&gc->g->initializer, &gc->g->n_initializer, p))
+        goto fail;
+    mq_tensor_free(&t);
+    return name;
+fail:
+    if (p)
+        onnx__tensor_proto__free_unpacked(p, NULL);
+    mq_tensor_free(&t);
+    free(name);
+    return NULL;
+}
+
+/*
+ * Puts back the activation the quantizer folded into the pair of t: the
+ * producer writes t_<op>_input and the activation writes t.  Without a fold
+ * record it is a Relu (the pair clamps at zero).
+ */
+static int restore_activation(struct graph_ctx *gc, int producer, const char *t,
+                              const struct fold *f)
 {
     struct model_ctx *m = gc->m;
     Onnx__NodeProto *prod = gc->g->node[producer];
-    char *mid = NULL, *name = NULL, *mid_base = NULL, *name_base = NULL;
-    size_t n = strlen(t) + 16;
+    const char *op = f ? f->op_type : "Relu";
+    char *mid = NULL, *name = NULL, *base = NULL, *lo = NULL, *hi = NULL;
+    Onnx__NodeProto *act = NULL;
     int rc = MQ_OK;
-    if (!(mid_base = malloc(n)) || !(name_base = malloc(n))) {
-        rc = oom(m);
-        goto done;
+    size_t n = strlen(t) + strlen(op) + 16;
+    if (!(base = malloc(n)))
+        goto oom;
+    snprintf(base, n, "%s_%s_input", t, op);
+    if (!(mid = mq_names_fresh(&m->names, base)))
+        goto oom;
+    if (f && *f->node && mq_strmap_get(m->live, f->node) < 0 && mq_names_add(&m->names, f->node) == 0)
+        name = strdup(f->node);
+    else {
+        snprintf(base, n, "%s_%s", t, op);
+        name = mq_names_fresh(&m->names, base);
     }
-    snprintf(mid_base, n, "%s_relu_input", t);
-    snprintf(name_base, n, "%s_Relu", t);
-    if (!(mid = mq_names_fresh(&m->names, mid_base)) ||
-        !(name = mq_names_fresh(&m->names, name_base))) {
-        rc = oom(m);
-        goto done;
+    if (!name)
+        goto oom;
+    if (strcmp(op, "Clip") != 0) {
+        act = make_node(op, name, mid, t);
+    } else if (mq_model_proto_opset(m->model, "") >= 11) {
+        /* Bounds as inputs; an absent one is an empty name (trailing ones dropped). */
+        snprintf(base, n, "%s_min", name);
+        if (isfinite(f->min) && !(lo = add_scalar(gc, base, (float)f->min)))
+            goto oom;
+        snprintf(base, n, "%s_max", name);
+        if (isfinite(f->max) && !(hi = add_scalar(gc, base, (float)f->max)))
+            goto oom;
+        const char *inputs[3] = {mid, lo ? lo : "", hi ? hi : ""};
+        act = make_node_n(op, name, inputs, hi ? 3 : lo ? 2 : 1, t);
+    } else {
+        act = make_node(op, name, mid, t);
+        if (act && ((isfinite(f->min) && add_float_attr(act, "min", (float)f->min)) ||
+                    (isfinite(f->max) && add_float_attr(act, "max", (float)f->max)))) {
+            onnx__node_proto__free_unpacked(act, NULL);
+            act = NULL;
+        }
     }
+    if (!act)
+        goto oom;
     for (size_t o = 0; o < prod->n_output; o++)
         if (prod->output[o] && strcmp(prod->output[o], t) == 0 &&
-            replace_string(&prod->output[o], mid)) {
-            rc = oom(m);
-            goto done;
-        }
-    Onnx__NodeProto *relu = make_node("Relu", name, mid, t);
-    if (!relu || place_after(gc, producer, relu)) {
-        if (relu)
-            onnx__node_proto__free_unpacked(relu, NULL);
-        rc = oom(m);
-        goto done;
-    }
-    if (mq_strmap_put(gc->producer, mid, producer)) {
-        rc = oom(m);
-        goto done;
-    }
-    m->r->relu_restored++;
+            replace_string(&prod->output[o], mid))
+            goto oom;
+    if (place_after(gc, producer, act))
+        goto oom;
+    act = NULL;
+    if (mq_strmap_put(gc->producer, mid, producer))
+        goto oom;
+    m->r->activations_restored++;
+    if (!f)
+        m->r->restored_by_guess++;
+    goto done;
+oom:
+    rc = oom(m);
 done:
+    if (act)
+        onnx__node_proto__free_unpacked(act, NULL);
     free(mid);
     free(name);
-    free(mid_base);
-    free(name_base);
+    free(base);
+    free(lo);
+    free(hi);
     return rc;
 }
 
@@ -641,9 +751,14 @@ static int remove_pair(struct graph_ctx *gc, int i)
         return 0;
     }
     int producer = mq_strmap_get(gc->producer, t);
-    if (producer >= 0 && !gc->removed[producer] && folds_activation(gc->g->node[producer]) &&
-        clamps_at_zero(gc, q) && mq_strmap_get(gc->outputs, t) < 0) {
-        int rc = restore_relu(gc, producer, t);
+    int live_producer = producer >= 0 && !gc->removed[producer] &&
+                        mq_strmap_get(gc->outputs, t) < 0;
+    int fk = m->folds ? mq_strmap_get(m->folds, t) : -1;
+    int restore = live_producer && (m->folds ? fk >= 0
+                                             : folds_activation(gc->g->node[producer]) &&
+                                                   clamps_at_zero(gc, q));
+    if (restore) {
+        int rc = restore_activation(gc, producer, t, fk >= 0 ? &m->fold_v[fk] : NULL);
         if (rc)
             return rc;
     }
@@ -695,7 +810,7 @@ static void graph_ctx_free(struct graph_ctx *gc)
         free(gc->folded_names[i]);
     free(gc->folded_names);
     if (gc->after) {
-        for (size_t i = 0; i < gc->g->n_node; i++) {
+        for (int i = 0; i < gc->n_nodes; i++) {
             for (int k = 0; k < gc->n_after[i]; k++)
                 onnx__node_proto__free_unpacked(gc->after[i][k], NULL);
             free(gc->after[i]);
@@ -713,6 +828,7 @@ static int graph_ctx_init(struct graph_ctx *gc, struct model_ctx *m, Onnx__Graph
     gc->m = m;
     gc->g = g;
     gc->parent = parent;
+    gc->n_nodes = (int)g->n_node;
     size_t n = g->n_node ? g->n_node : 1;
     gc->producer = mq_strmap_new();
     gc->outputs = mq_strmap_new();
@@ -841,6 +957,31 @@ static int collect_reads(struct mq_strmap *reads, const Onnx__GraphProto *g, int
     return 0;
 }
 
+/* collect_reads plus initializers and graph inputs, in every graph. */
+static int collect_live(struct mq_strmap *live, const Onnx__GraphProto *g, int depth)
+{
+    if (!g || depth > MAX_DEPTH)
+        return 0;
+    if (depth == 0 && collect_reads(live, g, 0))
+        return -1;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (mq_strmap_put(live, mq_str(g->initializer[i]->name), 1))
+            return -1;
+    for (size_t i = 0; i < g->n_input; i++)
+        if (mq_strmap_put(live, mq_str(g->input[i]->name), 1))
+            return -1;
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t a = 0; a < g->node[i]->n_attribute; a++) {
+            const Onnx__AttributeProto *attr = g->node[i]->attribute[a];
+            if (collect_live(live, attr->g, depth + 1))
+                return -1;
+            for (size_t s = 0; s < attr->n_graphs; s++)
+                if (collect_live(live, attr->graphs[s], depth + 1))
+                    return -1;
+        }
+    return 0;
+}
+
 static int drop_unused(struct model_ctx *m, Onnx__GraphProto *g, const struct mq_strmap *used,
                        const struct mq_strmap *candidates, int depth)
 {
@@ -901,6 +1042,91 @@ static int cleanup(struct model_ctx *m)
     return rc ? oom(m) : MQ_OK;
 }
 
+/* ------------------------------------------------------ fold record */
+
+static void folds_free(struct model_ctx *m)
+{
+    for (int i = 0; i < m->n_folds; i++) {
+        free(m->fold_v[i].op_type);
+        free(m->fold_v[i].node);
+    }
+    free(m->fold_v);
+    mq_strmap_free(m->folds);
+}
+
+static int parse_bound(const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    return end == s || *end ? -1 : 0;
+}
+
+/*
+ * Reads the record of folded activations and removes it from the model (the
+ * dequantized model has its activations back).  Lines of
+ * "tensor<TAB>op_type<TAB>node<TAB>min<TAB>max".
+ */
+static int read_folds(struct model_ctx *m)
+{
+    Onnx__ModelProto *model = m->model;
+    for (size_t i = 0; i < model->n_metadata_props; i++) {
+        Onnx__StringStringEntryProto *e = model->metadata_props[i];
+        if (strcmp(mq_str(e->key), MQ_FOLDED_ACTIVATIONS_KEY) != 0)
+            continue;
+        char *text = strdup(mq_str(e->value));
+        if (!text || !(m->folds = mq_strmap_new())) {
+            free(text);
+            return oom(m);
+        }
+        int rc = MQ_OK, line_no = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line && rc == MQ_OK;
+             line = strtok_r(NULL, "\n", &save)) {
+            line_no++;
+            char *field[5];
+            int nf = 0;
+            for (char *p = line; nf < 5; nf++) {
+                field[nf] = p;
+                char *tab = strchr(p, '\t');
+                if (!tab) {
+                    nf++;
+                    break;
+                }
+                *tab = '\0';
+                p = tab + 1;
+            }
+            struct fold f = {0};
+            if (nf != 5 || (strcmp(field[1], "Relu") != 0 && strcmp(field[1], "Clip") != 0) ||
+                parse_bound(field[3], &f.min) || parse_bound(field[4], &f.max) || !*field[0]) {
+                rc = mq_error_set(m->err, "metadata '%s', line %d: expected tensor, Relu or Clip, "
+                                  "node, min and max separated by tabs", MQ_FOLDED_ACTIVATIONS_KEY,
+                                  line_no);
+                break;
+            }
+            struct fold *v = realloc(m->fold_v, (size_t)(m->n_folds + 1) * sizeof *v);
+            if (!v) {
+                rc = oom(m);
+                break;
+            }
+            m->fold_v = v;
+            f.op_type = strdup(field[1]);
+            f.node = strdup(field[2]);
+            v[m->n_folds++] = f;
+            if (!f.op_type || !f.node || mq_strmap_put(m->folds, field[0], m->n_folds - 1))
+                rc = oom(m);
+        }
+        free(text);
+        if (rc)
+            return rc;
+        onnx__string_string_entry_proto__free_unpacked(e, NULL);
+        memmove(&model->metadata_props[i], &model->metadata_props[i + 1],
+                (model->n_metadata_props - i - 1) * sizeof *model->metadata_props);
+        model->n_metadata_props--;
+        return MQ_OK;
+    }
+    return MQ_OK;
+}
+
 /* ------------------------------------------------------------- checks */
 
 static int scan(const Onnx__GraphProto *g, int depth, int *n_qdq, const Onnx__NodeProto **op_format)
@@ -953,6 +1179,10 @@ int mq_dequantize(Onnx__ModelProto *model, const struct mq_dequantize_options *o
     m.r = result;
     m.err = err;
     int rc = mq_names_collect(model, &m.names, err);
+    if (rc == MQ_OK && (!(m.live = mq_strmap_new()) || collect_live(m.live, model->graph, 0)))
+        rc = oom(&m);
+    if (rc == MQ_OK)
+        rc = read_folds(&m);
     if (rc == MQ_OK)
         rc = process_graph(&m, model->graph, NULL, 0);
     if (rc == MQ_OK)
@@ -965,5 +1195,7 @@ int mq_dequantize(Onnx__ModelProto *model, const struct mq_dequantize_options *o
         free(m.candidates[i]);
     free(m.candidates);
     mq_names_free(&m.names);
+    mq_strmap_free(m.live);
+    folds_free(&m);
     return rc;
 }

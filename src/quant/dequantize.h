@@ -6,9 +6,14 @@
  *     `w_dequantized` -> `w`);
  *   - every activation QuantizeLinear -> DequantizeLinear pair is removed,
  *     its consumers reading the float tensor again (`t_dequantized` -> `t`);
- *   - where the quantizer dropped a Relu because the pair clamps at zero
- *     (QUANT-SPEC: Relu/Clip folded into the op before them), a Relu is put
- *     back, so the model computes what the float original did;
+ *   - where the quantizer dropped a Relu or Clip whose clamping the pair
+ *     after it does (QUANT-SPEC: Relu/Clip folded into the op before them),
+ *     the activation is put back, so the model computes what the float
+ *     original did.  The quantizer's record (MQ_FOLDED_ACTIVATIONS_KEY) says
+ *     exactly where; a model without it gets a Relu wherever a pair clamps at
+ *     exactly zero after an op that can go negative (Conv, Gemm, MatMul, Add,
+ *     ...), which also catches tensors that were merely never negative on
+ *     the calibration samples;
  *   - everything else stays as it is; initializers and value infos that only
  *     the removed nodes used are dropped.
  * Subgraphs are processed like the main graph.  The weights keep their
@@ -21,6 +26,14 @@
 #include "onnx.pb-c.h"
 #include "util/error.h"
 
+/*
+ * Model metadata the quantizer writes when it folds activations: one line per
+ * folded Relu/Clip, "tensor<TAB>op_type<TAB>node<TAB>min<TAB>max" (tensor: the
+ * activation's output, which the op before it now writes; min/max: Clip
+ * bounds as %.9g, "-inf"/"inf" when absent, "0"/"inf" for Relu).
+ */
+#define MQ_FOLDED_ACTIVATIONS_KEY "onnx-monoquant.folded_activations"
+
 struct mq_dequantize_options {
     /* Fold constant DequantizeLinear only; activation pairs stay (the model then
        computes exactly what the quantized one does, with float weights). */
@@ -31,7 +44,8 @@ struct mq_dequantize_result {
     int weights_folded;       /* DequantizeLinear of constants turned into initializers */
     int weights_renamed;      /* of those, stored under a recovered original name */
     int pairs_removed;        /* QuantizeLinear nodes removed with their DequantizeLinear */
-    int relu_restored;
+    int activations_restored; /* folded Relu/Clip put back */
+    int restored_by_guess;    /* of those, Relus guessed without the quantizer's record */
     int kept_quantize;        /* QuantizeLinear left: an output not read by DequantizeLinear only */
     int kept_dequantize;      /* DequantizeLinear left: of a graph input or a kept QuantizeLinear */
     int initializers_removed;

@@ -1,0 +1,186 @@
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "op_harness.h"
+#include "report/metrics.h"
+
+static struct mq_tensor vec(int n, const float *v)
+{
+    return oh_f32(1, OH_DIMS(n), v);
+}
+
+START_TEST(sqnr_cosine_and_max_error)
+{
+    struct mq_error_stats s;
+    mq_error_stats_init(&s);
+    struct mq_tensor ref = vec(3, (const float[]){1, 2, 3}), test = vec(3, (const float[]){1, 2, 4});
+    struct mq_error err;
+    ck_assert_int_eq(mq_error_stats_add(&s, &ref, &test, "y", &err), MQ_OK);
+    /* signal 14, noise 1 */
+    ck_assert_double_eq_tol(mq_error_stats_sqnr_db(&s), 10 * log10(14.0), 1e-12);
+    ck_assert_double_eq_tol(mq_error_stats_cosine(&s), 17 / (sqrt(14.0) * sqrt(21.0)), 1e-12);
+    ck_assert_double_eq(s.max_abs_error, 1);
+    ck_assert_double_eq_tol(mq_error_stats_relative_noise(&s), 1 / 14.0, 1e-15);
+    ck_assert_int_eq(s.elements, 3);
+    mq_tensor_free(&ref);
+    mq_tensor_free(&test);
+}
+END_TEST
+
+START_TEST(pooled_over_samples_and_worst_sample)
+{
+    struct mq_error_stats s;
+    mq_error_stats_init(&s);
+    struct mq_error err;
+    struct mq_tensor a1 = vec(2, (const float[]){3, 4}), b1 = vec(2, (const float[]){3, 4});
+    struct mq_tensor a2 = vec(2, (const float[]){1, 0}), b2 = vec(2, (const float[]){0, 0});
+    ck_assert_int_eq(mq_error_stats_add(&s, &a1, &b1, "y", &err), MQ_OK);
+    ck_assert(isinf(s.min_sample_sqnr_db) && s.min_sample_sqnr_db > 0);
+    ck_assert_int_eq(mq_error_stats_add(&s, &a2, &b2, "y", &err), MQ_OK);
+    /* Pooled: signal 25 + 1, noise 1 -- the same as on the concatenation. */
+    ck_assert_double_eq_tol(mq_error_stats_sqnr_db(&s), 10 * log10(26.0), 1e-12);
+    ck_assert_double_eq_tol(s.min_sample_sqnr_db, 0.0, 1e-12);
+    ck_assert_int_eq(s.samples, 2);
+    mq_tensor_free(&a1);
+    mq_tensor_free(&b1);
+    mq_tensor_free(&a2);
+    mq_tensor_free(&b2);
+}
+END_TEST
+
+START_TEST(exact_zero_and_opposite)
+{
+    struct mq_error err;
+    struct mq_error_stats s;
+    struct mq_tensor z = vec(2, (const float[]){0, 0}), one = vec(2, (const float[]){1, 0});
+    struct mq_tensor minus = vec(2, (const float[]){-1, 0});
+    mq_error_stats_init(&s);
+    mq_error_stats_add(&s, &one, &one, "y", &err);
+    ck_assert(isinf(mq_error_stats_sqnr_db(&s)) && mq_error_stats_sqnr_db(&s) > 0);
+    ck_assert_double_eq(mq_error_stats_cosine(&s), 1);
+    mq_error_stats_init(&s);
+    mq_error_stats_add(&s, &z, &one, "y", &err);
+    ck_assert(isinf(mq_error_stats_sqnr_db(&s)) && mq_error_stats_sqnr_db(&s) < 0);
+    ck_assert_double_eq(mq_error_stats_cosine(&s), 0);
+    mq_error_stats_init(&s);
+    mq_error_stats_add(&s, &z, &z, "y", &err);
+    ck_assert_double_eq(mq_error_stats_cosine(&s), 1);
+    mq_error_stats_init(&s);
+    mq_error_stats_add(&s, &one, &minus, "y", &err);
+    ck_assert_double_eq_tol(mq_error_stats_cosine(&s), -1, 1e-15);
+    ck_assert_double_eq_tol(mq_error_stats_sqnr_db(&s), 10 * log10(1 / 4.0), 1e-12);
+    mq_tensor_free(&z);
+    mq_tensor_free(&one);
+    mq_tensor_free(&minus);
+}
+END_TEST
+
+START_TEST(float16_against_float32)
+{
+    struct mq_error err;
+    struct mq_error_stats s;
+    mq_error_stats_init(&s);
+    struct mq_tensor ref = vec(2, (const float[]){1.0f, 3.0f});
+    uint16_t halves[2] = {mq_float_to_half(1.0f), mq_float_to_half(2.0f)};
+    struct mq_tensor test = oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(2), halves);
+    ck_assert_int_eq(mq_error_stats_add(&s, &ref, &test, "y", &err), MQ_OK);
+    ck_assert_double_eq_tol(mq_error_stats_sqnr_db(&s), 10 * log10(10.0), 1e-12);
+    mq_tensor_free(&ref);
+    mq_tensor_free(&test);
+}
+END_TEST
+
+START_TEST(nonfinite_values_are_counted_not_summed)
+{
+    struct mq_error err;
+    struct mq_error_stats s;
+    mq_error_stats_init(&s);
+    struct mq_tensor ref = vec(4, (const float[]){NAN, INFINITY, 2, NAN});
+    struct mq_tensor test = vec(4, (const float[]){NAN, INFINITY, 2, 5});
+    ck_assert_int_eq(mq_error_stats_add(&s, &ref, &test, "y", &err), MQ_OK);
+    ck_assert_int_eq(s.nonfinite_equal, 2);
+    ck_assert_int_eq(s.nonfinite_mismatch, 1);
+    ck_assert_int_eq(s.elements, 1);
+    ck_assert(isinf(mq_error_stats_sqnr_db(&s)));
+    mq_tensor_free(&ref);
+    mq_tensor_free(&test);
+}
+END_TEST
+
+START_TEST(shape_mismatch_is_an_error)
+{
+    struct mq_error err;
+    struct mq_error_stats s;
+    mq_error_stats_init(&s);
+    struct mq_tensor a = vec(2, (const float[]){1, 2}), b = vec(3, (const float[]){1, 2, 3});
+    ck_assert_int_eq(mq_error_stats_add(&s, &a, &b, "logits", &err), MQ_ERR);
+    ck_assert_str_eq(err.message, "'logits': shapes differ: [2] against [3]");
+    ck_assert_int_eq(s.samples, 0);
+    mq_tensor_free(&a);
+    mq_tensor_free(&b);
+}
+END_TEST
+
+START_TEST(class_scores_shape)
+{
+    float v[1] = {0};
+    struct mq_tensor t;
+    t = oh_f32(2, OH_DIMS(1, 10), NULL);
+    ck_assert(mq_looks_like_class_scores(&t));
+    mq_tensor_free(&t);
+    t = oh_f32(4, OH_DIMS(1, 1000, 1, 1), NULL);
+    ck_assert(mq_looks_like_class_scores(&t));
+    mq_tensor_free(&t);
+    t = oh_f32(4, OH_DIMS(1, 1, 672, 672), NULL);
+    ck_assert(!mq_looks_like_class_scores(&t));
+    mq_tensor_free(&t);
+    t = oh_f32(3, OH_DIMS(1, 4420, 2), NULL);
+    ck_assert(!mq_looks_like_class_scores(&t));
+    mq_tensor_free(&t);
+    t = oh_f32(2, OH_DIMS(1, 1), NULL);
+    ck_assert(!mq_looks_like_class_scores(&t));
+    mq_tensor_free(&t);
+    t = oh_f32(1, OH_DIMS(1), v);
+    ck_assert(!mq_looks_like_class_scores(&t));
+    mq_tensor_free(&t);
+    t = oh_i64(2, OH_DIMS(1, 10), NULL);
+    ck_assert(!mq_looks_like_class_scores(&t));
+    mq_tensor_free(&t);
+}
+END_TEST
+
+START_TEST(top1_rows_and_ties)
+{
+    struct mq_error err;
+    struct mq_top1_stats s = {0};
+    struct mq_tensor ref = oh_f32(2, OH_DIMS(3, 3), (const float[]){0, 5, 1, 2, 2, 0, 1, 0, 3});
+    struct mq_tensor test = oh_f32(2, OH_DIMS(3, 3), (const float[]){0, 4, 1, 2, 1, 2, 3, 0, 1});
+    ck_assert_int_eq(mq_top1_add(&s, &ref, &test, "p", &err), MQ_OK);
+    /* Row 0 agrees (1, 1); row 1: the tie 2,2 picks 0, test picks 0 (2 then 2): agree; row 2 not. */
+    ck_assert_int_eq(s.rows, 3);
+    ck_assert_int_eq(s.agree, 2);
+    mq_tensor_free(&ref);
+    mq_tensor_free(&test);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("metrics");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, sqnr_cosine_and_max_error);
+    tcase_add_test(tc, pooled_over_samples_and_worst_sample);
+    tcase_add_test(tc, exact_zero_and_opposite);
+    tcase_add_test(tc, float16_against_float32);
+    tcase_add_test(tc, nonfinite_values_are_counted_not_summed);
+    tcase_add_test(tc, shape_mismatch_is_an_error);
+    tcase_add_test(tc, class_scores_shape);
+    tcase_add_test(tc, top1_rows_and_ties);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
