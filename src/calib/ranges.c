@@ -306,10 +306,8 @@ static void write_histogram(struct mq_json *j, const struct mq_histogram *h)
         last--;
     mq_json_key(j, "histogram");
     mq_json_object_begin(j);
-    mq_json_key(j, "exponent");
-    mq_json_int(j, h->exponent);
-    mq_json_key(j, "offset");
-    mq_json_int(j, first < MQ_HISTOGRAM_BINS ? first : 0);
+    mq_json_key_int(j, "exponent", h->exponent);
+    mq_json_key_int(j, "offset", first < MQ_HISTOGRAM_BINS ? first : 0);
     mq_json_key(j, "counts");
     /* One line per histogram keeps the file readable. */
     int pretty = j->pretty;
@@ -336,21 +334,16 @@ int mq_ranges_save(const struct mq_ranges *ranges, const char *path, struct mq_e
     mq_json_object_begin(&j);
     mq_json_key(&j, "format");
     mq_json_string(&j, RANGES_FORMAT);
-    mq_json_key(&j, "version");
-    mq_json_int(&j, RANGES_VERSION);
+    mq_json_key_int(&j, "version", RANGES_VERSION);
     mq_json_key(&j, "method");
     mq_json_string(&j, ranges->method ? ranges->method : "minmax");
     if (ranges->method_id == MQ_CALIB_PERCENTILE) {
-        mq_json_key(&j, "percentile");
-        mq_json_double(&j, ranges->percentile);
+        mq_json_key_double(&j, "percentile", ranges->percentile);
     }
-    mq_json_key(&j, "symmetric");
-    mq_json_bool(&j, ranges->symmetric);
-    mq_json_key(&j, "samples");
-    mq_json_uint(&j, ranges->samples);
+    mq_json_key_bool(&j, "symmetric", ranges->symmetric);
+    mq_json_key_uint(&j, "samples", ranges->samples);
     if (ranges->has_histograms) {
-        mq_json_key(&j, "histogram_bins");
-        mq_json_int(&j, MQ_HISTOGRAM_BINS);
+        mq_json_key_int(&j, "histogram_bins", MQ_HISTOGRAM_BINS);
     }
     mq_json_key(&j, "tensors");
     mq_json_array_begin(&j);
@@ -368,14 +361,10 @@ int mq_ranges_save(const struct mq_ranges *ranges, const char *path, struct mq_e
             else
                 mq_json_null(&j);
         }
-        mq_json_key(&j, "count");
-        mq_json_uint(&j, r->count);
-        mq_json_key(&j, "nan");
-        mq_json_uint(&j, r->nan);
-        mq_json_key(&j, "inf");
-        mq_json_uint(&j, r->nonfinite - r->nan);
-        mq_json_key(&j, "produced");
-        mq_json_uint(&j, r->produced);
+        mq_json_key_uint(&j, "count", r->count);
+        mq_json_key_uint(&j, "nan", r->nan);
+        mq_json_key_uint(&j, "inf", r->nonfinite - r->nan);
+        mq_json_key_uint(&j, "produced", r->produced);
         if (ranges->has_histograms && r->count && r->histogram)
             write_histogram(&j, r->histogram);
         mq_json_object_end(&j);

@@ -94,20 +94,13 @@ static void print_text(FILE *f, const struct compare_args *a, const struct mq_co
 
 static void json_stats(struct mq_json *j, const struct mq_error_stats *s)
 {
-    mq_json_key(j, "sqnr_db");
-    mq_json_double(j, mq_error_stats_sqnr_db(s));
-    mq_json_key(j, "worst_sample_sqnr_db");
-    mq_json_double(j, s->min_sample_sqnr_db);
-    mq_json_key(j, "cosine");
-    mq_json_double(j, mq_error_stats_cosine(s));
-    mq_json_key(j, "max_abs_error");
-    mq_json_double(j, s->max_abs_error);
-    mq_json_key(j, "exact");
-    mq_json_bool(j, s->sum_err2 == 0 && s->nonfinite_mismatch == 0);
-    mq_json_key(j, "elements");
-    mq_json_int(j, s->elements);
-    mq_json_key(j, "nonfinite_mismatches");
-    mq_json_int(j, s->nonfinite_mismatch);
+    mq_json_key_double(j, "sqnr_db", mq_error_stats_sqnr_db(s));
+    mq_json_key_double(j, "worst_sample_sqnr_db", s->min_sample_sqnr_db);
+    mq_json_key_double(j, "cosine", mq_error_stats_cosine(s));
+    mq_json_key_double(j, "max_abs_error", s->max_abs_error);
+    mq_json_key_bool(j, "exact", s->sum_err2 == 0 && s->nonfinite_mismatch == 0);
+    mq_json_key_int(j, "elements", s->elements);
+    mq_json_key_int(j, "nonfinite_mismatches", s->nonfinite_mismatch);
 }
 
 static int write_json(FILE *f, const struct compare_args *a, const struct mq_compare_result *r)
@@ -121,8 +114,7 @@ static int write_json(FILE *f, const struct compare_args *a, const struct mq_com
     mq_json_string(&j, a->b);
     mq_json_key(&j, "inputs");
     mq_json_string(&j, a->inputs);
-    mq_json_key(&j, "samples");
-    mq_json_int(&j, r->samples);
+    mq_json_key_int(&j, "samples", r->samples);
     mq_json_key(&j, "outputs");
     mq_json_array_begin(&j);
     for (int i = 0; i < r->n_outputs; i++) {
@@ -136,16 +128,14 @@ static int write_json(FILE *f, const struct compare_args *a, const struct mq_com
             mq_json_double(&j, (double)o->top1.agree / (double)o->top1.rows);
         else
             mq_json_null(&j);
-        mq_json_key(&j, "top1_rows");
-        mq_json_int(&j, o->class_scores ? o->top1.rows : 0);
+        mq_json_key_int(&j, "top1_rows", o->class_scores ? o->top1.rows : 0);
         mq_json_object_end(&j);
     }
     mq_json_array_end(&j);
     if (a->per_layer) {
         mq_json_key(&j, "per_layer");
         mq_json_object_begin(&j);
-        mq_json_key(&j, "matched_names");
-        mq_json_int(&j, r->n_matched_names);
+        mq_json_key_int(&j, "matched_names", r->n_matched_names);
         mq_json_key(&j, "tensors");
         mq_json_array_begin(&j);
         for (int i = 0; i < r->n_layers; i++) {
@@ -163,10 +153,8 @@ static int write_json(FILE *f, const struct compare_args *a, const struct mq_com
             mq_json_key(&j, "input_sqnr_db");
             mq_json_double(&j, l->input_relative_noise > 0
                                    ? -10.0 * log10(l->input_relative_noise) : INFINITY);
-            mq_json_key(&j, "node_sqnr_db");
-            mq_json_double(&j, l->node_sqnr_db);
-            mq_json_key(&j, "shape_mismatches");
-            mq_json_int(&j, l->shape_mismatches);
+            mq_json_key_double(&j, "node_sqnr_db", l->node_sqnr_db);
+            mq_json_key_int(&j, "shape_mismatches", l->shape_mismatches);
             mq_json_object_end(&j);
         }
         mq_json_array_end(&j);

@@ -356,22 +356,14 @@ static int write_report(FILE *f, const struct fp16_args *a, const struct mq_fp16
     mq_json_string(&j, "float16");
     mq_json_key(&j, "fp16_ops");
     mq_json_string(&j, a->options.ops == MQ_FP16_OPS_ALL ? "all" : "ort-cpu");
-    mq_json_key(&j, "keep_io_types");
-    mq_json_bool(&j, a->options.keep_io_types);
-    mq_json_key(&j, "initializers_converted");
-    mq_json_int(&j, r->initializers_converted);
-    mq_json_key(&j, "initializers_kept");
-    mq_json_int(&j, r->initializers_kept);
-    mq_json_key(&j, "constants_converted");
-    mq_json_int(&j, r->constants_converted);
-    mq_json_key(&j, "casts_inserted");
-    mq_json_int(&j, r->casts_inserted);
-    mq_json_key(&j, "values_flushed_to_zero");
-    mq_json_int(&j, r->values_flushed_to_zero);
-    mq_json_key(&j, "weight_bytes_before");
-    mq_json_uint(&j, r->weight_bytes_before);
-    mq_json_key(&j, "weight_bytes_after");
-    mq_json_uint(&j, r->weight_bytes_after);
+    mq_json_key_bool(&j, "keep_io_types", a->options.keep_io_types);
+    mq_json_key_int(&j, "initializers_converted", r->initializers_converted);
+    mq_json_key_int(&j, "initializers_kept", r->initializers_kept);
+    mq_json_key_int(&j, "constants_converted", r->constants_converted);
+    mq_json_key_int(&j, "casts_inserted", r->casts_inserted);
+    mq_json_key_int(&j, "values_flushed_to_zero", r->values_flushed_to_zero);
+    mq_json_key_uint(&j, "weight_bytes_before", r->weight_bytes_before);
+    mq_json_key_uint(&j, "weight_bytes_after", r->weight_bytes_after);
     mq_json_key(&j, "out_of_range");
     mq_json_array_begin(&j);
     for (int i = 0; i < r->n_ranges; i++) {
@@ -382,8 +374,7 @@ static int write_report(FILE *f, const struct fp16_args *a, const struct mq_fp16
         mq_json_string(&j, r->ranges[i].graph);
         mq_json_key(&j, "kind");
         mq_json_string(&j, r->ranges[i].what);
-        mq_json_key(&j, "max_abs");
-        mq_json_double(&j, r->ranges[i].max_abs);
+        mq_json_key_double(&j, "max_abs", r->ranges[i].max_abs);
         mq_json_object_end(&j);
     }
     mq_json_array_end(&j);
@@ -401,8 +392,7 @@ static int write_report(FILE *f, const struct fp16_args *a, const struct mq_fp16
         mq_json_key(&j, "status");
         mq_json_string(&j, n->status == MQ_FP16_CONVERTED ? "converted"
                            : n->status == MQ_FP16_FOLLOWED ? "follows" : "kept");
-        mq_json_key(&j, "float16");
-        mq_json_bool(&j, n->status == MQ_FP16_CONVERTED || n->in_float16);
+        mq_json_key_bool(&j, "float16", n->status == MQ_FP16_CONVERTED || n->in_float16);
         if (n->reason) {
             mq_json_key(&j, "reason");
             mq_json_string(&j, n->reason);

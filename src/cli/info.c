@@ -105,8 +105,7 @@ static void json_value_infos(struct mq_json *j, const Onnx__GraphProto *g,
             }
         }
         if (g) {
-            mq_json_key(j, "has_initializer");
-            mq_json_bool(j, is_initializer(g, mq_str(v->name)));
+            mq_json_key_bool(j, "has_initializer", is_initializer(g, mq_str(v->name)));
         }
         mq_json_object_end(j);
     }
@@ -121,8 +120,7 @@ static int print_json(const struct mq_model *m, const struct mq_model_summary *s
     mq_json_object_begin(&j);
     mq_json_key(&j, "file");
     mq_json_string(&j, m->path);
-    mq_json_key(&j, "ir_version");
-    mq_json_int(&j, p->ir_version);
+    mq_json_key_int(&j, "ir_version", p->ir_version);
     mq_json_key(&j, "producer_name");
     mq_json_string(&j, mq_str(p->producer_name));
     mq_json_key(&j, "producer_version");
@@ -134,8 +132,7 @@ static int print_json(const struct mq_model *m, const struct mq_model_summary *s
         mq_json_key(&j, "domain");
         mq_json_string(&j, *mq_str(p->opset_import[i]->domain) ? p->opset_import[i]->domain
                                                                 : "ai.onnx");
-        mq_json_key(&j, "version");
-        mq_json_int(&j, p->opset_import[i]->version);
+        mq_json_key_int(&j, "version", p->opset_import[i]->version);
         mq_json_object_end(&j);
     }
     mq_json_array_end(&j);
@@ -143,12 +140,9 @@ static int print_json(const struct mq_model *m, const struct mq_model_summary *s
     json_value_infos(&j, p->graph, p->graph->input, p->graph->n_input);
     mq_json_key(&j, "outputs");
     json_value_infos(&j, NULL, p->graph->output, p->graph->n_output);
-    mq_json_key(&j, "nodes");
-    mq_json_int(&j, s->nodes_main);
-    mq_json_key(&j, "subgraph_nodes");
-    mq_json_int(&j, s->nodes_subgraphs);
-    mq_json_key(&j, "subgraphs");
-    mq_json_int(&j, s->n_subgraphs);
+    mq_json_key_int(&j, "nodes", s->nodes_main);
+    mq_json_key_int(&j, "subgraph_nodes", s->nodes_subgraphs);
+    mq_json_key_int(&j, "subgraphs", s->n_subgraphs);
     mq_json_key(&j, "op_types");
     mq_json_array_begin(&j);
     for (int i = 0; i < s->n_ops; i++) {
@@ -157,17 +151,13 @@ static int print_json(const struct mq_model *m, const struct mq_model_summary *s
         mq_json_string(&j, s->ops[i].op_type);
         mq_json_key(&j, "domain");
         mq_json_string(&j, *s->ops[i].domain ? s->ops[i].domain : "ai.onnx");
-        mq_json_key(&j, "main_graph");
-        mq_json_int(&j, s->ops[i].main_graph);
-        mq_json_key(&j, "subgraphs");
-        mq_json_int(&j, s->ops[i].subgraphs);
+        mq_json_key_int(&j, "main_graph", s->ops[i].main_graph);
+        mq_json_key_int(&j, "subgraphs", s->ops[i].subgraphs);
         mq_json_object_end(&j);
     }
     mq_json_array_end(&j);
-    mq_json_key(&j, "initializers");
-    mq_json_int(&j, s->initializers);
-    mq_json_key(&j, "initializer_bytes");
-    mq_json_uint(&j, s->initializer_bytes);
+    mq_json_key_int(&j, "initializers", s->initializers);
+    mq_json_key_uint(&j, "initializer_bytes", s->initializer_bytes);
     mq_json_object_end(&j);
     return j.failed || fflush(stdout) != 0;
 }

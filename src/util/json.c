@@ -166,3 +166,17 @@ void mq_json_null(struct mq_json *j)
     before_value(j);
     put(j, "null");
 }
+
+/* Each one is mq_json_key followed by the matching value writer. */
+#define KEY_VALUE_WRITER(kind, type)                                                              \
+    void mq_json_key_##kind(struct mq_json *j, const char *key, type v)                           \
+    {                                                                                              \
+        mq_json_key(j, key);                                                                       \
+        mq_json_##kind(j, v);                                                                      \
+    }
+
+KEY_VALUE_WRITER(int, int64_t)
+KEY_VALUE_WRITER(uint, uint64_t)
+KEY_VALUE_WRITER(double, double)
+KEY_VALUE_WRITER(float, float)
+KEY_VALUE_WRITER(bool, int)

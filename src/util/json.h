@@ -30,4 +30,11 @@ void mq_json_float(struct mq_json *j, float v);
 void mq_json_bool(struct mq_json *j, int v);
 void mq_json_null(struct mq_json *j);
 
+/* A key and its value in one call, for the common object member. */
+void mq_json_key_int(struct mq_json *j, const char *key, int64_t v);
+void mq_json_key_uint(struct mq_json *j, const char *key, uint64_t v);
+void mq_json_key_double(struct mq_json *j, const char *key, double v);
+void mq_json_key_float(struct mq_json *j, const char *key, float v);
+void mq_json_key_bool(struct mq_json *j, const char *key, int v);
+
 #endif

@@ -94,6 +94,18 @@ void oh_attr_string(Onnx__NodeProto *node, const char *name, const char *v)
     a->s.data = (uint8_t *)xstrdup(v);
 }
 
+void oh_attr_strings(Onnx__NodeProto *node, const char *name, int n, const char *const *v)
+{
+    Onnx__AttributeProto *a = add_attr(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+    a->n_strings = (size_t)n;
+    a->strings = calloc((size_t)n + 1, sizeof *a->strings);
+    ck_assert_ptr_nonnull(a->strings);
+    for (int i = 0; i < n; i++) {
+        a->strings[i].len = strlen(v[i]);
+        a->strings[i].data = (uint8_t *)xstrdup(v[i]);
+    }
+}
+
 void oh_attr_ints(Onnx__NodeProto *node, const char *name, int n, const int64_t *v)
 {
     Onnx__AttributeProto *a = add_attr(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
@@ -262,4 +274,109 @@ void oh_assert_i64(const struct mq_tensor *t, int rank, const int64_t *dims, con
         ck_assert_msg(mq_tensor_get_int64(t, i) == expected[i],
                       "element %lld is %lld, expected %lld", (long long)i,
                       (long long)mq_tensor_get_int64(t, i), (long long)expected[i]);
+}
+
+void oh_free_all(struct mq_tensor *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        mq_tensor_free(&t[i]);
+}
+
+void oh_run_ok(const Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
+               struct mq_tensor *out, int n_out)
+{
+    struct mq_error err = {{0}};
+    int rc = oh_run(node, opset, in, n_in, out, n_out, &err);
+    ck_assert_msg(rc == 0, "run failed: %s", err.message);
+}
+
+const char *oh_run_fails(const Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
+                         int n_out, struct mq_error *err)
+{
+    struct mq_tensor out[OH_MAX_OUTPUTS] = {{0}};
+    ck_assert_int_le(n_out, OH_MAX_OUTPUTS);
+    int rc = oh_run(node, opset, in, n_in, out, n_out, err);
+    ck_assert_int_ne(rc, 0);
+    oh_free_all(out, n_out);
+    return err->message;
+}
+
+void oh_run_ok_take_node(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
+                         struct mq_tensor *out, int n_out)
+{
+    struct mq_error err = {{0}};
+    memset(out, 0, sizeof *out * (size_t)n_out);
+    int rc = oh_run(node, opset, in, n_in, out, n_out, &err);
+    ck_assert_msg(rc == 0, "%s", err.message);
+    oh_node_free(node);
+}
+
+void oh_run_ok_take_all(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
+                        struct mq_tensor *out, int n_out)
+{
+    oh_run_ok_take_node(node, opset, in, n_in, out, n_out);
+    oh_free_all(in, n_in);
+}
+
+struct mq_tensor oh_run1_take_all(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in)
+{
+    struct mq_tensor out;
+    oh_run_ok_take_all(node, opset, in, n_in, &out, 1);
+    return out;
+}
+
+void oh_run_fails_take_all(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
+                           int n_out, const char *needle)
+{
+    struct mq_error err = {{0}};
+    oh_run_fails(node, opset, in, n_in, n_out, &err);
+    ck_assert_msg(strstr(err.message, needle) != NULL, "message '%s' lacks '%s'", err.message,
+                  needle);
+    oh_free_all(in, n_in);
+    oh_node_free(node);
+}
+
+void oh_expect_error_take_all(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
+                              const char *needle)
+{
+    struct mq_error err = {{0}};
+    oh_run_fails(node, opset, in, n_in, (int)node->n_output, &err);
+    ck_assert_msg(strstr(err.message, "node_under_test") && strstr(err.message, node->op_type) &&
+                      strstr(err.message, needle),
+                  "unexpected message: %s", err.message);
+    oh_free_all(in, n_in);
+    oh_node_free(node);
+}
+
+struct mq_tensor oh_iota_f32(int rank, const int64_t *dims)
+{
+    struct mq_tensor t = oh_f32(rank, dims, NULL);
+    float *v = t.data;
+    for (int64_t i = 0; i < t.count; i++)
+        v[i] = (float)i;
+    return t;
+}
+
+struct mq_tensor oh_iota_i64(int rank, const int64_t *dims)
+{
+    struct mq_tensor t = oh_i64(rank, dims, NULL);
+    int64_t *v = t.data;
+    for (int64_t i = 0; i < t.count; i++)
+        v[i] = i;
+    return t;
+}
+
+float oh_rnd(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (float)((*state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+struct mq_tensor oh_random_f32(uint32_t *state, int rank, const int64_t *dims)
+{
+    struct mq_tensor t = oh_f32(rank, dims, NULL);
+    float *v = t.data;
+    for (int64_t i = 0; i < t.count; i++)
+        v[i] = oh_rnd(state);
+    return t;
 }

@@ -14,9 +14,11 @@
 
 #include "calib/calibrate.h"
 #include "calib/histogram.h"
+#include "check_main.h"
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
+#include "tmp_tree.h"
 #include "util/fileio.h"
 
 /*
@@ -109,9 +111,7 @@ static void teardown(void)
 {
     mq_plan_free(plan);
     mq_model_free(model);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    ck_assert_int_eq(system(cmd), 0);
+    tt_remove(root);
 }
 
 /* mq_tensor_write_pb syncs each file to disk; tests write many and need no durability. */
@@ -469,10 +469,5 @@ int main(void)
     tcase_add_test(tc, shards_merge_bit_identically);
     tcase_add_test(tc, reports_progress_and_stops_when_asked);
     tcase_add_test(tc, reports_the_lowest_failing_sample);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -18,6 +18,7 @@
 
 #include "calib/calibrate.h"
 #include "calib/histogram.h"
+#include "check_main.h"
 #include "interp/plan.h"
 #include "model/model.h"
 
@@ -184,10 +185,5 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 1800);
     tcase_add_test(tc, every_model_calibrates);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "model/npy.h"
 
 /*
@@ -522,10 +523,5 @@ int main(void)
     tcase_add_test(tc, crc32_matches_zip);
     tcase_add_test(tc, survives_mutations);
     tcase_add_test(tc, reads_files);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

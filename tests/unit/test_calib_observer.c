@@ -10,6 +10,7 @@
 
 #include "calib/histogram.h"
 #include "calib/observer.h"
+#include "check_main.h"
 
 static struct mq_error err;
 
@@ -420,10 +421,5 @@ int main(void)
     tcase_add_test(tc, empty_histogram_has_no_range);
     tcase_add_test(tc, observer_converts_types);
     tcase_add_test(tc, observer_merge_equals_one_observer);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -12,6 +12,7 @@
 #include "calib/histogram.h"
 #include "calib/observer.h"
 #include "calib/ranges.h"
+#include "check_main.h"
 #include "util/fileio.h"
 #include "util/json_read.h"
 
@@ -416,10 +417,5 @@ int main(void)
     tcase_add_test(tc, shards_merge_into_one_run);
     tcase_add_test(tc, load_is_strict);
     tcase_add_test(tc, merge_refuses_mismatches);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

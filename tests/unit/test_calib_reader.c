@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "calib/reader.h"
+#include "check_main.h"
 #include "model/npy.h"
 #include "model/tensor_proto.h"
+#include "tmp_tree.h"
 
 static struct mq_error err;
 static char root[64];
@@ -79,21 +81,7 @@ static void make_root(void)
     ck_assert_ptr_nonnull(mkdtemp(root));
 }
 
-static void remove_tree(const char *path)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static char *path_of(const char *rel)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
+static char *path_of(const char *rel) { return tt_path(root, rel); }
 
 static void make_dir(const char *rel) { ck_assert_int_eq(mkdir(path_of(rel), 0755), 0); }
 
@@ -141,6 +129,19 @@ static void put32(FILE *f, uint32_t v)
     put16(f, v >> 16);
 }
 
+/* The fields from the method to the extra length, laid out alike in the local header and
+ * the central directory; the data is never really compressed, so both sizes are one. */
+static void put_entry_fields(FILE *f, int method, uint32_t crc, uint32_t size, size_t name_len)
+{
+    put16(f, (unsigned)method);
+    put32(f, 0);
+    put32(f, crc);
+    put32(f, size);
+    put32(f, size);
+    put16(f, (unsigned)name_len);
+    put16(f, 0);
+}
+
 /* A stored (or, with method 8, claimed-compressed) ZIP of .npy members, as numpy.savez writes. */
 static void write_npz(const char *rel, int n, const char *const *names,
                       const struct mq_tensor *tensors, int method)
@@ -159,13 +160,7 @@ static void write_npz(const char *rel, int n, const char *const *names,
         put32(f, 0x04034b50);
         put16(f, 20);
         put16(f, 0);
-        put16(f, (unsigned)method);
-        put32(f, 0);
-        put32(f, crcs[i]);
-        put32(f, sizes[i]);
-        put32(f, sizes[i]);
-        put16(f, (unsigned)name_len);
-        put16(f, 0);
+        put_entry_fields(f, method, crcs[i], sizes[i], name_len);
         fprintf(f, "%s.npy", names[i]);
         fwrite(bytes, 1, size, f);
         free(bytes);
@@ -176,13 +171,7 @@ static void write_npz(const char *rel, int n, const char *const *names,
         put16(f, 20);
         put16(f, 20);
         put16(f, 0);
-        put16(f, (unsigned)method);
-        put32(f, 0);
-        put32(f, crcs[i]);
-        put32(f, sizes[i]);
-        put32(f, sizes[i]);
-        put16(f, (unsigned)(strlen(names[i]) + 4));
-        put16(f, 0);
+        put_entry_fields(f, method, crcs[i], sizes[i], strlen(names[i]) + 4);
         put16(f, 0);
         put16(f, 0);
         put16(f, 0);
@@ -259,7 +248,7 @@ START_TEST(pb_folders_in_natural_order)
     ck_assert_int_eq(mq_calib_source_count(src), 2);
     ck_assert(strstr(mq_calib_source_sample_name(src, 1), "test_data_set_2") != NULL);
     mq_calib_source_free(src);
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -284,7 +273,7 @@ START_TEST(pb_matched_by_position_when_names_fail)
     mq_tensor_free(&in[0]);
     mq_tensor_free(&in[1]);
     mq_calib_source_free(src);
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -370,7 +359,7 @@ START_TEST(pb_bad_samples)
     fclose(f);
     snprintf(dir, sizeof dir, "%s/corrupt", root);
     EXPECT_ERROR(dir, 2, "corrupt/s/input_0.pb");
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -384,7 +373,7 @@ START_TEST(symbolic_dimension_must_agree_within_a_sample)
     write_pb("s/input_0.pb", "a", MQ_DTYPE_FLOAT, 1, (const int64_t[]){2}, 0);
     write_pb("s/input_1.pb", "b", MQ_DTYPE_FLOAT, 1, (const int64_t[]){3}, 0);
     EXPECT_ERROR(root, 2, "input 'b' has 3 in dimension 0 ('N')", "input 'a'", "'N' = 2");
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -422,7 +411,7 @@ START_TEST(npy_folders)
     EXPECT_ERROR(root, 2, "sample1", "no data for graph input 'sr'", "sr.npy");
     write_npy("sample1/sr.npy", MQ_DTYPE_INT32, 0, NULL, 16000);
     EXPECT_ERROR(root, 2, "sample1/sr.npy", "element type int32", "expects int64");
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -468,7 +457,7 @@ START_TEST(npz_archives)
     EXPECT_ERROR(root, 2, "chunk_5.npz, member 'sr.npy'", "input 'sr' has element type float32");
     for (int i = 0; i < 3; i++)
         mq_tensor_free(&t[i]);
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -503,7 +492,7 @@ START_TEST(stacked_npy)
     write_npy("sr.npy", MQ_DTYPE_INT64, 1, (const int64_t[]){5}, 100);
     write_npy("x.npy", MQ_DTYPE_FLOAT, 2, (const int64_t[]){5, 3}, 0);
     EXPECT_ERROR(root, 2, "x.npy", "rank 1 but the model expects rank 2", "first axis");
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -523,7 +512,7 @@ START_TEST(folder_problems)
     write_npy("s1/x.npy", MQ_DTYPE_FLOAT, 2, (const int64_t[]){1, 3}, 0);
     write_npy("s1/sr.npy", MQ_DTYPE_INT64, 0, NULL, 0);
     EXPECT_ERROR(root, 2, "s1", "holds .npy files", ".pb");
-    remove_tree(root);
+    tt_remove(root);
 }
 END_TEST
 
@@ -540,10 +529,5 @@ int main(void)
     tcase_add_test(tc, npz_archives);
     tcase_add_test(tc, stacked_npy);
     tcase_add_test(tc, folder_problems);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "model_builder.h"
 #include "op_harness.h"
 #include "quant/dequantize.h"
@@ -296,10 +297,5 @@ int main(void)
     tcase_add_test(tc, blocked_int4_weights);
     tcase_add_test(tc, refuses_models_without_qdq);
     tcase_add_test(tc, bad_parameters_name_the_node);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "util/error.h"
 #include "util/natural_sort.h"
 
@@ -74,10 +75,5 @@ int main(void)
     tcase_add_test(tc, prefix_truncates_without_overflow);
     tcase_add_test(tc, null_error_is_allowed);
     tcase_add_test(tc, natural_order);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "model_builder.h"
 #include "op_harness.h"
 #include "quant/fp16.h"
@@ -375,10 +376,5 @@ int main(void)
     tcase_add_test(tc, constants_casts_and_fixed_float_inputs);
     tcase_add_test(tc, subgraph_converted_inside_with_its_interface_kept);
     tcase_add_test(tc, opset_decides_what_onnxruntime_runs);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

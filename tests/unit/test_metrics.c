@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 #include "report/metrics.h"
 
@@ -177,10 +178,5 @@ int main(void)
     tcase_add_test(tc, shape_mismatch_is_an_error);
     tcase_add_test(tc, class_scores_shape);
     tcase_add_test(tc, top1_rows_and_ties);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "model/wire_check.h"
+#include "tmp_tree.h"
 #include "util/fileio.h"
 
 static char tmpdir[256];
@@ -20,21 +22,9 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
-static void teardown(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { tt_remove(tmpdir); }
 
-static char *path_in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
+static char *path_in_tmp(const char *name) { return tt_path(tmpdir, name); }
 
 /* A one-node model (Identity of initializer W) whose initializer the caller shapes. */
 static Onnx__ModelProto *model_new(Onnx__TensorProto **init_out)
@@ -411,10 +401,5 @@ int main(void)
     tcase_add_test(tc, save_is_atomic_and_keeps_unknown_fields);
     tcase_add_test(tc, save_external_data_round_trips);
     tcase_add_test(tc, save_external_data_converts_typed_storage);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

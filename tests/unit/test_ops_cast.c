@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 
 static struct mq_tensor cast(struct mq_tensor in, int to, int opset)
@@ -187,10 +188,5 @@ int main(void)
     tcase_add_test(tc, integers_and_bool);
     tcase_add_test(tc, half_types);
     tcase_add_test(tc, legacy_castlike_and_errors);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -11,24 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 
 static uint32_t rng_state = 12345u;
-
-static float rnd(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static struct mq_tensor random_f32(int rank, const int64_t *dims)
-{
-    struct mq_tensor t = oh_f32(rank, dims, NULL);
-    float *v = t.data;
-    for (int64_t i = 0; i < t.count; i++)
-        v[i] = rnd();
-    return t;
-}
 
 struct geometry {
     int n;                  /* spatial axes */
@@ -119,6 +105,36 @@ static Onnx__NodeProto *conv_node(const char *op, const struct geometry *g, int 
     return node;
 }
 
+/* Random X and W (and B with bias) for n spatial axes; returns the zeroed buffer that the
+ * reference fills with the expected output of dims yd. */
+static float *random_case(struct mq_tensor in[3], int n, const int64_t *xd, const int64_t *wd,
+                          int64_t out_ch, int bias, const int64_t *yd)
+{
+    in[0] = oh_random_f32(&rng_state, n + 2, xd);
+    in[1] = oh_random_f32(&rng_state, n + 2, wd);
+    if (bias)
+        in[2] = oh_random_f32(&rng_state, 1, OH_DIMS(out_ch));
+    int64_t count = 1;
+    for (int i = 0; i < n + 2; i++)
+        count *= yd[i];
+    return calloc((size_t)count + 1, sizeof(float));
+}
+
+/* Runs the node at opset 11, compares its output with expected and frees everything. */
+static void run_and_compare(Onnx__NodeProto *node, struct mq_tensor *in, int n_in, int rank,
+                            const int64_t *yd, float *expected)
+{
+    struct mq_tensor y = {0};
+    struct mq_error err = {{0}};
+    int rc = oh_run(node, 11, in, n_in, &y, 1, &err);
+    ck_assert_msg(rc == 0, "%s", err.message);
+    oh_assert_f32(&y, rank, yd, expected, 1e-4f, 1e-4f);
+    mq_tensor_free(&y);
+    oh_node_free(node);
+    oh_free_all(in, n_in);
+    free(expected);
+}
+
 static void check_conv(const struct geometry *g)
 {
     int64_t xd[6] = {g->batch, g->in_ch}, wd[6] = {g->out_ch, g->in_ch / g->group};
@@ -130,27 +146,11 @@ static void check_conv(const struct geometry *g)
         yd[i + 2] = out[i];
     }
     struct mq_tensor in[3];
-    in[0] = random_f32(g->n + 2, xd);
-    in[1] = random_f32(g->n + 2, wd);
-    if (g->bias)
-        in[2] = random_f32(1, OH_DIMS(g->out_ch));
-    int64_t count = 1;
-    for (int i = 0; i < g->n + 2; i++)
-        count *= yd[i];
-    float *expected = calloc((size_t)count + 1, sizeof(float));
+    float *expected = random_case(in, g->n, xd, wd, g->out_ch, g->bias, yd);
     reference_conv(g, in[0].data, in[1].data, g->bias ? in[2].data : NULL, out, pb, expected);
 
     Onnx__NodeProto *node = conv_node("Conv", g, g->n == 2);
-    struct mq_tensor y = {0};
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, 11, in, g->bias ? 3 : 2, &y, 1, &err);
-    ck_assert_msg(rc == 0, "%s", err.message);
-    oh_assert_f32(&y, g->n + 2, yd, expected, 1e-4f, 1e-4f);
-    mq_tensor_free(&y);
-    oh_node_free(node);
-    for (int i = 0; i < (g->bias ? 3 : 2); i++)
-        mq_tensor_free(&in[i]);
-    free(expected);
+    run_and_compare(node, in, g->bias ? 3 : 2, g->n + 2, yd, expected);
 }
 
 START_TEST(conv_by_hand)
@@ -286,7 +286,7 @@ END_TEST
 START_TEST(conv_empty_batch)
 {
     struct mq_tensor in[2] = {oh_f32(4, OH_DIMS(0, 2, 5, 5), NULL),
-                              random_f32(4, OH_DIMS(3, 2, 3, 3))};
+                              oh_random_f32(&rng_state, 4, OH_DIMS(3, 2, 3, 3))};
     Onnx__NodeProto *node = oh_node("Conv", 2, 1);
     struct mq_tensor y = {0};
     struct mq_error err = {{0}};
@@ -318,20 +318,20 @@ static void expect_conv_error(const char *op, Onnx__NodeProto *node, struct mq_t
 START_TEST(conv_errors)
 {
     /* channels do not match W with this group */
-    struct mq_tensor in[3] = {random_f32(4, OH_DIMS(1, 4, 5, 5)),
-                              random_f32(4, OH_DIMS(2, 3, 3, 3))};
+    struct mq_tensor in[3] = {oh_random_f32(&rng_state, 4, OH_DIMS(1, 4, 5, 5)),
+                              oh_random_f32(&rng_state, 4, OH_DIMS(2, 3, 3, 3))};
     expect_conv_error("Conv", oh_node("Conv", 2, 1), in, 2, "group");
 
     /* kernel_shape contradicting W */
-    in[0] = random_f32(4, OH_DIMS(1, 2, 5, 5));
-    in[1] = random_f32(4, OH_DIMS(2, 2, 3, 3));
+    in[0] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 2, 5, 5));
+    in[1] = oh_random_f32(&rng_state, 4, OH_DIMS(2, 2, 3, 3));
     Onnx__NodeProto *node = oh_node("Conv", 2, 1);
     oh_attr_ints(node, "kernel_shape", 2, OH_DIMS(2, 2));
     expect_conv_error("Conv", node, in, 2, "kernel_shape");
 
     /* X of rank 2 */
-    in[0] = random_f32(2, OH_DIMS(2, 5));
-    in[1] = random_f32(2, OH_DIMS(2, 2));
+    in[0] = oh_random_f32(&rng_state, 2, OH_DIMS(2, 5));
+    in[1] = oh_random_f32(&rng_state, 2, OH_DIMS(2, 2));
     expect_conv_error("Conv", oh_node("Conv", 2, 1), in, 2, "rank");
 
     /* an integer X */
@@ -340,25 +340,25 @@ START_TEST(conv_errors)
     expect_conv_error("Conv", oh_node("Conv", 2, 1), in, 2, "int32");
 
     /* kernel bigger than the padded input */
-    in[0] = random_f32(4, OH_DIMS(1, 1, 2, 2));
-    in[1] = random_f32(4, OH_DIMS(1, 1, 3, 3));
+    in[0] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 2, 2));
+    in[1] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 3, 3));
     expect_conv_error("Conv", oh_node("Conv", 2, 1), in, 2, "kernel");
 
     /* bias of the wrong length */
-    in[0] = random_f32(4, OH_DIMS(1, 1, 3, 3));
-    in[1] = random_f32(4, OH_DIMS(2, 1, 1, 1));
-    in[2] = random_f32(1, OH_DIMS(3));
+    in[0] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 3, 3));
+    in[1] = oh_random_f32(&rng_state, 4, OH_DIMS(2, 1, 1, 1));
+    in[2] = oh_random_f32(&rng_state, 1, OH_DIMS(3));
     expect_conv_error("Conv", oh_node("Conv", 3, 1), in, 3, "B has shape [3]");
 
     /* pads with an odd count, refused at plan time */
-    in[0] = random_f32(4, OH_DIMS(1, 1, 3, 3));
-    in[1] = random_f32(4, OH_DIMS(1, 1, 1, 1));
+    in[0] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 3, 3));
+    in[1] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 1, 1));
     node = oh_node("Conv", 2, 1);
     oh_attr_ints(node, "pads", 3, OH_DIMS(1, 1, 1));
     expect_conv_error("Conv", node, in, 2, "pads");
 
-    in[0] = random_f32(4, OH_DIMS(1, 1, 3, 3));
-    in[1] = random_f32(4, OH_DIMS(1, 1, 1, 1));
+    in[0] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 3, 3));
+    in[1] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 1, 1));
     node = oh_node("Conv", 2, 1);
     oh_attr_string(node, "auto_pad", "SAME");
     expect_conv_error("Conv", node, in, 2, "auto_pad");
@@ -444,14 +444,7 @@ static void check_convt(const struct tgeometry *g)
         yd[i + 2] = out[i];
     }
     struct mq_tensor in[3];
-    in[0] = random_f32(g->n + 2, xd);
-    in[1] = random_f32(g->n + 2, wd);
-    if (g->bias)
-        in[2] = random_f32(1, OH_DIMS(g->out_ch));
-    int64_t count = 1;
-    for (int i = 0; i < g->n + 2; i++)
-        count *= yd[i];
-    float *expected = calloc((size_t)count + 1, sizeof(float));
+    float *expected = random_case(in, g->n, xd, wd, g->out_ch, g->bias, yd);
     reference_convt(g, in[0].data, in[1].data, g->bias ? in[2].data : NULL, out, pb, expected);
 
     Onnx__NodeProto *node = oh_node("ConvTranspose", g->bias ? 3 : 2, 1);
@@ -466,16 +459,7 @@ static void check_convt(const struct tgeometry *g)
         oh_attr_string(node, "auto_pad", g->auto_pad);
     else if (g->output_shape[0] == 0)
         oh_attr_ints(node, "pads", 2 * g->n, g->pads);
-    struct mq_tensor y = {0};
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, 11, in, g->bias ? 3 : 2, &y, 1, &err);
-    ck_assert_msg(rc == 0, "%s", err.message);
-    oh_assert_f32(&y, g->n + 2, yd, expected, 1e-4f, 1e-4f);
-    mq_tensor_free(&y);
-    oh_node_free(node);
-    for (int i = 0; i < (g->bias ? 3 : 2); i++)
-        mq_tensor_free(&in[i]);
-    free(expected);
+    run_and_compare(node, in, g->bias ? 3 : 2, g->n + 2, yd, expected);
 }
 
 START_TEST(convtranspose_by_hand)
@@ -529,16 +513,16 @@ END_TEST
 
 START_TEST(convtranspose_errors)
 {
-    struct mq_tensor in[2] = {random_f32(4, OH_DIMS(1, 3, 2, 2)),
-                              random_f32(4, OH_DIMS(2, 1, 2, 2))};
+    struct mq_tensor in[2] = {oh_random_f32(&rng_state, 4, OH_DIMS(1, 3, 2, 2)),
+                              oh_random_f32(&rng_state, 4, OH_DIMS(2, 1, 2, 2))};
     expect_conv_error("ConvTranspose", oh_node("ConvTranspose", 2, 1), in, 2, "W.dims[0]");
-    in[0] = random_f32(4, OH_DIMS(1, 1, 2, 2));
-    in[1] = random_f32(4, OH_DIMS(1, 1, 2, 2));
+    in[0] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 2, 2));
+    in[1] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 2, 2));
     Onnx__NodeProto *node = oh_node("ConvTranspose", 2, 1);
     oh_attr_ints(node, "output_shape", 3, OH_DIMS(4, 4, 4));
     expect_conv_error("ConvTranspose", node, in, 2, "output_shape");
-    in[0] = random_f32(4, OH_DIMS(1, 1, 2, 2));
-    in[1] = random_f32(4, OH_DIMS(1, 1, 2, 2));
+    in[0] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 2, 2));
+    in[1] = oh_random_f32(&rng_state, 4, OH_DIMS(1, 1, 2, 2));
     node = oh_node("ConvTranspose", 2, 1);
     oh_attr_ints(node, "output_padding", 2, OH_DIMS(-1, 0));
     expect_conv_error("ConvTranspose", node, in, 2, "output_padding");
@@ -558,10 +542,5 @@ int main(void)
     tcase_add_test(tc, convtranspose_by_hand);
     tcase_add_test(tc, convtranspose_geometries);
     tcase_add_test(tc, convtranspose_errors);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

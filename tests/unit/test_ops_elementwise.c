@@ -5,33 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "interp/broadcast.h"
 #include "op_harness.h"
-
-static void run_ok(const Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                   struct mq_tensor *out)
-{
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, opset, in, n_in, out, 1, &err);
-    ck_assert_msg(rc == 0, "run failed: %s", err.message);
-}
-
-/* Runs a node expected to fail and returns the message. */
-static const char *run_fails(const Onnx__NodeProto *node, int opset, struct mq_tensor *in,
-                             int n_in, struct mq_error *err)
-{
-    struct mq_tensor out = {0};
-    int rc = oh_run(node, opset, in, n_in, &out, 1, err);
-    ck_assert_int_ne(rc, 0);
-    mq_tensor_free(&out);
-    return err->message;
-}
-
-static void free_all(struct mq_tensor *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        mq_tensor_free(&t[i]);
-}
 
 /* One binary op on two float tensors. */
 static struct mq_tensor binary_f32(const char *op, int opset, struct mq_tensor a,
@@ -39,8 +15,8 @@ static struct mq_tensor binary_f32(const char *op, int opset, struct mq_tensor a
 {
     Onnx__NodeProto *n = oh_node(op, 2, 1);
     struct mq_tensor in[2] = {a, b}, out = {0};
-    run_ok(n, opset, in, 2, &out);
-    free_all(in, 2);
+    oh_run_ok(n, opset, in, 2, &out, 1);
+    oh_free_all(in, 2);
     oh_node_free(n);
     return out;
 }
@@ -165,20 +141,20 @@ START_TEST(integer_division_truncates_and_never_traps)
         oh_i32(1, OH_DIMS(6), (int32_t[]){2, 2, -2, -2, -1, 0}),
     };
     struct mq_tensor o = {0};
-    run_ok(n, 14, in, 2, &o);
+    oh_run_ok(n, 14, in, 2, &o, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&o, 1, OH_DIMS(6), (int64_t[]){3, -3, -3, 3, INT32_MIN, 0});
-    free_all(in, 2);
+    oh_free_all(in, 2);
     mq_tensor_free(&o);
     oh_node_free(n);
 
     n = oh_node("Add", 2, 1);
     struct mq_tensor u[2] = {oh_u8(1, OH_DIMS(2), (uint8_t[]){250, 3}),
                              oh_u8(0, NULL, (uint8_t[]){10})};
-    run_ok(n, 14, u, 2, &o);
+    oh_run_ok(n, 14, u, 2, &o, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_UINT8);
     oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){4, 13});
-    free_all(u, 2);
+    oh_free_all(u, 2);
     mq_tensor_free(&o);
     oh_node_free(n);
 }
@@ -190,40 +166,40 @@ START_TEST(mod_sign_rules)
     Onnx__NodeProto *n = oh_node("Mod", 2, 1);
     struct mq_tensor in[2] = {oh_i64(1, OH_DIMS(6), a), oh_i64(1, OH_DIMS(6), b)};
     struct mq_tensor o = {0};
-    run_ok(n, 13, in, 2, &o);
+    oh_run_ok(n, 13, in, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(6), (int64_t[]){0, -2, 5, 0, 2, 3});
     mq_tensor_free(&o);
     oh_node_free(n);
 
     n = oh_node("Mod", 2, 1);
     oh_attr_int(n, "fmod", 1);
-    run_ok(n, 13, in, 2, &o);
+    oh_run_ok(n, 13, in, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(6), (int64_t[]){0, 1, 5, 0, -1, 3});
     mq_tensor_free(&o);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     struct mq_tensor f[2] = {
         oh_f32(1, OH_DIMS(6), (float[]){-4.3f, 7.2f, 5.0f, 4.3f, -7.2f, 8.0f}),
         oh_f32(1, OH_DIMS(6), (float[]){2.1f, -3.4f, 8.0f, -2.1f, 3.4f, 5.0f}),
     };
-    run_ok(n, 13, f, 2, &o);
+    oh_run_ok(n, 13, f, 2, &o, 1);
     oh_assert_f32(&o, 1, OH_DIMS(6), (float[]){-0.1f, 0.4f, 5.0f, 0.1f, -0.4f, 3.0f}, 1e-5f, 0);
     mq_tensor_free(&o);
     oh_node_free(n);
 
     n = oh_node("Mod", 2, 1);
-    run_ok(n, 13, f, 2, &o);
+    oh_run_ok(n, 13, f, 2, &o, 1);
     oh_assert_f32(&o, 1, OH_DIMS(6), (float[]){2.0f, -3.0f, 5.0f, -2.0f, 3.0f, 3.0f}, 1e-5f, 0);
     mq_tensor_free(&o);
-    free_all(f, 2);
+    oh_free_all(f, 2);
     oh_node_free(n);
 
     struct mq_error err;
     n = oh_node("Mod", 2, 1);
     oh_attr_int(n, "fmod", 2);
     struct mq_tensor g[2] = {oh_i64(1, OH_DIMS(1), a), oh_i64(1, OH_DIMS(1), b)};
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 13, g, 2, &err), "fmod"));
-    free_all(g, 2);
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 13, g, 2, 1, &err), "fmod"));
+    oh_free_all(g, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -234,32 +210,32 @@ START_TEST(pow_mixed_types)
     struct mq_tensor in[2] = {oh_i32(1, OH_DIMS(4), (int32_t[]){2, 3, -2, 5}),
                               oh_f32(1, OH_DIMS(4), (float[]){0.5f, 2, 3, -1})};
     struct mq_tensor o = {0};
-    run_ok(n, 15, in, 2, &o);
+    oh_run_ok(n, 15, in, 2, &o, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&o, 1, OH_DIMS(4), (int64_t[]){1, 9, -8, 0});
-    free_all(in, 2);
+    oh_free_all(in, 2);
     mq_tensor_free(&o);
 
     struct mq_tensor fi[2] = {oh_f32(1, OH_DIMS(3), (float[]){2, -3, 4}),
                               oh_i64(0, NULL, (int64_t[]){2})};
-    run_ok(n, 15, fi, 2, &o);
+    oh_run_ok(n, 15, fi, 2, &o, 1);
     oh_assert_f32(&o, 1, OH_DIMS(3), (float[]){4, 9, 16}, 0, 0);
-    free_all(fi, 2);
+    oh_free_all(fi, 2);
     mq_tensor_free(&o);
 
     struct mq_tensor ii[2] = {oh_i64(1, OH_DIMS(3), (int64_t[]){3, -2, 10}),
                               oh_i64(1, OH_DIMS(3), (int64_t[]){39, 5, 18})};
-    run_ok(n, 15, ii, 2, &o);
+    oh_run_ok(n, 15, ii, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){4052555153018976267LL, -32,
                                                  1000000000000000000LL});
-    free_all(ii, 2);
+    oh_free_all(ii, 2);
     mq_tensor_free(&o);
 
     struct mq_tensor ff[2] = {oh_f32(1, OH_DIMS(2), (float[]){4, 2}),
                               oh_f32(1, OH_DIMS(2), (float[]){0.5f, -1})};
-    run_ok(n, 7, ff, 2, &o);
+    oh_run_ok(n, 7, ff, 2, &o, 1);
     oh_assert_f32(&o, 1, OH_DIMS(2), (float[]){2, 0.5f}, 0, 0);
-    free_all(ff, 2);
+    oh_free_all(ff, 2);
     mq_tensor_free(&o);
     oh_node_free(n);
 }
@@ -272,14 +248,14 @@ START_TEST(bitshift_directions)
     struct mq_tensor in[2] = {oh_u8(1, OH_DIMS(4), (uint8_t[]){1, 3, 255, 7}),
                               oh_u8(1, OH_DIMS(4), (uint8_t[]){1, 2, 1, 8})};
     struct mq_tensor o = {0};
-    run_ok(n, 11, in, 2, &o);
+    oh_run_ok(n, 11, in, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(4), (int64_t[]){2, 12, 254, 0});
     mq_tensor_free(&o);
     oh_node_free(n);
 
     n = oh_node("BitShift", 2, 1);
     oh_attr_string(n, "direction", "RIGHT");
-    run_ok(n, 11, in, 2, &o);
+    oh_run_ok(n, 11, in, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(4), (int64_t[]){0, 0, 127, 0});
     mq_tensor_free(&o);
     oh_node_free(n);
@@ -287,12 +263,12 @@ START_TEST(bitshift_directions)
     struct mq_error err;
     n = oh_node("BitShift", 2, 1);
     oh_attr_string(n, "direction", "UP");
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 11, in, 2, &err), "direction"));
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 11, in, 2, 1, &err), "direction"));
     oh_node_free(n);
     n = oh_node("BitShift", 2, 1);
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 11, in, 2, &err), "direction"));
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 11, in, 2, 1, &err), "direction"));
     oh_node_free(n);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 }
 END_TEST
 
@@ -309,16 +285,16 @@ START_TEST(logic_and_bitwise)
         struct mq_tensor in[2] = {oh_bool(1, OH_DIMS(4), a),
                                   oh_bool(2, OH_DIMS(2, 1), (uint8_t[]){0, 1})};
         struct mq_tensor o = {0};
-        run_ok(n, 7, in, 2, &o);
+        oh_run_ok(n, 7, in, 2, &o, 1);
         ck_assert_int_eq(o.dtype, MQ_DTYPE_BOOL);
         oh_assert_i64(&o, 2, OH_DIMS(2, 4), expected[k]);
-        free_all(in, 2);
+        oh_free_all(in, 2);
         mq_tensor_free(&o);
         oh_node_free(n);
     }
     Onnx__NodeProto *n = oh_node("Not", 1, 1);
     struct mq_tensor b = oh_bool(1, OH_DIMS(4), a), o = {0};
-    run_ok(n, 1, &b, 1, &o);
+    oh_run_ok(n, 1, &b, 1, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(4), (int64_t[]){1, 1, 0, 0});
     mq_tensor_free(&o);
     mq_tensor_free(&b);
@@ -330,27 +306,27 @@ START_TEST(logic_and_bitwise)
     const int64_t bexp[3][3] = {{8, 10, 0}, {14, -1, 15}, {6, -11, 15}};
     for (int k = 0; k < 3; k++) {
         n = oh_node(bops[k], 2, 1);
-        run_ok(n, 18, in, 2, &o);
+        oh_run_ok(n, 18, in, 2, &o, 1);
         ck_assert_int_eq(o.dtype, MQ_DTYPE_INT32);
         oh_assert_i64(&o, 1, OH_DIMS(3), bexp[k]);
         mq_tensor_free(&o);
         oh_node_free(n);
     }
     n = oh_node("BitwiseNot", 1, 1);
-    run_ok(n, 18, in, 1, &o);
+    oh_run_ok(n, 18, in, 1, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){-13, 0, -6});
     mq_tensor_free(&o);
     oh_node_free(n);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     struct mq_error err;
     n = oh_node("And", 2, 1);
     struct mq_tensor f[2] = {oh_f32(1, OH_DIMS(1), (float[]){1}),
                              oh_f32(1, OH_DIMS(1), (float[]){1})};
-    const char *msg = run_fails(n, 7, f, 2, &err);
+    const char *msg = oh_run_fails(n, 7, f, 2, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "node_under_test"));
     ck_assert_ptr_nonnull(strstr(msg, "float32"));
-    free_all(f, 2);
+    oh_free_all(f, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -365,35 +341,35 @@ START_TEST(comparisons)
     for (int k = 0; k < 5; k++) {
         Onnx__NodeProto *n = oh_node(ops[k], 2, 1);
         struct mq_tensor o = {0};
-        run_ok(n, 16, in, 2, &o);
+        oh_run_ok(n, 16, in, 2, &o, 1);
         ck_assert_int_eq(o.dtype, MQ_DTYPE_BOOL);
         oh_assert_i64(&o, 2, OH_DIMS(2, 3), expected[k]);
         mq_tensor_free(&o);
         oh_node_free(n);
     }
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     /* NaN compares false, even to itself */
     Onnx__NodeProto *n = oh_node("Equal", 2, 1);
     struct mq_tensor f[2] = {oh_f32(1, OH_DIMS(3), (float[]){NAN, 1, 2}),
                              oh_f32(1, OH_DIMS(3), (float[]){NAN, 1, 3})};
     struct mq_tensor o = {0};
-    run_ok(n, 13, f, 2, &o);
+    oh_run_ok(n, 13, f, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){0, 1, 0});
     mq_tensor_free(&o);
-    free_all(f, 2);
+    oh_free_all(f, 2);
     struct mq_tensor b[2] = {oh_bool(1, OH_DIMS(2), (uint8_t[]){1, 0}),
                              oh_bool(1, OH_DIMS(2), (uint8_t[]){1, 1})};
-    run_ok(n, 13, b, 2, &o);
+    oh_run_ok(n, 13, b, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(2), (int64_t[]){1, 0});
     mq_tensor_free(&o);
-    free_all(b, 2);
+    oh_free_all(b, 2);
 
     struct mq_error err;
     struct mq_tensor mixed[2] = {oh_f32(1, OH_DIMS(1), (float[]){1}),
                                  oh_i64(1, OH_DIMS(1), (int64_t[]){1})};
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 13, mixed, 2, &err), "int64"));
-    free_all(mixed, 2);
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 13, mixed, 2, 1, &err), "int64"));
+    oh_free_all(mixed, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -405,27 +381,27 @@ START_TEST(where_three_way_broadcast)
                               oh_f32(2, OH_DIMS(1, 3), (float[]){1, 2, 3}),
                               oh_f32(0, NULL, (float[]){-1})};
     struct mq_tensor o = {0};
-    run_ok(n, 16, in, 3, &o);
+    oh_run_ok(n, 16, in, 3, &o, 1);
     oh_assert_f32(&o, 2, OH_DIMS(2, 3), (float[]){1, 2, 3, -1, -1, -1}, 0, 0);
     mq_tensor_free(&o);
-    free_all(in, 3);
+    oh_free_all(in, 3);
 
     /* the condition varying along the last axis, int64 values */
     struct mq_tensor j[3] = {oh_bool(1, OH_DIMS(3), (uint8_t[]){1, 0, 1}),
                              oh_i64(2, OH_DIMS(2, 3), (int64_t[]){1, 2, 3, 4, 5, 6}),
                              oh_i64(2, OH_DIMS(2, 1), (int64_t[]){-7, -8})};
-    run_ok(n, 9, j, 3, &o);
+    oh_run_ok(n, 9, j, 3, &o, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_INT64);
     oh_assert_i64(&o, 2, OH_DIMS(2, 3), (int64_t[]){1, -7, 3, 4, -8, 6});
     mq_tensor_free(&o);
-    free_all(j, 3);
+    oh_free_all(j, 3);
 
     struct mq_error err;
     struct mq_tensor bad[3] = {oh_f32(1, OH_DIMS(1), (float[]){1}),
                                oh_f32(1, OH_DIMS(1), (float[]){1}),
                                oh_f32(1, OH_DIMS(1), (float[]){1})};
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 16, bad, 3, &err), "bool"));
-    free_all(bad, 3);
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 16, bad, 3, 1, &err), "bool"));
+    oh_free_all(bad, 3);
     oh_node_free(n);
 }
 END_TEST
@@ -447,7 +423,7 @@ START_TEST(variadic_min_max_sum_mean)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         Onnx__NodeProto *n = oh_node(cases[k].op, 3, 1);
         struct mq_tensor o = {0};
-        run_ok(n, 13, in, 3, &o);
+        oh_run_ok(n, 13, in, 3, &o, 1);
         oh_assert_f32(&o, 2, OH_DIMS(2, 2), cases[k].expected, 1e-6f, 1e-6f);
         mq_tensor_free(&o);
         oh_node_free(n);
@@ -455,25 +431,25 @@ START_TEST(variadic_min_max_sum_mean)
     /* one input: a copy */
     Onnx__NodeProto *n = oh_node("Sum", 1, 1);
     struct mq_tensor o = {0};
-    run_ok(n, 8, in, 1, &o);
+    oh_run_ok(n, 8, in, 1, &o, 1);
     oh_assert_f32(&o, 2, OH_DIMS(2, 2), (float[]){1, 5, NAN, -1}, 0, 0);
     mq_tensor_free(&o);
     oh_node_free(n);
-    free_all(in, 3);
+    oh_free_all(in, 3);
 
     /* integer Max from opset 12 */
     n = oh_node("Max", 2, 1);
     struct mq_tensor ii[2] = {oh_i32(1, OH_DIMS(3), (int32_t[]){-5, 7, 0}),
                               oh_i32(1, OH_DIMS(1), (int32_t[]){1})};
-    run_ok(n, 12, ii, 2, &o);
+    oh_run_ok(n, 12, ii, 2, &o, 1);
     oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){1, 7, 1});
     mq_tensor_free(&o);
     oh_node_free(n);
     struct mq_error err;
     n = oh_node("Mean", 2, 1);
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 13, ii, 2, &err), "int32"));
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 13, ii, 2, 1, &err), "int32"));
     oh_node_free(n);
-    free_all(ii, 2);
+    oh_free_all(ii, 2);
 }
 END_TEST
 
@@ -488,25 +464,25 @@ START_TEST(prelu_slopes)
     struct mq_tensor in[2] = {oh_f32(4, OH_DIMS(1, 3, 2, 2), x),
                               oh_f32(3, OH_DIMS(3, 1, 1), (float[]){0.1f, 0.2f, 0.3f})};
     struct mq_tensor o = {0};
-    run_ok(n, 16, in, 2, &o);
+    oh_run_ok(n, 16, in, 2, &o, 1);
     oh_assert_f32(&o, 4, OH_DIMS(1, 3, 2, 2), expected, 1e-6f, 1e-6f);
     mq_tensor_free(&o);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     /* opset 6: a 1-D slope is per channel */
     struct mq_tensor old[2] = {oh_f32(4, OH_DIMS(1, 3, 2, 2), x),
                                oh_f32(1, OH_DIMS(3), (float[]){0.1f, 0.2f, 0.3f})};
-    run_ok(n, 6, old, 2, &o);
+    oh_run_ok(n, 6, old, 2, &o, 1);
     oh_assert_f32(&o, 4, OH_DIMS(1, 3, 2, 2), expected, 1e-6f, 1e-6f);
     mq_tensor_free(&o);
-    free_all(old, 2);
+    oh_free_all(old, 2);
 
     /* the slope may not grow X */
     struct mq_error err;
     struct mq_tensor bad[2] = {oh_f32(1, OH_DIMS(2), (float[]){-1, 1}),
                                oh_f32(2, OH_DIMS(3, 1), (float[]){1, 2, 3})};
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 16, bad, 2, &err), "slope"));
-    free_all(bad, 2);
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 16, bad, 2, 1, &err), "slope"));
+    oh_free_all(bad, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -525,10 +501,10 @@ START_TEST(legacy_broadcast_axis)
     struct mq_tensor in[2] = {oh_f32(3, OH_DIMS(2, 3, 2), a),
                               oh_f32(1, OH_DIMS(3), (float[]){1, 2, 3})};
     struct mq_tensor o = {0};
-    run_ok(n, 6, in, 2, &o);
+    oh_run_ok(n, 6, in, 2, &o, 1);
     oh_assert_f32(&o, 3, OH_DIMS(2, 3, 2), expected, 0, 0);
     mq_tensor_free(&o);
-    free_all(in, 2);
+    oh_free_all(in, 2);
     oh_node_free(n);
 
     /* without axis, B lines up with A's trailing axes */
@@ -536,10 +512,10 @@ START_TEST(legacy_broadcast_axis)
     oh_attr_int(n, "broadcast", 1);
     struct mq_tensor t[2] = {oh_f32(2, OH_DIMS(2, 2), (float[]){1, 2, 3, 4}),
                              oh_f32(1, OH_DIMS(2), (float[]){10, 100})};
-    run_ok(n, 1, t, 2, &o);
+    oh_run_ok(n, 1, t, 2, &o, 1);
     oh_assert_f32(&o, 2, OH_DIMS(2, 2), (float[]){10, 200, 30, 400}, 0, 0);
     mq_tensor_free(&o);
-    free_all(t, 2);
+    oh_free_all(t, 2);
     oh_node_free(n);
 
     struct mq_error err;
@@ -548,8 +524,8 @@ START_TEST(legacy_broadcast_axis)
     oh_attr_int(n, "axis", 2);
     struct mq_tensor bad[2] = {oh_f32(2, OH_DIMS(2, 2), (float[]){1, 2, 3, 4}),
                                oh_f32(1, OH_DIMS(2), (float[]){10, 100})};
-    ck_assert_ptr_nonnull(strstr(run_fails(n, 6, bad, 2, &err), "axis"));
-    free_all(bad, 2);
+    ck_assert_ptr_nonnull(strstr(oh_run_fails(n, 6, bad, 2, 1, &err), "axis"));
+    oh_free_all(bad, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -567,7 +543,7 @@ START_TEST(half_types_compute_in_float)
     struct mq_tensor in[2] = {oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(3), a),
                               oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(3), b)};
     struct mq_tensor o = {0};
-    run_ok(n, 14, in, 2, &o);
+    oh_run_ok(n, 14, in, 2, &o, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_FLOAT16);
     const uint16_t *h = o.data;
     ck_assert(mq_half_to_float(h[0]) == 1.75f);
@@ -577,24 +553,24 @@ START_TEST(half_types_compute_in_float)
     oh_node_free(n);
 
     n = oh_node("Less", 2, 1);
-    run_ok(n, 13, in, 2, &o);
+    oh_run_ok(n, 13, in, 2, &o, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_BOOL);
     oh_assert_i64(&o, 1, OH_DIMS(3), (int64_t[]){0, 1, 0});
     mq_tensor_free(&o);
     oh_node_free(n);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     n = oh_node("Max", 2, 1);
     struct mq_tensor bin[2] = {oh_typed(MQ_DTYPE_BFLOAT16, 1, OH_DIMS(3), bf),
                                oh_typed(MQ_DTYPE_BFLOAT16, 0, NULL, (uint16_t[]){0x3f80})};
-    run_ok(n, 13, bin, 2, &o);
+    oh_run_ok(n, 13, bin, 2, &o, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_BFLOAT16);
     h = o.data;
     ck_assert(mq_bfloat16_to_float(h[0]) == 1.5f);
     ck_assert(mq_bfloat16_to_float(h[1]) == 1.0f);
     ck_assert(mq_bfloat16_to_float(h[2]) == 1000.0f);
     mq_tensor_free(&o);
-    free_all(bin, 2);
+    oh_free_all(bin, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -605,10 +581,10 @@ START_TEST(errors_name_the_node)
     Onnx__NodeProto *n = oh_node("Add", 2, 1);
     struct mq_tensor in[2] = {oh_f32(1, OH_DIMS(3), (float[]){1, 2, 3}),
                               oh_f32(1, OH_DIMS(2), (float[]){1, 2})};
-    const char *msg = run_fails(n, 14, in, 2, &err);
+    const char *msg = oh_run_fails(n, 14, in, 2, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "node 'node_under_test' (Add)"));
     ck_assert_ptr_nonnull(strstr(msg, "[3]"));
-    free_all(in, 2);
+    oh_free_all(in, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -634,10 +610,5 @@ int main(void)
     tcase_add_test(tc, legacy_broadcast_axis);
     tcase_add_test(tc, half_types_compute_in_float);
     tcase_add_test(tc, errors_name_the_node);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

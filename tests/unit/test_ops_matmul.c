@@ -9,23 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 
 static uint32_t rng_state = 777u;
-
-static float rnd(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static struct mq_tensor random_f32(int rank, const int64_t *dims)
-{
-    struct mq_tensor t = oh_f32(rank, dims, NULL);
-    for (int64_t i = 0; i < t.count; i++)
-        ((float *)t.data)[i] = rnd();
-    return t;
-}
 
 static int run_op(const char *op, int opset, struct mq_tensor *in, int n_in, struct mq_tensor *out,
                   Onnx__NodeProto *node, struct mq_error *err)
@@ -47,12 +34,6 @@ static struct mq_tensor must_run(const char *op, int opset, struct mq_tensor *in
     return out;
 }
 
-static void free_all(struct mq_tensor *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        mq_tensor_free(&t[i]);
-}
-
 START_TEST(matmul_2d_and_1d_promotion)
 {
     const float a[6] = {1, 2, 3, 4, 5, 6}; /* [2,3] */
@@ -61,7 +42,7 @@ START_TEST(matmul_2d_and_1d_promotion)
     struct mq_tensor y = must_run("MatMul", 13, in, 2, NULL);
     oh_assert_f32(&y, 2, OH_DIMS(2, 2), (const float[]){4, 5, 10, 11}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     /* [3] x [3,2] -> [2] */
     in[0] = oh_f32(1, OH_DIMS(3), (const float[]){1, 2, 3});
@@ -69,7 +50,7 @@ START_TEST(matmul_2d_and_1d_promotion)
     y = must_run("MatMul", 9, in, 2, NULL);
     oh_assert_f32(&y, 1, OH_DIMS(2), (const float[]){4, 5}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     /* [2,3] x [3] -> [2] */
     in[0] = oh_f32(2, OH_DIMS(2, 3), a);
@@ -77,7 +58,7 @@ START_TEST(matmul_2d_and_1d_promotion)
     y = must_run("MatMul", 1, in, 2, NULL);
     oh_assert_f32(&y, 1, OH_DIMS(2), (const float[]){6, 15}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     /* [3] x [3] -> scalar */
     in[0] = oh_f32(1, OH_DIMS(3), (const float[]){1, 2, 3});
@@ -85,7 +66,7 @@ START_TEST(matmul_2d_and_1d_promotion)
     y = must_run("MatMul", 13, in, 2, NULL);
     oh_assert_f32(&y, 0, NULL, (const float[]){32}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     /* batched A with a 1-D B: [2,2,3] x [3] -> [2,2] */
     float a3[12];
@@ -96,7 +77,7 @@ START_TEST(matmul_2d_and_1d_promotion)
     y = must_run("MatMul", 13, in, 2, NULL);
     oh_assert_f32(&y, 2, OH_DIMS(2, 2), (const float[]){-2, -2, -2, -2}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 }
 END_TEST
 
@@ -104,7 +85,7 @@ END_TEST
 static void check_batched(int ra, const int64_t *da, int rb, const int64_t *db, int ry,
                           const int64_t *dy)
 {
-    struct mq_tensor in[2] = {random_f32(ra, da), random_f32(rb, db)};
+    struct mq_tensor in[2] = {oh_random_f32(&rng_state, ra, da), oh_random_f32(&rng_state, rb, db)};
     int64_t m = da[ra - 2], k = da[ra - 1], n = db[rb - 1];
     int64_t batch = 1;
     for (int i = 0; i < ry - 2; i++)
@@ -137,7 +118,7 @@ static void check_batched(int ra, const int64_t *da, int rb, const int64_t *db, 
     struct mq_tensor y = must_run("MatMul", 13, in, 2, NULL);
     oh_assert_f32(&y, ry, dy, want, 1e-5f, 1e-5f);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
     free(want);
 }
 
@@ -160,7 +141,7 @@ START_TEST(matmul_types)
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&y, 2, OH_DIMS(1, 1), (const int64_t[]){3});
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     const int64_t a64[4] = {-1, 2, 3, -4}, b64[4] = {5, 6, 7, 8};
     in[0] = oh_i64(2, OH_DIMS(2, 2), a64);
@@ -168,7 +149,7 @@ START_TEST(matmul_types)
     y = must_run("MatMul", 9, in, 2, NULL);
     oh_assert_i64(&y, 2, OH_DIMS(2, 2), (const int64_t[]){9, 10, -13, -14});
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     const uint32_t u[2] = {4000000000u, 2};
     in[0] = oh_typed(MQ_DTYPE_UINT32, 2, OH_DIMS(1, 1), u);
@@ -176,7 +157,7 @@ START_TEST(matmul_types)
     y = must_run("MatMul", 13, in, 2, NULL);
     ck_assert_uint_eq(((uint32_t *)y.data)[0], 4000000000u * 2u);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     const double ad[4] = {1, 2, 3, 4};
     in[0] = oh_typed(MQ_DTYPE_DOUBLE, 2, OH_DIMS(2, 2), ad);
@@ -187,7 +168,7 @@ START_TEST(matmul_types)
     for (int i = 0; i < 4; i++)
         ck_assert(((double *)y.data)[i] == sq[i]);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     uint16_t h[4], bf[4];
     for (int i = 0; i < 4; i++) {
@@ -201,7 +182,7 @@ START_TEST(matmul_types)
     for (int i = 0; i < 4; i++)
         ck_assert(mq_half_to_float(((uint16_t *)y.data)[i]) == (float)sq[i]);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
     in[0] = oh_typed(MQ_DTYPE_BFLOAT16, 2, OH_DIMS(2, 2), bf);
     in[1] = oh_typed(MQ_DTYPE_BFLOAT16, 2, OH_DIMS(2, 2), bf);
     y = must_run("MatMul", 13, in, 2, NULL);
@@ -209,7 +190,7 @@ START_TEST(matmul_types)
     for (int i = 0; i < 4; i++)
         ck_assert(mq_bfloat16_to_float(((uint16_t *)y.data)[i]) == (float)sq[i]);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 }
 END_TEST
 
@@ -220,14 +201,14 @@ START_TEST(matmul_empty)
     struct mq_tensor y = must_run("MatMul", 13, in, 2, NULL);
     oh_assert_f32(&y, 2, OH_DIMS(2, 3), (const float[]){0, 0, 0, 0, 0, 0}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
     /* an empty batch */
     in[0] = oh_f32(3, OH_DIMS(0, 2, 3), NULL);
-    in[1] = random_f32(3, OH_DIMS(1, 3, 4));
+    in[1] = oh_random_f32(&rng_state, 3, OH_DIMS(1, 3, 4));
     y = must_run("MatMul", 13, in, 2, NULL);
     oh_assert_shape(&y, 3, OH_DIMS(0, 2, 4));
     mq_tensor_free(&y);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 }
 END_TEST
 
@@ -242,23 +223,24 @@ static void expect_error(const char *op, int opset, struct mq_tensor *in, int n,
                       strstr(err.message, needle),
                   "unexpected message: %s", err.message);
     mq_tensor_free(&y);
-    free_all(in, n);
+    oh_free_all(in, n);
 }
 
 START_TEST(matmul_errors)
 {
-    struct mq_tensor in[2] = {random_f32(2, OH_DIMS(2, 3)), random_f32(2, OH_DIMS(4, 2))};
+    struct mq_tensor in[2] = {oh_random_f32(&rng_state, 2, OH_DIMS(2, 3)),
+                              oh_random_f32(&rng_state, 2, OH_DIMS(4, 2))};
     expect_error("MatMul", 13, in, 2, NULL, "inner dimensions 3 and 4");
-    in[0] = random_f32(3, OH_DIMS(2, 2, 3));
-    in[1] = random_f32(3, OH_DIMS(3, 3, 2));
+    in[0] = oh_random_f32(&rng_state, 3, OH_DIMS(2, 2, 3));
+    in[1] = oh_random_f32(&rng_state, 3, OH_DIMS(3, 3, 2));
     expect_error("MatMul", 13, in, 2, NULL, "broadcast");
     in[0] = oh_u8(2, OH_DIMS(1, 1), (const uint8_t[]){1});
     in[1] = oh_u8(2, OH_DIMS(1, 1), (const uint8_t[]){1});
     expect_error("MatMul", 13, in, 2, NULL, "uint8");
-    in[0] = random_f32(0, NULL);
-    in[1] = random_f32(1, OH_DIMS(1));
+    in[0] = oh_random_f32(&rng_state, 0, NULL);
+    in[1] = oh_random_f32(&rng_state, 1, OH_DIMS(1));
     expect_error("MatMul", 13, in, 2, NULL, "rank");
-    in[0] = random_f32(2, OH_DIMS(1, 1));
+    in[0] = oh_random_f32(&rng_state, 2, OH_DIMS(1, 1));
     in[1] = oh_typed(MQ_DTYPE_DOUBLE, 2, OH_DIMS(1, 1), NULL);
     expect_error("MatMul", 13, in, 2, NULL, "float64");
 }
@@ -285,10 +267,12 @@ static void check_gemm(int opset, int64_t m, int64_t k, int64_t n, int ta, int t
                        float beta, int c_rank, const int64_t *c_dims)
 {
     struct mq_tensor in[3];
-    in[0] = ta ? random_f32(2, OH_DIMS(k, m)) : random_f32(2, OH_DIMS(m, k));
-    in[1] = tb ? random_f32(2, OH_DIMS(n, k)) : random_f32(2, OH_DIMS(k, n));
+    in[0] = ta ? oh_random_f32(&rng_state, 2, OH_DIMS(k, m))
+               : oh_random_f32(&rng_state, 2, OH_DIMS(m, k));
+    in[1] = tb ? oh_random_f32(&rng_state, 2, OH_DIMS(n, k))
+               : oh_random_f32(&rng_state, 2, OH_DIMS(k, n));
     if (c_rank >= 0)
-        in[2] = random_f32(c_rank, c_dims);
+        in[2] = oh_random_f32(&rng_state, c_rank, c_dims);
     const float *a = in[0].data, *b = in[1].data;
     float *want = calloc((size_t)(m * n) + 1, sizeof(float));
     int64_t cr = c_rank == 2 ? c_dims[0] : 1, cc = c_rank >= 1 ? c_dims[c_rank - 1] : 1;
@@ -310,7 +294,7 @@ static void check_gemm(int opset, int64_t m, int64_t k, int64_t n, int ta, int t
                                                                    alpha, beta));
     oh_assert_f32(&y, 2, OH_DIMS(m, n), want, 1e-5f, 1e-5f);
     mq_tensor_free(&y);
-    free_all(in, c_rank >= 0 ? 3 : 2);
+    oh_free_all(in, c_rank >= 0 ? 3 : 2);
     free(want);
 }
 
@@ -345,7 +329,7 @@ START_TEST(gemm_beta_zero_ignores_c)
     struct mq_tensor y = must_run("Gemm", 13, in, 3, gemm_node(3, 0, 0, 1.0f, 0.0f));
     oh_assert_f32(&y, 2, OH_DIMS(1, 1), (const float[]){6}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 3);
+    oh_free_all(in, 3);
 }
 END_TEST
 
@@ -364,7 +348,7 @@ START_TEST(gemm_integer_and_half)
     ck_assert_int_ne(rc, 0);
     ck_assert_msg(strstr(err.message, "alpha") != NULL, "%s", err.message);
     mq_tensor_free(&y);
-    free_all(in, 3);
+    oh_free_all(in, 3);
 
     uint16_t a[2] = {mq_float_to_half(1.5f), mq_float_to_half(-2.0f)};
     uint16_t c[1] = {mq_float_to_half(0.25f)};
@@ -375,21 +359,22 @@ START_TEST(gemm_integer_and_half)
     ck_assert_int_eq(y.dtype, MQ_DTYPE_FLOAT16);
     ck_assert(mq_half_to_float(((uint16_t *)y.data)[0]) == 6.5f);
     mq_tensor_free(&y);
-    free_all(in, 3);
+    oh_free_all(in, 3);
 }
 END_TEST
 
 START_TEST(gemm_errors_and_empty)
 {
-    struct mq_tensor in[3] = {random_f32(2, OH_DIMS(2, 3)), random_f32(2, OH_DIMS(2, 3)),
-                              random_f32(1, OH_DIMS(3))};
+    struct mq_tensor in[3] = {oh_random_f32(&rng_state, 2, OH_DIMS(2, 3)),
+                              oh_random_f32(&rng_state, 2, OH_DIMS(2, 3)),
+                              oh_random_f32(&rng_state, 1, OH_DIMS(3))};
     expect_error("Gemm", 13, in, 3, NULL, "inner dimensions");
-    in[0] = random_f32(2, OH_DIMS(2, 3));
-    in[1] = random_f32(2, OH_DIMS(3, 4));
-    in[2] = random_f32(1, OH_DIMS(3));
+    in[0] = oh_random_f32(&rng_state, 2, OH_DIMS(2, 3));
+    in[1] = oh_random_f32(&rng_state, 2, OH_DIMS(3, 4));
+    in[2] = oh_random_f32(&rng_state, 1, OH_DIMS(3));
     expect_error("Gemm", 13, in, 3, NULL, "does not broadcast");
-    in[0] = random_f32(3, OH_DIMS(1, 2, 3));
-    in[1] = random_f32(2, OH_DIMS(3, 4));
+    in[0] = oh_random_f32(&rng_state, 3, OH_DIMS(1, 2, 3));
+    in[1] = oh_random_f32(&rng_state, 2, OH_DIMS(3, 4));
     expect_error("Gemm", 13, in, 2, NULL, "rank 2");
 
     /* K = 0: Y is beta * C alone */
@@ -399,7 +384,7 @@ START_TEST(gemm_errors_and_empty)
     struct mq_tensor y = must_run("Gemm", 13, in, 3, gemm_node(3, 0, 0, 1.0f, 3.0f));
     oh_assert_f32(&y, 2, OH_DIMS(2, 2), (const float[]){3, 6, 3, 6}, 0, 0);
     mq_tensor_free(&y);
-    free_all(in, 3);
+    oh_free_all(in, 3);
 }
 END_TEST
 
@@ -416,10 +401,5 @@ int main(void)
     tcase_add_test(tc, gemm_beta_zero_ignores_c);
     tcase_add_test(tc, gemm_integer_and_half);
     tcase_add_test(tc, gemm_errors_and_empty);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

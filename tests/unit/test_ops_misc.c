@@ -9,33 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
-
-static void run_ok(const Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                   struct mq_tensor *out, int n_out)
-{
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, opset, in, n_in, out, n_out, &err);
-    ck_assert_msg(rc == 0, "run failed: %s", err.message);
-}
-
-/* Runs a node expected to fail; returns the message (err must outlive the use). */
-static const char *run_fails(const Onnx__NodeProto *node, int opset, struct mq_tensor *in,
-                             int n_in, int n_out, struct mq_error *err)
-{
-    struct mq_tensor out[4] = {{0}};
-    int rc = oh_run(node, opset, in, n_in, out, n_out, err);
-    ck_assert_int_ne(rc, 0);
-    for (int i = 0; i < n_out; i++)
-        mq_tensor_free(&out[i]);
-    return err->message;
-}
-
-static void free_all(struct mq_tensor *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        mq_tensor_free(&t[i]);
-}
 
 /* ------------------------------------------------------------------ TopK */
 
@@ -45,11 +20,11 @@ START_TEST(topk_largest_default_axis_ties_lower_index_first)
     struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(2, 4), (float[]){1, 3, 3, 2, 9, -1, 9, 9}),
                               oh_i64(1, OH_DIMS(1), (int64_t[]){2})};
     struct mq_tensor out[2] = {{0}};
-    run_ok(n, 11, in, 2, out, 2);
+    oh_run_ok(n, 11, in, 2, out, 2);
     oh_assert_f32(&out[0], 2, OH_DIMS(2, 2), (float[]){3, 3, 9, 9}, 0, 0);
     oh_assert_i64(&out[1], 2, OH_DIMS(2, 2), (int64_t[]){1, 2, 0, 2});
-    free_all(out, 2);
-    free_all(in, 2);
+    oh_free_all(out, 2);
+    oh_free_all(in, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -62,11 +37,11 @@ START_TEST(topk_smallest_axis0_and_negative_axis)
     struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(3, 2), (float[]){5, 0, 1, 7, 3, -2}),
                               oh_i64(1, OH_DIMS(1), (int64_t[]){2})};
     struct mq_tensor out[2] = {{0}};
-    run_ok(n, 11, in, 2, out, 2);
+    oh_run_ok(n, 11, in, 2, out, 2);
     oh_assert_f32(&out[0], 2, OH_DIMS(2, 2), (float[]){1, -2, 3, 0}, 0, 0);
     oh_assert_i64(&out[1], 2, OH_DIMS(2, 2), (int64_t[]){1, 2, 2, 0});
-    free_all(out, 2);
-    free_all(in, 2);
+    oh_free_all(out, 2);
+    oh_free_all(in, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -77,22 +52,22 @@ START_TEST(topk_opset1_attribute_k_and_int_types)
     oh_attr_int(n, "k", 1);
     struct mq_tensor in[1] = {oh_f32(1, OH_DIMS(3), (float[]){0.5f, 2.5f, -1})};
     struct mq_tensor out[2] = {{0}};
-    run_ok(n, 1, in, 1, out, 2);
+    oh_run_ok(n, 1, in, 1, out, 2);
     oh_assert_f32(&out[0], 1, OH_DIMS(1), (float[]){2.5f}, 0, 0);
     oh_assert_i64(&out[1], 1, OH_DIMS(1), (int64_t[]){1});
-    free_all(out, 2);
-    free_all(in, 1);
+    oh_free_all(out, 2);
+    oh_free_all(in, 1);
     oh_node_free(n);
 
     n = oh_node("TopK", 2, 2);
     struct mq_tensor in2[2] = {oh_i32(1, OH_DIMS(5), (int32_t[]){4, -7, 100, 4, 0}),
                                oh_i64(1, OH_DIMS(1), (int64_t[]){3})};
-    run_ok(n, 11, in2, 2, out, 2);
+    oh_run_ok(n, 11, in2, 2, out, 2);
     ck_assert_int_eq(out[0].dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&out[0], 1, OH_DIMS(3), (int64_t[]){100, 4, 4});
     oh_assert_i64(&out[1], 1, OH_DIMS(3), (int64_t[]){2, 0, 3});
-    free_all(out, 2);
-    free_all(in2, 2);
+    oh_free_all(out, 2);
+    oh_free_all(in2, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -103,30 +78,30 @@ START_TEST(topk_empty_and_half_and_errors)
     struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(0, 4), NULL),
                               oh_i64(1, OH_DIMS(1), (int64_t[]){2})};
     struct mq_tensor out[2] = {{0}};
-    run_ok(n, 11, in, 2, out, 2);
+    oh_run_ok(n, 11, in, 2, out, 2);
     oh_assert_shape(&out[0], 2, OH_DIMS(0, 2));
     oh_assert_shape(&out[1], 2, OH_DIMS(0, 2));
-    free_all(out, 2);
-    free_all(in, 2);
+    oh_free_all(out, 2);
+    oh_free_all(in, 2);
 
     uint16_t h[3] = {mq_float_to_half(1.5f), mq_float_to_half(-2), mq_float_to_half(8)};
     struct mq_tensor hin[2] = {oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(3), h),
                                oh_i64(1, OH_DIMS(1), (int64_t[]){2})};
-    run_ok(n, 11, hin, 2, out, 2);
+    oh_run_ok(n, 11, hin, 2, out, 2);
     ck_assert_int_eq(out[0].dtype, MQ_DTYPE_FLOAT16);
     ck_assert(mq_half_to_float(((uint16_t *)out[0].data)[0]) == 8.0f);
     ck_assert(mq_half_to_float(((uint16_t *)out[0].data)[1]) == 1.5f);
     oh_assert_i64(&out[1], 1, OH_DIMS(2), (int64_t[]){2, 0});
-    free_all(out, 2);
-    free_all(hin, 2);
+    oh_free_all(out, 2);
+    oh_free_all(hin, 2);
 
     struct mq_error err;
     struct mq_tensor bad[2] = {oh_f32(1, OH_DIMS(3), (float[]){1, 2, 3}),
                                oh_i64(1, OH_DIMS(1), (int64_t[]){4})};
-    const char *msg = run_fails(n, 11, bad, 2, 2, &err);
+    const char *msg = oh_run_fails(n, 11, bad, 2, 2, &err);
     ck_assert_ptr_nonnull(strstr(msg, "node 'node_under_test' (TopK)"));
     ck_assert_ptr_nonnull(strstr(msg, "K is 4"));
-    free_all(bad, 2);
+    oh_free_all(bad, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -152,10 +127,10 @@ START_TEST(cumsum_modes)
         struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(2, 3), x),
                                   oh_i32(0, NULL, (int32_t[]){-1})};
         struct mq_tensor out = {0};
-        run_ok(n, 14, in, 2, &out, 1);
+        oh_run_ok(n, 14, in, 2, &out, 1);
         oh_assert_f32(&out, 2, OH_DIMS(2, 3), cases[c].y, 0, 0);
         mq_tensor_free(&out);
-        free_all(in, 2);
+        oh_free_all(in, 2);
         oh_node_free(n);
     }
 }
@@ -167,24 +142,24 @@ START_TEST(cumsum_axis0_ints_and_empty)
     struct mq_tensor in[2] = {oh_i64(2, OH_DIMS(3, 2), (int64_t[]){1, -2, 10, 20, 100, 200}),
                               oh_i64(1, OH_DIMS(1), (int64_t[]){0})};
     struct mq_tensor out = {0};
-    run_ok(n, 11, in, 2, &out, 1);
+    oh_run_ok(n, 11, in, 2, &out, 1);
     ck_assert_int_eq(out.dtype, MQ_DTYPE_INT64);
     oh_assert_i64(&out, 2, OH_DIMS(3, 2), (int64_t[]){1, -2, 11, 18, 111, 218});
     mq_tensor_free(&out);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     struct mq_tensor e[2] = {oh_f32(2, OH_DIMS(0, 3), NULL), oh_i32(0, NULL, (int32_t[]){1})};
-    run_ok(n, 11, e, 2, &out, 1);
+    oh_run_ok(n, 11, e, 2, &out, 1);
     oh_assert_shape(&out, 2, OH_DIMS(0, 3));
     mq_tensor_free(&out);
-    free_all(e, 2);
+    oh_free_all(e, 2);
 
     struct mq_error err;
     struct mq_tensor bad[2] = {oh_f32(1, OH_DIMS(2), (float[]){1, 2}),
                                oh_i32(0, NULL, (int32_t[]){1})};
-    const char *msg = run_fails(n, 11, bad, 2, 1, &err);
+    const char *msg = oh_run_fails(n, 11, bad, 2, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(CumSum)"));
-    free_all(bad, 2);
+    oh_free_all(bad, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -196,9 +171,9 @@ static struct mq_tensor einsum1(const char *eq, struct mq_tensor *in, int n_in)
     Onnx__NodeProto *n = oh_node("Einsum", n_in, 1);
     oh_attr_string(n, "equation", eq);
     struct mq_tensor out = {0};
-    run_ok(n, 12, in, n_in, &out, 1);
+    oh_run_ok(n, 12, in, n_in, &out, 1);
     oh_node_free(n);
-    free_all(in, n_in);
+    oh_free_all(in, n_in);
     return out;
 }
 
@@ -307,10 +282,10 @@ START_TEST(einsum_errors)
         struct mq_tensor in[2] = {oh_f32(cases[c].rank0, cases[c].dims0, NULL),
                                   oh_f32(2, OH_DIMS(3, 4), NULL)};
         struct mq_error err;
-        const char *msg = run_fails(n, 12, in, 2, 1, &err);
+        const char *msg = oh_run_fails(n, 12, in, 2, 1, &err);
         ck_assert_msg(strstr(msg, cases[c].needle) && strstr(msg, "(Einsum)"),
                       "'%s': message '%s'", cases[c].eq, msg);
-        free_all(in, 2);
+        oh_free_all(in, 2);
         oh_node_free(n);
     }
 }
@@ -326,24 +301,24 @@ START_TEST(det_batches_pivoting_and_singular)
                    1, 2,  3, 2,  4, 6,  0, 1,  1};  /* singular */
     struct mq_tensor in[1] = {oh_f32(3, OH_DIMS(3, 3, 3), x)};
     struct mq_tensor out = {0};
-    run_ok(n, 11, in, 1, &out, 1);
+    oh_run_ok(n, 11, in, 1, &out, 1);
     oh_assert_f32(&out, 1, OH_DIMS(3), (float[]){4, -5, 0}, 1e-5f, 1e-6f);
     mq_tensor_free(&out);
-    free_all(in, 1);
+    oh_free_all(in, 1);
 
     struct mq_tensor d[1] = {oh_typed(MQ_DTYPE_DOUBLE, 2, OH_DIMS(2, 2), (double[]){0, 1, 2, 3})};
-    run_ok(n, 11, d, 1, &out, 1);
+    oh_run_ok(n, 11, d, 1, &out, 1);
     ck_assert_int_eq(out.dtype, MQ_DTYPE_DOUBLE);
     oh_assert_shape(&out, 0, NULL);
     ck_assert(fabs(((double *)out.data)[0] + 2.0) < 1e-12);
     mq_tensor_free(&out);
-    free_all(d, 1);
+    oh_free_all(d, 1);
 
     struct mq_error err;
     struct mq_tensor bad[1] = {oh_f32(2, OH_DIMS(2, 3), NULL)};
-    const char *msg = run_fails(n, 11, bad, 1, 1, &err);
+    const char *msg = oh_run_fails(n, 11, bad, 1, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(Det)"));
-    free_all(bad, 1);
+    oh_free_all(bad, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -356,25 +331,25 @@ START_TEST(unique_flat_sorted_and_unsorted)
     Onnx__NodeProto *n = oh_node("Unique", 1, 4);
     struct mq_tensor in[1] = {oh_i64(1, OH_DIMS(6), x)};
     struct mq_tensor out[4] = {{0}};
-    run_ok(n, 11, in, 1, out, 4);
+    oh_run_ok(n, 11, in, 1, out, 4);
     oh_assert_i64(&out[0], 1, OH_DIMS(3), (int64_t[]){-1, 3, 5});
     oh_assert_i64(&out[1], 1, OH_DIMS(3), (int64_t[]){3, 1, 0});
     oh_assert_i64(&out[2], 1, OH_DIMS(6), (int64_t[]){2, 1, 2, 0, 1, 1});
     oh_assert_i64(&out[3], 1, OH_DIMS(3), (int64_t[]){1, 3, 2});
-    free_all(out, 4);
-    free_all(in, 1);
+    oh_free_all(out, 4);
+    oh_free_all(in, 1);
     oh_node_free(n);
 
     n = oh_node("Unique", 1, 4);
     oh_attr_int(n, "sorted", 0);
     struct mq_tensor in2[1] = {oh_i64(1, OH_DIMS(6), x)};
-    run_ok(n, 11, in2, 1, out, 4);
+    oh_run_ok(n, 11, in2, 1, out, 4);
     oh_assert_i64(&out[0], 1, OH_DIMS(3), (int64_t[]){5, 3, -1});
     oh_assert_i64(&out[1], 1, OH_DIMS(3), (int64_t[]){0, 1, 3});
     oh_assert_i64(&out[2], 1, OH_DIMS(6), (int64_t[]){0, 1, 0, 2, 1, 1});
     oh_assert_i64(&out[3], 1, OH_DIMS(3), (int64_t[]){2, 3, 1});
-    free_all(out, 4);
-    free_all(in2, 1);
+    oh_free_all(out, 4);
+    oh_free_all(in2, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -386,23 +361,23 @@ START_TEST(unique_axis_and_optional_outputs)
     float x[16] = {1, 1, 0, 1, 2, 1, 0, 1, 1, 1, 0, 1, 2, 1, 0, 1};
     struct mq_tensor in[1] = {oh_f32(3, OH_DIMS(2, 4, 2), x)};
     struct mq_tensor out[4] = {{0}};
-    run_ok(n, 11, in, 1, out, 4);
+    oh_run_ok(n, 11, in, 1, out, 4);
     oh_assert_f32(&out[0], 3, OH_DIMS(2, 3, 2), (float[]){0, 1, 1, 1, 2, 1, 0, 1, 1, 1, 2, 1},
                   0, 0);
     oh_assert_i64(&out[1], 1, OH_DIMS(3), (int64_t[]){1, 0, 2});
     oh_assert_i64(&out[2], 1, OH_DIMS(4), (int64_t[]){1, 0, 2, 0});
     oh_assert_i64(&out[3], 1, OH_DIMS(3), (int64_t[]){2, 1, 1});
-    free_all(out, 4);
-    free_all(in, 1);
+    oh_free_all(out, 4);
+    oh_free_all(in, 1);
     oh_node_free(n);
 
     /* Only Y requested; an empty input gives empty outputs. */
     n = oh_node("Unique", 1, 1);
     struct mq_tensor e[1] = {oh_f32(1, OH_DIMS(0), NULL)};
-    run_ok(n, 11, e, 1, out, 1);
+    oh_run_ok(n, 11, e, 1, out, 1);
     oh_assert_shape(&out[0], 1, OH_DIMS(0));
     mq_tensor_free(&out[0]);
-    free_all(e, 1);
+    oh_free_all(e, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -427,10 +402,10 @@ static void nms_case(int center, const float *boxes, int64_t max_out, float scor
                               oh_f32(1, OH_DIMS(1), (float[]){0.5f}),
                               oh_f32(1, OH_DIMS(1), (float[]){score_thr})};
     struct mq_tensor out = {0};
-    run_ok(n, 11, in, 5, &out, 1);
+    oh_run_ok(n, 11, in, 5, &out, 1);
     oh_assert_i64(&out, 2, OH_DIMS(n_want, 3), want);
     mq_tensor_free(&out);
-    free_all(in, 5);
+    oh_free_all(in, 5);
     oh_node_free(n);
 }
 
@@ -456,17 +431,17 @@ START_TEST(nms_optional_inputs_absent_and_errors)
     struct mq_tensor in[2] = {oh_f32(3, OH_DIMS(1, 6, 4), nms_boxes),
                               oh_f32(3, OH_DIMS(1, 1, 6), nms_scores)};
     struct mq_tensor out = {0};
-    run_ok(n, 10, in, 2, &out, 1);
+    oh_run_ok(n, 10, in, 2, &out, 1);
     oh_assert_shape(&out, 2, OH_DIMS(0, 3));
     mq_tensor_free(&out);
-    free_all(in, 2);
+    oh_free_all(in, 2);
 
     struct mq_error err;
     struct mq_tensor bad[2] = {oh_f32(3, OH_DIMS(1, 6, 4), nms_boxes),
                                oh_f32(3, OH_DIMS(1, 1, 5), NULL)};
-    const char *msg = run_fails(n, 10, bad, 2, 1, &err);
+    const char *msg = oh_run_fails(n, 10, bad, 2, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(NonMaxSuppression)"));
-    free_all(bad, 2);
+    oh_free_all(bad, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -493,19 +468,19 @@ START_TEST(tfidf_tf_skips_and_batches)
     Onnx__NodeProto *n = tfidf_node("TF", 1, 2, 5);
     struct mq_tensor in[1] = {oh_i32(1, OH_DIMS(12), tfidf_input)};
     struct mq_tensor out = {0};
-    run_ok(n, 9, in, 1, &out, 1);
+    oh_run_ok(n, 9, in, 1, &out, 1);
     oh_assert_f32(&out, 1, OH_DIMS(7), (float[]){0, 3, 1, 0, 1, 3, 1}, 0, 0);
     mq_tensor_free(&out);
-    free_all(in, 1);
+    oh_free_all(in, 1);
     oh_node_free(n);
 
     n = tfidf_node("TF", 2, 2, 0);
     struct mq_tensor b[1] = {oh_i32(2, OH_DIMS(2, 6), tfidf_input)};
-    run_ok(n, 9, b, 1, &out, 1);
+    oh_run_ok(n, 9, b, 1, &out, 1);
     oh_assert_f32(&out, 2, OH_DIMS(2, 7), (float[]){0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1},
                   0, 0);
     mq_tensor_free(&out);
-    free_all(b, 1);
+    oh_free_all(b, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -522,19 +497,19 @@ START_TEST(tfidf_weighted_modes_and_errors)
         for (int i = 0; i < 12; i++)
             ((int64_t *)in[0].data)[i] = tfidf_input[i];
         struct mq_tensor out = {0};
-        run_ok(n, 9, in, 1, &out, 1);
+        oh_run_ok(n, 9, in, 1, &out, 1);
         oh_assert_f32(&out, 1, OH_DIMS(7), want[m], 0, 0);
         mq_tensor_free(&out);
-        free_all(in, 1);
+        oh_free_all(in, 1);
         oh_node_free(n);
     }
     Onnx__NodeProto *n = tfidf_node("BM25", 1, 2, 5);
     struct mq_error err;
     struct mq_tensor in[1] = {oh_i32(1, OH_DIMS(12), tfidf_input)};
-    const char *msg = run_fails(n, 9, in, 1, 1, &err);
+    const char *msg = oh_run_fails(n, 9, in, 1, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(TfIdfVectorizer)"));
     ck_assert_ptr_nonnull(strstr(msg, "BM25"));
-    free_all(in, 1);
+    oh_free_all(in, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -560,10 +535,5 @@ int main(void)
     tcase_add_test(tc, nms_optional_inputs_absent_and_errors);
     tcase_add_test(tc, tfidf_tf_skips_and_batches);
     tcase_add_test(tc, tfidf_weighted_modes_and_errors);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -9,54 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 
 static uint32_t rng_state = 99u;
-
-static float rnd(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
 
 static struct mq_tensor random_f32(int rank, const int64_t *dims, float offset)
 {
     struct mq_tensor t = oh_f32(rank, dims, NULL);
     for (int64_t i = 0; i < t.count; i++)
-        ((float *)t.data)[i] = rnd() + offset;
+        ((float *)t.data)[i] = oh_rnd(&rng_state) + offset;
     return t;
-}
-
-static void free_all(struct mq_tensor *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        mq_tensor_free(&t[i]);
-}
-
-static void run_ok(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                   struct mq_tensor *out, int n_out)
-{
-    struct mq_error err = {{0}};
-    memset(out, 0, sizeof *out * (size_t)n_out);
-    int rc = oh_run(node, opset, in, n_in, out, n_out, &err);
-    ck_assert_msg(rc == 0, "%s", err.message);
-    oh_node_free(node);
-}
-
-static void expect_error(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                         const char *needle)
-{
-    struct mq_tensor out[5];
-    struct mq_error err = {{0}};
-    memset(out, 0, sizeof out);
-    int rc = oh_run(node, opset, in, n_in, out, (int)node->n_output, &err);
-    ck_assert_int_ne(rc, 0);
-    ck_assert_msg(strstr(err.message, "node_under_test") && strstr(err.message, node->op_type) &&
-                      strstr(err.message, needle),
-                  "unexpected message: %s", err.message);
-    free_all(out, 5);
-    free_all(in, n_in);
-    oh_node_free(node);
 }
 
 START_TEST(batchnorm_inference)
@@ -74,11 +37,11 @@ START_TEST(batchnorm_inference)
         Onnx__NodeProto *node = oh_node("BatchNormalization", 5, 1);
         oh_attr_float(node, "epsilon", 1.0f);
         struct mq_tensor y;
-        run_ok(node, opset, in, 5, &y, 1);
+        oh_run_ok_take_node(node, opset, in, 5, &y, 1);
         oh_assert_f32(&y, 4, OH_DIMS(2, 2, 1, 2), want, 1e-6f, 1e-6f);
         mq_tensor_free(&y);
     }
-    free_all(in, 5);
+    oh_free_all(in, 5);
 
     /* rank 2 input, default epsilon, float16 data with float32 parameters (opset 15) */
     uint16_t h[4];
@@ -91,14 +54,14 @@ START_TEST(batchnorm_inference)
     in[3] = oh_f32(1, OH_DIMS(2), (const float[]){2, 3});
     in[4] = oh_f32(1, OH_DIMS(2), (const float[]){1, 1});
     struct mq_tensor y;
-    run_ok(oh_node("BatchNormalization", 5, 1), 15, in, 5, &y, 1);
+    oh_run_ok_take_node(oh_node("BatchNormalization", 5, 1), 15, in, 5, &y, 1);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_FLOAT16);
     const float w2[4] = {-1, -1, 1, 1};
     for (int i = 0; i < 4; i++)
         ck_assert_msg(fabsf(mq_half_to_float(((uint16_t *)y.data)[i]) - w2[i] / sqrtf(1.00001f)) <
                           1e-3f, "element %d", i);
     mq_tensor_free(&y);
-    free_all(in, 5);
+    oh_free_all(in, 5);
 }
 END_TEST
 
@@ -115,10 +78,10 @@ START_TEST(batchnorm_spatial_zero)
     oh_attr_int(node, "spatial", 0);
     oh_attr_float(node, "epsilon", 0.0f);
     struct mq_tensor y;
-    run_ok(node, 7, in, 5, &y, 1);
+    oh_run_ok_take_node(node, 7, in, 5, &y, 1);
     oh_assert_f32(&y, 3, OH_DIMS(1, 2, 2), (const float[]){0, 2, 6, 13}, 1e-6f, 0);
     mq_tensor_free(&y);
-    free_all(in, 5);
+    oh_free_all(in, 5);
 }
 END_TEST
 
@@ -136,7 +99,7 @@ START_TEST(batchnorm_training)
     oh_attr_float(node, "momentum", 0.5f);
     oh_attr_float(node, "epsilon", 0.0f);
     struct mq_tensor y[3];
-    run_ok(node, 15, in, 5, y, 3);
+    oh_run_ok_take_node(node, 15, in, 5, y, 3);
     /* channel 0: {1,2,5,6} mean 3.5 var 4.25; channel 1: {3,4,7,9} mean 5.75 var 5.6875 */
     float want[8];
     const int ch[8] = {0, 0, 1, 1, 0, 0, 1, 1};
@@ -146,8 +109,8 @@ START_TEST(batchnorm_training)
     oh_assert_f32(&y[0], 3, OH_DIMS(2, 2, 2), want, 1e-5f, 1e-5f);
     oh_assert_f32(&y[1], 1, OH_DIMS(2), (const float[]){6.75f, 12.875f}, 1e-5f, 0);
     oh_assert_f32(&y[2], 1, OH_DIMS(2), (const float[]){2.625f, 3.84375f}, 1e-5f, 0);
-    free_all(y, 3);
-    free_all(in, 5);
+    oh_free_all(y, 3);
+    oh_free_all(in, 5);
 }
 END_TEST
 
@@ -156,15 +119,15 @@ START_TEST(batchnorm_errors)
     struct mq_tensor in[5] = {random_f32(3, OH_DIMS(1, 2, 2), 0), random_f32(1, OH_DIMS(3), 0),
                               random_f32(1, OH_DIMS(2), 0), random_f32(1, OH_DIMS(2), 0),
                               random_f32(1, OH_DIMS(2), 1)};
-    expect_error(oh_node("BatchNormalization", 5, 1), 15, in, 5, "scale has shape [3]");
+    oh_expect_error_take_all(oh_node("BatchNormalization", 5, 1), 15, in, 5, "scale has shape [3]");
     for (int i = 0; i < 5; i++)
         in[i] = random_f32(1 + (i == 0), i == 0 ? OH_DIMS(1, 2) : OH_DIMS(2), 1);
     /* opset 7 with its training outputs asked for */
-    expect_error(oh_node("BatchNormalization", 5, 3), 7, in, 5, "training outputs");
+    oh_expect_error_take_all(oh_node("BatchNormalization", 5, 3), 7, in, 5, "training outputs");
     in[0] = oh_i32(2, OH_DIMS(1, 1), (const int32_t[]){1});
     for (int i = 1; i < 5; i++)
         in[i] = random_f32(1, OH_DIMS(1), 1);
-    expect_error(oh_node("BatchNormalization", 5, 1), 15, in, 5, "int32");
+    oh_expect_error_take_all(oh_node("BatchNormalization", 5, 1), 15, in, 5, "int32");
 }
 END_TEST
 
@@ -198,7 +161,7 @@ START_TEST(instance_and_group_norm)
     float want[120];
     reference_group_norm(in[0].data, 2, 4, 15, 4, in[1].data, in[2].data, 0, 1e-5, want);
     struct mq_tensor y;
-    run_ok(oh_node("InstanceNormalization", 3, 1), 6, in, 3, &y, 1);
+    oh_run_ok_take_node(oh_node("InstanceNormalization", 3, 1), 6, in, 3, &y, 1);
     oh_assert_f32(&y, 4, OH_DIMS(2, 4, 3, 5), want, 1e-5f, 1e-4f);
     mq_tensor_free(&y);
 
@@ -207,10 +170,10 @@ START_TEST(instance_and_group_norm)
     oh_attr_int(node, "num_groups", 2);
     oh_attr_float(node, "epsilon", 0.01f);
     reference_group_norm(in[0].data, 2, 4, 15, 2, in[1].data, in[2].data, 0, 0.01f, want);
-    run_ok(node, 21, in, 3, &y, 1);
+    oh_run_ok_take_node(node, 21, in, 3, &y, 1);
     oh_assert_f32(&y, 4, OH_DIMS(2, 4, 3, 5), want, 1e-5f, 1e-4f);
     mq_tensor_free(&y);
-    free_all(in + 1, 2);
+    oh_free_all(in + 1, 2);
 
     /* GroupNormalization-18: one scale and bias per group */
     in[1] = oh_f32(1, OH_DIMS(2), (const float[]){0.5f, 2.0f});
@@ -218,14 +181,14 @@ START_TEST(instance_and_group_norm)
     node = oh_node("GroupNormalization", 3, 1);
     oh_attr_int(node, "num_groups", 2);
     reference_group_norm(in[0].data, 2, 4, 15, 2, in[1].data, in[2].data, 1, 1e-5, want);
-    run_ok(node, 18, in, 3, &y, 1);
+    oh_run_ok_take_node(node, 18, in, 3, &y, 1);
     oh_assert_f32(&y, 4, OH_DIMS(2, 4, 3, 5), want, 1e-5f, 1e-4f);
     mq_tensor_free(&y);
 
     /* 4 channels do not split into 3 groups; per-group scale given at opset 21 */
     node = oh_node("GroupNormalization", 3, 1);
     oh_attr_int(node, "num_groups", 3);
-    expect_error(node, 18, in, 3, "num_groups 3");
+    oh_expect_error_take_all(node, 18, in, 3, "num_groups 3");
 }
 END_TEST
 
@@ -267,7 +230,7 @@ static void check_layer_norm(int rank, const int64_t *dims, int axis, int with_b
     if (stash_type != 1)
         oh_attr_int(node, "stash_type", stash_type);
     struct mq_tensor y[3];
-    run_ok(node, 17, in, with_bias ? 3 : 2, y, 3);
+    oh_run_ok_take_node(node, 17, in, with_bias ? 3 : 2, y, 3);
     oh_assert_f32(&y[0], rank, dims, want, 1e-5f, 1e-4f);
     int64_t sdims[6];
     for (int i = 0; i < rank; i++)
@@ -279,8 +242,8 @@ static void check_layer_norm(int rank, const int64_t *dims, int axis, int with_b
         ck_assert_int_eq(y[1].dtype, stash_type);
         oh_assert_shape(&y[2], rank, sdims);
     }
-    free_all(y, 3);
-    free_all(in, with_bias ? 3 : 2);
+    oh_free_all(y, 3);
+    oh_free_all(in, with_bias ? 3 : 2);
     free(want);
     free(want_mean);
     free(want_inv);
@@ -304,23 +267,23 @@ START_TEST(layer_norm)
         oh_typed(MQ_DTYPE_FLOAT16, 2, OH_DIMS(2, 2), h),
         oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(2), (const uint16_t[]){0x3c00, 0x3c00})};
     struct mq_tensor y[3];
-    run_ok(oh_node("LayerNormalization", 2, 3), 17, in, 2, y, 3);
+    oh_run_ok_take_node(oh_node("LayerNormalization", 2, 3), 17, in, 2, y, 3);
     ck_assert_int_eq(y[0].dtype, MQ_DTYPE_FLOAT16);
     ck_assert_int_eq(y[1].dtype, MQ_DTYPE_FLOAT);
     oh_assert_f32(&y[1], 2, OH_DIMS(2, 1), (const float[]){0.5f, 2.5f}, 0, 0);
     ck_assert(fabsf(mq_half_to_float(((uint16_t *)y[0].data)[0]) + 1.0f) < 1e-3f);
-    free_all(y, 3);
-    free_all(in, 2);
+    oh_free_all(y, 3);
+    oh_free_all(in, 2);
 
     /* Scale that does not broadcast, and an axis out of range */
     in[0] = random_f32(2, OH_DIMS(2, 3), 0);
     in[1] = random_f32(1, OH_DIMS(2), 0);
-    expect_error(oh_node("LayerNormalization", 2, 1), 17, in, 2, "broadcast");
+    oh_expect_error_take_all(oh_node("LayerNormalization", 2, 1), 17, in, 2, "broadcast");
     in[0] = random_f32(2, OH_DIMS(2, 3), 0);
     in[1] = random_f32(1, OH_DIMS(3), 0);
     Onnx__NodeProto *node = oh_node("LayerNormalization", 2, 1);
     oh_attr_int(node, "axis", 2);
-    expect_error(node, 17, in, 2, "axis 2");
+    oh_expect_error_take_all(node, 17, in, 2, "axis 2");
 }
 END_TEST
 
@@ -348,11 +311,11 @@ START_TEST(lrn)
         oh_attr_float(node, "beta", 0.6f);
         oh_attr_float(node, "bias", 2.0f);
         struct mq_tensor y;
-        run_ok(node, 13, &x, 1, &y, 1);
+        oh_run_ok_take_node(node, 13, &x, 1, &y, 1);
         oh_assert_f32(&y, 4, OH_DIMS(2, 5, 2, 3), want, 1e-6f, 1e-5f);
         mq_tensor_free(&y);
     }
-    expect_error(oh_node("LRN", 1, 1), 1, &x, 1, "size is required");
+    oh_expect_error_take_all(oh_node("LRN", 1, 1), 1, &x, 1, "size is required");
 }
 END_TEST
 
@@ -377,7 +340,7 @@ START_TEST(mean_variance_normalization)
                 want[(n * 2 + c) * 4 + i] = (float)((xv[(n * 2 + c) * 4 + i] - m) / (sd + 1e-9));
     }
     struct mq_tensor y;
-    run_ok(oh_node("MeanVarianceNormalization", 1, 1), 13, &x, 1, &y, 1);
+    oh_run_ok_take_node(oh_node("MeanVarianceNormalization", 1, 1), 13, &x, 1, &y, 1);
     oh_assert_f32(&y, 4, OH_DIMS(3, 2, 2, 2), want, 1e-5f, 1e-4f);
     mq_tensor_free(&y);
 
@@ -389,13 +352,13 @@ START_TEST(mean_variance_normalization)
     }
     Onnx__NodeProto *node = oh_node("MeanVarianceNormalization", 1, 1);
     oh_attr_ints(node, "axes", 1, OH_DIMS(-1));
-    run_ok(node, 9, &x, 1, &y, 1);
+    oh_run_ok_take_node(node, 9, &x, 1, &y, 1);
     oh_assert_f32(&y, 4, OH_DIMS(3, 2, 2, 2), want, 1e-5f, 1e-4f);
     mq_tensor_free(&y);
 
     node = oh_node("MeanVarianceNormalization", 1, 1);
     oh_attr_ints(node, "axes", 2, OH_DIMS(1, -3));
-    expect_error(node, 13, &x, 1, "twice");
+    oh_expect_error_take_all(node, 13, &x, 1, "twice");
 }
 END_TEST
 
@@ -411,10 +374,5 @@ int main(void)
     tcase_add_test(tc, layer_norm);
     tcase_add_test(tc, lrn);
     tcase_add_test(tc, mean_variance_normalization);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -8,34 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "interp/tensor.h"
 #include "op_harness.h"
-
-static struct mq_tensor run_ok(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in)
-{
-    struct mq_tensor out[1] = {{0}};
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, opset, in, n_in, out, 1, &err);
-    ck_assert_msg(rc == 0, "%s", err.message);
-    for (int i = 0; i < n_in; i++)
-        mq_tensor_free(&in[i]);
-    oh_node_free(node);
-    return out[0];
-}
-
-static void run_fails(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                      const char *needle)
-{
-    struct mq_tensor out[1] = {{0}};
-    struct mq_error err = {{0}};
-    ck_assert_int_ne(oh_run(node, opset, in, n_in, out, 1, &err), 0);
-    ck_assert_msg(strstr(err.message, needle) != NULL, "message '%s' lacks '%s'", err.message,
-                  needle);
-    mq_tensor_free(&out[0]);
-    for (int i = 0; i < n_in; i++)
-        mq_tensor_free(&in[i]);
-    oh_node_free(node);
-}
 
 static struct mq_tensor f32_scalar(float v) { return oh_f32(0, NULL, &v); }
 
@@ -45,7 +20,7 @@ START_TEST(quantize_rounds_half_to_even_and_saturates)
     struct mq_tensor in[3] = {
         oh_f32(1, OH_DIMS(9), (const float[]){1, 3, 5, -1, -3, 1000, -1000, 2.0001f, NAN}),
         f32_scalar(2.0f), oh_u8(0, NULL, (const uint8_t[]){128})};
-    struct mq_tensor y = run_ok(n, 10, in, 3);
+    struct mq_tensor y = oh_run1_take_all(n, 10, in, 3);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_UINT8);
     /* x/2 = .5 -> 0, 1.5 -> 2, 2.5 -> 2, -.5 -> 0, -1.5 -> -2; NaN goes to qmin. */
     oh_assert_i64(&y, 1, OH_DIMS(9),
@@ -57,7 +32,7 @@ START_TEST(quantize_rounds_half_to_even_and_saturates)
     in[0] = oh_f32(1, OH_DIMS(1), (const float[]){0.49999997f});
     in[1] = f32_scalar(1.0f);
     in[2] = oh_i8(1, OH_DIMS(1), (const int8_t[]){125});
-    y = run_ok(n, 13, in, 3);
+    y = oh_run1_take_all(n, 13, in, 3);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT8);
     oh_assert_i64(&y, 1, OH_DIMS(1), (const int64_t[]){125});
     mq_tensor_free(&y);
@@ -66,7 +41,7 @@ START_TEST(quantize_rounds_half_to_even_and_saturates)
     n = oh_node("QuantizeLinear", 2, 1);
     in[0] = oh_f32(1, OH_DIMS(3), (const float[]){-1, 300, 7.5f});
     in[1] = f32_scalar(1.0f);
-    y = run_ok(n, 13, in, 2);
+    y = oh_run1_take_all(n, 13, in, 2);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_UINT8);
     oh_assert_i64(&y, 1, OH_DIMS(3), (const int64_t[]){0, 255, 8});
     mq_tensor_free(&y);
@@ -76,7 +51,7 @@ START_TEST(quantize_rounds_half_to_even_and_saturates)
     in[0] = oh_i32(1, OH_DIMS(2), (const int32_t[]){-300, 6});
     in[1] = f32_scalar(4.0f);
     in[2] = oh_i8(0, NULL, (const int8_t[]){-1});
-    y = run_ok(n, 10, in, 3);
+    y = oh_run1_take_all(n, 10, in, 3);
     oh_assert_i64(&y, 1, OH_DIMS(2), (const int64_t[]){-76, 1});
     mq_tensor_free(&y);
 }
@@ -89,7 +64,7 @@ START_TEST(quantize_per_axis_and_blocked)
     struct mq_tensor in[3] = {oh_f32(2, OH_DIMS(2, 3), x),
                               oh_f32(1, OH_DIMS(3), (const float[]){1, 2, 4}),
                               oh_i8(1, OH_DIMS(3), (const int8_t[]){0, 1, -1})};
-    struct mq_tensor y = run_ok(n, 13, in, 3);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 3);
     oh_assert_i64(&y, 2, OH_DIMS(2, 3), (const int64_t[]){1, 2, 0, -1, 0, -2});
     mq_tensor_free(&y);
 
@@ -99,7 +74,7 @@ START_TEST(quantize_per_axis_and_blocked)
     in[0] = oh_f32(2, OH_DIMS(2, 3), x);
     in[1] = oh_f32(1, OH_DIMS(2), (const float[]){1, 2});
     in[2] = oh_u8(1, OH_DIMS(2), (const uint8_t[]){10, 20});
-    y = run_ok(n, 13, in, 3);
+    y = oh_run1_take_all(n, 13, in, 3);
     oh_assert_i64(&y, 2, OH_DIMS(2, 3), (const int64_t[]){11, 12, 14, 20, 19, 18});
     mq_tensor_free(&y);
 
@@ -110,7 +85,7 @@ START_TEST(quantize_per_axis_and_blocked)
     in[0] = oh_f32(2, OH_DIMS(2, 4), (const float[]){1, 2, 3, 4, 8, -8, 16, 320000});
     in[1] = oh_f32(2, OH_DIMS(2, 2), (const float[]){1, 2, 4, 8});
     in[2] = oh_typed(MQ_DTYPE_INT16, 2, OH_DIMS(2, 2), zp);
-    y = run_ok(n, 21, in, 3);
+    y = oh_run1_take_all(n, 21, in, 3);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT16);
     oh_assert_i64(&y, 2, OH_DIMS(2, 4), (const int64_t[]){1, 2, 102, 102, -3, -7, 2, 32767});
     mq_tensor_free(&y);
@@ -120,7 +95,7 @@ START_TEST(quantize_per_axis_and_blocked)
     oh_attr_int(n, "output_dtype", MQ_DTYPE_UINT16);
     in[0] = oh_f32(1, OH_DIMS(2), (const float[]){70000, 3});
     in[1] = f32_scalar(1.0f);
-    y = run_ok(n, 21, in, 2);
+    y = oh_run1_take_all(n, 21, in, 2);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_UINT16);
     oh_assert_i64(&y, 1, OH_DIMS(2), (const int64_t[]){65535, 3});
     mq_tensor_free(&y);
@@ -134,20 +109,20 @@ START_TEST(quantize_refusals_are_clear)
     struct mq_tensor in[3] = {oh_f32(2, OH_DIMS(2, 3), (const float[]){1, 2, 3, 4, 5, 6}),
                               oh_f32(1, OH_DIMS(3), (const float[]){1, 2, 4}),
                               oh_u8(1, OH_DIMS(3), (const uint8_t[]){0, 0, 0})};
-    run_fails(n, 10, in, 3, "only a scalar scale");
+    oh_run_fails_take_all(n, 10, in, 3, 1, "only a scalar scale");
 
     /* Scale length must match the axis. */
     n = oh_node("QuantizeLinear", 2, 1);
     in[0] = oh_f32(2, OH_DIMS(2, 3), (const float[]){1, 2, 3, 4, 5, 6});
     in[1] = oh_f32(1, OH_DIMS(2), (const float[]){1, 2});
-    run_fails(n, 13, in, 2, "per-axis scale has shape [2]");
+    oh_run_fails_take_all(n, 13, in, 2, 1, "per-axis scale has shape [2]");
 
     /* 4-bit types cannot be held: refused at plan time. */
     n = oh_node("QuantizeLinear", 2, 1);
     oh_attr_int(n, "output_dtype", MQ_DTYPE_INT4);
     in[0] = oh_f32(1, OH_DIMS(2), (const float[]){1, 2});
     in[1] = f32_scalar(1.0f);
-    run_fails(n, 21, in, 2, "4-bit");
+    oh_run_fails_take_all(n, 21, in, 2, 1, "4-bit");
 
     /* int16 needs opset 21. */
     int16_t z = 0;
@@ -155,14 +130,14 @@ START_TEST(quantize_refusals_are_clear)
     in[0] = oh_f32(1, OH_DIMS(2), (const float[]){1, 2});
     in[1] = f32_scalar(1.0f);
     in[2] = oh_typed(MQ_DTYPE_INT16, 0, NULL, &z);
-    run_fails(n, 13, in, 3, "opset 21");
+    oh_run_fails_take_all(n, 13, in, 3, 1, "opset 21");
 
     /* Blocked scale with the wrong block count. */
     n = oh_node("QuantizeLinear", 2, 1);
     oh_attr_int(n, "block_size", 2);
     in[0] = oh_f32(2, OH_DIMS(1, 4), (const float[]){1, 2, 3, 4});
     in[1] = oh_f32(2, OH_DIMS(1, 3), (const float[]){1, 1, 1});
-    run_fails(n, 21, in, 2, "blocked scale");
+    oh_run_fails_take_all(n, 21, in, 2, 1, "blocked scale");
 }
 END_TEST
 
@@ -171,7 +146,7 @@ START_TEST(dequantize_types_axes_and_blocks)
     Onnx__NodeProto *n = oh_node("DequantizeLinear", 3, 1);
     struct mq_tensor in[3] = {oh_u8(1, OH_DIMS(4), (const uint8_t[]){0, 3, 128, 255}),
                               f32_scalar(2.0f), oh_u8(0, NULL, (const uint8_t[]){128})};
-    struct mq_tensor y = run_ok(n, 10, in, 3);
+    struct mq_tensor y = oh_run1_take_all(n, 10, in, 3);
     oh_assert_f32(&y, 1, OH_DIMS(4), (const float[]){-256, -250, 0, 254}, 0, 0);
     mq_tensor_free(&y);
 
@@ -180,7 +155,7 @@ START_TEST(dequantize_types_axes_and_blocks)
     in[0] = oh_i8(2, OH_DIMS(2, 2), (const int8_t[]){-128, 127, 0, 1});
     in[1] = oh_f32(1, OH_DIMS(2), (const float[]){0.5f, 0.25f});
     in[2] = oh_i8(1, OH_DIMS(2), (const int8_t[]){0, -1});
-    y = run_ok(n, 13, in, 3);
+    y = oh_run1_take_all(n, 13, in, 3);
     oh_assert_f32(&y, 2, OH_DIMS(2, 2), (const float[]){-64, 32, 0, 0.5f}, 0, 0);
     mq_tensor_free(&y);
 
@@ -188,7 +163,7 @@ START_TEST(dequantize_types_axes_and_blocks)
     n = oh_node("DequantizeLinear", 2, 1);
     in[0] = oh_i32(1, OH_DIMS(2), (const int32_t[]){-100000, 7});
     in[1] = f32_scalar(0.001f);
-    y = run_ok(n, 13, in, 2);
+    y = oh_run1_take_all(n, 13, in, 2);
     oh_assert_f32(&y, 1, OH_DIMS(2), (const float[]){-100.0f, 0.007f}, 1e-6f, 1e-6f);
     mq_tensor_free(&y);
 
@@ -201,7 +176,7 @@ START_TEST(dequantize_types_axes_and_blocks)
     in[0] = oh_typed(MQ_DTYPE_UINT16, 2, OH_DIMS(4, 1), q);
     in[1] = oh_f32(2, OH_DIMS(2, 1), (const float[]){2, 10});
     in[2] = oh_typed(MQ_DTYPE_UINT16, 2, OH_DIMS(2, 1), z);
-    y = run_ok(n, 21, in, 3);
+    y = oh_run1_take_all(n, 21, in, 3);
     oh_assert_f32(&y, 2, OH_DIMS(4, 1), (const float[]){0, 2, 4, 10}, 0, 0);
     mq_tensor_free(&y);
 
@@ -210,7 +185,7 @@ START_TEST(dequantize_types_axes_and_blocks)
     n = oh_node("DequantizeLinear", 2, 1);
     in[0] = oh_i8(1, OH_DIMS(2), (const int8_t[]){-3, 4});
     in[1] = oh_typed(MQ_DTYPE_FLOAT16, 0, NULL, &hs);
-    y = run_ok(n, 19, in, 2);
+    y = oh_run1_take_all(n, 19, in, 2);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_FLOAT16);
     ck_assert(mq_half_to_float(((uint16_t *)y.data)[0]) == -1.5f);
     ck_assert(mq_half_to_float(((uint16_t *)y.data)[1]) == 2.0f);
@@ -221,12 +196,12 @@ START_TEST(dequantize_types_axes_and_blocks)
     in[0] = oh_i8(1, OH_DIMS(1), (const int8_t[]){1});
     in[1] = f32_scalar(1.0f);
     in[2] = oh_u8(0, NULL, (const uint8_t[]){1});
-    run_fails(n, 13, in, 3, "x_zero_point has type uint8");
+    oh_run_fails_take_all(n, 13, in, 3, 1, "x_zero_point has type uint8");
 
     n = oh_node("DequantizeLinear", 2, 1);
     in[0] = oh_u8(2, OH_DIMS(0, 3), NULL);
     in[1] = f32_scalar(1.0f);
-    y = run_ok(n, 13, in, 2);
+    y = oh_run1_take_all(n, 13, in, 2);
     oh_assert_shape(&y, 2, OH_DIMS(0, 3));
     mq_tensor_free(&y);
 }
@@ -243,7 +218,7 @@ START_TEST(quantize_dequantize_round_trip_matches_the_spec_formula)
     Onnx__NodeProto *n = oh_node("QuantizeLinear", 3, 1);
     struct mq_tensor in[3] = {oh_f32(1, OH_DIMS(N), x), f32_scalar(s),
                               oh_u8(0, NULL, (const uint8_t[]){131})};
-    struct mq_tensor q = run_ok(n, 13, in, 3);
+    struct mq_tensor q = oh_run1_take_all(n, 13, in, 3);
     uint8_t qv[N];
     memcpy(qv, q.data, sizeof qv);
     for (int i = 0; i < N; i++) {
@@ -255,7 +230,7 @@ START_TEST(quantize_dequantize_round_trip_matches_the_spec_formula)
     in[0] = q;
     in[1] = f32_scalar(s);
     in[2] = oh_u8(0, NULL, (const uint8_t[]){131});
-    struct mq_tensor y = run_ok(n, 13, in, 3);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 3);
     const float *yv = y.data;
     for (int i = 0; i < N; i++)
         ck_assert(yv[i] == (float)((int)qv[i] - 131) * s);
@@ -303,7 +278,7 @@ START_TEST(matmul_integer_zero_points_and_exactness)
     struct mq_tensor in[4] = {oh_u8(2, OH_DIMS(2, 3), a), oh_i8(2, OH_DIMS(3, 2), b),
                               oh_u8(0, NULL, (const uint8_t[]){3}),
                               oh_i8(1, OH_DIMS(2), (const int8_t[]){1, -2})};
-    struct mq_tensor y = run_ok(n, 10, in, 4);
+    struct mq_tensor y = oh_run1_take_all(n, 10, in, 4);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&y, 2, OH_DIMS(2, 2), (const int64_t[]){-367, 25819, 254, 12371});
     mq_tensor_free(&y);
@@ -314,7 +289,7 @@ START_TEST(matmul_integer_zero_points_and_exactness)
     in[1] = oh_i8(2, OH_DIMS(3, 2), b);
     in[2] = oh_u8(0, NULL, (const uint8_t[]){3});
     in[3] = oh_i8(1, OH_DIMS(2), (const int8_t[]){1, -2});
-    y = run_ok(n, 10, in, 4);
+    y = oh_run1_take_all(n, 10, in, 4);
     oh_assert_i64(&y, 1, OH_DIMS(2), (const int64_t[]){-367, 25819});
     mq_tensor_free(&y);
 
@@ -329,14 +304,14 @@ START_TEST(matmul_integer_zero_points_and_exactness)
     n = oh_node("MatMulInteger", 2, 1);
     in[0] = oh_u8(2, OH_DIMS(1, K), av);
     in[1] = oh_u8(2, OH_DIMS(K, 1), bv);
-    y = run_ok(n, 10, in, 2);
+    y = oh_run1_take_all(n, 10, in, 2);
     oh_assert_i64(&y, 2, OH_DIMS(1, 1), (const int64_t[]){1001LL * 65025 - 255});
     mq_tensor_free(&y);
 
     n = oh_node("MatMulInteger", 2, 1);
     in[0] = oh_u8(2, OH_DIMS(2, 3), a);
     in[1] = oh_i8(2, OH_DIMS(2, 3), b);
-    run_fails(n, 10, in, 2, "inner dimensions");
+    oh_run_fails_take_all(n, 10, in, 2, 1, "inner dimensions");
 }
 END_TEST
 
@@ -353,7 +328,7 @@ START_TEST(qlinear_matmul_reference_and_per_column)
         oh_u8(1, OH_DIMS(1), (const uint8_t[]){114}),
         oh_f32(1, OH_DIMS(1), (const float[]){0.0107f}),
         oh_u8(1, OH_DIMS(1), (const uint8_t[]){118})};
-    struct mq_tensor y = run_ok(n, 10, in, 8);
+    struct mq_tensor y = oh_run1_take_all(n, 10, in, 8);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_UINT8);
     oh_assert_i64(&y, 2, OH_DIMS(2, 3), (const int64_t[]){168, 115, 255, 1, 66, 151});
     mq_tensor_free(&y);
@@ -370,7 +345,7 @@ START_TEST(qlinear_matmul_reference_and_per_column)
     in[5] = oh_i8(1, OH_DIMS(2), (const int8_t[]){0, -1});
     in[6] = f32_scalar(0.03f);
     in[7] = oh_i8(0, NULL, (const int8_t[]){-3});
-    y = run_ok(n, 10, in, 8);
+    y = oh_run1_take_all(n, 10, in, 8);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT8);
     oh_assert_i64(&y, 3, OH_DIMS(2, 2, 2), (const int64_t[]){-7, -4, 8, -16, -9, 38, -19, -4});
     mq_tensor_free(&y);
@@ -386,7 +361,7 @@ START_TEST(conv_integer_padding_groups_strides)
     struct mq_tensor in[4] = {oh_u8(4, OH_DIMS(1, 1, 3, 3), x),
                               oh_u8(4, OH_DIMS(1, 1, 2, 2), (const uint8_t[]){1, 1, 1, 1}),
                               oh_u8(0, NULL, (const uint8_t[]){1})};
-    struct mq_tensor y = run_ok(n, 10, in, 3);
+    struct mq_tensor y = oh_run1_take_all(n, 10, in, 3);
     oh_assert_i64(&y, 4, OH_DIMS(1, 1, 4, 4),
                   (const int64_t[]){1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9});
     mq_tensor_free(&y);
@@ -403,7 +378,7 @@ START_TEST(conv_integer_padding_groups_strides)
     in[1] = oh_i8(4, OH_DIMS(2, 1, 2, 2), (const int8_t[]){1, -1, 2, 0, 3, 1, -2, 4});
     in[2] = oh_i8(0, NULL, (const int8_t[]){-1});
     in[3] = oh_i8(1, OH_DIMS(2), (const int8_t[]){1, -1});
-    y = run_ok(n, 10, in, 4);
+    y = oh_run1_take_all(n, 10, in, 4);
     oh_assert_i64(&y, 4, OH_DIMS(1, 2, 3, 3),
                   (const int64_t[]){7, -1, -1, 1, -1, -5, -12, 13, 9,
                                     5, 13, 21, -18, 29, 15, 18, 27, 47});
@@ -414,7 +389,7 @@ START_TEST(conv_integer_padding_groups_strides)
     oh_attr_string(n, "auto_pad", "SAME_UPPER");
     in[0] = oh_u8(4, OH_DIMS(1, 1, 3, 3), x);
     in[1] = oh_u8(4, OH_DIMS(1, 1, 2, 2), (const uint8_t[]){1, 1, 1, 1});
-    y = run_ok(n, 10, in, 2);
+    y = oh_run1_take_all(n, 10, in, 2);
     oh_assert_i64(&y, 4, OH_DIMS(1, 1, 3, 3),
                   (const int64_t[]){16, 20, 11, 28, 32, 17, 17, 19, 10});
     mq_tensor_free(&y);
@@ -423,7 +398,7 @@ START_TEST(conv_integer_padding_groups_strides)
     oh_attr_int(n, "group", 2);
     in[0] = oh_u8(4, OH_DIMS(1, 1, 3, 3), x);
     in[1] = oh_u8(4, OH_DIMS(1, 1, 2, 2), (const uint8_t[]){1, 1, 1, 1});
-    run_fails(n, 10, in, 2, "channels");
+    oh_run_fails_take_all(n, 10, in, 2, 1, "channels");
 }
 END_TEST
 
@@ -443,7 +418,7 @@ START_TEST(qlinear_conv_bias_and_per_channel_scale)
         oh_i8(1, OH_DIMS(2), (const int8_t[]){0, 0}), f32_scalar(0.05f),
         oh_u8(0, NULL, (const uint8_t[]){120}),
         oh_i32(1, OH_DIMS(2), (const int32_t[]){1000, -2000})};
-    struct mq_tensor y = run_ok(n, 10, in, 9);
+    struct mq_tensor y = oh_run1_take_all(n, 10, in, 9);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_UINT8);
     oh_assert_i64(&y, 4, OH_DIMS(1, 2, 4, 4),
                   (const int64_t[]){124, 123, 123, 122, 124, 123, 124, 125, 123, 125, 125, 127,
@@ -462,7 +437,7 @@ START_TEST(qlinear_conv_bias_and_per_channel_scale)
     in[5] = oh_i8(0, NULL, (const int8_t[]){0});
     in[6] = f32_scalar(0.05f);
     in[7] = oh_u8(0, NULL, (const uint8_t[]){120});
-    run_fails(n, 10, in, 8, "kernel_shape");
+    oh_run_fails_take_all(n, 10, in, 8, 1, "kernel_shape");
 }
 END_TEST
 
@@ -480,10 +455,5 @@ int main(void)
     tcase_add_test(tc, qlinear_matmul_reference_and_per_column);
     tcase_add_test(tc, conv_integer_padding_groups_strides);
     tcase_add_test(tc, qlinear_conv_bias_and_per_channel_scale);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return mq_check_run(s, tc);
 }

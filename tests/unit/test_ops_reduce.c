@@ -4,36 +4,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "interp/tensor.h"
 #include "op_harness.h"
-
-/* Runs a one-output node and returns its output; the inputs are freed. */
-static struct mq_tensor run_ok(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in)
-{
-    struct mq_tensor out[1] = {{0}};
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, opset, in, n_in, out, 1, &err);
-    ck_assert_msg(rc == 0, "%s", err.message);
-    for (int i = 0; i < n_in; i++)
-        mq_tensor_free(&in[i]);
-    oh_node_free(node);
-    return out[0];
-}
-
-/* Runs a node that must fail with a message containing `needle`. */
-static void run_fails(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                      const char *needle)
-{
-    struct mq_tensor out[1] = {{0}};
-    struct mq_error err = {{0}};
-    ck_assert_int_ne(oh_run(node, opset, in, n_in, out, 1, &err), 0);
-    ck_assert_msg(strstr(err.message, needle) != NULL, "message '%s' lacks '%s'", err.message,
-                  needle);
-    mq_tensor_free(&out[0]);
-    for (int i = 0; i < n_in; i++)
-        mq_tensor_free(&in[i]);
-    oh_node_free(node);
-}
 
 static const float x23[] = {1, 2, 3, 4, 5, 6};
 static const float x222[] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -43,7 +16,7 @@ START_TEST(sum_axes_attribute_keeps_dims_by_default)
     Onnx__NodeProto *n = oh_node("ReduceSum", 1, 1);
     oh_attr_ints(n, "axes", 1, (const int64_t[]){1});
     struct mq_tensor in[1] = {oh_f32(2, OH_DIMS(2, 3), x23)};
-    struct mq_tensor y = run_ok(n, 11, in, 1);
+    struct mq_tensor y = oh_run1_take_all(n, 11, in, 1);
     oh_assert_f32(&y, 2, OH_DIMS(2, 1), (const float[]){6, 15}, 0, 0);
     mq_tensor_free(&y);
 }
@@ -55,7 +28,7 @@ START_TEST(sum_axes_input_negative_no_keepdims)
     oh_attr_int(n, "keepdims", 0);
     struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(2, 3), x23), oh_i64(1, OH_DIMS(1),
                                                                      (const int64_t[]){-2})};
-    struct mq_tensor y = run_ok(n, 13, in, 2);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 2);
     oh_assert_f32(&y, 1, OH_DIMS(3), (const float[]){5, 7, 9}, 0, 0);
     mq_tensor_free(&y);
 }
@@ -65,14 +38,14 @@ START_TEST(mean_without_axes_reduces_everything)
 {
     Onnx__NodeProto *n = oh_node("ReduceMean", 1, 1);
     struct mq_tensor in[1] = {oh_f32(2, OH_DIMS(2, 3), x23)};
-    struct mq_tensor y = run_ok(n, 18, in, 1);
+    struct mq_tensor y = oh_run1_take_all(n, 18, in, 1);
     oh_assert_f32(&y, 2, OH_DIMS(1, 1), (const float[]){3.5f}, 0, 0);
     mq_tensor_free(&y);
 
     n = oh_node("ReduceMean", 1, 1);
     oh_attr_int(n, "keepdims", 0);
     in[0] = oh_f32(2, OH_DIMS(2, 3), x23);
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_f32(&y, 0, NULL, (const float[]){3.5f}, 0, 0);
     mq_tensor_free(&y);
 }
@@ -84,7 +57,7 @@ START_TEST(noop_with_empty_axes_keeps_the_element_transform)
     Onnx__NodeProto *n = oh_node("ReduceSum", 2, 1);
     oh_attr_int(n, "noop_with_empty_axes", 1);
     struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(2, 3), x23), oh_i64(1, OH_DIMS(0), NULL)};
-    struct mq_tensor y = run_ok(n, 13, in, 2);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 2);
     oh_assert_f32(&y, 2, OH_DIMS(2, 3), x23, 0, 0);
     mq_tensor_free(&y);
 
@@ -92,7 +65,7 @@ START_TEST(noop_with_empty_axes_keeps_the_element_transform)
     n = oh_node("ReduceSumSquare", 1, 1);
     oh_attr_int(n, "noop_with_empty_axes", 1);
     in[0] = oh_f32(2, OH_DIMS(2, 3), (const float[]){1, -2, 3, -4, 5, -6});
-    y = run_ok(n, 18, in, 1);
+    y = oh_run1_take_all(n, 18, in, 1);
     oh_assert_f32(&y, 2, OH_DIMS(2, 3), (const float[]){1, 4, 9, 16, 25, 36}, 0, 0);
     mq_tensor_free(&y);
 
@@ -101,7 +74,7 @@ START_TEST(noop_with_empty_axes_keeps_the_element_transform)
     oh_attr_int(n, "keepdims", 0);
     in[0] = oh_f32(2, OH_DIMS(2, 3), x23);
     in[1] = oh_i64(1, OH_DIMS(0), NULL);
-    y = run_ok(n, 13, in, 2);
+    y = oh_run1_take_all(n, 13, in, 2);
     oh_assert_f32(&y, 0, NULL, (const float[]){21}, 0, 0);
     mq_tensor_free(&y);
 }
@@ -136,7 +109,7 @@ START_TEST(every_op_over_outer_and_inner_axes)
                 in[1] = oh_i64(1, OH_DIMS(2), (const int64_t[]){0, -1});
             else
                 oh_attr_ints(n, "axes", 2, (const int64_t[]){0, -1});
-            struct mq_tensor y = run_ok(n, opset, in, input_axes ? 2 : 1);
+            struct mq_tensor y = oh_run1_take_all(n, opset, in, input_axes ? 2 : 1);
             oh_assert_f32(&y, 3, OH_DIMS(1, 2, 1), cases[i].expect, 1e-5f, 1e-6f);
             mq_tensor_free(&y);
         }
@@ -160,7 +133,7 @@ START_TEST(empty_reductions_give_each_identity)
         oh_attr_int(n, "keepdims", 0);
         struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(2, 0), NULL),
                                   oh_i64(1, OH_DIMS(1), (const int64_t[]){1})};
-        struct mq_tensor y = run_ok(n, 18, in, 2);
+        struct mq_tensor y = oh_run1_take_all(n, 18, in, 2);
         float e[2] = {cases[i].expect, cases[i].expect};
         oh_assert_f32(&y, 1, OH_DIMS(2), e, 0, 0);
         mq_tensor_free(&y);
@@ -169,7 +142,7 @@ START_TEST(empty_reductions_give_each_identity)
     Onnx__NodeProto *n = oh_node("ReduceMax", 1, 1);
     oh_attr_ints(n, "axes", 1, (const int64_t[]){0});
     struct mq_tensor in[1] = {oh_i32(2, OH_DIMS(0, 2), NULL)};
-    struct mq_tensor y = run_ok(n, 13, in, 1);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 1);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&y, 2, OH_DIMS(1, 2), (const int64_t[]){INT32_MIN, INT32_MIN});
     mq_tensor_free(&y);
@@ -178,7 +151,7 @@ START_TEST(empty_reductions_give_each_identity)
     n = oh_node("ReduceSum", 1, 1);
     oh_attr_ints(n, "axes", 1, (const int64_t[]){1});
     in[0] = oh_f32(2, OH_DIMS(0, 3), NULL);
-    y = run_ok(n, 11, in, 1);
+    y = oh_run1_take_all(n, 11, in, 1);
     oh_assert_shape(&y, 2, OH_DIMS(0, 1));
     mq_tensor_free(&y);
 }
@@ -191,7 +164,7 @@ START_TEST(integer_types_reduce_exactly)
     oh_attr_int(n, "keepdims", 0);
     struct mq_tensor in[2] = {
         oh_i64(1, OH_DIMS(3), (const int64_t[]){(1LL << 53) + 1, 2, -1})};
-    struct mq_tensor y = run_ok(n, 13, in, 1);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_i64(&y, 0, NULL, (const int64_t[]){(1LL << 53) + 2});
     mq_tensor_free(&y);
 
@@ -200,7 +173,7 @@ START_TEST(integer_types_reduce_exactly)
     oh_attr_ints(n, "axes", 1, (const int64_t[]){1});
     oh_attr_int(n, "keepdims", 0);
     in[0] = oh_i32(2, OH_DIMS(2, 2), (const int32_t[]){1, 2, -1, -2});
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&y, 1, OH_DIMS(2), (const int64_t[]){1, -1});
     mq_tensor_free(&y);
@@ -209,7 +182,7 @@ START_TEST(integer_types_reduce_exactly)
     n = oh_node("ReduceMin", 1, 1);
     oh_attr_int(n, "keepdims", 0);
     in[0] = oh_i8(1, OH_DIMS(4), (const int8_t[]){3, -128, 127, 0});
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT8);
     oh_assert_i64(&y, 0, NULL, (const int64_t[]){-128});
     mq_tensor_free(&y);
@@ -217,7 +190,7 @@ START_TEST(integer_types_reduce_exactly)
     n = oh_node("ReduceMax", 1, 1);
     oh_attr_int(n, "keepdims", 0);
     in[0] = oh_u8(1, OH_DIMS(3), (const uint8_t[]){200, 255, 7});
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_i64(&y, 0, NULL, (const int64_t[]){255});
     mq_tensor_free(&y);
 
@@ -225,7 +198,7 @@ START_TEST(integer_types_reduce_exactly)
     n = oh_node("ReduceMax", 2, 1);
     in[0] = oh_bool(2, OH_DIMS(2, 2), (const uint8_t[]){0, 0, 0, 1});
     in[1] = oh_i64(1, OH_DIMS(1), (const int64_t[]){1});
-    y = run_ok(n, 20, in, 2);
+    y = oh_run1_take_all(n, 20, in, 2);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_BOOL);
     oh_assert_i64(&y, 2, OH_DIMS(2, 1), (const int64_t[]){0, 1});
     mq_tensor_free(&y);
@@ -234,14 +207,14 @@ START_TEST(integer_types_reduce_exactly)
     n = oh_node("ReduceL2", 1, 1);
     oh_attr_int(n, "keepdims", 0);
     in[0] = oh_i32(1, OH_DIMS(2), (const int32_t[]){3, 4});
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_i64(&y, 0, NULL, (const int64_t[]){5});
     mq_tensor_free(&y);
 
     /* bool is not a type of ReduceSum. */
     n = oh_node("ReduceSum", 1, 1);
     in[0] = oh_bool(1, OH_DIMS(2), (const uint8_t[]){1, 1});
-    run_fails(n, 13, in, 1, "bool");
+    oh_run_fails_take_all(n, 13, in, 1, 1, "bool");
 }
 END_TEST
 
@@ -250,7 +223,7 @@ START_TEST(log_sum_exp_is_stable_and_half_types_convert)
     Onnx__NodeProto *n = oh_node("ReduceLogSumExp", 1, 1);
     oh_attr_int(n, "keepdims", 0);
     struct mq_tensor in[1] = {oh_f32(1, OH_DIMS(2), (const float[]){1000, 1000})};
-    struct mq_tensor y = run_ok(n, 13, in, 1);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_f32(&y, 0, NULL, (const float[]){1000.693147f}, 1e-3f, 0);
     mq_tensor_free(&y);
 
@@ -261,7 +234,7 @@ START_TEST(log_sum_exp_is_stable_and_half_types_convert)
     n = oh_node("ReduceSum", 1, 1);
     oh_attr_int(n, "keepdims", 0);
     in[0] = oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(4), h);
-    y = run_ok(n, 11, in, 1);
+    y = oh_run1_take_all(n, 11, in, 1);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_FLOAT16);
     ck_assert(mq_half_to_float(((uint16_t *)y.data)[0]) == 5.0f);
     mq_tensor_free(&y);
@@ -269,7 +242,7 @@ START_TEST(log_sum_exp_is_stable_and_half_types_convert)
     /* A scalar reduces to itself. */
     n = oh_node("ReduceL1", 1, 1);
     in[0] = oh_f32(0, NULL, (const float[]){-2.5f});
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_f32(&y, 0, NULL, (const float[]){2.5f}, 0, 0);
     mq_tensor_free(&y);
 }
@@ -280,20 +253,34 @@ START_TEST(bad_axes_are_refused_with_the_node_name)
     Onnx__NodeProto *n = oh_node("ReduceMax", 1, 1);
     oh_attr_ints(n, "axes", 1, (const int64_t[]){2});
     struct mq_tensor in[2] = {oh_f32(2, OH_DIMS(2, 3), x23)};
-    run_fails(n, 13, in, 1, "node 'node_under_test' (ReduceMax): axis 2 is outside");
+    oh_run_fails_take_all(n, 13, in, 1, 1, "node 'node_under_test' (ReduceMax): axis 2 is outside");
 
     /* Opset 18 takes axes as an input only. */
     n = oh_node("ReduceMean", 1, 1);
     oh_attr_ints(n, "axes", 1, (const int64_t[]){0});
     in[0] = oh_f32(2, OH_DIMS(2, 3), x23);
-    run_fails(n, 18, in, 1, "(ReduceMean)");
+    oh_run_fails_take_all(n, 18, in, 1, 1, "(ReduceMean)");
 
     n = oh_node("ReduceSum", 2, 1);
     in[0] = oh_f32(2, OH_DIMS(2, 3), x23);
     in[1] = oh_i32(1, OH_DIMS(1), (const int32_t[]){0});
-    run_fails(n, 13, in, 2, "int64");
+    oh_run_fails_take_all(n, 13, in, 2, 1, "int64");
 }
 END_TEST
+
+/* op over `axis` of x [3,4] with keepdims 0 and select_last_index 1; checks the [3] indices. */
+static void check_last_index(const char *op, int64_t axis, int opset, const float *x,
+                             const int64_t *expected)
+{
+    Onnx__NodeProto *n = oh_node(op, 1, 1);
+    oh_attr_int(n, "axis", axis);
+    oh_attr_int(n, "keepdims", 0);
+    oh_attr_int(n, "select_last_index", 1);
+    struct mq_tensor in[1] = {oh_f32(2, OH_DIMS(3, 4), x)};
+    struct mq_tensor y = oh_run1_take_all(n, opset, in, 1);
+    oh_assert_i64(&y, 1, OH_DIMS(3), expected);
+    mq_tensor_free(&y);
+}
 
 START_TEST(argmax_argmin_axes_keepdims_and_ties)
 {
@@ -302,44 +289,23 @@ START_TEST(argmax_argmin_axes_keepdims_and_ties)
     Onnx__NodeProto *n = oh_node("ArgMax", 1, 1);
     oh_attr_int(n, "axis", 1);
     struct mq_tensor in[1] = {oh_f32(2, OH_DIMS(3, 4), x)};
-    struct mq_tensor y = run_ok(n, 13, in, 1);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 1);
     ck_assert_int_eq(y.dtype, MQ_DTYPE_INT64);
     oh_assert_i64(&y, 2, OH_DIMS(3, 1), (const int64_t[]){1, 1, 2});
     mq_tensor_free(&y);
 
     /* select_last_index, negative axis, no keepdims. */
-    n = oh_node("ArgMax", 1, 1);
-    oh_attr_int(n, "axis", -1);
-    oh_attr_int(n, "keepdims", 0);
-    oh_attr_int(n, "select_last_index", 1);
-    in[0] = oh_f32(2, OH_DIMS(3, 4), x);
-    y = run_ok(n, 12, in, 1);
-    oh_assert_i64(&y, 1, OH_DIMS(3), (const int64_t[]){2, 1, 2});
-    mq_tensor_free(&y);
+    check_last_index("ArgMax", -1, 12, x, (const int64_t[]){2, 1, 2});
 
     /* Before opset 12 select_last_index does not exist: first index. */
-    n = oh_node("ArgMin", 1, 1);
-    oh_attr_int(n, "axis", 1);
-    oh_attr_int(n, "keepdims", 0);
-    oh_attr_int(n, "select_last_index", 1);
-    in[0] = oh_f32(2, OH_DIMS(3, 4), x);
-    y = run_ok(n, 11, in, 1);
-    oh_assert_i64(&y, 1, OH_DIMS(3), (const int64_t[]){3, 0, 1});
-    mq_tensor_free(&y);
+    check_last_index("ArgMin", 1, 11, x, (const int64_t[]){3, 0, 1});
 
-    n = oh_node("ArgMin", 1, 1);
-    oh_attr_int(n, "axis", 1);
-    oh_attr_int(n, "keepdims", 0);
-    oh_attr_int(n, "select_last_index", 1);
-    in[0] = oh_f32(2, OH_DIMS(3, 4), x);
-    y = run_ok(n, 13, in, 1);
-    oh_assert_i64(&y, 1, OH_DIMS(3), (const int64_t[]){3, 0, 3});
-    mq_tensor_free(&y);
+    check_last_index("ArgMin", 1, 13, x, (const int64_t[]){3, 0, 3});
 
     /* Default axis 0 over int32, which compares as integers. */
     n = oh_node("ArgMin", 1, 1);
     in[0] = oh_i32(2, OH_DIMS(2, 2), (const int32_t[]){-5, 7, -6, 8});
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_i64(&y, 2, OH_DIMS(1, 2), (const int64_t[]){1, 0});
     mq_tensor_free(&y);
 }
@@ -351,14 +317,14 @@ START_TEST(argmax_nan_half_and_empty)
     Onnx__NodeProto *n = oh_node("ArgMax", 1, 1);
     oh_attr_int(n, "keepdims", 0);
     struct mq_tensor in[1] = {oh_f32(1, OH_DIMS(3), (const float[]){1, NAN, 3})};
-    struct mq_tensor y = run_ok(n, 13, in, 1);
+    struct mq_tensor y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_i64(&y, 0, NULL, (const int64_t[]){1});
     mq_tensor_free(&y);
 
     uint16_t h[3] = {mq_float_to_half(1.0f), mq_float_to_half(-3.0f), mq_float_to_half(2.0f)};
     n = oh_node("ArgMin", 1, 1);
     in[0] = oh_typed(MQ_DTYPE_FLOAT16, 1, OH_DIMS(3), h);
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_i64(&y, 1, OH_DIMS(1), (const int64_t[]){1});
     mq_tensor_free(&y);
 
@@ -366,19 +332,19 @@ START_TEST(argmax_nan_half_and_empty)
     n = oh_node("ArgMax", 1, 1);
     oh_attr_int(n, "axis", 1);
     in[0] = oh_f32(2, OH_DIMS(2, 0), NULL);
-    run_fails(n, 13, in, 1, "length 0");
+    oh_run_fails_take_all(n, 13, in, 1, 1, "length 0");
 
     n = oh_node("ArgMax", 1, 1);
     oh_attr_int(n, "axis", 1);
     in[0] = oh_f32(2, OH_DIMS(0, 3), NULL);
-    y = run_ok(n, 13, in, 1);
+    y = oh_run1_take_all(n, 13, in, 1);
     oh_assert_shape(&y, 2, OH_DIMS(0, 1));
     mq_tensor_free(&y);
 
     n = oh_node("ArgMax", 1, 1);
     oh_attr_int(n, "axis", 3);
     in[0] = oh_f32(2, OH_DIMS(2, 2), (const float[]){1, 2, 3, 4});
-    run_fails(n, 13, in, 1, "node 'node_under_test' (ArgMax): axis 3");
+    oh_run_fails_take_all(n, 13, in, 1, 1, "node 'node_under_test' (ArgMax): axis 3");
 }
 END_TEST
 
@@ -397,10 +363,5 @@ int main(void)
     tcase_add_test(tc, bad_axes_are_refused_with_the_node_name);
     tcase_add_test(tc, argmax_argmin_axes_keepdims_and_ties);
     tcase_add_test(tc, argmax_nan_half_and_empty);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return mq_check_run(s, tc);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 
 /* 1..16 as [1, 1, 4, 4]. */
@@ -311,10 +312,5 @@ int main(void)
     tcase_add_test(tc, legacy_forms);
     tcase_add_test(tc, types_and_empty);
     tcase_add_test(tc, errors);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

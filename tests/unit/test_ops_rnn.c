@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "interp/tensor.h"
 #include "op_harness.h"
 
@@ -138,62 +139,6 @@ static const float rnn_relu_yh[] = {
     1.448106f, 1.417592f, 1.262891f, 1.487009f,
 };
 
-/* A STRINGS attribute (the harness has single strings only); freed with the node. */
-static void attr_strings(Onnx__NodeProto *node, const char *name, int n, const char *const *v)
-{
-    Onnx__AttributeProto **list =
-        realloc(node->attribute, sizeof *list * (node->n_attribute + 1));
-    ck_assert_ptr_nonnull(list);
-    node->attribute = list;
-    Onnx__AttributeProto *a = malloc(sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    onnx__attribute_proto__init(a);
-    a->name = strdup(name);
-    a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS;
-    a->n_strings = (size_t)n;
-    a->strings = calloc((size_t)n + 1, sizeof *a->strings);
-    for (int i = 0; i < n; i++) {
-        a->strings[i].len = strlen(v[i]);
-        a->strings[i].data = (uint8_t *)strdup(v[i]);
-    }
-    list[node->n_attribute++] = a;
-}
-
-/* Runs a node with n_out outputs; the inputs are freed. */
-static void run_ok(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                   struct mq_tensor *out, int n_out)
-{
-    struct mq_error err = {{0}};
-    memset(out, 0, sizeof *out * (size_t)n_out);
-    int rc = oh_run(node, opset, in, n_in, out, n_out, &err);
-    ck_assert_msg(rc == 0, "%s", err.message);
-    for (int i = 0; i < n_in; i++)
-        mq_tensor_free(&in[i]);
-    oh_node_free(node);
-}
-
-static void run_fails(Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                      int n_out, const char *needle)
-{
-    struct mq_tensor out[3] = {{0}};
-    struct mq_error err = {{0}};
-    ck_assert_int_ne(oh_run(node, opset, in, n_in, out, n_out, &err), 0);
-    ck_assert_msg(strstr(err.message, needle) != NULL, "message '%s' lacks '%s'", err.message,
-                  needle);
-    for (int i = 0; i < n_out; i++)
-        mq_tensor_free(&out[i]);
-    for (int i = 0; i < n_in; i++)
-        mq_tensor_free(&in[i]);
-    oh_node_free(node);
-}
-
-static void free_all(struct mq_tensor *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        mq_tensor_free(&t[i]);
-}
-
 #define TOL 1e-5f
 
 START_TEST(lstm_bidirectional_with_lengths_states_and_peepholes)
@@ -207,11 +152,11 @@ START_TEST(lstm_bidirectional_with_lengths_states_and_peepholes)
         oh_i32(1, OH_DIMS(2), (const int32_t[]){3, 2}), oh_f32(3, OH_DIMS(2, 2, 2), lstm_h0),
         oh_f32(3, OH_DIMS(2, 2, 2), lstm_c0), oh_f32(2, OH_DIMS(2, 6), lstm_p)};
     struct mq_tensor out[3];
-    run_ok(n, 14, in, 8, out, 3);
+    oh_run_ok_take_all(n, 14, in, 8, out, 3);
     oh_assert_f32(&out[0], 4, OH_DIMS(3, 2, 2, 2), lstm_y, TOL, TOL);
     oh_assert_f32(&out[1], 3, OH_DIMS(2, 2, 2), lstm_yh, TOL, TOL);
     oh_assert_f32(&out[2], 3, OH_DIMS(2, 2, 2), lstm_yc, TOL, TOL);
-    free_all(out, 3);
+    oh_free_all(out, 3);
 }
 END_TEST
 
@@ -220,18 +165,18 @@ START_TEST(lstm_input_forget_and_other_activations)
     Onnx__NodeProto *n = oh_node("LSTM", 3, 3);
     oh_attr_int(n, "hidden_size", 2);
     oh_attr_int(n, "input_forget", 1);
-    attr_strings(n, "activations", 3, (const char *const[]){"Sigmoid", "Elu", "Softplus"});
+    oh_attr_strings(n, "activations", 3, (const char *const[]){"Sigmoid", "Elu", "Softplus"});
     /* Sigmoid takes no alpha, so the first alpha is Elu's. */
     oh_attr_floats(n, "activation_alpha", 1, (const float[]){0.5f});
     struct mq_tensor in[3] = {oh_f32(3, OH_DIMS(3, 2, 2), lstm_x),
                               oh_f32(3, OH_DIMS(1, 8, 2), lstm5_w),
                               oh_f32(3, OH_DIMS(1, 8, 2), lstm5_r)};
     struct mq_tensor out[3];
-    run_ok(n, 7, in, 3, out, 3);
+    oh_run_ok_take_all(n, 7, in, 3, out, 3);
     oh_assert_f32(&out[0], 4, OH_DIMS(3, 1, 2, 2), lstm5_y, TOL, TOL);
     oh_assert_f32(&out[1], 3, OH_DIMS(1, 2, 2), lstm5_yh, TOL, TOL);
     oh_assert_f32(&out[2], 3, OH_DIMS(1, 2, 2), lstm5_yc, TOL, TOL);
-    free_all(out, 3);
+    oh_free_all(out, 3);
 }
 END_TEST
 
@@ -245,17 +190,17 @@ START_TEST(gru_reverse_linear_before_reset_clip_layout1)
     oh_attr_int(n, "layout", 1);
     oh_attr_floats(n, "activation_alpha", 1, (const float[]){0.3f});
     oh_attr_floats(n, "activation_beta", 1, (const float[]){0.6f});
-    attr_strings(n, "activations", 2, (const char *const[]){"HardSigmoid", "Softsign"});
+    oh_attr_strings(n, "activations", 2, (const char *const[]){"HardSigmoid", "Softsign"});
     oh_omit_input(n, 4);
     struct mq_tensor in[6] = {
         oh_f32(3, OH_DIMS(2, 3, 2), gru_x), oh_f32(3, OH_DIMS(1, 6, 2), gru_w),
         oh_f32(3, OH_DIMS(1, 6, 2), gru_r), oh_f32(2, OH_DIMS(1, 12), gru_b), {0},
         oh_f32(3, OH_DIMS(2, 1, 2), gru_h0)};
     struct mq_tensor out[2];
-    run_ok(n, 14, in, 6, out, 2);
+    oh_run_ok_take_all(n, 14, in, 6, out, 2);
     oh_assert_f32(&out[0], 4, OH_DIMS(2, 3, 1, 2), gru_lbr_y, TOL, TOL);
     oh_assert_f32(&out[1], 3, OH_DIMS(2, 1, 2), gru_lbr_yh, TOL, TOL);
-    free_all(out, 2);
+    oh_free_all(out, 2);
 }
 END_TEST
 
@@ -274,13 +219,13 @@ START_TEST(gru_forward_sequence_lengths)
         oh_f32(3, OH_DIMS(1, 6, 2), gru_r), oh_f32(2, OH_DIMS(1, 12), gru_b),
         oh_i32(1, OH_DIMS(2), (const int32_t[]){2, 3}), oh_f32(3, OH_DIMS(1, 2, 2), h0)};
     struct mq_tensor out[2];
-    run_ok(n, 7, in, 6, out, 2);
+    oh_run_ok_take_all(n, 7, in, 6, out, 2);
     oh_assert_f32(&out[0], 4, OH_DIMS(3, 1, 2, 2), gru_fw_y, TOL, TOL);
     oh_assert_f32(&out[1], 3, OH_DIMS(1, 2, 2), gru_fw_yh, TOL, TOL);
     /* Past its length a batch row's Y stays zero. */
     const float *y = out[0].data;
     ck_assert(y[8] == 0.0f && y[9] == 0.0f);
-    free_all(out, 2);
+    oh_free_all(out, 2);
 }
 END_TEST
 
@@ -291,19 +236,19 @@ START_TEST(rnn_bidirectional_alpha_beta_order_and_empty_sequence)
     oh_attr_floats(n, "activation_alpha", 2, (const float[]){0.1f, 0.5f});
     oh_attr_floats(n, "activation_beta", 1, (const float[]){2.0f});
     /* One function per direction; alphas go to the functions that take one, in order. */
-    attr_strings(n, "activations", 2, (const char *const[]){"LeakyRelu", "ScaledTanh"});
+    oh_attr_strings(n, "activations", 2, (const char *const[]){"LeakyRelu", "ScaledTanh"});
     struct mq_tensor in[6] = {
         oh_f32(3, OH_DIMS(3, 2, 2), rnn_x), oh_f32(3, OH_DIMS(2, 2, 2), rnn_w),
         oh_f32(3, OH_DIMS(2, 2, 2), rnn_r), oh_f32(2, OH_DIMS(2, 4), rnn_b),
         oh_i32(1, OH_DIMS(2), (const int32_t[]){0, 3}), oh_f32(3, OH_DIMS(2, 2, 2), rnn_h0)};
     struct mq_tensor out[2];
-    run_ok(n, 14, in, 6, out, 2);
+    oh_run_ok_take_all(n, 14, in, 6, out, 2);
     oh_assert_f32(&out[0], 4, OH_DIMS(3, 2, 2, 2), rnn_y, TOL, TOL);
     oh_assert_f32(&out[1], 3, OH_DIMS(2, 2, 2), rnn_yh, TOL, TOL);
     /* Batch row 0 has length 0: its final state is its initial state. */
     const float *yh = out[1].data;
     ck_assert(yh[0] == rnn_h0[0] && yh[1] == rnn_h0[1]);
-    free_all(out, 2);
+    oh_free_all(out, 2);
 }
 END_TEST
 
@@ -320,16 +265,16 @@ START_TEST(rnn_single_activations)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Onnx__NodeProto *n = oh_node("RNN", 4, 2);
-        attr_strings(n, "activations", 1, &cases[i].act);
+        oh_attr_strings(n, "activations", 1, &cases[i].act);
         oh_attr_floats(n, "activation_alpha", 1, &cases[i].alpha);
         oh_attr_floats(n, "activation_beta", 1, &cases[i].beta);
         struct mq_tensor in[4] = {
             oh_f32(3, OH_DIMS(3, 2, 2), rnn_x), oh_f32(3, OH_DIMS(1, 2, 2), rnn_w),
             oh_f32(3, OH_DIMS(1, 2, 2), rnn_r), oh_f32(2, OH_DIMS(1, 4), rnn_b)};
         struct mq_tensor out[2];
-        run_ok(n, 14, in, 4, out, 2);
+        oh_run_ok_take_all(n, 14, in, 4, out, 2);
         oh_assert_f32(&out[1], 3, OH_DIMS(1, 2, 2), cases[i].expect, TOL, TOL);
-        free_all(out, 2);
+        oh_free_all(out, 2);
     }
 }
 END_TEST
@@ -352,17 +297,17 @@ START_TEST(half_and_double_inputs_match_float)
             }
         }
         Onnx__NodeProto *n = oh_node("RNN", 3, 2);
-        attr_strings(n, "activations", 1, (const char *const[]){"Relu"});
+        oh_attr_strings(n, "activations", 1, (const char *const[]){"Relu"});
         struct mq_tensor out[2];
-        run_ok(n, 14, in, 3, out, 2);
+        oh_run_ok_take_all(n, 14, in, 3, out, 2);
         ck_assert_int_eq(out[1].dtype, dtype);
         /* rnn_relu_yh was computed with the bias; compare against the float kernel instead. */
         Onnx__NodeProto *nf = oh_node("RNN", 3, 2);
-        attr_strings(nf, "activations", 1, (const char *const[]){"Relu"});
+        oh_attr_strings(nf, "activations", 1, (const char *const[]){"Relu"});
         struct mq_tensor inf[3] = {oh_f32(3, dims[0], rnn_x), oh_f32(3, dims[1], rnn_w),
                                    oh_f32(3, dims[2], rnn_r)};
         struct mq_tensor ref[2];
-        run_ok(nf, 14, inf, 3, ref, 2);
+        oh_run_ok_take_all(nf, 14, inf, 3, ref, 2);
         for (int j = 0; j < 4; j++) {
             float v = k == 0 ? mq_half_to_float(((uint16_t *)out[1].data)[j])
                              : (float)((double *)out[1].data)[j];
@@ -370,8 +315,8 @@ START_TEST(half_and_double_inputs_match_float)
             ck_assert_msg(fabsf(v - e) <= (k == 0 ? 1e-2f : 1e-6f), "%g vs %g", (double)v,
                           (double)e);
         }
-        free_all(out, 2);
-        free_all(ref, 2);
+        oh_free_all(out, 2);
+        oh_free_all(ref, 2);
     }
 }
 END_TEST
@@ -383,28 +328,29 @@ START_TEST(bad_shapes_and_attributes_are_refused)
     struct mq_tensor in[3] = {oh_f32(3, OH_DIMS(3, 2, 2), lstm_x),
                               oh_f32(3, OH_DIMS(1, 6, 2), lstm_w),
                               oh_f32(3, OH_DIMS(1, 8, 2), lstm_r)};
-    run_fails(n, 14, in, 3, 2, "node 'node_under_test' (LSTM): input 'W' has shape [1,6,2]");
+    oh_run_fails_take_all(n, 14, in, 3, 2,
+                          "node 'node_under_test' (LSTM): input 'W' has shape [1,6,2]");
 
     n = oh_node("GRU", 3, 2);
-    attr_strings(n, "activations", 1, (const char *const[]){"Sigmoid"});
+    oh_attr_strings(n, "activations", 1, (const char *const[]){"Sigmoid"});
     in[0] = oh_f32(3, OH_DIMS(3, 2, 2), lstm_x);
     in[1] = oh_f32(3, OH_DIMS(1, 6, 2), lstm_w);
     in[2] = oh_f32(3, OH_DIMS(1, 6, 2), lstm_r);
-    run_fails(n, 14, in, 3, 2, "activations lists 1 functions, expected 2");
+    oh_run_fails_take_all(n, 14, in, 3, 2, "activations lists 1 functions, expected 2");
 
     n = oh_node("RNN", 3, 2);
-    attr_strings(n, "activations", 1, (const char *const[]){"Swish"});
+    oh_attr_strings(n, "activations", 1, (const char *const[]){"Swish"});
     in[0] = oh_f32(3, OH_DIMS(3, 2, 2), lstm_x);
     in[1] = oh_f32(3, OH_DIMS(1, 2, 2), lstm_w);
     in[2] = oh_f32(3, OH_DIMS(1, 2, 2), lstm_r);
-    run_fails(n, 14, in, 3, 2, "Swish");
+    oh_run_fails_take_all(n, 14, in, 3, 2, "Swish");
 
     n = oh_node("RNN", 3, 2);
     oh_attr_string(n, "direction", "sideways");
     in[0] = oh_f32(3, OH_DIMS(3, 2, 2), lstm_x);
     in[1] = oh_f32(3, OH_DIMS(1, 2, 2), lstm_w);
     in[2] = oh_f32(3, OH_DIMS(1, 2, 2), lstm_r);
-    run_fails(n, 14, in, 3, 2, "sideways");
+    oh_run_fails_take_all(n, 14, in, 3, 2, "sideways");
 
     /* A sequence length beyond the sequence. */
     n = oh_node("RNN", 5, 2);
@@ -413,7 +359,7 @@ START_TEST(bad_shapes_and_attributes_are_refused)
                                oh_f32(3, OH_DIMS(1, 2, 2), lstm_r),
                                oh_f32(2, OH_DIMS(1, 4), lstm_b),
                                oh_i32(1, OH_DIMS(2), (const int32_t[]){3, 4})};
-    run_fails(n, 14, in5, 5, 2, "sequence_lens[1] = 4");
+    oh_run_fails_take_all(n, 14, in5, 5, 2, "sequence_lens[1] = 4");
 }
 END_TEST
 
@@ -425,10 +371,10 @@ START_TEST(empty_batch_gives_empty_outputs)
                               oh_f32(3, OH_DIMS(1, 6, 2), gru_w),
                               oh_f32(3, OH_DIMS(1, 6, 2), gru_r)};
     struct mq_tensor out[2];
-    run_ok(n, 14, in, 3, out, 2);
+    oh_run_ok_take_all(n, 14, in, 3, out, 2);
     oh_assert_shape(&out[0], 4, OH_DIMS(3, 1, 0, 2));
     oh_assert_shape(&out[1], 3, OH_DIMS(1, 0, 2));
-    free_all(out, 2);
+    oh_free_all(out, 2);
 }
 END_TEST
 
@@ -445,10 +391,5 @@ int main(void)
     tcase_add_test(tc, half_and_double_inputs_match_float);
     tcase_add_test(tc, bad_shapes_and_attributes_are_refused);
     tcase_add_test(tc, empty_batch_gives_empty_outputs);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return mq_check_run(s, tc);
 }

@@ -10,31 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
-
-static void run_ok(const Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                   struct mq_tensor *out)
-{
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, opset, in, n_in, out, 1, &err);
-    ck_assert_msg(rc == 0, "run failed: %s", err.message);
-}
-
-static const char *run_fails(const Onnx__NodeProto *node, int opset, struct mq_tensor *in,
-                             int n_in, struct mq_error *err)
-{
-    struct mq_tensor out = {0};
-    int rc = oh_run(node, opset, in, n_in, &out, 1, err);
-    ck_assert_int_ne(rc, 0);
-    mq_tensor_free(&out);
-    return err->message;
-}
-
-static void free_all(struct mq_tensor *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        mq_tensor_free(&t[i]);
-}
 
 /* ------------------------------------------------------------ GridSample */
 
@@ -57,8 +34,8 @@ static struct mq_tensor grid_sample(int opset, const char *mode, const char *pad
     struct mq_tensor in[2] = {oh_f32(4, OH_DIMS(1, 1, 3, 2), gs_x),
                               oh_f32(4, OH_DIMS(1, 2, 4, 2), grid)};
     struct mq_tensor out = {0};
-    run_ok(n, opset, in, 2, &out);
-    free_all(in, 2);
+    oh_run_ok(n, opset, in, 2, &out, 1);
+    oh_free_all(in, 2);
     oh_node_free(n);
     return out;
 }
@@ -121,17 +98,17 @@ START_TEST(gridsample_volumetric_ints_and_errors)
                               oh_f32(5, OH_DIMS(1, 1, 1, 2, 3),
                                      (float[]){0, 0, 0, -1, -1, -1})};
     struct mq_tensor out = {0};
-    run_ok(n, 20, in, 2, &out);
+    oh_run_ok(n, 20, in, 2, &out, 1);
     oh_assert_f32(&out, 5, OH_DIMS(1, 1, 1, 1, 2), (float[]){4.5f, 0.125f}, 1e-6f, 1e-6f);
     mq_tensor_free(&out);
-    free_all(in, 2);
+    oh_free_all(in, 2);
     struct mq_error err;
     struct mq_tensor in16[2] = {oh_f32(4, OH_DIMS(1, 1, 3, 2), gs_x),
                                 oh_f32(4, OH_DIMS(1, 2, 4, 2), gs_grid_modes)};
-    const char *msg = run_fails(n, 16, in16, 2, &err);
+    const char *msg = oh_run_fails(n, 16, in16, 2, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(GridSample)"));
     ck_assert_ptr_nonnull(strstr(msg, "'linear'"));
-    free_all(in16, 2);
+    oh_free_all(in16, 2);
     oh_node_free(n);
 
     /* Integer images sample exactly with nearest; grid/X shape mismatches are errors. */
@@ -139,16 +116,16 @@ START_TEST(gridsample_volumetric_ints_and_errors)
     oh_attr_string(n, "mode", "nearest");
     struct mq_tensor ii[2] = {oh_i32(4, OH_DIMS(1, 1, 3, 2), (int32_t[]){0, 10, 20, 30, 40, 50}),
                               oh_f32(4, OH_DIMS(1, 2, 4, 2), gs_grid_modes)};
-    run_ok(n, 16, ii, 2, &out);
+    oh_run_ok(n, 16, ii, 2, &out, 1);
     ck_assert_int_eq(out.dtype, MQ_DTYPE_INT32);
     oh_assert_i64(&out, 4, OH_DIMS(1, 1, 2, 4), (int64_t[]){0, 0, 20, 20, 20, 20, 50, 0});
     mq_tensor_free(&out);
-    free_all(ii, 2);
+    oh_free_all(ii, 2);
     struct mq_tensor bad[2] = {oh_f32(4, OH_DIMS(1, 1, 3, 2), gs_x),
                                oh_f32(4, OH_DIMS(1, 2, 4, 3), NULL)};
-    msg = run_fails(n, 16, bad, 2, &err);
+    msg = oh_run_fails(n, 16, bad, 2, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "input 'grid'"));
-    free_all(bad, 2);
+    oh_free_all(bad, 2);
     oh_node_free(n);
 }
 END_TEST
@@ -171,8 +148,8 @@ static struct mq_tensor roi_align(int opset, const char *mode, int64_t out_hw, i
     struct mq_tensor in[3] = {oh_f32(4, OH_DIMS(1, 1, 4, 4), ramp),
                               oh_f32(2, OH_DIMS(1, 4), roi), oh_i64(1, OH_DIMS(1), (int64_t[]){0})};
     struct mq_tensor out = {0};
-    run_ok(n, opset, in, 3, &out);
-    free_all(in, 3);
+    oh_run_ok(n, opset, in, 3, &out, 1);
+    oh_free_all(in, 3);
     oh_node_free(n);
     return out;
 }
@@ -211,27 +188,27 @@ START_TEST(roialign_errors_and_empty)
     struct mq_tensor in[3] = {oh_f32(4, OH_DIMS(1, 1, 4, 4), NULL),
                               oh_f32(2, OH_DIMS(1, 4), (float[]){0, 0, 1, 1}),
                               oh_i64(1, OH_DIMS(1), (int64_t[]){0})};
-    const char *msg = run_fails(n, 16, in, 3, &err);
+    const char *msg = oh_run_fails(n, 16, in, 3, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(RoiAlign)"));
     ck_assert_ptr_nonnull(strstr(msg, "corner"));
-    free_all(in, 3);
+    oh_free_all(in, 3);
     oh_node_free(n);
 
     n = oh_node("RoiAlign", 3, 1);
     struct mq_tensor bi[3] = {oh_f32(4, OH_DIMS(1, 1, 4, 4), NULL),
                               oh_f32(2, OH_DIMS(1, 4), (float[]){0, 0, 1, 1}),
                               oh_i64(1, OH_DIMS(1), (int64_t[]){3})};
-    msg = run_fails(n, 16, bi, 3, &err);
+    msg = oh_run_fails(n, 16, bi, 3, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "batch_indices[0] is 3"));
-    free_all(bi, 3);
+    oh_free_all(bi, 3);
 
     struct mq_tensor none[3] = {oh_f32(4, OH_DIMS(1, 2, 4, 4), NULL),
                                 oh_f32(2, OH_DIMS(0, 4), NULL), oh_i64(1, OH_DIMS(0), NULL)};
     struct mq_tensor out = {0};
-    run_ok(n, 16, none, 3, &out);
+    oh_run_ok(n, 16, none, 3, &out, 1);
     oh_assert_shape(&out, 4, OH_DIMS(0, 2, 1, 1));
     mq_tensor_free(&out);
-    free_all(none, 3);
+    oh_free_all(none, 3);
     oh_node_free(n);
 }
 END_TEST
@@ -245,10 +222,5 @@ int main(void)
     tcase_add_test(tc, gridsample_volumetric_ints_and_errors);
     tcase_add_test(tc, roialign_coordinate_modes_and_pooling);
     tcase_add_test(tc, roialign_errors_and_empty);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -5,50 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
-
-/* 0, 1, 2, ... as float32 in the given shape. */
-static struct mq_tensor iota_f32(int rank, const int64_t *dims)
-{
-    struct mq_tensor t = oh_f32(rank, dims, NULL);
-    float *v = t.data;
-    for (int64_t i = 0; i < t.count; i++)
-        v[i] = (float)i;
-    return t;
-}
-
-static struct mq_tensor iota_i64(int rank, const int64_t *dims)
-{
-    struct mq_tensor t = oh_i64(rank, dims, NULL);
-    int64_t *v = t.data;
-    for (int64_t i = 0; i < t.count; i++)
-        v[i] = i;
-    return t;
-}
 
 static struct mq_tensor ints(int n, const int64_t *v)
 {
     return oh_i64(1, OH_DIMS(n), v);
-}
-
-/* Runs the node; frees it and the inputs; fails the test on error. */
-static void run_n(Onnx__NodeProto *n, int opset, struct mq_tensor *in, int n_in,
-                  struct mq_tensor *out, int n_out)
-{
-    struct mq_error err = {{0}};
-    memset(out, 0, sizeof *out * (size_t)n_out);
-    int rc = oh_run(n, opset, in, n_in, out, n_out, &err);
-    ck_assert_msg(rc == 0, "%s", err.message);
-    for (int i = 0; i < n_in; i++)
-        mq_tensor_free(&in[i]);
-    oh_node_free(n);
-}
-
-static struct mq_tensor run1(Onnx__NodeProto *n, int opset, struct mq_tensor *in, int n_in)
-{
-    struct mq_tensor out;
-    run_n(n, opset, in, n_in, &out, 1);
-    return out;
 }
 
 /* Runs a node that must fail with a message containing `needle`. */
@@ -81,8 +43,8 @@ static void check_i64(struct mq_tensor *t, int rank, const int64_t *dims, const 
 
 START_TEST(reshape_zero_and_minus_one)
 {
-    struct mq_tensor in[2] = {iota_f32(3, OH_DIMS(2, 3, 4)), ints(3, (int64_t[]){0, -1, 2})};
-    struct mq_tensor o = run1(oh_node("Reshape", 2, 1), 13, in, 2);
+    struct mq_tensor in[2] = {oh_iota_f32(3, OH_DIMS(2, 3, 4)), ints(3, (int64_t[]){0, -1, 2})};
+    struct mq_tensor o = oh_run1_take_all(oh_node("Reshape", 2, 1), 13, in, 2);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_FLOAT);
     oh_assert_shape(&o, 3, OH_DIMS(2, 6, 2));
     ck_assert(((float *)o.data)[23] == 23.0f);
@@ -93,15 +55,15 @@ START_TEST(reshape_zero_and_minus_one)
     in[1] = ints(3, (int64_t[]){3, 0, 4});
     Onnx__NodeProto *n = oh_node("Reshape", 2, 1);
     oh_attr_int(n, "allowzero", 1);
-    o = run1(n, 14, in, 2);
+    o = oh_run1_take_all(n, 14, in, 2);
     oh_assert_shape(&o, 3, OH_DIMS(3, 0, 4));
     mq_tensor_free(&o);
 
     /* Reshape-1 takes the shape as an attribute */
-    in[0] = iota_f32(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_f32(2, OH_DIMS(2, 3));
     n = oh_node("Reshape", 1, 1);
     oh_attr_ints(n, "shape", 2, (int64_t[]){3, -1});
-    o = run1(n, 1, in, 1);
+    o = oh_run1_take_all(n, 1, in, 1);
     oh_assert_shape(&o, 2, OH_DIMS(3, 2));
     mq_tensor_free(&o);
 }
@@ -109,18 +71,18 @@ END_TEST
 
 START_TEST(reshape_errors)
 {
-    struct mq_tensor in[2] = {iota_f32(2, OH_DIMS(2, 3)), ints(2, (int64_t[]){4, 2})};
+    struct mq_tensor in[2] = {oh_iota_f32(2, OH_DIMS(2, 3)), ints(2, (int64_t[]){4, 2})};
     run_fail(oh_node("Reshape", 2, 1), 13, in, 2, 1, "cannot reshape");
-    in[0] = iota_f32(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_f32(2, OH_DIMS(2, 3));
     in[1] = ints(2, (int64_t[]){-1, -1});
     run_fail(oh_node("Reshape", 2, 1), 13, in, 2, 1, "more than one -1");
-    in[0] = iota_f32(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_f32(2, OH_DIMS(2, 3));
     in[1] = ints(2, (int64_t[]){-1, 4});
     run_fail(oh_node("Reshape", 2, 1), 13, in, 2, 1, "cannot infer");
-    in[0] = iota_f32(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_f32(2, OH_DIMS(2, 3));
     in[1] = ints(3, (int64_t[]){1, 6, 0});
     run_fail(oh_node("Reshape", 2, 1), 13, in, 2, 1, "rank 2");
-    in[0] = iota_f32(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_f32(2, OH_DIMS(2, 3));
     in[1] = ints(2, (int64_t[]){-2, 3});
     run_fail(oh_node("Reshape", 2, 1), 13, in, 2, 1, "invalid value -2");
 }
@@ -128,59 +90,59 @@ END_TEST
 
 START_TEST(flatten_squeeze_unsqueeze)
 {
-    struct mq_tensor in[2] = {iota_f32(4, OH_DIMS(2, 3, 4, 5))};
-    struct mq_tensor o = run1(oh_node("Flatten", 1, 1), 13, in, 1);
+    struct mq_tensor in[2] = {oh_iota_f32(4, OH_DIMS(2, 3, 4, 5))};
+    struct mq_tensor o = oh_run1_take_all(oh_node("Flatten", 1, 1), 13, in, 1);
     oh_assert_shape(&o, 2, OH_DIMS(2, 60));
     mq_tensor_free(&o);
     for (int axis = -4; axis <= 4; axis++) {
         static const int64_t rows[] = {1, 2, 6, 24, 120};
-        in[0] = iota_f32(4, OH_DIMS(2, 3, 4, 5));
+        in[0] = oh_iota_f32(4, OH_DIMS(2, 3, 4, 5));
         Onnx__NodeProto *n = oh_node("Flatten", 1, 1);
         oh_attr_int(n, "axis", axis);
-        o = run1(n, 13, in, 1);
+        o = oh_run1_take_all(n, 13, in, 1);
         int a = axis < 0 ? axis + 4 : axis;
         oh_assert_shape(&o, 2, OH_DIMS(rows[a], 120 / rows[a]));
         mq_tensor_free(&o);
     }
-    in[0] = iota_f32(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_f32(2, OH_DIMS(2, 3));
     Onnx__NodeProto *n = oh_node("Flatten", 1, 1);
     oh_attr_int(n, "axis", 3);
     run_fail(n, 13, in, 1, 1, "axis 3");
 
     /* Squeeze: all size-1 axes by default, listed ones (negative too) otherwise */
-    in[0] = iota_f32(4, OH_DIMS(1, 3, 1, 2));
-    o = run1(oh_node("Squeeze", 1, 1), 13, in, 1);
+    in[0] = oh_iota_f32(4, OH_DIMS(1, 3, 1, 2));
+    o = oh_run1_take_all(oh_node("Squeeze", 1, 1), 13, in, 1);
     oh_assert_shape(&o, 2, OH_DIMS(3, 2));
     mq_tensor_free(&o);
-    in[0] = iota_f32(4, OH_DIMS(1, 3, 1, 2));
+    in[0] = oh_iota_f32(4, OH_DIMS(1, 3, 1, 2));
     in[1] = ints(1, (int64_t[]){-2});
-    o = run1(oh_node("Squeeze", 2, 1), 13, in, 2);
+    o = oh_run1_take_all(oh_node("Squeeze", 2, 1), 13, in, 2);
     oh_assert_shape(&o, 3, OH_DIMS(1, 3, 2));
     mq_tensor_free(&o);
-    in[0] = iota_f32(4, OH_DIMS(1, 3, 1, 2));
+    in[0] = oh_iota_f32(4, OH_DIMS(1, 3, 1, 2));
     n = oh_node("Squeeze", 1, 1);
     oh_attr_ints(n, "axes", 1, (int64_t[]){0});
-    o = run1(n, 11, in, 1);
+    o = oh_run1_take_all(n, 11, in, 1);
     oh_assert_shape(&o, 3, OH_DIMS(3, 1, 2));
     mq_tensor_free(&o);
-    in[0] = iota_f32(2, OH_DIMS(1, 3));
+    in[0] = oh_iota_f32(2, OH_DIMS(1, 3));
     in[1] = ints(1, (int64_t[]){1});
     run_fail(oh_node("Squeeze", 2, 1), 13, in, 2, 1, "not 1");
 
     /* Unsqueeze: axes refer to the output, any order */
-    in[0] = iota_f32(2, OH_DIMS(3, 4));
+    in[0] = oh_iota_f32(2, OH_DIMS(3, 4));
     in[1] = ints(3, (int64_t[]){4, 0, -4});
-    o = run1(oh_node("Unsqueeze", 2, 1), 13, in, 2);
+    o = oh_run1_take_all(oh_node("Unsqueeze", 2, 1), 13, in, 2);
     oh_assert_shape(&o, 5, OH_DIMS(1, 1, 3, 4, 1));
     ck_assert(((float *)o.data)[11] == 11.0f);
     mq_tensor_free(&o);
-    in[0] = iota_f32(0, NULL);
+    in[0] = oh_iota_f32(0, NULL);
     n = oh_node("Unsqueeze", 1, 1);
     oh_attr_ints(n, "axes", 1, (int64_t[]){0});
-    o = run1(n, 11, in, 1);
+    o = oh_run1_take_all(n, 11, in, 1);
     oh_assert_shape(&o, 1, OH_DIMS(1));
     mq_tensor_free(&o);
-    in[0] = iota_f32(1, OH_DIMS(3));
+    in[0] = oh_iota_f32(1, OH_DIMS(3));
     in[1] = ints(2, (int64_t[]){0, -3});
     run_fail(oh_node("Unsqueeze", 2, 1), 13, in, 2, 1, "more than once");
 }
@@ -189,11 +151,11 @@ END_TEST
 /* Transpose against an element-by-element reference. */
 static void check_transpose(int rank, const int64_t *dims, const int64_t *perm)
 {
-    struct mq_tensor in = iota_f32(rank, dims);
+    struct mq_tensor in = oh_iota_f32(rank, dims);
     Onnx__NodeProto *n = oh_node("Transpose", 1, 1);
     if (perm)
         oh_attr_ints(n, "perm", rank, perm);
-    struct mq_tensor o = run1(n, 13, &in, 1);
+    struct mq_tensor o = oh_run1_take_all(n, 13, &in, 1);
     int64_t p[8], odims[8], istr[8];
     for (int i = 0; i < rank; i++)
         p[i] = perm ? perm[i] : rank - 1 - i;
@@ -234,11 +196,11 @@ START_TEST(transpose_permutations)
     check_transpose(3, OH_DIMS(2, 3, 4), OH_DIMS(0, 1, 2));
 
     struct mq_tensor in = oh_f32(3, OH_DIMS(2, 0, 3), NULL);
-    struct mq_tensor o = run1(oh_node("Transpose", 1, 1), 13, &in, 1);
+    struct mq_tensor o = oh_run1_take_all(oh_node("Transpose", 1, 1), 13, &in, 1);
     oh_assert_shape(&o, 3, OH_DIMS(3, 0, 2));
     mq_tensor_free(&o);
 
-    in = iota_f32(2, OH_DIMS(2, 3));
+    in = oh_iota_f32(2, OH_DIMS(2, 3));
     Onnx__NodeProto *n = oh_node("Transpose", 1, 1);
     oh_attr_ints(n, "perm", 2, (int64_t[]){0, 0});
     run_fail(n, 13, &in, 1, 1, "permutation");
@@ -247,66 +209,66 @@ END_TEST
 
 START_TEST(concat_and_split)
 {
-    struct mq_tensor in[3] = {iota_i64(2, OH_DIMS(2, 2)), oh_i64(2, OH_DIMS(2, 0), NULL),
+    struct mq_tensor in[3] = {oh_iota_i64(2, OH_DIMS(2, 2)), oh_i64(2, OH_DIMS(2, 0), NULL),
                               oh_i64(2, OH_DIMS(2, 1), (int64_t[]){10, 11})};
     Onnx__NodeProto *n = oh_node("Concat", 3, 1);
     oh_attr_int(n, "axis", -1);
-    struct mq_tensor o = run1(n, 13, in, 3);
+    struct mq_tensor o = oh_run1_take_all(n, 13, in, 3);
     check_i64(&o, 2, OH_DIMS(2, 3), (int64_t[]){0, 1, 10, 2, 3, 11});
 
     /* Concat-1 defaults the axis to 1 */
-    in[0] = iota_i64(2, OH_DIMS(1, 2));
-    in[1] = iota_i64(2, OH_DIMS(1, 2));
-    o = run1(oh_node("Concat", 2, 1), 1, in, 2);
+    in[0] = oh_iota_i64(2, OH_DIMS(1, 2));
+    in[1] = oh_iota_i64(2, OH_DIMS(1, 2));
+    o = oh_run1_take_all(oh_node("Concat", 2, 1), 1, in, 2);
     check_i64(&o, 2, OH_DIMS(1, 4), (int64_t[]){0, 1, 0, 1});
 
-    in[0] = iota_i64(2, OH_DIMS(2, 2));
-    in[1] = iota_i64(2, OH_DIMS(3, 2));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 2));
+    in[1] = oh_iota_i64(2, OH_DIMS(3, 2));
     n = oh_node("Concat", 2, 1);
     oh_attr_int(n, "axis", 1);
     run_fail(n, 13, in, 2, 1, "does not match");
-    in[0] = iota_i64(1, OH_DIMS(2));
-    in[1] = iota_f32(1, OH_DIMS(2));
+    in[0] = oh_iota_i64(1, OH_DIMS(2));
+    in[1] = oh_iota_f32(1, OH_DIMS(2));
     n = oh_node("Concat", 2, 1);
     oh_attr_int(n, "axis", 0);
     run_fail(n, 13, in, 2, 1, "float32");
 
     /* Split into sizes given as an input (13), an attribute (11), equal parts */
     struct mq_tensor out[3];
-    in[0] = iota_i64(2, OH_DIMS(2, 6));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 6));
     in[1] = ints(3, (int64_t[]){1, 0, 5});
     n = oh_node("Split", 2, 3);
     oh_attr_int(n, "axis", 1);
-    run_n(n, 13, in, 2, out, 3);
+    oh_run_ok_take_all(n, 13, in, 2, out, 3);
     check_i64(&out[0], 2, OH_DIMS(2, 1), (int64_t[]){0, 6});
     check_i64(&out[1], 2, OH_DIMS(2, 0), NULL);
     check_i64(&out[2], 2, OH_DIMS(2, 5), (int64_t[]){1, 2, 3, 4, 5, 7, 8, 9, 10, 11});
 
-    in[0] = iota_i64(1, OH_DIMS(6));
+    in[0] = oh_iota_i64(1, OH_DIMS(6));
     n = oh_node("Split", 1, 2);
     oh_attr_ints(n, "split", 2, (int64_t[]){4, 2});
-    run_n(n, 11, in, 1, out, 2);
+    oh_run_ok_take_all(n, 11, in, 1, out, 2);
     check_i64(&out[0], 1, OH_DIMS(4), (int64_t[]){0, 1, 2, 3});
     check_i64(&out[1], 1, OH_DIMS(2), (int64_t[]){4, 5});
 
-    in[0] = iota_i64(2, OH_DIMS(6, 1));
-    run_n(oh_node("Split", 1, 3), 13, in, 1, out, 3);
+    in[0] = oh_iota_i64(2, OH_DIMS(6, 1));
+    oh_run_ok_take_all(oh_node("Split", 1, 3), 13, in, 1, out, 3);
     check_i64(&out[2], 2, OH_DIMS(2, 1), (int64_t[]){4, 5});
     mq_tensor_free(&out[0]);
     mq_tensor_free(&out[1]);
 
     /* Split-18 num_outputs: the last chunk is the smaller one */
-    in[0] = iota_i64(1, OH_DIMS(7));
+    in[0] = oh_iota_i64(1, OH_DIMS(7));
     n = oh_node("Split", 1, 3);
     oh_attr_int(n, "num_outputs", 3);
-    run_n(n, 18, in, 1, out, 3);
+    oh_run_ok_take_all(n, 18, in, 1, out, 3);
     check_i64(&out[0], 1, OH_DIMS(3), (int64_t[]){0, 1, 2});
     check_i64(&out[1], 1, OH_DIMS(3), (int64_t[]){3, 4, 5});
     check_i64(&out[2], 1, OH_DIMS(1), (int64_t[]){6});
 
-    in[0] = iota_i64(1, OH_DIMS(7));
+    in[0] = oh_iota_i64(1, OH_DIMS(7));
     run_fail(oh_node("Split", 1, 3), 13, in, 1, 3, "3 equal parts");
-    in[0] = iota_i64(1, OH_DIMS(7));
+    in[0] = oh_iota_i64(1, OH_DIMS(7));
     in[1] = ints(2, (int64_t[]){3, 3});
     run_fail(oh_node("Split", 2, 2), 13, in, 2, 2, "add up to 6");
 }
@@ -315,47 +277,47 @@ END_TEST
 START_TEST(slice_steps_and_clamping)
 {
     /* x[:, ::-2, 3:0:-2] of arange(24).reshape(2,3,4) */
-    struct mq_tensor in[5] = {iota_i64(3, OH_DIMS(2, 3, 4)),
+    struct mq_tensor in[5] = {oh_iota_i64(3, OH_DIMS(2, 3, 4)),
                               ints(2, (int64_t[]){-1, 3}),
                               ints(2, (int64_t[]){INT64_MIN, 0}),
                               ints(2, (int64_t[]){1, -1}),
                               ints(2, (int64_t[]){-2, -2})};
-    struct mq_tensor o = run1(oh_node("Slice", 5, 1), 13, in, 5);
+    struct mq_tensor o = oh_run1_take_all(oh_node("Slice", 5, 1), 13, in, 5);
     check_i64(&o, 3, OH_DIMS(2, 2, 2), (int64_t[]){11, 9, 3, 1, 23, 21, 15, 13});
 
     /* out-of-range starts/ends clamp; default axes and steps */
-    in[0] = iota_i64(3, OH_DIMS(2, 3, 4));
+    in[0] = oh_iota_i64(3, OH_DIMS(2, 3, 4));
     in[1] = ints(3, (int64_t[]){-5, 1, 0});
     in[2] = ints(3, (int64_t[]){10, INT64_MAX, -1});
-    o = run1(oh_node("Slice", 3, 1), 13, in, 3);
+    o = oh_run1_take_all(oh_node("Slice", 3, 1), 13, in, 3);
     oh_assert_shape(&o, 3, OH_DIMS(2, 2, 3));
     ck_assert_int_eq(((int64_t *)o.data)[0], 4);
     ck_assert_int_eq(((int64_t *)o.data)[11], 22);
     mq_tensor_free(&o);
 
     /* start past the end: empty */
-    in[0] = iota_i64(1, OH_DIMS(4));
+    in[0] = oh_iota_i64(1, OH_DIMS(4));
     in[1] = ints(1, (int64_t[]){7});
     in[2] = ints(1, (int64_t[]){9});
-    o = run1(oh_node("Slice", 3, 1), 13, in, 3);
+    o = oh_run1_take_all(oh_node("Slice", 3, 1), 13, in, 3);
     check_i64(&o, 1, OH_DIMS(0), NULL);
 
     /* Slice-1: attributes */
-    in[0] = iota_i64(2, OH_DIMS(3, 4));
+    in[0] = oh_iota_i64(2, OH_DIMS(3, 4));
     Onnx__NodeProto *n = oh_node("Slice", 1, 1);
     oh_attr_ints(n, "starts", 1, (int64_t[]){1});
     oh_attr_ints(n, "ends", 1, (int64_t[]){1000});
     oh_attr_ints(n, "axes", 1, (int64_t[]){1});
-    o = run1(n, 1, in, 1);
+    o = oh_run1_take_all(n, 1, in, 1);
     check_i64(&o, 2, OH_DIMS(3, 3), (int64_t[]){1, 2, 3, 5, 6, 7, 9, 10, 11});
 
-    in[0] = iota_i64(1, OH_DIMS(4));
+    in[0] = oh_iota_i64(1, OH_DIMS(4));
     in[1] = ints(1, (int64_t[]){0});
     in[2] = ints(1, (int64_t[]){4});
     in[3] = ints(1, (int64_t[]){0});
     in[4] = ints(1, (int64_t[]){0});
     run_fail(oh_node("Slice", 5, 1), 13, in, 5, 1, "step");
-    in[0] = iota_i64(1, OH_DIMS(4));
+    in[0] = oh_iota_i64(1, OH_DIMS(4));
     in[1] = ints(1, (int64_t[]){0});
     in[2] = ints(2, (int64_t[]){4, 4});
     run_fail(oh_node("Slice", 3, 1), 13, in, 3, 1, "same length");
@@ -364,36 +326,36 @@ END_TEST
 
 START_TEST(expand_and_tile)
 {
-    struct mq_tensor in[3] = {iota_i64(2, OH_DIMS(3, 1)), ints(3, (int64_t[]){2, 1, 2})};
-    struct mq_tensor o = run1(oh_node("Expand", 2, 1), 13, in, 2);
+    struct mq_tensor in[3] = {oh_iota_i64(2, OH_DIMS(3, 1)), ints(3, (int64_t[]){2, 1, 2})};
+    struct mq_tensor o = oh_run1_take_all(oh_node("Expand", 2, 1), 13, in, 2);
     check_i64(&o, 3, OH_DIMS(2, 3, 2),
               (int64_t[]){0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2});
     /* the shape may be smaller than the input's: bidirectional broadcast */
-    in[0] = iota_i64(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 3));
     in[1] = ints(1, (int64_t[]){1});
-    o = run1(oh_node("Expand", 2, 1), 13, in, 2);
+    o = oh_run1_take_all(oh_node("Expand", 2, 1), 13, in, 2);
     check_i64(&o, 2, OH_DIMS(2, 3), (int64_t[]){0, 1, 2, 3, 4, 5});
-    in[0] = iota_i64(1, OH_DIMS(3));
+    in[0] = oh_iota_i64(1, OH_DIMS(3));
     in[1] = ints(2, (int64_t[]){2, 4});
     run_fail(oh_node("Expand", 2, 1), 13, in, 2, 1, "cannot be broadcast");
 
-    in[0] = iota_i64(2, OH_DIMS(2, 2));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 2));
     in[1] = ints(2, (int64_t[]){2, 3});
-    o = run1(oh_node("Tile", 2, 1), 13, in, 2);
+    o = oh_run1_take_all(oh_node("Tile", 2, 1), 13, in, 2);
     check_i64(&o, 2, OH_DIMS(4, 6),
               (int64_t[]){0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3,
                           0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3});
-    in[0] = iota_i64(2, OH_DIMS(2, 2));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 2));
     in[1] = ints(2, (int64_t[]){0, 1});
-    o = run1(oh_node("Tile", 2, 1), 13, in, 2);
+    o = oh_run1_take_all(oh_node("Tile", 2, 1), 13, in, 2);
     check_i64(&o, 2, OH_DIMS(0, 2), NULL);
     /* Tile-1: (tiles, axis) scalars */
-    in[0] = iota_i64(2, OH_DIMS(1, 2));
+    in[0] = oh_iota_i64(2, OH_DIMS(1, 2));
     in[1] = oh_i64(0, NULL, (int64_t[]){3});
     in[2] = oh_i64(0, NULL, (int64_t[]){0});
-    o = run1(oh_node("Tile", 3, 1), 1, in, 3);
+    o = oh_run1_take_all(oh_node("Tile", 3, 1), 1, in, 3);
     check_i64(&o, 2, OH_DIMS(3, 2), (int64_t[]){0, 1, 0, 1, 0, 1});
-    in[0] = iota_i64(2, OH_DIMS(2, 2));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 2));
     in[1] = ints(1, (int64_t[]){2});
     run_fail(oh_node("Tile", 2, 1), 13, in, 2, 1, "rank 2");
 }
@@ -401,10 +363,10 @@ END_TEST
 
 static struct mq_tensor pad_run(const char *mode, const int64_t *pads, int n_pads, int opset)
 {
-    struct mq_tensor in[2] = {iota_i64(2, OH_DIMS(2, 3)), ints(n_pads, pads)};
+    struct mq_tensor in[2] = {oh_iota_i64(2, OH_DIMS(2, 3)), ints(n_pads, pads)};
     Onnx__NodeProto *n = oh_node("Pad", 2, 1);
     oh_attr_string(n, "mode", mode);
-    return run1(n, opset, in, 2);
+    return oh_run1_take_all(n, opset, in, 2);
 }
 
 START_TEST(pad_modes)
@@ -433,27 +395,27 @@ START_TEST(pad_modes)
     check_i64(&o, 2, OH_DIMS(3, 2), (int64_t[]){1, 2, 4, 5, 0, 0});
 
     /* constant value as an input (11+), with axes (18) */
-    struct mq_tensor in[4] = {iota_f32(2, OH_DIMS(2, 2)), ints(2, (int64_t[]){1, 2}),
+    struct mq_tensor in[4] = {oh_iota_f32(2, OH_DIMS(2, 2)), ints(2, (int64_t[]){1, 2}),
                               oh_f32(0, NULL, (float[]){-1.5f}), ints(1, (int64_t[]){-1})};
-    o = run1(oh_node("Pad", 4, 1), 18, in, 4);
+    o = oh_run1_take_all(oh_node("Pad", 4, 1), 18, in, 4);
     oh_assert_f32(&o, 2, OH_DIMS(2, 5),
                   (float[]){-1.5f, 0, 1, -1.5f, -1.5f, -1.5f, 2, 3, -1.5f, -1.5f}, 0, 0);
     mq_tensor_free(&o);
 
     /* Pad-2: pads and value are attributes */
-    in[0] = iota_i64(1, OH_DIMS(2));
+    in[0] = oh_iota_i64(1, OH_DIMS(2));
     Onnx__NodeProto *n = oh_node("Pad", 1, 1);
     oh_attr_ints(n, "pads", 2, (int64_t[]){1, 1});
     oh_attr_float(n, "value", 7.0f);
-    o = run1(n, 2, in, 1);
+    o = oh_run1_take_all(n, 2, in, 1);
     check_i64(&o, 1, OH_DIMS(4), (int64_t[]){7, 0, 1, 7});
 
     o = pad_run("constant", (int64_t[]){0, -3, 0, 0}, 4, 13);
     check_i64(&o, 2, OH_DIMS(2, 0), NULL);
-    in[0] = iota_i64(1, OH_DIMS(2));
+    in[0] = oh_iota_i64(1, OH_DIMS(2));
     in[1] = ints(2, (int64_t[]){-2, -1});
     run_fail(oh_node("Pad", 2, 1), 13, in, 2, 1, "negative");
-    in[0] = iota_i64(1, OH_DIMS(2));
+    in[0] = oh_iota_i64(1, OH_DIMS(2));
     in[1] = ints(1, (int64_t[]){1});
     run_fail(oh_node("Pad", 2, 1), 13, in, 2, 1, "expected 2");
     in[0] = oh_i64(1, OH_DIMS(0), NULL);
@@ -467,39 +429,39 @@ END_TEST
 START_TEST(depth_space)
 {
     /* numpy: x = arange(16).reshape(1,8,1,2); DCR: reshape(1,2,2,2,1,2).transpose(0,3,4,1,5,2) */
-    struct mq_tensor in = iota_i64(4, OH_DIMS(1, 8, 1, 2));
+    struct mq_tensor in = oh_iota_i64(4, OH_DIMS(1, 8, 1, 2));
     Onnx__NodeProto *n = oh_node("DepthToSpace", 1, 1);
     oh_attr_int(n, "blocksize", 2);
-    struct mq_tensor o = run1(n, 13, &in, 1);
+    struct mq_tensor o = oh_run1_take_all(n, 13, &in, 1);
     check_i64(&o, 4, OH_DIMS(1, 2, 2, 4),
               (int64_t[]){0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15});
-    in = iota_i64(4, OH_DIMS(1, 8, 1, 2));
+    in = oh_iota_i64(4, OH_DIMS(1, 8, 1, 2));
     n = oh_node("DepthToSpace", 1, 1);
     oh_attr_int(n, "blocksize", 2);
     oh_attr_string(n, "mode", "CRD");
-    o = run1(n, 13, &in, 1);
+    o = oh_run1_take_all(n, 13, &in, 1);
     check_i64(&o, 4, OH_DIMS(1, 2, 2, 4),
               (int64_t[]){0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15});
 
     /* SpaceToDepth undoes DCR DepthToSpace */
-    in = iota_i64(4, OH_DIMS(2, 3, 4, 6));
+    in = oh_iota_i64(4, OH_DIMS(2, 3, 4, 6));
     n = oh_node("SpaceToDepth", 1, 1);
     oh_attr_int(n, "blocksize", 2);
-    struct mq_tensor mid = run1(n, 13, &in, 1);
+    struct mq_tensor mid = oh_run1_take_all(n, 13, &in, 1);
     oh_assert_shape(&mid, 4, OH_DIMS(2, 12, 2, 3));
     n = oh_node("DepthToSpace", 1, 1);
     oh_attr_int(n, "blocksize", 2);
-    o = run1(n, 13, &mid, 1);
+    o = oh_run1_take_all(n, 13, &mid, 1);
     oh_assert_shape(&o, 4, OH_DIMS(2, 3, 4, 6));
     for (int64_t i = 0; i < o.count; i++)
         ck_assert_int_eq(((int64_t *)o.data)[i], i);
     mq_tensor_free(&o);
 
-    in = iota_i64(4, OH_DIMS(1, 6, 1, 1));
+    in = oh_iota_i64(4, OH_DIMS(1, 6, 1, 1));
     n = oh_node("DepthToSpace", 1, 1);
     oh_attr_int(n, "blocksize", 2);
     run_fail(n, 13, &in, 1, 1, "divisible");
-    in = iota_i64(3, OH_DIMS(1, 4, 1));
+    in = oh_iota_i64(3, OH_DIMS(1, 4, 1));
     n = oh_node("SpaceToDepth", 1, 1);
     oh_attr_int(n, "blocksize", 2);
     run_fail(n, 13, &in, 1, 1, "rank 4");
@@ -509,35 +471,35 @@ END_TEST
 START_TEST(shape_size_constants)
 {
     struct mq_tensor in[3] = {oh_f32(4, OH_DIMS(2, 3, 0, 5), NULL)};
-    struct mq_tensor o = run1(oh_node("Shape", 1, 1), 13, in, 1);
+    struct mq_tensor o = oh_run1_take_all(oh_node("Shape", 1, 1), 13, in, 1);
     check_i64(&o, 1, OH_DIMS(4), (int64_t[]){2, 3, 0, 5});
     in[0] = oh_f32(4, OH_DIMS(2, 3, 0, 5), NULL);
     Onnx__NodeProto *n = oh_node("Shape", 1, 1);
     oh_attr_int(n, "start", -3);
     oh_attr_int(n, "end", 100);
-    o = run1(n, 15, in, 1);
+    o = oh_run1_take_all(n, 15, in, 1);
     check_i64(&o, 1, OH_DIMS(3), (int64_t[]){3, 0, 5});
     in[0] = oh_f32(4, OH_DIMS(2, 3, 0, 5), NULL);
     n = oh_node("Shape", 1, 1);
     oh_attr_int(n, "start", 3);
     oh_attr_int(n, "end", 1);
-    o = run1(n, 15, in, 1);
+    o = oh_run1_take_all(n, 15, in, 1);
     check_i64(&o, 1, OH_DIMS(0), NULL);
 
     in[0] = oh_f32(2, OH_DIMS(3, 5), NULL);
-    o = run1(oh_node("Size", 1, 1), 13, in, 1);
+    o = oh_run1_take_all(oh_node("Size", 1, 1), 13, in, 1);
     check_i64(&o, 0, NULL, (int64_t[]){15});
 
     /* ConstantOfShape: default float 0; value's type; empty shape gives a scalar */
     in[0] = ints(2, (int64_t[]){2, 1});
-    o = run1(oh_node("ConstantOfShape", 1, 1), 9, in, 1);
+    o = oh_run1_take_all(oh_node("ConstantOfShape", 1, 1), 9, in, 1);
     oh_assert_f32(&o, 2, OH_DIMS(2, 1), (float[]){0, 0}, 0, 0);
     mq_tensor_free(&o);
     struct mq_tensor v = oh_i32(1, OH_DIMS(1), (int32_t[]){-7});
     in[0] = ints(0, NULL);
     n = oh_node("ConstantOfShape", 1, 1);
     oh_attr_tensor(n, "value", &v);
-    o = run1(n, 9, in, 1);
+    o = oh_run1_take_all(n, 9, in, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_INT32);
     check_i64(&o, 0, NULL, (int64_t[]){-7});
     in[0] = ints(1, (int64_t[]){-1});
@@ -550,17 +512,17 @@ START_TEST(shape_size_constants)
     v = oh_f32(2, OH_DIMS(1, 2), (float[]){1.5f, -2});
     n = oh_node("Constant", 0, 1);
     oh_attr_tensor(n, "value", &v);
-    o = run1(n, 11, in, 0);
+    o = oh_run1_take_all(n, 11, in, 0);
     oh_assert_f32(&o, 2, OH_DIMS(1, 2), (float[]){1.5f, -2}, 0, 0);
     mq_tensor_free(&o);
     mq_tensor_free(&v);
     n = oh_node("Constant", 0, 1);
     oh_attr_ints(n, "value_ints", 3, (int64_t[]){4, 5, 6});
-    o = run1(n, 13, in, 0);
+    o = oh_run1_take_all(n, 13, in, 0);
     check_i64(&o, 1, OH_DIMS(3), (int64_t[]){4, 5, 6});
     n = oh_node("Constant", 0, 1);
     oh_attr_float(n, "value_float", 0.25f);
-    o = run1(n, 13, in, 0);
+    o = oh_run1_take_all(n, 13, in, 0);
     oh_assert_f32(&o, 0, NULL, (float[]){0.25f}, 0, 0);
     mq_tensor_free(&o);
     n = oh_node("Constant", 0, 1);
@@ -575,19 +537,19 @@ START_TEST(range_identity_dropout)
 {
     struct mq_tensor in[3] = {oh_i32(0, NULL, (int32_t[]){10}), oh_i32(0, NULL, (int32_t[]){4}),
                               oh_i32(0, NULL, (int32_t[]){-3})};
-    struct mq_tensor o = run1(oh_node("Range", 3, 1), 11, in, 3);
+    struct mq_tensor o = oh_run1_take_all(oh_node("Range", 3, 1), 11, in, 3);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_INT32);
     check_i64(&o, 1, OH_DIMS(2), (int64_t[]){10, 7});
     in[0] = oh_f32(0, NULL, (float[]){1});
     in[1] = oh_f32(0, NULL, (float[]){2});
     in[2] = oh_f32(0, NULL, (float[]){0.3f});
-    o = run1(oh_node("Range", 3, 1), 11, in, 3);
+    o = oh_run1_take_all(oh_node("Range", 3, 1), 11, in, 3);
     oh_assert_f32(&o, 1, OH_DIMS(4), (float[]){1, 1.3f, 1.6f, 1.9f}, 1e-6f, 1e-6f);
     mq_tensor_free(&o);
     in[0] = oh_i64(0, NULL, (int64_t[]){5});
     in[1] = oh_i64(0, NULL, (int64_t[]){1});
     in[2] = oh_i64(0, NULL, (int64_t[]){1});
-    o = run1(oh_node("Range", 3, 1), 11, in, 3);
+    o = oh_run1_take_all(oh_node("Range", 3, 1), 11, in, 3);
     check_i64(&o, 1, OH_DIMS(0), NULL);
     in[0] = oh_i64(0, NULL, (int64_t[]){5});
     in[1] = oh_i64(0, NULL, (int64_t[]){1});
@@ -595,32 +557,32 @@ START_TEST(range_identity_dropout)
     run_fail(oh_node("Range", 3, 1), 11, in, 3, 1, "non-zero");
 
     in[0] = oh_u8(1, OH_DIMS(3), (uint8_t[]){1, 2, 255});
-    o = run1(oh_node("Identity", 1, 1), 13, in, 1);
+    o = oh_run1_take_all(oh_node("Identity", 1, 1), 13, in, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_UINT8);
     check_i64(&o, 1, OH_DIMS(3), (int64_t[]){1, 2, 255});
 
     /* Dropout at inference: a copy and an all-true mask */
     struct mq_tensor out[2];
-    in[0] = iota_f32(2, OH_DIMS(2, 2));
-    run_n(oh_node("Dropout", 1, 2), 13, in, 1, out, 2);
+    in[0] = oh_iota_f32(2, OH_DIMS(2, 2));
+    oh_run_ok_take_all(oh_node("Dropout", 1, 2), 13, in, 1, out, 2);
     oh_assert_f32(&out[0], 2, OH_DIMS(2, 2), (float[]){0, 1, 2, 3}, 0, 0);
     ck_assert_int_eq(out[1].dtype, MQ_DTYPE_BOOL);
     check_i64(&out[1], 2, OH_DIMS(2, 2), (int64_t[]){1, 1, 1, 1});
     mq_tensor_free(&out[0]);
     /* Dropout-7: the mask has the input's type */
-    in[0] = iota_f32(1, OH_DIMS(2));
-    run_n(oh_node("Dropout", 1, 2), 7, in, 1, out, 2);
+    in[0] = oh_iota_f32(1, OH_DIMS(2));
+    oh_run_ok_take_all(oh_node("Dropout", 1, 2), 7, in, 1, out, 2);
     oh_assert_f32(&out[1], 1, OH_DIMS(2), (float[]){1, 1}, 0, 0);
     mq_tensor_free(&out[0]);
     mq_tensor_free(&out[1]);
     /* training_mode with ratio 0 is still the identity; with a ratio it is refused */
-    in[0] = iota_f32(1, OH_DIMS(2));
+    in[0] = oh_iota_f32(1, OH_DIMS(2));
     in[1] = oh_f32(0, NULL, (float[]){0});
     in[2] = oh_bool(0, NULL, (uint8_t[]){1});
-    o = run1(oh_node("Dropout", 3, 1), 13, in, 3);
+    o = oh_run1_take_all(oh_node("Dropout", 3, 1), 13, in, 3);
     oh_assert_f32(&o, 1, OH_DIMS(2), (float[]){0, 1}, 0, 0);
     mq_tensor_free(&o);
-    in[0] = iota_f32(1, OH_DIMS(2));
+    in[0] = oh_iota_f32(1, OH_DIMS(2));
     in[1] = oh_f32(0, NULL, (float[]){0.5f});
     in[2] = oh_bool(0, NULL, (uint8_t[]){1});
     run_fail(oh_node("Dropout", 3, 1), 13, in, 3, 1, "training_mode");
@@ -633,31 +595,31 @@ START_TEST(eyelike_trilu)
     Onnx__NodeProto *n = oh_node("EyeLike", 1, 1);
     oh_attr_int(n, "k", 1);
     oh_attr_int(n, "dtype", MQ_DTYPE_DOUBLE);
-    struct mq_tensor o = run1(n, 9, in, 1);
+    struct mq_tensor o = oh_run1_take_all(n, 9, in, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_DOUBLE);
     check_i64(&o, 2, OH_DIMS(3, 4), (int64_t[]){0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1});
     in[0] = oh_i32(2, OH_DIMS(3, 2), NULL);
     n = oh_node("EyeLike", 1, 1);
     oh_attr_int(n, "k", -1);
-    o = run1(n, 9, in, 1);
+    o = oh_run1_take_all(n, 9, in, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_INT32);
     check_i64(&o, 2, OH_DIMS(3, 2), (int64_t[]){0, 0, 1, 0, 0, 1});
 
     /* numpy.triu / tril of arange(1, 13).reshape(3, 4) */
-    in[0] = iota_i64(2, OH_DIMS(3, 4));
-    o = run1(oh_node("Trilu", 1, 1), 14, in, 1);
+    in[0] = oh_iota_i64(2, OH_DIMS(3, 4));
+    o = oh_run1_take_all(oh_node("Trilu", 1, 1), 14, in, 1);
     check_i64(&o, 2, OH_DIMS(3, 4), (int64_t[]){0, 1, 2, 3, 0, 5, 6, 7, 0, 0, 10, 11});
-    in[0] = iota_i64(3, OH_DIMS(2, 3, 4));
+    in[0] = oh_iota_i64(3, OH_DIMS(2, 3, 4));
     in[1] = oh_i64(0, NULL, (int64_t[]){-1});
     n = oh_node("Trilu", 2, 1);
     oh_attr_int(n, "upper", 0);
-    o = run1(n, 14, in, 2);
+    o = oh_run1_take_all(n, 14, in, 2);
     check_i64(&o, 3, OH_DIMS(2, 3, 4),
               (int64_t[]){0, 0, 0, 0, 4, 0, 0, 0, 8, 9, 0, 0,
                           0, 0, 0, 0, 16, 0, 0, 0, 20, 21, 0, 0});
-    in[0] = iota_i64(2, OH_DIMS(2, 2));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 2));
     in[1] = oh_i64(0, NULL, (int64_t[]){INT64_MIN});
-    o = run1(oh_node("Trilu", 2, 1), 14, in, 2);
+    o = oh_run1_take_all(oh_node("Trilu", 2, 1), 14, in, 2);
     check_i64(&o, 2, OH_DIMS(2, 2), (int64_t[]){0, 1, 2, 3});
 }
 END_TEST
@@ -665,24 +627,24 @@ END_TEST
 START_TEST(nonzero_compress_onehot)
 {
     struct mq_tensor in[3] = {oh_f32(2, OH_DIMS(2, 3), (float[]){0, 1.5f, -0.0f, NAN, 0, 2})};
-    struct mq_tensor o = run1(oh_node("NonZero", 1, 1), 13, in, 1);
+    struct mq_tensor o = oh_run1_take_all(oh_node("NonZero", 1, 1), 13, in, 1);
     check_i64(&o, 2, OH_DIMS(2, 3), (int64_t[]){0, 1, 1, 1, 0, 2});
     in[0] = oh_bool(1, OH_DIMS(0), NULL);
-    o = run1(oh_node("NonZero", 1, 1), 13, in, 1);
+    o = oh_run1_take_all(oh_node("NonZero", 1, 1), 13, in, 1);
     check_i64(&o, 2, OH_DIMS(1, 0), NULL);
 
     /* numpy.compress: [0, 1, 1] along axis 1, and over the flattened input */
-    in[0] = iota_i64(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 3));
     in[1] = oh_bool(1, OH_DIMS(3), (uint8_t[]){0, 1, 1});
     Onnx__NodeProto *n = oh_node("Compress", 2, 1);
     oh_attr_int(n, "axis", -1);
-    o = run1(n, 11, in, 2);
+    o = oh_run1_take_all(n, 11, in, 2);
     check_i64(&o, 2, OH_DIMS(2, 2), (int64_t[]){1, 2, 4, 5});
-    in[0] = iota_i64(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 3));
     in[1] = oh_bool(1, OH_DIMS(5), (uint8_t[]){1, 0, 0, 0, 1});
-    o = run1(oh_node("Compress", 2, 1), 11, in, 2);
+    o = oh_run1_take_all(oh_node("Compress", 2, 1), 11, in, 2);
     check_i64(&o, 1, OH_DIMS(2), (int64_t[]){0, 4});
-    in[0] = iota_i64(1, OH_DIMS(2));
+    in[0] = oh_iota_i64(1, OH_DIMS(2));
     in[1] = oh_bool(1, OH_DIMS(3), (uint8_t[]){0, 0, 1});
     run_fail(oh_node("Compress", 2, 1), 11, in, 2, 1, "selects index 2");
 
@@ -690,7 +652,7 @@ START_TEST(nonzero_compress_onehot)
     in[0] = oh_i64(1, OH_DIMS(4), (int64_t[]){0, -1, 3, 5});
     in[1] = oh_f32(0, NULL, (float[]){4.7f});
     in[2] = oh_f32(1, OH_DIMS(2), (float[]){-1, 2});
-    o = run1(oh_node("OneHot", 3, 1), 11, in, 3);
+    o = oh_run1_take_all(oh_node("OneHot", 3, 1), 11, in, 3);
     oh_assert_f32(&o, 2, OH_DIMS(4, 4),
                   (float[]){2, -1, -1, -1, -1, -1, -1, 2, -1, -1, -1, 2, -1, -1, -1, -1}, 0, 0);
     mq_tensor_free(&o);
@@ -699,7 +661,7 @@ START_TEST(nonzero_compress_onehot)
     in[2] = oh_i64(1, OH_DIMS(2), (int64_t[]){0, 1});
     n = oh_node("OneHot", 3, 1);
     oh_attr_int(n, "axis", 0);
-    o = run1(n, 11, in, 3);
+    o = oh_run1_take_all(n, 11, in, 3);
     check_i64(&o, 2, OH_DIMS(3, 2), (int64_t[]){0, 1, 1, 0, 0, 0});
 }
 END_TEST
@@ -707,16 +669,16 @@ END_TEST
 START_TEST(reverse_sequence)
 {
     /* time-major [T=3, B=2, 2]; batch 0 reverses 3 steps, batch 1 two */
-    struct mq_tensor in[2] = {iota_i64(3, OH_DIMS(3, 2, 2)), ints(2, (int64_t[]){3, 2})};
-    struct mq_tensor o = run1(oh_node("ReverseSequence", 2, 1), 10, in, 2);
+    struct mq_tensor in[2] = {oh_iota_i64(3, OH_DIMS(3, 2, 2)), ints(2, (int64_t[]){3, 2})};
+    struct mq_tensor o = oh_run1_take_all(oh_node("ReverseSequence", 2, 1), 10, in, 2);
     check_i64(&o, 3, OH_DIMS(3, 2, 2), (int64_t[]){8, 9, 6, 7, 4, 5, 2, 3, 0, 1, 10, 11});
-    in[0] = iota_i64(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 3));
     in[1] = ints(2, (int64_t[]){1, 4});
     Onnx__NodeProto *n = oh_node("ReverseSequence", 2, 1);
     oh_attr_int(n, "batch_axis", 0);
     oh_attr_int(n, "time_axis", 1);
     run_fail(n, 10, in, 2, 1, "outside [0, 3]");
-    in[0] = iota_i64(2, OH_DIMS(2, 3));
+    in[0] = oh_iota_i64(2, OH_DIMS(2, 3));
     in[1] = ints(2, (int64_t[]){1, 1});
     n = oh_node("ReverseSequence", 2, 1);
     oh_attr_int(n, "batch_axis", 0);
@@ -729,7 +691,7 @@ START_TEST(half_types_move_as_bytes)
     struct mq_tensor in[1] = {oh_typed(MQ_DTYPE_FLOAT16, 2, OH_DIMS(2, 2),
                                        (uint16_t[]){0x3c00, 0x4000, 0x4200, 0x4400})};
     Onnx__NodeProto *n = oh_node("Transpose", 1, 1);
-    struct mq_tensor o = run1(n, 13, in, 1);
+    struct mq_tensor o = oh_run1_take_all(n, 13, in, 1);
     ck_assert_int_eq(o.dtype, MQ_DTYPE_FLOAT16);
     const uint16_t *h = o.data;
     ck_assert(h[0] == 0x3c00 && h[1] == 0x4200 && h[2] == 0x4000 && h[3] == 0x4400);
@@ -757,10 +719,5 @@ int main(void)
     tcase_add_test(tc, nonzero_compress_onehot);
     tcase_add_test(tc, reverse_sequence);
     tcase_add_test(tc, half_types_move_as_bytes);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

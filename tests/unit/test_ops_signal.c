@@ -9,31 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
-
-static void run_ok(const Onnx__NodeProto *node, int opset, struct mq_tensor *in, int n_in,
-                   struct mq_tensor *out)
-{
-    struct mq_error err = {{0}};
-    int rc = oh_run(node, opset, in, n_in, out, 1, &err);
-    ck_assert_msg(rc == 0, "run failed: %s", err.message);
-}
-
-static const char *run_fails(const Onnx__NodeProto *node, int opset, struct mq_tensor *in,
-                             int n_in, struct mq_error *err)
-{
-    struct mq_tensor out = {0};
-    int rc = oh_run(node, opset, in, n_in, &out, 1, err);
-    ck_assert_int_ne(rc, 0);
-    mq_tensor_free(&out);
-    return err->message;
-}
-
-static void free_all(struct mq_tensor *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        mq_tensor_free(&t[i]);
-}
 
 static const float signal5[5] = {1, 2, -1, 0.5f, 3};
 
@@ -44,20 +21,20 @@ START_TEST(dft_real_input_power_of_two_and_not)
     Onnx__NodeProto *n = oh_node("DFT", 1, 1);
     struct mq_tensor in[1] = {oh_f32(3, OH_DIMS(1, 5, 1), signal5)};
     struct mq_tensor out = {0};
-    run_ok(n, 17, in, 1, &out);
+    oh_run_ok(n, 17, in, 1, &out, 1);
     oh_assert_f32(&out, 3, OH_DIMS(1, 5, 2),
                   (float[]){5.5f, 0, 2.949593f, 1.832734f, -3.199593f, -0.8388f, -3.199593f,
                             0.8388f, 2.949593f, -1.832734f},
                   1e-5f, 1e-5f);
     mq_tensor_free(&out);
-    free_all(in, 1);
+    oh_free_all(in, 1);
 
     struct mq_tensor in4[1] = {oh_f32(3, OH_DIMS(1, 4, 1), signal5)};
-    run_ok(n, 17, in4, 1, &out);
+    oh_run_ok(n, 17, in4, 1, &out, 1);
     oh_assert_f32(&out, 3, OH_DIMS(1, 4, 2), (float[]){2.5f, 0, 2, -1.5f, -2.5f, 0, 2, 1.5f},
                   1e-6f, 1e-6f);
     mq_tensor_free(&out);
-    free_all(in4, 1);
+    oh_free_all(in4, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -70,24 +47,24 @@ START_TEST(dft_length_padding_onesided_and_axis)
     struct mq_tensor in[2] = {oh_f32(3, OH_DIMS(1, 5, 1), signal5),
                               oh_i64(0, NULL, (int64_t[]){8})};
     struct mq_tensor out = {0};
-    run_ok(n, 17, in, 2, &out);
+    oh_run_ok(n, 17, in, 2, &out, 1);
     oh_assert_f32(&out, 3, OH_DIMS(1, 5, 2),
                   (float[]){5.5f, 0, -0.93934f, -0.767767f, 5, -1.5f, -3.06066f, -2.767767f,
                             0.5f, 0},
                   1e-5f, 1e-5f);
     mq_tensor_free(&out);
-    free_all(in, 2);
+    oh_free_all(in, 2);
     oh_node_free(n);
 
     /* Axis 0 of a [2, 3, 1] input (no batch dimension), given as a negative axis. */
     n = oh_node("DFT", 1, 1);
     oh_attr_int(n, "axis", -3);
     struct mq_tensor m[1] = {oh_f32(3, OH_DIMS(2, 3, 1), (float[]){1, 2, 3, 4, 5, 6})};
-    run_ok(n, 17, m, 1, &out);
+    oh_run_ok(n, 17, m, 1, &out, 1);
     oh_assert_f32(&out, 3, OH_DIMS(2, 3, 2), (float[]){5, 0, 7, 0, 9, 0, -3, 0, -3, 0, -3, 0},
                   1e-6f, 1e-6f);
     mq_tensor_free(&out);
-    free_all(m, 1);
+    oh_free_all(m, 1);
     oh_node_free(n);
 
     /* Opset 20 takes the axis as input 2; -2 is the default. */
@@ -96,11 +73,11 @@ START_TEST(dft_length_padding_onesided_and_axis)
     struct mq_tensor m20[3] = {oh_f32(3, OH_DIMS(2, 3, 1), (float[]){1, 2, 3, 4, 5, 6}),
                                oh_i64(0, NULL, (int64_t[]){0}),
                                oh_i64(0, NULL, (int64_t[]){0})};
-    run_ok(n, 20, m20, 3, &out);
+    oh_run_ok(n, 20, m20, 3, &out, 1);
     oh_assert_f32(&out, 3, OH_DIMS(2, 3, 2), (float[]){5, 0, 7, 0, 9, 0, -3, 0, -3, 0, -3, 0},
                   1e-6f, 1e-6f);
     mq_tensor_free(&out);
-    free_all(m20, 3);
+    oh_free_all(m20, 3);
     oh_node_free(n);
 }
 END_TEST
@@ -111,26 +88,26 @@ START_TEST(dft_inverse_complex_and_errors)
     oh_attr_int(n, "inverse", 1);
     struct mq_tensor in[1] = {oh_f32(3, OH_DIMS(1, 3, 2), (float[]){1, 1, 2, -1, 0, 0.5f})};
     struct mq_tensor out = {0};
-    run_ok(n, 17, in, 1, &out);
+    oh_run_ok(n, 17, in, 1, &out, 1);
     oh_assert_f32(&out, 3, OH_DIMS(1, 3, 2),
                   (float[]){1, 0.166667f, 0.433013f, 0.994017f, -0.433013f, -0.160684f}, 1e-5f,
                   1e-5f);
     mq_tensor_free(&out);
-    free_all(in, 1);
+    oh_free_all(in, 1);
     oh_node_free(n);
 
     n = oh_node("DFT", 1, 1);
     oh_attr_int(n, "onesided", 1);
     struct mq_error err;
     struct mq_tensor c[1] = {oh_f32(3, OH_DIMS(1, 3, 2), NULL)};
-    const char *msg = run_fails(n, 17, c, 1, &err);
+    const char *msg = oh_run_fails(n, 17, c, 1, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(DFT)"));
     ck_assert_ptr_nonnull(strstr(msg, "complex"));
-    free_all(c, 1);
+    oh_free_all(c, 1);
     struct mq_tensor r[1] = {oh_f32(3, OH_DIMS(1, 3, 3), NULL)};
-    msg = run_fails(n, 17, r, 1, &err);
+    msg = oh_run_fails(n, 17, r, 1, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "[..., N, 1]"));
-    free_all(r, 1);
+    oh_free_all(r, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -148,9 +125,9 @@ START_TEST(dft_long_odd_length_and_round_trip)
     Onnx__NodeProto *n = oh_node("DFT", 1, 1);
     struct mq_tensor in[1] = {oh_f32(3, OH_DIMS(1, N, 1), x)};
     struct mq_tensor spec = {0};
-    run_ok(n, 17, in, 1, &spec);
+    oh_run_ok(n, 17, in, 1, &spec, 1);
     oh_assert_f32(&spec, 3, OH_DIMS(1, N, 2), want, 1e-4f, 1e-5f);
-    free_all(in, 1);
+    oh_free_all(in, 1);
     oh_node_free(n);
 
     n = oh_node("DFT", 1, 1);
@@ -161,7 +138,7 @@ START_TEST(dft_long_odd_length_and_round_trip)
         back[2 * i + 1] = 0;
     }
     struct mq_tensor out = {0};
-    run_ok(n, 17, &spec, 1, &out);
+    oh_run_ok(n, 17, &spec, 1, &out, 1);
     oh_assert_f32(&out, 3, OH_DIMS(1, N, 2), back, 1e-5f, 1e-5f);
     mq_tensor_free(&out);
     mq_tensor_free(&spec);
@@ -180,13 +157,13 @@ START_TEST(stft_window_frames_and_onesided)
     struct mq_tensor in[3] = {oh_f32(3, OH_DIMS(1, 8, 1), sig), oh_i64(0, NULL, (int64_t[]){2}),
                               oh_f32(1, OH_DIMS(4), (float[]){0, 1, 1, 0.5f})};
     struct mq_tensor out = {0};
-    run_ok(n, 17, in, 3, &out);
+    oh_run_ok(n, 17, in, 3, &out, 1);
     oh_assert_f32(&out, 4, OH_DIMS(1, 3, 3, 2),
                   (float[]){4.5f, 0, -2, 0.5f, -0.5f, 0, 9.5f, 0, -4, -0.5f, -1.5f, 0, 14.5f, 0,
                             -6, -1.5f, -2.5f, 0},
                   1e-5f, 1e-5f);
     mq_tensor_free(&out);
-    free_all(in, 3);
+    oh_free_all(in, 3);
     oh_node_free(n);
 
     /* No window: frame_length input, a rectangular window, full spectrum. */
@@ -195,19 +172,19 @@ START_TEST(stft_window_frames_and_onesided)
     oh_attr_int(n, "onesided", 0);
     struct mq_tensor in2[4] = {oh_f32(3, OH_DIMS(1, 8, 1), sig), oh_i64(0, NULL, (int64_t[]){4}),
                                oh_f32(1, OH_DIMS(1), NULL), oh_i64(0, NULL, (int64_t[]){4})};
-    run_ok(n, 17, in2, 4, &out);
+    oh_run_ok(n, 17, in2, 4, &out, 1);
     oh_assert_f32(&out, 4, OH_DIMS(1, 2, 4, 2),
                   (float[]){6, 0, -2, 2, -2, 0, -2, -2, 22, 0, -2, 2, -2, 0, -2, -2}, 1e-5f,
                   1e-5f);
     mq_tensor_free(&out);
-    free_all(in2, 4);
+    oh_free_all(in2, 4);
 
     struct mq_error err;
     struct mq_tensor bad[4] = {oh_f32(3, OH_DIMS(1, 3, 1), sig), oh_i64(0, NULL, (int64_t[]){1}),
                                oh_f32(1, OH_DIMS(1), NULL), oh_i64(0, NULL, (int64_t[]){4})};
-    const char *msg = run_fails(n, 17, bad, 4, &err);
+    const char *msg = oh_run_fails(n, 17, bad, 4, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(STFT)"));
-    free_all(bad, 4);
+    oh_free_all(bad, 4);
     oh_node_free(n);
 }
 END_TEST
@@ -223,8 +200,8 @@ static struct mq_tensor window(const char *op, int periodic, int dtype, int64_t 
         oh_attr_int(n, "output_datatype", dtype);
     struct mq_tensor in[1] = {oh_i32(0, NULL, (int32_t[]){(int32_t)size})};
     struct mq_tensor out = {0};
-    run_ok(n, 17, in, 1, &out);
-    free_all(in, 1);
+    oh_run_ok(n, 17, in, 1, &out, 1);
+    oh_free_all(in, 1);
     oh_node_free(n);
     return out;
 }
@@ -261,10 +238,10 @@ START_TEST(windows_periodic_symmetric_and_types)
     oh_attr_int(n, "output_datatype", MQ_DTYPE_STRING);
     struct mq_error err;
     struct mq_tensor in[1] = {oh_i32(0, NULL, (int32_t[]){4})};
-    const char *msg = run_fails(n, 17, in, 1, &err);
+    const char *msg = oh_run_fails(n, 17, in, 1, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(BlackmanWindow)"));
     ck_assert_ptr_nonnull(strstr(msg, "output_datatype"));
-    free_all(in, 1);
+    oh_free_all(in, 1);
     oh_node_free(n);
 }
 END_TEST
@@ -278,7 +255,7 @@ START_TEST(mel_weight_matrix_triangles)
                               oh_i32(0, NULL, (int32_t[]){1000}),
                               oh_f32(0, NULL, (float[]){100}), oh_f32(0, NULL, (float[]){500})};
     struct mq_tensor out = {0};
-    run_ok(n, 17, in, 5, &out);
+    oh_run_ok(n, 17, in, 5, &out, 1);
     float want[51] = {0};
     const float rows[][3] = {{0, 0, 0},       {0.5f, 0, 0}, {1, 0, 0},
                              {0.5f, 0.5f, 0}, {0, 1, 0},    {0, 2.0f / 3, 1.0f / 3},
@@ -288,15 +265,15 @@ START_TEST(mel_weight_matrix_triangles)
         memcpy(want + (3 + r) * 3, rows[r], sizeof rows[r]);
     oh_assert_f32(&out, 2, OH_DIMS(17, 3), want, 1e-6f, 1e-6f);
     mq_tensor_free(&out);
-    free_all(in, 5);
+    oh_free_all(in, 5);
 
     struct mq_error err;
     struct mq_tensor bad[5] = {oh_i32(0, NULL, (int32_t[]){0}), oh_i32(0, NULL, (int32_t[]){32}),
                                oh_i32(0, NULL, (int32_t[]){1000}),
                                oh_f32(0, NULL, (float[]){100}), oh_f32(0, NULL, (float[]){500})};
-    const char *msg = run_fails(n, 17, bad, 5, &err);
+    const char *msg = oh_run_fails(n, 17, bad, 5, 1, &err);
     ck_assert_ptr_nonnull(strstr(msg, "(MelWeightMatrix)"));
-    free_all(bad, 5);
+    oh_free_all(bad, 5);
     oh_node_free(n);
 }
 END_TEST
@@ -312,10 +289,5 @@ int main(void)
     tcase_add_test(tc, stft_window_frames_and_onesided);
     tcase_add_test(tc, windows_periodic_symmetric_and_types);
     tcase_add_test(tc, mel_weight_matrix_triangles);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

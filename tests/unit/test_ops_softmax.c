@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 
 /* [2,3,4]: 0.1 * arange, second block scaled by -3 (expected values from numpy). */
@@ -175,10 +176,5 @@ int main(void)
     tcase_add_test(tc, log_softmax_and_hardmax);
     tcase_add_test(tc, large_logits_and_other_types);
     tcase_add_test(tc, bad_axis_and_type);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "op_harness.h"
 
 static const float xs[5] = {-2.0f, -0.5f, 0.0f, 0.5f, 2.0f};
@@ -334,10 +335,5 @@ int main(void)
     tcase_add_test(tc, isnan_isinf);
     tcase_add_test(tc, half_types_and_long_buffers);
     tcase_add_test(tc, empty_and_double);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "interp/compare.h"
 #include "interp/tensor.h"
 
@@ -143,10 +144,5 @@ int main(void)
     tcase_add_test(tc, half_conversions_round_to_nearest_even);
     tcase_add_test(tc, compare_uses_tolerances_and_nan);
     tcase_add_test(tc, compare_is_exact_for_integers_and_checks_shape);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }
