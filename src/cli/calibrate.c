@@ -168,6 +168,8 @@ int mq_cli_calibrate(int argc, char **argv)
         int m;
         if (mq_cli_flag(argv, i, "help")) {
             fputs(calibrate_help, stdout);
+            for (int k = 0; k < 4; k++)
+                mq_pattern_list_free(lists[k]);
             free(loads);
             return MQ_EXIT_OK;
         } else if (mq_cli_flag(argv, i, "quiet")) {

@@ -13,10 +13,12 @@
 #include "interp/plan.h"
 #include "interp/tensor.h"
 #include "model/model.h"
+#include "quant/fold.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
+#include "quant/stats.h"
 #include "report/report.h"
 #include "util/fileio.h"
 
@@ -44,7 +46,7 @@ static const char quantize_help[] =
     "Selection (a name or pattern that matches nothing is an error):\n"
     "  --op-types A,B,...       op types to quantize (default: Conv, ConvTranspose, Gemm,\n"
     "                           MatMul and the ops around them onnxruntime runs in int8;\n"
-    "                           Softmax only when named)\n"
+    "                           Add, Mul and Softmax only when named)\n"
     "  --exclude-op-types A,... op types to leave float\n"
     "  --include-nodes N,...    quantize only these nodes (names or glob patterns such\n"
     "                           as 'block1/*'; repeatable; @FILE reads one per line)\n"
@@ -59,6 +61,11 @@ static const char quantize_help[] =
     "  --per-tensor             one weight scale per tensor instead of per channel\n"
     "  --symmetric-activations  activation zero point in the middle of the range\n"
     "  --reduce-range           7-bit weights (for CPUs without VNNI)\n"
+    "  --no-bias-correction     keep biases as they are (bit-identical to onnxruntime's);\n"
+    "                           by default they absorb the mean error of the weights'\n"
+    "                           rounding, measured on the --calib samples\n"
+    "  --min-sample-sqnr DB     leave an activation float when quantizing it keeps less\n"
+    "                           than DB of SQNR on some --calib sample (default 10; 0: off)\n"
     "\n"
     "Output:\n"
     "  --report FILE.json       every node with its decision and reason, every quantized\n"
@@ -111,6 +118,8 @@ static int add_patterns(struct mq_pattern_list *list, const char *value, const c
 static int parse_args(int argc, char **argv, struct quantize_args *a)
 {
     int act_type = 0, weight_type = 0, per_tensor = 0, sym_act = 0, reduce = 0;
+    int no_bias_correction = 0;
+    double min_sample_sqnr = MQ_DEFAULT_MIN_SAMPLE_SQNR_DB;
     a->loads = calloc((size_t)argc + 1, sizeof *a->loads);
     if (!a->loads) {
         fprintf(stderr, "onnx-monoquant: out of memory\n");
@@ -131,6 +140,14 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             sym_act = 1;
         } else if (mq_cli_flag(argv, i, "reduce-range")) {
             reduce = 1;
+        } else if (mq_cli_flag(argv, i, "no-bias-correction")) {
+            no_bias_correction = 1;
+        } else if ((m = mq_cli_option(argc, argv, &i, "min-sample-sqnr", &v))) {
+            char *end = NULL;
+            double db = m < 0 ? -1 : strtod(v, &end);
+            if (m < 0 || end == v || *end || !(db >= 0) || db > 200)
+                return usage("%s takes a number of dB from 0 to 200", "--min-sample-sqnr");
+            min_sample_sqnr = db;
         } else if (mq_cli_flag(argv, i, "external-data")) {
             a->save.external_data = 1;
         } else if ((m = mq_cli_option(argc, argv, &i, "calib", &v))) {
@@ -238,6 +255,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         a->quant.symmetric_activations = 1;
     if (reduce)
         a->quant.reduce_range = 1;
+    a->quant.bias_correction = !no_bias_correction;
+    a->quant.min_sample_sqnr_db = min_sample_sqnr;
     a->calib_options.symmetric = a->quant.symmetric_activations;
     return -1;
 }
@@ -365,6 +384,40 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
     return rc;
 }
 
+/*
+ * The second pass over the samples (quant/stats.h), once the ranges are known.
+ * Nothing to do without samples (--load-ranges) or when both rules are off.
+ */
+static int get_stats(const struct quantize_args *a, const struct mq_model *model,
+                     const struct mq_selection *sel, char **names, int n_names,
+                     const struct mq_ranges *ranges, struct mq_quant_stats **out,
+                     struct mq_error *err)
+{
+    *out = NULL;
+    if (!a->calib || (!a->quant.bias_correction && !(a->quant.min_sample_sqnr_db > 0.0)))
+        return MQ_OK;
+    struct mq_plan *plan = NULL;
+    struct mq_calib_source *source = NULL;
+    int rc = mq_plan_build(model, &plan, err);
+    if (rc == MQ_OK) {
+        int n = mq_plan_input_count(plan);
+        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
+        if (!inputs)
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+        for (int i = 0; rc == MQ_OK && i < n; i++)
+            inputs[i] = mq_plan_input(plan, i);
+        if (rc == MQ_OK)
+            rc = mq_calib_source_open(a->calib, inputs, n, a->limit, &source, err);
+        free(inputs);
+    }
+    if (rc == MQ_OK)
+        rc = mq_quant_stats_collect(plan, source, model->proto, sel, names, n_names, ranges,
+                                    &a->quant, out, err);
+    mq_calib_source_free(source);
+    mq_plan_free(plan);
+    return rc;
+}
+
 /* Ranges from another model would leave everything float without a word: refuse them. */
 static int check_ranges_match(const struct mq_ranges *ranges, char **names, int n,
                               const struct quantize_args *a, struct mq_error *err)
@@ -395,6 +448,8 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_selection sel = {0};
     struct mq_ranges ranges = {0};
     struct mq_quant_result result = {0};
+    struct mq_fold_result folds = {0};
+    struct mq_quant_stats *stats = NULL;
     char **names = NULL;
     int n_names = 0, have_ranges = 0, have_sel = 0, have_result = 0;
     struct mq_report report;
@@ -411,6 +466,9 @@ int mq_cli_quantize(int argc, char **argv)
     }
     if (rc == MQ_OK)
         rc = ensure_opset(model->proto, &a.quant, &err);
+    /* Before selection and calibration: both see the graph that gets quantized. */
+    if (rc == MQ_OK)
+        rc = mq_fold_batchnorm(model->proto, &folds, &err);
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
                                        &a.exclude_nodes};
@@ -425,7 +483,10 @@ int mq_cli_quantize(int argc, char **argv)
     }
     if (rc == MQ_OK)
         rc = check_ranges_match(&ranges, names, n_names, &a, &err);
+    if (rc == MQ_OK)
+        rc = get_stats(&a, model, &sel, names, n_names, &ranges, &stats, &err);
     if (rc == MQ_OK) {
+        a.quant.stats = stats;
         rc = mq_qdq_rewrite(model->proto, &sel, &ranges, &a.quant, &result, &err);
         have_result = rc == MQ_OK;
     }
@@ -440,6 +501,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.options = &a.quant;
         report.selection = &sel;
         report.result = &result;
+        report.folds = &folds;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";
         report.calibration_paths = a.calib ? paths : a.loads;
@@ -467,6 +529,8 @@ int mq_cli_quantize(int argc, char **argv)
     }
     if (have_result)
         mq_quant_result_free(&result);
+    mq_fold_result_free(&folds);
+    mq_quant_stats_free(stats);
     if (have_ranges)
         mq_ranges_free(&ranges);
     if (have_sel)

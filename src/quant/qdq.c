@@ -13,6 +13,7 @@
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
 #include "quant/params.h"
+#include "quant/stats.h"
 
 /* ------------------------------------------------------------- options */
 
@@ -26,6 +27,9 @@ void mq_quant_options_default(struct mq_quant_options *o)
     o->symmetric_weights = 1;
     o->reduce_range = 0;
     o->quantize_outputs = 1;
+    o->stats = NULL;
+    o->min_sample_sqnr_db = MQ_DEFAULT_MIN_SAMPLE_SQNR_DB;
+    o->bias_correction = 1;
 }
 
 static int needs_opset21(int t)
@@ -299,6 +303,8 @@ struct mark {
     int has_range;
     float lo, hi;
     Onnx__TensorProto *q_init, *scale_init, *zp_init; /* weights and constants */
+    Onnx__NodeProto *dq_node;   /* weights and constants: their DequantizeLinear */
+    int keep_zp;                /* read by a node whose fusion needs the zero-point input */
     struct intvec adjusted;     /* channels enlarged for an int32 bias */
     char *note;
 };
@@ -320,6 +326,8 @@ struct bias_job {
     int64_t dims[MQ_MAX_RANK];
     char *scale_name, *zp_name, *dq_name, *q_name;
     int clamped;
+    int corrected;              /* bias correction applied */
+    double max_shift;           /* its largest change to a value */
 };
 
 struct cleanup_candidate {
@@ -448,6 +456,30 @@ static int get_range(const struct model_ctx *m, const char *name, float *lo, flo
     return 1;
 }
 
+/*
+ * Whether the calibration statistics say an activation must stay float: some
+ * sample keeps less than the floor of SQNR once quantized with its range.
+ * The message goes to *why (malloc'd) when asked for.
+ */
+static int stats_reject(const struct model_ctx *m, const char *name, char **why)
+{
+    const struct mq_quant_options *o = m->o;
+    if (!o->stats || !(o->min_sample_sqnr_db > 0.0))
+        return 0;
+    int64_t sample = 0;
+    double db = mq_quant_stats_worst_sqnr(o->stats, name, &sample);
+    if (isnan(db) || db >= o->min_sample_sqnr_db)
+        return 0;
+    if (why && asprintf(why,
+                        "on calibration sample %lld its %d-bit quantization keeps %.1f dB of "
+                        "SQNR (below %g dB): one scale cannot serve its quiet and its loud "
+                        "samples alike",
+                        (long long)sample, mq_qtype_bits(o->activation_type), db,
+                        o->min_sample_sqnr_db) < 0)
+        *why = NULL;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- marking */
 
 static struct mark *find_mark(const struct graph_ctx *gc, const char *name)
@@ -480,6 +512,11 @@ static const char *dtype_label(int t)
     return t ? mq_dtype_name(t) : "of unknown type";
 }
 
+static int is_op(const Onnx__NodeProto *node, const char *op)
+{
+    return strcmp(mq_str(node->op_type), op) == 0;
+}
+
 /*
  * Marks a tensor for quantization on behalf of node `node`.  The first mark
  * of a tensor decides how it is quantized; later ones share it.  A tensor
@@ -491,9 +528,18 @@ static int mark_tensor(struct graph_ctx *gc, int node, const char *name, enum ma
     struct model_ctx *m = gc->m;
     if (!name || !*name)
         return 0;
+    /*
+     * onnxruntime turns a Gemm into QGemm only when its weight's
+     * DequantizeLinear has a zero-point input (measured with onnxruntime
+     * 1.30); Conv and MatMul fuse without one.
+     */
+    const Onnx__NodeProto *reader = gc->g->node[node];
+    int needs_zp = !is_op(reader, "Conv") && !is_op(reader, "MatMul");
     int k = mq_strmap_get(gc->mark_of, name);
-    if (k >= 0)
+    if (k >= 0) {
+        gc->marks[k].keep_zp |= needs_zp;
         return intvec_push(&gc->node_marks[node], k) ? oom(m) : 0;
+    }
     if (gc->n_marks == gc->cap_marks) {
         int cap = gc->cap_marks ? gc->cap_marks * 2 : 32;
         struct mark *v = realloc(gc->marks, (size_t)cap * sizeof *v);
@@ -541,6 +587,7 @@ static int mark_tensor(struct graph_ctx *gc, int node, const char *name, enum ma
         }
     }
     mk->kind = kind;
+    mk->keep_zp = needs_zp;
     if (share_from && !(mk->share_from = strdup(share_from)))
         return oom(m);
     if (why) {
@@ -576,11 +623,6 @@ static int note_node(struct graph_ctx *gc, int node, const char *fmt, ...)
     }
     gc->node_notes[node] = msg;
     return 0;
-}
-
-static int is_op(const Onnx__NodeProto *node, const char *op)
-{
-    return strcmp(mq_str(node->op_type), op) == 0;
 }
 
 static const char *input_at(const Onnx__NodeProto *node, size_t i)
@@ -695,8 +737,10 @@ static int try_fold(struct graph_ctx *gc, int i, int *folded)
     *folded = 0;
     float lo, hi;
     const char *why;
+    /* Folded, the Q/DQ after it must exist: it is what clamps. */
     if (m->o->symmetric_activations || !m->o->quantize_outputs || !up || !*out ||
-        !get_range(m, out, &lo, &hi, &why) || !activation_foldable(gc, node, lo, hi))
+        !get_range(m, out, &lo, &hi, &why) || !activation_foldable(gc, node, lo, hi) ||
+        stats_reject(m, out, NULL))
         return 0;
     struct mq_tensor_info *ut = mq_graph_tensor(&gc->idx, up);
     if (!ut || ut->producer < 0 || gc->removed[ut->producer] || ut->n_consumers != 1 ||
@@ -970,6 +1014,97 @@ static int plan_node(struct graph_ctx *gc, int i)
     return 0;
 }
 
+/* ------------------------------------------------------- integer islands */
+
+static int is_selected(const struct mq_selection *sel, const Onnx__NodeProto *node)
+{
+    const struct mq_node_choice *c = mq_selection_find(sel, node);
+    return c && c->status == MQ_NODE_SELECTED;
+}
+
+/*
+ * Which selected nodes stay selected: every Conv, ConvTranspose, Gemm and
+ * MatMul, and the other ops (Relu, Concat, Reshape, Sigmoid, ...) only where
+ * their output flows, through other such ops, into one of those.  Elsewhere
+ * onnxruntime has no integer kernel to hand the int8 data to: a Q/DQ pair
+ * there buys no speed, costs a rounding and the bytes of two nodes (a
+ * detector's box decoding, a Sigmoid gate feeding float Mul nodes).
+ * Returns a malloc'd flag per node of the graph (1: stays), NULL when out of
+ * memory.  The graph need not be sorted.
+ */
+static char *kept_nodes(const struct mq_graph_index *idx, const struct mq_selection *sel)
+{
+    const Onnx__GraphProto *g = idx->graph;
+    size_t n = g->n_node;
+    char *keep = calloc(n ? n : 1, 1);
+    if (!keep)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        keep[i] = is_selected(sel, g->node[i]) &&
+                  mq_op_role(mq_str(g->node[i]->op_type)) == MQ_ROLE_WEIGHTED;
+    /* Backwards from the weighted nodes until nothing changes (sorted graphs: one pass). */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t r = n; r-- > 0;) {
+            const Onnx__NodeProto *node = g->node[r];
+            if (keep[r] || !is_selected(sel, node))
+                continue;
+            for (size_t o = 0; o < node->n_output && !keep[r]; o++) {
+                const struct mq_tensor_info *t =
+                    node->output[o] && *node->output[o] ? mq_graph_tensor(idx, node->output[o])
+                                                        : NULL;
+                for (int k = 0; t && k < t->n_consumers && !keep[r]; k++) {
+                    int j = t->consumers[k].node;
+                    if (t->consumers[k].implicit || !keep[j])
+                        continue;
+                    const Onnx__NodeProto *reader = g->node[j];
+                    /* A weighted node's bias is never an activation it quantizes. */
+                    int bias_only = mq_op_role(mq_str(reader->op_type)) == MQ_ROLE_WEIGHTED;
+                    for (size_t in = 0; in < reader->n_input && in < 2; in++)
+                        if (reader->input[in] && strcmp(reader->input[in], node->output[o]) == 0)
+                            bias_only = 0;
+                    keep[r] = !bias_only;
+                }
+            }
+            changed |= keep[r];
+        }
+    }
+    /*
+     * A Relu or Clip alone behind a kept node stays too, whatever reads it:
+     * folded, it costs nothing and its Q/DQ gets the narrower post-activation
+     * range.
+     */
+    for (size_t i = 0; i < n; i++) {
+        const Onnx__NodeProto *node = g->node[i];
+        if (keep[i] || !is_selected(sel, node) ||
+            mq_op_role(mq_str(node->op_type)) != MQ_ROLE_ACTIVATION || node->n_input < 1 ||
+            !node->input[0] || !*node->input[0])
+            continue;
+        const struct mq_tensor_info *t = mq_graph_tensor(idx, node->input[0]);
+        keep[i] = t && t->producer >= 0 && keep[t->producer] && t->n_consumers == 1 &&
+                  !t->graph_output;
+    }
+    return keep;
+}
+
+/* Selected nodes that kept_nodes() leaves out become skipped, with the reason. */
+static int prune_islands(struct graph_ctx *gc)
+{
+    char *keep = kept_nodes(&gc->idx, gc->m->sel);
+    if (!keep)
+        return oom(gc->m);
+    for (int i = 0; i < gc->n_nodes; i++) {
+        const Onnx__NodeProto *node = gc->g->node[i];
+        if (keep[i] || !is_selected(gc->m->sel, node))
+            continue;
+        mq_choice_set(mq_selection_find(gc->m->sel, node), MQ_NODE_SKIPPED,
+                      "its output reaches no quantized Conv, ConvTranspose, Gemm or MatMul: "
+                      "onnxruntime would run it on int8 data for no gain");
+    }
+    free(keep);
+    return 0;
+}
+
 /* ------------------------------------------------------------ materializing */
 
 static char *fresh(struct graph_ctx *gc, const char *base, const char *suffix)
@@ -1118,6 +1253,12 @@ static int quantize_activation(struct graph_ctx *gc, struct mark *mk)
     const char *why;
     if (!get_range(m, mk->name, &lo, &hi, &why))
         return fail_mark(gc, mk, "%s", why);
+    char *rejected = NULL;
+    if (stats_reject(m, mk->name, &rejected)) {
+        int rc = fail_mark(gc, mk, "%s", rejected ? rejected : "too quiet on some sample");
+        free(rejected);
+        return rc;
+    }
     mk->qtype = m->o->activation_type;
     mk->symmetric = m->o->symmetric_activations;
     mk->qr = mq_qrange_for(mk->qtype, mk->symmetric, 0);
@@ -1299,6 +1440,7 @@ static int quantize_initializer(struct graph_ctx *gc, struct mark *mk)
     free(dq_name);
     if (!dq)
         return oom(m);
+    mk->dq_node = dq;
     rc = place(gc, -1, dq);
     if (!rc)
         rc = rename_consumers(gc, mk->name, mk->dq_name);
@@ -1309,13 +1451,48 @@ static int quantize_initializer(struct graph_ctx *gc, struct mark *mk)
     return rc;
 }
 
-/* Writes the scale and zero point of a mark into its initializers. */
+static int all_zero(const int32_t *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i])
+            return 0;
+    return 1;
+}
+
+/* Takes an initializer this rewrite added out of the graph again and frees it. */
+static void drop_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i] != t)
+            g->initializer[w++] = g->initializer[i];
+    g->n_initializer = w;
+    onnx__tensor_proto__free_unpacked(t, NULL);
+}
+
+/*
+ * Writes the scale and zero point of a mark into its initializers.  A
+ * DequantizeLinear-only tensor (a weight or constant) whose zero points are
+ * all 0 loses its zero-point input: 0 is the default, and symmetric int8
+ * weights would otherwise store a byte per channel plus a name and a node
+ * input for nothing.  A Q/DQ pair keeps it: QuantizeLinear without a zero
+ * point writes uint8, and a Gemm's weight keeps it (see mark_tensor).
+ */
 static int write_params(struct graph_ctx *gc, struct mark *mk)
 {
     if (!mk->scale_init)
         return 0;
-    if (encode_floats(mk->scales, mk->n_ch, &mk->scale_init->raw_data) ||
-        encode_ints(mk->qtype, mk->zps, mk->n_ch, &mk->zp_init->raw_data))
+    if (encode_floats(mk->scales, mk->n_ch, &mk->scale_init->raw_data))
+        return oom(gc->m);
+    if (mk->dq_node && mk->dq_node->n_input == 3 && !mk->keep_zp && all_zero(mk->zps, mk->n_ch)) {
+        free(mk->dq_node->input[2]);
+        mk->dq_node->input[2] = NULL;
+        mk->dq_node->n_input = 2;
+        drop_initializer(gc->g, mk->zp_init);
+        mk->zp_init = NULL;
+        return 0;
+    }
+    if (encode_ints(mk->qtype, mk->zps, mk->n_ch, &mk->zp_init->raw_data))
         return oom(gc->m);
     return 0;
 }
@@ -1479,9 +1656,8 @@ static int emit_bias(struct graph_ctx *gc, int k)
     int n = j->n_ch;
     j->scales = malloc((size_t)n * sizeof *j->scales);
     int32_t *q = malloc((size_t)(j->count ? j->count : 1) * sizeof *q);
-    int32_t *zeros = calloc((size_t)n, sizeof *zeros);
     int rc = 0;
-    if (!j->scales || !q || !zeros) {
+    if (!j->scales || !q) {
         rc = oom(m);
         goto done;
     }
@@ -1495,10 +1671,9 @@ static int emit_bias(struct graph_ctx *gc, int k)
     }
     j->q_name = fresh(gc, j->bias, "_quantized");
     j->scale_name = fresh(gc, j->bias, "_scale");
-    j->zp_name = fresh(gc, j->bias, "_zero_point");
     char *dq_node_name = fresh(gc, j->bias, "_DequantizeLinear");
     j->dq_name = fresh(gc, j->bias, "_dequantized");
-    if (!j->q_name || !j->scale_name || !j->zp_name || !dq_node_name || !j->dq_name) {
+    if (!j->q_name || !j->scale_name || !dq_node_name || !j->dq_name) {
         free(dq_node_name);
         rc = oom(m);
         goto done;
@@ -1509,17 +1684,14 @@ static int emit_bias(struct graph_ctx *gc, int k)
     Onnx__TensorProto *si = qi ? add_initializer(gc->g, j->scale_name, MQ_DTYPE_FLOAT,
                                                  per_channel, ch_dims)
                                : NULL;
-    Onnx__TensorProto *zi = si ? add_initializer(gc->g, j->zp_name, MQ_DTYPE_INT32, per_channel,
-                                                 ch_dims)
-                               : NULL;
-    const char *inputs[3] = {j->q_name, j->scale_name, j->zp_name};
-    Onnx__NodeProto *dq = zi ? make_node("DequantizeLinear", dq_node_name, inputs, 3, j->dq_name,
+    /* The zero point is 0, DequantizeLinear's default: no input for it (see write_params). */
+    const char *inputs[2] = {j->q_name, j->scale_name};
+    Onnx__NodeProto *dq = si ? make_node("DequantizeLinear", dq_node_name, inputs, 2, j->dq_name,
                                          per_channel ? 0 : -1)
                              : NULL;
     free(dq_node_name);
     if (!dq || encode_ints(MQ_DTYPE_INT32, q, j->count, &qi->raw_data) ||
-        encode_floats(j->scales, n, &si->raw_data) ||
-        encode_ints(MQ_DTYPE_INT32, zeros, n, &zi->raw_data)) {
+        encode_floats(j->scales, n, &si->raw_data)) {
         if (dq)
             onnx__node_proto__free_unpacked(dq, NULL);
         rc = oom(m);
@@ -1544,8 +1716,76 @@ static int emit_bias(struct graph_ctx *gc, int k)
     j->state = MS_DONE;
 done:
     free(q);
-    free(zeros);
     return rc;
+}
+
+/*
+ * Bias correction: rounding the weights shifts each output channel's mean by
+ * sum over inputs and taps of (dequantized weight - weight) * mean input.
+ * The bias takes that shift back, with the input means the statistics pass
+ * measured on the calibration samples (padding included).  Conv (any group)
+ * and Gemm; a weight computed at run time, or a node the statistics could not
+ * describe, keeps its bias as it is.
+ */
+static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
+{
+    struct model_ctx *m = gc->m;
+    const struct mark *w = find_mark(gc, j->weight);
+    const Onnx__NodeProto *node = gc->g->node[j->node];
+    int is_gemm = is_op(node, "Gemm");
+    if (!w || w->kind != MK_WEIGHT || w->state != MS_DONE || !w->q_init ||
+        (!is_gemm && !is_op(node, "Conv")))
+        return 0;
+    int64_t n_ch = 0, taps = 0;
+    const double *means = mq_quant_stats_input_means(m->o->stats, j->input, j->weight, &n_ch,
+                                                     &taps);
+    if (!means)
+        return 0;
+    struct mq_tensor t = {0};
+    int rc = decode_initializer(gc, j->weight, &t);
+    if (rc)
+        return rc;
+    int64_t outs, per_group_in, group = 1;
+    int trans_b = 0;
+    if (is_gemm) {
+        trans_b = mq_node_attr_int(node, "transB", 0) != 0;
+        outs = t.rank == 2 ? t.dims[trans_b ? 0 : 1] : -1;
+        per_group_in = t.rank == 2 ? t.dims[trans_b ? 1 : 0] : -1;
+    } else {
+        group = mq_node_attr_int(node, "group", 1);
+        outs = t.dims[0];
+        per_group_in = t.rank >= 3 ? t.dims[1] : -1;
+    }
+    int64_t kernel = t.count / (outs > 0 && per_group_in > 0 ? outs * per_group_in : 1);
+    if (outs <= 0 || per_group_in <= 0 || group < 1 || outs % group || j->count != outs ||
+        n_ch != per_group_in * group || taps != kernel) {
+        mq_tensor_free(&t);
+        return 0;
+    }
+    double alpha = is_gemm ? mq_node_attr_float(node, "alpha", 1.0f) : 1.0;
+    struct mq_qrange full = mq_qrange_full(w->qtype);
+    const float *x = t.data;
+    int64_t outs_per_group = outs / group;
+    for (int64_t o = 0; o < outs; o++) {
+        int ch = w->n_ch > 1 ? (int)o : 0;
+        struct mq_qparams p = {w->scales[ch], w->zps[ch]};
+        const double *mean_base = means + (o / outs_per_group) * per_group_in * taps;
+        double shift = 0.0;
+        for (int64_t i = 0; i < per_group_in; i++)
+            for (int64_t k = 0; k < taps; k++) {
+                int64_t e = is_gemm ? (trans_b ? o * per_group_in + i : i * outs + o)
+                                    : (o * per_group_in + i) * taps + k;
+                float back = mq_dequantize_value(mq_quantize_value(x[e], p, full), p);
+                shift += ((double)back - (double)x[e]) * mean_base[i * taps + k];
+            }
+        shift *= alpha;
+        j->values[o] = (float)((double)j->values[o] - shift);
+        if (fabs(shift) > j->max_shift)
+            j->max_shift = fabs(shift);
+    }
+    j->corrected = 1;
+    mq_tensor_free(&t);
+    return 0;
 }
 
 static int quantize_biases(struct graph_ctx *gc)
@@ -1557,6 +1797,9 @@ static int quantize_biases(struct graph_ctx *gc)
     for (int k = 0; !rc && k < gc->n_jobs; k++)
         if (gc->jobs[k].state == MS_PENDING)
             rc = adjust_weight_for_bias(gc, &gc->jobs[k]);
+    for (int k = 0; !rc && gc->m->o->bias_correction && gc->m->o->stats && k < gc->n_jobs; k++)
+        if (gc->jobs[k].state == MS_PENDING)
+            rc = correct_bias(gc, &gc->jobs[k]);
     for (int k = 0; !rc && k < gc->n_jobs; k++)
         if (gc->jobs[k].state == MS_PENDING)
             rc = emit_bias(gc, k);
@@ -1687,6 +1930,15 @@ static int add_records(struct graph_ctx *gc)
         if (j->beta != 1.0f && !rec->note &&
             !(rec->note = xasprintf("Gemm beta %g folded into the values", (double)j->beta)))
             return oom(m);
+        if (j->corrected) {
+            char *more = xasprintf("%s%scorrected for the weights' rounding (mean shift up to %g)",
+                                   rec->note ? rec->note : "", rec->note ? "; " : "",
+                                   j->max_shift);
+            if (!more)
+                return oom(m);
+            free(rec->note);
+            rec->note = more;
+        }
     }
     return 0;
 }
@@ -1898,7 +2150,9 @@ static int process_graph(struct model_ctx *m, Onnx__GraphProto *g,
         graph_ctx_free(&gc, n);
         return oom(m);
     }
-    rc = adjust_ranges(&gc);
+    rc = prune_islands(&gc);
+    if (!rc)
+        rc = adjust_ranges(&gc);
     for (int i = 0; !rc && i < n; i++)
         rc = plan_node(&gc, i);
     for (int k = 0; !rc && k < gc.n_marks; k++) {
@@ -2230,10 +2484,12 @@ static int observe_graph(struct observe_ctx *oc, Onnx__GraphProto *g,
     int rc = mq_graph_index_build(g, parent, &idx, oc->err);
     if (rc)
         return rc;
+    char *keep = kept_nodes(&idx, oc->sel);
+    if (!keep)
+        rc = mq_error_code(oc->err, MQ_ERR_MEMORY, "out of memory");
     for (size_t i = 0; !rc && i < g->n_node; i++) {
         const Onnx__NodeProto *node = g->node[i];
-        const struct mq_node_choice *c = mq_selection_find(oc->sel, node);
-        if (c && c->status == MQ_NODE_SELECTED) {
+        if (keep[i]) {
             enum mq_op_role role = mq_op_role(mq_str(node->op_type));
             size_t n_in = 1, n_out = node->n_output > 0 ? 1 : 0;
             if (role == MQ_ROLE_WEIGHTED || is_op(node, "Add") || is_op(node, "Mul"))
@@ -2254,6 +2510,7 @@ static int observe_graph(struct observe_ctx *oc, Onnx__GraphProto *g,
             rc = mq_node_each_subgraph(node, observe_subgraph, &os);
         }
     }
+    free(keep);
     mq_graph_index_free(&idx);
     return rc;
 }

@@ -17,6 +17,11 @@
 #include "quant/select.h"
 #include "util/error.h"
 
+struct mq_quant_stats;
+
+/* dB: an error amplitude about a third of the signal's on the worst sample. */
+#define MQ_DEFAULT_MIN_SAMPLE_SQNR_DB 10.0
+
 struct mq_quant_options {
     int activation_type;        /* MQ_DTYPE_UINT8, INT8, UINT16, INT16 */
     int weight_type;            /* MQ_DTYPE_INT8, UINT8, INT4, UINT4 (16-bit also works) */
@@ -25,6 +30,20 @@ struct mq_quant_options {
     int symmetric_weights;      /* onnxruntime's default: the weight type is signed */
     int reduce_range;           /* 7-bit weights, as onnxruntime applies it (weights only) */
     int quantize_outputs;       /* 0: Q/DQ on op inputs only (the tensorrt profile) */
+    /*
+     * What a second pass over the calibration samples measured (quant/stats.h);
+     * NULL when there are none (ranges loaded from a file): the two rules
+     * below then do nothing.
+     */
+    const struct mq_quant_stats *stats;
+    /*
+     * An activation whose quantization leaves some calibration sample with
+     * an SQNR below this (dB) stays float: its quiet samples would drown in
+     * the quantization step.  0 turns the rule off.
+     */
+    double min_sample_sqnr_db;
+    /* Biases absorb the mean error the weights' rounding causes (bias correction). */
+    int bias_correction;
 };
 
 /* The ort-cpu profile: uint8 asymmetric activations, int8 symmetric per-channel weights. */

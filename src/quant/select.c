@@ -37,8 +37,14 @@ static const struct {
     {"MaxPool", MQ_ROLE_SHARED, 1},
     {"Pad", MQ_ROLE_SHARED, 1},
     {"Resize", MQ_ROLE_SHARED, 1}, /* compute when not in nearest mode */
-    {"Add", MQ_ROLE_COMPUTE, 1},
-    {"Mul", MQ_ROLE_COMPUTE, 1},
+    /*
+     * Opt-in: onnxruntime's QLinearAdd/QLinearMul save little (the ops are
+     * memory-bound, and a float Add between two int8 Convs costs no extra Q/DQ),
+     * while each adds a rounding; on a recurrent state (an LSTM cell written
+     * out as Mul/Add) the state outgrows any calibrated range and is clipped.
+     */
+    {"Add", MQ_ROLE_COMPUTE, 0},
+    {"Mul", MQ_ROLE_COMPUTE, 0},
     {"Concat", MQ_ROLE_COMPUTE, 1},
     {"AveragePool", MQ_ROLE_COMPUTE, 1},
     {"GlobalAveragePool", MQ_ROLE_COMPUTE, 1},

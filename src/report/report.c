@@ -1,9 +1,11 @@
 #include "report/report.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "interp/tensor.h"
 #include "quant/params.h"
+#include "quant/stats.h"
 #include "util/json.h"
 
 static const char *status_name(enum mq_node_status s)
@@ -67,17 +69,12 @@ static void write_scheme(struct mq_json *j, const struct mq_report *r)
     mq_json_object_begin(j);
     json_key_string(j, "profile", r->profile);
     json_key_string(j, "activation_type", type_name(o->activation_type));
-    mq_json_key(j, "activation_symmetric");
-    mq_json_bool(j, o->symmetric_activations);
+    mq_json_key_bool(j, "activation_symmetric", o->symmetric_activations);
     json_key_string(j, "weight_type", type_name(o->weight_type));
-    mq_json_key(j, "weight_symmetric");
-    mq_json_bool(j, o->symmetric_weights);
-    mq_json_key(j, "per_channel");
-    mq_json_bool(j, o->per_channel);
-    mq_json_key(j, "reduce_range");
-    mq_json_bool(j, o->reduce_range);
-    mq_json_key(j, "output_qdq");
-    mq_json_bool(j, o->quantize_outputs);
+    mq_json_key_bool(j, "weight_symmetric", o->symmetric_weights);
+    mq_json_key_bool(j, "per_channel", o->per_channel);
+    mq_json_key_bool(j, "reduce_range", o->reduce_range);
+    mq_json_key_bool(j, "output_qdq", o->quantize_outputs);
     json_key_string(j, "bias_type", "int32");
     mq_json_object_end(j);
 }
@@ -94,23 +91,29 @@ static void write_calibration(struct mq_json *j, const struct mq_report *r)
     mq_json_array_end(j);
     json_key_string(j, "method", r->ranges ? r->ranges->method : NULL);
     if (r->ranges && r->ranges->method_id == MQ_CALIB_PERCENTILE) {
-        mq_json_key(j, "percentile");
-        mq_json_double(j, r->ranges->percentile);
+        mq_json_key_double(j, "percentile", r->ranges->percentile);
     }
-    mq_json_key(j, "samples");
-    mq_json_uint(j, r->ranges ? r->ranges->samples : 0);
-    mq_json_key(j, "tensors");
-    mq_json_int(j, r->ranges ? r->ranges->n : 0);
+    mq_json_key_uint(j, "samples", r->ranges ? r->ranges->samples : 0);
+    mq_json_key_int(j, "tensors", r->ranges ? r->ranges->n : 0);
     uint64_t nonfinite = 0;
     int tensors_nonfinite = 0;
     for (int i = 0; r->ranges && i < r->ranges->n; i++) {
         nonfinite += r->ranges->items[i].nonfinite;
         tensors_nonfinite += r->ranges->items[i].nonfinite > 0;
     }
-    mq_json_key(j, "nonfinite_values");
-    mq_json_uint(j, nonfinite);
-    mq_json_key(j, "tensors_with_nonfinite");
-    mq_json_int(j, tensors_nonfinite);
+    mq_json_key_uint(j, "nonfinite_values", nonfinite);
+    mq_json_key_int(j, "tensors_with_nonfinite", tensors_nonfinite);
+    /* The second pass over the samples: bias correction and the quiet-sample check. */
+    mq_json_key_bool(j, "statistics_pass", r->options->stats != NULL);
+    mq_json_key_bool(j, "bias_correction", r->options->stats && r->options->bias_correction);
+    mq_json_key(j, "min_sample_sqnr_db");
+    double floor_db = r->options->min_sample_sqnr_db;
+    if (!r->options->stats || !(floor_db > 0.0))
+        mq_json_null(j);
+    else if (floor_db == nearbyint(floor_db) && floor_db < 1e9)
+        mq_json_int(j, (int64_t)floor_db); /* "10", where %g would write 1e+01 */
+    else
+        mq_json_double(j, floor_db);
     mq_json_object_end(j);
 }
 
@@ -118,14 +121,10 @@ static void write_sizes(struct mq_json *j, const struct mq_report *r)
 {
     mq_json_key(j, "sizes");
     mq_json_object_begin(j);
-    mq_json_key(j, "model_bytes_before");
-    mq_json_uint(j, r->model_bytes_before);
-    mq_json_key(j, "model_bytes_after");
-    mq_json_uint(j, r->model_bytes_after);
-    mq_json_key(j, "initializer_bytes_before");
-    mq_json_uint(j, r->weight_bytes_before);
-    mq_json_key(j, "initializer_bytes_after");
-    mq_json_uint(j, r->weight_bytes_after);
+    mq_json_key_uint(j, "model_bytes_before", r->model_bytes_before);
+    mq_json_key_uint(j, "model_bytes_after", r->model_bytes_after);
+    mq_json_key_uint(j, "initializer_bytes_before", r->weight_bytes_before);
+    mq_json_key_uint(j, "initializer_bytes_after", r->weight_bytes_after);
     mq_json_key(j, "ratio");
     mq_json_double(j, r->model_bytes_before
                           ? (double)r->model_bytes_after / (double)r->model_bytes_before
@@ -209,19 +208,23 @@ static void write_tensor(struct mq_json *j, const struct mq_report *r,
     }
     if (t->note)
         json_key_string(j, "note", t->note);
+    int64_t worst_sample = 0;
+    double worst = t->role == MQ_QT_ACTIVATION && r->options->stats
+                       ? mq_quant_stats_worst_sqnr(r->options->stats, t->name, &worst_sample)
+                       : NAN;
+    if (!isnan(worst)) {
+        mq_json_key_double(j, "worst_sample_sqnr_db", worst);
+        mq_json_key_int(j, "worst_sample", worst_sample);
+    }
     const struct mq_tensor_range *cr =
         r->ranges && (t->role == MQ_QT_ACTIVATION) ? mq_ranges_find(r->ranges, t->name) : NULL;
     if (cr) {
         mq_json_key(j, "observed");
         mq_json_object_begin(j);
-        mq_json_key(j, "min");
-        mq_json_float(j, cr->observed_min);
-        mq_json_key(j, "max");
-        mq_json_float(j, cr->observed_max);
-        mq_json_key(j, "values");
-        mq_json_uint(j, cr->count);
-        mq_json_key(j, "nonfinite");
-        mq_json_uint(j, cr->nonfinite);
+        mq_json_key_float(j, "min", cr->observed_min);
+        mq_json_key_float(j, "max", cr->observed_max);
+        mq_json_key_uint(j, "values", cr->count);
+        mq_json_key_uint(j, "nonfinite", cr->nonfinite);
         mq_json_object_end(j);
     }
     mq_json_object_end(j);
@@ -238,30 +241,33 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     write_scheme(&j, r);
     mq_json_key(&j, "opset");
     mq_json_object_begin(&j);
-    mq_json_key(&j, "before");
-    mq_json_int(&j, r->opset_before);
-    mq_json_key(&j, "after");
-    mq_json_int(&j, r->opset_after);
+    mq_json_key_int(&j, "before", r->opset_before);
+    mq_json_key_int(&j, "after", r->opset_after);
     mq_json_object_end(&j);
     write_calibration(&j, r);
     write_sizes(&j, r);
     struct counts c = count_nodes(r->selection);
     mq_json_key(&j, "summary");
     mq_json_object_begin(&j);
-    mq_json_key(&j, "nodes");
-    mq_json_int(&j, c.nodes);
-    mq_json_key(&j, "quantized");
-    mq_json_int(&j, c.quantized);
-    mq_json_key(&j, "folded");
-    mq_json_int(&j, c.folded);
-    mq_json_key(&j, "skipped");
-    mq_json_int(&j, c.skipped);
-    mq_json_key(&j, "quantized_tensors");
-    mq_json_int(&j, r->result->n_tensors);
-    mq_json_key(&j, "float_tensors");
-    mq_json_int(&j, r->result->n_skipped);
+    mq_json_key_int(&j, "nodes", c.nodes);
+    mq_json_key_int(&j, "quantized", c.quantized);
+    mq_json_key_int(&j, "folded", c.folded);
+    mq_json_key_int(&j, "skipped", c.skipped);
+    mq_json_key_int(&j, "quantized_tensors", r->result->n_tensors);
+    mq_json_key_int(&j, "float_tensors", r->result->n_skipped);
     mq_json_object_end(&j);
     write_nodes(&j, r->selection);
+    mq_json_key(&j, "batchnorm_folded");
+    mq_json_array_begin(&j);
+    for (int i = 0; r->folds && i < r->folds->n; i++) {
+        const struct mq_fold_record *f = &r->folds->items[i];
+        mq_json_object_begin(&j);
+        json_key_string(&j, "batchnorm", f->batchnorm);
+        json_key_string(&j, "into", f->conv);
+        json_key_string(&j, "graph", f->graph);
+        mq_json_object_end(&j);
+    }
+    mq_json_array_end(&j);
     mq_json_key(&j, "tensors");
     mq_json_array_begin(&j);
     for (int i = 0; i < r->result->n_tensors; i++)
@@ -313,6 +319,8 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
             type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
             type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
             o->reduce_range ? " (reduced range)" : "", r->profile);
+    if (r->folds && r->folds->n)
+        fprintf(out, "  %d BatchNormalization folded into the Conv before it\n", r->folds->n);
     /* Op types in order of first appearance, with their node counts. */
     const char *ops[SUMMARY_MAX_OPS];
     int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
@@ -353,21 +361,33 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     if (r->ranges)
         fprintf(out, "  calibration: %s, %llu samples\n", r->ranges->method,
                 (unsigned long long)r->ranges->samples);
+    if (!o->stats && (o->bias_correction || o->min_sample_sqnr_db > 0.0))
+        fprintf(out, "  no calibration samples to read again: biases not corrected, quiet "
+                "samples not checked (use --calib)\n");
     /* A few reasons, so a surprise is visible without opening the report. */
     int shown = 0, candidates = 0;
     for (int i = 0; i < sel->n; i++) {
         const struct mq_node_choice *ch = &sel->items[i];
-        /* Nodes left out by op type are expected; the other reasons are news. */
-        if (ch->status != MQ_NODE_SKIPPED || !ch->reason ||
-            strstr(ch->reason, "not selected") || strstr(ch->reason, "is not quantized"))
+        /*
+         * Nodes left out by op type, and ops with no integer consumer, are
+         * expected; the other reasons are news, and so is a quantized node
+         * that kept some of its tensors float.
+         */
+        int skipped = ch->status == MQ_NODE_SKIPPED;
+        int partly = ch->status == MQ_NODE_QUANTIZED && ch->reason &&
+                     strstr(ch->reason, "stays float");
+        if (!ch->reason || (!skipped && !partly) ||
+            (skipped && (strstr(ch->reason, "not selected") ||
+                         strstr(ch->reason, "is not quantized") ||
+                         strstr(ch->reason, "reaches no quantized"))))
             continue;
         candidates++;
         if (shown < SUMMARY_MAX_REASONS) {
-            fprintf(out, "  skipped %s (%s): %s\n", ch->name, ch->op_type, ch->reason);
+            fprintf(out, "  %s %s (%s): %s\n", skipped ? "skipped" : "partly float", ch->name,
+                    ch->op_type, ch->reason);
             shown++;
         }
     }
     if (candidates > shown)
-        fprintf(out, "  ... %d more skipped nodes with reasons (see --report)\n",
-                candidates - shown);
+        fprintf(out, "  ... %d more nodes with reasons (see --report)\n", candidates - shown);
 }

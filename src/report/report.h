@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "calib/ranges.h"
+#include "quant/fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 
@@ -19,6 +20,7 @@ struct mq_report {
     const struct mq_quant_options *options;
     const struct mq_selection *selection;
     const struct mq_quant_result *result;
+    const struct mq_fold_result *folds;   /* BatchNormalizations folded first; may be NULL */
     const struct mq_ranges *ranges;       /* may be NULL */
     const char *calibration_source;       /* "calib" or "ranges" */
     const char *const *calibration_paths; /* the folder, or the ranges files */

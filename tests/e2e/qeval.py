@@ -277,10 +277,12 @@ class Result:
         self.name = name
         self.figures = collections.OrderedDict()   # for tables: short name -> text
         self.lines = []                             # for logs: measured numbers
-        self.checks = []                            # (ok, description)
+        self.checks = []                            # (ok, description, kind)
 
-    def check(self, ok, text):
-        self.checks.append((bool(ok), text))
+    def check(self, ok, text, kind=None):
+        """kind 'accuracy' or 'size' marks the issue's figures (see quantize_corpus
+        --known-shortfall); other checks have none."""
+        self.checks.append((bool(ok), text, kind))
         return ok
 
     def note(self, text):
@@ -288,7 +290,7 @@ class Result:
 
     @property
     def failed(self):
-        return [t for ok, t in self.checks if not ok]
+        return [t for ok, t, _ in self.checks if not ok]
 
 
 def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
@@ -320,14 +322,14 @@ def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
         need = math.ceil(SQUEEZENET_MIN_AGREE * len(a) - 1e-9)
         out_name = a[0][1][0][0]
         result.figures['accuracy'] = f'top-1 same as FP32 on {agree}/{len(a)}, SQNR {fmt_db(sq[out_name][0])} dB'
-        result.check(agree >= need, f'top-1 class same as FP32 on {agree} of {len(a)} eval photos '
+        result.check(agree >= need, kind='accuracy', text=f'top-1 class same as FP32 on {agree} of {len(a)} eval photos '
                      f'(need {need}); output SQNR {fmt_db(sq[out_name][0])} dB')
     elif metric == 'sqnr':
         parts = []
         for out_name, (total, worst, worst_set) in sq.items():
             parts.append(f'{out_name} {fmt_db(total)} dB')
-            result.check(total >= MIN_SQNR_DB,
-                         f"output '{out_name}' SQNR {fmt_db(total)} dB over {len(a)} eval samples "
+            result.check(total >= MIN_SQNR_DB, kind='accuracy',
+                         text=f"output '{out_name}' SQNR {fmt_db(total)} dB over {len(a)} eval samples "
                          f'(worst sample {worst_set} {fmt_db(worst)} dB; need >= {MIN_SQNR_DB:g})')
         result.figures['accuracy'] = 'SQNR ' + ', '.join(parts)
     elif metric == 'vad':
@@ -343,8 +345,8 @@ def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
         state = [f'{n} {fmt_db(v[0])} dB' for n, v in sq.items() if n != a[0][1][0][0]]
         result.figures['accuracy'] = (f'max |p diff| {worst[0]:.4f}, mean p {mean_a:.3f}/{mean_b:.3f}'
                                       + (f', SQNR {", ".join(state)}' if state else ''))
-        result.check(worst[0] <= VAD_MAX_DIFF,
-                     f'speech probability within {VAD_MAX_DIFF:g} of FP32 on every one of {len(diffs)} chunks: '
+        result.check(worst[0] <= VAD_MAX_DIFF, kind='accuracy',
+                     text=f'speech probability within {VAD_MAX_DIFF:g} of FP32 on every one of {len(diffs)} chunks: '
                      f'worst {worst[1]} FP32 {worst[2]:.4f} INT8 {worst[3]:.4f} (|diff| {worst[0]:.4f}); '
                      f'mean probability FP32 {mean_a:.4f}, INT8 {mean_b:.4f}')
     else:
@@ -367,8 +369,8 @@ def evaluate_mnist(eval_dir, fp32, int8, result):
                 f"{j['models'][1]['seconds']:.1f} s")
     result.check(abs(acc_a - MNIST_FP32_ACCURACY) < 0.005,
                  f'FP32 top-1 {acc_a:.2f} % is the reference {MNIST_FP32_ACCURACY} % (checks the eval itself)')
-    result.check(acc_a - acc_b <= MNIST_MAX_DROP + 1e-9,
-                 f'INT8 top-1 {acc_b:.2f} % at most {MNIST_MAX_DROP} points below FP32 {acc_a:.2f} %')
+    result.check(acc_a - acc_b <= MNIST_MAX_DROP + 1e-9, kind='accuracy',
+                 text=f'INT8 top-1 {acc_b:.2f} % at most {MNIST_MAX_DROP} points below FP32 {acc_a:.2f} %')
 
 
 def read_labels(path):

@@ -128,6 +128,37 @@ START_TEST(test_default_selection)
 }
 END_TEST
 
+/* Add and Mul are opt-in: quantized only when --op-types names them. */
+START_TEST(test_add_mul_not_default)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    qb_node(g, "Conv", "conv", "x,w", "c");
+    qb_node(g, "Add", "add", "c,x", "a");
+    qb_node(g, "Mul", "mul", "a,c", "y");
+    struct mq_select_options o = {0};
+    struct mq_selection s;
+    struct mq_error err;
+    ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
+    ck_assert_int_eq(choice_named(&s, "conv")->status, MQ_NODE_SELECTED);
+    ck_assert_int_eq(choice_named(&s, "add")->status, MQ_NODE_SKIPPED);
+    ck_assert_ptr_nonnull(strstr(choice_named(&s, "add")->reason, "not a default op type"));
+    ck_assert_int_eq(choice_named(&s, "mul")->status, MQ_NODE_SKIPPED);
+    mq_selection_free(&s);
+    for (const char *const *d = mq_default_op_types(); *d; d++)
+        ck_assert(strcmp(*d, "Add") != 0 && strcmp(*d, "Mul") != 0);
+    struct mq_pattern_list ops = {0};
+    ck_assert_int_eq(mq_pattern_list_add(&ops, "Conv,Add,Mul", "--op-types", &err), MQ_OK);
+    o.op_types = &ops;
+    ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
+    ck_assert_int_eq(choice_named(&s, "add")->status, MQ_NODE_SELECTED);
+    ck_assert_int_eq(choice_named(&s, "mul")->status, MQ_NODE_SELECTED);
+    mq_selection_free(&s);
+    mq_pattern_list_free(&ops);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 START_TEST(test_explicit_selection)
 {
     Onnx__ModelProto *m = sample_model();
@@ -220,6 +251,7 @@ int main(void)
     tcase_add_test(tc, test_glob);
     tcase_add_test(tc, test_pattern_lists);
     tcase_add_test(tc, test_default_selection);
+    tcase_add_test(tc, test_add_mul_not_default);
     tcase_add_test(tc, test_explicit_selection);
     tcase_add_test(tc, test_selection_errors);
     suite_add_tcase(s, tc);

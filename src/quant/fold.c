@@ -1,0 +1,549 @@
+#define _GNU_SOURCE /* vasprintf */
+#include "quant/fold.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp/tensor.h"
+#include "model/tensor_proto.h"
+#include "quant/graph.h"
+
+#define MAX_DEPTH 64
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    char *s;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+struct candidate {
+    Onnx__GraphProto *graph;
+    char *name;
+};
+
+struct fold_ctx {
+    struct mq_names names;
+    struct mq_fold_result *out;
+    /* Initializers a fold stopped reading: dropped at the end when nothing reads them. */
+    struct candidate *cands;
+    int n_cands;
+    struct mq_error *err;
+};
+
+static int oom(struct fold_ctx *fc)
+{
+    return mq_error_code(fc->err, MQ_ERR_MEMORY, "out of memory while folding BatchNormalization");
+}
+
+/* Remembers an initializer a fold stopped reading, with the graph (this or enclosing) holding it. */
+static int add_candidate(struct fold_ctx *fc, const struct mq_graph_index *idx, const char *name)
+{
+    if (!name)
+        return 0;
+    Onnx__GraphProto *g = NULL;
+    for (; idx && !g; idx = idx->parent) {
+        const struct mq_tensor_info *t = mq_graph_tensor(idx, name);
+        if (t && t->initializer >= 0)
+            g = idx->graph;
+        else if (t && (t->producer >= 0 || t->graph_input))
+            return 0;
+    }
+    if (!g)
+        return 0;
+    struct candidate *v = realloc(fc->cands, (size_t)(fc->n_cands + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    fc->cands = v;
+    char *copy = strdup(name);
+    if (!copy)
+        return -1;
+    fc->cands[fc->n_cands++] = (struct candidate){g, copy};
+    return 0;
+}
+
+static int is_onnx_op(const Onnx__NodeProto *node, const char *op)
+{
+    return mq_node_is_onnx(node) && strcmp(mq_str(node->op_type), op) == 0;
+}
+
+static const char *input_at(const Onnx__NodeProto *node, size_t i)
+{
+    return i < node->n_input && node->input[i] && *node->input[i] ? node->input[i] : NULL;
+}
+
+/* The initializer of this graph (not an enclosing one) holding a name; -1 when none. */
+static int own_initializer(const struct mq_graph_index *idx, const char *name)
+{
+    const struct mq_tensor_info *t = mq_graph_tensor(idx, name);
+    return t ? t->initializer : -1;
+}
+
+/* Whether node `node` is the only reader of `name` in this graph, subgraphs included. */
+static int only_reader(const struct mq_graph_index *idx, const char *name, int node)
+{
+    const struct mq_tensor_info *t = mq_graph_tensor(idx, name);
+    return t && !t->graph_output && t->n_consumers == 1 && t->consumers[0].node == node &&
+           !t->consumers[0].implicit;
+}
+
+/* A float32 initializer decoded; 0 and nothing allocated when it is not one. */
+static int decode_f32(const struct mq_graph_index *idx, const char *name, struct mq_tensor *t)
+{
+    const Onnx__TensorProto *init = name ? mq_graph_find_initializer(idx, name) : NULL;
+    memset(t, 0, sizeof *t);
+    if (!init || !init->has_data_type || init->data_type != MQ_DTYPE_FLOAT ||
+        init->n_external_data || (init->has_data_location && init->data_location))
+        return 0;
+    struct mq_error ignored;
+    if (mq_tensor_from_proto(init, name, t, &ignored))
+        return 0;
+    return 1;
+}
+
+/*
+ * Stores `values` under `name` in graph g: over initializer `slot` when it is
+ * >= 0, else as a new initializer.
+ */
+static int store(struct fold_ctx *fc, Onnx__GraphProto *g, int slot, const char *name,
+                 const struct mq_tensor *values)
+{
+    Onnx__TensorProto *proto;
+    int rc = mq_tensor_to_proto(values, name, &proto, fc->err);
+    if (rc)
+        return rc;
+    if (slot >= 0) {
+        onnx__tensor_proto__free_unpacked(g->initializer[slot], NULL);
+        g->initializer[slot] = proto;
+        return MQ_OK;
+    }
+    Onnx__TensorProto **v = realloc(g->initializer, (g->n_initializer + 1) * sizeof *v);
+    if (!v) {
+        onnx__tensor_proto__free_unpacked(proto, NULL);
+        return oom(fc);
+    }
+    g->initializer = v;
+    g->initializer[g->n_initializer++] = proto;
+    return MQ_OK;
+}
+
+static int replace_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static char *display_name(const Onnx__NodeProto *node, int index)
+{
+    return *mq_str(node->name) ? strdup(node->name)
+                               : xasprintf("%s#%d", mq_str(node->op_type), index);
+}
+
+/* The parameters of one fold, decoded. */
+struct fold_params {
+    struct mq_tensor w, b, scale, shift, mean, var;
+    int has_b;
+};
+
+static void params_free(struct fold_params *p)
+{
+    mq_tensor_free(&p->w);
+    mq_tensor_free(&p->b);
+    mq_tensor_free(&p->scale);
+    mq_tensor_free(&p->shift);
+    mq_tensor_free(&p->mean);
+    mq_tensor_free(&p->var);
+}
+
+/*
+ * Whether BatchNormalization `bn_index` can be folded into its producer: 1
+ * with *conv_index set and the parameters decoded, 0 when not.
+ */
+static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_index,
+                    struct fold_params *p)
+{
+    Onnx__GraphProto *g = idx->graph;
+    const Onnx__NodeProto *bn = g->node[bn_index];
+    memset(p, 0, sizeof *p);
+    if (!is_onnx_op(bn, "BatchNormalization") || bn->n_output < 1 || !*mq_str(bn->output[0]))
+        return 0;
+    /* Training mode, or the running statistics asked for as outputs. */
+    for (size_t o = 1; o < bn->n_output; o++)
+        if (*mq_str(bn->output[o]))
+            return 0;
+    if (mq_node_attr_int(bn, "training_mode", 0) != 0 || mq_node_attr_int(bn, "spatial", 1) != 1)
+        return 0;
+    const char *x = input_at(bn, 0);
+    const struct mq_tensor_info *xt = x ? mq_graph_tensor(idx, x) : NULL;
+    if (!xt || xt->producer < 0 || !only_reader(idx, x, bn_index))
+        return 0;
+    const Onnx__NodeProto *conv = g->node[xt->producer];
+    if (!is_onnx_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
+        return 0;
+    if (!decode_f32(idx, input_at(conv, 1), &p->w))
+        return 0;
+    int64_t c = p->w.rank >= 3 ? p->w.dims[0] : 0;
+    int ok = c > 0;
+    if (ok && input_at(conv, 2)) {
+        ok = decode_f32(idx, input_at(conv, 2), &p->b) && p->b.count == c;
+        p->has_b = 1;
+    }
+    struct mq_tensor *bn_params[4] = {&p->scale, &p->shift, &p->mean, &p->var};
+    for (int k = 0; ok && k < 4; k++)
+        ok = decode_f32(idx, input_at(bn, (size_t)k + 1), bn_params[k]) &&
+             bn_params[k]->count == c && bn_params[k]->rank == 1;
+    if (!ok) {
+        params_free(p);
+        return 0;
+    }
+    *conv_index = xt->producer;
+    return 1;
+}
+
+/*
+ * W'[o] = W[o] * a[o], b'[o] = (b[o] - mean[o]) * a[o] + shift[o], with
+ * a = scale / sqrt(var + epsilon), in double.  0 when a value would not be
+ * finite (a zero or negative variance): that BatchNormalization stays.
+ */
+static int fold_values(struct fold_params *p, double epsilon, struct mq_tensor *bias)
+{
+    int64_t c = p->w.dims[0], inner = p->w.count / c;
+    float *w = p->w.data, *out = bias->data;
+    const float *scale = p->scale.data, *shift = p->shift.data, *mean = p->mean.data,
+                *var = p->var.data, *b = p->has_b ? p->b.data : NULL;
+    for (int64_t o = 0; o < c; o++) {
+        double denom = (double)var[o] + epsilon;
+        if (!(denom > 0.0))
+            return 0;
+        double a = (double)scale[o] / sqrt(denom);
+        double nb = ((b ? (double)b[o] : 0.0) - (double)mean[o]) * a + (double)shift[o];
+        if (!isfinite(a) || !isfinite((float)nb))
+            return 0;
+        for (int64_t e = 0; e < inner; e++) {
+            float v = (float)((double)w[o * inner + e] * a);
+            if (!isfinite(v))
+                return 0;
+            w[o * inner + e] = v;
+        }
+        out[o] = (float)nb;
+    }
+    return 1;
+}
+
+/* Gives the Conv a bias input (it had none). */
+static int add_bias_input(Onnx__NodeProto *conv, const char *name)
+{
+    if (conv->n_input >= 3)
+        return replace_string(&conv->input[2], name);
+    char **v = realloc(conv->input, 3 * sizeof *v);
+    if (!v)
+        return -1;
+    conv->input = v;
+    for (size_t i = conv->n_input; i < 3; i++)
+        v[i] = NULL;
+    conv->n_input = 3;
+    for (size_t i = 0; i < 3; i++)
+        if (!v[i] && !(v[i] = strdup(i == 2 ? name : "")))
+            return -1;
+    return 0;
+}
+
+/* Where the folded weight or bias goes: over an initializer only this Conv reads, else new. */
+static int pick_slot(struct fold_ctx *fc, const struct mq_graph_index *idx, const char *name,
+                     int conv_index, const char *base, char **target, int *slot)
+{
+    *slot = name && only_reader(idx, name, conv_index) ? own_initializer(idx, name) : -1;
+    if (*slot >= 0)
+        *target = strdup(name);
+    else
+        *target = mq_names_fresh(&fc->names, base);
+    return *target ? 0 : oom(fc);
+}
+
+static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char *path,
+                    int bn_index, int conv_index, struct fold_params *p, char *removed)
+{
+    Onnx__GraphProto *g = idx->graph;
+    Onnx__NodeProto *bn = g->node[bn_index], *conv = g->node[conv_index];
+    double epsilon = mq_node_attr_float(bn, "epsilon", 1e-5f);
+    struct mq_tensor bias = {0};
+    int64_t c = p->w.dims[0];
+    int rc = mq_tensor_alloc(&bias, MQ_DTYPE_FLOAT, 1, &c, "folded bias", fc->err);
+    if (rc)
+        return rc;
+    if (!fold_values(p, epsilon, &bias)) {
+        mq_tensor_free(&bias);
+        return MQ_OK;
+    }
+    /* Copies: the Conv's inputs are rewritten below. */
+    char *w_name = strdup(input_at(conv, 1));
+    char *b_name = input_at(conv, 2) ? strdup(input_at(conv, 2)) : NULL;
+    char *w_target = NULL, *b_target = NULL;
+    char *w_base = w_name ? xasprintf("%s_folded", w_name) : NULL;
+    char *b_base = xasprintf("%s_folded", b_name ? b_name : mq_str(bn->input[2]));
+    int w_slot, b_slot;
+    if (!w_name || (input_at(conv, 2) && !b_name) || !w_base || !b_base)
+        rc = oom(fc);
+    if (!rc)
+        rc = pick_slot(fc, idx, w_name, conv_index, w_base, &w_target, &w_slot);
+    if (!rc)
+        rc = pick_slot(fc, idx, b_name, conv_index, b_base, &b_target, &b_slot);
+    if (!rc)
+        rc = store(fc, g, w_slot, w_target, &p->w);
+    if (!rc)
+        rc = store(fc, g, b_slot, b_target, &bias);
+    /* The Conv now writes the normalized tensor itself. */
+    if (!rc && (replace_string(&conv->input[1], w_target) || add_bias_input(conv, b_target) ||
+                replace_string(&conv->output[0], bn->output[0])))
+        rc = oom(fc);
+    for (size_t k = 1; !rc && k < 5; k++)
+        if (add_candidate(fc, idx, input_at(bn, k)))
+            rc = oom(fc);
+    if (!rc && ((w_slot < 0 && add_candidate(fc, idx, w_name)) ||
+                (b_name && b_slot < 0 && add_candidate(fc, idx, b_name))))
+        rc = oom(fc);
+    if (!rc) {
+        removed[bn_index] = 1;
+        struct mq_fold_result *out = fc->out;
+        struct mq_fold_record *v = realloc(out->items, (size_t)(out->n + 1) * sizeof *v);
+        if (!v) {
+            rc = oom(fc);
+        } else {
+            out->items = v;
+            struct mq_fold_record *r = &v[out->n++];
+            r->batchnorm = display_name(bn, bn_index);
+            r->conv = display_name(conv, conv_index);
+            r->graph = strdup(path);
+            if (!r->batchnorm || !r->conv || !r->graph)
+                rc = oom(fc);
+        }
+    }
+    free(w_name);
+    free(b_name);
+    free(w_base);
+    free(b_base);
+    free(w_target);
+    free(b_target);
+    mq_tensor_free(&bias);
+    return rc;
+}
+
+/* Drops the nodes marked removed, and the value infos of the tensors they made vanish. */
+static void compact(Onnx__GraphProto *g, const char *removed, char **vanished, int n_vanished)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        if (removed[i])
+            onnx__node_proto__free_unpacked(g->node[i], NULL);
+        else
+            g->node[w++] = g->node[i];
+    }
+    g->n_node = w;
+    w = 0;
+    for (size_t i = 0; i < g->n_value_info; i++) {
+        int gone = 0;
+        for (int v = 0; v < n_vanished && !gone; v++)
+            gone = strcmp(mq_str(g->value_info[i]->name), vanished[v]) == 0;
+        if (gone)
+            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+        else
+            g->value_info[w++] = g->value_info[i];
+    }
+    g->n_value_info = w;
+}
+
+static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
+                      const struct mq_graph_index *parent, const char *path, int depth);
+
+struct sub_walk {
+    struct fold_ctx *fc;
+    const struct mq_graph_index *parent;
+    const char *prefix;
+    int depth;
+};
+
+static int fold_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *user)
+{
+    struct sub_walk *sw = user;
+    char *path = xasprintf("%s/%s", sw->prefix, attr_name);
+    if (!path)
+        return oom(sw->fc);
+    int rc = fold_graph(sw->fc, sub, sw->parent, path, sw->depth + 1);
+    free(path);
+    return rc;
+}
+
+static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
+                      const struct mq_graph_index *parent, const char *path, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return mq_error_set(fc->err, "subgraphs nest deeper than %d levels", MAX_DEPTH);
+    struct mq_graph_index idx;
+    int rc = mq_graph_index_build(g, parent, &idx, fc->err);
+    if (rc)
+        return rc;
+    size_t n = g->n_node;
+    char *removed = calloc(n ? n : 1, 1);
+    char **vanished = calloc(n ? n : 1, sizeof *vanished);
+    int n_vanished = 0;
+    if (!removed || !vanished)
+        rc = oom(fc);
+    for (size_t i = 0; !rc && i < n; i++) {
+        struct fold_params p;
+        int conv_index;
+        if (!foldable(&idx, (int)i, &conv_index, &p))
+            continue;
+        /* The Conv's old output disappears; its name is kept to drop its value info. */
+        char *gone = strdup(g->node[conv_index]->output[0]);
+        if (!gone)
+            rc = oom(fc);
+        if (!rc)
+            rc = fold_one(fc, &idx, path, (int)i, conv_index, &p, removed);
+        if (!rc && removed[i])
+            vanished[n_vanished++] = gone;
+        else
+            free(gone);
+        params_free(&p);
+    }
+    if (!rc)
+        compact(g, removed, vanished, n_vanished);
+    for (int v = 0; v < n_vanished; v++)
+        free(vanished[v]);
+    free(vanished);
+    free(removed);
+    mq_graph_index_free(&idx);
+    if (rc)
+        return rc;
+    /* Subgraphs see this graph as it is now. */
+    rc = mq_graph_index_build(g, parent, &idx, fc->err);
+    for (size_t i = 0; !rc && i < g->n_node; i++) {
+        char *name = display_name(g->node[i], (int)i);
+        char *prefix = !name ? NULL : *path ? xasprintf("%s/%s", path, name) : strdup(name);
+        free(name);
+        if (!prefix) {
+            rc = oom(fc);
+            break;
+        }
+        struct sub_walk sw = {fc, &idx, prefix, depth};
+        rc = mq_node_each_subgraph(g->node[i], fold_subgraph, &sw);
+        free(prefix);
+    }
+    if (idx.by_name)
+        mq_graph_index_free(&idx);
+    return rc;
+}
+
+/* ------------------------------------------------------- unused initializers */
+
+static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth);
+
+static int collect_refs_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
+{
+    (void)attr_name;
+    struct mq_strmap *refs = user;
+    return collect_refs(refs, sub, 1);
+}
+
+/* Every name some node reads or some graph returns, in g and its subgraphs. */
+static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return -1;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *node = g->node[i];
+        for (size_t k = 0; k < node->n_input; k++)
+            if (node->input[k] && *node->input[k] && mq_strmap_put(refs, node->input[k], 1))
+                return -1;
+        if (mq_node_each_subgraph(node, collect_refs_sub, refs))
+            return -1;
+    }
+    for (size_t i = 0; i < g->n_output; i++)
+        if (mq_strmap_put(refs, mq_str(g->output[i]->name), 1))
+            return -1;
+    return 0;
+}
+
+/* Drops a graph's initializer, and its graph-input entry (old models list both). */
+static void drop_initializer(Onnx__GraphProto *g, const char *name)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        if (strcmp(mq_str(g->initializer[i]->name), name) == 0)
+            onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
+        else
+            g->initializer[w++] = g->initializer[i];
+    }
+    g->n_initializer = w;
+    w = 0;
+    for (size_t i = 0; i < g->n_input; i++) {
+        if (strcmp(mq_str(g->input[i]->name), name) == 0)
+            onnx__value_info_proto__free_unpacked(g->input[i], NULL);
+        else
+            g->input[w++] = g->input[i];
+    }
+    g->n_input = w;
+}
+
+static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
+{
+    if (!fc->n_cands)
+        return MQ_OK;
+    struct mq_strmap *refs = mq_strmap_new();
+    if (!refs || collect_refs(refs, model->graph, 0)) {
+        mq_strmap_free(refs);
+        return oom(fc);
+    }
+    for (int c = 0; c < fc->n_cands; c++)
+        if (mq_strmap_get(refs, fc->cands[c].name) < 0)
+            drop_initializer(fc->cands[c].graph, fc->cands[c].name);
+    mq_strmap_free(refs);
+    return MQ_OK;
+}
+
+/* ------------------------------------------------------------ entry points */
+
+void mq_fold_result_free(struct mq_fold_result *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        free(r->items[i].batchnorm);
+        free(r->items[i].conv);
+        free(r->items[i].graph);
+    }
+    free(r->items);
+    memset(r, 0, sizeof *r);
+}
+
+int mq_fold_batchnorm(Onnx__ModelProto *model, struct mq_fold_result *out, struct mq_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!model->graph)
+        return MQ_OK;
+    struct fold_ctx fc;
+    memset(&fc, 0, sizeof fc);
+    fc.out = out;
+    fc.err = err;
+    int rc = mq_names_collect(model, &fc.names, err);
+    if (rc)
+        return rc;
+    rc = fold_graph(&fc, model->graph, NULL, "", 0);
+    if (!rc)
+        rc = remove_unused(&fc, model);
+    mq_names_free(&fc.names);
+    for (int c = 0; c < fc.n_cands; c++)
+        free(fc.cands[c].name);
+    free(fc.cands);
+    if (rc)
+        mq_fold_result_free(out);
+    return rc;
+}

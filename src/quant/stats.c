@@ -1,0 +1,588 @@
+#define _GNU_SOURCE /* asprintf */
+#include "quant/stats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp/plan.h"
+#include "interp/tensor.h"
+#include "quant/graph.h"
+#include "quant/params.h"
+
+#define MAX_DEPTH 64
+#define MAX_SPATIAL 3
+/* Means per node (channels x taps), and doubles of scratch: beyond these a node goes uncorrected. */
+#define MAX_CELLS ((int64_t)1 << 26)
+
+/* One activation whose quantization error is measured. */
+struct act_stat {
+    char *name;
+    int usable;                 /* has a finite range: qparams computed */
+    struct mq_qparams p;
+    struct mq_qrange full;
+    double sample_signal, sample_noise; /* the sample being run */
+    int64_t touched_in;         /* sample index of the last touch, -1 none */
+    double worst_db;
+    int64_t worst_sample;
+    int seen;
+};
+
+/* One weighted node whose input means are gathered. */
+struct mean_stat {
+    char *input, *weight;
+    int is_gemm, trans_a;
+    int spatial;                /* Conv: number of spatial dims */
+    int64_t channels;           /* Conv: C = C/group * group; Gemm: K */
+    int64_t kernel[MAX_SPATIAL], strides[MAX_SPATIAL], dilations[MAX_SPATIAL];
+    int64_t pads[2 * MAX_SPATIAL];
+    int auto_pad;               /* 0 NOTSET, 1 VALID, 2 SAME_UPPER, 3 SAME_LOWER */
+    int64_t taps;
+    double *sums;               /* channels * taps; means once the pass is over */
+    double positions;           /* output positions summed over (per channel and tap) */
+    int broken;                 /* a shape it cannot handle, or two nodes with this key */
+};
+
+struct mq_quant_stats {
+    struct act_stat *acts;
+    int n_acts;
+    struct mq_strmap *act_of;
+    struct mean_stat *means;
+    int n_means, cap_means;
+    struct mq_strmap *mean_of;   /* "input\nweight" -> index */
+    /* Per tensor name: the mean requests reading it (a tensor may feed several). */
+    struct mq_strmap *reader_of; /* tensor -> first index into reader_next chain + 1 */
+    int *reader_next;
+    int64_t sample;
+    double *scratch;
+    size_t scratch_cap;
+};
+
+static int oom(struct mq_error *err)
+{
+    return mq_error_code(err, MQ_ERR_MEMORY, "out of memory collecting calibration statistics");
+}
+
+static char *mean_key(const char *input, const char *weight)
+{
+    char *key;
+    return asprintf(&key, "%s\n%s", input, weight) < 0 ? NULL : key;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static int attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, int n,
+                     int64_t fallback)
+{
+    const Onnx__AttributeProto *a = mq_node_attr(node, name);
+    for (int i = 0; i < n; i++)
+        out[i] = fallback;
+    if (!a)
+        return 1;
+    if ((int)a->n_ints != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        out[i] = a->ints[i];
+    return 1;
+}
+
+/* A request for a Conv or Gemm; 0 when the node is not one this pass can describe. */
+static int describe(const Onnx__NodeProto *node, const Onnx__TensorProto *w, struct mean_stat *ms)
+{
+    memset(ms, 0, sizeof *ms);
+    const char *op = mq_str(node->op_type);
+    if (strcmp(op, "Gemm") == 0) {
+        if (w->n_dims != 2 || w->dims[0] <= 0 || w->dims[1] <= 0)
+            return 0;
+        ms->is_gemm = 1;
+        ms->trans_a = mq_node_attr_int(node, "transA", 0) != 0;
+        int trans_b = mq_node_attr_int(node, "transB", 0) != 0;
+        ms->channels = trans_b ? w->dims[1] : w->dims[0];
+        ms->taps = 1;
+        return ms->channels <= MAX_CELLS;
+    }
+    if (strcmp(op, "Conv") != 0 || w->n_dims < 3 || w->n_dims > 2 + MAX_SPATIAL)
+        return 0;
+    int k = (int)w->n_dims - 2;
+    long long group = mq_node_attr_int(node, "group", 1);
+    if (group < 1 || w->dims[1] <= 0 || w->dims[1] > INT64_MAX / group)
+        return 0;
+    ms->spatial = k;
+    ms->channels = w->dims[1] * group;
+    ms->taps = 1;
+    for (int d = 0; d < k; d++) {
+        if (w->dims[2 + d] <= 0 || w->dims[2 + d] > 4096)
+            return 0;
+        ms->kernel[d] = w->dims[2 + d];
+        ms->taps *= ms->kernel[d];
+    }
+    if (ms->channels > MAX_CELLS || ms->taps > MAX_CELLS / ms->channels)
+        return 0;
+    if (!attr_ints(node, "strides", ms->strides, k, 1) ||
+        !attr_ints(node, "dilations", ms->dilations, k, 1) ||
+        !attr_ints(node, "pads", ms->pads, 2 * k, 0))
+        return 0;
+    for (int d = 0; d < k; d++)
+        if (ms->strides[d] < 1 || ms->dilations[d] < 1 || ms->pads[d] < 0 || ms->pads[k + d] < 0)
+            return 0;
+    char pad[32];
+    mq_node_attr_string(node, "auto_pad", pad, sizeof pad);
+    if (!pad[0] || strcmp(pad, "NOTSET") == 0)
+        ms->auto_pad = 0;
+    else if (strcmp(pad, "VALID") == 0)
+        ms->auto_pad = 1;
+    else if (strcmp(pad, "SAME_UPPER") == 0)
+        ms->auto_pad = 2;
+    else if (strcmp(pad, "SAME_LOWER") == 0)
+        ms->auto_pad = 3;
+    else
+        return 0;
+    return 1;
+}
+
+struct walk {
+    struct mq_quant_stats *s;
+    const struct mq_selection *sel;
+    struct mq_error *err;
+};
+
+static int add_reader(struct mq_quant_stats *s, const char *tensor, int index)
+{
+    int *next = realloc(s->reader_next, (size_t)(index + 1) * sizeof *next);
+    if (!next)
+        return -1;
+    s->reader_next = next;
+    int head = mq_strmap_get(s->reader_of, tensor);
+    next[index] = head; /* -1 ends the chain */
+    return mq_strmap_put(s->reader_of, tensor, index);
+}
+
+static int add_request(struct walk *w, const struct mq_graph_index *idx, const Onnx__NodeProto *node)
+{
+    struct mq_quant_stats *s = w->s;
+    const char *x = node->n_input > 0 ? mq_str(node->input[0]) : "";
+    const char *wn = node->n_input > 1 ? mq_str(node->input[1]) : "";
+    const Onnx__TensorProto *init = *wn ? mq_graph_find_initializer(idx, wn) : NULL;
+    if (!*x || !init || !init->has_data_type || init->data_type != MQ_DTYPE_FLOAT)
+        return 0;
+    struct mean_stat ms;
+    if (!describe(node, init, &ms))
+        return 0;
+    char *key = mean_key(x, wn);
+    if (!key)
+        return oom(w->err);
+    int known = mq_strmap_get(s->mean_of, key);
+    if (known >= 0) {
+        /* Two nodes with one key may differ in strides or pads: trust neither. */
+        s->means[known].broken = 1;
+        free(key);
+        return 0;
+    }
+    if (s->n_means == s->cap_means) {
+        int cap = s->cap_means ? s->cap_means * 2 : 16;
+        struct mean_stat *v = realloc(s->means, (size_t)cap * sizeof *v);
+        if (!v) {
+            free(key);
+            return oom(w->err);
+        }
+        s->means = v;
+        s->cap_means = cap;
+    }
+    ms.input = strdup(x);
+    ms.weight = strdup(wn);
+    int64_t cells = ms.channels * ms.taps;
+    ms.sums = ms.input && ms.weight && cells > 0 ? calloc((size_t)cells, sizeof *ms.sums) : NULL;
+    int index = s->n_means;
+    if (!ms.sums || mq_strmap_put(s->mean_of, key, index) || add_reader(s, x, index)) {
+        free(ms.input);
+        free(ms.weight);
+        free(ms.sums);
+        free(key);
+        return oom(w->err);
+    }
+    free(key);
+    s->means[s->n_means++] = ms;
+    return 0;
+}
+
+static int walk_graph(struct walk *w, Onnx__GraphProto *g, const struct mq_graph_index *parent,
+                      int depth);
+
+struct sub {
+    struct walk *w;
+    const struct mq_graph_index *parent;
+    int depth;
+};
+
+static int walk_sub(Onnx__GraphProto *g, const char *attr, void *user)
+{
+    (void)attr;
+    struct sub *sb = user;
+    return walk_graph(sb->w, g, sb->parent, sb->depth + 1);
+}
+
+static int walk_graph(struct walk *w, Onnx__GraphProto *g, const struct mq_graph_index *parent,
+                      int depth)
+{
+    if (depth > MAX_DEPTH)
+        return mq_error_set(w->err, "subgraphs nest deeper than %d levels", MAX_DEPTH);
+    struct mq_graph_index idx;
+    int rc = mq_graph_index_build(g, parent, &idx, w->err);
+    for (size_t i = 0; !rc && i < g->n_node; i++) {
+        const Onnx__NodeProto *node = g->node[i];
+        const struct mq_node_choice *c = mq_selection_find(w->sel, node);
+        if (c && c->status == MQ_NODE_SELECTED && mq_node_is_onnx(node))
+            rc = add_request(w, &idx, node);
+        if (!rc) {
+            struct sub sb = {w, &idx, depth};
+            rc = mq_node_each_subgraph(node, walk_sub, &sb);
+        }
+    }
+    if (idx.by_name)
+        mq_graph_index_free(&idx);
+    return rc;
+}
+
+/* ------------------------------------------------------------ measuring */
+
+static int scratch(struct mq_quant_stats *s, size_t n, struct mq_error *err)
+{
+    if (n <= s->scratch_cap)
+        return MQ_OK;
+    double *v = realloc(s->scratch, n * sizeof *v);
+    if (!v)
+        return oom(err);
+    s->scratch = v;
+    s->scratch_cap = n;
+    return MQ_OK;
+}
+
+static void finish_sample(struct mq_quant_stats *s)
+{
+    for (int i = 0; i < s->n_acts; i++) {
+        struct act_stat *a = &s->acts[i];
+        if (a->touched_in != s->sample)
+            continue;
+        /* A silent or exactly representable sample says nothing about the scale. */
+        if (a->sample_signal > 0.0 && a->sample_noise > 0.0) {
+            double db = 10.0 * log10(a->sample_signal / a->sample_noise);
+            if (!a->seen || db < a->worst_db) {
+                a->worst_db = db;
+                a->worst_sample = s->sample;
+            }
+            a->seen = 1;
+        }
+        a->sample_signal = a->sample_noise = 0.0;
+    }
+}
+
+static void measure_activation(struct mq_quant_stats *s, struct act_stat *a,
+                               const struct mq_tensor *t)
+{
+    if (!a->usable || t->dtype != MQ_DTYPE_FLOAT)
+        return;
+    const float *x = t->data;
+    double signal = 0.0, noise = 0.0;
+    for (int64_t i = 0; i < t->count; i++) {
+        if (!isfinite(x[i]))
+            continue;
+        float back = mq_dequantize_value(mq_quantize_value(x[i], a->p, a->full), a->p);
+        double e = (double)back - (double)x[i];
+        signal += (double)x[i] * (double)x[i];
+        noise += e * e;
+    }
+    a->sample_signal += signal;
+    a->sample_noise += noise;
+    a->touched_in = s->sample;
+}
+
+/* Output size and leading pad of one spatial dim; 0 when the shape does not fit. */
+static int conv_dim(const struct mean_stat *ms, int d, int64_t in, int64_t *out, int64_t *pad)
+{
+    int64_t k = ms->kernel[d], st = ms->strides[d], dil = ms->dilations[d];
+    int64_t span = dil * (k - 1) + 1;
+    if (ms->auto_pad >= 2) {
+        int64_t o = (in + st - 1) / st;
+        int64_t total = (o - 1) * st + span - in;
+        if (total < 0)
+            total = 0;
+        *pad = ms->auto_pad == 2 ? total / 2 : total - total / 2;
+        *out = o;
+        return o > 0;
+    }
+    int64_t pb = ms->auto_pad == 1 ? 0 : ms->pads[d];
+    int64_t pe = ms->auto_pad == 1 ? 0 : ms->pads[ms->spatial + d];
+    int64_t room = in + pb + pe - span;
+    if (room < 0)
+        return 0;
+    *out = room / st + 1;
+    *pad = pb;
+    return 1;
+}
+
+/*
+ * Adds, for every input channel and kernel tap, the sum over all output
+ * positions of the input value that tap reads.  Per channel, one spatial dim
+ * at a time is contracted against the tap's index set: [D1, R] becomes
+ * [R, K1], so after the last dim the taps are in row-major kernel order.
+ */
+static int measure_conv(struct mq_quant_stats *s, struct mean_stat *ms, const struct mq_tensor *t,
+                        struct mq_error *err)
+{
+    int k = ms->spatial;
+    if (t->dtype != MQ_DTYPE_FLOAT || t->rank != k + 2 || t->dims[1] != ms->channels) {
+        ms->broken = 1;
+        return MQ_OK;
+    }
+    int64_t outs[MAX_SPATIAL], pads[MAX_SPATIAL], size = 1, positions = 1;
+    for (int d = 0; d < k; d++) {
+        if (t->dims[2 + d] <= 0 || !conv_dim(ms, d, t->dims[2 + d], &outs[d], &pads[d])) {
+            ms->broken = 1;
+            return MQ_OK;
+        }
+        size *= t->dims[2 + d];
+        positions *= outs[d];
+    }
+    /* Two buffers, each as large as the biggest intermediate (a kernel wider than the input
+       makes a later one larger than the channel). */
+    int64_t biggest = size;
+    {
+        int64_t r = size;
+        for (int d = 0; d < k && biggest <= MAX_CELLS; d++) {
+            r = r / t->dims[2 + d] * ms->kernel[d];
+            if (r > biggest)
+                biggest = r;
+        }
+    }
+    if (biggest > MAX_CELLS) {
+        ms->broken = 1;
+        return MQ_OK;
+    }
+    if (scratch(s, (size_t)biggest * 2, err))
+        return MQ_ERR;
+    double *a = s->scratch, *b = s->scratch + biggest;
+    const float *x = t->data;
+    for (int64_t n = 0; n < t->dims[0]; n++) {
+        for (int64_t c = 0; c < ms->channels; c++) {
+            const float *xc = x + (n * ms->channels + c) * size;
+            for (int64_t i = 0; i < size; i++)
+                a[i] = isfinite(xc[i]) ? (double)xc[i] : 0.0;
+            int64_t rows = size; /* elements of the current [D, R] array */
+            for (int d = 0; d < k; d++) {
+                int64_t dn = t->dims[2 + d], r = rows / dn, kd = ms->kernel[d];
+                for (int64_t i = 0; i < r * kd; i++)
+                    b[i] = 0.0;
+                for (int64_t tap = 0; tap < kd; tap++)
+                    for (int64_t o = 0; o < outs[d]; o++) {
+                        int64_t j = o * ms->strides[d] + tap * ms->dilations[d] - pads[d];
+                        if (j < 0 || j >= dn)
+                            continue;
+                        const double *src = a + j * r;
+                        for (int64_t q = 0; q < r; q++)
+                            b[q * kd + tap] += src[q];
+                    }
+                double *swap = a;
+                a = b;
+                b = swap;
+                rows = r * kd;
+            }
+            double *sums = ms->sums + c * ms->taps;
+            for (int64_t tap = 0; tap < ms->taps; tap++)
+                sums[tap] += a[tap];
+        }
+        ms->positions += (double)positions;
+    }
+    return MQ_OK;
+}
+
+static void measure_gemm(struct mean_stat *ms, const struct mq_tensor *t)
+{
+    if (t->dtype != MQ_DTYPE_FLOAT || t->rank != 2) {
+        ms->broken = 1;
+        return;
+    }
+    int64_t rows = ms->trans_a ? t->dims[1] : t->dims[0];
+    int64_t cols = ms->trans_a ? t->dims[0] : t->dims[1];
+    if (cols != ms->channels) {
+        ms->broken = 1;
+        return;
+    }
+    const float *x = t->data;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            float v = ms->trans_a ? x[c * rows + r] : x[r * cols + c];
+            ms->sums[c] += isfinite(v) ? (double)v : 0.0;
+        }
+    ms->positions += (double)rows;
+}
+
+static int observe(struct mq_quant_stats *s, const char *name, const struct mq_tensor *t,
+                   struct mq_error *err)
+{
+    int a = mq_strmap_get(s->act_of, name);
+    if (a >= 0)
+        measure_activation(s, &s->acts[a], t);
+    for (int m = mq_strmap_get(s->reader_of, name); m >= 0; m = s->reader_next[m]) {
+        struct mean_stat *ms = &s->means[m];
+        if (ms->broken)
+            continue;
+        if (ms->is_gemm)
+            measure_gemm(ms, t);
+        else if (measure_conv(s, ms, t, err))
+            return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+static int observe_produced(void *user, const struct mq_kernel_node *producer, const char *name,
+                            const struct mq_tensor *value, struct mq_error *err)
+{
+    (void)producer;
+    return observe(user, name, value, err);
+}
+
+/* --------------------------------------------------------------- the pass */
+
+static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
+                      const struct mq_ranges *ranges, const struct mq_quant_options *o,
+                      struct mq_error *err)
+{
+    s->acts = calloc((size_t)(n ? n : 1), sizeof *s->acts);
+    if (!s->acts)
+        return oom(err);
+    struct mq_qrange range = mq_qrange_for(o->activation_type, o->symmetric_activations, 0);
+    for (int i = 0; i < n; i++) {
+        struct act_stat *a = &s->acts[s->n_acts];
+        if (mq_strmap_get(s->act_of, names[i]) >= 0)
+            continue;
+        a->name = strdup(names[i]);
+        if (!a->name || mq_strmap_put(s->act_of, names[i], s->n_acts))
+            return oom(err);
+        s->n_acts++;
+        a->touched_in = -1;
+        a->full = mq_qrange_full(o->activation_type);
+        const struct mq_tensor_range *r = ranges ? mq_ranges_find(ranges, names[i]) : NULL;
+        struct mq_error ignored;
+        a->usable = r && r->count > 0 && isfinite(r->min) && isfinite(r->max) &&
+                    r->min <= r->max &&
+                    mq_qparams_compute(r->min, r->max, range, o->symmetric_activations, &a->p,
+                                       &ignored) == MQ_OK;
+    }
+    return MQ_OK;
+}
+
+int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_source *source,
+                           const Onnx__ModelProto *model, const struct mq_selection *sel,
+                           char *const *names, int n_names, const struct mq_ranges *ranges,
+                           const struct mq_quant_options *o, struct mq_quant_stats **out,
+                           struct mq_error *err)
+{
+    *out = NULL;
+    struct mq_quant_stats *s = calloc(1, sizeof *s);
+    if (!s)
+        return oom(err);
+    s->act_of = mq_strmap_new();
+    s->mean_of = mq_strmap_new();
+    s->reader_of = mq_strmap_new();
+    int rc = s->act_of && s->mean_of && s->reader_of ? MQ_OK : oom(err);
+    if (!rc)
+        rc = setup_acts(s, names, n_names, ranges, o, err);
+    if (!rc && model->graph) {
+        struct walk w = {s, sel, err};
+        rc = walk_graph(&w, model->graph, NULL, 0);
+    }
+    int n_inputs = mq_plan_input_count(plan), n_outputs = mq_plan_output_count(plan);
+    struct mq_tensor *inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
+    struct mq_tensor *outputs = calloc((size_t)n_outputs + 1, sizeof *outputs);
+    if (!rc && (!inputs || !outputs))
+        rc = oom(err);
+    int64_t count = mq_calib_source_count(source);
+    for (int64_t i = 0; !rc && i < count; i++) {
+        s->sample = i;
+        rc = mq_calib_source_load(source, i, inputs, err);
+        /* Graph inputs are fed, not produced: the observer never sees them. */
+        for (int k = 0; !rc && k < n_inputs; k++)
+            rc = observe(s, mq_str(mq_plan_input(plan, k)->name), &inputs[k], err);
+        if (!rc) {
+            struct mq_run_options run = {observe_produced, s};
+            memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
+            rc = mq_plan_run(plan, inputs, n_inputs, outputs, n_outputs, &run, err);
+            for (int k = 0; k < n_outputs; k++)
+                mq_tensor_free(&outputs[k]);
+        }
+        for (int k = 0; k < n_inputs; k++)
+            mq_tensor_free(&inputs[k]);
+        if (rc)
+            mq_error_prefix(err, "calibration statistics, sample %lld (%s): ", (long long)i,
+                            mq_calib_source_sample_name(source, i));
+        else
+            finish_sample(s);
+    }
+    free(inputs);
+    free(outputs);
+    if (rc) {
+        mq_quant_stats_free(s);
+        return rc;
+    }
+    free(s->scratch);
+    s->scratch = NULL;
+    s->scratch_cap = 0;
+    for (int m = 0; m < s->n_means; m++) {
+        struct mean_stat *ms = &s->means[m];
+        for (int64_t i = 0; ms->positions > 0.0 && i < ms->channels * ms->taps; i++)
+            ms->sums[i] /= ms->positions;
+    }
+    *out = s;
+    return MQ_OK;
+}
+
+void mq_quant_stats_free(struct mq_quant_stats *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->n_acts; i++)
+        free(s->acts[i].name);
+    free(s->acts);
+    for (int i = 0; i < s->n_means; i++) {
+        free(s->means[i].input);
+        free(s->means[i].weight);
+        free(s->means[i].sums);
+    }
+    free(s->means);
+    mq_strmap_free(s->act_of);
+    mq_strmap_free(s->mean_of);
+    mq_strmap_free(s->reader_of);
+    free(s->reader_next);
+    free(s->scratch);
+    free(s);
+}
+
+double mq_quant_stats_worst_sqnr(const struct mq_quant_stats *s, const char *name,
+                                 int64_t *sample)
+{
+    int a = s ? mq_strmap_get(s->act_of, name) : -1;
+    if (a < 0 || !s->acts[a].seen)
+        return NAN;
+    if (sample)
+        *sample = s->acts[a].worst_sample;
+    return s->acts[a].worst_db;
+}
+
+const double *mq_quant_stats_input_means(const struct mq_quant_stats *s, const char *input,
+                                         const char *weight, int64_t *n_channels, int64_t *taps)
+{
+    if (!s)
+        return NULL;
+    char *key = mean_key(input, weight);
+    int m = key ? mq_strmap_get(s->mean_of, key) : -1;
+    free(key);
+    if (m < 0)
+        return NULL;
+    const struct mean_stat *ms = &s->means[m];
+    if (ms->broken || !(ms->positions > 0.0))
+        return NULL;
+    *n_channels = ms->channels;
+    *taps = ms->taps;
+    return ms->sums;
+}

@@ -1,0 +1,65 @@
+/*
+ * A second pass over the calibration samples, once the ranges are known, for
+ * what a range alone cannot tell the rewrite:
+ *
+ *  - per activation to quantize: how well its scale serves each sample (the
+ *    worst per-sample SQNR of quantizing it).  A tensor whose quiet samples
+ *    drown in the quantization step (raw audio, a spectrum) stays float.
+ *  - per Conv and Gemm with a constant weight: the mean of its data input per
+ *    input channel and kernel tap, so the bias can absorb the mean error the
+ *    weights' rounding causes (bias correction, Nagel et al. 2019, "Data-Free
+ *    Quantization Through Weight Equalization and Bias Correction").
+ *
+ * Samples run one after another, in order, and every sum is in double: the
+ * result is the same on every run.
+ */
+#ifndef MQ_QUANT_STATS_H
+#define MQ_QUANT_STATS_H
+
+#include <stdint.h>
+
+#include "calib/ranges.h"
+#include "calib/reader.h"
+#include "onnx.pb-c.h"
+#include "quant/qdq.h"
+#include "quant/select.h"
+#include "util/error.h"
+
+struct mq_plan;
+struct mq_quant_stats;
+
+/*
+ * Runs every sample of `source` through `plan` (built from `model`, plain,
+ * not fused).  `names` are the activations the rewrite may quantize (their
+ * ranges come from `ranges`, their scale from o's activation type); the
+ * weighted nodes are the selected Conv and Gemm nodes of `sel` whose weight
+ * is a float32 initializer.  A sample that fails stops the pass.
+ */
+int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_source *source,
+                           const Onnx__ModelProto *model, const struct mq_selection *sel,
+                           char *const *names, int n_names, const struct mq_ranges *ranges,
+                           const struct mq_quant_options *o, struct mq_quant_stats **out,
+                           struct mq_error *err);
+void mq_quant_stats_free(struct mq_quant_stats *stats);
+
+/*
+ * The lowest SQNR (dB) that quantizing `name` with the scale of its range
+ * gave on one sample, and that sample's index; NAN when the tensor was never
+ * seen holding a non-zero value.
+ */
+double mq_quant_stats_worst_sqnr(const struct mq_quant_stats *stats, const char *name,
+                                 int64_t *sample);
+
+/*
+ * Mean of the data input of the weighted node reading `input` with weight
+ * `weight`: for a Conv, one value per (input channel, kernel tap) laid out as
+ * the weight's [C/group * group, k1, k2, ...] would be without the output
+ * axis, i.e. means[c * taps + t], averaged over every output position
+ * (padding reads zeros); for a Gemm, one value per column of A (after
+ * transA).  NULL when unknown.  *n_channels and *taps describe the layout.
+ */
+const double *mq_quant_stats_input_means(const struct mq_quant_stats *stats, const char *input,
+                                         const char *weight, int64_t *n_channels,
+                                         int64_t *taps);
+
+#endif

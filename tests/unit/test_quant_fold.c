@@ -1,0 +1,327 @@
+/*
+ * BatchNormalization folded into the Conv before it (quant/fold.c): which
+ * pairs fold, what the Conv's weight and bias become, that the graph still
+ * computes the same values, and the cases that must stay as they are.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp/plan.h"
+#include "model/model.h"
+#include "model/tensor_proto.h"
+#include "quant/fold.h"
+#include "quant_builder.h"
+
+static const float conv_w[18] = {0.5f, -0.25f, 0.1f, 0.2f, 0.3f, -0.4f, 0.05f, 0.6f, -0.1f,
+                                 -1.0f, 0.8f, 0.2f, 0.1f, -0.3f, 0.25f, 0.4f, 0.0f, 0.9f};
+static const float conv_b[2] = {0.1f, -0.2f};
+static const float bn_scale[2] = {1.5f, -0.5f}, bn_shift[2] = {0.25f, 1.0f},
+                   bn_mean[2] = {0.2f, -0.3f}, bn_var[2] = {0.5f, 2.0f};
+
+static void add_bn_params(Onnx__GraphProto *g, const char *prefix)
+{
+    int64_t d[1] = {2};
+    char name[64];
+    const char *suffix[4] = {"scale", "shift", "mean", "var"};
+    const float *values[4] = {bn_scale, bn_shift, bn_mean, bn_var};
+    for (int k = 0; k < 4; k++) {
+        snprintf(name, sizeof name, "%s_%s", prefix, suffix[k]);
+        qb_init_f32(g, name, 1, d, values[k]);
+    }
+}
+
+static Onnx__NodeProto *add_bn(Onnx__GraphProto *g, const char *name, const char *in,
+                               const char *out, const char *prefix)
+{
+    char inputs[256];
+    snprintf(inputs, sizeof inputs, "%s,%s_scale,%s_shift,%s_mean,%s_var", in, prefix, prefix,
+             prefix, prefix);
+    Onnx__NodeProto *bn = qb_node(g, "BatchNormalization", name, inputs, out);
+    qb_attr_float(bn, "epsilon", 1e-3f);
+    return bn;
+}
+
+/* x [1,1,4,4] -> Conv (2 filters 3x3, pad 1, optional bias) -> c -> BN -> n -> Relu -> y. */
+static Onnx__ModelProto *conv_bn_model(int with_bias)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, bd[1] = {2};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    if (with_bias)
+        qb_init_f32(g, "b", 1, bd, conv_b);
+    Onnx__NodeProto *conv = qb_node(g, "Conv", "conv", with_bias ? "x,w,b" : "x,w", "c");
+    int64_t pads[4] = {1, 1, 1, 1};
+    qb_attr_ints(conv, "pads", 4, pads);
+    add_bn_params(g, "bn");
+    add_bn(g, "bn", "c", "n", "bn");
+    qb_node(g, "Relu", "relu", "n", "y");
+    qb_output(g, "y", 1);
+    qb_push((void ***)&g->value_info, &g->n_value_info, qb_value_info("c", 1, -1, NULL));
+    return m;
+}
+
+static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
+{
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *bytes = malloc(size + 1);
+    onnx__model_proto__pack(m, bytes);
+    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
+    free(bytes);
+    return c;
+}
+
+static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_node; i++)
+        if (strcmp(mq_str(g->node[i]->name), name) == 0)
+            return g->node[i];
+    return NULL;
+}
+
+static const Onnx__TensorProto *init_named(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (strcmp(g->initializer[i]->name, name) == 0)
+            return g->initializer[i];
+    return NULL;
+}
+
+static float f32_at(const Onnx__GraphProto *g, const char *name, int i)
+{
+    const Onnx__TensorProto *p = init_named(g, name);
+    ck_assert_msg(p != NULL, "no initializer '%s'", name);
+    struct mq_tensor t;
+    struct mq_error err;
+    ck_assert_int_eq(mq_tensor_from_proto(p, name, &t, &err), MQ_OK);
+    float v = ((float *)t.data)[i];
+    mq_tensor_free(&t);
+    return v;
+}
+
+/* Runs a model (packed and reloaded, as a saved file would be) on one input. */
+static void run_model(const Onnx__ModelProto *m, const struct mq_tensor *in, int n_in,
+                      struct mq_tensor *out, int n_out)
+{
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *bytes = malloc(size + 1);
+    onnx__model_proto__pack(m, bytes);
+    struct mq_model *model;
+    struct mq_plan *plan;
+    struct mq_error err;
+    ck_assert_msg(mq_model_load_buffer(bytes, size, NULL, "test", &model, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_msg(mq_plan_build(model, &plan, &err) == MQ_OK, "%s", err.message);
+    memset(out, 0, (size_t)n_out * sizeof *out);
+    ck_assert_msg(mq_plan_run(plan, in, n_in, out, n_out, NULL, &err) == MQ_OK, "%s",
+                  err.message);
+    mq_plan_free(plan);
+    mq_model_free(model);
+    free(bytes);
+}
+
+static struct mq_tensor test_input(void)
+{
+    int64_t xd[4] = {1, 1, 4, 4};
+    struct mq_tensor x;
+    struct mq_error err;
+    ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 4, xd, "x", &err), MQ_OK);
+    for (int i = 0; i < 16; i++)
+        ((float *)x.data)[i] = (float)((i * 7) % 16) / 8.0f - 1.0f;
+    return x;
+}
+
+static void assert_same_outputs(const Onnx__ModelProto *a, const Onnx__ModelProto *b, int n_out)
+{
+    struct mq_tensor x = test_input(), ya[2], yb[2];
+    run_model(a, &x, 1, ya, n_out);
+    run_model(b, &x, 1, yb, n_out);
+    for (int k = 0; k < n_out; k++) {
+        ck_assert_int_eq(ya[k].count, yb[k].count);
+        for (int64_t i = 0; i < ya[k].count; i++) {
+            float u = ((float *)ya[k].data)[i], v = ((float *)yb[k].data)[i];
+            ck_assert_msg(fabsf(u - v) <= 1e-5f * (1.0f + fabsf(u)), "out %d [%lld]: %g vs %g",
+                          k, (long long)i, (double)u, (double)v);
+        }
+        mq_tensor_free(&ya[k]);
+        mq_tensor_free(&yb[k]);
+    }
+    mq_tensor_free(&x);
+}
+
+START_TEST(test_conv_bn_folded)
+{
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        Onnx__ModelProto *m = conv_bn_model(with_bias), *orig = copy_model(m);
+        struct mq_fold_result r;
+        struct mq_error err;
+        ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+        const Onnx__GraphProto *g = m->graph;
+        ck_assert_int_eq(r.n, 1);
+        ck_assert_str_eq(r.items[0].batchnorm, "bn");
+        ck_assert_str_eq(r.items[0].conv, "conv");
+        ck_assert_str_eq(r.items[0].graph, "");
+        /* The BatchNormalization is gone; the Conv writes its output directly. */
+        ck_assert_int_eq((int)g->n_node, 2);
+        ck_assert_ptr_null(node_named(g, "bn"));
+        const Onnx__NodeProto *conv = node_named(g, "conv");
+        ck_assert_str_eq(conv->output[0], "n");
+        ck_assert_int_eq((int)conv->n_input, 3);
+        /* The weight only this Conv read is scaled in place, under its own name. */
+        ck_assert_str_eq(conv->input[1], "w");
+        double a0 = 1.5 / sqrt(0.5 + (double)1e-3f), a1 = -0.5 / sqrt(2.0 + (double)1e-3f);
+        ck_assert(fabs(f32_at(g, "w", 0) - 0.5 * a0) < 1e-6);
+        ck_assert(fabs(f32_at(g, "w", 9) - (-1.0 * a1)) < 1e-6);
+        double b0 = ((with_bias ? 0.1 : 0.0) - 0.2) * a0 + 0.25;
+        double b1 = ((with_bias ? -0.2 : 0.0) + 0.3) * a1 + 1.0;
+        ck_assert(fabs(f32_at(g, conv->input[2], 0) - b0) < 1e-6);
+        ck_assert(fabs(f32_at(g, conv->input[2], 1) - b1) < 1e-6);
+        if (with_bias)
+            ck_assert_str_eq(conv->input[2], "b");
+        else
+            ck_assert_str_eq(conv->input[2], "bn_shift_folded");
+        /* The normalization parameters and the vanished tensor's value info are gone. */
+        ck_assert_ptr_null(init_named(g, "bn_scale"));
+        ck_assert_ptr_null(init_named(g, "bn_var"));
+        ck_assert_int_eq((int)g->n_value_info, 0);
+        assert_same_outputs(m, orig, 1);
+        mq_fold_result_free(&r);
+        onnx__model_proto__free_unpacked(m, NULL);
+        onnx__model_proto__free_unpacked(orig, NULL);
+    }
+}
+END_TEST
+
+START_TEST(test_shared_weight_copied)
+{
+    /* Two Convs read w, each followed by its own BatchNormalization: each gets a copy. */
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_node(g, "Conv", "conv1", "x,w", "c1");
+    qb_node(g, "Conv", "conv2", "x,w", "c2");
+    add_bn_params(g, "p");
+    add_bn(g, "bn1", "c1", "y1", "p");
+    add_bn(g, "bn2", "c2", "y2", "p");
+    qb_output(g, "y1", 1);
+    qb_output(g, "y2", 1);
+    Onnx__ModelProto *orig = copy_model(m);
+    struct mq_fold_result r;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(r.n, 2);
+    const Onnx__NodeProto *c1 = node_named(g, "conv1"), *c2 = node_named(g, "conv2");
+    ck_assert_str_eq(c1->input[1], "w_folded");
+    ck_assert_str_eq(c2->input[1], "w_folded_1");
+    /* Nothing reads the original any more, nor the shared parameters. */
+    ck_assert_ptr_null(init_named(g, "w"));
+    ck_assert_ptr_null(init_named(g, "p_mean"));
+    assert_same_outputs(m, orig, 2);
+    mq_fold_result_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+    onnx__model_proto__free_unpacked(orig, NULL);
+}
+END_TEST
+
+START_TEST(test_not_folded)
+{
+    struct mq_error err;
+    struct mq_fold_result r;
+    /* 0: the Conv's output has a second reader; 1: it is a graph output; 2: the variance
+       is a graph input; 3: training mode; 4: variance + epsilon is not positive. */
+    for (int variant = 0; variant < 5; variant++) {
+        Onnx__ModelProto *m = conv_bn_model(1);
+        Onnx__GraphProto *g = m->graph;
+        if (variant == 0) {
+            qb_node(g, "Relu", "other", "c", "o");
+            qb_output(g, "o", 1);
+        } else if (variant == 1) {
+            qb_output(g, "c", 1);
+        } else if (variant == 2) {
+            Onnx__NodeProto *bn = (Onnx__NodeProto *)node_named(g, "bn");
+            free(bn->input[4]);
+            bn->input[4] = strdup("v_in");
+            int64_t d[1] = {2};
+            qb_input(g, "v_in", 1, 1, d);
+        } else if (variant == 3) {
+            qb_attr_int((Onnx__NodeProto *)node_named(g, "bn"), "training_mode", 1);
+        } else {
+            Onnx__NodeProto *bn = (Onnx__NodeProto *)node_named(g, "bn");
+            bn->attribute[0]->f = 0.0f;
+            const Onnx__TensorProto *var = init_named(g, "bn_var");
+            memset(var->raw_data.data, 0, 4);
+        }
+        size_t nodes = g->n_node, inits = g->n_initializer;
+        ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+        ck_assert_msg(r.n == 0, "variant %d folded", variant);
+        ck_assert_int_eq((int)g->n_node, (int)nodes);
+        ck_assert_int_eq((int)g->n_initializer, (int)inits);
+        ck_assert_str_eq(node_named(g, "conv")->output[0], "c");
+        ck_assert(f32_at(g, "w", 0) == 0.5f);
+        mq_fold_result_free(&r);
+        onnx__model_proto__free_unpacked(m, NULL);
+    }
+}
+END_TEST
+
+START_TEST(test_fold_in_subgraph)
+{
+    /* If (cond) then: Conv -> BN on the outer x, with the outer weight; else: x. */
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3};
+    qb_input(g, "x", 1, 4, xd);
+    qb_input(g, "cond", 9, 0, NULL);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    Onnx__GraphProto *then_g = qb_graph("then");
+    add_bn_params(then_g, "t");
+    Onnx__NodeProto *conv = qb_node(then_g, "Conv", "tconv", "x,w", "tc");
+    int64_t pads[4] = {1, 1, 1, 1};
+    qb_attr_ints(conv, "pads", 4, pads);
+    add_bn(then_g, "tbn", "tc", "ty", "t");
+    qb_output(then_g, "ty", 1);
+    Onnx__GraphProto *else_g = qb_graph("else");
+    Onnx__NodeProto *conv2 = qb_node(else_g, "Conv", "econv", "x,w", "ey");
+    qb_attr_ints(conv2, "pads", 4, pads);
+    qb_output(else_g, "ey", 1);
+    Onnx__NodeProto *iff = qb_node(g, "If", "if", "cond", "y");
+    qb_attr_graph(iff, "then_branch", then_g);
+    qb_attr_graph(iff, "else_branch", else_g);
+    qb_output(g, "y", 1);
+    struct mq_fold_result r;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_str_eq(r.items[0].graph, "if/then_branch");
+    /* The outer weight is read by the else branch too: the then branch gets its own copy. */
+    ck_assert_int_eq((int)then_g->n_node, 1);
+    ck_assert_str_eq(then_g->node[0]->input[1], "w_folded");
+    ck_assert_str_eq(then_g->node[0]->output[0], "ty");
+    ck_assert_ptr_nonnull(init_named(then_g, "w_folded"));
+    ck_assert(f32_at(g, "w", 0) == 0.5f);
+    mq_fold_result_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("quant_fold");
+    TCase *tc = tcase_create("fold");
+    tcase_add_test(tc, test_conv_bn_folded);
+    tcase_add_test(tc, test_shared_weight_copied);
+    tcase_add_test(tc, test_not_folded);
+    tcase_add_test(tc, test_fold_in_subgraph);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

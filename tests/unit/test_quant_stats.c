@@ -1,0 +1,519 @@
+/*
+ * The statistics pass over the calibration samples (quant/stats.c) and the
+ * two rules of the rewrite that use it: the input means of Conv and Gemm
+ * against a brute-force computation (strides, pads, dilations, groups,
+ * auto_pad, 1-D and 2-D), bias correction, and activations left float
+ * because a quiet sample would drown in the quantization step.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "calib/calibrate.h"
+#include "calib/reader.h"
+#include "interp/plan.h"
+#include "model/model.h"
+#include "model/tensor_proto.h"
+#include "quant/qdq.h"
+#include "quant/select.h"
+#include "quant/stats.h"
+#include "quant_builder.h"
+#include "report/report.h"
+
+static char root[64];
+static struct mq_error err;
+
+static void setup(void)
+{
+    strcpy(root, "/tmp/mq-qstats-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_pb(const char *path, const struct mq_tensor *t, const char *name)
+{
+    Onnx__TensorProto *p;
+    ck_assert_int_eq(mq_tensor_to_proto(t, name, &p, &err), 0);
+    size_t size = onnx__tensor_proto__get_packed_size(p);
+    uint8_t *buf = malloc(size);
+    onnx__tensor_proto__pack(p, buf);
+    onnx__tensor_proto__free_unpacked(p, NULL);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
+    fclose(f);
+    free(buf);
+}
+
+/* Sample s of the calibration folder: one input named `name`. */
+static void write_sample(int s, const char *name, const struct mq_tensor *t)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/test_data_set_%d", root, s);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", root, s);
+    write_pb(path, t, name);
+}
+
+static struct mq_tensor tensor(int rank, const int64_t *dims)
+{
+    struct mq_tensor t;
+    ck_assert_int_eq(mq_tensor_alloc(&t, MQ_DTYPE_FLOAT, rank, dims, "t", &err), MQ_OK);
+    return t;
+}
+
+static struct mq_model *load(const Onnx__ModelProto *m)
+{
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *bytes = malloc(size + 1);
+    onnx__model_proto__pack(m, bytes);
+    struct mq_model *model;
+    ck_assert_msg(mq_model_load_buffer(bytes, size, NULL, "test", &model, &err) == MQ_OK, "%s",
+                  err.message);
+    free(bytes);
+    return model;
+}
+
+/* What a quantize run needs, set up on a model and the samples in root. */
+struct env {
+    struct mq_model *model;
+    struct mq_plan *plan;
+    struct mq_calib_source *source;
+    struct mq_selection sel;
+    char **names;
+    int n_names;
+    struct mq_ranges ranges;
+    struct mq_quant_stats *stats;
+    struct mq_quant_options o;
+};
+
+static void env_open(struct env *e, const Onnx__ModelProto *m)
+{
+    memset(e, 0, sizeof *e);
+    e->model = load(m);
+    ck_assert_msg(mq_plan_build(e->model, &e->plan, &err) == MQ_OK, "%s", err.message);
+    const Onnx__ValueInfoProto *inputs[1] = {mq_plan_input(e->plan, 0)};
+    ck_assert_msg(mq_calib_source_open(root, inputs, 1, 0, &e->source, &err) == MQ_OK, "%s",
+                  err.message);
+    struct mq_select_options so = {0};
+    ck_assert_int_eq(mq_select_nodes(e->model->proto, &so, &e->sel, &err), MQ_OK);
+    mq_quant_options_default(&e->o);
+    ck_assert_int_eq(mq_qdq_tensors_to_observe(e->model->proto, &e->sel, &e->o, &e->names,
+                                               &e->n_names, &err),
+                     MQ_OK);
+    struct mq_name_list list = {0};
+    for (int i = 0; i < e->n_names; i++)
+        ck_assert_int_eq(mq_name_list_add(&list, e->names[i], &err), MQ_OK);
+    mq_name_list_finish(&list);
+    struct mq_calib_options co;
+    mq_calib_options_init(&co);
+    co.jobs = 1;
+    ck_assert_msg(mq_calibrate(e->plan, e->source, &list, &co, &e->ranges, &err) == MQ_OK, "%s",
+                  err.message);
+    mq_name_list_free(&list);
+    ck_assert_msg(mq_quant_stats_collect(e->plan, e->source, e->model->proto, &e->sel, e->names,
+                                         e->n_names, &e->ranges, &e->o, &e->stats, &err) == MQ_OK,
+                  "%s", err.message);
+    e->o.stats = e->stats;
+}
+
+static void env_close(struct env *e)
+{
+    mq_quant_stats_free(e->stats);
+    mq_ranges_free(&e->ranges);
+    mq_string_list_free(e->names, e->n_names);
+    mq_selection_free(&e->sel);
+    mq_calib_source_free(e->source);
+    mq_plan_free(e->plan);
+    mq_model_free(e->model);
+}
+
+static float sample_value(int s, int64_t i) { return sinf((float)(s * 131 + i) * 0.37f) + 0.5f; }
+
+/* ------------------------------------------------------------ input means */
+
+struct conv_case {
+    int spatial;
+    int64_t in[3];
+    int64_t channels, group, out_channels;
+    int64_t kernel[3], strides[3], dilations[3], pads[6];
+    const char *auto_pad;
+};
+
+/* Brute force: the mean over samples, batch and output positions of what each tap reads. */
+static double brute_mean(const struct conv_case *cc, const struct mq_tensor *xs, int n_samples,
+                         int64_t c, const int64_t *tap)
+{
+    int k = cc->spatial;
+    int64_t outs[3], pb[3];
+    for (int d = 0; d < k; d++) {
+        int64_t span = cc->dilations[d] * (cc->kernel[d] - 1) + 1;
+        if (cc->auto_pad && strcmp(cc->auto_pad, "SAME_UPPER") == 0) {
+            outs[d] = (cc->in[d] + cc->strides[d] - 1) / cc->strides[d];
+            int64_t total = (outs[d] - 1) * cc->strides[d] + span - cc->in[d];
+            pb[d] = total > 0 ? total / 2 : 0;
+        } else {
+            pb[d] = cc->pads[d];
+            outs[d] = (cc->in[d] + cc->pads[d] + cc->pads[k + d] - span) / cc->strides[d] + 1;
+        }
+    }
+    double sum = 0.0, count = 0.0;
+    for (int s = 0; s < n_samples; s++) {
+        const struct mq_tensor *x = &xs[s];
+        int64_t size = 1;
+        for (int d = 0; d < k; d++)
+            size *= cc->in[d];
+        int64_t total_pos = 1;
+        for (int d = 0; d < k; d++)
+            total_pos *= outs[d];
+        for (int64_t n = 0; n < x->dims[0]; n++)
+            for (int64_t p = 0; p < total_pos; p++) {
+                int64_t rest = p, idx = 0, ok = 1;
+                int64_t pos[3];
+                for (int d = k - 1; d >= 0; d--) {
+                    pos[d] = rest % outs[d];
+                    rest /= outs[d];
+                }
+                for (int d = 0; d < k; d++) {
+                    int64_t j = pos[d] * cc->strides[d] + tap[d] * cc->dilations[d] - pb[d];
+                    ok = ok && j >= 0 && j < cc->in[d];
+                    idx = idx * cc->in[d] + j;
+                }
+                if (ok)
+                    sum += ((const float *)x->data)[(n * cc->channels + c) * size + idx];
+                count += 1.0;
+            }
+    }
+    return sum / count;
+}
+
+static void check_conv_means(const struct conv_case *cc)
+{
+    int k = cc->spatial;
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[5] = {2, cc->channels}, wd[5] = {cc->out_channels, cc->channels / cc->group};
+    int64_t wcount = wd[0] * wd[1];
+    for (int d = 0; d < k; d++) {
+        xd[2 + d] = cc->in[d];
+        wd[2 + d] = cc->kernel[d];
+        wcount *= cc->kernel[d];
+    }
+    float *w = malloc((size_t)wcount * sizeof *w);
+    for (int64_t i = 0; i < wcount; i++)
+        w[i] = (float)((i * 7) % 13) / 13.0f - 0.4f;
+    qb_input(g, "x", 1, k + 2, xd);
+    qb_init_f32(g, "w", k + 2, wd, w);
+    free(w);
+    Onnx__NodeProto *conv = qb_node(g, "Conv", "conv", "x,w", "y");
+    qb_attr_int(conv, "group", cc->group);
+    qb_attr_ints(conv, "strides", k, cc->strides);
+    qb_attr_ints(conv, "dilations", k, cc->dilations);
+    if (cc->auto_pad)
+        qb_attr_string(conv, "auto_pad", cc->auto_pad);
+    else
+        qb_attr_ints(conv, "pads", 2 * k, cc->pads);
+    qb_output(g, "y", 1);
+
+    struct mq_tensor xs[2];
+    for (int s = 0; s < 2; s++) {
+        xs[s] = tensor(k + 2, xd);
+        for (int64_t i = 0; i < xs[s].count; i++)
+            ((float *)xs[s].data)[i] = sample_value(s, i);
+        write_sample(s, "x", &xs[s]);
+    }
+    struct env e;
+    env_open(&e, m);
+    int64_t n_ch = 0, taps = 0;
+    const double *means = mq_quant_stats_input_means(e.stats, "x", "w", &n_ch, &taps);
+    ck_assert_ptr_nonnull(means);
+    ck_assert_int_eq(n_ch, cc->channels);
+    int64_t want_taps = 1;
+    for (int d = 0; d < k; d++)
+        want_taps *= cc->kernel[d];
+    ck_assert_int_eq(taps, want_taps);
+    for (int64_t c = 0; c < n_ch; c++)
+        for (int64_t t = 0; t < taps; t++) {
+            int64_t tap[3], rest = t;
+            for (int d = k - 1; d >= 0; d--) {
+                tap[d] = rest % cc->kernel[d];
+                rest /= cc->kernel[d];
+            }
+            double want = brute_mean(cc, xs, 2, c, tap);
+            ck_assert_msg(fabs(means[c * taps + t] - want) < 1e-9, "channel %lld tap %lld: %.12g vs %.12g",
+                          (long long)c, (long long)t, means[c * taps + t], want);
+        }
+    /* A pair the model does not have. */
+    ck_assert_ptr_null(mq_quant_stats_input_means(e.stats, "y", "w", &n_ch, &taps));
+    env_close(&e);
+    for (int s = 0; s < 2; s++)
+        mq_tensor_free(&xs[s]);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+
+START_TEST(test_conv2d_means)
+{
+    struct conv_case cc = {2, {5, 6}, 3, 1, 4, {3, 2}, {2, 1}, {1, 2}, {1, 0, 2, 1}, NULL};
+    check_conv_means(&cc);
+}
+END_TEST
+
+START_TEST(test_depthwise_same_upper_means)
+{
+    struct conv_case cc = {2, {7, 4}, 4, 4, 4, {3, 3}, {2, 2}, {1, 1}, {0}, "SAME_UPPER"};
+    check_conv_means(&cc);
+}
+END_TEST
+
+START_TEST(test_conv1d_grouped_means)
+{
+    struct conv_case cc = {1, {9}, 4, 2, 6, {3}, {2}, {1}, {1, 1}, NULL};
+    check_conv_means(&cc);
+}
+END_TEST
+
+START_TEST(test_gemm_means)
+{
+    /* A is [K=3, M=4] with transA: the means are per column of A' = per row of A. */
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t ad[2] = {3, 4}, bd[2] = {2, 3}, cd[1] = {2};
+    const float bw[6] = {0.5f, -1, 0.25f, 1, 0.75f, -0.5f}, bias[2] = {0.1f, -0.1f};
+    qb_input(g, "a", 1, 2, ad);
+    qb_init_f32(g, "b", 2, bd, bw);
+    qb_init_f32(g, "c", 1, cd, bias);
+    Onnx__NodeProto *gemm = qb_node(g, "Gemm", "gemm", "a,b,c", "y");
+    qb_attr_int(gemm, "transA", 1);
+    qb_attr_int(gemm, "transB", 1);
+    qb_output(g, "y", 1);
+    struct mq_tensor xs[2];
+    for (int s = 0; s < 2; s++) {
+        xs[s] = tensor(2, ad);
+        for (int64_t i = 0; i < 12; i++)
+            ((float *)xs[s].data)[i] = sample_value(s, i);
+        write_sample(s, "a", &xs[s]);
+    }
+    struct env e;
+    env_open(&e, m);
+    int64_t n_ch, taps;
+    const double *means = mq_quant_stats_input_means(e.stats, "a", "b", &n_ch, &taps);
+    ck_assert_ptr_nonnull(means);
+    ck_assert_int_eq(n_ch, 3);
+    ck_assert_int_eq(taps, 1);
+    for (int k = 0; k < 3; k++) {
+        double want = 0.0;
+        for (int s = 0; s < 2; s++)
+            for (int r = 0; r < 4; r++)
+                want += ((float *)xs[s].data)[k * 4 + r];
+        ck_assert(fabs(means[k] - want / 8.0) < 1e-12);
+    }
+    env_close(&e);
+    for (int s = 0; s < 2; s++)
+        mq_tensor_free(&xs[s]);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the rules */
+
+/* x [1,2,6] -> Conv1d (3 filters, kernel 3, pad 1, bias) -> y. */
+static Onnx__ModelProto *conv1d_model(void)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[3] = {1, 2, 6}, wd[3] = {3, 2, 3}, bd[1] = {3};
+    float w[18], b[3] = {0.05f, -0.1f, 0.2f};
+    /* Weights that round badly at 8 bits: most sit between two steps. */
+    for (int i = 0; i < 18; i++)
+        w[i] = (i == 0 || i == 6 || i == 12 ? 1.0f : 0.0f) + 0.0037f * (float)((i * 5) % 7) + 0.0019f;
+    qb_input(g, "x", 1, 3, xd);
+    qb_init_f32(g, "w", 3, wd, w);
+    qb_init_f32(g, "b", 1, bd, b);
+    Onnx__NodeProto *conv = qb_node(g, "Conv", "conv", "x,w,b", "y");
+    int64_t pads[2] = {1, 1};
+    qb_attr_ints(conv, "pads", 2, pads);
+    qb_output(g, "y", 1);
+    return m;
+}
+
+static void run(const Onnx__ModelProto *m, const struct mq_tensor *x, struct mq_tensor *y)
+{
+    struct mq_model *model = load(m);
+    struct mq_plan *plan;
+    ck_assert_msg(mq_plan_build(model, &plan, &err) == MQ_OK, "%s", err.message);
+    memset(y, 0, sizeof *y);
+    ck_assert_msg(mq_plan_run(plan, x, 1, y, 1, NULL, &err) == MQ_OK, "%s", err.message);
+    mq_plan_free(plan);
+    mq_model_free(model);
+}
+
+static const char *bias_note(const struct mq_quant_result *r)
+{
+    for (int i = 0; i < r->n_tensors; i++)
+        if (r->tensors[i].role == MQ_QT_BIAS)
+            return r->tensors[i].note ? r->tensors[i].note : "";
+    return NULL;
+}
+
+START_TEST(test_bias_correction_removes_mean_error)
+{
+    /* Inputs with a large mean (around 20): the weights' rounding shifts every output. */
+    int64_t xd[3] = {1, 2, 6};
+    struct mq_tensor xs[4];
+    for (int s = 0; s < 4; s++) {
+        xs[s] = tensor(3, xd);
+        for (int64_t i = 0; i < 12; i++)
+            ((float *)xs[s].data)[i] = 20.0f + sample_value(s, i);
+        write_sample(s, "x", &xs[s]);
+    }
+    Onnx__ModelProto *fp = conv1d_model();
+    double err_mean[2][3] = {{0}};
+    for (int corrected = 0; corrected < 2; corrected++) {
+        Onnx__ModelProto *m = conv1d_model();
+        struct env e;
+        env_open(&e, m);
+        e.o.bias_correction = corrected;
+        struct mq_quant_result res;
+        ck_assert_msg(mq_qdq_rewrite(e.model->proto, &e.sel, &e.ranges, &e.o, &res, &err) ==
+                          MQ_OK,
+                      "%s", err.message);
+        const char *note = bias_note(&res);
+        ck_assert_ptr_nonnull(note);
+        ck_assert_int_eq(strstr(note, "corrected for the weights' rounding") != NULL, corrected);
+        for (int s = 0; s < 4; s++) {
+            struct mq_tensor yq, yf;
+            run(e.model->proto, &xs[s], &yq);
+            run(fp, &xs[s], &yf);
+            for (int c = 0; c < 3; c++)
+                for (int p = 0; p < 6; p++)
+                    err_mean[corrected][c] +=
+                        ((float *)yq.data)[c * 6 + p] - ((float *)yf.data)[c * 6 + p];
+            mq_tensor_free(&yq);
+            mq_tensor_free(&yf);
+        }
+        mq_quant_result_free(&res);
+        env_close(&e);
+        onnx__model_proto__free_unpacked(m, NULL);
+    }
+    /* The mean error per channel shrinks well below what plain rounding leaves. */
+    double before = 0, after = 0;
+    for (int c = 0; c < 3; c++) {
+        before += fabs(err_mean[0][c]) / 24.0;
+        after += fabs(err_mean[1][c]) / 24.0;
+    }
+    ck_assert_msg(before > 0.01, "rounding error too small to test: %g", before);
+    ck_assert_msg(after < before / 4, "mean error %g with correction, %g without", after, before);
+    for (int s = 0; s < 4; s++)
+        mq_tensor_free(&xs[s]);
+    onnx__model_proto__free_unpacked(fp, NULL);
+}
+END_TEST
+
+START_TEST(test_quiet_sample_stays_float)
+{
+    /* Sample 1 is 1000 times quieter than sample 0: one scale cannot serve both. */
+    int64_t xd[3] = {1, 2, 6};
+    for (int s = 0; s < 2; s++) {
+        struct mq_tensor x = tensor(3, xd);
+        for (int64_t i = 0; i < 12; i++)
+            ((float *)x.data)[i] = (s ? 0.001f : 1.0f) * (sample_value(s, i) - 0.5f);
+        write_sample(s, "x", &x);
+        mq_tensor_free(&x);
+    }
+    for (int rule = 0; rule < 2; rule++) {
+        Onnx__ModelProto *m = conv1d_model();
+        struct env e;
+        env_open(&e, m);
+        int64_t sample = -1;
+        double db = mq_quant_stats_worst_sqnr(e.stats, "x", &sample);
+        ck_assert_int_eq(sample, 1);
+        ck_assert_msg(db < 5.0, "worst SQNR %g", db);
+        ck_assert_msg(mq_quant_stats_worst_sqnr(e.stats, "y", NULL) > 10.0, "y: %g",
+                      mq_quant_stats_worst_sqnr(e.stats, "y", NULL));
+        ck_assert(isnan(mq_quant_stats_worst_sqnr(e.stats, "nothing", NULL)));
+        e.o.min_sample_sqnr_db = rule ? 10.0 : 0.0;
+        struct mq_quant_result res;
+        ck_assert_msg(mq_qdq_rewrite(e.model->proto, &e.sel, &e.ranges, &e.o, &res, &err) ==
+                          MQ_OK,
+                      "%s", err.message);
+        int x_float = 0;
+        for (int i = 0; i < res.n_skipped; i++)
+            if (strcmp(res.skipped[i].name, "x") == 0) {
+                x_float = 1;
+                ck_assert_ptr_nonnull(strstr(res.skipped[i].reason, "on calibration sample 1"));
+            }
+        ck_assert_int_eq(x_float, rule);
+        /* The Conv keeps int8 weights either way; its data input is float under the rule. */
+        const Onnx__GraphProto *g = e.model->proto->graph;
+        const Onnx__NodeProto *conv = NULL;
+        for (size_t i = 0; i < g->n_node; i++)
+            if (strcmp(mq_str(g->node[i]->name), "conv") == 0)
+                conv = g->node[i];
+        ck_assert_ptr_nonnull(conv);
+        ck_assert_str_eq(conv->input[0], rule ? "x" : "x_dequantized");
+        ck_assert_str_eq(conv->input[1], "w_dequantized");
+        if (rule) {
+            /* The report says why, and what the pass measured. */
+            struct mq_report rep;
+            memset(&rep, 0, sizeof rep);
+            rep.input_path = "in.onnx";
+            rep.output_path = "out.onnx";
+            rep.profile = "ort-cpu";
+            rep.options = &e.o;
+            rep.selection = &e.sel;
+            rep.result = &res;
+            rep.ranges = &e.ranges;
+            rep.calibration_source = "calib";
+            char *text = NULL;
+            size_t len = 0;
+            FILE *f = open_memstream(&text, &len);
+            ck_assert_int_eq(mq_report_write_json(f, &rep), 0);
+            fclose(f);
+            ck_assert_ptr_nonnull(strstr(text, "\"statistics_pass\": true"));
+            ck_assert_ptr_nonnull(strstr(text, "\"min_sample_sqnr_db\": 10"));
+            ck_assert_ptr_nonnull(strstr(text, "\"worst_sample_sqnr_db\": "));
+            free(text);
+            text = NULL;
+            f = open_memstream(&text, &len);
+            mq_report_print_summary(f, &rep);
+            fclose(f);
+            ck_assert_ptr_nonnull(strstr(text, "partly float conv (Conv): 'x' stays float"));
+            ck_assert_ptr_null(strstr(text, "no calibration samples to read again"));
+            free(text);
+        }
+        mq_quant_result_free(&res);
+        env_close(&e);
+        onnx__model_proto__free_unpacked(m, NULL);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("quant_stats");
+    TCase *tc = tcase_create("stats");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_conv2d_means);
+    tcase_add_test(tc, test_depthwise_same_upper_means);
+    tcase_add_test(tc, test_conv1d_grouped_means);
+    tcase_add_test(tc, test_gemm_means);
+    tcase_add_test(tc, test_bias_correction_removes_mean_error);
+    tcase_add_test(tc, test_quiet_sample_stays_float);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
