@@ -246,7 +246,9 @@ int mq_cli_calibrate(int argc, char **argv)
     struct progress_state progress = {!quiet && isatty(STDERR_FILENO), 0};
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    int rc = mq_model_load(in, &model, &err);
+    int rc = mq_path_check_distinct(in, save, &err);
+    if (rc == MQ_OK)
+        rc = mq_model_load(in, &model, &err);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)

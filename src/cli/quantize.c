@@ -455,7 +455,18 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_report report;
     memset(&report, 0, sizeof report);
 
+    /* No output may land on the input or on another output, links included. */
     int rc = mq_path_check_distinct(a.in, a.out, &err);
+    if (rc == MQ_OK && a.save_ranges)
+        rc = mq_path_check_distinct(a.in, a.save_ranges, &err);
+    if (rc == MQ_OK && a.save_ranges)
+        rc = mq_path_check_distinct(a.out, a.save_ranges, &err);
+    if (rc == MQ_OK && a.report)
+        rc = mq_path_check_distinct(a.in, a.report, &err);
+    if (rc == MQ_OK && a.report)
+        rc = mq_path_check_distinct(a.out, a.report, &err);
+    if (rc == MQ_OK && a.report && a.save_ranges)
+        rc = mq_path_check_distinct(a.report, a.save_ranges, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(a.in, &model, &err);
     if (rc == MQ_OK) {

@@ -63,7 +63,7 @@ static int table_grow(struct mq_plan *plan)
 }
 
 /* Adds a value; returns its index, or -1 when out of memory. The name must not exist yet. */
-static int value_add(struct mq_plan *plan, const char *name)
+int mq_plan_value_add(struct mq_plan *plan, const char *name)
 {
     if ((plan->n_values + 1) * 2 > plan->table_size && table_grow(plan))
         return -1;
@@ -98,7 +98,7 @@ static int resolve_name(struct mq_plan *plan, const char *name)
     for (const struct mq_plan *p = plan->parent; p; p = p->parent, level++) {
         int outer = mq_plan_lookup(p, name);
         if (outer >= 0) {
-            v = value_add(plan, name);
+            v = mq_plan_value_add(plan, name);
             if (v < 0)
                 return -2;
             plan->values[v].outer_level = level;
@@ -109,7 +109,7 @@ static int resolve_name(struct mq_plan *plan, const char *name)
     return -1;
 }
 
-static void step_release(struct plan_step *s)
+void mq_plan_step_release(struct plan_step *s)
 {
     if (s->kernel && s->kernel->destroy && s->node.state)
         s->kernel->destroy(s->node.state);
@@ -129,11 +129,13 @@ void mq_plan_free(struct mq_plan *plan)
     if (!plan)
         return;
     for (int i = 0; i < plan->n_steps; i++)
-        step_release(&plan->steps[i]);
+        mq_plan_step_release(&plan->steps[i]);
     free(plan->steps);
-    for (int i = 0; i < plan->n_values; i++)
+    for (int i = 0; i < plan->n_values; i++) {
         if (plan->values[i].is_constant)
             mq_tensor_free(&plan->values[i].constant);
+        free(plan->values[i].owned_name);
+    }
     free(plan->values);
     free(plan->table);
     free(plan->input_values);
@@ -145,7 +147,8 @@ void mq_plan_free(struct mq_plan *plan)
 
 static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *graph,
                        const struct mq_plan *parent, int depth, int is_main,
-                       struct mq_plan **out, struct mq_error *err);
+                       const struct mq_plan_options *options, struct mq_plan **out,
+                       struct mq_error *err);
 
 /* Calls fn for each value of `plan` that subplans (at any depth) of `sub` read. */
 static void mark_outer_uses(const struct mq_plan *sub, int level, int step_index,
@@ -263,8 +266,9 @@ static int build_step(struct mq_plan *plan, const Onnx__NodeProto *np, int index
             if (!attr->g)
                 continue;
             kn->subgraph_names[g] = mq_str(attr->name);
-            if (build_graph(plan->model, attr->g, plan, plan->depth + 1, 0, &kn->subgraphs[g],
-                            err)) {
+            struct mq_plan_options options = {plan->fuse, plan->pack_weights};
+            if (build_graph(plan->model, attr->g, plan, plan->depth + 1, 0, &options,
+                            &kn->subgraphs[g], err)) {
                 mq_error_prefix(err, "node '%s' (%s), subgraph '%s': ", kn->name, kn->op_type,
                                 mq_str(attr->name));
                 return MQ_ERR;
@@ -309,7 +313,7 @@ static int fold_constants(struct mq_plan *plan, struct mq_error *err)
                 mq_tensor_move(&plan->values[v].constant, &exec.slots[v]);
                 plan->values[v].is_constant = 1;
             }
-            step_release(step);
+            mq_plan_step_release(step);
             continue;
         }
         if (kept != s)
@@ -368,7 +372,8 @@ static int compute_liveness(struct mq_plan *plan, struct mq_error *err)
 
 static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *graph,
                        const struct mq_plan *parent, int depth, int is_main,
-                       struct mq_plan **out, struct mq_error *err)
+                       const struct mq_plan_options *options, struct mq_plan **out,
+                       struct mq_error *err)
 {
     *out = NULL;
     if (depth > MQ_MAX_SUBGRAPH_DEPTH)
@@ -385,6 +390,8 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
     plan->model = model;
     plan->parent = parent;
     plan->depth = depth;
+    plan->fuse = options && options->fuse;
+    plan->pack_weights = options && options->pack_weights;
 
     /* Initializers first: they are constants (and defaults for graph inputs of the same name). */
     for (size_t i = 0; i < graph->n_initializer; i++) {
@@ -400,7 +407,7 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
                               mq_str(graph->name), name);
             goto fail;
         }
-        int v = value_add(plan, name);
+        int v = mq_plan_value_add(plan, name);
         if (v < 0)
             goto oom;
         if (mq_tensor_from_proto(t, name, &plan->values[v].constant, err))
@@ -421,7 +428,7 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
             mq_tensor_free(&plan->values[v].constant);
             plan->values[v].is_constant = 0;
         } else {
-            v = value_add(plan, name);
+            v = mq_plan_value_add(plan, name);
             if (v < 0)
                 goto oom;
         }
@@ -448,7 +455,7 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
                                   mq_str(graph->name));
                 goto fail;
             }
-            int v = value_add(plan, name);
+            int v = mq_plan_value_add(plan, name);
             if (v < 0)
                 goto oom;
             if (v >= producer_cap) {
@@ -604,6 +611,10 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
 
     if (fold_constants(plan, err))
         goto fail;
+    if (plan->fuse && mq_plan_fuse(plan, err))
+        goto fail;
+    if (plan->pack_weights && mq_plan_pack_weights(plan, err))
+        goto fail;
     if (compute_liveness(plan, err))
         goto fail;
     rc = MQ_OK;
@@ -616,7 +627,7 @@ fail:
 done:
     if (unordered) {
         for (int n = 0; n < n_nodes; n++)
-            step_release(&unordered[n]);
+            mq_plan_step_release(&unordered[n]);
         free(unordered);
     }
     if (deps)
@@ -636,12 +647,19 @@ done:
     return MQ_OK;
 }
 
-int mq_plan_build(const struct mq_model *model, struct mq_plan **out, struct mq_error *err)
+int mq_plan_build_with_options(const struct mq_model *model,
+                               const struct mq_plan_options *options, struct mq_plan **out,
+                               struct mq_error *err)
 {
-    int rc = build_graph(model->proto, model->proto->graph, NULL, 0, 1, out, err);
+    int rc = build_graph(model->proto, model->proto->graph, NULL, 0, 1, options, out, err);
     if (rc)
         mq_error_prefix(err, "%s: ", model->path);
     return rc;
+}
+
+int mq_plan_build(const struct mq_model *model, struct mq_plan **out, struct mq_error *err)
+{
+    return mq_plan_build_with_options(model, NULL, out, err);
 }
 
 static int each_constant(const struct mq_plan *plan, mq_constant_fn fn, void *user, int depth,
@@ -649,8 +667,9 @@ static int each_constant(const struct mq_plan *plan, mq_constant_fn fn, void *us
 {
     if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return MQ_OK;
+    /* constants a fusion emptied (dtype 0) have no readers left */
     for (int v = 0; v < plan->n_values; v++)
-        if (plan->values[v].is_constant &&
+        if (plan->values[v].is_constant && plan->values[v].constant.dtype &&
             fn(user, plan->values[v].name, &plan->values[v].constant, err))
             return MQ_ERR;
     for (int s = 0; s < plan->n_steps; s++)

@@ -17,6 +17,30 @@ struct mq_model;
 
 /* Builds the plan of the model's main graph and, recursively, every subgraph. */
 int mq_plan_build(const struct mq_model *model, struct mq_plan **out, struct mq_error *err);
+
+struct mq_plan_options {
+    /*
+     * Fuse operators for speed (interp/fuse.c): Conv absorbs a following
+     * BatchNormalization and per-channel Mul/Add into its weights, Relu runs
+     * inside Conv, Gemm, BatchNormalization, Add and Sum.  The tensors fused
+     * away are never produced, so observers do not see them: calibration and
+     * per-layer comparison must use plain plans.  Results differ from a plain
+     * plan's by float rounding only.
+     */
+    int fuse;
+    /*
+     * Pack the constant weights of float32 Conv nodes once, for a GEMM that
+     * also applies the bias and a fused Relu (interp/ops/conv_gemm.h).  Costs
+     * a second copy of those weights; results differ from BLAS's by float
+     * rounding only.
+     */
+    int pack_weights;
+};
+
+/* mq_plan_build with options; NULL options builds the plain plan. */
+int mq_plan_build_with_options(const struct mq_model *model,
+                               const struct mq_plan_options *options, struct mq_plan **out,
+                               struct mq_error *err);
 void mq_plan_free(struct mq_plan *plan);
 
 /*

@@ -5,7 +5,8 @@
 #include "interp/plan.h"
 
 struct plan_value {
-    const char *name;          /* points into the model proto */
+    const char *name;          /* points into the model proto, or is owned_name */
+    char *owned_name;          /* a value the planner made (fused weights), else NULL */
     int is_constant;           /* initializer or folded at build time: lives in `constant` */
     struct mq_tensor constant;
     int outer_level;           /* > 0: lives in the scope that many levels up */
@@ -22,6 +23,14 @@ struct plan_step {
     int *free_after;           /* values whose last reader is this step */
     int n_free_after;
     char *owned_name;          /* generated node name, when the model gives none */
+    /* > 0: a fusion (interp/fuse.c) assumed input 0 has this rank; the runner checks it */
+    int fused_input_rank;
+    /*
+     * Output 0 is a view of input 0 (interp/fuse.c), which lives at least as long: a
+     * constant, a fed input, an outer value, or a value only this step reads, whose
+     * buffer the runner moves to the output.
+     */
+    int view_of_input;
 };
 
 struct name_slot {
@@ -34,6 +43,9 @@ struct mq_plan {
     const Onnx__ModelProto *model;
     const struct mq_plan *parent;
     int depth;
+    /* mq_plan_options, for this graph and its subgraphs */
+    int fuse;
+    int pack_weights;
 
     struct plan_value *values;
     int n_values, cap_values;
@@ -60,6 +72,14 @@ struct mq_exec {
 };
 
 int mq_plan_lookup(const struct mq_plan *plan, const char *name);
+/* Adds a value (the name must be new and outlive the plan); its index, or -1 when out of memory. */
+int mq_plan_value_add(struct mq_plan *plan, const char *name);
+/* Frees what a step owns (kernel state, subgraphs, index arrays) and zeroes it. */
+void mq_plan_step_release(struct plan_step *step);
+/* Fuses operators of a built plan, before liveness (interp/fuse.c). */
+int mq_plan_fuse(struct mq_plan *plan, struct mq_error *err);
+/* Lets kernels prepare their constant weights (Conv packing, interp/fuse.c). */
+int mq_plan_pack_weights(struct mq_plan *plan, struct mq_error *err);
 /* Runs steps [0, n_steps) of an exec whose inputs are already in its slots. */
 int mq_exec_steps(struct mq_exec *exec, struct mq_error *err);
 /* Pointer to the tensor holding value v as seen from exec (constant, local or outer). */

@@ -43,16 +43,37 @@ int mq_exec_step(struct mq_exec *exec, const struct plan_step *step, struct mq_e
         if (inputs[i] && inputs[i]->dtype == 0) {
             rc = mq_error_set(err, "node '%s' (%s): input '%s' has no value (an optional output "
                               "that was not produced?)", kn->name, kn->op_type,
-                              mq_str(kn->proto->input[i]));
+                              exec->plan->values[v].name);
             goto out;
         }
     }
+    if (step->fused_input_rank > 0 && inputs[0] && inputs[0]->rank != step->fused_input_rank) {
+        rc = mq_error_set(err, "node '%s' (%s): input '%s' has rank %d, but the model declares "
+                          "rank %d, which the fused plan relies on", kn->name, kn->op_type,
+                          exec->plan->values[step->inputs[0]].name, inputs[0]->rank,
+                          step->fused_input_rank);
+        goto out;
+    }
     memset(outputs, 0, sizeof *outputs * (size_t)(kn->n_outputs ? kn->n_outputs : 1));
     rc = step->kernel->run(kn, exec, inputs, kn->n_inputs, outputs, kn->n_outputs, err);
+    /* A node with no outputs (a hostile or broken model) still gets one zeroed slot, because
+       kernels write outputs[0] unasked; nothing reads it, so free what landed there. */
+    if (kn->n_outputs == 0)
+        mq_tensor_free(&outputs[0]);
     if (rc) {
         for (int o = 0; o < kn->n_outputs; o++)
             mq_tensor_free(&outputs[o]);
         goto out;
+    }
+    if (step->view_of_input && kn->n_outputs > 0 && outputs[0].borrowed) {
+        /* the view takes over a buffer that this run owns and nothing reads after this step */
+        int v = step->inputs[0];
+        const struct plan_value *pv = &exec->plan->values[v];
+        struct mq_tensor *slot = pv->is_constant || pv->outer_level ? NULL : &exec->slots[v];
+        if (slot && !slot->borrowed && slot->data == outputs[0].data) {
+            outputs[0].borrowed = 0;
+            memset(slot, 0, sizeof *slot);
+        }
     }
     for (int o = 0; o < kn->n_outputs; o++) {
         int v = step->outputs[o];

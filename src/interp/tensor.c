@@ -101,8 +101,8 @@ int64_t mq_dims_count(int rank, const int64_t *dims)
     return count;
 }
 
-int mq_tensor_alloc(struct mq_tensor *t, int dtype, int rank, const int64_t *dims,
-                    const char *what, struct mq_error *err)
+static int tensor_alloc(struct mq_tensor *t, int dtype, int rank, const int64_t *dims,
+                        int zero, const char *what, struct mq_error *err)
 {
     memset(t, 0, sizeof *t);
     char shape[256];
@@ -122,7 +122,7 @@ int mq_tensor_alloc(struct mq_tensor *t, int dtype, int rank, const int64_t *dim
         return MQ_ERR_MEMORY;
     void *data = NULL;
     if (count > 0) {
-        data = calloc((size_t)count, elem);
+        data = zero ? calloc((size_t)count, elem) : malloc((size_t)count * elem);
         if (!data) {
             mq_memory_release(bytes);
             return mq_error_code(err, MQ_ERR_MEMORY, "%s: out of memory allocating %" PRIu64
@@ -140,6 +140,24 @@ int mq_tensor_alloc(struct mq_tensor *t, int dtype, int rank, const int64_t *dim
     return MQ_OK;
 }
 
+int mq_tensor_alloc(struct mq_tensor *t, int dtype, int rank, const int64_t *dims,
+                    const char *what, struct mq_error *err)
+{
+    return tensor_alloc(t, dtype, rank, dims, 1, what, err);
+}
+
+int mq_tensor_alloc_uninit(struct mq_tensor *t, int dtype, int rank, const int64_t *dims,
+                           const char *what, struct mq_error *err)
+{
+    return tensor_alloc(t, dtype, rank, dims, 0, what, err);
+}
+
+int mq_tensor_alloc_uninit_like(struct mq_tensor *t, const struct mq_tensor *like,
+                                const char *what, struct mq_error *err)
+{
+    return tensor_alloc(t, like->dtype, like->rank, like->dims, 0, what, err);
+}
+
 int mq_tensor_alloc_like(struct mq_tensor *t, const struct mq_tensor *like, const char *what,
                          struct mq_error *err)
 {
@@ -149,7 +167,7 @@ int mq_tensor_alloc_like(struct mq_tensor *t, const struct mq_tensor *like, cons
 int mq_tensor_copy(struct mq_tensor *dst, const struct mq_tensor *src, const char *what,
                    struct mq_error *err)
 {
-    if (mq_tensor_alloc_like(dst, src, what, err))
+    if (mq_tensor_alloc_uninit_like(dst, src, what, err))
         return MQ_ERR;
     if (src->count > 0)
         memcpy(dst->data, src->data, (size_t)src->count * mq_dtype_size(src->dtype));

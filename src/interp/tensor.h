@@ -58,6 +58,15 @@ int mq_tensor_alloc(struct mq_tensor *t, int dtype, int rank, const int64_t *dim
 /* Same shape and type as `like`, fresh buffer. */
 int mq_tensor_alloc_like(struct mq_tensor *t, const struct mq_tensor *like, const char *what,
                          struct mq_error *err);
+/*
+ * mq_tensor_alloc without the zero fill, for kernels that write every element
+ * of the output themselves: zeroing a buffer that is overwritten anyway costs
+ * a full pass over it (and the page faults of touching it twice).
+ */
+int mq_tensor_alloc_uninit(struct mq_tensor *t, int dtype, int rank, const int64_t *dims,
+                           const char *what, struct mq_error *err);
+int mq_tensor_alloc_uninit_like(struct mq_tensor *t, const struct mq_tensor *like,
+                                const char *what, struct mq_error *err);
 /* Deep copy (the copy is never borrowed). */
 int mq_tensor_copy(struct mq_tensor *dst, const struct mq_tensor *src, const char *what,
                    struct mq_error *err);

@@ -84,6 +84,22 @@ def ort_run(model, inputs, out_dir, opt_level='all', optimized=None):
     return result
 
 
+def ours_run(exe, model, inputs, out_dir):
+    """Runs the model in our interpreter (`run --outputs --no-fuse`, the arithmetic compare uses);
+    same result shape as ort_run."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    r = mqtest.run([exe, 'run', model, '--inputs', inputs, '--outputs', out_dir, '--no-fuse'], timeout=900)
+    if r.returncode != 0:
+        raise RuntimeError(f'run failed on {model}: {r.stderr.strip()[-800:]}')
+    result = {}
+    for s in mqtest.sample_sets(out_dir):
+        d = os.path.join(out_dir, s)
+        for f in sorted(os.listdir(d), key=mqtest.natural_key):
+            t = onnx.load_tensor(os.path.join(d, f))
+            result.setdefault(t.name, []).append(numpy_helper.to_array(t))
+    return result
+
+
 def metrics(reference, test):
     """The figures `compare` reports, from lists of per-sample arrays: pooled SQNR (dB, inf when
     exact), cosine similarity, max abs error, and top-1 agreement when the output is [N, C] or

@@ -10,12 +10,30 @@
  * padded copy of each plane (see depthwise2d), since its per-channel GEMMs
  * would be too small to pay for themselves.
  * float16 and bfloat16 run on float32 copies (interp/ops/widen.h).
+ *
+ * Plans built with fusion (interp/ops/fused.h) use mq_kernel_conv_relu,
+ * Conv followed by Relu, where the Relu runs on each block of output right
+ * after the GEMM that wrote it, while it is still in cache, and
+ * mq_kernel_conv_add(_relu), where input 3, the other operand of a following
+ * Add, is added with the bias (or, when its shape is not Y's, broadcast
+ * afterwards).
+ *
+ * Plans built with packed weights (mq_conv_pack_weights) run float32 GEMMs
+ * through interp/ops/conv_gemm.h instead of BLAS: W is packed once, the
+ * bias, residual and Relu are applied inside the GEMM, and 2-D convolutions
+ * read their input (or its stride phase planes) directly instead of an
+ * im2col matrix.  Depthwise convolutions sum all their taps in registers
+ * there when the CPU allows.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp/attr.h"
+#include "interp/broadcast.h"
+#include "interp/ops/conv_gemm.h"
+#include "interp/ops/fused.h"
 #include "interp/ops/gemm.h"
 #include "interp/ops/scratch.h"
 #include "interp/ops/spatial.h"
@@ -38,6 +56,9 @@
 struct conv_state {
     struct mq_spatial sp;
     int64_t group;
+    /* W packed at plan time (float32 Conv), valid while W's data is packed_from */
+    struct mq_conv_gemm_weights packed;
+    const void *packed_from;
     int n_output_padding;             /* -1 when absent */
     int64_t output_padding[MQ_MAX_RANK];
     int n_output_shape;               /* -1 when absent */
@@ -108,6 +129,91 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
                             "BLAS", node->name, node->op_type, (long long)a, (long long)b,
                             (long long)c);
     return MQ_OK;
+}
+
+/* The packed GEMM is float32 only: conv_compute_f64 never gets packed weights. */
+static void packed_gemm_f32(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
+                            int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
+                            const float *res, int relu)
+{
+    mq_conv_gemm_run(pw, g, b, ldb, n, y, ldy, bias, res, ldy, relu);
+}
+
+static void packed_gemm_f64(const struct mq_conv_gemm_weights *pw, int64_t g, const double *b,
+                            int64_t ldb, int64_t n, double *y, int64_t ldy, const double *bias,
+                            const double *res, int relu)
+{
+    (void)pw, (void)g, (void)b, (void)ldb, (void)n, (void)y, (void)ldy, (void)bias, (void)res,
+        (void)relu;
+}
+
+/* All the taps of a depthwise kernel at once (conv_gemm.h), float32 only. */
+static int all_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n)
+{
+    return mq_conv_taps_f32(acc, src, w, taps, n);
+}
+
+static int all_taps_f64(double *acc, const double *const *src, const double *w, int taps,
+                        int64_t n)
+{
+    (void)acc, (void)src, (void)w, (void)taps, (void)n;
+    return 0;
+}
+
+/* Strides up to this are read through phase planes by the packed GEMM; larger ones use im2col. */
+#define MAX_PHASE_STRIDE 4
+/* Outputs narrower than this, unless exactly as wide as the planes, use im2col: the packed
+   GEMM would take them row by row, in panels mostly empty. */
+#define MIN_ROW_BY_ROW_WIDTH 24
+
+/*
+ * A 2-D convolution as conv_gemm's image (interp/ops/conv_gemm.h): the
+ * input itself at stride 1, else its stride phase planes.
+ * *phase_count: the floats of phase planes to build (0 at stride 1).
+ */
+static int plane_image(const struct window_map *m, int64_t channels,
+                       struct mq_conv_gemm_image *image, int64_t *phase_count)
+{
+    if (m->n != 2)
+        return 0;
+    const int64_t sh = m->strides[0], sw = m->strides[1];
+    if (sh < 1 || sw < 1 || sh > MAX_PHASE_STRIDE || sw > MAX_PHASE_STRIDE)
+        return 0;
+    const int64_t plane_h = (m->image[0] + sh - 1) / sh, plane_w = (m->image[1] + sw - 1) / sw;
+    if (plane_w != m->grid[1] && m->grid[1] < MIN_ROW_BY_ROW_WIDTH)
+        return 0;
+    *phase_count = sh == 1 && sw == 1 ? 0 : sh * sw * channels * plane_h * plane_w;
+    image->data = NULL;
+    image->channels = channels;
+    image->plane_h = plane_h;
+    image->plane_w = plane_w;
+    image->out_h = m->grid[0];
+    image->out_w = m->grid[1];
+    image->stride_h = sh;
+    image->stride_w = sw;
+    image->kernel_h = m->kernel[0];
+    image->kernel_w = m->kernel[1];
+    image->pad_h = m->pad_begin[0];
+    image->pad_w = m->pad_begin[1];
+    image->dilation_h = m->dilations[0];
+    image->dilation_w = m->dilations[1];
+    return mq_conv_gemm_image_supported(image);
+}
+
+static void packed_image_f32(const struct mq_conv_gemm_weights *pw, int64_t g,
+                             struct mq_conv_gemm_image *image, const float *planes, float *y,
+                             int64_t ldy, const float *bias, const float *res, int relu)
+{
+    image->data = planes;
+    mq_conv_gemm_run_image(pw, g, image, y, ldy, bias, res, ldy, relu);
+}
+
+static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
+                             struct mq_conv_gemm_image *image, const double *planes, double *y,
+                             int64_t ldy, const double *bias, const double *res, int relu)
+{
+    (void)pw, (void)g, (void)image, (void)planes, (void)y, (void)ldy, (void)bias, (void)res,
+        (void)relu;
 }
 
 /*
@@ -183,6 +289,38 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
             memset(row + hi, 0, (size_t)(gw - hi) * sizeof(T));                                   \
     }                                                                                             \
                                                                                                   \
+    /*                                                                                            \
+     * Rows [line0, line1) of one im2col row block when output and input rows have                \
+     * the same width and stride 1 (a "same" convolution): output row oh reads input              \
+     * row oh + shift at column offset off, so the rows inside the image are one                  \
+     * contiguous run of the input, copied at once; what that run carries into the                \
+     * padding columns [0, lo) and [hi, w) of each row is then cleared.                           \
+     */                                                                                           \
+    static void im2col_rows_##SFX(T *dst, const T *xc, int64_t line0, int64_t line1,              \
+                                  int64_t shift, int64_t ih_n, int64_t w, int64_t lo,             \
+                                  int64_t hi, int64_t off)                                        \
+    {                                                                                             \
+        int64_t a = -shift > line0 ? -shift : line0;                                              \
+        int64_t b = ih_n - shift < line1 ? ih_n - shift : line1;                                  \
+        if (a > b)                                                                                \
+            a = b = line0;                                                                        \
+        if (lo >= hi)                                                                             \
+            a = b;                                                                                \
+        memset(dst, 0, (size_t)((a - line0) * w) * sizeof(T));                                    \
+        memset(dst + (b - line0) * w, 0, (size_t)((line1 - b) * w) * sizeof(T));                  \
+        if (a == b)                                                                               \
+            return;                                                                               \
+        T *d = dst + (a - line0) * w;                                                             \
+        memcpy(d + lo, xc + (a + shift) * w + off + lo,                                           \
+               (size_t)((b - a - 1) * w + hi - lo) * sizeof(T));                                  \
+        for (int64_t r = 0; r < b - a; r++, d += w) {                                             \
+            for (int64_t j = 0; j < lo; j++)                                                      \
+                d[j] = 0;                                                                         \
+            for (int64_t j = hi; j < w; j++)                                                      \
+                d[j] = 0;                                                                         \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
     static void im2col_##SFX(const T *x, int64_t channels, const struct window_map *m,            \
                              int64_t line0, int64_t line1, T *col)                                \
     {                                                                                             \
@@ -192,6 +330,7 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
         if (m->n == 2) {                                                                          \
             /* the common case without the N-D odometer: a line is an output row */              \
             const int64_t ih_n = m->image[0], sh = m->strides[0], dh = m->dilations[0];           \
+            const int64_t ph = m->pad_begin[0];                                                   \
             T *row = col;                                                                         \
             for (int64_t c = 0; c < channels; c++) {                                              \
                 const T *xc = x + c * m->image_size;                                              \
@@ -199,6 +338,12 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
                     for (int64_t kw = 0; kw < m->kernel[1]; kw++) {                               \
                         int64_t off = kw * m->dilations[1] - m->pad_begin[1], lo, hi;             \
                         inner_range(off, sw, iw, gw, &lo, &hi);                                   \
+                        if (sw == 1 && sh == 1 && gw == iw) {                                     \
+                            im2col_rows_##SFX(row, xc, line0, line1, kh * dh - ph, ih_n, gw, lo,  \
+                                              hi, off);                                           \
+                            row += width;                                                         \
+                            continue;                                                             \
+                        }                                                                         \
                         for (int64_t oh = line0; oh < line1; oh++, row += gw) {                   \
                             int64_t ih = oh * sh - m->pad_begin[0] + kh * dh;                     \
                             const T *src = ih >= 0 && ih < ih_n ? xc + ih * iw : NULL;            \
@@ -275,10 +420,33 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
         MQ_VECTOR_LOOP(j, n, even[j] = src[2 * j]; odd[j] = src[2 * j + 1]);                      \
     }                                                                                             \
                                                                                                   \
+    /* y = a + bias (+ r, the residual, when not NULL), then Relu's x < 0 ? 0 : x when asked     \
+     * (NaN stays NaN, as in Relu) */                                                             \
     MQ_SIMD_CLONES                                                                                \
-    static void add_row_##SFX(T *restrict y, const T *restrict a, int64_t n)                      \
+    static void bias_row_##SFX(T *restrict y, const T *restrict a, const T *restrict r,           \
+                               int64_t n, T bias, int relu)                                       \
     {                                                                                             \
-        MQ_VECTOR_LOOP(i, n, y[i] += a[i]);                                                       \
+        if (r && relu)                                                                            \
+            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias + r[i]; y[i] = v < 0 ? (T)0 : v);        \
+        else if (r)                                                                               \
+            MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias + r[i]);                                      \
+        else if (relu)                                                                            \
+            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias; y[i] = v < 0 ? (T)0 : v);               \
+        else                                                                                      \
+            MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias);                                             \
+    }                                                                                             \
+                                                                                                  \
+    MQ_SIMD_CLONES                                                                                \
+    static void relu_row_##SFX(T *restrict y, int64_t n)                                          \
+    {                                                                                             \
+        MQ_VECTOR_LOOP(i, n, y[i] = y[i] < 0 ? (T)0 : y[i]);                                      \
+    }                                                                                             \
+                                                                                                  \
+    /* Relu over `rows` rows of n elements, `stride` apart */                                     \
+    static void relu_rows_##SFX(T *y, int64_t rows, int64_t n, int64_t stride)                    \
+    {                                                                                             \
+        for (int64_t r = 0; r < rows; r++)                                                        \
+            relu_row_##SFX(y + r * stride, n);                                                    \
     }                                                                                             \
                                                                                                   \
     /*                                                                                            \
@@ -289,11 +457,13 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
      * for all outputs at once (output (oh, ow) at flat oh * cols + ow), so each                  \
      * tap is one long contiguous multiply-add over the whole plane, with no                      \
      * bounds checks; the `cols - OW` extra columns per row are computed and                      \
-     * dropped.                                                                                   \
+     * dropped.  Each output row is then written once: accumulator plus bias                      \
+     * (b may be NULL), with the fused Relu.                                                      \
      */                                                                                           \
-    static void depthwise2d_##SFX(const T *x, const T *w, T *y, int64_t channels,                 \
-                                  int64_t multiplier, const struct window_map *m, T *planes,      \
-                                  int64_t rows, int64_t cols, T *line, T *acc)                    \
+    static void depthwise2d_##SFX(const T *x, const T *w, const T *b, const T *res, T *y,         \
+                                  int64_t channels, int64_t multiplier,                           \
+                                  const struct window_map *m, T *planes, int64_t rows,            \
+                                  int64_t cols, T *line, T *acc, int relu)                        \
     {                                                                                             \
         const int64_t kh_n = m->kernel[0], kw_n = m->kernel[1];                                   \
         const int64_t ih_n = m->image[0], iw_n = m->image[1];                                     \
@@ -331,8 +501,21 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
                 const int64_t oc = c * multiplier + j;                                            \
                 const T *wk = w + oc * m->kernel_size;                                            \
                 T *yp = y + oc * m->grid_size;                                                    \
-                memset(acc, 0, (size_t)span * sizeof(T));                                         \
-                for (int64_t kh = 0; kh < kh_n; kh++) {                                           \
+                int summed = 0;                                                                   \
+                if (kh_n * kw_n <= MQ_CONV_MAX_TAPS) {                                            \
+                    /* every tap's source at once, for a kernel summing them in registers */      \
+                    const T *all[MQ_CONV_MAX_TAPS];                                               \
+                    for (int64_t kh = 0; kh < kh_n; kh++)                                         \
+                        for (int64_t kw = 0; kw < kw_n; kw++) {                                   \
+                            const int64_t th = kh * dh, tw = kw * dw;                             \
+                            all[kh * kw_n + kw] = planes + ((th % sh) * sw + tw % sw) * plane +   \
+                                                  (th / sh) * cols + tw / sw;                     \
+                        }                                                                         \
+                    summed = all_taps_##SFX(acc, all, wk, (int)(kh_n * kw_n), span);             \
+                }                                                                                 \
+                if (!summed)                                                                      \
+                    memset(acc, 0, (size_t)span * sizeof(T));                                     \
+                for (int64_t kh = 0; kh < kh_n && !summed; kh++) {                                \
                     const int64_t th = kh * dh;                                                   \
                     for (int64_t kw = 0; kw < kw_n; kw++) {                                       \
                         const int64_t tw = kw * dw;                                               \
@@ -348,24 +531,59 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
                     else if (kw + 1 == kw_n)                                                      \
                         taps1_##SFX(acc, src[kw], wr[kw], span);                                  \
                 }                                                                                 \
+                const T bias = b ? b[oc] : (T)0;                                                  \
+                const T *rp = res ? res + oc * m->grid_size : NULL;                               \
                 for (int64_t oh = 0; oh < oh_n; oh++)                                             \
-                    add_row_##SFX(yp + oh * ow_n, acc + oh * cols, ow_n);                         \
+                    bias_row_##SFX(yp + oh * ow_n, acc + oh * cols, rp ? rp + oh * ow_n : NULL,   \
+                                   ow_n, bias, relu);                                             \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    static void fill_bias_##SFX(T *y, const T *b, int64_t channels, int64_t size)                 \
+    /* the stride phase planes of conv_gemm's image: `channels` planes of x (h x w) per phase */ \
+    static void build_phases_##SFX(T *dst, const T *x, const struct mq_conv_gemm_image *im,       \
+                                   int64_t h, int64_t w)                                          \
+    {                                                                                             \
+        const int64_t sh = im->stride_h, sw = im->stride_w, pw_ = im->plane_w;                    \
+        for (int64_t qh = 0; qh < sh; qh++)                                                       \
+            for (int64_t qw = 0; qw < sw; qw++)                                                   \
+                for (int64_t c = 0; c < im->channels; c++) {                                      \
+                    const T *xc = x + c * h * w;                                                  \
+                    for (int64_t i = 0; i < im->plane_h; i++, dst += pw_) {                       \
+                        const int64_t ih = i * sh + qh;                                           \
+                        /* input columns qw, qw + sw, ... that exist */                           \
+                        const int64_t n = ih < h && qw < w ? (w - qw + sw - 1) / sw : 0;          \
+                        const int64_t valid = n < pw_ ? n : pw_;                                  \
+                        if (valid > 0 && sw == 1)                                                 \
+                            memcpy(dst, xc + ih * w + qw, (size_t)valid * sizeof(T));             \
+                        else if (valid > 0 && sw == 2)                                            \
+                            every_other_##SFX(dst, xc + ih * w + qw, valid);                      \
+                        else if (valid > 0)                                                       \
+                            gather_##SFX(dst, xc + ih * w + qw, valid, sw);                       \
+                        memset(dst + valid, 0, (size_t)(pw_ - valid) * sizeof(T));                \
+                    }                                                                             \
+                }                                                                                 \
+    }                                                                                             \
+                                                                                                  \
+    /* y = b[c] over each channel, or zeros when there is no bias; plus res when not NULL */      \
+    static void fill_bias_##SFX(T *y, const T *b, const T *res, int64_t channels, int64_t size)   \
     {                                                                                             \
         for (int64_t c = 0; c < channels; c++) {                                                  \
-            const T v = b[c];                                                                     \
+            const T v = b ? b[c] : (T)0;                                                          \
             T *p = y + c * size;                                                                  \
-            MQ_VECTOR_LOOP(i, size, p[i] = v);                                                    \
+            if (res) {                                                                            \
+                const T *r = res + c * size;                                                      \
+                MQ_VECTOR_LOOP(i, size, p[i] = v + r[i]);                                         \
+            } else {                                                                              \
+                MQ_VECTOR_LOOP(i, size, p[i] = v);                                                \
+            }                                                                                     \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
     static int conv_compute_##SFX(const struct mq_kernel_node *node, const struct window_map *m,  \
                                   int64_t batch, int64_t in_ch, int64_t out_ch, int64_t group,    \
-                                  const T *x, const T *w, const T *b, T *y,                       \
+                                  const T *x, const T *w, const T *b, const T *res, T *y,         \
+                                  int relu, const struct mq_conv_gemm_weights *pw,                \
                                   struct mq_error *err)                                           \
     {                                                                                             \
         const int L = m->n - 1;                                                                   \
@@ -395,6 +613,12 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
         int64_t col_count = 0;                                                                    \
         T *pad = NULL;                                                                            \
         int64_t pad_rows = 0, pad_cols = 0, pad_count = 0;                                        \
+        /* packed weights: B straight from the input (or its stride phases), no im2col */         \
+        struct mq_conv_gemm_image image;                                                          \
+        int64_t phase_count = 0;                                                                  \
+        T *phases = NULL;                                                                         \
+        const int from_image = pw && !pointwise && !depthwise &&                                  \
+                               plane_image(m, cg, &image, &phase_count);                          \
         if (depthwise) {                                                                          \
             pad_rows = m->grid[0] + (m->kernel[0] - 1) * m->dilations[0] / m->strides[0];         \
             pad_cols = gw + (m->kernel[1] - 1) * m->dilations[1] / m->strides[1];                 \
@@ -404,46 +628,81 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
             pad = mq_scratch_alloc(node, pad_count, sizeof(T), err);                              \
             if (!pad)                                                                             \
                 return MQ_ERR;                                                                    \
-        } else if (!pointwise && ck > 0) {                                                        \
+        } else if (!pointwise && !from_image && ck > 0) {                                         \
             col_count = ck * chunk * gw;                                                          \
             col = mq_scratch_alloc(node, col_count, sizeof(T), err);                              \
             if (!col)                                                                             \
                 return MQ_ERR;                                                                    \
+        } else if (from_image && phase_count > 0) {                                               \
+            phases = mq_scratch_alloc(node, phase_count, sizeof(T), err);                         \
+            if (!phases)                                                                          \
+                return MQ_ERR;                                                                    \
         }                                                                                         \
-        const T beta = b ? (T)1 : (T)0;                                                           \
+        /* y arrives uninitialised: every path below writes all of it.  res (a residual of Y's    \
+         * shape, fused from a following Add) joins the bias: BLAS accumulates onto both. */      \
+        const T beta = b || res ? (T)1 : (T)0;                                                    \
         for (int64_t nb = 0; nb < batch; nb++) {                                                  \
             const T *xb = x + nb * in_ch * m->image_size;                                         \
             T *yb = y + nb * out_ch * m->grid_size;                                               \
-            if (b)                                                                                \
-                fill_bias_##SFX(yb, b, out_ch, m->grid_size);                                     \
+            const T *rb = res ? res + nb * out_ch * m->grid_size : NULL;                          \
             if (depthwise) {                                                                      \
                 T *line = pad + m->strides[0] * m->strides[1] * pad_rows * pad_cols;              \
-                depthwise2d_##SFX(xb, w, yb, in_ch, mg, m, pad, pad_rows, pad_cols, line,         \
-                                  line + m->strides[1] * pad_cols);                               \
+                depthwise2d_##SFX(xb, w, b, rb, yb, in_ch, mg, m, pad, pad_rows, pad_cols, line,  \
+                                  line + m->strides[1] * pad_cols, relu);                         \
                 continue;                                                                         \
             }                                                                                     \
-            if (ck == 0)                                                                          \
+            /* the packed GEMM adds the bias and residual itself */                               \
+            if (((b || rb) && !pw) || ck == 0)                                                    \
+                fill_bias_##SFX(yb, b, rb, out_ch, m->grid_size);                                 \
+            if (ck == 0) {                                                                        \
+                if (relu)                                                                         \
+                    relu_rows_##SFX(yb, 1, out_ch * m->grid_size, 0);                             \
                 continue;                                                                         \
+            }                                                                                     \
             for (int64_t g = 0; g < group; g++) {                                                 \
                 const T *wg = w + g * mg * ck;                                                    \
                 const T *xg = xb + g * cg * m->image_size;                                        \
                 T *yg = yb + g * mg * m->grid_size;                                               \
+                const T *bg = b ? b + g * mg : NULL;                                              \
+                const T *rg = rb ? rb + g * mg * m->grid_size : NULL;                             \
+                if (pointwise && pw) {                                                            \
+                    packed_gemm_##SFX(pw, g, xg, m->grid_size, m->grid_size, yg, m->grid_size,    \
+                                      bg, rg, relu);                                              \
+                    continue;                                                                     \
+                }                                                                                 \
+                if (from_image) {                                                                 \
+                    if (phases)                                                                   \
+                        build_phases_##SFX(phases, xg, &image, m->image[0], m->image[1]);         \
+                    packed_image_##SFX(pw, g, &image, phases ? phases : xg, yg, m->grid_size, bg, \
+                                       rg, relu);                                                 \
+                    continue;                                                                     \
+                }                                                                                 \
                 if (pointwise) {                                                                  \
                     GEMM(0, 0, (int)mg, (int)m->grid_size, (int)cg, (T)1, wg, (int)cg, xg,        \
                          (int)m->grid_size, beta, yg, (int)m->grid_size);                         \
+                    if (relu)                                                                     \
+                        relu_rows_##SFX(yg, mg, m->grid_size, m->grid_size);                      \
                     continue;                                                                     \
                 }                                                                                 \
                 for (int64_t l0 = 0; l0 < lines; l0 += chunk) {                                   \
                     int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;                         \
                     int64_t cols = (l1 - l0) * gw;                                                \
                     im2col_##SFX(xg, cg, m, l0, l1, col);                                         \
+                    if (pw) {                                                                     \
+                        packed_gemm_##SFX(pw, g, col, cols, cols, yg + l0 * gw, m->grid_size, bg, \
+                                          rg ? rg + l0 * gw : NULL, relu);                        \
+                        continue;                                                                 \
+                    }                                                                             \
                     GEMM(0, 0, (int)mg, (int)cols, (int)ck, (T)1, wg, (int)ck, col, (int)cols,    \
                          beta, yg + l0 * gw, (int)m->grid_size);                                  \
+                    if (relu)                                                                     \
+                        relu_rows_##SFX(yg + l0 * gw, mg, cols, m->grid_size);                    \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
         mq_scratch_free(col, col_count, sizeof(T));                                               \
         mq_scratch_free(pad, pad_count, sizeof(T));                                               \
+        mq_scratch_free(phases, phase_count, sizeof(T));                                          \
         return MQ_OK;                                                                             \
     }                                                                                             \
                                                                                                   \
@@ -456,7 +715,7 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
         if (batch == 0 || m->image_size == 0 || out_ch == 0)                                      \
             return MQ_OK;                                                                         \
         for (int64_t nb = 0; nb < batch && b; nb++)                                               \
-            fill_bias_##SFX(y + nb * out_ch * m->image_size, b, out_ch, m->image_size);           \
+            fill_bias_##SFX(y + nb * out_ch * m->image_size, b, NULL, out_ch, m->image_size);     \
         if (cg == 0 || m->grid_size == 0 || mk == 0)                                              \
             return MQ_OK;                                                                         \
         if (blas_dims_ok(node, mk, m->grid_size, cg, err))                                        \
@@ -482,7 +741,29 @@ static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b,
 DEFINE_CONV(float, f32, mq_gemm_f32)
 DEFINE_CONV(double, f64, mq_gemm_f64)
 
-static void conv_destroy(void *state) { free(state); }
+static void conv_destroy(void *state)
+{
+    struct conv_state *s = state;
+    if (s)
+        mq_conv_gemm_free(&s->packed);
+    free(s);
+}
+
+int mq_conv_pack_weights(struct mq_kernel_node *node, const struct mq_tensor *w,
+                         struct mq_error *err)
+{
+    struct conv_state *s = node->state;
+    /* depthwise 2-D convolutions (one input channel per group) take the direct path */
+    if (!s || s->packed.data || w->dtype != MQ_DTYPE_FLOAT || w->rank < 3 || w->count == 0 ||
+        w->dims[0] % s->group != 0 || (w->dims[1] == 1 && s->group > 1) ||
+        !mq_conv_gemm_available())
+        return MQ_OK;
+    int64_t mg = w->dims[0] / s->group, ck = w->count / w->dims[0];
+    if (mq_conv_gemm_pack(w->data, s->group, mg, ck, &s->packed, node->name, err))
+        return MQ_ERR;
+    s->packed_from = w->data;
+    return MQ_OK;
+}
 
 static int conv_prepare_common(struct mq_kernel_node *node, int transpose, struct mq_error *err)
 {
@@ -611,12 +892,60 @@ static int finish_map(const struct mq_kernel_node *node, struct window_map *m,
     return MQ_OK;
 }
 
-static int conv_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                    const struct mq_tensor *const *inputs, int n_inputs,
-                    struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+/*
+ * relu?(y + r) with numpy broadcasting, into y: the fused Add's residual when
+ * it does not have exactly Y's shape (the fused kernels take that case only
+ * inside the GEMM).
+ */
+#define ADD_BROADCAST(T)                                                                         \
+    do {                                                                                         \
+        const T *py = y->data, *pr = r->data;                                                    \
+        T *po = out.data;                                                                        \
+        for (int64_t i = 0; i < out.count; i++) {                                                \
+            const T v = py[oy] + pr[orr];                                                        \
+            po[i] = relu && v < 0 ? (T)0 : v;                                                    \
+            for (int d = rank - 1; d >= 0; d--) {                                                \
+                oy += sy[d];                                                                     \
+                orr += sr[d];                                                                    \
+                if (++idx[d] < dims[d])                                                          \
+                    break;                                                                       \
+                oy -= sy[d] * dims[d];                                                           \
+                orr -= sr[d] * dims[d];                                                          \
+                idx[d] = 0;                                                                      \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+
+static int add_broadcast(const struct mq_kernel_node *node, struct mq_tensor *y,
+                         const struct mq_tensor *r, int relu, struct mq_error *err)
 {
-    if (mq_widen_needed(inputs, n_inputs))
-        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_run, 0, err);
+    const struct mq_tensor *in[2] = {y, r};
+    int rank;
+    int64_t dims[MQ_MAX_RANK], sy[MQ_MAX_RANK], sr[MQ_MAX_RANK], idx[MQ_MAX_RANK] = {0};
+    char what[256];
+    snprintf(what, sizeof what, "node '%s' (%s, fused with Add)", node->name, node->op_type);
+    if (mq_broadcast_shape(2, in, &rank, dims, what, err))
+        return MQ_ERR;
+    struct mq_tensor out;
+    if (mq_tensor_alloc_uninit(&out, y->dtype, rank, dims, node->name, err))
+        return MQ_ERR;
+    mq_broadcast_strides(y, rank, dims, sy);
+    mq_broadcast_strides(r, rank, dims, sr);
+    int64_t oy = 0, orr = 0;
+    if (y->dtype == MQ_DTYPE_FLOAT)
+        ADD_BROADCAST(float);
+    else
+        ADD_BROADCAST(double);
+    mq_tensor_free(y);
+    mq_tensor_move(y, &out);
+    return MQ_OK;
+}
+
+/* res: the residual of a fused Add (NULL when none). */
+static int conv_run_common(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
+                           int n_inputs, const struct mq_tensor *res, struct mq_tensor *outputs,
+                           int relu, struct mq_error *err)
+{
     const struct conv_state *s = node->state;
     struct window_map m;
     memset(&m, 0, sizeof m);
@@ -636,13 +965,78 @@ static int conv_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     dims[0] = x->dims[0];
     dims[1] = out_ch;
     memcpy(dims + 2, m.grid, (size_t)m.n * sizeof dims[0]);
-    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, dims, node->name, err))
+    if (res && res->dtype != x->dtype)
+        return mq_error_set(err, "node '%s' (%s, fused with Add): the other operand of the Add is "
+                            "%s, the convolution's output %s", node->name, node->op_type,
+                            mq_dtype_name(res->dtype), mq_dtype_name(x->dtype));
+    /* a residual of another shape broadcasts: added after the convolution */
+    int res_inside = res && res->rank == x->rank &&
+                     memcmp(res->dims, dims, sizeof dims[0] * (size_t)x->rank) == 0;
+    if (mq_tensor_alloc_uninit(&outputs[0], x->dtype, x->rank, dims, node->name, err))
         return MQ_ERR;
-    if (x->dtype == MQ_DTYPE_FLOAT)
-        return conv_compute_f32(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
-                                b ? b->data : NULL, outputs[0].data, err);
-    return conv_compute_f64(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
-                            b ? b->data : NULL, outputs[0].data, err);
+    /* the packing was made from this very W, with these shapes */
+    const struct mq_conv_gemm_weights *pw = NULL;
+    if (s->packed.data && w->data == s->packed_from && s->packed.groups == s->group &&
+        s->packed.m * s->group == out_ch && s->packed.k * out_ch == w->count)
+        pw = &s->packed;
+    const void *rd = res_inside ? res->data : NULL;
+    int inner_relu = relu && (!res || res_inside);
+    int rc = x->dtype == MQ_DTYPE_FLOAT
+                 ? conv_compute_f32(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data,
+                                    w->data, b ? b->data : NULL, rd, outputs[0].data, inner_relu,
+                                    pw, err)
+                 : conv_compute_f64(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data,
+                                    w->data, b ? b->data : NULL, rd, outputs[0].data, inner_relu,
+                                    NULL, err);
+    if (rc == MQ_OK && res && !res_inside)
+        rc = add_broadcast(node, &outputs[0], res, relu, err);
+    return rc;
+}
+
+static int conv_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                    const struct mq_tensor *const *inputs, int n_inputs,
+                    struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_run, 0, err);
+    return conv_run_common(node, inputs, n_inputs, NULL, outputs, 0, err);
+}
+
+static int conv_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                         const struct mq_tensor *const *inputs, int n_inputs,
+                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_relu_run, 0,
+                            err);
+    return conv_run_common(node, inputs, n_inputs, NULL, outputs, 1, err);
+}
+
+/* Conv then Add of input 3, the residual (interp/ops/fused.h), with or without the Relu. */
+static int conv_add_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                        const struct mq_tensor *const *inputs, int n_inputs,
+                        struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_add_run, 0,
+                            err);
+    if (n_inputs < 4 || !inputs[3])
+        return mq_error_set(err, "node '%s' (%s, fused with Add): the residual is missing",
+                            node->name, node->op_type);
+    return conv_run_common(node, inputs, 3, inputs[3], outputs, 0, err);
+}
+
+static int conv_add_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                             const struct mq_tensor *const *inputs, int n_inputs,
+                             struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_add_relu_run,
+                            0, err);
+    if (n_inputs < 4 || !inputs[3])
+        return mq_error_set(err, "node '%s' (%s, fused with Add): the residual is missing",
+                            node->name, node->op_type);
+    return conv_run_common(node, inputs, 3, inputs[3], outputs, 1, err);
 }
 
 static int convt_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -742,3 +1136,10 @@ const struct mq_kernel mq_kernels_conv[] = {
     {"", "ConvTranspose", 11, 0, convt_prepare, convt_run, conv_destroy},
     {0},
 };
+
+const struct mq_kernel mq_kernel_conv_relu = {"", "Conv", 1, 0, conv_prepare, conv_relu_run,
+                                              conv_destroy};
+const struct mq_kernel mq_kernel_conv_add = {"", "Conv", 1, 0, conv_prepare, conv_add_run,
+                                             conv_destroy};
+const struct mq_kernel mq_kernel_conv_add_relu = {"", "Conv", 1, 0, conv_prepare,
+                                                  conv_add_relu_run, conv_destroy};

@@ -11,6 +11,10 @@
  *
  * float16 and bfloat16 are computed in float32: inputs are widened into
  * temporaries and the result is narrowed once at the end.
+ *
+ * mq_kernel_add_relu and mq_kernel_sum_relu (interp/ops/fused.h) are Add and
+ * a two-input Sum followed by Relu: the loop nest applies the Relu to each
+ * output row right after computing it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -21,6 +25,7 @@
 #include "interp/attr.h"
 #include "interp/broadcast.h"
 #include "interp/kernel.h"
+#include "interp/ops/fused.h"
 
 /* Row tables are indexed by enum mq_dtype up to bfloat16. */
 #define DTYPE_SLOTS (MQ_DTYPE_BFLOAT16 + 1)
@@ -81,8 +86,11 @@ static void loop_nest_build(struct loop_nest *nest, int n_in, const struct mq_te
     nest->rank = r;
 }
 
+/* Applied in place to each output row after the row function (a fused activation). */
+typedef void (*row_post_fn)(void *out, int64_t n);
+
 static void loop_nest_run(const struct loop_nest *nest, void *out, size_t out_size,
-                          const struct mq_tensor *const *in, row_fn fn)
+                          const struct mq_tensor *const *in, row_fn fn, row_post_fn post)
 {
     int r = nest->rank;
     int64_t inner = nest->dims[r - 1];
@@ -107,6 +115,8 @@ static void loop_nest_run(const struct loop_nest *nest, void *out, size_t out_si
         fn(o + (size_t)(row * inner) * out_size, base[0] + (size_t)off[0] * size[0],
            base[1] + (size_t)off[1] * size[1], base[2] + (size_t)off[2] * size[2], inner,
            inner_stride[0], inner_stride[1], inner_stride[2]);
+        if (post)
+            post(o + (size_t)(row * inner) * out_size, inner);
         for (int d = r - 2; d >= 0; d--) {
             for (int k = 0; k < nest->n_in; k++)
                 off[k] += nest->strides[k][d];
@@ -119,15 +129,21 @@ static void loop_nest_run(const struct loop_nest *nest, void *out, size_t out_si
     }
 }
 
-/* out (already allocated in the broadcast shape) = fn(inputs...). */
-static void broadcast_apply(int n_in, const struct mq_tensor *const *in, struct mq_tensor *out,
-                            row_fn fn)
+/* out (already allocated in the broadcast shape) = post(fn(inputs...)); post may be NULL. */
+static void broadcast_apply_post(int n_in, const struct mq_tensor *const *in,
+                                 struct mq_tensor *out, row_fn fn, row_post_fn post)
 {
     struct loop_nest nest;
     if (out->count == 0)
         return;
     loop_nest_build(&nest, n_in, in, out->rank, out->dims);
-    loop_nest_run(&nest, out->data, mq_dtype_size(out->dtype), in, fn);
+    loop_nest_run(&nest, out->data, mq_dtype_size(out->dtype), in, fn, post);
+}
+
+static void broadcast_apply(int n_in, const struct mq_tensor *const *in, struct mq_tensor *out,
+                            row_fn fn)
+{
+    broadcast_apply_post(n_in, in, out, fn, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -422,7 +438,7 @@ static int is_half(int dtype)
 static int convert(const struct mq_kernel_node *node, const struct mq_tensor *in, int dtype,
                    struct mq_tensor *out, struct mq_error *err)
 {
-    if (mq_tensor_alloc(out, dtype, in->rank, in->dims, node->name, err))
+    if (mq_tensor_alloc_uninit(out, dtype, in->rank, in->dims, node->name, err))
         return MQ_ERR;
     int64_t n = in->count;
     if (n == 0)
@@ -619,7 +635,7 @@ static int broadcast_compute(const struct mq_kernel_node *node, int n_in,
     char label[256];
     if (mq_broadcast_shape(n_in, in, &rank, dims, node_label(node, label, sizeof label), err))
         return MQ_ERR;
-    if (mq_tensor_alloc(out, out_dtype, rank, dims, node->name, err))
+    if (mq_tensor_alloc_uninit(out, out_dtype, rank, dims, node->name, err))
         return MQ_ERR;
     broadcast_apply(n_in, in, out, fn);
     return MQ_OK;
@@ -909,8 +925,8 @@ static int variadic_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                            err))
         return MQ_ERR;
     struct mq_tensor acc = {0}, t0 = {0}, t1 = {0};
-    int rc = mq_tensor_alloc(&acc, work, rank, dims, node->name, err);
-    /* acc = in0 op in1, then acc = acc op in_k: acc already has the full shape. */
+    int rc = mq_tensor_alloc_uninit(&acc, work, rank, dims, node->name, err);
+    /* acc = in0 op in1 (which writes all of it), then acc = acc op in_k. */
     for (int k = 1; !rc && k < n_inputs; k++) {
         const struct mq_tensor *left = &acc;
         if (k == 1 && !(left = working_copy(node, inputs[0], &t0, err)))
@@ -949,6 +965,101 @@ static int variadic_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 static void free_state(void *state) { free(state); }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Add and Sum fused with Relu                                                               */
+
+#define RELU_ROW(NAME, T)                                                                      \
+    static void NAME(void *o_, int64_t n)                                                      \
+    {                                                                                          \
+        T *restrict o = o_;                                                                    \
+        for (int64_t i = 0; i < n; i++)                                                        \
+            o[i] = o[i] < 0 ? (T)0 : o[i];                                                     \
+    }
+RELU_ROW(relu_row_f32, float)
+RELU_ROW(relu_row_f64, double)
+RELU_ROW(relu_row_i8, int8_t)
+RELU_ROW(relu_row_i16, int16_t)
+RELU_ROW(relu_row_i32, int32_t)
+RELU_ROW(relu_row_i64, int64_t)
+
+/* Relu on bfloat16/float16 bits: negative non-zero, non-NaN values become +0. */
+static void relu_half_bits(uint16_t *p, int64_t n, uint16_t nan_above)
+{
+    for (int64_t i = 0; i < n; i++) {
+        unsigned magnitude = p[i] & 0x7fffu;
+        if ((p[i] & 0x8000u) && magnitude != 0 && magnitude <= nan_above)
+            p[i] = 0;
+    }
+}
+
+/* Relu over a whole tensor; unsigned and bool values are left as they are. */
+static void relu_tensor(struct mq_tensor *t)
+{
+    switch (t->dtype) {
+    case MQ_DTYPE_FLOAT: relu_row_f32(t->data, t->count); break;
+    case MQ_DTYPE_DOUBLE: relu_row_f64(t->data, t->count); break;
+    case MQ_DTYPE_INT8: relu_row_i8(t->data, t->count); break;
+    case MQ_DTYPE_INT16: relu_row_i16(t->data, t->count); break;
+    case MQ_DTYPE_INT32: relu_row_i32(t->data, t->count); break;
+    case MQ_DTYPE_INT64: relu_row_i64(t->data, t->count); break;
+    case MQ_DTYPE_FLOAT16: relu_half_bits(t->data, t->count, 0x7c00u); break;
+    case MQ_DTYPE_BFLOAT16: relu_half_bits(t->data, t->count, 0x7f80u); break;
+    default: break;
+    }
+}
+
+/*
+ * relu(a + b): float32 and float64 in one pass over the output, with the
+ * Relu on each row while it is in cache; other types through the plain
+ * kernel and a Relu pass.
+ */
+static int add_relu_compute(const struct mq_kernel_node *node, const struct mq_tensor *a,
+                            const struct mq_tensor *b, struct mq_tensor *out, struct mq_error *err)
+{
+    if (a->dtype == b->dtype && (a->dtype == MQ_DTYPE_FLOAT || a->dtype == MQ_DTYPE_DOUBLE)) {
+        const struct mq_tensor *in[2] = {a, b};
+        int rank;
+        int64_t dims[MQ_MAX_RANK];
+        char label[256];
+        if (mq_broadcast_shape(2, in, &rank, dims, node_label(node, label, sizeof label), err) ||
+            mq_tensor_alloc_uninit(out, a->dtype, rank, dims, node->name, err))
+            return MQ_ERR;
+        broadcast_apply_post(2, in, out, add_rows[a->dtype],
+                             a->dtype == MQ_DTYPE_FLOAT ? relu_row_f32 : relu_row_f64);
+        return MQ_OK;
+    }
+    static const struct binary_op add_op = {"Add", add_rows, 0};
+    if (binary_compute(node, &add_op, a, b, out, err))
+        return MQ_ERR;
+    relu_tensor(out);
+    return MQ_OK;
+}
+
+static int add_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                        const struct mq_tensor *const *inputs, int n_inputs,
+                        struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    const struct binary_state *st = node->state;
+    if (require_inputs(node, inputs, n_inputs, 2, err))
+        return MQ_ERR;
+    struct mq_tensor bview;
+    if (legacy_view(node, st, inputs[0], inputs[1], &bview, err))
+        return MQ_ERR;
+    return add_relu_compute(node, inputs[0], &bview, &outputs[0], err);
+}
+
+static int sum_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                        const struct mq_tensor *const *inputs, int n_inputs,
+                        struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (n_inputs == 2 && inputs[0] && inputs[1])
+        return add_relu_compute(node, inputs[0], inputs[1], &outputs[0], err);
+    if (variadic_run(node, exec, inputs, n_inputs, outputs, n_outputs, err))
+        return MQ_ERR;
+    relu_tensor(&outputs[0]);
+    return MQ_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 #define BIN(op, since, until) {"", op, since, until, binary_prepare, binary_run, free_state}
 #define POW(since, until) {"", "Pow", since, until, binary_prepare, pow_run, free_state}
@@ -985,3 +1096,8 @@ const struct mq_kernel mq_kernels_elementwise[] = {
     PRELU(1, 5), PRELU(6, 6), PRELU(7, 8), PRELU(9, 15), PRELU(16, 0),
     {0},
 };
+
+const struct mq_kernel mq_kernel_add_relu = {"", "Add", 1, 0, binary_prepare, add_relu_run,
+                                             free_state};
+const struct mq_kernel mq_kernel_sum_relu = {"", "Sum", 1, 0, variadic_prepare, sum_relu_run,
+                                             free_state};

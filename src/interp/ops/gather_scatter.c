@@ -118,7 +118,7 @@ static int gather_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         dims[r++] = ind->dims[k];
     for (int k = axis + 1; k < data->rank; k++)
         dims[r++] = data->dims[k];
-    if (ops_alloc(node, &outputs[0], data->dtype, out_rank, dims, err)) {
+    if (ops_alloc_uninit(node, &outputs[0], data->dtype, out_rank, dims, err)) {
         ops_scratch_free(idx);
         return MQ_ERR;
     }

@@ -4,6 +4,11 @@
  * packs both operands even when one is a vector, which makes a batch-1 fully
  * connected layer two to three times slower than GEMV on the same weights.
  * Dimensions must already fit in int (the callers check).
+ *
+ * With beta = 0, C may hold garbage on entry (outputs are not zero-filled):
+ * GEMM stores zeros for beta = 0, but GEMV scales y by beta, which some
+ * OpenBLAS versions do as a multiplication (NaN * 0 = NaN), so the GEMV
+ * paths clear their output row or column first.
  */
 #ifndef MQ_OPS_GEMM_H
 #define MQ_OPS_GEMM_H
@@ -18,6 +23,9 @@
         if (m == 1) {                                                                            \
             /* c[0, :] = op(B)^T a, with a's k values lda apart when transposed */               \
             int inc_a = trans_a ? lda : 1;                                                       \
+            if (beta == 0)                                                                       \
+                for (int j = 0; j < n; j++)                                                      \
+                    c[j] = 0;                                                                    \
             if (trans_b)                                                                         \
                 GEMV(CblasRowMajor, CblasNoTrans, n, k, alpha, b, ldb, a, inc_a, beta, c, 1);    \
             else                                                                                 \
@@ -27,6 +35,9 @@
         if (n == 1) {                                                                            \
             /* c[:, 0] = op(A) b, with b's k values ldb apart unless transposed */               \
             int inc_b = trans_b ? 1 : ldb;                                                       \
+            if (beta == 0)                                                                       \
+                for (int i = 0; i < m; i++)                                                      \
+                    c[(size_t)i * (size_t)ldc] = 0;                                              \
             if (trans_a)                                                                         \
                 GEMV(CblasRowMajor, CblasTrans, k, m, alpha, a, lda, b, inc_b, beta, c, ldc);    \
             else                                                                                 \

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "interp/attr.h"
+#include "interp/ops/fused.h"
 #include "interp/ops/gemm.h"
 #include "interp/ops/widen.h"
 
@@ -181,7 +182,10 @@ static int matmul_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         dims[rank++] = m;
     if (b->rank >= 2)
         dims[rank++] = n;
-    if (mq_tensor_alloc(&outputs[0], a->dtype, rank, dims, node->name, err))
+    /* BLAS overwrites C (beta = 0); the integer loops and k = 0 need it zeroed. */
+    int overwrites = (a->dtype == MQ_DTYPE_FLOAT || a->dtype == MQ_DTYPE_DOUBLE) && k > 0;
+    if ((overwrites ? mq_tensor_alloc_uninit : mq_tensor_alloc)(&outputs[0], a->dtype, rank, dims,
+                                                               node->name, err))
         return MQ_ERR;
     int64_t batches = mq_dims_count(batch_rank, dims);
     if (outputs[0].count == 0 || k == 0)
@@ -310,7 +314,12 @@ static int gemm_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                                 (long long)n);
     }
     int64_t dims[2] = {m, n};
-    if (mq_tensor_alloc(&outputs[0], a->dtype, 2, dims, node->name, err))
+    /* Float Gemm writes all of Y (beta * C first, or BLAS with beta = 0) unless k = 0 and C
+       is unused; the integer loops accumulate into a zeroed Y. */
+    int is_float = a->dtype == MQ_DTYPE_FLOAT || a->dtype == MQ_DTYPE_DOUBLE;
+    int overwrites = is_float && (k > 0 || (c && s->beta != 0.0f));
+    if ((overwrites ? mq_tensor_alloc_uninit : mq_tensor_alloc)(&outputs[0], a->dtype, 2, dims,
+                                                               node->name, err))
         return MQ_ERR;
     struct mq_tensor *y = &outputs[0];
     if (y->count == 0)
@@ -366,6 +375,43 @@ static int gemm_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     return MQ_OK;
 }
 
+#define RELU_IN_PLACE(T)                                                                         \
+    do {                                                                                         \
+        T *p = y->data;                                                                          \
+        for (int64_t i = 0; i < y->count; i++)                                                   \
+            p[i] = p[i] < 0 ? (T)0 : p[i];                                                       \
+    } while (0)
+
+/* Gemm then Relu (interp/ops/fused.h); Gemm outputs are small enough for a second pass. */
+static int gemm_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                         const struct mq_tensor *const *inputs, int n_inputs,
+                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (gemm_run(node, exec, inputs, n_inputs, outputs, n_outputs, err))
+        return MQ_ERR;
+    struct mq_tensor *y = &outputs[0];
+    switch (y->dtype) {
+    case MQ_DTYPE_FLOAT: RELU_IN_PLACE(float); break;
+    case MQ_DTYPE_DOUBLE: RELU_IN_PLACE(double); break;
+    case MQ_DTYPE_INT32: RELU_IN_PLACE(int32_t); break;
+    case MQ_DTYPE_INT64: RELU_IN_PLACE(int64_t); break;
+    case MQ_DTYPE_FLOAT16:
+    case MQ_DTYPE_BFLOAT16: {
+        /* the sign bit decides, as Relu's own half path (via float32) would */
+        uint16_t *p = y->data;
+        for (int64_t i = 0; i < y->count; i++) {
+            unsigned magnitude = p[i] & 0x7fffu;
+            int nan = magnitude > (y->dtype == MQ_DTYPE_FLOAT16 ? 0x7c00u : 0x7f80u);
+            if ((p[i] & 0x8000u) && magnitude != 0 && !nan)
+                p[i] = 0;
+        }
+        break;
+    }
+    default: break; /* unsigned: already >= 0 */
+    }
+    return MQ_OK;
+}
+
 /*
  * MatMul-9 added the integer types and MatMul-13 bfloat16: the type check is
  * shared.  Gemm-1/6 carry a `broadcast` flag that Gemm-7 made implicit (C is
@@ -382,3 +428,6 @@ const struct mq_kernel mq_kernels_matmul[] = {
     {"", "Gemm", 13, 0, gemm_prepare, gemm_run, gemm_destroy},
     {0},
 };
+
+const struct mq_kernel mq_kernel_gemm_relu = {"", "Gemm", 1, 0, gemm_prepare, gemm_relu_run,
+                                              gemm_destroy};

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "interp/attr.h"
+#include "interp/ops/fused.h"
 #include "interp/ops/scratch.h"
 #include "interp/ops/vector_loop.h"
 #include "interp/ops/widen.h"
@@ -38,6 +39,13 @@ struct norm_state {
     static void affine_##SFX(const T *restrict x, T *restrict y, int64_t count, T a, T b)        \
     {                                                                                            \
         MQ_VECTOR_LOOP(i, count, y[i] = x[i] * a + b);                                           \
+    }                                                                                            \
+                                                                                                 \
+    /* the same, then Relu's x < 0 ? 0 : x (BatchNormalization fused with Relu) */               \
+    MQ_SIMD_CLONES                                                                               \
+    static void affine_relu_##SFX(const T *restrict x, T *restrict y, int64_t count, T a, T b)   \
+    {                                                                                            \
+        MQ_VECTOR_LOOP(i, count, const T v = x[i] * a + b; y[i] = v < 0 ? (T)0 : v);             \
     }                                                                                            \
                                                                                                  \
     static void moments_##SFX(const T *x, int64_t count, double *mean, double *var)              \
@@ -180,13 +188,11 @@ static int batchnorm_prepare(struct mq_kernel_node *node, struct mq_error *err)
     return MQ_OK;
 }
 
-static int batchnorm_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                         const struct mq_tensor *const *inputs, int n_inputs,
-                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+static int batchnorm_run_common(const struct mq_kernel_node *node,
+                                const struct mq_tensor *const *inputs, int n_inputs,
+                                struct mq_tensor *outputs, int n_outputs, int relu,
+                                struct mq_error *err)
 {
-    if (mq_widen_needed(inputs, n_inputs))
-        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, batchnorm_run, 0,
-                            err);
     const struct norm_state *s = node->state;
     const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
     if (check_float_input(node, x, "X", 2, err))
@@ -203,7 +209,7 @@ static int batchnorm_run(const struct mq_kernel_node *node, struct mq_exec *exec
             return MQ_ERR;
     const struct mq_tensor *scale = inputs[1], *bias = inputs[2], *mean = inputs[3],
                            *var = inputs[4];
-    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, x->dims, node->name, err))
+    if (mq_tensor_alloc_uninit(&outputs[0], x->dtype, x->rank, x->dims, node->name, err))
         return MQ_ERR;
     double *stat = NULL;
     if (s->training) {
@@ -221,7 +227,8 @@ static int batchnorm_run(const struct mq_kernel_node *node, struct mq_exec *exec
         }
         for (int o = 1; o < 3 && o < n_outputs; o++) {
             const struct mq_tensor *run = o == 1 ? mean : var;
-            if (mq_tensor_alloc(&outputs[o], run->dtype, run->rank, run->dims, node->name, err)) {
+            if (mq_tensor_alloc_uninit(&outputs[o], run->dtype, run->rank, run->dims, node->name,
+                                       err)) {
                 mq_scratch_free(stat, 2 * channels, sizeof(double));
                 return MQ_ERR;
             }
@@ -241,16 +248,38 @@ static int batchnorm_run(const struct mq_kernel_node *node, struct mq_exec *exec
         for (int64_t n = 0; n < batch; n++) {
             int64_t off = (n * channels + c) * size + inner;
             if (x->dtype == MQ_DTYPE_FLOAT)
-                affine_f32((const float *)x->data + off, (float *)outputs[0].data + off, run_len,
-                           (float)a, (float)b);
+                (relu ? affine_relu_f32 : affine_f32)((const float *)x->data + off,
+                                                      (float *)outputs[0].data + off, run_len,
+                                                      (float)a, (float)b);
             else
-                affine_f64((const double *)x->data + off, (double *)outputs[0].data + off,
-                           run_len, a, b);
+                (relu ? affine_relu_f64 : affine_f64)((const double *)x->data + off,
+                                                      (double *)outputs[0].data + off, run_len,
+                                                      a, b);
         }
     }
     if (stat)
         mq_scratch_free(stat, 2 * channels, sizeof(double));
     return MQ_OK;
+}
+
+static int batchnorm_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                         const struct mq_tensor *const *inputs, int n_inputs,
+                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, batchnorm_run, 0,
+                            err);
+    return batchnorm_run_common(node, inputs, n_inputs, outputs, n_outputs, 0, err);
+}
+
+static int batchnorm_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                              const struct mq_tensor *const *inputs, int n_inputs,
+                              struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs))
+        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, batchnorm_relu_run,
+                            0, err);
+    return batchnorm_run_common(node, inputs, n_inputs, outputs, n_outputs, 1, err);
 }
 
 /* ---- InstanceNormalization and GroupNormalization -------------------------------------- */
@@ -289,7 +318,7 @@ static int group_normalize(const struct mq_kernel_node *node, const struct mq_te
     int64_t size = mq_dims_count(x->rank - 2, x->dims + 2);
     int64_t per_group = channels / groups;
     int64_t block = per_group * size;
-    if (mq_tensor_alloc(y, x->dtype, x->rank, x->dims, node->name, err))
+    if (mq_tensor_alloc_uninit(y, x->dtype, x->rank, x->dims, node->name, err))
         return MQ_ERR;
     for (int64_t n = 0; n < batch; n++) {
         for (int64_t g = 0; g < groups; g++) {
@@ -462,14 +491,14 @@ static int layernorm_run(const struct mq_kernel_node *node, struct mq_exec *exec
     if (expand_param(node, scale, "Scale", n, x->dims + axis, cols, x->dtype, &sc, err) ||
         (bias && expand_param(node, bias, "B", n, x->dims + axis, cols, x->dtype, &bi, err)))
         goto done;
-    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, x->dims, node->name, err))
+    if (mq_tensor_alloc_uninit(&outputs[0], x->dtype, x->rank, x->dims, node->name, err))
         goto done;
     /* Mean and InvStdDev: X's leading axes, 1 for each normalised one, typed by stash_type. */
     int64_t sdims[MQ_MAX_RANK];
     for (int i = 0; i < x->rank; i++)
         sdims[i] = i < axis ? x->dims[i] : 1;
     for (int o = 1; o < 3 && o < n_outputs; o++)
-        if (mq_tensor_alloc(&outputs[o], MQ_DTYPE_FLOAT, x->rank, sdims, node->name, err))
+        if (mq_tensor_alloc_uninit(&outputs[o], MQ_DTYPE_FLOAT, x->rank, sdims, node->name, err))
             goto done;
     for (int64_t r = 0; r < rows; r++) {
         double mean, var;
@@ -574,7 +603,7 @@ static int lrn_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
     if (check_float_input(node, x, "X", 2, err))
         return MQ_ERR;
-    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, x->dims, node->name, err))
+    if (mq_tensor_alloc_uninit(&outputs[0], x->dtype, x->rank, x->dims, node->name, err))
         return MQ_ERR;
     if (x->count == 0)
         return MQ_OK;
@@ -723,3 +752,7 @@ const struct mq_kernel mq_kernels_normalization[] = {
     {"", "MeanVarianceNormalization", 13, 0, mvn_prepare, mvn_run, norm_destroy},
     {0},
 };
+
+const struct mq_kernel mq_kernel_batchnorm_relu = {"", "BatchNormalization", 1, 0,
+                                                   batchnorm_prepare, batchnorm_relu_run,
+                                                   norm_destroy};

@@ -123,6 +123,24 @@ struct pool_geom {
                 line[i] += (T)pow(fabs((double)row[i]), p);                                      \
     }                                                                                            \
                                                                                                  \
+    /* y = a op b (first), else y = y op (a op b): two rows or taps per pass, MAX and AVERAGE */ \
+    MQ_SIMD_CLONES                                                                               \
+    static void pool_pair_##SFX(T *restrict y, const T *restrict a, const T *restrict b,         \
+                                int64_t n, int kind, int first)                                  \
+    {                                                                                            \
+        if (kind == POOL_MAX) {                                                                  \
+            if (first)                                                                           \
+                MQ_VECTOR_LOOP(i, n, y[i] = b[i] > a[i] ? b[i] : a[i]);                          \
+            else                                                                                 \
+                MQ_VECTOR_LOOP(i, n, const T m = b[i] > a[i] ? b[i] : a[i];                      \
+                               y[i] = m > y[i] ? m : y[i]);                                      \
+        } else if (first) {                                                                      \
+            MQ_VECTOR_LOOP(i, n, y[i] = a[i] + b[i]);                                            \
+        } else {                                                                                 \
+            MQ_VECTOR_LOOP(i, n, y[i] += a[i] + b[i]);                                           \
+        }                                                                                        \
+    }                                                                                            \
+                                                                                                 \
     MQ_SIMD_CLONES                                                                               \
     static void pool_max_row_##SFX(T *restrict y, const T *restrict src, int64_t n)              \
     {                                                                                            \
@@ -135,6 +153,15 @@ struct pool_geom {
         MQ_VECTOR_LOOP(i, n, y[i] += src[i]);                                                    \
     }                                                                                            \
                                                                                                  \
+    /* y[i] /= row_count * col_count[i]: the element count of each averaging window (exact     \
+     * integers, so the product is the count itself) */                                          \
+    MQ_SIMD_CLONES                                                                               \
+    static void pool_divide_row_##SFX(T *restrict y, const T *restrict col_count, T row_count,   \
+                                      int64_t n)                                                 \
+    {                                                                                            \
+        MQ_VECTOR_LOOP(i, n, y[i] = y[i] / (row_count * col_count[i]));                          \
+    }                                                                                            \
+                                                                                                 \
     static void pool_split2_##SFX(T *restrict even, T *restrict odd, const T *restrict src,      \
                                   int64_t n)                                                     \
     {                                                                                            \
@@ -144,9 +171,11 @@ struct pool_geom {
     static void pool_separable_##SFX(const struct pool_geom *g, const T *x, T *y, int kind,      \
                                      int include_pad, double p, T *line, int64_t line_len,       \
                                      T *phases, int64_t pad_w, int64_t stride_w,                 \
-                                     int64_t kernel_w)                                           \
+                                     int64_t kernel_w, T *col_count)                             \
     {                                                                                            \
         const int64_t H = g->in[1], W = g->in[2], dw = g->dil[2];                                \
+        for (int64_t ow = 0; kind == POOL_AVERAGE && ow < g->out[2]; ow++)                       \
+            col_count[ow] = (T)(include_pad ? g->padded[2][ow] : g->hi[2][ow] - g->lo[2][ow]);   \
         const T neutral = kind == POOL_MAX ? (T)(LOWEST) : (T)0;                                 \
         int64_t c1 = line_len - pad_w < W ? line_len - pad_w : W;                                \
         if (c1 < 0)                                                                              \
@@ -161,13 +190,29 @@ struct pool_geom {
             for (int64_t od = 0; od < g->out[0]; od++)                                           \
                 for (int64_t oh = 0; oh < g->out[1]; oh++) {                                     \
                     int first = 1;                                                               \
+                    /* max and sum fold rows two at a time; a row left over waits here */       \
+                    const T *pending = NULL;                                                     \
+                    const int paired = kind == POOL_MAX || kind == POOL_AVERAGE;                 \
                     for (int64_t kd = g->lo[0][od]; kd < g->hi[0][od]; kd++) {                   \
                         const int64_t id = g->start[0][od] + kd * g->dil[0];                     \
                         for (int64_t kh = g->lo[1][oh]; kh < g->hi[1][oh]; kh++) {               \
                             const int64_t ih = g->start[1][oh] + kh * g->dil[1];                 \
-                            fold_row_##SFX(cols, xp + (id * H + ih) * W, c1, kind, p, first);    \
+                            const T *row = xp + (id * H + ih) * W;                               \
+                            if (paired && !pending) {                                            \
+                                pending = row;                                                   \
+                                continue;                                                        \
+                            }                                                                    \
+                            if (paired)                                                          \
+                                pool_pair_##SFX(cols, pending, row, c1, kind, first);            \
+                            else                                                                 \
+                                fold_row_##SFX(cols, row, c1, kind, p, first);                   \
+                            pending = NULL;                                                      \
                             first = 0;                                                           \
                         }                                                                        \
+                    }                                                                            \
+                    if (pending) {                                                               \
+                        fold_row_##SFX(cols, pending, c1, kind, p, first);                       \
+                        first = 0;                                                               \
                     }                                                                            \
                     if (first)                                                                   \
                         for (int64_t i = 0; i < c1; i++)                                         \
@@ -184,12 +229,22 @@ struct pool_geom {
                             const int64_t t = kw * dw;                                           \
                             const T *src = stride_w == 1 ? line + t                              \
                                                          : phases + (t % 2) * half + t / 2;      \
-                            if (kw == 0)                                                         \
+                            if (kw + 1 < kernel_w) {                                             \
+                                /* two taps in one pass */                                       \
+                                const int64_t t1 = t + dw;                                       \
+                                const T *src1 = stride_w == 1 ? line + t1                        \
+                                                              : phases + (t1 % 2) * half + t1 / 2; \
+                                pool_pair_##SFX(yrow, src, src1, ow_n,                           \
+                                                kind == POOL_MAX ? POOL_MAX : POOL_AVERAGE,      \
+                                                kw == 0);                                        \
+                                kw++;                                                            \
+                            } else if (kw == 0) {                                                \
                                 memcpy(yrow, src, (size_t)ow_n * sizeof(T));                     \
-                            else if (kind == POOL_MAX)                                           \
+                            } else if (kind == POOL_MAX) {                                       \
                                 pool_max_row_##SFX(yrow, src, ow_n);                             \
-                            else                                                                 \
+                            } else {                                                             \
                                 pool_add_row_##SFX(yrow, src, ow_n);                             \
+                            }                                                                    \
                         }                                                                        \
                     } else {                                                                     \
                         for (int64_t ow = 0; ow < ow_n; ow++) {                                  \
@@ -209,18 +264,16 @@ struct pool_geom {
                     const int64_t rows_valid = (g->hi[0][od] - g->lo[0][od]) *                   \
                                                (g->hi[1][oh] - g->lo[1][oh]);                    \
                     const int64_t rows_padded = g->padded[0][od] * g->padded[1][oh];             \
+                    if (kind == POOL_AVERAGE) {                                                  \
+                        pool_divide_row_##SFX(yrow, col_count,                                   \
+                                              (T)(include_pad ? rows_padded : rows_valid), ow_n); \
+                        continue;                                                                \
+                    }                                                                            \
                     for (int64_t ow = 0; ow < ow_n; ow++) {                                      \
-                        if (kind == POOL_AVERAGE) {                                              \
-                            int64_t count = include_pad                                          \
-                                                ? rows_padded * g->padded[2][ow]                 \
-                                                : rows_valid * (g->hi[2][ow] - g->lo[2][ow]);    \
-                            yrow[ow] = yrow[ow] / (T)count;                                      \
-                        } else {                                                                 \
-                            T sum = yrow[ow];                                                    \
-                            yrow[ow] = p == 2.0   ? (T)sqrt((double)sum)                         \
-                                       : p == 1.0 ? sum                                          \
-                                                  : (T)pow((double)sum, 1.0 / p);                \
-                        }                                                                        \
+                        T sum = yrow[ow];                                                        \
+                        yrow[ow] = p == 2.0   ? (T)sqrt((double)sum)                             \
+                                   : p == 1.0 ? sum                                              \
+                                              : (T)pow((double)sum, 1.0 / p);                    \
                     }                                                                            \
                 }                                                                                \
         }                                                                                        \
@@ -375,11 +428,11 @@ static int pool_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     dims[0] = x->dims[0];
     dims[1] = x->dims[1];
     memcpy(dims + 2, out, (size_t)n * sizeof out[0]);
-    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, dims, node->name, err))
+    if (mq_tensor_alloc_uninit(&outputs[0], x->dtype, x->rank, dims, node->name, err))
         return MQ_ERR;
     int64_t *indices = NULL;
     if (s->kind == POOL_MAX && indices_wanted(node, n_outputs)) {
-        if (mq_tensor_alloc(&outputs[1], MQ_DTYPE_INT64, x->rank, dims, node->name, err))
+        if (mq_tensor_alloc_uninit(&outputs[1], MQ_DTYPE_INT64, x->rank, dims, node->name, err))
             return MQ_ERR;
         indices = outputs[1].data;
     }
@@ -452,31 +505,33 @@ static int pool_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int64_t line_len = (g.out[2] - 1) * sw + (kw - 1) * g.dil[2] + 1;
     int64_t pad_w = pad_b[POOL_AXES - 1];
     size_t elem = mq_dtype_size(x->dtype);
-    /* the folded line (plus one), then its even/odd halves for stride 2 */
-    int64_t scratch_len = 2 * line_len + 4;
+    /* the folded line (plus one), then its even/odd halves for stride 2, then the averaging
+       windows' column counts */
+    int64_t scratch_len = 2 * line_len + 4 + g.out[2];
     char *line = mq_scratch_alloc(node, scratch_len, elem, err);
     if (!line) {
         mq_scratch_free(table, table_len, sizeof(int64_t));
         return MQ_ERR;
     }
     void *phases = line + (size_t)(line_len + 1) * elem;
+    void *col_count = line + (size_t)(2 * line_len + 4) * elem;
     int kind = s->kind, inc = s->count_include_pad;
     switch (x->dtype) {
     case MQ_DTYPE_FLOAT:
         pool_separable_f32(&g, xd, yd, kind, inc, s->p, (float *)line, line_len, phases, pad_w,
-                           sw, kw);
+                           sw, kw, col_count);
         break;
     case MQ_DTYPE_DOUBLE:
         pool_separable_f64(&g, xd, yd, kind, inc, s->p, (double *)line, line_len, phases, pad_w,
-                           sw, kw);
+                           sw, kw, col_count);
         break;
     case MQ_DTYPE_INT8:
         pool_separable_i8(&g, xd, yd, kind, inc, s->p, (int8_t *)line, line_len, phases, pad_w,
-                          sw, kw);
+                          sw, kw, col_count);
         break;
     default:
         pool_separable_u8(&g, xd, yd, kind, inc, s->p, (uint8_t *)line, line_len, phases, pad_w,
-                          sw, kw);
+                          sw, kw, col_count);
         break;
     }
     mq_scratch_free(line, scratch_len, elem);
@@ -536,7 +591,7 @@ static int global_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int64_t dims[MQ_MAX_RANK];
     for (int i = 0; i < x->rank; i++)
         dims[i] = i < 2 ? x->dims[i] : 1;
-    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, dims, node->name, err))
+    if (mq_tensor_alloc_uninit(&outputs[0], x->dtype, x->rank, dims, node->name, err))
         return MQ_ERR;
     int64_t planes = x->dims[0] * x->dims[1];
     if (planes == 0)

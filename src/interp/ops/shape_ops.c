@@ -14,6 +14,7 @@
 #include "interp/attr.h"
 #include "interp/kernel.h"
 #include "interp/ops/cast.h"
+#include "interp/ops/fused.h"
 #include "interp/ops/shape_util.h"
 #include "model/tensor_proto.h"
 
@@ -233,11 +234,31 @@ static int64_t product(const int64_t *dims, int from, int to)
     return p;
 }
 
+static int copy_reshaped(const struct mq_kernel_node *node, const struct mq_tensor *x, int rank,
+                         const int64_t *dims, struct mq_tensor *out, struct mq_error *err);
+
+/*
+ * x in the given shape (same element count): a borrowed view of x's buffer
+ * when `view` is set (the runner makes it the owner when x has no other
+ * reader, interp/run.c), else a copy.
+ */
+static int reshaped(const struct mq_kernel_node *node, const struct mq_tensor *x, int rank,
+                    const int64_t *dims, struct mq_tensor *out, int view, struct mq_error *err)
+{
+    if (view) {
+        mq_tensor_view(out, x);
+        out->rank = rank;
+        memcpy(out->dims, dims, (size_t)rank * sizeof dims[0]);
+        return MQ_OK;
+    }
+    return copy_reshaped(node, x, rank, dims, out, err);
+}
+
 /* Copies x into a fresh output of the given shape (same element count). */
 static int copy_reshaped(const struct mq_kernel_node *node, const struct mq_tensor *x, int rank,
                          const int64_t *dims, struct mq_tensor *out, struct mq_error *err)
 {
-    if (ops_alloc(node, out, x->dtype, rank, dims, err))
+    if (ops_alloc_uninit(node, out, x->dtype, rank, dims, err))
         return MQ_ERR;
     if (x->count > 0)
         memcpy(out->data, x->data, (size_t)x->count * mq_dtype_size(x->dtype));
@@ -355,9 +376,9 @@ static int resolve_shape(const struct mq_kernel_node *node, const struct mq_tens
     return MQ_OK;
 }
 
-static int reshape_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                       const struct mq_tensor *const *inputs, int n_inputs,
-                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+static int reshape_common(const struct mq_kernel_node *node,
+                          const struct mq_tensor *const *inputs, int n_inputs,
+                          struct mq_tensor *outputs, int view, struct mq_error *err)
 {
     const struct reshape_state *st = node->state;
     const struct mq_tensor *x;
@@ -377,7 +398,21 @@ static int reshape_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int64_t dims[MQ_MAX_RANK];
     if (resolve_shape(node, x, req, n, st->allowzero, dims, err))
         return MQ_ERR;
-    return copy_reshaped(node, x, n, dims, &outputs[0], err);
+    return reshaped(node, x, n, dims, &outputs[0], view, err);
+}
+
+static int reshape_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                       const struct mq_tensor *const *inputs, int n_inputs,
+                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return reshape_common(node, inputs, n_inputs, outputs, 0, err);
+}
+
+static int reshape_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                            const struct mq_tensor *const *inputs, int n_inputs,
+                            struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return reshape_common(node, inputs, n_inputs, outputs, 1, err);
 }
 
 /* ---- Flatten ---------------------------------------------------------------------------- */
@@ -397,9 +432,9 @@ static int flatten_prepare(struct mq_kernel_node *node, struct mq_error *err)
     return MQ_OK;
 }
 
-static int flatten_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                       const struct mq_tensor *const *inputs, int n_inputs,
-                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+static int flatten_common(const struct mq_kernel_node *node,
+                          const struct mq_tensor *const *inputs, int n_inputs,
+                          struct mq_tensor *outputs, int view, struct mq_error *err)
 {
     const struct axis_state *st = node->state;
     const struct mq_tensor *x;
@@ -410,7 +445,21 @@ static int flatten_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         return ops_fail(node, err, "axis %lld is outside [-%d, %d] for input of rank %d",
                         (long long)st->axis, x->rank, x->rank, x->rank);
     int64_t dims[2] = {product(x->dims, 0, (int)axis), product(x->dims, (int)axis, x->rank)};
-    return copy_reshaped(node, x, 2, dims, &outputs[0], err);
+    return reshaped(node, x, 2, dims, &outputs[0], view, err);
+}
+
+static int flatten_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                       const struct mq_tensor *const *inputs, int n_inputs,
+                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return flatten_common(node, inputs, n_inputs, outputs, 0, err);
+}
+
+static int flatten_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                            const struct mq_tensor *const *inputs, int n_inputs,
+                            struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return flatten_common(node, inputs, n_inputs, outputs, 1, err);
 }
 
 /* ---- Squeeze / Unsqueeze ---------------------------------------------------------------- */
@@ -454,9 +503,9 @@ static int get_axes(const struct mq_kernel_node *node, const struct mq_tensor *c
     return ops_read_ints(node, t, 1, axes, MQ_MAX_RANK, n, err);
 }
 
-static int squeeze_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                       const struct mq_tensor *const *inputs, int n_inputs,
-                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+static int squeeze_common(const struct mq_kernel_node *node,
+                          const struct mq_tensor *const *inputs, int n_inputs,
+                          struct mq_tensor *outputs, int view, struct mq_error *err)
 {
     const struct mq_tensor *x;
     if (ops_require(node, inputs, n_inputs, 0, &x, err))
@@ -488,12 +537,26 @@ static int squeeze_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     for (int i = 0; i < x->rank; i++)
         if (!drop[i])
             dims[r++] = x->dims[i];
-    return copy_reshaped(node, x, r, dims, &outputs[0], err);
+    return reshaped(node, x, r, dims, &outputs[0], view, err);
 }
 
-static int unsqueeze_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                         const struct mq_tensor *const *inputs, int n_inputs,
-                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+static int squeeze_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                       const struct mq_tensor *const *inputs, int n_inputs,
+                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return squeeze_common(node, inputs, n_inputs, outputs, 0, err);
+}
+
+static int squeeze_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                            const struct mq_tensor *const *inputs, int n_inputs,
+                            struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return squeeze_common(node, inputs, n_inputs, outputs, 1, err);
+}
+
+static int unsqueeze_common(const struct mq_kernel_node *node,
+                            const struct mq_tensor *const *inputs, int n_inputs,
+                            struct mq_tensor *outputs, int view, struct mq_error *err)
 {
     const struct mq_tensor *x;
     if (ops_require(node, inputs, n_inputs, 0, &x, err))
@@ -516,7 +579,21 @@ static int unsqueeze_run(const struct mq_kernel_node *node, struct mq_exec *exec
     int64_t dims[MQ_MAX_RANK];
     for (int i = 0, k = 0; i < out_rank; i++)
         dims[i] = insert[i] ? 1 : x->dims[k++];
-    return copy_reshaped(node, x, out_rank, dims, &outputs[0], err);
+    return reshaped(node, x, out_rank, dims, &outputs[0], view, err);
+}
+
+static int unsqueeze_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                         const struct mq_tensor *const *inputs, int n_inputs,
+                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return unsqueeze_common(node, inputs, n_inputs, outputs, 0, err);
+}
+
+static int unsqueeze_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                              const struct mq_tensor *const *inputs, int n_inputs,
+                              struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return unsqueeze_common(node, inputs, n_inputs, outputs, 1, err);
 }
 
 /* ---- Transpose -------------------------------------------------------------------------- */
@@ -559,7 +636,7 @@ static int transpose_run(const struct mq_kernel_node *node, struct mq_exec *exec
     int64_t dims[MQ_MAX_RANK];
     for (int i = 0; i < x->rank; i++)
         dims[i] = x->dims[perm[i]];
-    if (ops_alloc(node, &outputs[0], x->dtype, x->rank, dims, err))
+    if (ops_alloc_uninit(node, &outputs[0], x->dtype, x->rank, dims, err))
         return MQ_ERR;
     if (x->count > 0)
         transpose_data(outputs[0].data, x->data, mq_dtype_size(x->dtype), x->rank, x->dims, perm);
@@ -621,7 +698,7 @@ static int concat_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         dims[axis] += t->dims[axis];
     }
     struct mq_tensor *out = &outputs[0];
-    if (ops_alloc(node, out, first->dtype, first->rank, dims, err))
+    if (ops_alloc_uninit(node, out, first->dtype, first->rank, dims, err))
         return MQ_ERR;
     if (out->count == 0)
         return MQ_OK;
@@ -764,7 +841,7 @@ static int split_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         int64_t dims[MQ_MAX_RANK];
         memcpy(dims, x->dims, sizeof dims);
         dims[axis] = sizes[i];
-        if ((rc = ops_alloc(node, &outputs[i], x->dtype, x->rank, dims, err)))
+        if ((rc = ops_alloc_uninit(node, &outputs[i], x->dtype, x->rank, dims, err)))
             goto done;
         int64_t bytes = sizes[i] * inner;
         char *d = outputs[i].data;
@@ -889,7 +966,7 @@ static int slice_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         if (len > 0)
             base += first * in_strides[a];
     }
-    if (ops_alloc(node, &outputs[0], x->dtype, x->rank, dims, err))
+    if (ops_alloc_uninit(node, &outputs[0], x->dtype, x->rank, dims, err))
         return MQ_ERR;
     if (outputs[0].count > 0) {
         size_t es = mq_dtype_size(x->dtype);
@@ -933,7 +1010,7 @@ static int expand_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         dims[k] = a == 1 ? b : a;
         strides[k] = (ia >= 0 && a != 1) ? in_strides[ia] : 0;
     }
-    if (ops_alloc(node, &outputs[0], x->dtype, rank, dims, err))
+    if (ops_alloc_uninit(node, &outputs[0], x->dtype, rank, dims, err))
         return MQ_ERR;
     if (outputs[0].count > 0)
         copy_strided(outputs[0].data, x->data, mq_dtype_size(x->dtype), rank, dims, strides);
@@ -986,7 +1063,7 @@ static int tile_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         vdims[2 * i + 1] = x->dims[i];
         vstrides[2 * i + 1] = in_strides[i];
     }
-    if (ops_alloc(node, &outputs[0], x->dtype, x->rank, dims, err))
+    if (ops_alloc_uninit(node, &outputs[0], x->dtype, x->rank, dims, err))
         return MQ_ERR;
     if (outputs[0].count > 0)
         copy_strided(outputs[0].data, x->data, mq_dtype_size(x->dtype), 2 * x->rank, vdims,
@@ -1131,7 +1208,7 @@ static int pad_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         total += dims[a];
     }
     struct mq_tensor *out = &outputs[0];
-    if (ops_alloc(node, out, x->dtype, r, dims, err))
+    if (ops_alloc_uninit(node, out, x->dtype, r, dims, err))
         return MQ_ERR;
     if (out->count == 0)
         return MQ_OK;
@@ -1260,7 +1337,7 @@ static int depth_to_space_run(const struct mq_kernel_node *node, struct mq_exec 
                         (long long)C, (long long)(b * b));
     int64_t c = C / (b * b);
     int64_t dims[4] = {N, c, H * b, W * b};
-    if (ops_alloc(node, &outputs[0], x->dtype, 4, dims, err))
+    if (ops_alloc_uninit(node, &outputs[0], x->dtype, 4, dims, err))
         return MQ_ERR;
     if (x->count == 0)
         return MQ_OK;
@@ -1285,7 +1362,7 @@ static int space_to_depth_run(const struct mq_kernel_node *node, struct mq_exec 
         return ops_fail(node, err, "height %lld and width %lld must be divisible by blocksize "
                         "%lld", (long long)H, (long long)W, (long long)b);
     int64_t dims[4] = {N, C * b * b, H / b, W / b};
-    if (ops_alloc(node, &outputs[0], x->dtype, 4, dims, err))
+    if (ops_alloc_uninit(node, &outputs[0], x->dtype, 4, dims, err))
         return MQ_ERR;
     if (x->count == 0)
         return MQ_OK;
@@ -2035,3 +2112,13 @@ const struct mq_kernel mq_kernels_shape_ops[] = {
     {"", "ReverseSequence", 10, 0, reverse_sequence_prepare, reverse_sequence_run, free},
     {0},
 };
+
+/* The same ops returning views of their input (interp/ops/fused.h). */
+const struct mq_kernel mq_kernel_reshape_view = {"", "Reshape", 1, 0, reshape_prepare,
+                                                 reshape_view_run, free};
+const struct mq_kernel mq_kernel_flatten_view = {"", "Flatten", 1, 0, flatten_prepare,
+                                                 flatten_view_run, free};
+const struct mq_kernel mq_kernel_squeeze_view = {"", "Squeeze", 1, 0, axes_attr_prepare,
+                                                 squeeze_view_run, free};
+const struct mq_kernel mq_kernel_unsqueeze_view = {"", "Unsqueeze", 1, 0, axes_attr_prepare,
+                                                   unsqueeze_view_run, free};

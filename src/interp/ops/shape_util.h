@@ -74,6 +74,15 @@ static inline int ops_alloc(const struct mq_kernel_node *node, struct mq_tensor 
     return mq_tensor_alloc(out, dtype, rank, dims, what, err);
 }
 
+/* ops_alloc without the zero fill, for kernels that write every output element. */
+static inline int ops_alloc_uninit(const struct mq_kernel_node *node, struct mq_tensor *out,
+                                   int dtype, int rank, const int64_t *dims, struct mq_error *err)
+{
+    char what[256];
+    snprintf(what, sizeof what, "node '%s' (%s)", node->name, node->op_type);
+    return mq_tensor_alloc_uninit(out, dtype, rank, dims, what, err);
+}
+
 static inline int ops_is_integer_dtype(int dtype)
 {
     switch (dtype) {

@@ -395,7 +395,7 @@ static int unary_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         p.hi = st->has_max ? (dbl ? (const void *)&st->max_d : (const void *)&st->max_f) : NULL;
     }
     int out_dtype = st->op->bool_out ? MQ_DTYPE_BOOL : dtype;
-    if (mq_tensor_alloc(&outputs[0], out_dtype, x->rank, x->dims, node->name, err))
+    if (mq_tensor_alloc_uninit(&outputs[0], out_dtype, x->rank, x->dims, node->name, err))
         return MQ_ERR;
     int64_t n = x->count;
     unary_row row = st->op->rows[work];

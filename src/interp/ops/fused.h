@@ -1,0 +1,45 @@
+/*
+ * What plans built for speed (mq_plan_build_with_options, interp/plan.h)
+ * use besides the registry's kernels.
+ *
+ * Kernels that run an operator together with the Relu that follows it.  The
+ * planner swaps one of these in for the producer's kernel after that kernel's
+ * prepare has run, so each shares prepare, state and destroy with the plain
+ * kernel of its op type; none is in the registry.  The Relu is Relu's own
+ * x < 0 ? 0 : x (NaN stays NaN).
+ */
+#ifndef MQ_OPS_FUSED_H
+#define MQ_OPS_FUSED_H
+
+#include "interp/kernel.h"
+
+extern const struct mq_kernel mq_kernel_conv_relu;      /* conv.c */
+/* Conv + Add (+ Relu): input 3 is the Add's other operand, the residual */
+extern const struct mq_kernel mq_kernel_conv_add;       /* conv.c */
+extern const struct mq_kernel mq_kernel_conv_add_relu;  /* conv.c */
+extern const struct mq_kernel mq_kernel_gemm_relu;      /* matmul.c */
+extern const struct mq_kernel mq_kernel_batchnorm_relu; /* normalization.c */
+extern const struct mq_kernel mq_kernel_add_relu;       /* elementwise.c */
+extern const struct mq_kernel mq_kernel_sum_relu;       /* elementwise.c */
+
+/*
+ * Reshape, Flatten, Squeeze and Unsqueeze returning a borrowed view of their
+ * input's buffer instead of a copy (shape_ops.c), for steps whose input no
+ * other step reads: the runner then hands the buffer to the output
+ * (plan_step.view_of_input, interp/run.c).
+ */
+extern const struct mq_kernel mq_kernel_reshape_view;
+extern const struct mq_kernel mq_kernel_flatten_view;
+extern const struct mq_kernel mq_kernel_squeeze_view;
+extern const struct mq_kernel mq_kernel_unsqueeze_view;
+
+/*
+ * Plan-time preparation of a Conv node (conv.c) whose W is the constant w:
+ * packs float32 weights for interp/ops/conv_gemm.h into the node's state.
+ * Does nothing for other types, depthwise convolutions, or CPUs without a
+ * packed kernel.  The node uses the packing only while W is this tensor.
+ */
+int mq_conv_pack_weights(struct mq_kernel_node *node, const struct mq_tensor *w,
+                         struct mq_error *err);
+
+#endif

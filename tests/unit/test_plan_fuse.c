@@ -1,0 +1,423 @@
+/*
+ * Plans built for speed (mq_plan_options: fuse, pack_weights) against plain
+ * plans on the same models: the outputs must agree to float rounding, and
+ * the fusions must actually happen (fewer steps).  The convolution sweep also
+ * covers the packed GEMM's edges (rows and columns that do not fill a tile,
+ * strides read through phase planes, groups, dilations, residuals).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "check_main.h"
+#include "interp/plan_internal.h"
+#include "model_builder.h"
+#include "op_harness.h"
+
+static void attr_ints(Onnx__NodeProto *node, const char *name, int n, const int64_t *v)
+{
+    Onnx__AttributeProto *a = mb_alloc(sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = mb_strdup(name);
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    a->has_type = 1;
+    a->ints = mb_alloc((size_t)n * sizeof *a->ints);
+    memcpy(a->ints, v, (size_t)n * sizeof *v);
+    a->n_ints = (size_t)n;
+    mb_append((void ***)&node->attribute, &node->n_attribute, a);
+}
+
+static void attr_int(Onnx__NodeProto *node, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = mb_alloc(sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = mb_strdup(name);
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_type = 1;
+    a->i = v;
+    a->has_i = 1;
+    mb_append((void ***)&node->attribute, &node->n_attribute, a);
+}
+
+static unsigned seed = 12345;
+
+/* Uniform in [lo, hi). */
+static float frand(float lo, float hi)
+{
+    seed = seed * 1103515245u + 12345u;
+    return lo + (hi - lo) * (float)((seed >> 8) & 0xffffff) / 16777216.0f;
+}
+
+static struct mq_tensor rand_f32(int rank, const int64_t *dims, float lo, float hi)
+{
+    struct mq_tensor t;
+    struct mq_error err = {{0}};
+    ck_assert(mq_tensor_alloc(&t, MQ_DTYPE_FLOAT, rank, dims, "test", &err) == MQ_OK);
+    float *p = t.data;
+    for (int64_t i = 0; i < t.count; i++)
+        p[i] = frand(lo, hi);
+    return t;
+}
+
+/* Runs proto with a plain plan and a fast one; every output must agree.  Returns fast steps. */
+static int check_plans(Onnx__ModelProto *proto, const struct mq_tensor *inputs, int n_in,
+                       int n_out, int *plain_steps)
+{
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *plain = NULL, *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1, .pack_weights = 1};
+    ck_assert_msg(mq_plan_build(&model, &plain, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK, "%s",
+                  err.message);
+    struct mq_tensor a[4] = {{0}}, b[4] = {{0}};
+    ck_assert_msg(mq_plan_run(plain, inputs, n_in, a, n_out, NULL, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_msg(mq_plan_run(fast, inputs, n_in, b, n_out, NULL, &err) == MQ_OK, "%s",
+                  err.message);
+    for (int o = 0; o < n_out; o++) {
+        ck_assert(mq_shape_equal(&a[o], &b[o]));
+        const float *pa = a[o].data, *pb = b[o].data;
+        double scale = 0, worst = 0;
+        for (int64_t i = 0; i < a[o].count; i++)
+            scale = fmax(scale, fabs(pa[i]));
+        for (int64_t i = 0; i < a[o].count; i++)
+            worst = fmax(worst, fabs((double)pa[i] - pb[i]));
+        ck_assert_msg(worst <= 1e-5 * (scale + 1e-3), "output %d: max |plain - fast| %g, max "
+                      "|plain| %g", o, worst, scale);
+        mq_tensor_free(&a[o]);
+        mq_tensor_free(&b[o]);
+    }
+    *plain_steps = plain->n_steps;
+    int steps = fast->n_steps;
+    mq_plan_free(plain);
+    mq_plan_free(fast);
+    return steps;
+}
+
+struct conv_case {
+    int64_t n, c, m, h, w, kh, kw, stride, pad, dilation, group;
+    int bias;
+};
+
+/*
+ * x -> Conv -> BatchNormalization -> Mul [M,1,1] -> Add [1] -> (Add residual) -> Relu:
+ * the fast plan is the Conv alone (plus the residual's producer).
+ */
+static void run_conv_case(const struct conv_case *k, int residual)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    const int64_t ekh = (k->kh - 1) * k->dilation + 1, ekw = (k->kw - 1) * k->dilation + 1;
+    const int64_t oh = (k->h + 2 * k->pad - ekh) / k->stride + 1;
+    const int64_t ow = (k->w + 2 * k->pad - ekw) / k->stride + 1;
+    int64_t xdims[4] = {k->n, k->c, k->h, k->w};
+    int64_t ydims[4] = {k->n, k->m, oh, ow};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+    int64_t wdims[4] = {k->m, k->c / k->group, k->kh, k->kw}, mdims[1] = {k->m};
+    mb_init(g, "w", rand_f32(4, wdims, -0.5f, 0.5f));
+    if (k->bias)
+        mb_init(g, "b", rand_f32(1, mdims, -1, 1));
+    mb_init(g, "scale", rand_f32(1, mdims, 0.5f, 1.5f));
+    mb_init(g, "shift", rand_f32(1, mdims, -1, 1));
+    mb_init(g, "mean", rand_f32(1, mdims, -0.5f, 0.5f));
+    mb_init(g, "var", rand_f32(1, mdims, 0.5f, 2));
+    int64_t cdims[3] = {k->m, 1, 1}, one[1] = {1};
+    mb_init(g, "k", rand_f32(3, cdims, 0.5f, 2));
+    mb_init(g, "c", rand_f32(1, one, -0.5f, 0.5f));
+    Onnx__NodeProto *conv = mb_node(g, "Conv", "conv", k->bias ? "x,w,b" : "x,w", "y0");
+    attr_ints(conv, "kernel_shape", 2, (int64_t[]){k->kh, k->kw});
+    attr_ints(conv, "strides", 2, (int64_t[]){k->stride, k->stride});
+    attr_ints(conv, "pads", 4, (int64_t[]){k->pad, k->pad, k->pad, k->pad});
+    attr_ints(conv, "dilations", 2, (int64_t[]){k->dilation, k->dilation});
+    attr_int(conv, "group", k->group);
+    mb_node(g, "BatchNormalization", "bn", "y0,scale,shift,mean,var", "y1");
+    mb_node(g, "Mul", "mul", "y1,k", "y2");
+    mb_node(g, "Add", "add", "c,y2", "y3");
+    int n_in = 1;
+    struct mq_tensor inputs[2] = {rand_f32(4, xdims, -1, 1), {0}};
+    if (residual) {
+        /* a residual from the graph inputs: full shape, or per channel (broadcast) */
+        int64_t rdims[4] = {1, k->m, residual == 1 ? oh : 1, residual == 1 ? ow : 1};
+        rdims[0] = residual == 1 ? k->n : 1;
+        mb_input(g, "r", MQ_DTYPE_FLOAT, 4, rdims);
+        inputs[1] = rand_f32(4, rdims, -1, 1);
+        n_in = 2;
+        mb_node(g, "Add", "residual", "r,y3", "y4");
+        mb_node(g, "Relu", "relu", "y4", "y");
+    } else {
+        mb_node(g, "Relu", "relu", "y3", "y");
+    }
+    mb_output(g, "y", MQ_DTYPE_FLOAT, 4, ydims);
+    int plain_steps, steps = check_plans(proto, inputs, n_in, 1, &plain_steps);
+    ck_assert_int_eq(plain_steps, residual ? 6 : 5);
+    ck_assert_int_eq(steps, 1);
+    for (int i = 0; i < n_in; i++)
+        mq_tensor_free(&inputs[i]);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+
+static const struct conv_case conv_cases[] = {
+    /* n, c, m, h, w, kh, kw, stride, pad, dilation, group, bias */
+    {1, 3, 8, 9, 9, 3, 3, 1, 1, 1, 1, 1},      /* same 3x3: B read from the image */
+    {1, 16, 13, 7, 7, 3, 3, 1, 1, 1, 1, 0},    /* rows and columns short of a tile */
+    {2, 5, 25, 12, 10, 3, 3, 1, 1, 1, 1, 1},   /* batch, two-and-a-bit row panels */
+    {1, 3, 16, 20, 20, 7, 7, 2, 3, 1, 1, 0},   /* strided: phase planes */
+    {1, 8, 12, 15, 15, 3, 3, 2, 1, 1, 1, 1},   /* odd size at stride 2 */
+    {1, 8, 24, 14, 14, 1, 1, 2, 0, 1, 1, 1},   /* 1x1 at stride 2 */
+    {1, 6, 10, 11, 11, 3, 3, 3, 1, 1, 1, 1},   /* stride 3 */
+    {1, 4, 9, 12, 12, 3, 3, 1, 2, 2, 1, 1},    /* dilated */
+    {1, 8, 12, 9, 9, 3, 3, 1, 1, 1, 2, 1},     /* grouped */
+    {1, 40, 70, 6, 6, 1, 1, 1, 0, 1, 1, 1},    /* pointwise */
+    {1, 300, 20, 5, 5, 3, 3, 1, 1, 1, 1, 1},   /* k = 2700: several k blocks */
+    {1, 3, 8, 10, 10, 3, 3, 1, 0, 1, 1, 1},    /* valid padding: im2col */
+    {1, 3, 16, 30, 30, 3, 3, 1, 0, 1, 1, 1},   /* valid padding, wide: row by row */
+    {1, 3, 12, 59, 61, 7, 7, 2, 0, 1, 1, 0},   /* strided, planes wider than the output */
+    {1, 2, 8, 26, 26, 3, 3, 1, 2, 1, 1, 1},    /* output wider than the input */
+    {1, 4, 20, 40, 80, 5, 5, 3, 1, 2, 1, 1},   /* stride 3, dilated, row by row */
+    {1, 3, 8, 10, 13, 5, 3, 2, 0, 1, 1, 0},    /* strided, too narrow for phase planes */
+    {1, 8, 8, 40, 40, 3, 3, 1, 1, 1, 8, 1},    /* depthwise */
+};
+
+START_TEST(conv_chains_fuse_into_one_step)
+{
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+        run_conv_case(&conv_cases[i], 0);
+}
+END_TEST
+
+START_TEST(conv_absorbs_a_residual_add)
+{
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+        run_conv_case(&conv_cases[i], 1);
+        run_conv_case(&conv_cases[i], 2); /* broadcast residual: added after the GEMM */
+    }
+}
+END_TEST
+
+/* A residual computed after the Conv cannot be fused into it; the other Conv takes the Add. */
+START_TEST(residual_must_exist_before_the_conv)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t xdims[4] = {1, 4, 6, 6}, wdims[4] = {4, 4, 3, 3};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+    mb_init(g, "w1", rand_f32(4, wdims, -1, 1));
+    mb_init(g, "w2", rand_f32(4, wdims, -1, 1));
+    Onnx__NodeProto *c1 = mb_node(g, "Conv", "c1", "x,w1", "a");
+    attr_ints(c1, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    Onnx__NodeProto *c2 = mb_node(g, "Conv", "c2", "x,w2", "b");
+    attr_ints(c2, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    mb_node(g, "Sum", "sum", "a,b", "s");
+    mb_node(g, "Relu", "relu", "s", "y");
+    mb_output(g, "y", MQ_DTYPE_FLOAT, 4, xdims);
+    struct mq_tensor x = rand_f32(4, xdims, -1, 1);
+    int plain_steps, steps = check_plans(proto, &x, 1, 1, &plain_steps);
+    ck_assert_int_eq(plain_steps, 4);
+    ck_assert_int_eq(steps, 2);
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
+/* A Conv output that is also a graph output, or read twice, stays as it is. */
+START_TEST(visible_tensors_are_not_fused_away)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t xdims[4] = {1, 3, 5, 5}, wdims[4] = {6, 3, 1, 1}, ydims[4] = {1, 6, 5, 5};
+    int64_t mdims[1] = {6};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+    mb_init(g, "w", rand_f32(4, wdims, -1, 1));
+    mb_init(g, "scale", rand_f32(1, mdims, 0.5f, 1.5f));
+    mb_init(g, "shift", rand_f32(1, mdims, -1, 1));
+    mb_init(g, "mean", rand_f32(1, mdims, -0.5f, 0.5f));
+    mb_init(g, "var", rand_f32(1, mdims, 0.5f, 2));
+    mb_node(g, "Conv", "conv", "x,w", "c");
+    mb_node(g, "BatchNormalization", "bn", "c,scale,shift,mean,var", "d");
+    mb_node(g, "Relu", "r1", "d", "e");
+    mb_node(g, "Relu", "r2", "d", "f");
+    mb_output(g, "c", MQ_DTYPE_FLOAT, 4, ydims);
+    mb_output(g, "e", MQ_DTYPE_FLOAT, 4, ydims);
+    mb_output(g, "f", MQ_DTYPE_FLOAT, 4, ydims);
+    struct mq_tensor x = rand_f32(4, xdims, -1, 1);
+    int plain_steps, steps = check_plans(proto, &x, 1, 3, &plain_steps);
+    ck_assert_int_eq(steps, plain_steps);
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
+/* BN -> Mul -> Add -> Relu with constants per channel: one BN step, given the input's rank. */
+START_TEST(batchnorm_absorbs_affine_and_relu)
+{
+    Onnx__ModelProto *proto = mb_model(9);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t xdims[4] = {2, 5, 4, 3}, mdims[1] = {5}, cdims[3] = {5, 1, 1};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+    mb_init(g, "scale", rand_f32(1, mdims, 0.5f, 1.5f));
+    mb_init(g, "shift", rand_f32(1, mdims, -1, 1));
+    mb_init(g, "mean", rand_f32(1, mdims, -0.5f, 0.5f));
+    mb_init(g, "var", rand_f32(1, mdims, 0.5f, 2));
+    mb_init(g, "k", rand_f32(3, cdims, -2, 2));
+    mb_init(g, "c", rand_f32(3, cdims, -1, 1));
+    mb_node(g, "BatchNormalization", "bn", "x,scale,shift,mean,var", "a");
+    mb_node(g, "Mul", "mul", "a,k", "b");
+    mb_node(g, "Add", "add", "b,c", "d");
+    mb_node(g, "Relu", "relu", "d", "y");
+    mb_output(g, "y", MQ_DTYPE_FLOAT, 4, xdims);
+    struct mq_tensor x = rand_f32(4, xdims, -2, 2);
+    int plain_steps, steps = check_plans(proto, &x, 1, 1, &plain_steps);
+    ck_assert_int_eq(plain_steps, 4);
+    ck_assert_int_eq(steps, 1);
+    mq_tensor_free(&x);
+
+    /* fed with another rank than declared: an error, not a wrong answer */
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1};
+    ck_assert(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK);
+    int64_t odd[3] = {5, 4, 3};
+    struct mq_tensor x3 = rand_f32(3, odd, -1, 1), y = {0};
+    ck_assert(mq_plan_run(fast, &x3, 1, &y, 1, NULL, &err) != MQ_OK);
+    ck_assert_msg(strstr(err.message, "rank 3") && strstr(err.message, "bn"), "%s", err.message);
+    mq_tensor_free(&x3);
+    mq_plan_free(fast);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
+/* Gemm, Add and Sum take the Relu after them. */
+START_TEST(relu_fuses_into_gemm_add_and_sum)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t adims[2] = {3, 7}, bdims[2] = {7, 5}, ydims[2] = {3, 5};
+    mb_input(g, "a", MQ_DTYPE_FLOAT, 2, adims);
+    mb_input(g, "p", MQ_DTYPE_FLOAT, 2, ydims);
+    mb_init(g, "b", rand_f32(2, bdims, -1, 1));
+    mb_node(g, "Gemm", "gemm", "a,b", "g0");
+    mb_node(g, "Relu", "r0", "g0", "g1");
+    mb_node(g, "Add", "add", "g1,p", "g2");
+    mb_node(g, "Relu", "r1", "g2", "g3");
+    mb_node(g, "Sum", "sum", "g3,p", "g4");
+    mb_node(g, "Relu", "r2", "g4", "y");
+    mb_output(g, "y", MQ_DTYPE_FLOAT, 2, ydims);
+    struct mq_tensor in[2] = {rand_f32(2, adims, -1, 1), rand_f32(2, ydims, -2, 1)};
+    int plain_steps, steps = check_plans(proto, in, 2, 1, &plain_steps);
+    ck_assert_int_eq(plain_steps, 6);
+    ck_assert_int_eq(steps, 3);
+    mq_tensor_free(&in[0]);
+    mq_tensor_free(&in[1]);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
+/* Two Convs sharing W each fold their own BN: the shared W is not changed for the other. */
+START_TEST(shared_weights_fold_separately)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t xdims[4] = {1, 4, 5, 5}, wdims[4] = {4, 4, 3, 3}, mdims[1] = {4};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+    mb_init(g, "w", rand_f32(4, wdims, -1, 1));
+    const char *names[] = {"s1", "b1", "m1", "v1", "s2", "b2", "m2", "v2"};
+    for (int i = 0; i < 8; i++)
+        mb_init(g, names[i], rand_f32(1, mdims, i % 4 == 3 ? 0.5f : -1, 2));
+    Onnx__NodeProto *c1 = mb_node(g, "Conv", "c1", "x,w", "a");
+    attr_ints(c1, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    Onnx__NodeProto *c2 = mb_node(g, "Conv", "c2", "x,w", "b");
+    attr_ints(c2, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    mb_node(g, "BatchNormalization", "bn1", "a,s1,b1,m1,v1", "y1");
+    mb_node(g, "BatchNormalization", "bn2", "b,s2,b2,m2,v2", "y2");
+    mb_output(g, "y1", MQ_DTYPE_FLOAT, 4, xdims);
+    mb_output(g, "y2", MQ_DTYPE_FLOAT, 4, xdims);
+    struct mq_tensor x = rand_f32(4, xdims, -1, 1);
+    int plain_steps, steps = check_plans(proto, &x, 1, 2, &plain_steps);
+    ck_assert_int_eq(plain_steps, 4);
+    ck_assert_int_eq(steps, 2);
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
+static struct mq_tensor i64_tensor(int n, const int64_t *v)
+{
+    struct mq_tensor t;
+    struct mq_error err = {{0}};
+    int64_t dims[1] = {n};
+    ck_assert(mq_tensor_alloc(&t, MQ_DTYPE_INT64, 1, dims, "test", &err) == MQ_OK);
+    memcpy(t.data, v, (size_t)n * sizeof *v);
+    return t;
+}
+
+/* Reshapes become views of inputs that outlive them, and only of those. */
+START_TEST(reshapes_view_their_input)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t xdims[3] = {2, 3, 4}, adims[2] = {6, 4}, ydims[1] = {24};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 3, xdims);
+    mb_init(g, "s1", i64_tensor(2, (int64_t[]){6, 4}));
+    mb_init(g, "s2", i64_tensor(1, (int64_t[]){24}));
+    mb_node(g, "Relu", "relu", "x", "r");
+    mb_node(g, "Reshape", "only_reader", "r,s1", "a");      /* r read once: moved */
+    Onnx__NodeProto *t = mb_node(g, "Transpose", "transpose", "a", "t");
+    attr_ints(t, "perm", 2, (int64_t[]){1, 0});
+    mb_node(g, "Reshape", "of_transpose", "t,s2", "y");     /* a graph output: moved */
+    mb_node(g, "Flatten", "of_input", "x", "f");            /* fed input: a view */
+    mb_node(g, "Relu", "relu2", "x", "q");
+    mb_node(g, "Reshape", "shared", "q,s1", "b");           /* q read twice: copied */
+    mb_node(g, "Neg", "neg", "q", "c");
+    mb_output(g, "y", MQ_DTYPE_FLOAT, 1, ydims);
+    mb_output(g, "f", MQ_DTYPE_FLOAT, 2, adims);
+    mb_output(g, "b", MQ_DTYPE_FLOAT, 2, adims);
+    mb_output(g, "c", MQ_DTYPE_FLOAT, 3, xdims);
+    struct mq_tensor x = rand_f32(3, xdims, -1, 1);
+    int plain_steps;
+    check_plans(proto, &x, 1, 4, &plain_steps);
+
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1};
+    ck_assert(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK);
+    const char *views[] = {"only_reader", "of_transpose", "of_input"};
+    for (int s = 0; s < fast->n_steps; s++) {
+        int expect = 0;
+        for (int i = 0; i < 3; i++)
+            expect |= strcmp(fast->steps[s].node.name, views[i]) == 0;
+        ck_assert_msg(fast->steps[s].view_of_input == expect, "step %s",
+                      fast->steps[s].node.name);
+    }
+    /* twice, so a buffer moved by the first run would show up freed in the second */
+    for (int r = 0; r < 2; r++) {
+        struct mq_tensor out[4] = {{0}};
+        ck_assert_msg(mq_plan_run(fast, &x, 1, out, 4, NULL, &err) == MQ_OK, "%s", err.message);
+        const float *px = x.data, *pf = out[1].data;
+        for (int i = 0; i < 24; i++)
+            ck_assert(pf[i] == px[i]);
+        oh_free_all(out, 4);
+    }
+    mq_plan_free(fast);
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plan_fuse");
+    TCase *tc = tcase_create("plan_fuse");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, conv_chains_fuse_into_one_step);
+    tcase_add_test(tc, conv_absorbs_a_residual_add);
+    tcase_add_test(tc, residual_must_exist_before_the_conv);
+    tcase_add_test(tc, visible_tensors_are_not_fused_away);
+    tcase_add_test(tc, batchnorm_absorbs_affine_and_relu);
+    tcase_add_test(tc, relu_fuses_into_gemm_add_and_sum);
+    tcase_add_test(tc, shared_weights_fold_separately);
+    tcase_add_test(tc, reshapes_view_their_input);
+    return mq_check_run(s, tc);
+}
