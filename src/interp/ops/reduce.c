@@ -627,18 +627,29 @@ static int reduce_axes(const struct mq_kernel_node *node, const struct reduce_st
     return MQ_OK;
 }
 
+/* Reductions and ArgMin/ArgMax share one input contract: a 'data' tensor and an output. */
+static int require_data(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
+                        int n_inputs, int n_outputs, const struct mq_tensor **data,
+                        struct mq_error *err)
+{
+    *data = n_inputs > 0 ? inputs[0] : NULL;
+    if (!*data)
+        return mq_error_set(err, "node '%s' (%s): input 'data' is missing", node->name,
+                            node->op_type);
+    if (n_outputs < 1)
+        return mq_error_set(err, "node '%s' (%s): no output", node->name, node->op_type);
+    return MQ_OK;
+}
+
 static int reduce_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                       const struct mq_tensor *const *inputs, int n_inputs,
                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
     (void)exec;
     const struct reduce_state *s = node->state;
-    const struct mq_tensor *data = n_inputs > 0 ? inputs[0] : NULL;
-    if (!data)
-        return mq_error_set(err, "node '%s' (%s): input 'data' is missing", node->name,
-                            node->op_type);
-    if (n_outputs < 1)
-        return mq_error_set(err, "node '%s' (%s): no output", node->name, node->op_type);
+    const struct mq_tensor *data;
+    if (require_data(node, inputs, n_inputs, n_outputs, &data, err))
+        return MQ_ERR;
     int w = choose_work(s->op, data->dtype);
     if (w < 0)
         return mq_error_set(err, "node '%s' (%s): element type %s is not supported",
@@ -820,12 +831,9 @@ static int arg_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 {
     (void)exec;
     const struct arg_state *s = node->state;
-    const struct mq_tensor *data = n_inputs > 0 ? inputs[0] : NULL;
-    if (!data)
-        return mq_error_set(err, "node '%s' (%s): input 'data' is missing", node->name,
-                            node->op_type);
-    if (n_outputs < 1)
-        return mq_error_set(err, "node '%s' (%s): no output", node->name, node->op_type);
+    const struct mq_tensor *data;
+    if (require_data(node, inputs, n_inputs, n_outputs, &data, err))
+        return MQ_ERR;
     switch (data->dtype) {
     case MQ_DTYPE_FLOAT: case MQ_DTYPE_DOUBLE: case MQ_DTYPE_FLOAT16: case MQ_DTYPE_BFLOAT16:
     case MQ_DTYPE_INT8: case MQ_DTYPE_UINT8: case MQ_DTYPE_INT16: case MQ_DTYPE_UINT16:

@@ -23,6 +23,24 @@
 /* Twice the rank: Tile views its output as [r0, d0, r1, d1, ...]. */
 #define VIEW_MAX_RANK (2 * MQ_MAX_RANK)
 
+/*
+ * Each layout-only op registers a copying kernel and a view kernel; both share one
+ * *_common body that takes the view flag, so only the entry points differ.
+ */
+#define VIEW_RUN_PAIR(name)                                                                        \
+    static int name##_run(const struct mq_kernel_node *node, struct mq_exec *exec,                 \
+                          const struct mq_tensor *const *inputs, int n_inputs,                     \
+                          struct mq_tensor *outputs, int n_outputs, struct mq_error *err)          \
+    {                                                                                              \
+        return name##_common(node, inputs, n_inputs, outputs, 0, err);                             \
+    }                                                                                              \
+    static int name##_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,            \
+                               const struct mq_tensor *const *inputs, int n_inputs,                \
+                               struct mq_tensor *outputs, int n_outputs, struct mq_error *err)     \
+    {                                                                                              \
+        return name##_common(node, inputs, n_inputs, outputs, 1, err);                             \
+    }
+
 #define ROW_GATHER(T)                                                                              \
     {                                                                                              \
         T *d = (T *)dst;                                                                           \
@@ -401,19 +419,7 @@ static int reshape_common(const struct mq_kernel_node *node,
     return reshaped(node, x, n, dims, &outputs[0], view, err);
 }
 
-static int reshape_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                       const struct mq_tensor *const *inputs, int n_inputs,
-                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return reshape_common(node, inputs, n_inputs, outputs, 0, err);
-}
-
-static int reshape_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                            const struct mq_tensor *const *inputs, int n_inputs,
-                            struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return reshape_common(node, inputs, n_inputs, outputs, 1, err);
-}
+VIEW_RUN_PAIR(reshape)
 
 /* ---- Flatten ---------------------------------------------------------------------------- */
 
@@ -448,19 +454,7 @@ static int flatten_common(const struct mq_kernel_node *node,
     return reshaped(node, x, 2, dims, &outputs[0], view, err);
 }
 
-static int flatten_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                       const struct mq_tensor *const *inputs, int n_inputs,
-                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return flatten_common(node, inputs, n_inputs, outputs, 0, err);
-}
-
-static int flatten_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                            const struct mq_tensor *const *inputs, int n_inputs,
-                            struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return flatten_common(node, inputs, n_inputs, outputs, 1, err);
-}
+VIEW_RUN_PAIR(flatten)
 
 /* ---- Squeeze / Unsqueeze ---------------------------------------------------------------- */
 
@@ -540,19 +534,7 @@ static int squeeze_common(const struct mq_kernel_node *node,
     return reshaped(node, x, r, dims, &outputs[0], view, err);
 }
 
-static int squeeze_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                       const struct mq_tensor *const *inputs, int n_inputs,
-                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return squeeze_common(node, inputs, n_inputs, outputs, 0, err);
-}
-
-static int squeeze_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                            const struct mq_tensor *const *inputs, int n_inputs,
-                            struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return squeeze_common(node, inputs, n_inputs, outputs, 1, err);
-}
+VIEW_RUN_PAIR(squeeze)
 
 static int unsqueeze_common(const struct mq_kernel_node *node,
                             const struct mq_tensor *const *inputs, int n_inputs,
@@ -582,19 +564,7 @@ static int unsqueeze_common(const struct mq_kernel_node *node,
     return reshaped(node, x, out_rank, dims, &outputs[0], view, err);
 }
 
-static int unsqueeze_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                         const struct mq_tensor *const *inputs, int n_inputs,
-                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return unsqueeze_common(node, inputs, n_inputs, outputs, 0, err);
-}
-
-static int unsqueeze_view_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                              const struct mq_tensor *const *inputs, int n_inputs,
-                              struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    return unsqueeze_common(node, inputs, n_inputs, outputs, 1, err);
-}
+VIEW_RUN_PAIR(unsqueeze)
 
 /* ---- Transpose -------------------------------------------------------------------------- */
 
