@@ -26,6 +26,7 @@
 #include "interp/broadcast.h"
 #include "interp/kernel.h"
 #include "interp/ops/fused.h"
+#include "interp/ops/type_lists.h"
 
 /* Row tables are indexed by enum mq_dtype up to bfloat16. */
 #define DTYPE_SLOTS (MQ_DTYPE_BFLOAT16 + 1)
@@ -185,24 +186,6 @@ static void broadcast_apply(int n_in, const struct mq_tensor *const *in, struct 
         }                                                                                      \
     }
 
-/*
- * Type lists: X(OP, FAMILY, suffix, T, unsigned T, dtype).  Signed integer
- * arithmetic goes through uint64_t so overflow wraps instead of being
- * undefined.
- */
-#define FLOAT_TYPES(X, OP, FAM)                                                                \
-    X(OP, FAM, f32, float, float, MQ_DTYPE_FLOAT)                                              \
-    X(OP, FAM, f64, double, double, MQ_DTYPE_DOUBLE)
-#define SINT_TYPES(X, OP, FAM)                                                                 \
-    X(OP, FAM, i8, int8_t, uint8_t, MQ_DTYPE_INT8)                                             \
-    X(OP, FAM, i16, int16_t, uint16_t, MQ_DTYPE_INT16)                                         \
-    X(OP, FAM, i32, int32_t, uint32_t, MQ_DTYPE_INT32)                                         \
-    X(OP, FAM, i64, int64_t, uint64_t, MQ_DTYPE_INT64)
-#define UINT_TYPES(X, OP, FAM)                                                                 \
-    X(OP, FAM, u8, uint8_t, uint8_t, MQ_DTYPE_UINT8)                                           \
-    X(OP, FAM, u16, uint16_t, uint16_t, MQ_DTYPE_UINT16)                                       \
-    X(OP, FAM, u32, uint32_t, uint32_t, MQ_DTYPE_UINT32)                                       \
-    X(OP, FAM, u64, uint64_t, uint64_t, MQ_DTYPE_UINT64)
 
 /* A row T x T -> T (or -> bool), with the expression OP_FAM(x, y, T, UT). */
 #define DEF_SAME(OP, FAM, S, T, UT, DT) BINARY_ROW(OP##_##S, T, T, T, OP##_##FAM(x, y, T, UT))

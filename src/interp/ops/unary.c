@@ -17,6 +17,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
+#include "interp/ops/type_lists.h"
 
 #define DTYPE_SLOTS (MQ_DTYPE_BFLOAT16 + 1)
 #define HALF_CHUNK 1024
@@ -55,20 +56,6 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
         }                                                                                      \
     }
 
-/* X(OP, FAM, suffix, T, unsigned T, dtype) as in elementwise.c. */
-#define FLOAT_TYPES(X, OP, FAM)                                                                \
-    X(OP, FAM, f32, float, float, MQ_DTYPE_FLOAT)                                              \
-    X(OP, FAM, f64, double, double, MQ_DTYPE_DOUBLE)
-#define SINT_TYPES(X, OP, FAM)                                                                 \
-    X(OP, FAM, i8, int8_t, uint8_t, MQ_DTYPE_INT8)                                             \
-    X(OP, FAM, i16, int16_t, uint16_t, MQ_DTYPE_INT16)                                         \
-    X(OP, FAM, i32, int32_t, uint32_t, MQ_DTYPE_INT32)                                         \
-    X(OP, FAM, i64, int64_t, uint64_t, MQ_DTYPE_INT64)
-#define UINT_TYPES(X, OP, FAM)                                                                 \
-    X(OP, FAM, u8, uint8_t, uint8_t, MQ_DTYPE_UINT8)                                           \
-    X(OP, FAM, u16, uint16_t, uint16_t, MQ_DTYPE_UINT16)                                       \
-    X(OP, FAM, u32, uint32_t, uint32_t, MQ_DTYPE_UINT32)                                       \
-    X(OP, FAM, u64, uint64_t, uint64_t, MQ_DTYPE_UINT64)
 
 #define DEF_SAME(OP, FAM, S, T, UT, DT) UNARY_ROW(OP##_##S, T, UT, T, OP##_##FAM(T, UT))
 #define DEF_BOOL(OP, FAM, S, T, UT, DT) UNARY_ROW(OP##_##S, T, UT, uint8_t, OP##_##FAM(T, UT))
