@@ -444,7 +444,9 @@ static int get_range(const struct model_ctx *m, const char *name, float *lo, flo
         return 0;
     }
     if (r->count == 0) {
-        *why = "calibration saw only NaN or infinite values";
+        /* An empty tensor (0 elements in every sample) has no range: nothing to quantize. */
+        *why = r->nonfinite ? "calibration saw only NaN or infinite values"
+                            : "empty in every sample (0 elements): nothing to quantize";
         return 0;
     }
     if (!isfinite(r->min) || !isfinite(r->max) || r->min > r->max) {
