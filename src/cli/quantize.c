@@ -79,6 +79,9 @@ static const char quantize_help[] =
     "  --target-sqnr DB         leave the fewest nodes float (most Conv/MatMul compute\n"
     "                           in int8) so that every output keeps DB of SQNR\n"
     "  --target-agreement PCT   the same for top-1 agreement of class-score outputs\n"
+    "  --fallback T             what the search's nodes become: float (default) or int16\n"
+    "                           (16-bit QuantizeLinear/DequantizeLinear on their\n"
+    "                           activations, opset 21, for runtimes with 16-bit kernels)\n"
     "\n"
     "Output:\n"
     "  --report FILE.json       every node with its decision and reason, every quantized\n"
@@ -101,6 +104,7 @@ struct quantize_args {
     long long eval_limit;
     int no_check;
     struct mq_target target;
+    enum mq_fallback_type fallback;
 };
 
 static void args_free(struct quantize_args *a)
@@ -188,6 +192,10 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
                 return usage("%s takes a percentage in (0, 100]", "--target-agreement");
             a->target.has_agreement = 1;
             a->target.agreement_pct = pct;
+        } else if ((m = mq_cli_option(argc, argv, &i, "fallback", &v))) {
+            if (m < 0 || (strcmp(v, "float") != 0 && strcmp(v, "int16") != 0))
+                return usage("%s takes float or int16", "--fallback");
+            a->fallback = strcmp(v, "int16") == 0 ? MQ_FALLBACK_INT16 : MQ_FALLBACK_FLOAT;
         } else if (mq_cli_flag(argv, i, "external-data")) {
             a->save.external_data = 1;
         } else if ((m = mq_cli_option(argc, argv, &i, "calib", &v))) {
@@ -272,6 +280,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return usage("%s", "give --calib or --load-ranges, not both");
     if (a->n_loads && (a->limit || a->save_ranges))
         return usage("%s", "--calib-limit and --save-ranges go with --calib");
+    if (a->fallback != MQ_FALLBACK_FLOAT && !a->target.has_sqnr && !a->target.has_agreement)
+        return usage("%s", "--fallback goes with --target-sqnr or --target-agreement");
     if (a->eval_limit && !a->eval)
         return usage("%s", "--eval-limit goes with --eval");
     if ((a->target.has_sqnr || a->target.has_agreement) && !a->eval && !a->calib)
@@ -310,16 +320,20 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
  * 21): older models are converted op by op, never relabelled.
  */
 static int ensure_opset(Onnx__ModelProto *model, const struct mq_quant_options *o,
-                        struct mq_error *err)
+                        enum mq_fallback_type fallback, struct mq_error *err)
 {
     int have = mq_model_proto_opset(model, "");
     int need = mq_quant_required_opset(o);
+    const char *reason = mq_quant_required_opset_reason(o);
+    if (mq_fallback_required_opset(fallback) > need) {
+        need = mq_fallback_required_opset(fallback);
+        reason = "--fallback int16 needs 16-bit QuantizeLinear (opset 21)";
+    }
     if (have >= need)
         return MQ_OK;
     int rc = mq_opset_convert(model, need < 13 ? 13 : need, NULL, err);
     if (rc)
-        mq_error_prefix(err, "the model imports opset %d but %s: ", have,
-                        mq_quant_required_opset_reason(o));
+        mq_error_prefix(err, "the model imports opset %d but %s: ", have, reason);
     return rc;
 }
 
@@ -501,7 +515,7 @@ static int run_search(const struct quantize_args *a, const struct mq_model *mode
                                    &a->exclude_nodes};
     struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
     struct mq_target_search_options o = {bytes, size, model->dir, &so, ranges, &a->quant, fp32,
-                                         eval_options(a), a->target, show_search_progress,
+                                         eval_options(a), a->target, a->fallback, show_search_progress,
                                          &progress};
     int rc = mq_target_search(&o, out, err);
     if (progress.shown)
@@ -523,6 +537,28 @@ static int run_search(const struct quantize_args *a, const struct mq_model *mode
                               "left float by the accuracy search (--target-%s)",
                               a->target.has_sqnr ? "sqnr" : "agreement");
     mq_pattern_list_free(&exclusions);
+    return rc;
+}
+
+/* --fallback int16 on the nodes the search left float (main graph). */
+static int apply_fallback(const struct mq_selection *sel, const struct mq_target_search_result *search,
+                          const struct mq_ranges *ranges, Onnx__ModelProto *model,
+                          struct mq_error *err)
+{
+    Onnx__NodeProto **nodes = calloc((size_t)sel->n + 1, sizeof *nodes);
+    int n = 0;
+    if (!nodes)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    for (int i = 0; i < sel->n; i++)
+        for (int k = 0; k < search->n_fallback; k++)
+            if (sel->items[i].node && !*sel->items[i].graph &&
+                sel->items[i].status == MQ_NODE_SKIPPED &&
+                strcmp(sel->items[i].name, search->fallback[k].name) == 0) {
+                nodes[n++] = (Onnx__NodeProto *)sel->items[i].node;
+                break;
+            }
+    int rc = mq_fallback_apply_int16(model, nodes, n, ranges, err);
+    free(nodes);
     return rc;
 }
 
@@ -619,7 +655,7 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_qdq_check_model(model->proto, &err);
     }
     if (rc == MQ_OK)
-        rc = ensure_opset(model->proto, &a.quant, &err);
+        rc = ensure_opset(model->proto, &a.quant, a.fallback, &err);
     /* Before selection and calibration: both see the graph that gets quantized. */
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
@@ -654,6 +690,8 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_qdq_rewrite(model->proto, &sel, &ranges, &a.quant, &result, &err);
         have_result = rc == MQ_OK;
     }
+    if (rc == MQ_OK && have_search && a.fallback == MQ_FALLBACK_INT16)
+        rc = apply_fallback(&sel, &search, &ranges, model->proto, &err);
     if (rc == MQ_OK && want_check) {
         rc = run_check(&a, fp32, model->proto, &check, &err);
         have_check = rc == MQ_OK;
@@ -683,6 +721,7 @@ int mq_cli_quantize(int argc, char **argv)
                                              : NULL;
         report.target = want_search ? &a.target : NULL;
         report.search = have_search ? &search : NULL;
+        report.fallback = a.fallback;
         /* The report goes to a temporary file first: it appears together with the model. */
         if (a.report) {
             rc = mq_atomic_open(&report_file, a.report, &err);

@@ -139,6 +139,26 @@ static void progress(struct search *s, const char *step)
     s->o->progress(s->o->progress_user, &p);
 }
 
+/* The float units' nodes, as the rewritten model holds them, get their fallback type. */
+static int apply_fallback(struct search *s, Onnx__ModelProto *model, const struct mq_selection *sel,
+                          struct mq_error *err)
+{
+    Onnx__NodeProto **nodes = calloc((size_t)sel->n + 1, sizeof *nodes);
+    int n = 0;
+    if (!nodes)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    for (int i = 0; i < sel->n && i < s->n_nodes; i++) {
+        int u = s->nodes[i].unit;
+        /* Only main-graph nodes: the pairs go into the main graph. */
+        if (u >= 0 && s->units[u].float_now && sel->items[i].node && !*sel->items[i].graph &&
+            sel->items[i].status == MQ_NODE_SKIPPED)
+            nodes[n++] = (Onnx__NodeProto *)sel->items[i].node;
+    }
+    int rc = mq_fallback_apply_int16(model, nodes, n, s->o->ranges, err);
+    free(nodes);
+    return rc;
+}
+
 /*
  * One trial: the units marked float_now stay float, the rest is quantized as
  * the user asked; the result is measured on the samples.  With `base`, the
@@ -192,6 +212,8 @@ static int trial(struct search *s, int attribution, int base, struct mq_check_re
     }
     for (int i = 0; rc == MQ_OK && base && i < sel.n && i < s->n_nodes; i++)
         s->nodes[i].status = sel.items[i].status;
+    if (rc == MQ_OK && !base && o->fallback == MQ_FALLBACK_INT16)
+        rc = apply_fallback(s, m->proto, &sel, err);
     if (rc == MQ_OK) {
         struct mq_check_options co = o->eval;
         co.attribution = attribution;

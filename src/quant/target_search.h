@@ -35,6 +35,7 @@
 #include "quant/check.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
+#include "quant/target_fallback.h"
 #include "util/error.h"
 
 #define MQ_TARGET_MAX_PASSES 16
@@ -67,6 +68,7 @@ struct mq_target_search_options {
     const struct mq_model *fp32;               /* the reference */
     struct mq_check_options eval;              /* the samples; attribution is set as needed */
     struct mq_target target;
+    enum mq_fallback_type fallback;            /* what the nodes left out of int8 become */
     mq_target_progress_fn progress;
     void *progress_user;
 };

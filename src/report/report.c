@@ -312,6 +312,7 @@ static void write_search(struct mq_json *j, const struct mq_report *r)
         mq_json_double(j, r->target->agreement_pct);
     else
         mq_json_null(j);
+    json_key_string(j, "fallback_type", r->fallback == MQ_FALLBACK_INT16 ? "int16" : "float");
     mq_json_key_bool(j, "met_with_all_int8", s->met_with_all_int8);
     mq_json_key_int(j, "passes", s->passes);
     mq_json_key_double(j, "reached_sqnr_db", s->reached_sqnr_db);
@@ -478,7 +479,8 @@ static void print_search(FILE *out, const struct mq_report *r)
     fprintf(out, "  accuracy search (%s): lowest output SQNR %s dB", target, reached);
     if (s->reached_agreement_pct >= 0)
         fprintf(out, ", lowest top-1 agreement %.2f%%", s->reached_agreement_pct);
-    fprintf(out, " after %d passes; %d nodes left float\n", s->passes, s->n_fallback);
+    fprintf(out, " after %d passes; %d nodes left %s\n", s->passes, s->n_fallback,
+            r->fallback == MQ_FALLBACK_INT16 ? "out of int8 (16-bit activations)" : "float");
     fprintf(out, "  int8: %d of %d Conv/ConvTranspose/Gemm/MatMul nodes, %.1f%% of their "
             "multiply-accumulates\n", s->weighted_int8, s->weighted_total,
             s->macs_total ? 100.0 * (double)s->macs_int8 / (double)s->macs_total : 0.0);

@@ -34,6 +34,7 @@ struct mq_report {
     const char *check_skipped;            /* why it was not run, or NULL */
     const struct mq_target *target;       /* --target-sqnr/--target-agreement; may be NULL */
     const struct mq_target_search_result *search; /* what the search left float; may be NULL */
+    enum mq_fallback_type fallback;       /* what those nodes became */
 };
 
 /* Writes the report as JSON; -1 when a write failed. */
