@@ -11,6 +11,14 @@
 #include "quant/check_macs.h"
 #include "quant/graph.h"
 
+/*
+ * Units re-quantized together in the last step.  Measured on the corpus
+ * (int8 share of the multiply-accumulates, fastestdet/squeezenet/ultraface/
+ * vit_mnist): 1 gives 27.9/49.2/92.3/71.9 %, 2 gives 24.9/53.8/93.4/70.8 %,
+ * 4 gives 24.9/76.0/93.4/70.8 %, 8 gives 24.9/72.0/93.4/70.8 %.
+ */
+#define PRUNE_GROUP 4
+
 /* One unit of the ranked list: nodes that go float together (a Conv and its folded Relu). */
 struct unit {
     int *items;              /* indices into the base selection */
@@ -454,44 +462,71 @@ int mq_target_search(const struct mq_target_search_options *o,
         memset(&cur, 0, sizeof cur);
     }
 
-    /* 3. Re-quantize what the prefix holds, the most arithmetic first, while passes remain. */
+    /*
+     * 3. Re-quantize what the prefix holds, the most arithmetic first, in
+     * groups of PRUNE_GROUP units while passes remain; a group that breaks
+     * the target is split in halves (first half first).  Units the target
+     * does not need come back to int8 in fewer passes than one by one, and a
+     * single unit's trial measures what quantizing it again would cost.
+     */
     if (rc == MQ_OK) {
         set_prefix(&s, hi);
+        int n = 0;
         int *order = calloc((size_t)hi + 1, sizeof *order);
-        if (!order)
+        int *stack = calloc(2 * (size_t)hi + 2, sizeof *stack);   /* (start, length) pairs */
+        if (!order || !stack)
             rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < hi; i++)
-            order[i] = i;
+        /* The last unit of the prefix is the one the bisection found needed. */
+        for (int i = 0; rc == MQ_OK && i < hi - 1; i++)
+            order[n++] = i;
         /* Insertion sort: stable, deterministic, and the lists are short. */
-        for (int i = 1; rc == MQ_OK && i < hi; i++)
+        for (int i = 1; rc == MQ_OK && i < n; i++)
             for (int j = i; j > 0 && s.units[order[j]].macs > s.units[order[j - 1]].macs; j--) {
                 int t = order[j];
                 order[j] = order[j - 1];
                 order[j - 1] = t;
             }
-        for (int i = 0; rc == MQ_OK && i < hi && s.passes < MQ_TARGET_MAX_PASSES; i++) {
-            struct unit *u = &s.units[order[i]];
-            /* The last unit of the prefix is the one the bisection found needed. */
-            if (order[i] == hi - 1)
-                continue;
-            u->float_now = 0;
+        int top = 0;
+        /* Groups of PRUNE_GROUP units in order (pushed last first: the stack pops the first). */
+        for (int start = n > 0 ? ((n - 1) / PRUNE_GROUP) * PRUNE_GROUP : -1;
+             rc == MQ_OK && start >= 0; start -= PRUNE_GROUP) {
+            stack[top++] = start;
+            stack[top++] = start + PRUNE_GROUP <= n ? PRUNE_GROUP : n - start;
+        }
+        while (rc == MQ_OK && top > 0 && s.passes < MQ_TARGET_MAX_PASSES) {
+            int len = stack[--top], start = stack[--top];
+            for (int i = start; i < start + len; i++)
+                s.units[order[i]].float_now = 0;
             progress(&s, "re-quantizing");
             rc = trial(&s, 0, 0, &cur, err);
             if (rc)
                 break;
-            u->measured = 1;
-            u->sqnr_if_quantized_db = lowest_sqnr(&cur);
-            u->agreement_if_quantized_pct = lowest_agreement(&cur);
-            if (mq_target_met(&o->target, &cur)) {
+            int met = mq_target_met(&o->target, &cur);
+            if (len == 1) {
+                struct unit *u = &s.units[order[start]];
+                u->measured = 1;
+                u->sqnr_if_quantized_db = lowest_sqnr(&cur);
+                u->agreement_if_quantized_pct = lowest_agreement(&cur);
+            }
+            if (met) {
                 mq_check_result_free(&best);
                 best = cur;
             } else {
-                u->float_now = 1;
+                for (int i = start; i < start + len; i++)
+                    s.units[order[i]].float_now = 1;
                 mq_check_result_free(&cur);
+                if (len > 1) {
+                    int half = len / 2;
+                    stack[top++] = start + half;
+                    stack[top++] = len - half;
+                    stack[top++] = start;
+                    stack[top++] = half;
+                }
             }
             memset(&cur, 0, sizeof cur);
         }
         free(order);
+        free(stack);
     }
     if (rc == MQ_OK)
         rc = fill_result(&s, &best, r, err);

@@ -18,9 +18,10 @@
  *     quantized, is tried when nothing shorter works: when even that falls
  *     short, the target is unreachable and the search fails naming the
  *     output);
- *  3. with the passes left, each unit of the prefix, the one with the most
- *     multiply-accumulates first, is quantized again and kept so when the
- *     target still holds: the fallback set shrinks to what is needed.
+ *  3. with the passes left, the prefix's units, the most multiply-accumulates
+ *     first, are quantized again in groups of four (the halves of a group
+ *     that breaks the target are tried next, first half first) and kept so
+ *     while the target holds: the fallback set shrinks to what is needed.
  *
  * At most MQ_TARGET_MAX_PASSES passes over the samples in all.
  */
