@@ -29,17 +29,6 @@ int mq_dequantize_push(void ***array, int *n, int *cap, void *item)
     return 0;
 }
 
-int mq_dequantize_append(void ***array, size_t *n, void *item)
-{
-    void **v = realloc(*array, (*n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    v[*n] = item;
-    *array = v;
-    (*n)++;
-    return 0;
-}
-
 int mq_dequantize_add_candidate(struct model_ctx *m, const char *name)
 {
     if (!name)

@@ -184,7 +184,7 @@ static char *add_scalar(struct graph_ctx *gc, const char *base, float value)
         goto fail;
     *(float *)t.data = value;
     if (mq_tensor_to_proto(&t, name, &p, &ignored) ||
-        mq_dequantize_append((void ***)&gc->g->initializer, &gc->g->n_initializer, p))
+        mq_edit_append((void ***)&gc->g->initializer, &gc->g->n_initializer, p))
         goto fail;
     mq_tensor_free(&t);
     return name;

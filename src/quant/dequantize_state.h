@@ -87,9 +87,8 @@ int mq_dequantize_cleanup(struct model_ctx *m);
 
 /* ---- shared helpers (dequantize.c) ---- */
 
-/* Appends to a counted array with a capacity / without one; -1 when out of memory. */
+/* Appends to a counted array with a capacity; -1 when out of memory. */
 int mq_dequantize_push(void ***array, int *n, int *cap, void *item);
-int mq_dequantize_append(void ***array, size_t *n, void *item);
 /* Notes an initializer a removed node read (NULL: nothing); -1 when out of memory. */
 int mq_dequantize_add_candidate(struct model_ctx *m, const char *name);
 /* An initializer of the graph or of an enclosing one; NULL when there is none. */

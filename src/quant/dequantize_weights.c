@@ -222,7 +222,7 @@ int mq_dequantize_fold_weight(struct graph_ctx *gc, int i)
             rc = MQ_ERR;
             goto done;
         }
-        if (mq_dequantize_append((void ***)&gc->g->initializer, &gc->g->n_initializer, proto)) {
+        if (mq_edit_append((void ***)&gc->g->initializer, &gc->g->n_initializer, proto)) {
             onnx__tensor_proto__free_unpacked(proto, NULL);
             rc = dequantize_oom(m);
             goto done;

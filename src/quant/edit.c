@@ -98,6 +98,17 @@ Onnx__NodeProto *mq_edit_make_node(const char *op_type, const char *name, const 
     return n;
 }
 
+int mq_edit_append(void ***array, size_t *n, void *item)
+{
+    void **v = realloc(*array, (*n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    v[*n] = item;
+    *array = v;
+    (*n)++;
+    return 0;
+}
+
 /* Appends a new attribute of the given type and name; NULL when out of memory. */
 static Onnx__AttributeProto *add_attr(Onnx__NodeProto *node, const char *name,
                                       Onnx__AttributeProto__AttributeType type)
@@ -109,33 +120,29 @@ static Onnx__AttributeProto *add_attr(Onnx__NodeProto *node, const char *name,
     a->name = strdup(name);
     a->type = type;
     a->has_type = 1;
-    Onnx__AttributeProto **v =
-        a->name ? realloc(node->attribute, (node->n_attribute + 1) * sizeof *v) : NULL;
-    if (!v) {
+    if (!a->name || mq_edit_append((void ***)&node->attribute, &node->n_attribute, a)) {
         onnx__attribute_proto__free_unpacked(a, NULL);
         return NULL;
     }
-    node->attribute = v;
-    v[node->n_attribute++] = a;
     return a;
 }
 
 int mq_edit_add_int_attr(Onnx__NodeProto *node, const char *name, int64_t value)
 {
     Onnx__AttributeProto *a = add_attr(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    if (!a)
-        return -1;
-    a->i = value;
-    a->has_i = 1;
-    return 0;
+    if (a) {
+        a->i = value;
+        a->has_i = 1;
+    }
+    return a ? 0 : -1;
 }
 
 int mq_edit_add_float_attr(Onnx__NodeProto *node, const char *name, float value)
 {
     Onnx__AttributeProto *a = add_attr(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
-    if (!a)
-        return -1;
-    a->f = value;
-    a->has_f = 1;
-    return 0;
+    if (a) {
+        a->f = value;
+        a->has_f = 1;
+    }
+    return a ? 0 : -1;
 }

@@ -2,7 +2,8 @@
  * Small graph-editing helpers shared by the rewrites that change a model in
  * place (float16 conversion, dequantize): reading a node's input slot,
  * replacing an owned string, renaming every read of a tensor through
- * subgraphs, and making single-input nodes and their attributes.
+ * subgraphs, appending to repeated fields, and making single-input nodes
+ * and their attributes.
  */
 #ifndef MQ_QUANT_EDIT_H
 #define MQ_QUANT_EDIT_H
@@ -34,6 +35,9 @@ int mq_edit_rename_reads(Onnx__GraphProto *g, const char *from, const char *to);
 /* A node of the default domain with one input and one output; NULL when out of memory. */
 Onnx__NodeProto *mq_edit_make_node(const char *op_type, const char *name, const char *input,
                                    const char *output);
+
+/* Appends a pointer to a protobuf-c repeated field; -1 when out of memory. */
+int mq_edit_append(void ***array, size_t *n, void *item);
 
 /* Appends an attribute to the node; -1 when out of memory. */
 int mq_edit_add_int_attr(Onnx__NodeProto *node, const char *name, int64_t value);
