@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/driver.h"
 #include "calib/reader.h"
 #include "cli/cli.h"
 #include "cli/commands_tools.h"
@@ -243,43 +244,27 @@ static int find_large_activations(const struct fp16_args *a, const struct mq_mod
     struct range_table all = {0};
     struct mq_plan *plan = NULL;
     struct mq_calib_source *source = NULL;
-    struct mq_tensor *inputs = NULL, *outputs = NULL;
-    const Onnx__ValueInfoProto **infos = NULL;
     memset(large, 0, sizeof *large);
     int rc = mq_plan_build(model, &plan, err);
-    int n_in = rc ? 0 : mq_plan_input_count(plan), n_out = rc ? 0 : mq_plan_output_count(plan);
     all.by_name = mq_strmap_new();
     large->by_name = mq_strmap_new();
-    inputs = calloc((size_t)n_in + 1, sizeof *inputs);
-    outputs = calloc((size_t)n_out + 1, sizeof *outputs);
-    infos = calloc((size_t)n_in + 1, sizeof *infos);
-    if (rc == MQ_OK && (!all.by_name || !large->by_name || !inputs || !outputs || !infos))
+    if (rc == MQ_OK && (!all.by_name || !large->by_name))
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-    for (int i = 0; rc == MQ_OK && i < n_in; i++)
-        infos[i] = mq_plan_input(plan, i);
     if (rc == MQ_OK)
-        rc = mq_calib_source_open(a->calib, infos, n_in, a->limit, &source, err);
-    struct mq_run_options run = {observe_range, &all};
-    for (int64_t s = 0; rc == MQ_OK && s < mq_calib_source_count(source); s++) {
-        rc = mq_calib_source_load(source, s, inputs, err);
-        if (rc == MQ_OK)
-            rc = mq_plan_run(plan, inputs, n_in, outputs, n_out, &run, err);
-        if (rc)
-            mq_error_prefix(err, "%s: ", mq_calib_source_sample_name(source, s));
-        for (int i = 0; i < n_in; i++)
-            mq_tensor_free(&inputs[i]);
-        for (int o = 0; o < n_out; o++)
-            mq_tensor_free(&outputs[o]);
-    }
+        rc = mq_calib_source_open_for_plan(a->calib, plan, a->limit, &source, err);
+    void *workers[1] = {&all};
+    struct mq_sample_pass pass = {
+        .plan = plan, .source = source, .jobs = 1, .workers = workers, .observe = observe_range,
+    };
+    int64_t done;
+    if (rc == MQ_OK)
+        rc = mq_sample_pass_run(&pass, &done, err);
     for (int i = 0; rc == MQ_OK && i < all.n; i++)
         if (all.max[i] > MQ_FP16_MAX)
             rc = range_note(large, all.names[i], all.max[i], err);
     range_table_free(&all);
     mq_calib_source_free(source);
     mq_plan_free(plan);
-    free(inputs);
-    free(outputs);
-    free(infos);
     if (rc)
         range_table_free(large);
     return rc;

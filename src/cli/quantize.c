@@ -18,7 +18,7 @@
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 #include "report/report.h"
 #include "util/fileio.h"
 
@@ -385,7 +385,7 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
 }
 
 /*
- * The second pass over the samples (quant/stats.h), once the ranges are known.
+ * The second pass over the samples (quant/sample_stats.h), once the ranges are known.
  * Nothing to do without samples (--load-ranges) or when both rules are off.
  */
 static int get_stats(const struct quantize_args *a, const struct mq_model *model,

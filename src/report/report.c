@@ -5,7 +5,7 @@
 
 #include "interp/tensor.h"
 #include "quant/params.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 #include "util/json.h"
 
 static const char *status_name(enum mq_node_status s)
