@@ -17,6 +17,7 @@
 #include "quant/graph.h"
 #include "util/fileio.h"
 #include "util/json.h"
+#include "util/text.h"
 
 static const char fp16_help[] =
     "Usage: onnx-monoquant IN.onnx OUT.onnx --fp16 [options]\n"
@@ -73,7 +74,7 @@ static void args_free(struct fp16_args *a)
 static int usage(const char *fmt, const char *detail)
 {
     fprintf(stderr, "onnx-monoquant: ");
-    fprintf(stderr, fmt, detail);
+    mq_text_printf(stderr, fmt, detail);
     fprintf(stderr, "\nTry 'onnx-monoquant IN OUT --fp16 --help'.\n");
     return MQ_EXIT_USAGE;
 }
@@ -139,7 +140,7 @@ static int parse(int argc, char **argv, struct fp16_args *a)
                 snprintf(option, sizeof option, "--%s", list_options[k]);
                 int rc = mq_pattern_list_add(&a->lists[k], v, option, &err);
                 if (rc) {
-                    fprintf(stderr, "onnx-monoquant: %s\n", err.message);
+                    mq_cli_print_error(&err);
                     return rc == MQ_ERR_MEMORY ? MQ_EXIT_FAILURE : MQ_EXIT_USAGE;
                 }
             }
@@ -284,21 +285,21 @@ static void print_summary(FILE *f, const struct fp16_args *a, const struct mq_fp
         else
             kept++;
     }
-    fprintf(f, "float16 (%s ops, io types %s): %d nodes converted, %d follow their inputs "
+    mq_text_printf(f, "float16 (%s ops, io types %s): %d nodes converted, %d follow their inputs "
             "(%d in float16), %d kept float32\n",
             a->options.ops == MQ_FP16_OPS_ALL ? "all" : "ort-cpu",
             a->options.keep_io_types ? "kept float32" : "float16", converted,
             follow16 + follow32, follow16, kept);
-    fprintf(f, "  initializers: %d converted, %d kept float32; %d Constant values converted; "
+    mq_text_printf(f, "  initializers: %d converted, %d kept float32; %d Constant values converted; "
             "%d Casts inserted\n", r->initializers_converted, r->initializers_kept,
             r->constants_converted, r->casts_inserted);
-    fprintf(f, "  float weights: %.1f KiB -> %.1f KiB\n", (double)r->weight_bytes_before / 1024,
+    mq_text_printf(f, "  float weights: %.1f KiB -> %.1f KiB\n", (double)r->weight_bytes_before / 1024,
             (double)r->weight_bytes_after / 1024);
     if (r->values_flushed_to_zero)
-        fprintf(f, "  %lld nonzero weights are below float16's smallest value and became 0\n",
+        mq_text_printf(f, "  %lld nonzero weights are below float16's smallest value and became 0\n",
                 (long long)r->values_flushed_to_zero);
     for (int i = 0; i < r->n_ranges; i++)
-        fprintf(f, "  beyond float16's range, kept float32: %s '%s'%s%s (max |x| %g)\n",
+        mq_text_printf(f, "  beyond float16's range, kept float32: %s '%s'%s%s (max |x| %g)\n",
                 r->ranges[i].what, r->ranges[i].name, *r->ranges[i].graph ? " in " : "",
                 r->ranges[i].graph, r->ranges[i].max_abs);
     /* Kept nodes grouped by op type and reason: one line each. */
@@ -320,11 +321,11 @@ static void print_summary(FILE *f, const struct fp16_args *a, const struct mq_fp
                      strcmp(r->nodes[j].op_type, n->op_type) == 0 &&
                      strcmp(mq_str(r->nodes[j].reason), mq_str(n->reason)) == 0;
         if (shown++ == 0)
-            fprintf(f, "  kept float32:\n");
+            mq_text_printf(f, "  kept float32:\n");
         if (count == 1)
-            fprintf(f, "    %-20s '%s': %s\n", n->op_type, n->name, mq_str(n->reason));
+            mq_text_printf(f, "    %-20s '%s': %s\n", n->op_type, n->name, mq_str(n->reason));
         else
-            fprintf(f, "    %-20s %d nodes: %s\n", n->op_type, count, mq_str(n->reason));
+            mq_text_printf(f, "    %-20s %d nodes: %s\n", n->op_type, count, mq_str(n->reason));
     }
 }
 

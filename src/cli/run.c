@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "util/fileio.h"
+#include "util/text.h"
 
 static const char run_help[] =
     "Usage: onnx-monoquant run IN.onnx --inputs DIR [--outputs DIR] [--expected] [--repeat N]\n"
@@ -148,7 +149,7 @@ static int check_expected(const struct run_state *st, int64_t i, const struct mq
         struct mq_compare_result r;
         mq_tensor_compare(&outputs[o], &expected, MQ_COMPARE_RTOL, MQ_COMPARE_ATOL, &r);
         mq_tensor_free(&expected);
-        printf("%s output '%s': %s  max_abs %.3g  max_rel %.3g%s%s\n", label,
+        mq_text_printf(stdout, "%s output '%s': %s  max_abs %.3g  max_rel %.3g%s%s\n", label,
                mq_str(mq_plan_output(st->plan, o)->name), r.match ? "ok" : "MISMATCH",
                r.max_abs_error, r.max_rel_error, r.match ? "" : "  ", r.reason);
         if (!r.match)
