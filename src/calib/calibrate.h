@@ -1,8 +1,9 @@
 /*
  * Calibration: run samples through a built plan (the sample driver,
  * calib/driver.h) and observe the tensors that may be quantized, on N threads,
- * each with its own observers, merged at the end.  Merging is exact and order-free, so the result is the same for any
- * number of threads, and shards merge into the result of one run.
+ * each with its own observers, merged at the end.  Merging is exact and
+ * order-free, so the result is the same for any number of threads, and shards
+ * merge into the result of one run.
  *
  * Which tensors: the caller decides (quant/select knows which nodes may be
  * quantized) and passes their names; mq_calib_collect_names gathers the float

@@ -116,17 +116,20 @@ static void report_ranges(const struct mq_ranges *r, const struct mq_name_list *
         if (++nonfinite > 10)
             continue;
         if (t->count == 0)
-            mq_text_printf(stderr, "onnx-monoquant: warning: tensor '%s' held no finite value (%llu "
-                    "NaN, %llu infinite): it has no range\n", t->name,
-                    (unsigned long long)t->nan, (unsigned long long)(t->nonfinite - t->nan));
+            mq_text_printf(stderr,
+                           "onnx-monoquant: warning: tensor '%s' held no finite value (%llu "
+                           "NaN, %llu infinite): it has no range\n", t->name,
+                           (unsigned long long)t->nan, (unsigned long long)(t->nonfinite - t->nan));
         else
-            mq_text_printf(stderr, "onnx-monoquant: warning: tensor '%s': %llu NaN and %llu infinite "
-                    "values excluded from its range\n", t->name, (unsigned long long)t->nan,
-                    (unsigned long long)(t->nonfinite - t->nan));
+            mq_text_printf(stderr,
+                           "onnx-monoquant: warning: tensor '%s': %llu NaN and %llu infinite "
+                           "values excluded from its range\n", t->name, (unsigned long long)t->nan,
+                           (unsigned long long)(t->nonfinite - t->nan));
     }
     if (nonfinite > 10)
-        mq_text_printf(stderr, "onnx-monoquant: warning: %d more tensors held NaN or infinite values "
-                "(see the saved file)\n", nonfinite - 10);
+        mq_text_printf(stderr,
+                       "onnx-monoquant: warning: %d more tensors held NaN or infinite values "
+                       "(see the saved file)\n", nonfinite - 10);
     if (quiet || !names)
         return;
     /* Integer tensors (shape arithmetic) are not news; float ones never produced are. */
@@ -137,7 +140,7 @@ static void report_ranges(const struct mq_ranges *r, const struct mq_name_list *
     if (!unreached)
         return;
     mq_text_printf(stderr, "onnx-monoquant: note: %d of %d tensors to observe were never produced "
-            "(branches not taken, loops that did not run):", unreached, names->n);
+                   "(branches not taken, loops that did not run):", unreached, names->n);
     int shown = 0;
     for (int i = 0; i < names->n && shown < 8; i++)
         if (UNREACHED(names->names[i]))
@@ -313,9 +316,10 @@ int mq_cli_calibrate(int argc, char **argv)
                          (double)(end.tv_nsec - start.tv_nsec) * 1e-9;
         if (!quiet)
             mq_text_printf(stderr, "%s %llu samples (%s%s) in %.2f s: %d tensors, saved to %s\n",
-                    calib ? "calibrated" : "merged ranges of", (unsigned long long)result.samples,
-                    result.method, n_loads && calib ? ", with the loaded ranges" : "", seconds,
-                    result.n, save);
+                           calib ? "calibrated" : "merged ranges of",
+                           (unsigned long long)result.samples, result.method,
+                           n_loads && calib ? ", with the loaded ranges" : "", seconds, result.n,
+                           save);
     }
     mq_ranges_free(&result);
     mq_name_list_free(&names);

@@ -51,7 +51,7 @@ static void print_text(FILE *f, const struct compare_args *a, const struct mq_co
 {
     mq_text_printf(f, "A: %s\nB: %s\nsamples: %lld\n\n", a->a, a->b, (long long)r->samples);
     mq_text_printf(f, "%-28s %9s %10s %10s %12s  %s\n", "output", "sqnr_db", "worst_db", "cosine",
-            "max_abs_err", "top1_agree");
+                   "max_abs_err", "top1_agree");
     for (int i = 0; i < r->n_outputs; i++) {
         const struct mq_output_compare *o = &r->outputs[i];
         char sqnr[32], worst[32], top1[64] = "-";
@@ -61,17 +61,18 @@ static void print_text(FILE *f, const struct compare_args *a, const struct mq_co
             snprintf(top1, sizeof top1, "%lld/%lld (%.2f%%)", (long long)o->top1.agree,
                      (long long)o->top1.rows, 100.0 * (double)o->top1.agree / (double)o->top1.rows);
         mq_text_printf(f, "%-28s %9s %10s %10.6f %12.4g  %s\n", o->name, sqnr, worst,
-                mq_error_stats_cosine(&o->stats), o->stats.max_abs_error, top1);
+                       mq_error_stats_cosine(&o->stats), o->stats.max_abs_error, top1);
         if (o->stats.nonfinite_mismatch)
             mq_text_printf(f, "  %lld values are NaN or infinite on one side only\n",
-                    (long long)o->stats.nonfinite_mismatch);
+                           (long long)o->stats.nonfinite_mismatch);
     }
     if (!a->per_layer)
         return;
-    mq_text_printf(f, "\nper layer: %d tensors compared (%d matched by name); nodes adding the most "
-            "error first\n", r->n_layers, r->n_matched_names);
+    mq_text_printf(f,
+                   "\nper layer: %d tensors compared (%d matched by name); nodes adding the most "
+                   "error first\n", r->n_layers, r->n_matched_names);
     mq_text_printf(f, "%-32s %-18s %9s %9s %9s  %s\n", "node", "op", "in_db", "out_db", "node_db",
-            "tensor");
+                   "tensor");
     for (int i = 0; i < r->n_layers && i < a->top; i++) {
         const struct mq_layer_compare *l = &r->layers[i];
         char in[32], out[32], node[32];
@@ -80,13 +81,14 @@ static void print_text(FILE *f, const struct compare_args *a, const struct mq_co
         format_db(out, sizeof out, mq_error_stats_sqnr_db(&l->stats));
         format_db(node, sizeof node, l->node_sqnr_db);
         mq_text_printf(f, "%-32s %-18s %9s %9s %9s  %s", l->node ? l->node : "?",
-                l->op_type ? l->op_type : "?", in, out, node, l->tensor_a);
+                       l->op_type ? l->op_type : "?", in, out, node, l->tensor_a);
         if (strcmp(l->tensor_a, l->tensor_b) != 0)
             mq_text_printf(f, " (B: %s)", l->tensor_b);
         if (l->shape_mismatches)
             mq_text_printf(f, "  [shapes differ in %lld samples]", (long long)l->shape_mismatches);
         if (l->stats.nonfinite_mismatch)
-            mq_text_printf(f, "  [%lld NaN/inf on one side]", (long long)l->stats.nonfinite_mismatch);
+            mq_text_printf(f, "  [%lld NaN/inf on one side]",
+                           (long long)l->stats.nonfinite_mismatch);
         fputc('\n', f);
     }
     fputs("in_db: SQNR of the node's noisiest input; node_db: SQNR of the error the node\n"

@@ -68,18 +68,22 @@ int mq_cli_dequantize(int argc, char **argv)
     if (rc == MQ_OK && !quiet) {
         mq_text_printf(stderr, "dequantized %s -> %s\n", in, out);
         mq_text_printf(stderr, "  weights folded into float initializers: %d (%d under their "
-                "original names)\n", r.weights_folded, r.weights_renamed);
+                       "original names)\n", r.weights_folded, r.weights_renamed);
         if (!options.weights_only)
             mq_text_printf(stderr, "  activation Q/DQ pairs removed: %d\n", r.pairs_removed);
         if (r.activations_restored)
-            mq_text_printf(stderr, "  folded activations put back: %d%s\n", r.activations_restored,
-                    r.restored_by_guess ? " (Relus where a pair clamps at 0: the model has no "
-                                          "record of what the quantizer folded)" : "");
+            mq_text_printf(stderr, "  folded activations put back: %d%s\n",
+                           r.activations_restored,
+                           r.restored_by_guess ? " (Relus where a pair clamps at 0: the model "
+                                                 "has no record of what the quantizer folded)"
+                                               : "");
         if (r.kept_quantize || r.kept_dequantize)
-            mq_text_printf(stderr, "  left in place: %d QuantizeLinear, %d DequantizeLinear (read by "
-                    "other nodes, or of non-constant inputs)\n", r.kept_quantize,
-                    r.kept_dequantize);
-        mq_text_printf(stderr, "  initializers no longer used, removed: %d\n", r.initializers_removed);
+            mq_text_printf(stderr,
+                           "  left in place: %d QuantizeLinear, %d DequantizeLinear (read by "
+                           "other nodes, or of non-constant inputs)\n", r.kept_quantize,
+                           r.kept_dequantize);
+        mq_text_printf(stderr, "  initializers no longer used, removed: %d\n",
+                       r.initializers_removed);
     }
     mq_model_free(model);
     return mq_cli_report(rc, &err);

@@ -286,22 +286,25 @@ static void print_summary(FILE *f, const struct fp16_args *a, const struct mq_fp
             kept++;
     }
     mq_text_printf(f, "float16 (%s ops, io types %s): %d nodes converted, %d follow their inputs "
-            "(%d in float16), %d kept float32\n",
-            a->options.ops == MQ_FP16_OPS_ALL ? "all" : "ort-cpu",
-            a->options.keep_io_types ? "kept float32" : "float16", converted,
-            follow16 + follow32, follow16, kept);
-    mq_text_printf(f, "  initializers: %d converted, %d kept float32; %d Constant values converted; "
-            "%d Casts inserted\n", r->initializers_converted, r->initializers_kept,
-            r->constants_converted, r->casts_inserted);
-    mq_text_printf(f, "  float weights: %.1f KiB -> %.1f KiB\n", (double)r->weight_bytes_before / 1024,
-            (double)r->weight_bytes_after / 1024);
+                   "(%d in float16), %d kept float32\n",
+                   a->options.ops == MQ_FP16_OPS_ALL ? "all" : "ort-cpu",
+                   a->options.keep_io_types ? "kept float32" : "float16", converted,
+                   follow16 + follow32, follow16, kept);
+    mq_text_printf(f,
+                   "  initializers: %d converted, %d kept float32; %d Constant values converted; "
+                   "%d Casts inserted\n", r->initializers_converted, r->initializers_kept,
+                   r->constants_converted, r->casts_inserted);
+    mq_text_printf(f, "  float weights: %.1f KiB -> %.1f KiB\n",
+                   (double)r->weight_bytes_before / 1024,
+                   (double)r->weight_bytes_after / 1024);
     if (r->values_flushed_to_zero)
-        mq_text_printf(f, "  %lld nonzero weights are below float16's smallest value and became 0\n",
-                (long long)r->values_flushed_to_zero);
+        mq_text_printf(f,
+                       "  %lld nonzero weights are below float16's smallest value and became 0\n",
+                       (long long)r->values_flushed_to_zero);
     for (int i = 0; i < r->n_ranges; i++)
         mq_text_printf(f, "  beyond float16's range, kept float32: %s '%s'%s%s (max |x| %g)\n",
-                r->ranges[i].what, r->ranges[i].name, *r->ranges[i].graph ? " in " : "",
-                r->ranges[i].graph, r->ranges[i].max_abs);
+                       r->ranges[i].what, r->ranges[i].name, *r->ranges[i].graph ? " in " : "",
+                       r->ranges[i].graph, r->ranges[i].max_abs);
     /* Kept nodes grouped by op type and reason: one line each. */
     int shown = 0;
     for (int i = 0; i < r->n_nodes; i++) {

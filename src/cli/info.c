@@ -169,18 +169,20 @@ static int print_text(const struct mq_model *m, const struct mq_model_summary *s
     char type[1024];
     mq_text_printf(stdout, "file: %s\n", m->path);
     mq_text_printf(stdout, "ir_version: %" PRId64 "\n", p->ir_version);
-    mq_text_printf(stdout, "producer: %s %s\n", mq_str(p->producer_name), mq_str(p->producer_version));
+    mq_text_printf(stdout, "producer: %s %s\n", mq_str(p->producer_name),
+                   mq_str(p->producer_version));
     mq_text_printf(stdout, "opset imports:");
     for (size_t i = 0; i < p->n_opset_import; i++)
-        mq_text_printf(stdout, " %s=%" PRId64, *mq_str(p->opset_import[i]->domain) ? p->opset_import[i]->domain
-                                                                   : "ai.onnx",
-               p->opset_import[i]->version);
+        mq_text_printf(stdout, " %s=%" PRId64,
+                       *mq_str(p->opset_import[i]->domain) ? p->opset_import[i]->domain
+                                                           : "ai.onnx",
+                       p->opset_import[i]->version);
     mq_text_printf(stdout, "\ninputs:\n");
     for (size_t i = 0; i < p->graph->n_input; i++) {
         const Onnx__ValueInfoProto *v = p->graph->input[i];
         format_type(v->type, type, sizeof type);
         mq_text_printf(stdout, "  %s: %s%s\n", mq_str(v->name), type,
-               is_initializer(p->graph, mq_str(v->name)) ? " (has initializer)" : "");
+                       is_initializer(p->graph, mq_str(v->name)) ? " (has initializer)" : "");
     }
     mq_text_printf(stdout, "outputs:\n");
     for (size_t i = 0; i < p->graph->n_output; i++) {
@@ -188,8 +190,9 @@ static int print_text(const struct mq_model *m, const struct mq_model_summary *s
         format_type(v->type, type, sizeof type);
         mq_text_printf(stdout, "  %s: %s\n", mq_str(v->name), type);
     }
-    mq_text_printf(stdout, "nodes: %" PRId64 " in the main graph, %" PRId64 " in %" PRId64 " subgraphs\n",
-           s->nodes_main, s->nodes_subgraphs, s->n_subgraphs);
+    mq_text_printf(stdout,
+                   "nodes: %" PRId64 " in the main graph, %" PRId64 " in %" PRId64 " subgraphs\n",
+                   s->nodes_main, s->nodes_subgraphs, s->n_subgraphs);
     for (int i = 0; i < s->n_ops; i++) {
         mq_text_printf(stdout, "  %-28s %6" PRId64, s->ops[i].op_type, s->ops[i].main_graph);
         if (s->ops[i].subgraphs)
@@ -199,7 +202,7 @@ static int print_text(const struct mq_model *m, const struct mq_model_summary *s
         mq_text_printf(stdout, "\n");
     }
     mq_text_printf(stdout, "initializers: %" PRId64 " (%" PRIu64 " bytes)\n", s->initializers,
-           s->initializer_bytes);
+                   s->initializer_bytes);
     return fflush(stdout) != 0 || ferror(stdout);
 }
 

@@ -150,8 +150,8 @@ static int check_expected(const struct run_state *st, int64_t i, const struct mq
         mq_tensor_compare(&outputs[o], &expected, MQ_COMPARE_RTOL, MQ_COMPARE_ATOL, &r);
         mq_tensor_free(&expected);
         mq_text_printf(stdout, "%s output '%s': %s  max_abs %.3g  max_rel %.3g%s%s\n", label,
-               mq_str(mq_plan_output(st->plan, o)->name), r.match ? "ok" : "MISMATCH",
-               r.max_abs_error, r.max_rel_error, r.match ? "" : "  ", r.reason);
+                       mq_str(mq_plan_output(st->plan, o)->name), r.match ? "ok" : "MISMATCH",
+                       r.max_abs_error, r.max_rel_error, r.match ? "" : "  ", r.reason);
         if (!r.match)
             all = 0;
     }
