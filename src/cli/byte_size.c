@@ -1,3 +1,4 @@
+/* Parsing byte sizes given on the command line: --max-memory 512M, 4G, 2GiB. */
 #include <ctype.h>
 #include <string.h>
 

@@ -259,15 +259,8 @@ int mq_cli_calibrate(int argc, char **argv)
         rc = mq_calib_collect_names(model->proto->graph, selected, &selection, &names, &err);
     if (rc == MQ_OK && calib) {
         rc = mq_plan_build(model, &plan, &err);
-        int n = rc == MQ_OK ? mq_plan_input_count(plan) : 0;
-        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
-        if (rc == MQ_OK && !inputs)
-            rc = mq_error_code(&err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < n; i++)
-            inputs[i] = mq_plan_input(plan, i);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open(calib, inputs, n, limit, &source, &err);
-        free(inputs);
+            rc = mq_calib_source_open_for_plan(calib, plan, limit, &source, &err);
     }
     if (rc == MQ_OK && calib) {
         struct sigaction sa, old_int, old_term;

@@ -22,9 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/byte_size.h"
 #include "cli/cli.h"
 #include "cli/commands_tools.h"
-#include "cli/byte_size.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

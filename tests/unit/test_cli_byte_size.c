@@ -1,7 +1,9 @@
+/* The --max-memory size parser (cli/byte_size.c): units, and what it refuses. */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "check_main.h"
 #include "cli/byte_size.h"
 
 START_TEST(plain_bytes_and_units)
@@ -53,10 +55,5 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, plain_bytes_and_units);
     tcase_add_test(tc, refuses_malformed_and_overflowing);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }

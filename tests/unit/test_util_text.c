@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "util/text.h"
 
 static const char *escaped(const char *s, int keep_newlines)
@@ -85,10 +86,5 @@ int main(void)
     tcase_add_test(tc, newlines_kept_only_when_asked_tabs_always);
     tcase_add_test(tc, short_buffers_are_cut_and_terminated);
     tcase_add_test(tc, printf_escapes_the_arguments_and_long_lines);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mq_check_run(s, tc);
 }
