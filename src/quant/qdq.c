@@ -13,7 +13,7 @@
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
 #include "quant/params.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 
 /* ------------------------------------------------------------- options */
 
