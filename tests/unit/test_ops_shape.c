@@ -1,4 +1,5 @@
-/* Data movement and shape ops (src/interp/ops/shape_ops.c). */
+/* Data movement and shape ops (src/interp/ops/: reshape_views, layout, pad, selection, copy_ops,
+ * generators). */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
