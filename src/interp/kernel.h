@@ -60,6 +60,7 @@ struct mq_kernel {
 
 /* Each op family file exports one table, ended by an entry whose op_type is NULL. */
 extern const struct mq_kernel mq_kernels_conv[];
+extern const struct mq_kernel mq_kernels_conv_transpose[];
 extern const struct mq_kernel mq_kernels_matmul[];
 extern const struct mq_kernel mq_kernels_pool[];
 extern const struct mq_kernel mq_kernels_normalization[];
