@@ -1,5 +1,8 @@
-/* Data movement and shape ops (src/interp/ops/: reshape_views, layout, pad, selection, copy_ops,
- * generators). */
+/*
+ * Data movement and shape ops (src/interp/ops/: reshape_views.c, layout.c,
+ * pad.c, selection.c, copy_ops.c, generators.c; OneHot in gather_scatter.c,
+ * Trilu in linalg.c).
+ */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
