@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/edit.h"
 #include "interp/tensor.h"
 
 /* Deep models still fit: ONNX graphs nest a few levels at most. */
@@ -187,21 +188,7 @@ int mq_node_is_onnx(const Onnx__NodeProto *node)
 
 int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user)
 {
-    for (size_t a = 0; a < node->n_attribute; a++) {
-        const Onnx__AttributeProto *attr = node->attribute[a];
-        const char *an = mq_str(attr->name);
-        if (attr->g) {
-            int rc = fn(attr->g, an, user);
-            if (rc)
-                return rc;
-        }
-        for (size_t k = 0; k < attr->n_graphs; k++) {
-            int rc = fn(attr->graphs[k], an, user);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
+    return mq_graph_each_subgraph(node, fn, user);
 }
 
 /* ------------------------------------------------------------------ names */
