@@ -18,9 +18,12 @@ int mq_graph_append_ptr(void ***array, size_t *n, void *item);
 /* Input i of a node, NULL when absent or "" (an omitted optional input). */
 const char *mq_graph_input_at(const Onnx__NodeProto *node, size_t i);
 
-/* Every input of the node named `from` reads `to` instead: 0, or -1 when out of memory. */
+/*
+ * Every input of the node named `from` reads `to` instead: 0, or -1 when out
+ * of memory.  `from` must not point into the node's own strings.
+ */
 int mq_graph_node_rename_input(Onnx__NodeProto *node, const char *from, const char *to);
-/* Every output of the node named `from` is written as `to`: 0, or -1 when out of memory. */
+/* Every output of the node named `from` is written as `to` (same rules as above). */
 int mq_graph_node_rename_output(Onnx__NodeProto *node, const char *from, const char *to);
 
 /*

@@ -285,11 +285,8 @@ int mq_qdq_rename_consumers(struct graph_ctx *gc, const char *from, const char *
     for (int k = 0; k < t->n_consumers; k++) {
         if (t->consumers[k].implicit || gc->removed[t->consumers[k].node])
             continue;
-        Onnx__NodeProto *node = gc->g->node[t->consumers[k].node];
-        for (size_t i = 0; i < node->n_input; i++)
-            if (node->input[i] && strcmp(node->input[i], from) == 0 &&
-                mq_str_replace(&node->input[i], to))
-                return mq_qdq_oom(gc->m);
+        if (mq_graph_node_rename_input(gc->g->node[t->consumers[k].node], from, to))
+            return mq_qdq_oom(gc->m);
     }
     return 0;
 }

@@ -45,13 +45,10 @@ int mq_qdq_insert_qdq(struct graph_ctx *gc, struct mark *mk)
         goto done;
     }
     if (is_output) {
-        Onnx__NodeProto *prod = gc->g->node[producer];
-        for (size_t o = 0; o < prod->n_output; o++)
-            if (prod->output[o] && strcmp(prod->output[o], t) == 0 &&
-                mq_str_replace(&prod->output[o], q_in)) {
-                rc = mq_qdq_oom(gc->m);
-                goto done;
-            }
+        if (mq_graph_node_rename_output(gc->g->node[producer], t, q_in)) {
+            rc = mq_qdq_oom(gc->m);
+            goto done;
+        }
     } else if ((rc = mq_qdq_rename_consumers(gc, t, dq_out))) {
         goto done;
     }

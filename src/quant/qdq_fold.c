@@ -202,10 +202,8 @@ int mq_qdq_try_fold(struct graph_ctx *gc, int i, int *folded)
         return 0;
     int p = ut->producer;
     Onnx__NodeProto *prod = gc->g->node[p];
-    for (size_t o = 0; o < prod->n_output; o++)
-        if (prod->output[o] && strcmp(prod->output[o], up) == 0 &&
-            mq_str_replace(&prod->output[o], out))
-            return mq_qdq_oom(m);
+    if (mq_graph_node_rename_output(prod, up, out))
+        return mq_qdq_oom(m);
     struct mq_tensor_info *ot = mq_graph_tensor_add(&gc->idx, out);
     if (!ot)
         return mq_qdq_oom(m);

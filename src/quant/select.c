@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* vasprintf */
 #include "quant/select.h"
 
 #include <ctype.h>
@@ -9,6 +8,7 @@
 #include <strings.h>
 
 #include "quant/graph.h"
+#include "util/strutil.h"
 #include "util/fileio.h"
 #include "util/glob.h"
 
@@ -137,8 +137,7 @@ void mq_choice_set(struct mq_node_choice *choice, enum mq_node_status status, co
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
-        if (vasprintf(&choice->reason, fmt, ap) < 0)
-            choice->reason = NULL;
+        choice->reason = mq_str_vprintf(fmt, ap);
         va_end(ap);
     }
 }
@@ -149,17 +148,6 @@ static int has_item(const struct mq_pattern_list *list, const char *s)
         if (strcmp(list->items[i], s) == 0)
             return 1;
     return 0;
-}
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    char *s;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
 }
 
 struct walk {
@@ -184,7 +172,7 @@ static int add_choice(struct walk *w, const Onnx__NodeProto *node, int index)
     memset(c, 0, sizeof *c);
     c->node = node;
     c->name = *mq_str(node->name) ? strdup(node->name)
-                                  : dup_printf("%s#%d", mq_str(node->op_type), index);
+                                  : mq_str_printf("%s#%d", mq_str(node->op_type), index);
     c->graph = strdup(w->graph_path);
     c->op_type = strdup(mq_str(node->op_type));
     if (!c->name || !c->graph || !c->op_type) {
@@ -216,8 +204,8 @@ static int walk_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *use
 {
     struct sub_ctx *ctx = user;
     struct walk *w = ctx->w;
-    char *path = *w->graph_path ? dup_printf("%s/%s/%s", w->graph_path, ctx->node_name, attr_name)
-                                : dup_printf("%s/%s", ctx->node_name, attr_name);
+    char *path = *w->graph_path ? mq_str_printf("%s/%s/%s", w->graph_path, ctx->node_name, attr_name)
+                                : mq_str_printf("%s/%s", ctx->node_name, attr_name);
     if (!path)
         return -1;
     const char *saved = w->graph_path;
