@@ -14,7 +14,7 @@
 #include "cli/cli.h"
 #include "interp/plan.h"
 #include "model/model.h"
-#include "quant/fold.h"
+#include "quant/batchnorm_fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"

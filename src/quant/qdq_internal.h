@@ -165,7 +165,7 @@ int mq_qdq_note_node(struct graph_ctx *gc, int node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int mq_qdq_plan_node(struct graph_ctx *gc, int i);
 
-/* qdq_fold.c */
+/* qdq_activation_fold.c */
 int mq_qdq_adjust_ranges(struct graph_ctx *gc);
 int mq_qdq_try_fold(struct graph_ctx *gc, int i, int *folded);
 /* Adds the graph's folds whose Q/DQ exists to m->fold_record (after quantizing). */

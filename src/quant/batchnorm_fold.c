@@ -1,4 +1,4 @@
-#include "quant/fold.h"
+#include "quant/batchnorm_fold.h"
 
 #include <math.h>
 #include <stdarg.h>
