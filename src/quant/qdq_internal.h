@@ -138,35 +138,53 @@ struct graph_ctx {
 int mq_qdq_intvec_push(struct intvec *iv, int x);
 int mq_qdq_nodevec_push(struct nodevec *nv, Onnx__NodeProto *node);
 void mq_qdq_nodevec_free_all(struct nodevec *nv);
+/* Raw little-endian bytes of integer values of an ONNX type (4-bit packed two a byte). */
 int mq_qdq_encode_ints(int dtype, const int32_t *q, int64_t n, ProtobufCBinaryData *out);
 int mq_qdq_encode_floats(const float *v, int64_t n, ProtobufCBinaryData *out);
+/* Sets the out-of-memory error and returns its code. */
 int mq_qdq_oom(struct model_ctx *m);
+/* A float initializer the rewrite replaced: dropped at the end if nothing reads it. */
 int mq_qdq_add_candidate(struct model_ctx *m, Onnx__GraphProto *g, const char *name);
+/* A range that replaces the calibrated one (Softmax output, the input of a folded Relu). */
 int mq_qdq_set_override(struct model_ctx *m, const char *name, float lo, float hi);
+/* The range to quantize a tensor with; 0 and a reason when there is none. */
 int mq_qdq_get_range(const struct model_ctx *m, const char *name, float *lo, float *hi,
                      const char **why);
+/* Whether the statistics pass says the activation stays float (the reason in *why). */
 int mq_qdq_stats_reject(const struct model_ctx *m, const char *name, char **why);
+/* The mark of a tensor of this graph, NULL when none. */
 struct mark *mq_qdq_find_mark(const struct graph_ctx *gc, const char *name);
 int mq_qdq_is_quantized(const struct graph_ctx *gc, const char *name);
+/* The graph (this one or an enclosing one) that holds an initializer. */
 Onnx__GraphProto *mq_qdq_initializer_owner(const struct mq_graph_index *index, const char *name);
+/* A scalar float constant of this scope or above; 0 when it is not one. */
 int mq_qdq_constant_scalar(const struct graph_ctx *gc, const char *name, float *out);
 /* What the op table's predicates may ask about this graph. */
 void mq_qdq_op_query(const struct graph_ctx *gc, struct mq_op_query *q);
+/* An unused name base+suffix (malloc'd), NULL when out of memory. */
 char *mq_qdq_fresh(struct graph_ctx *gc, const char *base, const char *suffix);
+/* Every direct reader of `from` in this graph reads `to` instead. */
 int mq_qdq_rename_consumers(struct graph_ctx *gc, const char *from, const char *to);
+/* Queues a new node after its producer (-1: before every node). */
 int mq_qdq_place(struct graph_ctx *gc, int producer, Onnx__NodeProto *node);
+/* The mark stays float, with the reason. */
 int mq_qdq_fail_mark(struct graph_ctx *gc, struct mark *mk, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* qdq_plan.c */
+/* Marks a tensor for quantization on behalf of a node; the first mark decides how. */
 int mq_qdq_mark_tensor(struct graph_ctx *gc, int node, const char *name, enum mark_kind kind,
                        int axis, const char *share_from);
+/* Adds a remark to the node's report line. */
 int mq_qdq_note_node(struct graph_ctx *gc, int node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Marks what a selected node quantizes, from its row of the op table. */
 int mq_qdq_plan_node(struct graph_ctx *gc, int i);
 
 /* qdq_activation_fold.c */
+/* onnxruntime's range adjustments (fixed output ranges, foldable activations). */
 int mq_qdq_adjust_ranges(struct graph_ctx *gc);
+/* Folds a Relu/Clip into the op before it when exact; *folded says whether it did. */
 int mq_qdq_try_fold(struct graph_ctx *gc, int i, int *folded);
 /* Adds the graph's folds whose Q/DQ exists to m->fold_record (after quantizing). */
 int mq_qdq_record_folds(struct graph_ctx *gc);
@@ -176,28 +194,41 @@ void mq_qdq_fold_notes_free(struct graph_ctx *gc);
 
 /* qdq_islands.c */
 int mq_qdq_is_selected(const struct mq_selection *sel, const Onnx__NodeProto *node);
+/* Per node, whether it stays selected (it reaches an island start); malloc'd. */
 char *mq_qdq_kept_nodes(const struct mq_graph_index *idx, const struct mq_selection *sel);
+/* Selected nodes outside every island become skipped, with the reason. */
 int mq_qdq_prune_islands(struct graph_ctx *gc);
 
 /* qdq_emit.c */
+/* A Q -> DQ pair on an activation; readers get the DQ output. */
 int mq_qdq_insert_qdq(struct graph_ctx *gc, struct mark *mk);
 int mq_qdq_alloc_channels(struct mark *mk, int n);
 int mq_qdq_add_param_inits(struct graph_ctx *gc, struct mark *mk, int rank, const int64_t *dims);
+/* Scale and zero point from the range, then the pair. */
 int mq_qdq_quantize_activation(struct graph_ctx *gc, struct mark *mk);
+/* The pair with the scale and zero point of the tensor it shares. */
 int mq_qdq_quantize_shared(struct graph_ctx *gc, struct mark *mk);
+/* Writes a mark's scales and zero points into its initializers. */
 int mq_qdq_write_params(struct graph_ctx *gc, struct mark *mk);
 
 /* qdq_weights.c */
 void mq_qdq_channel_layout(const struct mq_tensor *t, int axis, int64_t *channels, int64_t *inner);
 int mq_qdq_decode_initializer(struct graph_ctx *gc, const char *name, struct mq_tensor *t);
+/* A weight or constant: scales from its values, its DequantizeLinear. */
 int mq_qdq_quantize_initializer(struct graph_ctx *gc, struct mark *mk);
+/* Quantizes a weight with its final scales into its initializer. */
 int mq_qdq_write_weight(struct graph_ctx *gc, struct mark *mk);
+/* Every bias job: checked, weight scales enlarged, corrected, emitted. */
 int mq_qdq_quantize_biases(struct graph_ctx *gc);
 
 /* qdq_assemble.c */
+/* The report's records of quantized and skipped tensors. */
 int mq_qdq_add_records(struct graph_ctx *gc);
+/* SELECTED nodes become QUANTIZED or SKIPPED. */
 int mq_qdq_finalize_statuses(struct graph_ctx *gc);
+/* The new node list (new nodes placed after their producers), sorted. */
 int mq_qdq_assemble(struct graph_ctx *gc);
+/* Replaced float initializers nothing reads any more are dropped. */
 int mq_qdq_remove_unused(struct model_ctx *m);
 
 #endif
