@@ -11,7 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands_tools.h"
-#include "cli/size.h"
+#include "cli/byte_size.h"
 #include "interp/tensor.h"
 #include "util/fileio.h"
 
@@ -81,7 +81,7 @@ static int take_global_options(int *argc, char **argv)
             continue;
         }
         uint64_t bytes;
-        if (m < 0 || mq_cli_parse_size(value, &bytes) || bytes == 0)
+        if (m < 0 || mq_cli_parse_byte_size(value, &bytes) || bytes == 0)
             return mq_cli_usage_error(NULL, "--max-memory needs a size such as 512M or 4G");
         mq_memory_set_limit(bytes);
     }

@@ -18,6 +18,7 @@
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
+#include "util/text.h"
 
 int mq_cli_calibrate(int argc, char **argv);
 
@@ -129,17 +130,20 @@ static void report_ranges(const struct mq_ranges *r, const struct mq_name_list *
         if (++nonfinite > 10)
             continue;
         if (t->count == 0)
-            fprintf(stderr, "onnx-monoquant: warning: tensor '%s' held no finite value (%llu "
-                    "NaN, %llu infinite): it has no range\n", t->name,
-                    (unsigned long long)t->nan, (unsigned long long)(t->nonfinite - t->nan));
+            mq_text_printf(stderr,
+                           "onnx-monoquant: warning: tensor '%s' held no finite value (%llu "
+                           "NaN, %llu infinite): it has no range\n", t->name,
+                           (unsigned long long)t->nan, (unsigned long long)(t->nonfinite - t->nan));
         else
-            fprintf(stderr, "onnx-monoquant: warning: tensor '%s': %llu NaN and %llu infinite "
-                    "values excluded from its range\n", t->name, (unsigned long long)t->nan,
-                    (unsigned long long)(t->nonfinite - t->nan));
+            mq_text_printf(stderr,
+                           "onnx-monoquant: warning: tensor '%s': %llu NaN and %llu infinite "
+                           "values excluded from its range\n", t->name, (unsigned long long)t->nan,
+                           (unsigned long long)(t->nonfinite - t->nan));
     }
     if (nonfinite > 10)
-        fprintf(stderr, "onnx-monoquant: warning: %d more tensors held NaN or infinite values "
-                "(see the saved file)\n", nonfinite - 10);
+        mq_text_printf(stderr,
+                       "onnx-monoquant: warning: %d more tensors held NaN or infinite values "
+                       "(see the saved file)\n", nonfinite - 10);
     if (quiet || !names)
         return;
     /* Integer tensors (shape arithmetic) are not news; float ones never produced are. */
@@ -149,14 +153,14 @@ static void report_ranges(const struct mq_ranges *r, const struct mq_name_list *
         unreached += UNREACHED(names->names[i]);
     if (!unreached)
         return;
-    fprintf(stderr, "onnx-monoquant: note: %d of %d tensors to observe were never produced "
-            "(branches not taken, loops that did not run):", unreached, names->n);
+    mq_text_printf(stderr, "onnx-monoquant: note: %d of %d tensors to observe were never produced "
+                   "(branches not taken, loops that did not run):", unreached, names->n);
     int shown = 0;
     for (int i = 0; i < names->n && shown < 8; i++)
         if (UNREACHED(names->names[i]))
-            fprintf(stderr, "%s '%s'", shown++ ? "," : "", names->names[i]);
+            mq_text_printf(stderr, "%s '%s'", shown++ ? "," : "", names->names[i]);
 #undef UNREACHED
-    fprintf(stderr, "%s\n", unreached > shown ? ", ..." : "");
+    mq_text_printf(stderr, "%s\n", unreached > shown ? ", ..." : "");
 }
 
 int mq_cli_calibrate(int argc, char **argv)
@@ -274,15 +278,8 @@ int mq_cli_calibrate(int argc, char **argv)
         rc = tensors_to_observe(model->proto, &selection, &names, &err);
     if (rc == MQ_OK && calib) {
         rc = mq_plan_build(model, &plan, &err);
-        int n = rc == MQ_OK ? mq_plan_input_count(plan) : 0;
-        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
-        if (rc == MQ_OK && !inputs)
-            rc = mq_error_code(&err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < n; i++)
-            inputs[i] = mq_plan_input(plan, i);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open(calib, inputs, n, limit, &source, &err);
-        free(inputs);
+            rc = mq_calib_source_open_for_plan(calib, plan, limit, &source, &err);
     }
     if (rc == MQ_OK && calib) {
         struct sigaction sa, old_int, old_term;
@@ -330,10 +327,11 @@ int mq_cli_calibrate(int argc, char **argv)
         double seconds = (double)(end.tv_sec - start.tv_sec) +
                          (double)(end.tv_nsec - start.tv_nsec) * 1e-9;
         if (!quiet)
-            fprintf(stderr, "%s %llu samples (%s%s) in %.2f s: %d tensors, saved to %s\n",
-                    calib ? "calibrated" : "merged ranges of", (unsigned long long)result.samples,
-                    result.method, n_loads && calib ? ", with the loaded ranges" : "", seconds,
-                    result.n, save);
+            mq_text_printf(stderr, "%s %llu samples (%s%s) in %.2f s: %d tensors, saved to %s\n",
+                           calib ? "calibrated" : "merged ranges of",
+                           (unsigned long long)result.samples, result.method,
+                           n_loads && calib ? ", with the loaded ranges" : "", seconds, result.n,
+                           save);
     }
     mq_ranges_free(&result);
     mq_name_list_free(&names);

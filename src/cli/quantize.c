@@ -18,9 +18,10 @@
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 #include "report/report.h"
 #include "util/fileio.h"
+#include "util/text.h"
 
 int mq_cli_quantize(int argc, char **argv);
 
@@ -98,7 +99,7 @@ static void args_free(struct quantize_args *a)
 static int usage(const char *fmt, const char *detail)
 {
     fprintf(stderr, "onnx-monoquant: ");
-    fprintf(stderr, fmt, detail);
+    mq_text_printf(stderr, fmt, detail);
     fprintf(stderr, "\nTry 'onnx-monoquant IN.onnx OUT.onnx --help'.\n");
     return MQ_EXIT_USAGE;
 }
@@ -110,7 +111,7 @@ static int add_patterns(struct mq_pattern_list *list, const char *value, const c
     int rc = mq_pattern_list_add(list, value, option, &err);
     if (rc == MQ_OK)
         return 0;
-    fprintf(stderr, "onnx-monoquant: %s\n", err.message);
+    mq_cli_print_error(&err);
     return rc == MQ_ERR_MEMORY ? MQ_EXIT_FAILURE : MQ_EXIT_USAGE;
 }
 
@@ -385,7 +386,7 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
 }
 
 /*
- * The second pass over the samples (quant/stats.h), once the ranges are known.
+ * The second pass over the samples (quant/sample_stats.h), once the ranges are known.
  * Nothing to do without samples (--load-ranges) or when both rules are off.
  */
 static int get_stats(const struct quantize_args *a, const struct mq_model *model,

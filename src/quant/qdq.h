@@ -33,7 +33,7 @@ struct mq_quant_options {
     int reduce_range;           /* 7-bit weights, as onnxruntime applies it (weights only) */
     int quantize_outputs;       /* 0: Q/DQ on op inputs only (the tensorrt profile) */
     /*
-     * What a second pass over the calibration samples measured (quant/stats.h);
+     * What a second pass over the calibration samples measured (quant/sample_stats.h);
      * NULL when there are none (ranges loaded from a file): the two rules
      * below then do nothing.
      */

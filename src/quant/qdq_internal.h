@@ -12,7 +12,7 @@
 #include "quant/op_rules.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 
 struct intvec {
     int *v;

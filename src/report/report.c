@@ -5,8 +5,9 @@
 
 #include "interp/tensor.h"
 #include "quant/params.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 #include "util/json.h"
+#include "util/text.h"
 
 static const char *status_name(enum mq_node_status s)
 {
@@ -312,15 +313,17 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     const struct mq_selection *sel = r->selection;
     const struct mq_quant_options *o = r->options;
     struct counts c = count_nodes(sel);
-    fprintf(out, "quantized %d of %d nodes (%d folded, %d skipped); %d tensors quantized, %d "
-            "left float\n", c.quantized, c.nodes, c.folded, c.skipped, r->result->n_tensors,
-            r->result->n_skipped);
-    fprintf(out, "  scheme: %s activations%s, %s weights %s%s, int32 biases (profile %s)\n",
-            type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
-            type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
-            o->reduce_range ? " (reduced range)" : "", r->profile);
+    mq_text_printf(out,
+                   "quantized %d of %d nodes (%d folded, %d skipped); %d tensors quantized, %d "
+                   "left float\n", c.quantized, c.nodes, c.folded, c.skipped, r->result->n_tensors,
+                   r->result->n_skipped);
+    mq_text_printf(out, "  scheme: %s activations%s, %s weights %s%s, int32 biases (profile %s)\n",
+                   type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
+                   type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
+                   o->reduce_range ? " (reduced range)" : "", r->profile);
     if (r->folds && r->folds->n)
-        fprintf(out, "  %d BatchNormalization folded into the Conv before it\n", r->folds->n);
+        mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n",
+                       r->folds->n);
     /* Op types in order of first appearance, with their node counts. */
     const char *ops[SUMMARY_MAX_OPS];
     int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
@@ -345,25 +348,25 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
         else
             s[k]++;
     }
-    fprintf(out, "  %-22s %9s %7s %8s\n", "op type", "quantized", "folded", "skipped");
+    mq_text_printf(out, "  %-22s %9s %7s %8s\n", "op type", "quantized", "folded", "skipped");
     for (int k = 0; k < n_ops; k++)
-        fprintf(out, "  %-22s %9d %7d %8d\n", ops[k], q[k], f[k], s[k]);
+        mq_text_printf(out, "  %-22s %9d %7d %8d\n", ops[k], q[k], f[k], s[k]);
     if (others)
-        fprintf(out, "  (%d nodes of further op types)\n", others);
+        mq_text_printf(out, "  (%d nodes of further op types)\n", others);
     char before[32], after[32];
     human_bytes(r->model_bytes_before, before, sizeof before);
     human_bytes(r->model_bytes_after, after, sizeof after);
-    fprintf(out, "  model size: %s -> %s", before, after);
+    mq_text_printf(out, "  model size: %s -> %s", before, after);
     if (r->model_bytes_before)
-        fprintf(out, " (%.1f%%)", 100.0 * (double)r->model_bytes_after /
-                                      (double)r->model_bytes_before);
-    fprintf(out, "\n");
+        mq_text_printf(out, " (%.1f%%)", 100.0 * (double)r->model_bytes_after /
+                                             (double)r->model_bytes_before);
+    mq_text_printf(out, "\n");
     if (r->ranges)
-        fprintf(out, "  calibration: %s, %llu samples\n", r->ranges->method,
-                (unsigned long long)r->ranges->samples);
+        mq_text_printf(out, "  calibration: %s, %llu samples\n", r->ranges->method,
+                       (unsigned long long)r->ranges->samples);
     if (!o->stats && (o->bias_correction || o->min_sample_sqnr_db > 0.0))
-        fprintf(out, "  no calibration samples to read again: biases not corrected, quiet "
-                "samples not checked (use --calib)\n");
+        mq_text_printf(out, "  no calibration samples to read again: biases not corrected, quiet "
+                       "samples not checked (use --calib)\n");
     /* A few reasons, so a surprise is visible without opening the report. */
     int shown = 0, candidates = 0;
     for (int i = 0; i < sel->n; i++) {
@@ -383,11 +386,13 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
             continue;
         candidates++;
         if (shown < SUMMARY_MAX_REASONS) {
-            fprintf(out, "  %s %s (%s): %s\n", skipped ? "skipped" : "partly float", ch->name,
-                    ch->op_type, ch->reason);
+            mq_text_printf(out, "  %s %s (%s): %s\n", skipped ? "skipped" : "partly float",
+                           ch->name,
+                           ch->op_type, ch->reason);
             shown++;
         }
     }
     if (candidates > shown)
-        fprintf(out, "  ... %d more nodes with reasons (see --report)\n", candidates - shown);
+        mq_text_printf(out, "  ... %d more nodes with reasons (see --report)\n",
+                       candidates - shown);
 }
