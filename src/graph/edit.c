@@ -115,6 +115,21 @@ void mq_graph_drop_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)
     onnx__tensor_proto__free_unpacked(t, NULL);
 }
 
+void mq_graph_drop_value_infos(Onnx__GraphProto *g, char *const *names, int n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n_value_info; i++) {
+        int gone = 0;
+        for (int v = 0; v < n && !gone; v++)
+            gone = strcmp(mq_str(g->value_info[i]->name), names[v]) == 0;
+        if (gone)
+            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+        else
+            g->value_info[w++] = g->value_info[i];
+    }
+    g->n_value_info = w;
+}
+
 int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_subgraph_fn fn, void *user)
 {
     for (size_t a = 0; a < node->n_attribute; a++) {

@@ -40,6 +40,9 @@ Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *nam
 /* Takes an initializer out of the graph and frees it. */
 void mq_graph_drop_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t);
 
+/* Drops the graph's value infos of the given names (tensors a rewrite made vanish). */
+void mq_graph_drop_value_infos(Onnx__GraphProto *g, char *const *names, int n);
+
 /* Calls fn for every subgraph held by the node's attributes, in attribute order; stops at
    the first non-zero return and returns it. */
 typedef int (*mq_graph_subgraph_fn)(Onnx__GraphProto *sub, const char *attr_name, void *user);

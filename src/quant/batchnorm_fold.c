@@ -325,17 +325,7 @@ static void compact(Onnx__GraphProto *g, const char *removed, char **vanished, i
             g->node[w++] = g->node[i];
     }
     g->n_node = w;
-    w = 0;
-    for (size_t i = 0; i < g->n_value_info; i++) {
-        int gone = 0;
-        for (int v = 0; v < n_vanished && !gone; v++)
-            gone = strcmp(mq_str(g->value_info[i]->name), vanished[v]) == 0;
-        if (gone)
-            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
-        else
-            g->value_info[w++] = g->value_info[i];
-    }
-    g->n_value_info = w;
+    mq_graph_drop_value_infos(g, vanished, n_vanished);
 }
 
 static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
@@ -421,34 +411,6 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
 
 /* ------------------------------------------------------- unused initializers */
 
-static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth);
-
-static int collect_refs_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
-{
-    (void)attr_name;
-    struct mq_strmap *refs = user;
-    return collect_refs(refs, sub, 1);
-}
-
-/* Every name some node reads or some graph returns, in g and its subgraphs. */
-static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth)
-{
-    if (depth > MAX_DEPTH)
-        return -1;
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *node = g->node[i];
-        for (size_t k = 0; k < node->n_input; k++)
-            if (node->input[k] && *node->input[k] && mq_strmap_put(refs, node->input[k], 1))
-                return -1;
-        if (mq_node_each_subgraph(node, collect_refs_sub, refs))
-            return -1;
-    }
-    for (size_t i = 0; i < g->n_output; i++)
-        if (mq_strmap_put(refs, mq_str(g->output[i]->name), 1))
-            return -1;
-    return 0;
-}
-
 /* Drops a graph's initializer, and its graph-input entry (old models list both). */
 static void drop_initializer(Onnx__GraphProto *g, const char *name)
 {
@@ -475,7 +437,7 @@ static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
     if (!fc->n_cands)
         return MQ_OK;
     struct mq_strmap *refs = mq_strmap_new();
-    if (!refs || collect_refs(refs, model->graph, 0)) {
+    if (!refs || mq_graph_collect_reads(model->graph, refs)) {
         mq_strmap_free(refs);
         return oom(fc);
     }

@@ -233,17 +233,7 @@ int mq_qdq_assemble(struct graph_ctx *gc)
     g->n_node = k;
     gc->n_nodes = 0; /* the per-node tables describe the old list */
     /* Value infos of names that are gone would describe nothing (or mislead). */
-    size_t w = 0;
-    for (size_t i = 0; i < g->n_value_info; i++) {
-        int gone = 0;
-        for (int v = 0; v < gc->n_vanished && !gone; v++)
-            gone = strcmp(mq_str(g->value_info[i]->name), gc->vanished[v]) == 0;
-        if (gone)
-            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
-        else
-            g->value_info[w++] = g->value_info[i];
-    }
-    g->n_value_info = w;
+    mq_graph_drop_value_infos(g, gc->vanished, gc->n_vanished);
     int rc = mq_graph_toposort(g, gc->m->err);
     if (rc)
         mq_error_prefix(gc->m->err, "after quantization: ");
@@ -251,47 +241,13 @@ int mq_qdq_assemble(struct graph_ctx *gc)
 }
 
 
-static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth);
-
-static int collect_refs_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
-{
-    (void)attr_name;
-    struct {
-        struct mq_strmap *refs;
-        int depth;
-    } *ctx = user;
-    return collect_refs(ctx->refs, sub, ctx->depth + 1);
-}
-
-static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth)
-{
-    if (depth > 64)
-        return -1;
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *node = g->node[i];
-        for (size_t k = 0; k < node->n_input; k++)
-            if (node->input[k] && *node->input[k] && mq_strmap_put(refs, node->input[k], 1))
-                return -1;
-        struct {
-            struct mq_strmap *refs;
-            int depth;
-        } ctx = {refs, depth};
-        if (mq_graph_each_subgraph(node, collect_refs_sub, &ctx))
-            return -1;
-    }
-    for (size_t i = 0; i < g->n_output; i++)
-        if (mq_strmap_put(refs, mq_str(g->output[i]->name), 1))
-            return -1;
-    return 0;
-}
-
 /* Float initializers the rewrite replaced and nothing reads any more are dropped. */
 int mq_qdq_remove_unused(struct model_ctx *m)
 {
     struct mq_strmap *refs = mq_strmap_new(), *drop = mq_strmap_new();
     Onnx__GraphProto **graphs = calloc((size_t)(m->n_cands ? m->n_cands : 1), sizeof *graphs);
     int n_graphs = 0, rc = 0;
-    if (!refs || !drop || !graphs || collect_refs(refs, m->model->graph, 0)) {
+    if (!refs || !drop || !graphs || mq_graph_collect_reads(m->model->graph, refs)) {
         rc = mq_qdq_oom(m);
         goto done;
     }
