@@ -14,6 +14,8 @@
 #include "cli/cli.h"
 #include "interp/plan.h"
 #include "model/model.h"
+#include "quant/batchnorm_fold.h"
+#include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
 #include "util/text.h"
@@ -42,8 +44,8 @@ static const char calibrate_help[] =
     "  --load-ranges FILE    merge a saved ranges file (repeatable); with --calib,\n"
     "                        the new samples are merged with it\n"
     "  --save-ranges FILE    where to write the ranges (JSON)\n"
-    "  --op-types A,B,...    observe the float inputs and outputs of the nodes of these\n"
-    "                        op types (default: those quantize selects); with\n"
+    "  --op-types A,B,...    observe the tensors quantize would quantize for the nodes\n"
+    "                        of these op types (default: those quantize selects); with\n"
     "  --exclude-op-types, --include-nodes, --exclude-nodes  as for quantize, so that\n"
     "                        calibrate observes exactly the nodes quantize will rewrite\n"
     "  --quiet               no progress line or summary\n";
@@ -62,11 +64,23 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
-/* A node is observed when quant/select chose it: calibrate and quantize agree by construction. */
-static int selected(void *user, const Onnx__NodeProto *node)
+/*
+ * The tensors to observe: quantize's own answer for this selection
+ * (mq_qdq_tensors_to_observe), so calibrate and quantize agree by construction.
+ */
+static int tensors_to_observe(const Onnx__ModelProto *proto, const struct mq_selection *sel,
+                              struct mq_name_list *out, struct mq_error *err)
 {
-    const struct mq_node_choice *choice = mq_selection_find(user, node);
-    return choice && choice->status == MQ_NODE_SELECTED;
+    struct mq_quant_options o;
+    mq_quant_options_default(&o);
+    char **names = NULL;
+    int n = 0;
+    int rc = mq_qdq_tensors_to_observe(proto, sel, &o, &names, &n, err);
+    for (int i = 0; rc == MQ_OK && i < n; i++)
+        rc = mq_name_list_add(out, names[i], err);
+    mq_name_list_finish(out);
+    mq_string_list_free(names, n);
+    return rc;
 }
 
 /* The selection options quantize takes, in the order of the lists they fill. */
@@ -253,10 +267,15 @@ int mq_cli_calibrate(int argc, char **argv)
     int rc = mq_path_check_distinct(in, save, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(in, &model, &err);
+    /* quantize folds BatchNormalization before it selects and calibrates: so does calibrate. */
+    struct mq_fold_result folds = {0};
+    if (rc == MQ_OK)
+        rc = mq_fold_batchnorm(model->proto, &folds, &err);
+    mq_fold_result_free(&folds);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)
-        rc = mq_calib_collect_names(model->proto->graph, selected, &selection, &names, &err);
+        rc = tensors_to_observe(model->proto, &selection, &names, &err);
     if (rc == MQ_OK && calib) {
         rc = mq_plan_build(model, &plan, &err);
         if (rc == MQ_OK)

@@ -13,7 +13,7 @@
 #include "interp/plan.h"
 #include "interp/tensor.h"
 #include "model/model.h"
-#include "quant/fold.h"
+#include "quant/batchnorm_fold.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"

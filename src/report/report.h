@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 #include "calib/ranges.h"
-#include "quant/fold.h"
+#include "quant/batchnorm_fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 
