@@ -1,0 +1,50 @@
+/*
+ * The canonical graph: one form of a network whatever exporter wrote it.
+ *
+ * Run on a loaded model before anything is decided about it, in the main
+ * graph and, recursively, in every subgraph (names of enclosing scopes
+ * respected):
+ *   - Constant nodes become initializers;
+ *   - a node whose inputs are all constants is run through the interpreter's
+ *     own kernel and its outputs become initializers (the folded value is
+ *     exactly what the model computed); nondeterministic ops, nodes holding
+ *     subgraphs and outputs over a size bound are left as they are;
+ *   - Identity nodes are removed and their readers rewired;
+ *   - initializers nobody reads are dropped (with their graph input entry
+ *     when an old model lists them as inputs too).
+ * The inputs a caller feeds and every graph output keep their names; an
+ * output that turns out constant stays produced by a Constant node.
+ */
+#ifndef MQ_GRAPH_CANONICAL_H
+#define MQ_GRAPH_CANONICAL_H
+
+#include <stdint.h>
+
+#include "onnx.pb-c.h"
+#include "util/error.h"
+
+/* Default bound on the bytes one folded node may produce: above it the node stays. */
+#define MQ_GRAPH_FOLD_MAX_BYTES ((uint64_t)64 << 20)
+
+struct mq_graph_canonical_options {
+    uint64_t fold_max_bytes; /* 0: MQ_GRAPH_FOLD_MAX_BYTES */
+};
+
+/* What the pass changed, over all graphs. */
+struct mq_graph_canonical_counts {
+    int constants;            /* Constant nodes turned into initializers */
+    int folded;               /* other nodes folded into initializers */
+    int identities;           /* Identity nodes removed */
+    int initializers_dropped; /* initializers nobody read any more */
+    int nodes_before, nodes_after; /* nodes in all graphs */
+};
+
+/*
+ * Canonicalises the model in place.  `options` and `counts` may be NULL.
+ * A node that cannot be folded (no kernel, a kernel error, too large) is
+ * kept as it is: only running out of memory or a malformed graph fail.
+ */
+int mq_graph_canonicalize(Onnx__ModelProto *model, const struct mq_graph_canonical_options *options,
+                          struct mq_graph_canonical_counts *counts, struct mq_error *err);
+
+#endif
