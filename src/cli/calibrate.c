@@ -12,6 +12,7 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "interp/plan.h"
 #include "model/model.h"
 #include "quant/select.h"
@@ -249,6 +250,8 @@ int mq_cli_calibrate(int argc, char **argv)
     int rc = mq_path_check_distinct(in, save, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(in, &model, &err);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)
