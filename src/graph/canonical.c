@@ -31,6 +31,8 @@ struct canon {
     /* DequantizeLinear of a constant is folded only in a model without QuantizeLinear: there it
        decompresses stored weights; in a QDQ model it is the quantization itself. */
     int fold_dequantize;
+    /* IR version 3 requires every initializer of the main graph to be listed as an input */
+    int initializers_are_inputs;
     struct mq_graph_canonical_counts counts;
     struct mq_error *err;
 };
@@ -162,6 +164,48 @@ static Onnx__TensorProto *static_shape_stand_in(const Onnx__ValueInfoProto *inpu
     return t;
 }
 
+/*
+ * A graph input entry describing an initializer (type and shape), for models
+ * of IR version 3, where every initializer must also be a graph input.
+ */
+static Onnx__ValueInfoProto *input_entry(const Onnx__TensorProto *t)
+{
+    Onnx__ValueInfoProto *info = malloc(sizeof *info);
+    Onnx__TypeProto *type = malloc(sizeof *type);
+    Onnx__TypeProto__Tensor *tensor = malloc(sizeof *tensor);
+    Onnx__TensorShapeProto *shape = malloc(sizeof *shape);
+    Onnx__TensorShapeProto__Dimension **dims = calloc(t->n_dims + 1, sizeof *dims);
+    char *name = strdup(mq_str(t->name));
+    if (!info || !type || !tensor || !shape || !dims || !name) {
+        free(info), free(type), free(tensor), free(shape), free(dims), free(name);
+        return NULL;
+    }
+    onnx__value_info_proto__init(info);
+    onnx__type_proto__init(type);
+    onnx__type_proto__tensor__init(tensor);
+    onnx__tensor_shape_proto__init(shape);
+    info->name = name;
+    info->type = type;
+    type->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    type->tensor_type = tensor;
+    tensor->has_elem_type = 1;
+    tensor->elem_type = t->data_type;
+    tensor->shape = shape;
+    shape->dim = dims;
+    for (size_t d = 0; d < t->n_dims; d++) {
+        Onnx__TensorShapeProto__Dimension *dim = malloc(sizeof *dim);
+        if (!dim) {
+            onnx__value_info_proto__free_unpacked(info, NULL);
+            return NULL;
+        }
+        onnx__tensor_shape_proto__dimension__init(dim);
+        dim->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        dim->dim_value = t->dims[d];
+        dims[shape->n_dim++] = dim;
+    }
+    return info;
+}
+
 /* Appends an initializer to the scope's graph (taking ownership). */
 static int add_initializer(struct canon *c, struct scope *s, Onnx__TensorProto *t)
 {
@@ -178,6 +222,18 @@ static int add_initializer(struct canon *c, struct scope *s, Onnx__TensorProto *
         return oom(c);
     g->n_initializer++;
     mq_strmap_del(s->others, name);
+    if (s->is_main && c->initializers_are_inputs) {
+        Onnx__ValueInfoProto *entry = input_entry(t);
+        Onnx__ValueInfoProto **inputs = realloc(g->input, (g->n_input + 1) * sizeof *inputs);
+        if (inputs)
+            g->input = inputs;
+        if (!entry || !inputs) {
+            if (entry)
+                onnx__value_info_proto__free_unpacked(entry, NULL);
+            return oom(c);
+        }
+        g->input[g->n_input++] = entry;
+    }
     return MQ_OK;
 }
 
@@ -302,6 +358,7 @@ static int fold(struct canon *c, struct scope *s, size_t n)
     if (!n_named || n_graph_outputs > 1)
         return 0;
 
+    size_t n_outputs = node->n_output;
     Onnx__TensorProto **inputs = calloc(node->n_input + 1, sizeof *inputs);
     Onnx__TensorProto **outputs = calloc(node->n_output + 1, sizeof *outputs);
     Onnx__TensorProto *stand_in = NULL;
@@ -365,7 +422,7 @@ static int fold(struct canon *c, struct scope *s, size_t n)
     rc = 1;
 done:
     if (outputs)
-        for (size_t o = 0; o < node->n_output; o++)
+        for (size_t o = 0; o < n_outputs; o++) /* node may be freed by now */
             if (outputs[o])
                 onnx__tensor_proto__free_unpacked(outputs[o], NULL);
     if (stand_in)
@@ -573,6 +630,7 @@ int mq_graph_canonicalize(Onnx__ModelProto *model, const struct mq_graph_canonic
     if (!model->graph)
         return MQ_OK;
     c.fold_dequantize = !has_quantize(model->graph, NULL);
+    c.initializers_are_inputs = model->has_ir_version && model->ir_version < 4;
     int rc = canonicalize_graph(&c, model->graph, NULL, 0);
     if (counts)
         *counts = c.counts;

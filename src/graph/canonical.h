@@ -13,7 +13,11 @@
  *   - initializers nobody reads are dropped (with their graph input entry
  *     when an old model lists them as inputs too).
  * The inputs a caller feeds and every graph output keep their names; an
- * output that turns out constant stays produced by a Constant node.
+ * output that turns out constant stays produced by a Constant node.  In a
+ * model of IR version 3, which lists every initializer as a graph input, the
+ * new initializers are listed too.  DequantizeLinear of a constant folds only
+ * in a model without QuantizeLinear (stored compressed weights): in a QDQ
+ * model it is the quantization itself.
  */
 #ifndef MQ_GRAPH_CANONICAL_H
 #define MQ_GRAPH_CANONICAL_H
