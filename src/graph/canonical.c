@@ -1,9 +1,10 @@
 /*
  * The canonicalisation pass (graph/canonical.h): per graph, a walk over the
  * nodes repeated until nothing changes (Constant nodes to initializers,
- * constant nodes folded, Identity nodes removed), then the subgraphs, then
- * the initializers nobody reads.  Folding itself is in canonical_fold.c,
- * renaming across scopes in canonical_rename.c.
+ * constant nodes folded, Identity nodes removed, If nodes of constant
+ * condition inlined), then the subgraphs, then the initializers nobody reads.
+ * Folding itself is in canonical_fold.c, renaming across scopes in
+ * canonical_rename.c, inlining in canonical_inline.c.
  */
 #include "graph/canonical.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "graph/canonical_internal.h"
+#include "interp/tensor.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h" /* mq_strmap */
 
@@ -432,10 +434,52 @@ done:
     return rc;
 }
 
+static void scope_free(struct scope *s);
+static int scope_init(struct canon *c, struct scope *s, Onnx__GraphProto *g,
+                      const struct scope *parent);
+
+/* An If whose condition is a constant: the branch it takes replaces it. */
+static int inline_if(struct canon *c, struct scope *s, size_t n)
+{
+    Onnx__NodeProto *node = s->graph->node[n];
+    if (node->n_input != 1)
+        return 0;
+    Onnx__TensorProto *cond = find_constant(s, mq_str(node->input[0]));
+    struct mq_tensor value = {0};
+    struct mq_error ignored;
+    if (!cond || mq_tensor_from_proto(cond, "If condition", &value, &ignored))
+        return 0;
+    int take_then = value.count == 1 && value.dtype == MQ_DTYPE_BOOL && *(uint8_t *)value.data;
+    int known = value.count == 1 && value.dtype == MQ_DTYPE_BOOL;
+    mq_tensor_free(&value);
+    if (!known)
+        return 0;
+    const Onnx__GraphProto *outer[MAX_DEPTH + 1];
+    int n_outer = 0;
+    for (const struct scope *p = s->parent; p && n_outer < MAX_DEPTH + 1; p = p->parent)
+        outer[n_outer++] = p->graph;
+    int rc = mq_graph_inline_if(s->graph, n, take_then, outer, n_outer);
+    if (rc < 0)
+        return oom(c);
+    if (rc == 0)
+        return 0;
+    c->counts.branches_inlined++;
+    /* the graph gained names and initializers: index them again */
+    struct mq_strmap *removed = s->removed;
+    s->removed = NULL;
+    scope_free(s);
+    rc = scope_init(c, s, s->graph, s->parent);
+    mq_strmap_free(s->removed);
+    s->removed = removed;
+    return rc < 0 ? rc : 1;
+}
+
 /* Visits node n: 1 when it was removed or replaced, 0 when left, negative on error. */
 static int visit(struct canon *c, struct scope *s, size_t n)
 {
     Onnx__NodeProto *node = s->graph->node[n];
+    if (is_op(node, "If"))
+        return inline_if(c, s, n);
     if (is_op(node, "Constant"))
         return constant_to_initializer(c, s, n);
     if (is_op(node, "Identity"))
@@ -574,7 +618,6 @@ static int canonicalize_graph(struct canon *c, Onnx__GraphProto *g, const struct
         return mq_error_set(c->err, "subgraphs nested deeper than %d levels", MAX_DEPTH);
     struct scope s;
     int rc = scope_init(c, &s, g, parent);
-    c->counts.nodes_before += (int)g->n_node;
     /* Repeated until nothing changes, so an unsorted graph folds as fully as a sorted one. */
     for (int changed = 1; rc == MQ_OK && changed;) {
         changed = 0;
@@ -599,9 +642,17 @@ static int canonicalize_graph(struct canon *c, Onnx__GraphProto *g, const struct
     }
     if (rc == MQ_OK)
         rc = drop_unread(c, &s);
-    c->counts.nodes_after += (int)g->n_node;
     scope_free(&s);
     return rc;
+}
+
+/* Adds the nodes of g and its subgraphs to *(int *)user. */
+static int count_nodes(Onnx__GraphProto *g, void *user)
+{
+    *(int *)user += (int)g->n_node;
+    for (size_t n = 0; n < g->n_node; n++)
+        mq_graph_each_subgraph(g->node[n], count_nodes, user);
+    return 0;
 }
 
 static int has_quantize(Onnx__GraphProto *g, void *user)
@@ -631,7 +682,9 @@ int mq_graph_canonicalize(Onnx__ModelProto *model, const struct mq_graph_canonic
         return MQ_OK;
     c.fold_dequantize = !has_quantize(model->graph, NULL);
     c.initializers_are_inputs = model->has_ir_version && model->ir_version < 4;
+    count_nodes(model->graph, &c.counts.nodes_before);
     int rc = canonicalize_graph(&c, model->graph, NULL, 0);
+    count_nodes(model->graph, &c.counts.nodes_after);
     if (counts)
         *counts = c.counts;
     return rc;

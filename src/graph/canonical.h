@@ -10,6 +10,7 @@
  *     exactly what the model computed); nondeterministic ops, nodes holding
  *     subgraphs and outputs over a size bound are left as they are;
  *   - Identity nodes are removed and their readers rewired;
+ *   - an If whose condition is constant is replaced by the branch it takes;
  *   - initializers nobody reads are dropped (with their graph input entry
  *     when an old model lists them as inputs too).
  * The inputs a caller feeds and every graph output keep their names; an
@@ -39,6 +40,7 @@ struct mq_graph_canonical_counts {
     int constants;            /* Constant nodes turned into initializers */
     int folded;               /* other nodes folded into initializers */
     int identities;           /* Identity nodes removed */
+    int branches_inlined;     /* If nodes with a constant condition replaced by their branch */
     int initializers_dropped; /* initializers nobody read any more */
     int nodes_before, nodes_after; /* nodes in all graphs */
 };

@@ -37,6 +37,16 @@ int mq_graph_rename_reads(Onnx__GraphProto *graph, const char *from, const char 
 /* Whether a graph defines a name itself: an input, an initializer or a node output. */
 int mq_graph_defines(const Onnx__GraphProto *graph, const char *name);
 
+/*
+ * Replaces the If node g->node[n] by the nodes and initializers of its then
+ * (take_then) or else branch, the branch's outputs taking the If's output
+ * names.  Declines (0) when a name the branch defines is already defined in g
+ * or in the enclosing graphs `outer`, or the branch has formal inputs.  1 when
+ * inlined, -1 when out of memory.
+ */
+int mq_graph_inline_if(Onnx__GraphProto *g, size_t n, int take_then,
+                       const Onnx__GraphProto *const *outer, int n_outer);
+
 /* Calls fn for every subgraph a node's attributes hold (graph and graphs). */
 typedef int (*mq_graph_sub_fn)(Onnx__GraphProto *sub, void *user);
 int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_sub_fn fn, void *user);
