@@ -57,6 +57,17 @@ static int lookup(const char *op, int decision, unsigned *inputs)
     return 0;
 }
 
+/* Producers of shape arithmetic: a decision reached from them decides on integers. */
+static const char *const shape_sources[] = {"Shape", "Size", NULL};
+
+static int in_list(const char *const *list, const char *s)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}
+
 static int is_onnx(const Onnx__NodeProto *node)
 {
     const char *d = mq_str(node->domain);
@@ -81,6 +92,16 @@ static int add_name(char ***list, int *n, struct mq_strmap *seen, const char *na
         return -1;
     (*n)++;
     return mq_strmap_put(seen, name, 1);
+}
+
+/* Drops the names added from index `first` on. */
+static void forget(char ***list, int *n, struct mq_strmap *seen, int first)
+{
+    for (int i = first; i < *n; i++) {
+        mq_strmap_del(seen, (*list)[i]);
+        free((*list)[i]);
+    }
+    *n = first;
 }
 
 struct stack {
@@ -130,6 +151,7 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
         unsigned follow;
         if (!is_onnx(node) || !lookup(mq_str(node->op_type), 1, &follow))
             continue;
+        int first_tensor = w->out->n_tensors, first_node = w->out->n_nodes, shape_math = 0;
         if (*mq_str(node->name) &&
             add_name(&w->out->nodes, &w->out->n_nodes, w->seen_nodes, node->name))
             goto done;
@@ -147,6 +169,7 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
             const Onnx__NodeProto *pn = g->node[p];
             if (pn->n_output && strcmp(mq_str(pn->op_type), "Constant") == 0)
                 continue;
+            shape_math |= is_onnx(pn) && in_list(shape_sources, mq_str(pn->op_type));
             if (add_name(&w->out->tensors, &w->out->n_tensors, w->seen_tensors, t))
                 goto done;
             if (!is_onnx(pn) || !lookup(mq_str(pn->op_type), 0, &follow))
@@ -156,6 +179,11 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
                 goto done;
             if (push_inputs(&stack, pn, follow))
                 goto done;
+        }
+        if (shape_math) {
+            /* A comparison of shapes (an Expand to the batch size, ...): integers, no path. */
+            forget(&w->out->tensors, &w->out->n_tensors, w->seen_tensors, first_tensor);
+            forget(&w->out->nodes, &w->out->n_nodes, w->seen_nodes, first_node);
         }
     }
     for (size_t n = 0; n < g->n_node; n++)

@@ -18,7 +18,9 @@ struct mq_graph_decision_paths {
      * pooling, layout and elementwise ops) and stopping at the output of a
      * node that computes new values from weights (Conv, MatMul, Gemm, ...),
      * which is included, or at a graph input, a constant or an op outside
-     * those families.  Each name once, in the order found.
+     * those families.  A decision whose path reaches a Shape or Size
+     * compares shapes (integers) and is left out.  Each name once, in the
+     * order found.
      */
     char **tensors;
     int n_tensors;

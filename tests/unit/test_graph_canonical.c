@@ -246,7 +246,7 @@ static int listed(char **names, int n, const char *name)
     return 0;
 }
 
-/* mlsd's head: Conv -> Sigmoid -> s; Mul(s, Cast(Equal(s, MaxPool(s)))); an ArgMax elsewhere. */
+/* mlsd's head: Conv -> Sigmoid -> s; Mul(s, Cast(Equal(s, MaxPool(s)))); a shape comparison. */
 START_TEST(test_decision_paths)
 {
     Onnx__ModelProto *m = qb_model(13);
@@ -262,8 +262,12 @@ START_TEST(test_decision_paths)
     qb_node(g, "Mul", "keep", "s,peak_f", "scores");
     qb_node(g, "Conv", "other", "x,w", "feat");
     qb_node(g, "Relu", "relu", "feat", "r");
+    qb_node(g, "Shape", "shp", "x", "xs");
+    qb_init_i64(g, "want", 1, (int64_t[]){4}, d);
+    qb_node(g, "Equal", "same_shape", "xs,want", "same"); /* integers: no path */
     qb_output(g, "scores", 1);
     qb_output(g, "r", 1);
+    qb_output(g, "same", 9);
 
     struct mq_error err = {{0}};
     struct mq_graph_decision_paths p;
@@ -277,6 +281,8 @@ START_TEST(test_decision_paths)
     ck_assert(listed(p.nodes, p.n_nodes, "pool"));
     ck_assert(!listed(p.nodes, p.n_nodes, "head"));
     ck_assert(!listed(p.nodes, p.n_nodes, "relu"));
+    ck_assert(!listed(p.nodes, p.n_nodes, "same_shape"));
+    ck_assert(!listed(p.tensors, p.n_tensors, "xs"));
     ck_assert_int_eq(p.n_nodes, 3);
     mq_graph_decision_paths_free(&p);
     onnx__model_proto__free_unpacked(m, NULL);
