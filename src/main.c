@@ -17,6 +17,7 @@
 
 int mq_cli_calibrate(int argc, char **argv);
 int mq_cli_quantize(int argc, char **argv);
+int mq_cli_simplify(int argc, char **argv);
 
 static const char program_help[] =
     "Usage: onnx-monoquant IN.onnx OUT.onnx --calib DIR [options]   quantize (QDQ, int8)\n"
@@ -31,6 +32,7 @@ static const char program_help[] =
     "                                       collect activation ranges only\n"
     "  dequantize IN.onnx OUT.onnx          a QDQ model back to float32\n"
     "  compare A.onnx B.onnx --inputs DIR   output and per-layer error between two models\n"
+    "  simplify IN.onnx OUT.onnx            fold constants, drop Identity and unused weights\n"
     "\n"
     "Global options (any position):\n"
     "  --max-memory SIZE   cap on tensor memory, e.g. 512M or 4G (default: 3/4 of RAM)\n"
@@ -50,6 +52,7 @@ static const struct command commands[] = {
     {"calibrate", mq_cli_calibrate},
     {"dequantize", mq_cli_dequantize},
     {"compare", mq_cli_compare},
+    {"simplify", mq_cli_simplify},
 };
 
 /* On SIGINT/SIGTERM no temporary output may stay behind: remove them, then die of the signal. */

@@ -12,6 +12,7 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "interp/plan.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
@@ -272,6 +273,8 @@ int mq_cli_calibrate(int argc, char **argv)
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     mq_fold_result_free(&folds);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "model/model.h"
 #include "report/model_compare.h"
@@ -227,6 +228,10 @@ int mq_cli_compare(int argc, char **argv)
     int rc = mq_model_load(a.a, &ma, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(a.b, &mb, &err);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(ma->proto, NULL, NULL, &err);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(mb->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
         rc = mq_compare_models(ma, mb, &o, &r, &err);
     if (rc == MQ_OK && r.samples == 0)

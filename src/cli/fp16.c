@@ -10,6 +10,7 @@
 #include "calib/driver.h"
 #include "calib/reader.h"
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "interp/plan.h"
 #include "model/model.h"
@@ -412,6 +413,8 @@ int mq_cli_fp16(int argc, char **argv)
     int rc = mq_path_check_distinct(a.in, a.out, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(a.in, &model, &err);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK && a.calib)
         rc = find_large_activations(&a, model, &large, &err);
     if (rc == MQ_OK) {

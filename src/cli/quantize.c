@@ -10,6 +10,7 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "interp/plan.h"
 #include "interp/tensor.h"
 #include "model/model.h"
@@ -476,6 +477,8 @@ int mq_cli_quantize(int argc, char **argv)
         report.opset_before = mq_model_proto_opset(model->proto, "");
         rc = mq_qdq_check_model(model->proto, &err);
     }
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
         rc = ensure_opset(model->proto, &a.quant, &err);
     /* Before selection and calibration: both see the graph that gets quantized. */
