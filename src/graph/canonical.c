@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "graph/canonical_internal.h"
+#include "graph/edit.h"
 #include "interp/tensor.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h" /* mq_strmap */
@@ -496,14 +497,14 @@ struct sub_walk {
     int depth;
 };
 
-static int walk_sub(Onnx__GraphProto *sub, void *user)
+static int walk_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
 {
     struct sub_walk *w = user;
     return canonicalize_graph(w->c, sub, w->scope, w->depth);
 }
 
 /* Every name read in g's nodes and outputs and, over-approximating, anywhere in its subgraphs. */
-static int collect_reads(Onnx__GraphProto *g, void *user)
+static int collect_reads(Onnx__GraphProto *g, const char *attr_name, void *user)
 {
     struct mq_strmap *reads = user;
     for (size_t o = 0; o < g->n_output; o++)
@@ -525,7 +526,7 @@ static int drop_unread(struct canon *c, struct scope *s)
 {
     Onnx__GraphProto *g = s->graph;
     struct mq_strmap *reads = mq_strmap_new(), *dropped = mq_strmap_new();
-    if (!reads || !dropped || collect_reads(g, reads)) {
+    if (!reads || !dropped || collect_reads(g, NULL, reads)) {
         mq_strmap_free(reads);
         mq_strmap_free(dropped);
         return oom(c);
@@ -647,7 +648,7 @@ static int canonicalize_graph(struct canon *c, Onnx__GraphProto *g, const struct
 }
 
 /* Adds the nodes of g and its subgraphs to *(int *)user. */
-static int count_nodes(Onnx__GraphProto *g, void *user)
+static int count_nodes(Onnx__GraphProto *g, const char *attr_name, void *user)
 {
     *(int *)user += (int)g->n_node;
     for (size_t n = 0; n < g->n_node; n++)
@@ -655,7 +656,7 @@ static int count_nodes(Onnx__GraphProto *g, void *user)
     return 0;
 }
 
-static int has_quantize(Onnx__GraphProto *g, void *user)
+static int has_quantize(Onnx__GraphProto *g, const char *attr_name, void *user)
 {
     (void)user;
     for (size_t n = 0; n < g->n_node; n++) {
@@ -680,11 +681,11 @@ int mq_graph_canonicalize(Onnx__ModelProto *model, const struct mq_graph_canonic
         memset(counts, 0, sizeof *counts);
     if (!model->graph)
         return MQ_OK;
-    c.fold_dequantize = !has_quantize(model->graph, NULL);
+    c.fold_dequantize = !has_quantize(model->graph, NULL, NULL);
     c.initializers_are_inputs = model->has_ir_version && model->ir_version < 4;
-    count_nodes(model->graph, &c.counts.nodes_before);
+    count_nodes(model->graph, NULL, &c.counts.nodes_before);
     int rc = canonicalize_graph(&c, model->graph, NULL, 0);
-    count_nodes(model->graph, &c.counts.nodes_after);
+    count_nodes(model->graph, NULL, &c.counts.nodes_after);
     if (counts)
         *counts = c.counts;
     return rc;

@@ -47,8 +47,4 @@ int mq_graph_defines(const Onnx__GraphProto *graph, const char *name);
 int mq_graph_inline_if(Onnx__GraphProto *g, size_t n, int take_then,
                        const Onnx__GraphProto *const *outer, int n_outer);
 
-/* Calls fn for every subgraph a node's attributes hold (graph and graphs). */
-typedef int (*mq_graph_sub_fn)(Onnx__GraphProto *sub, void *user);
-int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_sub_fn fn, void *user);
-
 #endif

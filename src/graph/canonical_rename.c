@@ -7,27 +7,10 @@
 #include <string.h>
 
 #include "graph/canonical_internal.h"
+#include "graph/edit.h"
 
 /* Deeper nesting is refused by the planner; here it only stops the walk. */
 #define RENAME_MAX_DEPTH 64
-
-int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_sub_fn fn, void *user)
-{
-    for (size_t a = 0; a < node->n_attribute; a++) {
-        const Onnx__AttributeProto *attr = node->attribute[a];
-        if (attr->g) {
-            int rc = fn(attr->g, user);
-            if (rc)
-                return rc;
-        }
-        for (size_t k = 0; k < attr->n_graphs; k++) {
-            int rc = fn(attr->graphs[k], user);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
-}
 
 int mq_graph_defines(const Onnx__GraphProto *graph, const char *name)
 {
@@ -63,7 +46,7 @@ struct rename {
 };
 
 /* Nonzero when a read of `from` in sub (or deeper) would be captured after renaming. */
-static int check_sub(Onnx__GraphProto *sub, void *user)
+static int check_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
 {
     const struct rename *r = user;
     if (r->depth > RENAME_MAX_DEPTH || mq_graph_defines(sub, r->from))
@@ -102,7 +85,7 @@ static int replace(char **slot, const char *from, const char *to)
 
 static int rename_nodes(Onnx__GraphProto *graph, struct rename *r);
 
-static int rename_sub(Onnx__GraphProto *sub, void *user)
+static int rename_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
 {
     struct rename *r = user;
     if (r->depth > RENAME_MAX_DEPTH || mq_graph_defines(sub, r->from))
