@@ -11,12 +11,13 @@
 
 #include "cli/cli.h"
 #include "cli/commands_tools.h"
-#include "cli/size.h"
+#include "cli/byte_size.h"
 #include "interp/tensor.h"
 #include "util/fileio.h"
 
 int mq_cli_calibrate(int argc, char **argv);
 int mq_cli_quantize(int argc, char **argv);
+int mq_cli_simplify(int argc, char **argv);
 
 static const char program_help[] =
     "Usage: onnx-monoquant IN.onnx OUT.onnx --calib DIR [options]   quantize (QDQ, int8)\n"
@@ -31,6 +32,7 @@ static const char program_help[] =
     "                                       collect activation ranges only\n"
     "  dequantize IN.onnx OUT.onnx          a QDQ model back to float32\n"
     "  compare A.onnx B.onnx --inputs DIR   output and per-layer error between two models\n"
+    "  simplify IN.onnx OUT.onnx            fold constants, drop Identity and unused weights\n"
     "\n"
     "Global options (any position):\n"
     "  --max-memory SIZE   cap on tensor memory, e.g. 512M or 4G (default: 3/4 of RAM)\n"
@@ -50,6 +52,7 @@ static const struct command commands[] = {
     {"calibrate", mq_cli_calibrate},
     {"dequantize", mq_cli_dequantize},
     {"compare", mq_cli_compare},
+    {"simplify", mq_cli_simplify},
 };
 
 /* On SIGINT/SIGTERM no temporary output may stay behind: remove them, then die of the signal. */
@@ -81,7 +84,7 @@ static int take_global_options(int *argc, char **argv)
             continue;
         }
         uint64_t bytes;
-        if (m < 0 || mq_cli_parse_size(value, &bytes) || bytes == 0)
+        if (m < 0 || mq_cli_parse_byte_size(value, &bytes) || bytes == 0)
             return mq_cli_usage_error(NULL, "--max-memory needs a size such as 512M or 4G");
         mq_memory_set_limit(bytes);
     }

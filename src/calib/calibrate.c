@@ -1,11 +1,10 @@
+/* Calibration: which tensors to observe, and the observers the sample driver feeds. */
 #include "calib/calibrate.h"
 
-#include <inttypes.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "calib/driver.h"
 #include "calib/observer.h"
 #include "interp/plan.h"
 /* Folded constants live in the plan's values; only the planner's own header lists them. */
@@ -261,7 +260,7 @@ int mq_calib_collect_names(const Onnx__GraphProto *graph, mq_node_predicate_fn p
     return rc;
 }
 
-/* ---- the driver ------------------------------------------------------------------------ */
+/* ---- calibration: observers on every sample ------------------------------------------ */
 
 void mq_calib_options_init(struct mq_calib_options *options)
 {
@@ -276,58 +275,47 @@ struct folded {
     const struct mq_tensor *value;
 };
 
-struct driver {
+/* What every thread reads. */
+struct calibration {
     const struct mq_plan *plan;
-    const struct mq_calib_source *source;
     const struct mq_name_list *names;
     struct name_table index;
     struct folded *folded;
     int n_folded, cap_folded;
     unsigned char *folded_not_float; /* per name: a folded constant that is not float */
     int with_histogram;
-    volatile sig_atomic_t *cancel;
-
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    int64_t next, done, total;
-    int running;
-    int interrupted;
-    int64_t failed_at;           /* lowest failing sample; INT64_MAX while none */
-    int failed_rc;
-    struct mq_error failed_err;
 };
 
+/* One thread's observers; merged in thread order once the samples are done. */
 struct worker {
-    struct driver *d;
+    struct calibration *c;
     struct mq_observer *observers; /* one per name */
     unsigned char *not_float;      /* per name: seen holding a non-float value */
-    pthread_t thread;
-    int started;
 };
 
 static int note_constant(void *user, const char *name, const struct mq_tensor *value,
                          struct mq_error *err)
 {
-    struct driver *d = user;
-    int index = table_get(&d->index, name);
+    struct calibration *c = user;
+    int index = table_get(&c->index, name);
     if (index < 0)
         return MQ_OK;
     if (!mq_dtype_is_float(value->dtype)) {
-        d->folded_not_float[index] = 1;
+        c->folded_not_float[index] = 1;
         return MQ_OK;
     }
-    for (int k = 0; k < d->n_folded; k++)
-        if (d->folded[k].index == index)
+    for (int k = 0; k < c->n_folded; k++)
+        if (c->folded[k].index == index)
             return MQ_OK;
-    if (d->n_folded == d->cap_folded) {
-        int cap = d->cap_folded ? d->cap_folded * 2 : 16;
-        struct folded *bigger = realloc(d->folded, (size_t)cap * sizeof *bigger);
+    if (c->n_folded == c->cap_folded) {
+        int cap = c->cap_folded ? c->cap_folded * 2 : 16;
+        struct folded *bigger = realloc(c->folded, (size_t)cap * sizeof *bigger);
         if (!bigger)
             return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        d->folded = bigger;
-        d->cap_folded = cap;
+        c->folded = bigger;
+        c->cap_folded = cap;
     }
-    d->folded[d->n_folded++] = (struct folded){index, value};
+    c->folded[c->n_folded++] = (struct folded){index, value};
     return MQ_OK;
 }
 
@@ -335,7 +323,7 @@ static int observe_value(struct worker *w, int index, const struct mq_tensor *t,
                          struct mq_error *err)
 {
     struct mq_observer *o = &w->observers[index];
-    if (w->d->with_histogram && !o->histogram) {
+    if (w->c->with_histogram && !o->histogram) {
         /* Allocated on first sight: tensors a thread never sees cost it nothing. */
         o->histogram = malloc(sizeof *o->histogram);
         if (!o->histogram)
@@ -343,7 +331,7 @@ static int observe_value(struct worker *w, int index, const struct mq_tensor *t,
         mq_histogram_init(o->histogram);
     }
     if (mq_observer_add(o, t, err)) {
-        mq_error_prefix(err, "tensor '%s': ", w->d->names->names[index]);
+        mq_error_prefix(err, "tensor '%s': ", w->c->names->names[index]);
         return MQ_ERR;
     }
     return MQ_OK;
@@ -353,7 +341,7 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer,
                             const char *name, const struct mq_tensor *value, struct mq_error *err)
 {
     struct worker *w = user;
-    int index = table_get(&w->d->index, name);
+    int index = table_get(&w->c->index, name);
     if (index < 0)
         return MQ_OK;
     if (!mq_dtype_is_float(value->dtype)) {
@@ -368,154 +356,31 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer,
     return MQ_OK;
 }
 
-static int run_sample(struct worker *w, int64_t i, struct mq_tensor *inputs, int n_inputs,
-                      struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+/* Before each run: the graph inputs fed from the sample and the folded constants. */
+static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *inputs,
+                          int n_inputs, struct mq_error *err)
 {
-    struct driver *d = w->d;
-    int rc = mq_calib_source_load(d->source, i, inputs, err);
+    (void)sample;
+    struct worker *w = user;
+    struct calibration *c = w->c;
+    int rc = MQ_OK;
     for (int k = 0; rc == MQ_OK && k < n_inputs; k++) {
-        int index = table_get(&d->index, mq_str(mq_plan_input(d->plan, k)->name));
+        int index = table_get(&c->index, mq_str(mq_plan_input(c->plan, k)->name));
         if (index >= 0 && mq_dtype_is_float(inputs[k].dtype))
             rc = observe_value(w, index, &inputs[k], err);
         else if (index >= 0)
             w->not_float[index] = 1;
     }
-    for (int k = 0; rc == MQ_OK && k < d->n_folded; k++)
-        rc = observe_value(w, d->folded[k].index, d->folded[k].value, err);
-    if (rc == MQ_OK) {
-        struct mq_run_options run = {observe_produced, w};
-        memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
-        rc = mq_plan_run(d->plan, inputs, n_inputs, outputs, n_outputs, &run, err);
-        for (int k = 0; k < n_outputs; k++)
-            mq_tensor_free(&outputs[k]);
-    }
-    for (int k = 0; k < n_inputs; k++)
-        mq_tensor_free(&inputs[k]);
-    if (rc)
-        mq_error_prefix(err, "calibration sample %" PRId64 " (%s): ", i,
-                        mq_calib_source_sample_name(d->source, i));
+    for (int k = 0; rc == MQ_OK && k < c->n_folded; k++)
+        rc = observe_value(w, c->folded[k].index, c->folded[k].value, err);
     return rc;
 }
 
-static void record_failure(struct driver *d, int64_t i, int rc, const struct mq_error *err)
-{
-    if (i < d->failed_at) {
-        d->failed_at = i;
-        d->failed_rc = rc;
-        d->failed_err = *err;
-    }
-}
-
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-    struct driver *d = w->d;
-    int n_inputs = mq_plan_input_count(d->plan), n_outputs = mq_plan_output_count(d->plan);
-    struct mq_tensor *inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
-    struct mq_tensor *outputs = calloc((size_t)n_outputs + 1, sizeof *outputs);
-    struct mq_error err;
-    pthread_mutex_lock(&d->lock);
-    if (!inputs || !outputs) {
-        mq_error_code(&err, MQ_ERR_MEMORY, "out of memory starting a calibration thread");
-        record_failure(d, -1, MQ_ERR_MEMORY, &err);
-    }
-    for (;;) {
-        /* Past a failure no new sample starts; those before it still run, so the failure
-           reported is the lowest-numbered one whatever the number of threads. */
-        if (d->interrupted || d->next >= d->total || d->next > d->failed_at)
-            break;
-        if (d->cancel && *d->cancel) {
-            d->interrupted = 1;
-            break;
-        }
-        int64_t i = d->next++;
-        pthread_mutex_unlock(&d->lock);
-        int rc = run_sample(w, i, inputs, n_inputs, outputs, n_outputs, &err);
-        pthread_mutex_lock(&d->lock);
-        if (rc)
-            record_failure(d, i, rc, &err);
-        else
-            d->done++;
-        pthread_cond_broadcast(&d->changed);
-    }
-    d->running--;
-    pthread_cond_broadcast(&d->changed);
-    pthread_mutex_unlock(&d->lock);
-    free(inputs);
-    free(outputs);
-    return NULL;
-}
-
-static double seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) * 1e-9;
-}
-
-static void report_progress(const struct mq_calib_options *o, int64_t done, int64_t total,
-                            const struct timespec *start)
-{
-    if (!o->progress)
-        return;
-    struct mq_calib_progress p = {done, total, seconds_since(start)};
-    o->progress(o->progress_user, &p);
-}
-
-/* Runs the workers and waits for them, reporting progress from this thread. */
-static void run_workers(struct driver *d, struct worker *workers, int jobs,
-                        const struct mq_calib_options *o)
-{
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    pthread_attr_t attr;
-    int have_attr = pthread_attr_init(&attr) == 0;
-    size_t stack = 0;
-    /* Kernels and nested subgraphs may recurse: give threads what a main thread gets. */
-    if (have_attr && pthread_attr_getstacksize(&attr, &stack) == 0 && stack < ((size_t)8 << 20))
-        pthread_attr_setstacksize(&attr, (size_t)8 << 20);
-    pthread_mutex_lock(&d->lock);
-    for (int t = 0; t < jobs; t++) {
-        d->running++;
-        workers[t].started = pthread_create(&workers[t].thread, have_attr ? &attr : NULL,
-                                            worker_main, &workers[t]) == 0;
-        if (!workers[t].started)
-            d->running--;
-    }
-    int any = d->running > 0;
-    while (d->running > 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 200 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&d->changed, &d->lock, &until);
-        int64_t done = d->done, total = d->total;
-        pthread_mutex_unlock(&d->lock);
-        report_progress(o, done, total, &start);
-        pthread_mutex_lock(&d->lock);
-    }
-    pthread_mutex_unlock(&d->lock);
-    if (have_attr)
-        pthread_attr_destroy(&attr);
-    if (!any) {
-        /* Not one thread could start: calibrate on this one. */
-        d->running = 1;
-        worker_main(&workers[0]);
-    }
-    for (int t = 0; t < jobs; t++)
-        if (workers[t].started)
-            pthread_join(workers[t].thread, NULL);
-    report_progress(o, d->done, d->total, &start);
-}
-
-/* Merges the workers' observers into ranges: exact, whatever the order. */
-static int merge_workers(struct driver *d, struct worker *workers, int jobs,
+/* Merges the workers' observers into ranges, in worker order (exact in any order). */
+static int merge_workers(struct calibration *c, struct worker *workers, int jobs,
                          struct mq_ranges *out, struct mq_error *err)
 {
-    const struct mq_name_list *names = d->names;
+    const struct mq_name_list *names = c->names;
     out->items = calloc(names->n > 0 ? (size_t)names->n : 1, sizeof *out->items);
     if (!out->items)
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory merging observers");
@@ -546,7 +411,7 @@ static int merge_workers(struct driver *d, struct worker *workers, int jobs,
         r->observed_min = r->count ? total.minmax.min : 0;
         r->observed_max = r->count ? total.minmax.max : 0;
         r->histogram = total.histogram;
-        if (d->with_histogram && !r->histogram) {
+        if (c->with_histogram && !r->histogram) {
             r->histogram = malloc(sizeof *r->histogram);
             if (!r->histogram)
                 return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
@@ -580,35 +445,40 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
             return mq_error_code(err, MQ_ERR_USAGE, "the names to observe are not sorted and "
                                  "unique (call mq_name_list_finish)");
 
-    struct driver d;
-    memset(&d, 0, sizeof d);
-    d.plan = plan;
-    d.source = source;
-    d.names = names;
-    d.with_histogram = mq_calib_method_uses_histogram(o.method);
-    d.cancel = o.cancel;
-    d.total = mq_calib_source_count(source);
-    d.failed_at = INT64_MAX;
-    int jobs = o.jobs > 0 ? o.jobs : mq_calib_default_jobs();
-    if (jobs > d.total)
-        jobs = d.total > 0 ? (int)d.total : 1;
-    if (jobs > 256)
-        jobs = 256;
+    struct calibration c;
+    memset(&c, 0, sizeof c);
+    c.plan = plan;
+    c.names = names;
+    c.with_histogram = mq_calib_method_uses_histogram(o.method);
+    struct mq_sample_pass pass = {
+        .plan = plan,
+        .source = source,
+        .jobs = o.jobs > 0 ? o.jobs : mq_calib_default_jobs(),
+        .inputs = observe_inputs,
+        .observe = observe_produced,
+        .label = "calibration sample",
+        .cancel = o.cancel,
+        .progress = o.progress,
+        .progress_user = o.progress_user,
+    };
+    int jobs = mq_sample_pass_jobs(&pass);
 
-    int rc = table_init(&d.index, names->n) ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory")
+    int rc = table_init(&c.index, names->n) ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory")
                                             : MQ_OK;
     for (int i = 0; rc == MQ_OK && i < names->n; i++)
-        table_put(&d.index, names->names[i], i);
-    d.folded_not_float = calloc(names->n > 0 ? (size_t)names->n : 1, 1);
-    if (rc == MQ_OK && !d.folded_not_float)
+        table_put(&c.index, names->names[i], i);
+    c.folded_not_float = calloc(names->n > 0 ? (size_t)names->n : 1, 1);
+    if (rc == MQ_OK && !c.folded_not_float)
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     if (rc == MQ_OK)
-        rc = mq_plan_each_constant(plan, note_constant, &d, err);
+        rc = mq_plan_each_constant(plan, note_constant, &c, err);
     struct worker *workers = calloc((size_t)jobs, sizeof *workers);
-    if (rc == MQ_OK && !workers)
+    void **worker_ptrs = calloc((size_t)jobs, sizeof *worker_ptrs);
+    if (rc == MQ_OK && (!workers || !worker_ptrs))
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     for (int t = 0; rc == MQ_OK && t < jobs; t++) {
-        workers[t].d = &d;
+        workers[t].c = &c;
+        worker_ptrs[t] = &workers[t];
         workers[t].observers = calloc(names->n > 0 ? (size_t)names->n : 1,
                                       sizeof *workers[t].observers);
         workers[t].not_float = calloc(names->n > 0 ? (size_t)names->n : 1, 1);
@@ -617,24 +487,17 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
         for (int i = 0; rc == MQ_OK && i < names->n; i++)
             mq_minmax_init(&workers[t].observers[i].minmax);
     }
+    int64_t done = 0;
     if (rc == MQ_OK) {
-        pthread_mutex_init(&d.lock, NULL);
-        pthread_cond_init(&d.changed, NULL);
-        run_workers(&d, workers, jobs, &o);
-        pthread_cond_destroy(&d.changed);
-        pthread_mutex_destroy(&d.lock);
-        if (d.failed_at != INT64_MAX) {
-            *err = d.failed_err;
-            rc = d.failed_rc;
-        } else if (d.interrupted || d.done < d.total) {
-            rc = mq_error_code(err, MQ_ERR_INTERRUPTED, "calibration interrupted after %" PRId64
-                               " of %" PRId64 " samples", d.done, d.total);
-        }
+        pass.workers = worker_ptrs;
+        rc = mq_sample_pass_run(&pass, &done, err);
+        if (rc == MQ_ERR_INTERRUPTED && strncmp(err->message, "interrupted", 11) == 0)
+            mq_error_prefix(err, "calibration ");
     }
     if (rc == MQ_OK)
-        rc = merge_workers(&d, workers, jobs, out, err);
+        rc = merge_workers(&c, workers, jobs, out, err);
     for (int i = 0; rc == MQ_OK && o.not_float && i < names->n; i++) {
-        int seen = d.folded_not_float[i];
+        int seen = c.folded_not_float[i];
         for (int t = 0; t < jobs; t++)
             seen |= workers[t].not_float[i];
         if (seen)
@@ -643,8 +506,8 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
     if (o.not_float)
         mq_name_list_finish(o.not_float);
     if (rc == MQ_OK) {
-        out->samples = (uint64_t)d.done;
-        out->has_histograms = d.with_histogram;
+        out->samples = (uint64_t)done;
+        out->has_histograms = c.with_histogram;
         rc = mq_ranges_finalize(out, o.method, o.percentile, o.symmetric, jobs, err);
     }
     for (int t = 0; workers && t < jobs; t++) {
@@ -654,9 +517,10 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
         free(workers[t].not_float);
     }
     free(workers);
-    free(d.folded);
-    free(d.folded_not_float);
-    table_free(&d.index);
+    free(worker_ptrs);
+    free(c.folded);
+    free(c.folded_not_float);
+    table_free(&c.index);
     if (rc)
         mq_ranges_free(out);
     return rc;

@@ -1,8 +1,9 @@
 /*
- * Calibration: run samples through a built plan and observe the tensors that
- * may be quantized, on N threads, each with its own observers, merged at the
- * end.  Merging is exact and order-free, so the result is the same for any
- * number of threads, and shards merge into the result of one run.
+ * Calibration: run samples through a built plan (the sample driver,
+ * calib/driver.h) and observe the tensors that may be quantized, on N threads,
+ * each with its own observers, merged at the end.  Merging is exact and
+ * order-free, so the result is the same for any number of threads, and shards
+ * merge into the result of one run.
  *
  * Which tensors: the caller decides (quant/select knows which nodes may be
  * quantized) and passes their names; mq_calib_collect_names gathers the float
@@ -17,6 +18,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "calib/driver.h"
 #include "calib/ranges.h"
 #include "calib/reader.h"
 #include "onnx.pb-c.h"
@@ -50,14 +52,6 @@ typedef int (*mq_node_predicate_fn)(void *user, const Onnx__NodeProto *node);
  */
 int mq_calib_collect_names(const Onnx__GraphProto *graph, mq_node_predicate_fn predicate,
                            void *user, struct mq_name_list *out, struct mq_error *err);
-
-struct mq_calib_progress {
-    int64_t done;          /* samples finished */
-    int64_t total;
-    double elapsed_s;
-};
-
-typedef void (*mq_calib_progress_fn)(void *user, const struct mq_calib_progress *progress);
 
 struct mq_calib_options {
     enum mq_calib_method method;

@@ -147,7 +147,8 @@ static int check_found(const struct mq_calib_source *src, const char *file, int 
     if (src->layout == MQ_CALIB_LAYOUT_NPY_STACKED)
         hint = " (a stacked .npy holds the samples along its first axis, so its rank is one "
                "more than the input's)";
-    if (in->dtype && f->dtype != in->dtype)
+    if (in->dtype && f->dtype != in->dtype &&
+        !(f->dtype == MQ_DTYPE_UINT16 && in->dtype == MQ_DTYPE_BFLOAT16))
         return mq_error_set(err, "%s: input '%s' has element type %s but the model expects %s "
                             "(model: %s; file: %s)", file, in->name, mq_dtype_name(f->dtype),
                             mq_dtype_name(in->dtype), want, have);
@@ -708,6 +709,16 @@ static int open_samples(struct mq_calib_source *src, const struct listing *entri
     return MQ_OK;
 }
 
+/* DIR holds input_K.pb files itself: it is the one sample. */
+static int open_one_folder(struct mq_calib_source *src, struct mq_error *err)
+{
+    src->samples = calloc(1, sizeof *src->samples);
+    if (!src->samples || !(src->samples[0].path = strdup(src->dir)))
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    src->n_samples = 1;
+    return open_folder_sample(src, &src->samples[0], 1, err);
+}
+
 int mq_calib_source_open(const char *dir, const Onnx__ValueInfoProto *const *inputs, int n_inputs,
                          int64_t limit, struct mq_calib_source **out, struct mq_error *err)
 {
@@ -737,6 +748,8 @@ int mq_calib_source_open(const char *dir, const Onnx__ValueInfoProto *const *inp
     } else if (f.npy.n) {
         src->layout = MQ_CALIB_LAYOUT_NPY_STACKED;
         rc = open_stacked(src, &f, limit, err);
+    } else if (f.pb_inputs.n) {
+        rc = open_one_folder(src, err);
     } else {
         rc = mq_error_set(err, "%s: no calibration samples: expected test_data_set_N/input_K.pb "
                           "folders, folders of <input>.npy files, .npz archives, or "
@@ -853,6 +866,8 @@ int mq_calib_source_load(const struct mq_calib_source *src, int64_t i, struct mq
         }
         if (rc == MQ_OK) {
             struct found fd;
+            /* Older writers store bfloat16 as uint16: the graph input says which it is. */
+            mq_tensor_adopt_declared_bfloat16(&inputs[k], src->inputs[k].dtype);
             found_from_tensor(&fd, &inputs[k]);
             rc = check_found(src, what, k, &fd, &b, err);
         }

@@ -10,7 +10,10 @@
  *   3. `.npz` archives, one per sample, keyed by graph input name (stored, as
  *      numpy.savez writes them; compressed archives are refused);
  *   4. one `<input name>.npy` per graph input whose first axis is the sample
- *      axis (sample i is array[i]).
+ *      axis (sample i is array[i]);
+ *   5. input_K.pb files in the folder itself: one sample, bound as in 1.
+ * This is the one binding rule of every command that reads samples
+ * (calibrate, quantize, fp16 --calib, run).
  * Samples are taken in natural order (test_data_set_2 before
  * test_data_set_10); hidden entries and files of other types are ignored.
  *
@@ -18,7 +21,8 @@
  * format has them: a missing input, an extra one, a wrong element type, rank
  * or fixed dimension, or a symbolic dimension that takes two values within one
  * sample gives an error naming the file, the input and both shapes.
- * Non-float inputs (ids, sample rates) are fed as they are.
+ * Non-float inputs (ids, sample rates) are fed as they are; a uint16 tensor
+ * feeds a bfloat16 input (older writers stored bfloat16 so).
  */
 #ifndef MQ_CALIB_READER_H
 #define MQ_CALIB_READER_H

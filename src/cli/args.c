@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/text.h"
 
 int mq_cli_option(int argc, char **argv, int *i, const char *name, const char **value)
 {
@@ -45,16 +46,26 @@ int mq_cli_report(int rc, const struct mq_error *err)
 {
     if (rc == MQ_OK)
         return MQ_EXIT_OK;
-    fprintf(stderr, "onnx-monoquant: %s\n", err->message[0] ? err->message : "failed");
+    mq_cli_print_error(err);
     return rc == MQ_ERR_USAGE ? MQ_EXIT_USAGE : MQ_EXIT_FAILURE;
+}
+
+void mq_cli_print_error(const struct mq_error *err)
+{
+    /* One line, escaped whole: the message carries names read from files. */
+    fputs("onnx-monoquant: ", stderr);
+    mq_text_write(stderr, err->message[0] ? err->message : "failed", 0);
+    fputc('\n', stderr);
 }
 
 int mq_cli_usage_error(const char *command, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    char message[1024];
+    vsnprintf(message, sizeof message, fmt, ap);
     fprintf(stderr, "onnx-monoquant%s%s: ", command ? " " : "", command ? command : "");
-    vfprintf(stderr, fmt, ap);
+    mq_text_write(stderr, message, 0);
     fprintf(stderr, "\nTry 'onnx-monoquant %s%s--help'.\n", command ? command : "",
             command ? " " : "");
     va_end(ap);

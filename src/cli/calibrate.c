@@ -12,10 +12,14 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "interp/plan.h"
 #include "model/model.h"
+#include "quant/batchnorm_fold.h"
+#include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
+#include "util/text.h"
 
 int mq_cli_calibrate(int argc, char **argv);
 
@@ -41,8 +45,8 @@ static const char calibrate_help[] =
     "  --load-ranges FILE    merge a saved ranges file (repeatable); with --calib,\n"
     "                        the new samples are merged with it\n"
     "  --save-ranges FILE    where to write the ranges (JSON)\n"
-    "  --op-types A,B,...    observe the float inputs and outputs of the nodes of these\n"
-    "                        op types (default: those quantize selects); with\n"
+    "  --op-types A,B,...    observe the tensors quantize would quantize for the nodes\n"
+    "                        of these op types (default: those quantize selects); with\n"
     "  --exclude-op-types, --include-nodes, --exclude-nodes  as for quantize, so that\n"
     "                        calibrate observes exactly the nodes quantize will rewrite\n"
     "  --quiet               no progress line or summary\n";
@@ -61,11 +65,23 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
-/* A node is observed when quant/select chose it: calibrate and quantize agree by construction. */
-static int selected(void *user, const Onnx__NodeProto *node)
+/*
+ * The tensors to observe: quantize's own answer for this selection
+ * (mq_qdq_tensors_to_observe), so calibrate and quantize agree by construction.
+ */
+static int tensors_to_observe(const Onnx__ModelProto *proto, const struct mq_selection *sel,
+                              struct mq_name_list *out, struct mq_error *err)
 {
-    const struct mq_node_choice *choice = mq_selection_find(user, node);
-    return choice && choice->status == MQ_NODE_SELECTED;
+    struct mq_quant_options o;
+    mq_quant_options_default(&o);
+    char **names = NULL;
+    int n = 0;
+    int rc = mq_qdq_tensors_to_observe(proto, sel, &o, &names, &n, err);
+    for (int i = 0; rc == MQ_OK && i < n; i++)
+        rc = mq_name_list_add(out, names[i], err);
+    mq_name_list_finish(out);
+    mq_string_list_free(names, n);
+    return rc;
 }
 
 /* The selection options quantize takes, in the order of the lists they fill. */
@@ -115,17 +131,20 @@ static void report_ranges(const struct mq_ranges *r, const struct mq_name_list *
         if (++nonfinite > 10)
             continue;
         if (t->count == 0)
-            fprintf(stderr, "onnx-monoquant: warning: tensor '%s' held no finite value (%llu "
-                    "NaN, %llu infinite): it has no range\n", t->name,
-                    (unsigned long long)t->nan, (unsigned long long)(t->nonfinite - t->nan));
+            mq_text_printf(stderr,
+                           "onnx-monoquant: warning: tensor '%s' held no finite value (%llu "
+                           "NaN, %llu infinite): it has no range\n", t->name,
+                           (unsigned long long)t->nan, (unsigned long long)(t->nonfinite - t->nan));
         else
-            fprintf(stderr, "onnx-monoquant: warning: tensor '%s': %llu NaN and %llu infinite "
-                    "values excluded from its range\n", t->name, (unsigned long long)t->nan,
-                    (unsigned long long)(t->nonfinite - t->nan));
+            mq_text_printf(stderr,
+                           "onnx-monoquant: warning: tensor '%s': %llu NaN and %llu infinite "
+                           "values excluded from its range\n", t->name, (unsigned long long)t->nan,
+                           (unsigned long long)(t->nonfinite - t->nan));
     }
     if (nonfinite > 10)
-        fprintf(stderr, "onnx-monoquant: warning: %d more tensors held NaN or infinite values "
-                "(see the saved file)\n", nonfinite - 10);
+        mq_text_printf(stderr,
+                       "onnx-monoquant: warning: %d more tensors held NaN or infinite values "
+                       "(see the saved file)\n", nonfinite - 10);
     if (quiet || !names)
         return;
     /* Integer tensors (shape arithmetic) are not news; float ones never produced are. */
@@ -135,14 +154,14 @@ static void report_ranges(const struct mq_ranges *r, const struct mq_name_list *
         unreached += UNREACHED(names->names[i]);
     if (!unreached)
         return;
-    fprintf(stderr, "onnx-monoquant: note: %d of %d tensors to observe were never produced "
-            "(branches not taken, loops that did not run):", unreached, names->n);
+    mq_text_printf(stderr, "onnx-monoquant: note: %d of %d tensors to observe were never produced "
+                   "(branches not taken, loops that did not run):", unreached, names->n);
     int shown = 0;
     for (int i = 0; i < names->n && shown < 8; i++)
         if (UNREACHED(names->names[i]))
-            fprintf(stderr, "%s '%s'", shown++ ? "," : "", names->names[i]);
+            mq_text_printf(stderr, "%s '%s'", shown++ ? "," : "", names->names[i]);
 #undef UNREACHED
-    fprintf(stderr, "%s\n", unreached > shown ? ", ..." : "");
+    mq_text_printf(stderr, "%s\n", unreached > shown ? ", ..." : "");
 }
 
 int mq_cli_calibrate(int argc, char **argv)
@@ -249,21 +268,21 @@ int mq_cli_calibrate(int argc, char **argv)
     int rc = mq_path_check_distinct(in, save, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(in, &model, &err);
+    /* quantize folds BatchNormalization before it selects and calibrates: so does calibrate. */
+    struct mq_fold_result folds = {0};
+    if (rc == MQ_OK)
+        rc = mq_fold_batchnorm(model->proto, &folds, &err);
+    mq_fold_result_free(&folds);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)
-        rc = mq_calib_collect_names(model->proto->graph, selected, &selection, &names, &err);
+        rc = tensors_to_observe(model->proto, &selection, &names, &err);
     if (rc == MQ_OK && calib) {
         rc = mq_plan_build(model, &plan, &err);
-        int n = rc == MQ_OK ? mq_plan_input_count(plan) : 0;
-        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
-        if (rc == MQ_OK && !inputs)
-            rc = mq_error_code(&err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < n; i++)
-            inputs[i] = mq_plan_input(plan, i);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open(calib, inputs, n, limit, &source, &err);
-        free(inputs);
+            rc = mq_calib_source_open_for_plan(calib, plan, limit, &source, &err);
     }
     if (rc == MQ_OK && calib) {
         struct sigaction sa, old_int, old_term;
@@ -311,10 +330,11 @@ int mq_cli_calibrate(int argc, char **argv)
         double seconds = (double)(end.tv_sec - start.tv_sec) +
                          (double)(end.tv_nsec - start.tv_nsec) * 1e-9;
         if (!quiet)
-            fprintf(stderr, "%s %llu samples (%s%s) in %.2f s: %d tensors, saved to %s\n",
-                    calib ? "calibrated" : "merged ranges of", (unsigned long long)result.samples,
-                    result.method, n_loads && calib ? ", with the loaded ranges" : "", seconds,
-                    result.n, save);
+            mq_text_printf(stderr, "%s %llu samples (%s%s) in %.2f s: %d tensors, saved to %s\n",
+                           calib ? "calibrated" : "merged ranges of",
+                           (unsigned long long)result.samples, result.method,
+                           n_loads && calib ? ", with the loaded ranges" : "", seconds, result.n,
+                           save);
     }
     mq_ranges_free(&result);
     mq_name_list_free(&names);

@@ -25,6 +25,8 @@ long long mq_cli_parse_count(const char *s);
 
 /* Prints "onnx-monoquant: <message>" and maps the error code to an exit status. */
 int mq_cli_report(int rc, const struct mq_error *err);
+/* Prints "onnx-monoquant: MESSAGE" on stderr, control characters escaped. */
+void mq_cli_print_error(const struct mq_error *err);
 /* Prints "onnx-monoquant <command>: <message>" plus a hint at --help; returns MQ_EXIT_USAGE. */
 int mq_cli_usage_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "model/model.h"
 #include "report/model_compare.h"
 #include "util/fileio.h"
 #include "util/json.h"
+#include "util/text.h"
 
 static const char compare_help[] =
     "Usage: onnx-monoquant compare A.onnx B.onnx --inputs DIR [options]\n"
@@ -48,9 +50,9 @@ static void format_db(char *buf, size_t size, double db)
 
 static void print_text(FILE *f, const struct compare_args *a, const struct mq_compare_result *r)
 {
-    fprintf(f, "A: %s\nB: %s\nsamples: %lld\n\n", a->a, a->b, (long long)r->samples);
-    fprintf(f, "%-28s %9s %10s %10s %12s  %s\n", "output", "sqnr_db", "worst_db", "cosine",
-            "max_abs_err", "top1_agree");
+    mq_text_printf(f, "A: %s\nB: %s\nsamples: %lld\n\n", a->a, a->b, (long long)r->samples);
+    mq_text_printf(f, "%-28s %9s %10s %10s %12s  %s\n", "output", "sqnr_db", "worst_db", "cosine",
+                   "max_abs_err", "top1_agree");
     for (int i = 0; i < r->n_outputs; i++) {
         const struct mq_output_compare *o = &r->outputs[i];
         char sqnr[32], worst[32], top1[64] = "-";
@@ -59,18 +61,19 @@ static void print_text(FILE *f, const struct compare_args *a, const struct mq_co
         if (o->class_scores && o->top1.rows)
             snprintf(top1, sizeof top1, "%lld/%lld (%.2f%%)", (long long)o->top1.agree,
                      (long long)o->top1.rows, 100.0 * (double)o->top1.agree / (double)o->top1.rows);
-        fprintf(f, "%-28s %9s %10s %10.6f %12.4g  %s\n", o->name, sqnr, worst,
-                mq_error_stats_cosine(&o->stats), o->stats.max_abs_error, top1);
+        mq_text_printf(f, "%-28s %9s %10s %10.6f %12.4g  %s\n", o->name, sqnr, worst,
+                       mq_error_stats_cosine(&o->stats), o->stats.max_abs_error, top1);
         if (o->stats.nonfinite_mismatch)
-            fprintf(f, "  %lld values are NaN or infinite on one side only\n",
-                    (long long)o->stats.nonfinite_mismatch);
+            mq_text_printf(f, "  %lld values are NaN or infinite on one side only\n",
+                           (long long)o->stats.nonfinite_mismatch);
     }
     if (!a->per_layer)
         return;
-    fprintf(f, "\nper layer: %d tensors compared (%d matched by name); nodes adding the most "
-            "error first\n", r->n_layers, r->n_matched_names);
-    fprintf(f, "%-32s %-18s %9s %9s %9s  %s\n", "node", "op", "in_db", "out_db", "node_db",
-            "tensor");
+    mq_text_printf(f,
+                   "\nper layer: %d tensors compared (%d matched by name); nodes adding the most "
+                   "error first\n", r->n_layers, r->n_matched_names);
+    mq_text_printf(f, "%-32s %-18s %9s %9s %9s  %s\n", "node", "op", "in_db", "out_db", "node_db",
+                   "tensor");
     for (int i = 0; i < r->n_layers && i < a->top; i++) {
         const struct mq_layer_compare *l = &r->layers[i];
         char in[32], out[32], node[32];
@@ -78,14 +81,15 @@ static void print_text(FILE *f, const struct compare_args *a, const struct mq_co
                                      ? -10.0 * log10(l->input_relative_noise) : INFINITY);
         format_db(out, sizeof out, mq_error_stats_sqnr_db(&l->stats));
         format_db(node, sizeof node, l->node_sqnr_db);
-        fprintf(f, "%-32s %-18s %9s %9s %9s  %s", l->node ? l->node : "?",
-                l->op_type ? l->op_type : "?", in, out, node, l->tensor_a);
+        mq_text_printf(f, "%-32s %-18s %9s %9s %9s  %s", l->node ? l->node : "?",
+                       l->op_type ? l->op_type : "?", in, out, node, l->tensor_a);
         if (strcmp(l->tensor_a, l->tensor_b) != 0)
-            fprintf(f, " (B: %s)", l->tensor_b);
+            mq_text_printf(f, " (B: %s)", l->tensor_b);
         if (l->shape_mismatches)
-            fprintf(f, "  [shapes differ in %lld samples]", (long long)l->shape_mismatches);
+            mq_text_printf(f, "  [shapes differ in %lld samples]", (long long)l->shape_mismatches);
         if (l->stats.nonfinite_mismatch)
-            fprintf(f, "  [%lld NaN/inf on one side]", (long long)l->stats.nonfinite_mismatch);
+            mq_text_printf(f, "  [%lld NaN/inf on one side]",
+                           (long long)l->stats.nonfinite_mismatch);
         fputc('\n', f);
     }
     fputs("in_db: SQNR of the node's noisiest input; node_db: SQNR of the error the node\n"
@@ -224,6 +228,10 @@ int mq_cli_compare(int argc, char **argv)
     int rc = mq_model_load(a.a, &ma, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(a.b, &mb, &err);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(ma->proto, NULL, NULL, &err);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(mb->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
         rc = mq_compare_models(ma, mb, &o, &r, &err);
     if (rc == MQ_OK && r.samples == 0)

@@ -6,6 +6,7 @@
 #include "cli/commands_tools.h"
 #include "model/model.h"
 #include "quant/dequantize.h"
+#include "util/text.h"
 
 static const char dequantize_help[] =
     "Usage: onnx-monoquant dequantize IN.onnx OUT.onnx [options]\n"
@@ -65,20 +66,24 @@ int mq_cli_dequantize(int argc, char **argv)
     if (rc == MQ_OK)
         rc = mq_model_save(model->proto, out, &save, &err);
     if (rc == MQ_OK && !quiet) {
-        fprintf(stderr, "dequantized %s -> %s\n", in, out);
-        fprintf(stderr, "  weights folded into float initializers: %d (%d under their "
-                "original names)\n", r.weights_folded, r.weights_renamed);
+        mq_text_printf(stderr, "dequantized %s -> %s\n", in, out);
+        mq_text_printf(stderr, "  weights folded into float initializers: %d (%d under their "
+                       "original names)\n", r.weights_folded, r.weights_renamed);
         if (!options.weights_only)
-            fprintf(stderr, "  activation Q/DQ pairs removed: %d\n", r.pairs_removed);
+            mq_text_printf(stderr, "  activation Q/DQ pairs removed: %d\n", r.pairs_removed);
         if (r.activations_restored)
-            fprintf(stderr, "  folded activations put back: %d%s\n", r.activations_restored,
-                    r.restored_by_guess ? " (Relus where a pair clamps at 0: the model has no "
-                                          "record of what the quantizer folded)" : "");
+            mq_text_printf(stderr, "  folded activations put back: %d%s\n",
+                           r.activations_restored,
+                           r.restored_by_guess ? " (Relus where a pair clamps at 0: the model "
+                                                 "has no record of what the quantizer folded)"
+                                               : "");
         if (r.kept_quantize || r.kept_dequantize)
-            fprintf(stderr, "  left in place: %d QuantizeLinear, %d DequantizeLinear (read by "
-                    "other nodes, or of non-constant inputs)\n", r.kept_quantize,
-                    r.kept_dequantize);
-        fprintf(stderr, "  initializers no longer used, removed: %d\n", r.initializers_removed);
+            mq_text_printf(stderr,
+                           "  left in place: %d QuantizeLinear, %d DequantizeLinear (read by "
+                           "other nodes, or of non-constant inputs)\n", r.kept_quantize,
+                           r.kept_dequantize);
+        mq_text_printf(stderr, "  initializers no longer used, removed: %d\n",
+                       r.initializers_removed);
     }
     mq_model_free(model);
     return mq_cli_report(rc, &err);

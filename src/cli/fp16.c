@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/driver.h"
 #include "calib/reader.h"
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "interp/plan.h"
 #include "model/model.h"
@@ -16,6 +18,7 @@
 #include "quant/graph.h"
 #include "util/fileio.h"
 #include "util/json.h"
+#include "util/text.h"
 
 static const char fp16_help[] =
     "Usage: onnx-monoquant IN.onnx OUT.onnx --fp16 [options]\n"
@@ -72,7 +75,7 @@ static void args_free(struct fp16_args *a)
 static int usage(const char *fmt, const char *detail)
 {
     fprintf(stderr, "onnx-monoquant: ");
-    fprintf(stderr, fmt, detail);
+    mq_text_printf(stderr, fmt, detail);
     fprintf(stderr, "\nTry 'onnx-monoquant IN OUT --fp16 --help'.\n");
     return MQ_EXIT_USAGE;
 }
@@ -138,7 +141,7 @@ static int parse(int argc, char **argv, struct fp16_args *a)
                 snprintf(option, sizeof option, "--%s", list_options[k]);
                 int rc = mq_pattern_list_add(&a->lists[k], v, option, &err);
                 if (rc) {
-                    fprintf(stderr, "onnx-monoquant: %s\n", err.message);
+                    mq_cli_print_error(&err);
                     return rc == MQ_ERR_MEMORY ? MQ_EXIT_FAILURE : MQ_EXIT_USAGE;
                 }
             }
@@ -243,43 +246,27 @@ static int find_large_activations(const struct fp16_args *a, const struct mq_mod
     struct range_table all = {0};
     struct mq_plan *plan = NULL;
     struct mq_calib_source *source = NULL;
-    struct mq_tensor *inputs = NULL, *outputs = NULL;
-    const Onnx__ValueInfoProto **infos = NULL;
     memset(large, 0, sizeof *large);
     int rc = mq_plan_build(model, &plan, err);
-    int n_in = rc ? 0 : mq_plan_input_count(plan), n_out = rc ? 0 : mq_plan_output_count(plan);
     all.by_name = mq_strmap_new();
     large->by_name = mq_strmap_new();
-    inputs = calloc((size_t)n_in + 1, sizeof *inputs);
-    outputs = calloc((size_t)n_out + 1, sizeof *outputs);
-    infos = calloc((size_t)n_in + 1, sizeof *infos);
-    if (rc == MQ_OK && (!all.by_name || !large->by_name || !inputs || !outputs || !infos))
+    if (rc == MQ_OK && (!all.by_name || !large->by_name))
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-    for (int i = 0; rc == MQ_OK && i < n_in; i++)
-        infos[i] = mq_plan_input(plan, i);
     if (rc == MQ_OK)
-        rc = mq_calib_source_open(a->calib, infos, n_in, a->limit, &source, err);
-    struct mq_run_options run = {observe_range, &all};
-    for (int64_t s = 0; rc == MQ_OK && s < mq_calib_source_count(source); s++) {
-        rc = mq_calib_source_load(source, s, inputs, err);
-        if (rc == MQ_OK)
-            rc = mq_plan_run(plan, inputs, n_in, outputs, n_out, &run, err);
-        if (rc)
-            mq_error_prefix(err, "%s: ", mq_calib_source_sample_name(source, s));
-        for (int i = 0; i < n_in; i++)
-            mq_tensor_free(&inputs[i]);
-        for (int o = 0; o < n_out; o++)
-            mq_tensor_free(&outputs[o]);
-    }
+        rc = mq_calib_source_open_for_plan(a->calib, plan, a->limit, &source, err);
+    void *workers[1] = {&all};
+    struct mq_sample_pass pass = {
+        .plan = plan, .source = source, .jobs = 1, .workers = workers, .observe = observe_range,
+    };
+    int64_t done;
+    if (rc == MQ_OK)
+        rc = mq_sample_pass_run(&pass, &done, err);
     for (int i = 0; rc == MQ_OK && i < all.n; i++)
         if (all.max[i] > MQ_FP16_MAX)
             rc = range_note(large, all.names[i], all.max[i], err);
     range_table_free(&all);
     mq_calib_source_free(source);
     mq_plan_free(plan);
-    free(inputs);
-    free(outputs);
-    free(infos);
     if (rc)
         range_table_free(large);
     return rc;
@@ -299,23 +286,26 @@ static void print_summary(FILE *f, const struct fp16_args *a, const struct mq_fp
         else
             kept++;
     }
-    fprintf(f, "float16 (%s ops, io types %s): %d nodes converted, %d follow their inputs "
-            "(%d in float16), %d kept float32\n",
-            a->options.ops == MQ_FP16_OPS_ALL ? "all" : "ort-cpu",
-            a->options.keep_io_types ? "kept float32" : "float16", converted,
-            follow16 + follow32, follow16, kept);
-    fprintf(f, "  initializers: %d converted, %d kept float32; %d Constant values converted; "
-            "%d Casts inserted\n", r->initializers_converted, r->initializers_kept,
-            r->constants_converted, r->casts_inserted);
-    fprintf(f, "  float weights: %.1f KiB -> %.1f KiB\n", (double)r->weight_bytes_before / 1024,
-            (double)r->weight_bytes_after / 1024);
+    mq_text_printf(f, "float16 (%s ops, io types %s): %d nodes converted, %d follow their inputs "
+                   "(%d in float16), %d kept float32\n",
+                   a->options.ops == MQ_FP16_OPS_ALL ? "all" : "ort-cpu",
+                   a->options.keep_io_types ? "kept float32" : "float16", converted,
+                   follow16 + follow32, follow16, kept);
+    mq_text_printf(f,
+                   "  initializers: %d converted, %d kept float32; %d Constant values converted; "
+                   "%d Casts inserted\n", r->initializers_converted, r->initializers_kept,
+                   r->constants_converted, r->casts_inserted);
+    mq_text_printf(f, "  float weights: %.1f KiB -> %.1f KiB\n",
+                   (double)r->weight_bytes_before / 1024,
+                   (double)r->weight_bytes_after / 1024);
     if (r->values_flushed_to_zero)
-        fprintf(f, "  %lld nonzero weights are below float16's smallest value and became 0\n",
-                (long long)r->values_flushed_to_zero);
+        mq_text_printf(f,
+                       "  %lld nonzero weights are below float16's smallest value and became 0\n",
+                       (long long)r->values_flushed_to_zero);
     for (int i = 0; i < r->n_ranges; i++)
-        fprintf(f, "  beyond float16's range, kept float32: %s '%s'%s%s (max |x| %g)\n",
-                r->ranges[i].what, r->ranges[i].name, *r->ranges[i].graph ? " in " : "",
-                r->ranges[i].graph, r->ranges[i].max_abs);
+        mq_text_printf(f, "  beyond float16's range, kept float32: %s '%s'%s%s (max |x| %g)\n",
+                       r->ranges[i].what, r->ranges[i].name, *r->ranges[i].graph ? " in " : "",
+                       r->ranges[i].graph, r->ranges[i].max_abs);
     /* Kept nodes grouped by op type and reason: one line each. */
     int shown = 0;
     for (int i = 0; i < r->n_nodes; i++) {
@@ -335,11 +325,11 @@ static void print_summary(FILE *f, const struct fp16_args *a, const struct mq_fp
                      strcmp(r->nodes[j].op_type, n->op_type) == 0 &&
                      strcmp(mq_str(r->nodes[j].reason), mq_str(n->reason)) == 0;
         if (shown++ == 0)
-            fprintf(f, "  kept float32:\n");
+            mq_text_printf(f, "  kept float32:\n");
         if (count == 1)
-            fprintf(f, "    %-20s '%s': %s\n", n->op_type, n->name, mq_str(n->reason));
+            mq_text_printf(f, "    %-20s '%s': %s\n", n->op_type, n->name, mq_str(n->reason));
         else
-            fprintf(f, "    %-20s %d nodes: %s\n", n->op_type, count, mq_str(n->reason));
+            mq_text_printf(f, "    %-20s %d nodes: %s\n", n->op_type, count, mq_str(n->reason));
     }
 }
 
@@ -423,6 +413,8 @@ int mq_cli_fp16(int argc, char **argv)
     int rc = mq_path_check_distinct(a.in, a.out, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(a.in, &model, &err);
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK && a.calib)
         rc = find_large_activations(&a, model, &large, &err);
     if (rc == MQ_OK) {

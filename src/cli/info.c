@@ -8,6 +8,7 @@
 #include "model/model.h"
 #include "model/summary.h"
 #include "util/json.h"
+#include "util/text.h"
 
 static const char info_help[] =
     "Usage: onnx-monoquant info IN.onnx [--json]\n"
@@ -166,39 +167,42 @@ static int print_text(const struct mq_model *m, const struct mq_model_summary *s
 {
     const Onnx__ModelProto *p = m->proto;
     char type[1024];
-    printf("file: %s\n", m->path);
-    printf("ir_version: %" PRId64 "\n", p->ir_version);
-    printf("producer: %s %s\n", mq_str(p->producer_name), mq_str(p->producer_version));
-    printf("opset imports:");
+    mq_text_printf(stdout, "file: %s\n", m->path);
+    mq_text_printf(stdout, "ir_version: %" PRId64 "\n", p->ir_version);
+    mq_text_printf(stdout, "producer: %s %s\n", mq_str(p->producer_name),
+                   mq_str(p->producer_version));
+    mq_text_printf(stdout, "opset imports:");
     for (size_t i = 0; i < p->n_opset_import; i++)
-        printf(" %s=%" PRId64, *mq_str(p->opset_import[i]->domain) ? p->opset_import[i]->domain
-                                                                   : "ai.onnx",
-               p->opset_import[i]->version);
-    printf("\ninputs:\n");
+        mq_text_printf(stdout, " %s=%" PRId64,
+                       *mq_str(p->opset_import[i]->domain) ? p->opset_import[i]->domain
+                                                           : "ai.onnx",
+                       p->opset_import[i]->version);
+    mq_text_printf(stdout, "\ninputs:\n");
     for (size_t i = 0; i < p->graph->n_input; i++) {
         const Onnx__ValueInfoProto *v = p->graph->input[i];
         format_type(v->type, type, sizeof type);
-        printf("  %s: %s%s\n", mq_str(v->name), type,
-               is_initializer(p->graph, mq_str(v->name)) ? " (has initializer)" : "");
+        mq_text_printf(stdout, "  %s: %s%s\n", mq_str(v->name), type,
+                       is_initializer(p->graph, mq_str(v->name)) ? " (has initializer)" : "");
     }
-    printf("outputs:\n");
+    mq_text_printf(stdout, "outputs:\n");
     for (size_t i = 0; i < p->graph->n_output; i++) {
         const Onnx__ValueInfoProto *v = p->graph->output[i];
         format_type(v->type, type, sizeof type);
-        printf("  %s: %s\n", mq_str(v->name), type);
+        mq_text_printf(stdout, "  %s: %s\n", mq_str(v->name), type);
     }
-    printf("nodes: %" PRId64 " in the main graph, %" PRId64 " in %" PRId64 " subgraphs\n",
-           s->nodes_main, s->nodes_subgraphs, s->n_subgraphs);
+    mq_text_printf(stdout,
+                   "nodes: %" PRId64 " in the main graph, %" PRId64 " in %" PRId64 " subgraphs\n",
+                   s->nodes_main, s->nodes_subgraphs, s->n_subgraphs);
     for (int i = 0; i < s->n_ops; i++) {
-        printf("  %-28s %6" PRId64, s->ops[i].op_type, s->ops[i].main_graph);
+        mq_text_printf(stdout, "  %-28s %6" PRId64, s->ops[i].op_type, s->ops[i].main_graph);
         if (s->ops[i].subgraphs)
-            printf("  (+%" PRId64 " in subgraphs)", s->ops[i].subgraphs);
+            mq_text_printf(stdout, "  (+%" PRId64 " in subgraphs)", s->ops[i].subgraphs);
         if (*s->ops[i].domain)
-            printf("  [%s]", s->ops[i].domain);
-        printf("\n");
+            mq_text_printf(stdout, "  [%s]", s->ops[i].domain);
+        mq_text_printf(stdout, "\n");
     }
-    printf("initializers: %" PRId64 " (%" PRIu64 " bytes)\n", s->initializers,
-           s->initializer_bytes);
+    mq_text_printf(stdout, "initializers: %" PRId64 " (%" PRIu64 " bytes)\n", s->initializers,
+                   s->initializer_bytes);
     return fflush(stdout) != 0 || ferror(stdout);
 }
 

@@ -10,19 +10,21 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "graph/canonical.h"
 #include "interp/plan.h"
 #include "interp/tensor.h"
 #include "model/model.h"
+#include "quant/batchnorm_fold.h"
 #include "quant/check.h"
-#include "quant/fold.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 #include "quant/target_search.h"
 #include "report/report.h"
 #include "util/fileio.h"
+#include "util/text.h"
 
 int mq_cli_quantize(int argc, char **argv);
 
@@ -119,7 +121,7 @@ static void args_free(struct quantize_args *a)
 static int usage(const char *fmt, const char *detail)
 {
     fprintf(stderr, "onnx-monoquant: ");
-    fprintf(stderr, fmt, detail);
+    mq_text_printf(stderr, fmt, detail);
     fprintf(stderr, "\nTry 'onnx-monoquant IN.onnx OUT.onnx --help'.\n");
     return MQ_EXIT_USAGE;
 }
@@ -131,7 +133,7 @@ static int add_patterns(struct mq_pattern_list *list, const char *value, const c
     int rc = mq_pattern_list_add(list, value, option, &err);
     if (rc == MQ_OK)
         return 0;
-    fprintf(stderr, "onnx-monoquant: %s\n", err.message);
+    mq_cli_print_error(&err);
     return rc == MQ_ERR_MEMORY ? MQ_EXIT_FAILURE : MQ_EXIT_USAGE;
 }
 
@@ -443,7 +445,7 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
 }
 
 /*
- * The second pass over the samples (quant/stats.h), once the ranges are known.
+ * The second pass over the samples (quant/sample_stats.h), once the ranges are known.
  * Nothing to do without samples (--load-ranges) or when both rules are off.
  */
 static int get_stats(const struct quantize_args *a, const struct mq_model *model,
@@ -573,7 +575,7 @@ static int run_check(const struct quantize_args *a, const struct mq_model *fp32,
     struct mq_check_options o = eval_options(a);
     int tty = !a->quiet && isatty(STDERR_FILENO);
     if (tty)
-        fprintf(stderr, "\rchecking against FP32 on %s\033[K", o.eval_dir), fflush(stderr);
+        fprintf(stderr, "\rchecking against FP32\033[K"), fflush(stderr);
     int rc = mq_check_models(fp32, quantized, &o, out, err);
     int warns = 0;
     for (int i = 0; rc == MQ_OK && i < out->compare.n_outputs; i++)
@@ -582,8 +584,7 @@ static int run_check(const struct quantize_args *a, const struct mq_model *fp32,
         mq_check_result_free(out);
         o.attribution = 1;
         if (tty)
-            fprintf(stderr, "\rchecking against FP32 on %s, per node\033[K", o.eval_dir),
-                fflush(stderr);
+            fprintf(stderr, "\rchecking against FP32, per node\033[K"), fflush(stderr);
         rc = mq_check_models(fp32, quantized, &o, out, err);
     }
     if (tty)
@@ -654,6 +655,8 @@ int mq_cli_quantize(int argc, char **argv)
         report.opset_before = mq_model_proto_opset(model->proto, "");
         rc = mq_qdq_check_model(model->proto, &err);
     }
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
         rc = ensure_opset(model->proto, &a.quant, a.fallback, &err);
     /* Before selection and calibration: both see the graph that gets quantized. */

@@ -60,6 +60,7 @@ struct mq_kernel {
 
 /* Each op family file exports one table, ended by an entry whose op_type is NULL. */
 extern const struct mq_kernel mq_kernels_conv[];
+extern const struct mq_kernel mq_kernels_conv_transpose[];
 extern const struct mq_kernel mq_kernels_matmul[];
 extern const struct mq_kernel mq_kernels_pool[];
 extern const struct mq_kernel mq_kernels_normalization[];
@@ -67,14 +68,22 @@ extern const struct mq_kernel mq_kernels_elementwise[];
 extern const struct mq_kernel mq_kernels_unary[];
 extern const struct mq_kernel mq_kernels_softmax[];
 extern const struct mq_kernel mq_kernels_reduce[];
-extern const struct mq_kernel mq_kernels_shape_ops[];
+extern const struct mq_kernel mq_kernels_reshape_views[];
+extern const struct mq_kernel mq_kernels_layout[];
+extern const struct mq_kernel mq_kernels_pad[];
+extern const struct mq_kernel mq_kernels_selection[];
+extern const struct mq_kernel mq_kernels_copy[];
+extern const struct mq_kernel mq_kernels_generators[];
 extern const struct mq_kernel mq_kernels_gather_scatter[];
 extern const struct mq_kernel mq_kernels_resize[];
 extern const struct mq_kernel mq_kernels_cast[];
 extern const struct mq_kernel mq_kernels_control_flow[];
 extern const struct mq_kernel mq_kernels_rnn[];
-extern const struct mq_kernel mq_kernels_quantize[];
+extern const struct mq_kernel mq_kernels_quantize_linear[];
+extern const struct mq_kernel mq_kernels_integer_ops[];
 extern const struct mq_kernel mq_kernels_misc[];
+extern const struct mq_kernel mq_kernels_sorting[];
+extern const struct mq_kernel mq_kernels_linalg[];
 extern const struct mq_kernel mq_kernels_signal[];
 extern const struct mq_kernel mq_kernels_sampling[];
 

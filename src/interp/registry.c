@@ -1,14 +1,18 @@
+/* The kernel registry: every op family's table, searched by (domain, op type, opset). */
 #include <string.h>
 
 #include "interp/kernel.h"
 
 static const struct mq_kernel *const kernel_tables[] = {
-    mq_kernels_conv,        mq_kernels_matmul,         mq_kernels_pool,
-    mq_kernels_normalization, mq_kernels_elementwise,  mq_kernels_unary,
-    mq_kernels_softmax,     mq_kernels_reduce,         mq_kernels_shape_ops,
-    mq_kernels_gather_scatter, mq_kernels_resize,      mq_kernels_cast,
-    mq_kernels_control_flow, mq_kernels_rnn,           mq_kernels_quantize,
-    mq_kernels_misc,        mq_kernels_signal,         mq_kernels_sampling,
+    mq_kernels_conv,          mq_kernels_conv_transpose,  mq_kernels_matmul,
+    mq_kernels_pool,          mq_kernels_normalization,   mq_kernels_elementwise,
+    mq_kernels_unary,         mq_kernels_softmax,         mq_kernels_reduce,
+    mq_kernels_reshape_views, mq_kernels_layout,          mq_kernels_pad,
+    mq_kernels_selection,     mq_kernels_copy,            mq_kernels_generators,
+    mq_kernels_gather_scatter, mq_kernels_resize,         mq_kernels_cast,
+    mq_kernels_control_flow,  mq_kernels_rnn,             mq_kernels_quantize_linear,
+    mq_kernels_integer_ops,   mq_kernels_misc,            mq_kernels_sorting,
+    mq_kernels_linalg,        mq_kernels_signal,          mq_kernels_sampling,
 };
 
 static int same_domain(const char *a, const char *b)

@@ -7,7 +7,7 @@
  *   - every activation QuantizeLinear -> DequantizeLinear pair is removed,
  *     its consumers reading the float tensor again (`t_dequantized` -> `t`);
  *   - where the quantizer dropped a Relu or Clip whose clamping the pair
- *     after it does (QUANT-SPEC: Relu/Clip folded into the op before them),
+ *     after it does (the quantizer folds Relu/Clip into the op before them),
  *     the activation is put back, so the model computes what the float
  *     original did.  The quantizer's record (MQ_FOLDED_ACTIVATIONS_KEY) says
  *     exactly where; a model without it gets a Relu wherever a pair clamps at

@@ -10,7 +10,8 @@
  *     onnxruntime 1.30: checked by tests/e2e/fp16 against the installed one);
  *     with MQ_FP16_OPS_ALL only the ops whose ONNX schema or semantics rule
  *     float16 out (Range, NonMaxSuppression, QuantizeLinear, random ops, ...);
- *   - the selection excludes it (op types, node names or glob patterns);
+ *   - the selection excludes it (exact op types, node names or glob patterns,
+ *     read by the quantizer's rules: quant/select.h);
  *   - one of its inputs holds values beyond float16's range (a constant
  *     larger than 65504, or an activation seen that large on samples);
  *   - it is in another domain than ai.onnx, or an input or output type is unknown.

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/edit.h"
 #include "interp/tensor.h"
 
 /* Deep models still fit: ONNX graphs nest a few levels at most. */
@@ -187,21 +188,45 @@ int mq_node_is_onnx(const Onnx__NodeProto *node)
 
 int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user)
 {
-    for (size_t a = 0; a < node->n_attribute; a++) {
-        const Onnx__AttributeProto *attr = node->attribute[a];
-        const char *an = mq_str(attr->name);
-        if (attr->g) {
-            int rc = fn(attr->g, an, user);
-            if (rc)
-                return rc;
-        }
-        for (size_t k = 0; k < attr->n_graphs; k++) {
-            int rc = fn(attr->graphs[k], an, user);
-            if (rc)
-                return rc;
-        }
+    return mq_graph_each_subgraph(node, fn, user);
+}
+
+struct reads_walk {
+    struct mq_strmap *refs;
+    int depth;
+};
+
+static int collect_reads(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth);
+
+static int collect_reads_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
+{
+    (void)attr_name;
+    const struct reads_walk *w = user;
+    return collect_reads(w->refs, sub, w->depth + 1);
+}
+
+static int collect_reads(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return -1;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *node = g->node[i];
+        for (size_t k = 0; k < node->n_input; k++)
+            if (node->input[k] && *node->input[k] && mq_strmap_put(refs, node->input[k], 1))
+                return -1;
+        struct reads_walk w = {refs, depth};
+        if (mq_graph_each_subgraph(node, collect_reads_sub, &w))
+            return -1;
     }
+    for (size_t i = 0; i < g->n_output; i++)
+        if (mq_strmap_put(refs, mq_str(g->output[i]->name), 1))
+            return -1;
     return 0;
+}
+
+int mq_graph_collect_reads(const Onnx__GraphProto *g, struct mq_strmap *refs)
+{
+    return collect_reads(refs, g, 0);
 }
 
 /* ------------------------------------------------------------------ names */

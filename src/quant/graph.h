@@ -95,6 +95,13 @@ const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, c
 /* Whether the node is in the default ONNX domain ("" or "ai.onnx"). */
 int mq_node_is_onnx(const Onnx__NodeProto *node);
 
+/*
+ * Adds to refs every name a node of g (or of its subgraphs) reads and every
+ * name a graph returns: what must stay when unused initializers are dropped.
+ * 0, or -1 when out of memory or nested deeper than 64 levels.
+ */
+int mq_graph_collect_reads(const Onnx__GraphProto *g, struct mq_strmap *refs);
+
 /* Calls fn for every subgraph held by the node's attributes, in attribute order. */
 typedef int (*mq_subgraph_fn)(Onnx__GraphProto *sub, const char *attr_name, void *user);
 int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user);

@@ -1,8 +1,10 @@
 /*
- * The QDQ rewrite (QUANT-SPEC.md): Q/DQ pairs on activations, weights stored
- * quantized (per channel by default) behind a DequantizeLinear, int32 biases,
- * shared scales through data-movement ops, Relu/Clip folded, one pair per
- * tensor, graph inputs and outputs kept float, subgraphs included.
+ * The QDQ rewrite (docs/quantization-notes.md): Q/DQ pairs on activations,
+ * weights stored quantized (per channel by default) behind a DequantizeLinear,
+ * int32 biases, shared scales through data-movement ops, Relu/Clip folded
+ * (recorded in the model's metadata for `dequantize`), one pair per tensor,
+ * graph inputs and outputs kept float, subgraphs included.  What it does per
+ * op type comes from the table in quant/op_rules.h.
  *
  * It works on a loaded ModelProto in place.  On failure the model is left in
  * an unspecified state: the caller must not save it.
@@ -31,7 +33,7 @@ struct mq_quant_options {
     int reduce_range;           /* 7-bit weights, as onnxruntime applies it (weights only) */
     int quantize_outputs;       /* 0: Q/DQ on op inputs only (the tensorrt profile) */
     /*
-     * What a second pass over the calibration samples measured (quant/stats.h);
+     * What a second pass over the calibration samples measured (quant/sample_stats.h);
      * NULL when there are none (ranges loaded from a file): the two rules
      * below then do nothing.
      */
@@ -61,8 +63,10 @@ int mq_qdq_check_model(const Onnx__ModelProto *model, struct mq_error *err);
 
 /*
  * The tensors whose float range calibration must provide for the selected
- * nodes: every float (or untyped) activation they read or write, in model
- * order, each once.  *names is malloc'd, each string too.
+ * nodes: every float (or untyped) activation the rewrite will quantize for
+ * them (op_rules.h: data inputs, weight, outputs of the nodes their integer
+ * islands keep), in model order, each once.  `quantize` and `calibrate` both
+ * use this list.  *names is malloc'd, each string too.
  */
 int mq_qdq_tensors_to_observe(const Onnx__ModelProto *model, const struct mq_selection *sel,
                               const struct mq_quant_options *o, char ***names, int *n,

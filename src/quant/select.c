@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* vasprintf */
 #include "quant/select.h"
 
 #include <ctype.h>
@@ -9,68 +8,23 @@
 #include <strings.h>
 
 #include "quant/graph.h"
+#include "util/strutil.h"
 #include "util/fileio.h"
 #include "util/glob.h"
 
 /* A node-list file is a list of names, not a model: a few MiB is plenty. */
 #define NAME_FILE_MAX_BYTES ((uint64_t)16 << 20)
 
-static const struct {
-    const char *op;
-    enum mq_op_role role;
-    int by_default;
-} op_table[] = {
-    {"Conv", MQ_ROLE_WEIGHTED, 1},
-    {"ConvTranspose", MQ_ROLE_WEIGHTED, 1},
-    {"Gemm", MQ_ROLE_WEIGHTED, 1},
-    {"MatMul", MQ_ROLE_WEIGHTED, 1},
-    {"Relu", MQ_ROLE_ACTIVATION, 1},
-    {"Clip", MQ_ROLE_ACTIVATION, 1},
-    {"Reshape", MQ_ROLE_SHARED, 1},
-    {"Transpose", MQ_ROLE_SHARED, 1},
-    {"Squeeze", MQ_ROLE_SHARED, 1},
-    {"Unsqueeze", MQ_ROLE_SHARED, 1},
-    {"Flatten", MQ_ROLE_SHARED, 1},
-    {"Slice", MQ_ROLE_SHARED, 1},
-    {"Gather", MQ_ROLE_SHARED, 1},
-    {"Split", MQ_ROLE_SHARED, 1},
-    {"MaxPool", MQ_ROLE_SHARED, 1},
-    {"Pad", MQ_ROLE_SHARED, 1},
-    {"Resize", MQ_ROLE_SHARED, 1}, /* compute when not in nearest mode */
-    /*
-     * Opt-in: onnxruntime's QLinearAdd/QLinearMul save little (the ops are
-     * memory-bound, and a float Add between two int8 Convs costs no extra Q/DQ),
-     * while each adds a rounding; on a recurrent state (an LSTM cell written
-     * out as Mul/Add) the state outgrows any calibrated range and is clipped.
-     */
-    {"Add", MQ_ROLE_COMPUTE, 0},
-    {"Mul", MQ_ROLE_COMPUTE, 0},
-    {"Concat", MQ_ROLE_COMPUTE, 1},
-    {"AveragePool", MQ_ROLE_COMPUTE, 1},
-    {"GlobalAveragePool", MQ_ROLE_COMPUTE, 1},
-    {"Sigmoid", MQ_ROLE_COMPUTE, 1},
-    {"LeakyRelu", MQ_ROLE_COMPUTE, 1},
-    /* Opt-in: a fixed [0, 1] range in 8 bits flushes small attention weights to zero. */
-    {"Softmax", MQ_ROLE_COMPUTE, 0},
-};
-#define N_OPS (sizeof op_table / sizeof op_table[0])
-
-enum mq_op_role mq_op_role(const char *op_type)
-{
-    for (size_t i = 0; i < N_OPS; i++)
-        if (strcmp(op_table[i].op, op_type) == 0)
-            return op_table[i].role;
-    return MQ_ROLE_NONE;
-}
-
+/* The op types come from the quantizer's table (op_rules.c), in its order. */
 const char *const *mq_default_op_types(void)
 {
-    static const char *list[N_OPS + 1];
+    static const char *list[64];
     if (!list[0]) {
-        size_t k = 0;
-        for (size_t i = 0; i < N_OPS; i++)
-            if (op_table[i].by_default)
-                list[k++] = op_table[i].op;
+        int n, k = 0;
+        const struct mq_op_rule *rules = mq_op_rules(&n);
+        for (int i = 0; i < n && k < 63; i++)
+            if (rules[i].by_default)
+                list[k++] = rules[i].op_type;
         list[k] = NULL;
     }
     return list;
@@ -78,11 +32,13 @@ const char *const *mq_default_op_types(void)
 
 const char *const *mq_supported_op_types(void)
 {
-    static const char *list[N_OPS + 1];
+    static const char *list[64];
     if (!list[0]) {
-        for (size_t i = 0; i < N_OPS; i++)
-            list[i] = op_table[i].op;
-        list[N_OPS] = NULL;
+        int n, k = 0;
+        const struct mq_op_rule *rules = mq_op_rules(&n);
+        for (int i = 0; i < n && k < 63; i++)
+            list[k++] = rules[i].op_type;
+        list[k] = NULL;
     }
     return list;
 }
@@ -181,8 +137,7 @@ void mq_choice_set(struct mq_node_choice *choice, enum mq_node_status status, co
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
-        if (vasprintf(&choice->reason, fmt, ap) < 0)
-            choice->reason = NULL;
+        choice->reason = mq_str_vprintf(fmt, ap);
         va_end(ap);
     }
 }
@@ -193,17 +148,6 @@ static int has_item(const struct mq_pattern_list *list, const char *s)
         if (strcmp(list->items[i], s) == 0)
             return 1;
     return 0;
-}
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    char *s;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
 }
 
 struct walk {
@@ -228,7 +172,7 @@ static int add_choice(struct walk *w, const Onnx__NodeProto *node, int index)
     memset(c, 0, sizeof *c);
     c->node = node;
     c->name = *mq_str(node->name) ? strdup(node->name)
-                                  : dup_printf("%s#%d", mq_str(node->op_type), index);
+                                  : mq_str_printf("%s#%d", mq_str(node->op_type), index);
     c->graph = strdup(w->graph_path);
     c->op_type = strdup(mq_str(node->op_type));
     if (!c->name || !c->graph || !c->op_type) {
@@ -260,8 +204,8 @@ static int walk_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *use
 {
     struct sub_ctx *ctx = user;
     struct walk *w = ctx->w;
-    char *path = *w->graph_path ? dup_printf("%s/%s/%s", w->graph_path, ctx->node_name, attr_name)
-                                : dup_printf("%s/%s", ctx->node_name, attr_name);
+    char *path = *w->graph_path ? mq_str_printf("%s/%s/%s", w->graph_path, ctx->node_name, attr_name)
+                                : mq_str_printf("%s/%s", ctx->node_name, attr_name);
     if (!path)
         return -1;
     const char *saved = w->graph_path;
@@ -295,9 +239,9 @@ static int walk_graph(struct walk *w, const Onnx__GraphProto *g)
 /* A hint for a misspelt op type: the supported one that differs only in case. */
 static const char *op_type_hint(const char *op)
 {
-    for (size_t i = 0; i < N_OPS; i++)
-        if (strcasecmp(op_table[i].op, op) == 0)
-            return op_table[i].op;
+    for (const char *const *t = mq_supported_op_types(); *t; t++)
+        if (strcasecmp(*t, op) == 0)
+            return *t;
     return NULL;
 }
 
@@ -313,10 +257,10 @@ static int check_op_types(const struct mq_pattern_list *list, const char *option
             return mq_error_code(err, MQ_ERR_USAGE, "%s: unknown op type '%s' (did you mean '%s'?)",
                                  option, op, hint);
         char supported[1024] = "";
-        for (size_t k = 0; k < N_OPS; k++) {
-            if (k)
+        for (const char *const *t = mq_supported_op_types(); *t; t++) {
+            if (t != mq_supported_op_types())
                 strncat(supported, ", ", sizeof supported - strlen(supported) - 1);
-            strncat(supported, op_table[k].op, sizeof supported - strlen(supported) - 1);
+            strncat(supported, *t, sizeof supported - strlen(supported) - 1);
         }
         return mq_error_code(err, MQ_ERR_USAGE,
                              "%s: op type '%s' cannot be quantized (supported: %s)", option, op,

@@ -10,19 +10,9 @@
 #define MQ_SELECT_H
 
 #include "onnx.pb-c.h"
+#include "quant/op_rules.h"
 #include "util/error.h"
 
-/* How the rewrite treats an op type (QUANT-SPEC.md, "Which tensors get Q/DQ"). */
-enum mq_op_role {
-    MQ_ROLE_NONE = 0,
-    MQ_ROLE_WEIGHTED,    /* Conv, ConvTranspose, Gemm, MatMul: weights, bias, output */
-    MQ_ROLE_COMPUTE,     /* Add, Mul, Concat, Softmax, ...: every data input and the output */
-    MQ_ROLE_ACTIVATION,  /* Relu, Clip: folded into the op before them when possible */
-    MQ_ROLE_SHARED,      /* Reshape, Transpose, ...: output reuses the input's scale */
-};
-
-/* The role of a supported op type, MQ_ROLE_NONE for others. */
-enum mq_op_role mq_op_role(const char *op_type);
 /* The op types selected when --op-types is not given (a NULL-terminated list). */
 const char *const *mq_default_op_types(void);
 /* Every supported op type (a NULL-terminated list). */

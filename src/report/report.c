@@ -6,8 +6,9 @@
 
 #include "interp/tensor.h"
 #include "quant/params.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 #include "util/json.h"
+#include "util/text.h"
 
 static const char *status_name(enum mq_node_status s)
 {
@@ -445,12 +446,12 @@ static void print_check(FILE *out, const struct mq_report *r)
     const struct mq_check_result *c = r->check;
     if (!c) {
         if (r->check_skipped)
-            fprintf(out, "  accuracy check: skipped (%s)\n", r->check_skipped);
+            mq_text_printf(out, "  accuracy check: skipped (%s)\n", r->check_skipped);
         return;
     }
-    fprintf(out, "  accuracy against FP32 (interpreter, %lld samples of %s):\n",
+    mq_text_printf(out, "  accuracy against FP32 (interpreter, %lld samples of %s):\n",
             (long long)c->compare.samples, c->eval_dir);
-    fprintf(out, "  %-24s %9s %10s %12s  %s\n", "output", "sqnr_db", "cosine", "max_abs_err",
+    mq_text_printf(out, "  %-24s %9s %10s %12s  %s\n", "output", "sqnr_db", "cosine", "max_abs_err",
             "top1_agree");
     for (int i = 0; i < c->compare.n_outputs; i++) {
         const struct mq_output_compare *o = &c->compare.outputs[i];
@@ -459,7 +460,7 @@ static void print_check(FILE *out, const struct mq_report *r)
         double agree = mq_check_output_agreement_pct(c, i);
         if (agree >= 0)
             snprintf(top1, sizeof top1, "%.2f%%", agree);
-        fprintf(out, "  %-24s %9s %10.6f %12.4g  %s\n", o->name, db,
+        mq_text_printf(out, "  %-24s %9s %10.6f %12.4g  %s\n", o->name, db,
                 mq_error_stats_cosine(&o->stats), o->stats.max_abs_error, top1);
     }
 }
@@ -476,12 +477,12 @@ static void print_search(FILE *out, const struct mq_report *r)
         snprintf(target + strlen(target), sizeof target - strlen(target), "%s--target-agreement %g",
                  r->target->has_sqnr ? " " : "", r->target->agreement_pct);
     format_db(reached, sizeof reached, s->reached_sqnr_db);
-    fprintf(out, "  accuracy search (%s): lowest output SQNR %s dB", target, reached);
+    mq_text_printf(out, "  accuracy search (%s): lowest output SQNR %s dB", target, reached);
     if (s->reached_agreement_pct >= 0)
-        fprintf(out, ", lowest top-1 agreement %.2f%%", s->reached_agreement_pct);
-    fprintf(out, " after %d passes; %d nodes left %s\n", s->passes, s->n_fallback,
+        mq_text_printf(out, ", lowest top-1 agreement %.2f%%", s->reached_agreement_pct);
+    mq_text_printf(out, " after %d passes; %d nodes left %s\n", s->passes, s->n_fallback,
             r->fallback == MQ_FALLBACK_INT16 ? "out of int8 (16-bit activations)" : "float");
-    fprintf(out, "  int8: %d of %d Conv/ConvTranspose/Gemm/MatMul nodes, %.1f%% of their "
+    mq_text_printf(out, "  int8: %d of %d Conv/ConvTranspose/Gemm/MatMul nodes, %.1f%% of their "
             "multiply-accumulates\n", s->weighted_int8, s->weighted_total,
             s->macs_total ? 100.0 * (double)s->macs_int8 / (double)s->macs_total : 0.0);
     for (int i = 0; i < s->n_fallback && i < SUMMARY_MAX_FALLBACK; i++) {
@@ -489,13 +490,13 @@ static void print_search(FILE *out, const struct mq_report *r)
         char alone[32], again[32];
         format_db(alone, sizeof alone, f->node_sqnr_db);
         format_db(again, sizeof again, f->sqnr_if_quantized_db);
-        fprintf(out, "  float %s (%s): its error alone %s dB", f->name, f->op_type, alone);
+        mq_text_printf(out, "  float %s (%s): its error alone %s dB", f->name, f->op_type, alone);
         if (f->measured)
-            fprintf(out, "; quantized again, the output drops to %s dB", again);
+            mq_text_printf(out, "; quantized again, the output drops to %s dB", again);
         fputc('\n', out);
     }
     if (s->n_fallback > SUMMARY_MAX_FALLBACK)
-        fprintf(out, "  ... %d more float nodes (see --report)\n",
+        mq_text_printf(out, "  ... %d more float nodes (see --report)\n",
                 s->n_fallback - SUMMARY_MAX_FALLBACK);
 }
 
@@ -504,15 +505,17 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     const struct mq_selection *sel = r->selection;
     const struct mq_quant_options *o = r->options;
     struct counts c = count_nodes(sel);
-    fprintf(out, "quantized %d of %d nodes (%d folded, %d skipped); %d tensors quantized, %d "
-            "left float\n", c.quantized, c.nodes, c.folded, c.skipped, r->result->n_tensors,
-            r->result->n_skipped);
-    fprintf(out, "  scheme: %s activations%s, %s weights %s%s, int32 biases (profile %s)\n",
-            type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
-            type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
-            o->reduce_range ? " (reduced range)" : "", r->profile);
+    mq_text_printf(out,
+                   "quantized %d of %d nodes (%d folded, %d skipped); %d tensors quantized, %d "
+                   "left float\n", c.quantized, c.nodes, c.folded, c.skipped, r->result->n_tensors,
+                   r->result->n_skipped);
+    mq_text_printf(out, "  scheme: %s activations%s, %s weights %s%s, int32 biases (profile %s)\n",
+                   type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
+                   type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
+                   o->reduce_range ? " (reduced range)" : "", r->profile);
     if (r->folds && r->folds->n)
-        fprintf(out, "  %d BatchNormalization folded into the Conv before it\n", r->folds->n);
+        mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n",
+                       r->folds->n);
     /* Op types in order of first appearance, with their node counts. */
     const char *ops[SUMMARY_MAX_OPS];
     int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
@@ -537,25 +540,25 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
         else
             s[k]++;
     }
-    fprintf(out, "  %-22s %9s %7s %8s\n", "op type", "quantized", "folded", "skipped");
+    mq_text_printf(out, "  %-22s %9s %7s %8s\n", "op type", "quantized", "folded", "skipped");
     for (int k = 0; k < n_ops; k++)
-        fprintf(out, "  %-22s %9d %7d %8d\n", ops[k], q[k], f[k], s[k]);
+        mq_text_printf(out, "  %-22s %9d %7d %8d\n", ops[k], q[k], f[k], s[k]);
     if (others)
-        fprintf(out, "  (%d nodes of further op types)\n", others);
+        mq_text_printf(out, "  (%d nodes of further op types)\n", others);
     char before[32], after[32];
     human_bytes(r->model_bytes_before, before, sizeof before);
     human_bytes(r->model_bytes_after, after, sizeof after);
-    fprintf(out, "  model size: %s -> %s", before, after);
+    mq_text_printf(out, "  model size: %s -> %s", before, after);
     if (r->model_bytes_before)
-        fprintf(out, " (%.1f%%)", 100.0 * (double)r->model_bytes_after /
-                                      (double)r->model_bytes_before);
-    fprintf(out, "\n");
+        mq_text_printf(out, " (%.1f%%)", 100.0 * (double)r->model_bytes_after /
+                                             (double)r->model_bytes_before);
+    mq_text_printf(out, "\n");
     if (r->ranges)
-        fprintf(out, "  calibration: %s, %llu samples\n", r->ranges->method,
-                (unsigned long long)r->ranges->samples);
+        mq_text_printf(out, "  calibration: %s, %llu samples\n", r->ranges->method,
+                       (unsigned long long)r->ranges->samples);
     if (!o->stats && (o->bias_correction || o->min_sample_sqnr_db > 0.0))
-        fprintf(out, "  no calibration samples to read again: biases not corrected, quiet "
-                "samples not checked (use --calib)\n");
+        mq_text_printf(out, "  no calibration samples to read again: biases not corrected, quiet "
+                       "samples not checked (use --calib)\n");
     /* A few reasons, so a surprise is visible without opening the report. */
     int shown = 0, candidates = 0;
     for (int i = 0; i < sel->n; i++) {
@@ -576,13 +579,15 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
             continue;
         candidates++;
         if (shown < SUMMARY_MAX_REASONS) {
-            fprintf(out, "  %s %s (%s): %s\n", skipped ? "skipped" : "partly float", ch->name,
-                    ch->op_type, ch->reason);
+            mq_text_printf(out, "  %s %s (%s): %s\n", skipped ? "skipped" : "partly float",
+                           ch->name,
+                           ch->op_type, ch->reason);
             shown++;
         }
     }
     if (candidates > shown)
-        fprintf(out, "  ... %d more nodes with reasons (see --report)\n", candidates - shown);
+        mq_text_printf(out, "  ... %d more nodes with reasons (see --report)\n",
+                       candidates - shown);
     print_check(out, r);
     print_search(out, r);
     mq_report_print_warnings(out, r);
@@ -597,16 +602,16 @@ int mq_report_print_warnings(FILE *out, const struct mq_report *r)
             continue;
         char db[32];
         format_db(db, sizeof db, mq_check_output_sqnr_db(c, i));
-        fprintf(out, "warning: output '%s' keeps %s dB SQNR against FP32 (below %g dB) on %lld "
+        mq_text_printf(out, "warning: output '%s' keeps %s dB SQNR against FP32 (below %g dB) on %lld "
                 "samples", c->compare.outputs[i].name, db, MQ_CHECK_WARN_SQNR_DB,
                 (long long)c->compare.samples);
         for (int k = 0; k < blamed_nodes(c); k++) {
             const struct mq_layer_compare *l = &c->compare.layers[k];
             format_db(db, sizeof db, l->node_sqnr_db);
-            fprintf(out, "%s%s (%s, adds noise at %s dB)", k ? ", " : "; nodes adding the most "
+            mq_text_printf(out, "%s%s (%s, adds noise at %s dB)", k ? ", " : "; nodes adding the most "
                     "error: ", l->node ? l->node : "?", l->op_type ? l->op_type : "?", db);
         }
-        fprintf(out, "; try --target-sqnr or --exclude-nodes\n");
+        mq_text_printf(out, "; try --target-sqnr or --exclude-nodes\n");
         n++;
     }
     return n;

@@ -10,7 +10,7 @@
 
 #include "calib/ranges.h"
 #include "quant/check.h"
-#include "quant/fold.h"
+#include "quant/batchnorm_fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/target_search.h"

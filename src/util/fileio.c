@@ -113,6 +113,35 @@ char *mq_path_join(const char *dir, const char *name)
     return out;
 }
 
+int mq_path_make_dirs(const char *path, struct mq_error *err)
+{
+    if (!*path)
+        return mq_error_set(err, "an empty folder name");
+    char *p = strdup(path);
+    if (!p)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    int rc = MQ_OK;
+    /* Each prefix ending before a '/', then the whole path. */
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char saved = *c;
+        *c = '\0';
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            rc = mq_error_set(err, "%s: cannot create folder: %s", p, strerror(errno));
+        else if (stat(p, &st) != 0)
+            rc = mq_error_set(err, "%s: %s", p, strerror(errno));
+        else if (!S_ISDIR(st.st_mode))
+            rc = mq_error_set(err, "%s: not a folder", p);
+        *c = saved;
+        if (rc || !saved)
+            break;
+    }
+    free(p);
+    return rc;
+}
+
 /* Temporary paths open right now, for the signal handler. Small fixed table: no allocation. */
 #define MAX_OPEN_TEMPS 16
 static char *volatile open_temps[MAX_OPEN_TEMPS];

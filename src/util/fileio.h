@@ -19,6 +19,9 @@ int mq_file_read_range(const char *path, uint64_t offset, uint64_t length, uint8
 char *mq_path_dirname(const char *path);
 /* malloc'd "dir/name". */
 char *mq_path_join(const char *dir, const char *name);
+/* Creates the folder `path` and any missing parents, like `mkdir -p`; an existing folder is
+   fine, anything else in the way is an error naming it. */
+int mq_path_make_dirs(const char *path, struct mq_error *err);
 
 /*
  * Atomic output: mq_atomic_open creates a hidden temporary file beside `path`;

@@ -277,12 +277,13 @@ class Result:
         self.name = name
         self.figures = collections.OrderedDict()   # for tables: short name -> text
         self.lines = []                             # for logs: measured numbers
-        self.checks = []                            # (ok, description, kind)
+        self.checks = []                            # (ok, description, kind, value)
 
-    def check(self, ok, text, kind=None):
-        """kind 'accuracy' or 'size' marks the issue's figures (see quantize_corpus
-        --known-shortfall); other checks have none."""
-        self.checks.append((bool(ok), text, kind))
+    def check(self, ok, text, kind=None, value=None):
+        """kind names the measured figure of the issue's checks ('sqnr', 'top1', 'vad_diff',
+        'mnist_drop', 'size'), and value is that figure, so that quantize_corpus
+        --known-shortfall KIND>=BOUND can hold it to a bound; other checks have neither."""
+        self.checks.append((bool(ok), text, kind, value))
         return ok
 
     def note(self, text):
@@ -290,7 +291,7 @@ class Result:
 
     @property
     def failed(self):
-        return [t for ok, t, _ in self.checks if not ok]
+        return [t for ok, t, *_ in self.checks if not ok]
 
 
 def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
@@ -322,13 +323,13 @@ def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
         need = math.ceil(SQUEEZENET_MIN_AGREE * len(a) - 1e-9)
         out_name = a[0][1][0][0]
         result.figures['accuracy'] = f'top-1 same as FP32 on {agree}/{len(a)}, SQNR {fmt_db(sq[out_name][0])} dB'
-        result.check(agree >= need, kind='accuracy', text=f'top-1 class same as FP32 on {agree} of {len(a)} eval photos '
+        result.check(agree >= need, kind='top1', value=agree, text=f'top-1 class same as FP32 on {agree} of {len(a)} eval photos '
                      f'(need {need}); output SQNR {fmt_db(sq[out_name][0])} dB')
     elif metric == 'sqnr':
         parts = []
         for out_name, (total, worst, worst_set) in sq.items():
             parts.append(f'{out_name} {fmt_db(total)} dB')
-            result.check(total >= MIN_SQNR_DB, kind='accuracy',
+            result.check(total >= MIN_SQNR_DB, kind='sqnr', value=total,
                          text=f"output '{out_name}' SQNR {fmt_db(total)} dB over {len(a)} eval samples "
                          f'(worst sample {worst_set} {fmt_db(worst)} dB; need >= {MIN_SQNR_DB:g})')
         result.figures['accuracy'] = 'SQNR ' + ', '.join(parts)
@@ -345,7 +346,7 @@ def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
         state = [f'{n} {fmt_db(v[0])} dB' for n, v in sq.items() if n != a[0][1][0][0]]
         result.figures['accuracy'] = (f'max |p diff| {worst[0]:.4f}, mean p {mean_a:.3f}/{mean_b:.3f}'
                                       + (f', SQNR {", ".join(state)}' if state else ''))
-        result.check(worst[0] <= VAD_MAX_DIFF, kind='accuracy',
+        result.check(worst[0] <= VAD_MAX_DIFF, kind='vad_diff', value=worst[0],
                      text=f'speech probability within {VAD_MAX_DIFF:g} of FP32 on every one of {len(diffs)} chunks: '
                      f'worst {worst[1]} FP32 {worst[2]:.4f} INT8 {worst[3]:.4f} (|diff| {worst[0]:.4f}); '
                      f'mean probability FP32 {mean_a:.4f}, INT8 {mean_b:.4f}')
@@ -369,7 +370,7 @@ def evaluate_mnist(eval_dir, fp32, int8, result):
                 f"{j['models'][1]['seconds']:.1f} s")
     result.check(abs(acc_a - MNIST_FP32_ACCURACY) < 0.005,
                  f'FP32 top-1 {acc_a:.2f} % is the reference {MNIST_FP32_ACCURACY} % (checks the eval itself)')
-    result.check(acc_a - acc_b <= MNIST_MAX_DROP + 1e-9, kind='accuracy',
+    result.check(acc_a - acc_b <= MNIST_MAX_DROP + 1e-9, kind='mnist_drop', value=acc_a - acc_b,
                  text=f'INT8 top-1 {acc_b:.2f} % at most {MNIST_MAX_DROP} points below FP32 {acc_a:.2f} %')
 
 

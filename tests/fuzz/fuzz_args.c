@@ -22,9 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/byte_size.h"
 #include "cli/cli.h"
 #include "cli/commands_tools.h"
-#include "cli/size.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -97,7 +97,7 @@ static int take_global_options(int *argc, char **argv)
             continue;
         }
         uint64_t bytes;
-        if (m < 0 || mq_cli_parse_size(value, &bytes) || bytes == 0)
+        if (m < 0 || mq_cli_parse_byte_size(value, &bytes) || bytes == 0)
             return mq_cli_usage_error(NULL, "--max-memory needs a size such as 512M or 4G");
         /* Honour small caps (they exercise the refusals); never lift the fuzzer's own. */
         mq_memory_set_limit(bytes < FUZZ_MEMORY_CAP ? bytes : FUZZ_MEMORY_CAP);

@@ -2,7 +2,9 @@
  * The calibration driver on a small model: what is observed (main graph,
  * If branches, folded constants, graph inputs), that the ranges are the true
  * extremes, that N threads and shards give exactly one run's result, and how
- * it stops (interruption, the lowest failing sample).
+ * it stops (interruption, the lowest failing sample); and the sample pass
+ * under it (every sample once on any number of threads, repeats, the lowest
+ * failing sample named, a folder of input files as one sample).
  */
 #include <check.h>
 #include <math.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "calib/calibrate.h"
+#include "calib/driver.h"
 #include "calib/histogram.h"
 #include "check_main.h"
 #include "interp/plan.h"
@@ -457,6 +460,157 @@ START_TEST(reports_the_lowest_failing_sample)
 }
 END_TEST
 
+/* ---- the sample pass itself (calib/driver.h) ------------------------------------------ */
+
+struct tally {
+    int inputs_seen[32], done_seen[32];
+    int runs;
+    int produced;
+    int fail_at[2];              /* samples whose done callback fails; -1 none */
+};
+
+static int tally_inputs(void *worker, int64_t i, const struct mq_tensor *inputs, int n_inputs,
+                        struct mq_error *e)
+{
+    (void)e;
+    struct tally *t = worker;
+    ck_assert_int_eq(n_inputs, mq_plan_input_count(plan));
+    ck_assert_int_eq(inputs[0].dtype, MQ_DTYPE_FLOAT);
+    ck_assert_float_eq(((const float *)inputs[0].data)[1], x_value((int)i, 1));
+    t->inputs_seen[i]++;
+    return MQ_OK;
+}
+
+static int tally_produced(void *worker, const struct mq_kernel_node *producer, const char *name,
+                          const struct mq_tensor *value, struct mq_error *e)
+{
+    (void)producer, (void)name, (void)value, (void)e;
+    ((struct tally *)worker)->produced++;
+    return MQ_OK;
+}
+
+static int tally_done(void *worker, int64_t i, struct mq_tensor *outputs, int n_outputs,
+                      struct mq_error *e)
+{
+    struct tally *t = worker;
+    ck_assert_int_eq(n_outputs, mq_plan_output_count(plan));
+    ck_assert_ptr_nonnull(outputs[0].data);
+    t->done_seen[i]++;
+    if (i == t->fail_at[0] || i == t->fail_at[1])
+        return mq_error_set(e, "refused by the test");
+    return MQ_OK;
+}
+
+static void tally_time(void *worker, double ms)
+{
+    ck_assert(ms >= 0.0);
+    ((struct tally *)worker)->runs++;
+}
+
+START_TEST(sample_pass_runs_every_sample_once_on_any_number_of_threads)
+{
+    const char *dir = write_samples("pass", 0, 12);
+    struct mq_calib_source *src = open_source(dir, 0);
+    for (int jobs = 1; jobs <= 5; jobs += 2) {
+        struct tally tallies[8];
+        void *workers[8];
+        memset(tallies, 0, sizeof tallies);
+        for (int t = 0; t < 8; t++) {
+            tallies[t].fail_at[0] = tallies[t].fail_at[1] = -1;
+            workers[t] = &tallies[t];
+        }
+        struct mq_sample_pass pass = {
+            .plan = plan, .source = src, .jobs = jobs, .workers = workers,
+            .inputs = tally_inputs, .observe = tally_produced, .done = tally_done,
+            .repeat = 3, .timed = tally_time,
+        };
+        ck_assert_int_eq(mq_sample_pass_jobs(&pass), jobs);
+        int64_t done = -1;
+        ck_assert_msg(mq_sample_pass_run(&pass, &done, &err) == 0, "%s", err.message);
+        ck_assert_int_eq(done, 12);
+        int runs = 0, produced = 0;
+        for (int i = 0; i < 12; i++) {
+            int in = 0, out = 0;
+            for (int t = 0; t < jobs; t++) {
+                in += tallies[t].inputs_seen[i];
+                out += tallies[t].done_seen[i];
+            }
+            ck_assert_int_eq(in, 1);
+            ck_assert_int_eq(out, 1);
+        }
+        for (int t = 0; t < jobs; t++) {
+            runs += tallies[t].runs;
+            produced += tallies[t].produced;
+        }
+        ck_assert_int_eq(runs, 36); /* repeat 3: every run timed */
+        ck_assert_int_gt(produced, 36);
+    }
+    /* More jobs than samples: one thread per sample. */
+    struct mq_sample_pass many = {.plan = plan, .source = src, .jobs = 1000};
+    ck_assert_int_eq(mq_sample_pass_jobs(&many), 12);
+    mq_calib_source_free(src);
+}
+END_TEST
+
+START_TEST(sample_pass_reports_the_lowest_failing_sample)
+{
+    const char *dir = write_samples("fail", 0, 16);
+    struct mq_calib_source *src = open_source(dir, 0);
+    for (int jobs = 1; jobs <= 4; jobs++) {
+        struct tally tallies[4];
+        void *workers[4];
+        memset(tallies, 0, sizeof tallies);
+        for (int t = 0; t < 4; t++) {
+            tallies[t].fail_at[0] = 9;
+            tallies[t].fail_at[1] = 4;
+            workers[t] = &tallies[t];
+        }
+        struct mq_sample_pass pass = {
+            .plan = plan, .source = src, .jobs = jobs, .workers = workers, .done = tally_done,
+            .label = "test sample",
+        };
+        int64_t done;
+        ck_assert_int_eq(mq_sample_pass_run(&pass, &done, &err), MQ_ERR);
+        ck_assert_msg(strstr(err.message, "test sample 4 (") == err.message &&
+                      strstr(err.message, "test_data_set_4): refused by the test") != NULL,
+                      "%s", err.message);
+        ck_assert_int_lt(done, 16);
+        /* Every sample before the failure ran. */
+        for (int i = 0; i < 4; i++) {
+            int out = 0;
+            for (int t = 0; t < jobs; t++)
+                out += tallies[t].done_seen[i];
+            ck_assert_int_eq(out, 1);
+        }
+        /* Without a label the message starts with the sample's path. */
+        pass.label = NULL;
+        ck_assert_int_eq(mq_sample_pass_run(&pass, &done, &err), MQ_ERR);
+        ck_assert_msg(strncmp(err.message, dir, strlen(dir)) == 0 &&
+                      strstr(err.message, "/test_data_set_4: refused") != NULL, "%s",
+                      err.message);
+    }
+    mq_calib_source_free(src);
+}
+END_TEST
+
+START_TEST(a_folder_of_input_files_is_one_sample)
+{
+    const char *dir = write_samples("one", 0, 1);
+    char sample[200];
+    snprintf(sample, sizeof sample, "%s/test_data_set_0", dir);
+    struct mq_calib_source *src = open_source(sample, 0);
+    ck_assert_int_eq(mq_calib_source_count(src), 1);
+    ck_assert_int_eq(mq_calib_source_layout(src), MQ_CALIB_LAYOUT_PB_FOLDERS);
+    ck_assert_str_eq(mq_calib_source_sample_name(src, 0), sample);
+    struct mq_tensor inputs[2];
+    ck_assert_msg(mq_calib_source_load(src, 0, inputs, &err) == 0, "%s", err.message);
+    ck_assert_float_eq(((const float *)inputs[0].data)[2], x_value(0, 2));
+    mq_tensor_free(&inputs[0]);
+    mq_tensor_free(&inputs[1]);
+    mq_calib_source_free(src);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("calib_driver");
@@ -469,5 +623,8 @@ int main(void)
     tcase_add_test(tc, shards_merge_bit_identically);
     tcase_add_test(tc, reports_progress_and_stops_when_asked);
     tcase_add_test(tc, reports_the_lowest_failing_sample);
+    tcase_add_test(tc, sample_pass_runs_every_sample_once_on_any_number_of_threads);
+    tcase_add_test(tc, sample_pass_reports_the_lowest_failing_sample);
+    tcase_add_test(tc, a_folder_of_input_files_is_one_sample);
     return mq_check_run(s, tc);
 }

@@ -362,6 +362,81 @@ START_TEST(opset_decides_what_onnxruntime_runs)
 }
 END_TEST
 
+/*
+ * The selection options read names as the quantizer does (quant/select.c):
+ * op types are exact names, a node entry is an exact name or a glob pattern,
+ * and an unnamed node is "<op_type>#<index>" by its position as stored.
+ */
+START_TEST(op_types_are_exact_names_not_patterns)
+{
+    Onnx__ModelProto *m = conv_relu(13);
+    struct mq_pattern_list types = {0};
+    struct mq_error err;
+    ck_assert_int_eq(mq_pattern_list_add(&types, "Con*", "--op-types", &err), MQ_OK);
+    struct mq_fp16_options o;
+    mq_fp16_options_default(&o);
+    o.op_types = &types;
+    struct mq_fp16_result r;
+    ck_assert_int_eq(convert(m, &o, &r, &err), MQ_ERR_USAGE);
+    ck_assert_str_eq(err.message, "--op-types: 'Con*' matches no op type of the model (op types "
+                                  "are exact names, not patterns)");
+    mq_pattern_list_free(&types);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+START_TEST(node_entry_names_a_node_exactly_even_with_glob_characters)
+{
+    Onnx__ModelProto *m = conv_relu(13);
+    Onnx__NodeProto *conv = mb_find_node(m->graph, "conv");
+    free(conv->name);
+    conv->name = strdup("conv[1]");
+    struct mq_pattern_list exclude = {0};
+    struct mq_error err;
+    /* As a pattern, "conv[1]" names only "conv1"; as an exact name, this node. */
+    ck_assert_int_eq(mq_pattern_list_add(&exclude, "conv[1]", "--exclude-nodes", &err), MQ_OK);
+    struct mq_fp16_options o;
+    mq_fp16_options_default(&o);
+    o.ops = MQ_FP16_OPS_ALL;
+    o.exclude_nodes = &exclude;
+    struct mq_fp16_result r;
+    ck_assert_msg(convert(m, &o, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_str_eq(find(&r, "conv[1]")->reason, "excluded by --exclude-nodes 'conv[1]'");
+    ck_assert_int_eq(find(&r, "relu")->status, MQ_FP16_FOLLOWED);
+    mq_fp16_result_free(&r);
+    mq_pattern_list_free(&exclude);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+START_TEST(unnamed_nodes_are_named_by_their_stored_position)
+{
+    /* conv_relu with unnamed nodes stored out of order: Relu first, then the Conv it reads. */
+    Onnx__ModelProto *m = mb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 4, OH_DIMS(1, 1, 4, 4));
+    mb_output(g, "y", MQ_DTYPE_FLOAT, 4, OH_DIMS(1, 2, 2, 2));
+    float w[18] = {0};
+    mb_init(g, "w", oh_f32(4, OH_DIMS(2, 1, 3, 3), w));
+    mb_node(g, "Relu", "", "c", "y");
+    mb_node(g, "Conv", "", "x,w", "c");
+    struct mq_pattern_list exclude = {0};
+    struct mq_error err;
+    ck_assert_int_eq(mq_pattern_list_add(&exclude, "Conv#1", "--exclude-nodes", &err), MQ_OK);
+    struct mq_fp16_options o;
+    mq_fp16_options_default(&o);
+    o.ops = MQ_FP16_OPS_ALL;
+    o.exclude_nodes = &exclude;
+    struct mq_fp16_result r;
+    ck_assert_msg(convert(m, &o, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_ptr_nonnull(find(&r, "Relu#0"));
+    ck_assert_str_eq(find(&r, "Conv#1")->reason, "excluded by --exclude-nodes 'Conv#1'");
+    mq_fp16_result_free(&r);
+    mq_pattern_list_free(&exclude);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fp16");
@@ -371,6 +446,9 @@ int main(void)
     tcase_add_test(tc, io_types_float16_on_request);
     tcase_add_test(tc, excluded_node_keeps_exact_weights);
     tcase_add_test(tc, pattern_matching_nothing_is_a_usage_error);
+    tcase_add_test(tc, op_types_are_exact_names_not_patterns);
+    tcase_add_test(tc, node_entry_names_a_node_exactly_even_with_glob_characters);
+    tcase_add_test(tc, unnamed_nodes_are_named_by_their_stored_position);
     tcase_add_test(tc, constant_beyond_range_stays_float32);
     tcase_add_test(tc, activation_seen_beyond_range_keeps_its_nodes);
     tcase_add_test(tc, constants_casts_and_fixed_float_inputs);

@@ -1,5 +1,5 @@
 /*
- * Conv and ConvTranspose (src/interp/ops/conv.c).  Small cases are checked
+ * Conv and ConvTranspose (src/interp/ops/conv*.c).  Small cases are checked
  * against values worked out by hand; the rest against a naive direct
  * convolution written here, over many geometries (ranks 1-3, groups,
  * depthwise, strides, dilations, asymmetric pads, auto_pad), so that the

@@ -1,7 +1,7 @@
 /*
  * TopK, CumSum, Einsum, Det, Unique, NonMaxSuppression and TfIdfVectorizer
- * (src/interp/ops/misc.c).  Expected values were worked out by hand or with
- * numpy (np.einsum, np.unique, np.linalg.det).
+ * (src/interp/ops/misc.c, sorting.c, linalg.c).  Expected values were
+ * worked out by hand or with numpy (np.einsum, np.unique, np.linalg.det).
  */
 #include <check.h>
 #include <math.h>

@@ -1,4 +1,8 @@
-/* Data movement and shape ops (src/interp/ops/shape_ops.c). */
+/*
+ * Data movement and shape ops (src/interp/ops/: reshape_views.c, layout.c,
+ * pad.c, selection.c, copy_ops.c, generators.c; OneHot in gather_scatter.c,
+ * Trilu in linalg.c).
+ */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>

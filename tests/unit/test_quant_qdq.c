@@ -13,6 +13,7 @@
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
+#include "quant/dequantize.h"
 #include "quant/graph.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
@@ -21,6 +22,15 @@
 #include "report/report.h"
 
 /* ---------------------------------------------------------------- helpers */
+
+/* The value of a model metadata entry, NULL when absent. */
+static const char *metadata(const Onnx__ModelProto *m, const char *key)
+{
+    for (size_t i = 0; i < m->n_metadata_props; i++)
+        if (strcmp(m->metadata_props[i]->key, key) == 0)
+            return m->metadata_props[i]->value;
+    return NULL;
+}
 
 struct range_spec {
     const char *name;
@@ -260,6 +270,9 @@ START_TEST(test_conv_relu)
     ck_assert_int_eq(choice(&r, "relu")->status, MQ_NODE_FOLDED);
     ck_assert_int_eq(choice(&r, "conv")->status, MQ_NODE_QUANTIZED);
     ck_assert_int_eq(r.res.folded, 1);
+    /* The record dequantize reads to put the Relu back: the tensor its QuantizeLinear reads. */
+    ck_assert_str_eq(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY),
+                     "y_QuantizeLinear_Input\tRelu\trelu\t0\tinf\n");
     ck_assert_int_eq((int)g->n_node, 7);
     ck_assert_ptr_null(node_named(g, "relu"));
     assert_io(node_named(g, "x_QuantizeLinear"), "QuantizeLinear", "x,x_scale,x_zero_point",
@@ -627,9 +640,12 @@ START_TEST(test_clip_fold_only_when_exact)
             /* Clip(0, 6): the Q/DQ with range [0, 6] clamps exactly as it did. */
             ck_assert_int_eq(choice(&r, "clip")->status, MQ_NODE_FOLDED);
             ck_assert_ptr_null(init_named(g, "lo")); /* its bounds are unused now */
+            ck_assert_str_eq(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY),
+                             "y_QuantizeLinear_Input\tClip\tclip\t0\t6\n");
         } else {
             /* Clip(2, 6): zero must stay representable, so [0, 6] would let 1.0 through. */
             ck_assert_int_eq(choice(&r, "clip")->status, MQ_NODE_QUANTIZED);
+            ck_assert_ptr_null(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY));
             assert_io(node_named(g, "clip"), "Clip", "m_dequantized,lo,hi",
                       "y_QuantizeLinear_Input");
         }

@@ -1,14 +1,12 @@
 /*
- * Conv and ConvTranspose.
+ * Conv (ConvTranspose is in conv_transpose.c, the shared pieces in
+ * conv_internal.h).
  *
- * float32 and double go through BLAS: Conv is im2col + one GEMM per group
+ * float32 and double go through BLAS: im2col + one GEMM per group
  * (W_g [M/g, C/g*K] x columns [C/g*K, out positions]) written straight into
- * the bias-prefilled output; ConvTranspose is the mirror image, one GEMM
- * (W_g^T x X_g) into columns that col2im scatters into the output.  A 1x1
- * stride-1 unpadded Conv uses the input itself as the column matrix, and a
- * depthwise 2-D Conv (one input channel per group) is a direct loop over a
- * padded copy of each plane (see depthwise2d), since its per-channel GEMMs
- * would be too small to pay for themselves.
+ * the bias-prefilled output.  A 1x1 stride-1 unpadded Conv uses the input
+ * itself as the column matrix, and a depthwise 2-D Conv (one input channel
+ * per group) takes the direct path of conv_depthwise.c.
  * float16 and bfloat16 run on float32 copies (interp/ops/widen.h).
  *
  * Plans built with fusion (interp/ops/fused.h) use mq_kernel_conv_relu,
@@ -33,6 +31,7 @@
 #include "interp/attr.h"
 #include "interp/broadcast.h"
 #include "interp/ops/conv_gemm.h"
+#include "interp/ops/conv_internal.h"
 #include "interp/ops/fused.h"
 #include "interp/ops/gemm.h"
 #include "interp/ops/scratch.h"
@@ -50,87 +49,6 @@
 #define COLUMN_BUDGET_ELEMENTS ((int64_t)1 << 18)
 #define MIN_CHUNK_COLUMNS 512
 
-/* Depthwise kernels up to this width take the direct path; wider ones use im2col. */
-#define MAX_DEPTHWISE_TAPS 64
-
-struct conv_state {
-    struct mq_spatial sp;
-    int64_t group;
-    /* W packed at plan time (float32 Conv), valid while W's data is packed_from */
-    struct mq_conv_gemm_weights packed;
-    const void *packed_from;
-    int n_output_padding;             /* -1 when absent */
-    int64_t output_padding[MQ_MAX_RANK];
-    int n_output_shape;               /* -1 when absent */
-    int64_t output_shape[MQ_MAX_RANK];
-};
-
-/*
- * How kernel windows lay over an image: `image` is what the kernel reads
- * (Conv input, ConvTranspose output), `grid` the window positions (Conv
- * output, ConvTranspose input).  Window position o and kernel tap k touch
- * image coordinate o * stride - pad_begin + k * dilation on each axis.
- */
-struct window_map {
-    int n;
-    int64_t image[MQ_MAX_RANK];
-    int64_t grid[MQ_MAX_RANK];
-    int64_t kernel[MQ_MAX_RANK];
-    int64_t strides[MQ_MAX_RANK];
-    int64_t dilations[MQ_MAX_RANK];
-    int64_t pad_begin[MQ_MAX_RANK];
-    int64_t image_size, grid_size, kernel_size;
-};
-
-/*
- * Window positions [lo, hi) along the innermost axis whose tap lands inside
- * the image, for a tap at image offset `off` from position*stride.
- */
-static void inner_range(int64_t off, int64_t stride, int64_t image, int64_t grid, int64_t *lo,
-                        int64_t *hi)
-{
-    int64_t l = off >= 0 ? 0 : (-off + stride - 1) / stride;
-    int64_t h = image - 1 - off < 0 ? 0 : (image - 1 - off) / stride + 1;
-    if (h > grid)
-        h = grid;
-    if (l > h)
-        l = h;
-    *lo = l;
-    *hi = h;
-}
-
-/* Outer (all but innermost axis) image line of a window line and kernel tap; -1 if outside. */
-static int64_t outer_image_line(const struct window_map *m, const int64_t *o, const int64_t *k)
-{
-    int64_t line = 0;
-    for (int d = 0; d < m->n - 1; d++) {
-        int64_t i = o[d] * m->strides[d] - m->pad_begin[d] + k[d] * m->dilations[d];
-        if (i < 0 || i >= m->image[d])
-            return -1;
-        line = line * m->image[d] + i;
-    }
-    return line;
-}
-
-static void odometer_step(int64_t *idx, const int64_t *extent, int n)
-{
-    for (int d = n - 1; d >= 0; d--) {
-        if (++idx[d] < extent[d])
-            return;
-        idx[d] = 0;
-    }
-}
-
-static int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int64_t b, int64_t c,
-                        struct mq_error *err)
-{
-    if (a > INT_MAX || b > INT_MAX || c > INT_MAX)
-        return mq_error_set(err, "node '%s' (%s): matrix of %lld x %lld x %lld is too large for "
-                            "BLAS", node->name, node->op_type, (long long)a, (long long)b,
-                            (long long)c);
-    return MQ_OK;
-}
-
 /* The packed GEMM is float32 only: conv_compute_f64 never gets packed weights. */
 static void packed_gemm_f32(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
                             int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
@@ -145,19 +63,6 @@ static void packed_gemm_f64(const struct mq_conv_gemm_weights *pw, int64_t g, co
 {
     (void)pw, (void)g, (void)b, (void)ldb, (void)n, (void)y, (void)ldy, (void)bias, (void)res,
         (void)relu;
-}
-
-/* All the taps of a depthwise kernel at once (conv_gemm.h), float32 only. */
-static int all_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n)
-{
-    return mq_conv_taps_f32(acc, src, w, taps, n);
-}
-
-static int all_taps_f64(double *acc, const double *const *src, const double *w, int taps,
-                        int64_t n)
-{
-    (void)acc, (void)src, (void)w, (void)taps, (void)n;
-    return 0;
 }
 
 /* Strides up to this are read through phase planes by the packed GEMM; larger ones use im2col. */
@@ -218,59 +123,20 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
 
 /*
  * DEFINE_CONV(T, SFX, GEMM) defines, for element type T and its GEMM (interp/ops/gemm.h):
- *   taps*_SFX, pad_line_SFX, split2_SFX, ...   row helpers the loops below call
- *   im2col_SFX      columns for window lines [line0, line1) of `channels` images
- *   col2im_SFX      adds columns back into `channels` images (ConvTranspose)
- *   depthwise2d_SFX direct 2-D convolution, one input channel per group
- *   conv_compute_SFX / convt_compute_SFX   the whole op on one batch
+ *   every_other_SFX, im2col_row_SFX, relu_row_SFX, ...   row helpers the loops below call
+ *   im2col_SFX        columns for window lines [line0, line1) of `channels` images
+ *   build_phases_SFX  the stride phase planes the packed GEMM reads
+ *   mq_conv_fill_bias_SFX (conv_internal.h)
+ *   conv_compute_SFX  the whole op on one batch
  */
 #define DEFINE_CONV(T, SFX, GEMM)                                                                 \
-    /* one kernel row of a depthwise output row: y[i] += sum_k w[k] * src_k[i] */                 \
-    MQ_SIMD_CLONES                                                                                \
-    static void taps3_##SFX(T *restrict y, const T *restrict s0, const T *restrict s1,            \
-                            const T *restrict s2, const T *w, int64_t n)                          \
-    {                                                                                             \
-        const T w0 = w[0], w1 = w[1], w2 = w[2];                                                  \
-        MQ_VECTOR_LOOP(i, n, y[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i]);                       \
-    }                                                                                             \
-                                                                                                  \
-    static void gather_##SFX(T *restrict dst, const T *restrict src, int64_t n, int64_t stride)   \
-    {                                                                                             \
-        for (int64_t j = 0; j < n; j++)                                                           \
-            dst[j] = src[j * stride];                                                             \
-    }                                                                                             \
-                                                                                                  \
     static void every_other_##SFX(T *restrict dst, const T *restrict src, int64_t n)              \
     {                                                                                             \
         MQ_VECTOR_LOOP(j, n, dst[j] = src[2 * j]);                                                \
     }                                                                                             \
                                                                                                   \
-    MQ_SIMD_CLONES                                                                                \
-    static void taps2_##SFX(T *restrict y, const T *restrict s0, const T *restrict s1,            \
-                            const T *w, int64_t n)                                                \
-    {                                                                                             \
-        const T w0 = w[0], w1 = w[1];                                                             \
-        MQ_VECTOR_LOOP(i, n, y[i] += w0 * s0[i] + w1 * s1[i]);                                    \
-    }                                                                                             \
-                                                                                                  \
-    MQ_SIMD_CLONES                                                                                \
-    static void taps1_##SFX(T *restrict y, const T *restrict s0, T w0, int64_t n)                 \
-    {                                                                                             \
-        MQ_VECTOR_LOOP(i, n, y[i] += w0 * s0[i]);                                                 \
-    }                                                                                             \
-                                                                                                  \
-    /* y[i * stride] += x[i] */                                                                   \
-    static void scatter_add_##SFX(T *restrict y, const T *restrict x, int64_t n, int64_t stride)  \
-    {                                                                                             \
-        if (stride == 1)                                                                          \
-            MQ_VECTOR_LOOP(i, n, y[i] += x[i]);                                                   \
-        else                                                                                      \
-            for (int64_t i = 0; i < n; i++)                                                       \
-                y[i * stride] += x[i];                                                            \
-    }                                                                                             \
-                                                                                                  \
-    /* one im2col row segment: gw window positions, taps [lo, hi) inside the image row src */   \
-    static void im2col_row_##SFX(T *row, const T *src, int64_t gw, int64_t lo, int64_t hi,       \
+    /* one im2col row segment: gw window positions, taps [lo, hi) inside the image row src */     \
+    static void im2col_row_##SFX(T *row, const T *src, int64_t gw, int64_t lo, int64_t hi,        \
                                  int64_t off, int64_t sw)                                         \
     {                                                                                             \
         if (!src || lo >= hi) {                                                                   \
@@ -284,7 +150,7 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
         else if (sw == 2)                                                                         \
             every_other_##SFX(row + lo, src + lo * 2 + off, hi - lo);                             \
         else                                                                                      \
-            gather_##SFX(row + lo, src + lo * sw + off, hi - lo, sw);                             \
+            conv_gather_##SFX(row + lo, src + lo * sw + off, hi - lo, sw);                        \
         if (hi < gw)                                                                              \
             memset(row + hi, 0, (size_t)(gw - hi) * sizeof(T));                                   \
     }                                                                                             \
@@ -328,7 +194,7 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
         const int64_t gw = m->grid[L], iw = m->image[L], sw = m->strides[L];                      \
         const int64_t width = (line1 - line0) * gw;                                               \
         if (m->n == 2) {                                                                          \
-            /* the common case without the N-D odometer: a line is an output row */              \
+            /* the common case without the N-D odometer: a line is an output row */               \
             const int64_t ih_n = m->image[0], sh = m->strides[0], dh = m->dilations[0];           \
             const int64_t ph = m->pad_begin[0];                                                   \
             T *row = col;                                                                         \
@@ -375,67 +241,6 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    static void col2im_##SFX(const T *col, int64_t channels, const struct window_map *m, T *y)    \
-    {                                                                                             \
-        const int L = m->n - 1;                                                                   \
-        const int64_t gw = m->grid[L], iw = m->image[L], sw = m->strides[L];                      \
-        const int64_t lines = gw ? m->grid_size / gw : 0;                                         \
-        int64_t k[MQ_MAX_RANK] = {0}, o[MQ_MAX_RANK];                                             \
-        for (int64_t c = 0; c < channels; c++) {                                                  \
-            T *yc = y + c * m->image_size;                                                        \
-            for (int64_t ki = 0; ki < m->kernel_size; ki++) {                                     \
-                const T *row = col + (c * m->kernel_size + ki) * m->grid_size;                    \
-                int64_t off = k[L] * m->dilations[L] - m->pad_begin[L], lo, hi;                   \
-                inner_range(off, sw, iw, gw, &lo, &hi);                                           \
-                memset(o, 0, sizeof o);                                                           \
-                for (int64_t p = 0; p < lines; p++, row += gw) {                                  \
-                    int64_t line = outer_image_line(m, o, k);                                     \
-                    odometer_step(o, m->grid, L);                                                 \
-                    if (line < 0)                                                                 \
-                        continue;                                                                 \
-                    if (lo < hi)                                                                  \
-                        scatter_add_##SFX(yc + line * iw + lo * sw + off, row + lo, hi - lo, sw); \
-                }                                                                                 \
-                odometer_step(k, m->kernel, m->n);                                                \
-            }                                                                                     \
-        }                                                                                         \
-    }                                                                                             \
-                                                                                                  \
-    /* dst[0..len) = image row shifted right by `left`, zero where it has no column */            \
-    static void pad_line_##SFX(T *restrict dst, const T *restrict row, int64_t width,             \
-                               int64_t left, int64_t len)                                         \
-    {                                                                                             \
-        int64_t lo = left < len ? left : len;                                                     \
-        int64_t hi = left + width < len ? left + width : len;                                     \
-        memset(dst, 0, (size_t)lo * sizeof(T));                                                   \
-        if (hi > lo)                                                                              \
-            memcpy(dst + lo, row + (lo - left), (size_t)(hi - lo) * sizeof(T));                   \
-        else                                                                                      \
-            hi = lo;                                                                              \
-        memset(dst + hi, 0, (size_t)(len - hi) * sizeof(T));                                      \
-    }                                                                                             \
-                                                                                                  \
-    static void split2_##SFX(T *restrict even, T *restrict odd, const T *restrict src, int64_t n) \
-    {                                                                                             \
-        MQ_VECTOR_LOOP(j, n, even[j] = src[2 * j]; odd[j] = src[2 * j + 1]);                      \
-    }                                                                                             \
-                                                                                                  \
-    /* y = a + bias (+ r, the residual, when not NULL), then Relu's x < 0 ? 0 : x when asked     \
-     * (NaN stays NaN, as in Relu) */                                                             \
-    MQ_SIMD_CLONES                                                                                \
-    static void bias_row_##SFX(T *restrict y, const T *restrict a, const T *restrict r,           \
-                               int64_t n, T bias, int relu)                                       \
-    {                                                                                             \
-        if (r && relu)                                                                            \
-            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias + r[i]; y[i] = v < 0 ? (T)0 : v);        \
-        else if (r)                                                                               \
-            MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias + r[i]);                                      \
-        else if (relu)                                                                            \
-            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias; y[i] = v < 0 ? (T)0 : v);               \
-        else                                                                                      \
-            MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias);                                             \
-    }                                                                                             \
-                                                                                                  \
     MQ_SIMD_CLONES                                                                                \
     static void relu_row_##SFX(T *restrict y, int64_t n)                                          \
     {                                                                                             \
@@ -449,98 +254,7 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
             relu_row_##SFX(y + r * stride, n);                                                    \
     }                                                                                             \
                                                                                                   \
-    /*                                                                                            \
-     * Depthwise 2-D convolution.  Each input plane is first rewritten, zero                      \
-     * padding included, as stride_h x stride_w phase planes of `rows` x `cols`:                  \
-     * phase (qh, qw) holds padded pixels (r * stride_h + qh, c * stride_w + qw).                 \
-     * In that layout every kernel tap is a constant shift of one phase plane                     \
-     * for all outputs at once (output (oh, ow) at flat oh * cols + ow), so each                  \
-     * tap is one long contiguous multiply-add over the whole plane, with no                      \
-     * bounds checks; the `cols - OW` extra columns per row are computed and                      \
-     * dropped.  Each output row is then written once: accumulator plus bias                      \
-     * (b may be NULL), with the fused Relu.                                                      \
-     */                                                                                           \
-    static void depthwise2d_##SFX(const T *x, const T *w, const T *b, const T *res, T *y,         \
-                                  int64_t channels, int64_t multiplier,                           \
-                                  const struct window_map *m, T *planes, int64_t rows,            \
-                                  int64_t cols, T *line, T *acc, int relu)                        \
-    {                                                                                             \
-        const int64_t kh_n = m->kernel[0], kw_n = m->kernel[1];                                   \
-        const int64_t ih_n = m->image[0], iw_n = m->image[1];                                     \
-        const int64_t oh_n = m->grid[0], ow_n = m->grid[1];                                       \
-        const int64_t sh = m->strides[0], sw = m->strides[1];                                     \
-        const int64_t dh = m->dilations[0], dw = m->dilations[1];                                 \
-        const int64_t ph = m->pad_begin[0], pw = m->pad_begin[1];                                 \
-        const int64_t plane = rows * cols, span = (oh_n - 1) * cols + ow_n;                       \
-        const T *src[MAX_DEPTHWISE_TAPS];                                                         \
-        for (int64_t c = 0; c < channels; c++) {                                                  \
-            const T *xp = x + c * m->image_size;                                                  \
-            for (int64_t qh = 0; qh < sh; qh++) {                                                 \
-                for (int64_t rr = 0; rr < rows; rr++) {                                           \
-                    const int64_t ih = rr * sh + qh - ph;                                         \
-                    T *dst = planes + qh * sw * plane + rr * cols;                                \
-                    if (ih < 0 || ih >= ih_n) {                                                   \
-                        for (int64_t qw = 0; qw < sw; qw++)                                       \
-                            memset(dst + qw * plane, 0, (size_t)cols * sizeof(T));                \
-                        continue;                                                                 \
-                    }                                                                             \
-                    const T *xrow = xp + ih * iw_n;                                               \
-                    if (sw == 1) {                                                                \
-                        pad_line_##SFX(dst, xrow, iw_n, pw, cols);                                \
-                    } else {                                                                      \
-                        pad_line_##SFX(line, xrow, iw_n, pw, sw * cols);                          \
-                        if (sw == 2)                                                              \
-                            split2_##SFX(dst, dst + plane, line, cols);                           \
-                        else                                                                      \
-                            for (int64_t qw = 0; qw < sw; qw++)                                   \
-                                gather_##SFX(dst + qw * plane, line + qw, cols, sw);              \
-                    }                                                                             \
-                }                                                                                 \
-            }                                                                                     \
-            for (int64_t j = 0; j < multiplier; j++) {                                            \
-                const int64_t oc = c * multiplier + j;                                            \
-                const T *wk = w + oc * m->kernel_size;                                            \
-                T *yp = y + oc * m->grid_size;                                                    \
-                int summed = 0;                                                                   \
-                if (kh_n * kw_n <= MQ_CONV_MAX_TAPS) {                                            \
-                    /* every tap's source at once, for a kernel summing them in registers */      \
-                    const T *all[MQ_CONV_MAX_TAPS];                                               \
-                    for (int64_t kh = 0; kh < kh_n; kh++)                                         \
-                        for (int64_t kw = 0; kw < kw_n; kw++) {                                   \
-                            const int64_t th = kh * dh, tw = kw * dw;                             \
-                            all[kh * kw_n + kw] = planes + ((th % sh) * sw + tw % sw) * plane +   \
-                                                  (th / sh) * cols + tw / sw;                     \
-                        }                                                                         \
-                    summed = all_taps_##SFX(acc, all, wk, (int)(kh_n * kw_n), span);             \
-                }                                                                                 \
-                if (!summed)                                                                      \
-                    memset(acc, 0, (size_t)span * sizeof(T));                                     \
-                for (int64_t kh = 0; kh < kh_n && !summed; kh++) {                                \
-                    const int64_t th = kh * dh;                                                   \
-                    for (int64_t kw = 0; kw < kw_n; kw++) {                                       \
-                        const int64_t tw = kw * dw;                                               \
-                        src[kw] = planes + ((th % sh) * sw + tw % sw) * plane +                   \
-                                  (th / sh) * cols + tw / sw;                                     \
-                    }                                                                             \
-                    const T *wr = wk + kh * kw_n;                                                 \
-                    int64_t kw = 0;                                                               \
-                    for (; kw + 3 <= kw_n; kw += 3)                                               \
-                        taps3_##SFX(acc, src[kw], src[kw + 1], src[kw + 2], wr + kw, span);       \
-                    if (kw + 2 == kw_n)                                                           \
-                        taps2_##SFX(acc, src[kw], src[kw + 1], wr + kw, span);                    \
-                    else if (kw + 1 == kw_n)                                                      \
-                        taps1_##SFX(acc, src[kw], wr[kw], span);                                  \
-                }                                                                                 \
-                const T bias = b ? b[oc] : (T)0;                                                  \
-                const T *rp = res ? res + oc * m->grid_size : NULL;                               \
-                for (int64_t oh = 0; oh < oh_n; oh++)                                             \
-                    bias_row_##SFX(yp + oh * ow_n, acc + oh * cols, rp ? rp + oh * ow_n : NULL,   \
-                                   ow_n, bias, relu);                                             \
-            }                                                                                     \
-        }                                                                                         \
-    }                                                                                             \
-                                                                                                  \
-    /* the stride phase planes of conv_gemm's image: `channels` planes of x (h x w) per phase */ \
+    /* the stride phase planes of conv_gemm's image: `channels` planes of x (h x w) per phase */  \
     static void build_phases_##SFX(T *dst, const T *x, const struct mq_conv_gemm_image *im,       \
                                    int64_t h, int64_t w)                                          \
     {                                                                                             \
@@ -559,14 +273,14 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
                         else if (valid > 0 && sw == 2)                                            \
                             every_other_##SFX(dst, xc + ih * w + qw, valid);                      \
                         else if (valid > 0)                                                       \
-                            gather_##SFX(dst, xc + ih * w + qw, valid, sw);                       \
+                            conv_gather_##SFX(dst, xc + ih * w + qw, valid, sw);                  \
                         memset(dst + valid, 0, (size_t)(pw_ - valid) * sizeof(T));                \
                     }                                                                             \
                 }                                                                                 \
     }                                                                                             \
                                                                                                   \
     /* y = b[c] over each channel, or zeros when there is no bias; plus res when not NULL */      \
-    static void fill_bias_##SFX(T *y, const T *b, const T *res, int64_t channels, int64_t size)   \
+    void mq_conv_fill_bias_##SFX(T *y, const T *b, const T *res, int64_t channels, int64_t size)  \
     {                                                                                             \
         for (int64_t c = 0; c < channels; c++) {                                                  \
             const T v = b ? b[c] : (T)0;                                                          \
@@ -647,13 +361,13 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
             const T *rb = res ? res + nb * out_ch * m->grid_size : NULL;                          \
             if (depthwise) {                                                                      \
                 T *line = pad + m->strides[0] * m->strides[1] * pad_rows * pad_cols;              \
-                depthwise2d_##SFX(xb, w, b, rb, yb, in_ch, mg, m, pad, pad_rows, pad_cols, line,  \
-                                  line + m->strides[1] * pad_cols, relu);                         \
+                mq_conv_depthwise2d_##SFX(xb, w, b, rb, yb, in_ch, mg, m, pad, pad_rows,          \
+                                          pad_cols, line, line + m->strides[1] * pad_cols, relu); \
                 continue;                                                                         \
             }                                                                                     \
             /* the packed GEMM adds the bias and residual itself */                               \
             if (((b || rb) && !pw) || ck == 0)                                                    \
-                fill_bias_##SFX(yb, b, rb, out_ch, m->grid_size);                                 \
+                mq_conv_fill_bias_##SFX(yb, b, rb, out_ch, m->grid_size);                         \
             if (ck == 0) {                                                                        \
                 if (relu)                                                                         \
                     relu_rows_##SFX(yb, 1, out_ch * m->grid_size, 0);                             \
@@ -704,44 +418,12 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
         mq_scratch_free(pad, pad_count, sizeof(T));                                               \
         mq_scratch_free(phases, phase_count, sizeof(T));                                          \
         return MQ_OK;                                                                             \
-    }                                                                                             \
-                                                                                                  \
-    static int convt_compute_##SFX(const struct mq_kernel_node *node,                             \
-                                   const struct window_map *m, int64_t batch, int64_t in_ch,      \
-                                   int64_t out_ch, int64_t group, const T *x, const T *w,         \
-                                   const T *b, T *y, struct mq_error *err)                        \
-    {                                                                                             \
-        const int64_t cg = in_ch / group, mg = out_ch / group, mk = mg * m->kernel_size;          \
-        if (batch == 0 || m->image_size == 0 || out_ch == 0)                                      \
-            return MQ_OK;                                                                         \
-        for (int64_t nb = 0; nb < batch && b; nb++)                                               \
-            fill_bias_##SFX(y + nb * out_ch * m->image_size, b, NULL, out_ch, m->image_size);     \
-        if (cg == 0 || m->grid_size == 0 || mk == 0)                                              \
-            return MQ_OK;                                                                         \
-        if (blas_dims_ok(node, mk, m->grid_size, cg, err))                                        \
-            return MQ_ERR;                                                                        \
-        int64_t col_count = mk * m->grid_size;                                                    \
-        T *col = mq_scratch_alloc(node, col_count, sizeof(T), err);                               \
-        if (!col)                                                                                 \
-            return MQ_ERR;                                                                        \
-        for (int64_t nb = 0; nb < batch; nb++) {                                                  \
-            T *yb = y + nb * out_ch * m->image_size;                                              \
-            for (int64_t g = 0; g < group; g++) {                                                 \
-                const T *wg = w + g * cg * mk;                                                    \
-                const T *xg = x + (nb * in_ch + g * cg) * m->grid_size;                           \
-                GEMM(1, 0, (int)mk, (int)m->grid_size, (int)cg, (T)1, wg, (int)mk, xg,            \
-                     (int)m->grid_size, (T)0, col, (int)m->grid_size);                            \
-                col2im_##SFX(col, mg, m, yb + g * mg * m->image_size);                            \
-            }                                                                                     \
-        }                                                                                         \
-        mq_scratch_free(col, col_count, sizeof(T));                                               \
-        return MQ_OK;                                                                             \
     }
 
 DEFINE_CONV(float, f32, mq_gemm_f32)
 DEFINE_CONV(double, f64, mq_gemm_f64)
 
-static void conv_destroy(void *state)
+void mq_conv_destroy_state(void *state)
 {
     struct conv_state *s = state;
     if (s)
@@ -765,7 +447,7 @@ int mq_conv_pack_weights(struct mq_kernel_node *node, const struct mq_tensor *w,
     return MQ_OK;
 }
 
-static int conv_prepare_common(struct mq_kernel_node *node, int transpose, struct mq_error *err)
+int mq_conv_prepare_state(struct mq_kernel_node *node, int transpose, struct mq_error *err)
 {
     struct conv_state *s = calloc(1, sizeof *s);
     if (!s)
@@ -810,18 +492,12 @@ static int conv_prepare_common(struct mq_kernel_node *node, int transpose, struc
 
 static int conv_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
-    return conv_prepare_common(node, 0, err);
+    return mq_conv_prepare_state(node, 0, err);
 }
 
-static int convt_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return conv_prepare_common(node, 1, err);
-}
-
-/* Checks X, W and B; fills the kernel extents and the channel counts. */
-static int check_inputs(const struct mq_kernel_node *node, const struct conv_state *s,
-                        const struct mq_tensor *const *inputs, int n_inputs, int transpose,
-                        int64_t *in_ch, int64_t *out_ch, int64_t *kernel, struct mq_error *err)
+int mq_conv_check_inputs(const struct mq_kernel_node *node, const struct conv_state *s,
+                         const struct mq_tensor *const *inputs, int n_inputs, int transpose,
+                         int64_t *in_ch, int64_t *out_ch, int64_t *kernel, struct mq_error *err)
 {
     const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
     const struct mq_tensor *w = n_inputs > 1 ? inputs[1] : NULL;
@@ -880,8 +556,8 @@ static int check_inputs(const struct mq_kernel_node *node, const struct conv_sta
     return MQ_OK;
 }
 
-static int finish_map(const struct mq_kernel_node *node, struct window_map *m,
-                      struct mq_error *err)
+int mq_conv_finish_map(const struct mq_kernel_node *node, struct window_map *m,
+                       struct mq_error *err)
 {
     m->image_size = mq_dims_count(m->n, m->image);
     m->grid_size = mq_dims_count(m->n, m->grid);
@@ -950,7 +626,7 @@ static int conv_run_common(const struct mq_kernel_node *node, const struct mq_te
     struct window_map m;
     memset(&m, 0, sizeof m);
     int64_t in_ch, out_ch, pad_end[MQ_MAX_RANK];
-    if (check_inputs(node, s, inputs, n_inputs, 0, &in_ch, &out_ch, m.kernel, err))
+    if (mq_conv_check_inputs(node, s, inputs, n_inputs, 0, &in_ch, &out_ch, m.kernel, err))
         return MQ_ERR;
     const struct mq_tensor *x = inputs[0], *w = inputs[1];
     const struct mq_tensor *b = n_inputs > 2 ? inputs[2] : NULL;
@@ -959,7 +635,7 @@ static int conv_run_common(const struct mq_kernel_node *node, const struct mq_te
         m.image[i] = x->dims[i + 2];
     if (mq_spatial_forward(node, &s->sp, m.n, m.image, m.kernel, 0, m.grid, m.pad_begin, pad_end,
                            m.strides, m.dilations, err) ||
-        finish_map(node, &m, err))
+        mq_conv_finish_map(node, &m, err))
         return MQ_ERR;
     int64_t dims[MQ_MAX_RANK];
     dims[0] = x->dims[0];
@@ -1039,107 +715,16 @@ static int conv_add_relu_run(const struct mq_kernel_node *node, struct mq_exec *
     return conv_run_common(node, inputs, 3, inputs[3], outputs, 1, err);
 }
 
-static int convt_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                     const struct mq_tensor *const *inputs, int n_inputs,
-                     struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
-{
-    if (mq_widen_needed(inputs, n_inputs))
-        return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, convt_run, 0, err);
-    const struct conv_state *s = node->state;
-    struct window_map m;
-    memset(&m, 0, sizeof m);
-    int64_t in_ch, out_ch;
-    if (check_inputs(node, s, inputs, n_inputs, 1, &in_ch, &out_ch, m.kernel, err))
-        return MQ_ERR;
-    const struct mq_tensor *x = inputs[0], *w = inputs[1];
-    const struct mq_tensor *b = n_inputs > 2 ? inputs[2] : NULL;
-    int n = m.n = x->rank - 2;
-    if (mq_spatial_check_rank(node, &s->sp, n, err))
-        return MQ_ERR;
-    if (s->n_output_padding > 0 && s->n_output_padding != n)
-        return mq_error_set(err, "node '%s' (%s): output_padding has %d values, expected %d",
-                            node->name, node->op_type, s->n_output_padding, n);
-    /* Some exporters write output_shape with the batch and channel axes too. */
-    const int64_t *want = NULL;
-    if (s->n_output_shape == n)
-        want = s->output_shape;
-    else if (s->n_output_shape == n + 2)
-        want = s->output_shape + 2;
-    else if (s->n_output_shape > 0)
-        return mq_error_set(err, "node '%s' (%s): output_shape has %d values, expected %d",
-                            node->name, node->op_type, s->n_output_shape, n);
-    for (int i = 0; i < n; i++) {
-        int64_t in = x->dims[i + 2];
-        int64_t st = s->sp.n_strides > 0 ? s->sp.strides[i] : 1;
-        int64_t dl = s->sp.n_dilations > 0 ? s->sp.dilations[i] : 1;
-        int64_t op = s->n_output_padding > 0 ? s->output_padding[i] : 0;
-        if (m.kernel[i] < 1 || in < 1)
-            return mq_error_set(err, "node '%s' (%s): spatial axis %d has input extent %lld and "
-                                "kernel extent %lld, both must be >= 1", node->name,
-                                node->op_type, i, (long long)in, (long long)m.kernel[i]);
-        if (st > INT32_MAX || dl > INT32_MAX || in > INT32_MAX || m.kernel[i] > INT32_MAX ||
-            op > INT32_MAX)
-            return mq_error_set(err, "node '%s' (%s): spatial geometry on axis %d is too large",
-                                node->name, node->op_type, i);
-        int64_t full = st * (in - 1) + op + (m.kernel[i] - 1) * dl + 1;
-        int64_t out, pb, pe;
-        int sa = s->sp.auto_pad;
-        if (want || sa == MQ_AUTO_PAD_SAME_UPPER || sa == MQ_AUTO_PAD_SAME_LOWER) {
-            out = want ? want[i] : in * st;
-            /* an output larger than the full one keeps its extra tail at the bias, as in
-             * onnxruntime: the padding never goes negative */
-            int64_t total = full > out ? full - out : 0;
-            if (sa == MQ_AUTO_PAD_SAME_UPPER) {
-                pb = total / 2;
-                pe = total - pb;
-            } else {
-                pe = total / 2;
-                pb = total - pe;
-            }
-        } else {
-            pb = pe = 0;
-            if (sa == MQ_AUTO_PAD_NOTSET && s->sp.n_pads > 0) {
-                pb = s->sp.pads[i];
-                pe = s->sp.pads[i + n];
-            }
-            out = full - pb - pe;
-        }
-        if (out < 0)
-            return mq_error_set(err, "node '%s' (%s): output extent %lld on spatial axis %d is "
-                                "negative", node->name, node->op_type, (long long)out, i);
-        m.image[i] = out;
-        m.grid[i] = in;
-        m.strides[i] = st;
-        m.dilations[i] = dl;
-        m.pad_begin[i] = pb;
-    }
-    if (finish_map(node, &m, err))
-        return MQ_ERR;
-    int64_t dims[MQ_MAX_RANK];
-    dims[0] = x->dims[0];
-    dims[1] = out_ch;
-    memcpy(dims + 2, m.image, (size_t)n * sizeof dims[0]);
-    if (mq_tensor_alloc(&outputs[0], x->dtype, x->rank, dims, node->name, err))
-        return MQ_ERR;
-    if (x->dtype == MQ_DTYPE_FLOAT)
-        return convt_compute_f32(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
-                                 b ? b->data : NULL, outputs[0].data, err);
-    return convt_compute_f64(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data, w->data,
-                             b ? b->data : NULL, outputs[0].data, err);
-}
-
-/* Conv-1 and Conv-11 differ only in documentation; ConvTranspose likewise. */
+/* Conv-1 and Conv-11 differ only in documentation. */
 const struct mq_kernel mq_kernels_conv[] = {
-    {"", "Conv", 1, 10, conv_prepare, conv_run, conv_destroy},
-    {"", "Conv", 11, 0, conv_prepare, conv_run, conv_destroy},
-    {"", "ConvTranspose", 1, 10, convt_prepare, convt_run, conv_destroy},
-    {"", "ConvTranspose", 11, 0, convt_prepare, convt_run, conv_destroy},
+    {"", "Conv", 1, 10, conv_prepare, conv_run, mq_conv_destroy_state},
+    {"", "Conv", 11, 0, conv_prepare, conv_run, mq_conv_destroy_state},
     {0},
 };
 
 const struct mq_kernel mq_kernel_conv_relu = {"", "Conv", 1, 0, conv_prepare, conv_relu_run,
-                                              conv_destroy};
+                                              mq_conv_destroy_state};
 const struct mq_kernel mq_kernel_conv_add = {"", "Conv", 1, 0, conv_prepare, conv_add_run,
-                                             conv_destroy};
+                                             mq_conv_destroy_state};
 const struct mq_kernel mq_kernel_conv_add_relu = {"", "Conv", 1, 0, conv_prepare,
-                                                  conv_add_relu_run, conv_destroy};
+                                                  conv_add_relu_run, mq_conv_destroy_state};

@@ -3,10 +3,10 @@
  * broadcasting: arithmetic, comparisons, logic and bit operations, Where,
  * Min/Max/Sum/Mean and PRelu.
  *
- * Every operator runs through one loop nest (loop_nest_*): the output shape
- * is collapsed to as few axes as possible, and a row function, instantiated
- * per (operator, element type) from one expression, handles the innermost
- * axis with a tight loop.  Same-shape, scalar and per-channel operands all
+ * Every operator runs through one loop nest (interp/ops/broadcast_loop.h):
+ * the output shape is collapsed to as few axes as possible, and a row
+ * function, instantiated per (operator, element type) from one expression,
+ * handles the innermost axis with a tight loop.  Same-shape, scalar and per-channel operands all
  * end up as unit- or zero-stride rows, which the compiler vectorises.
  *
  * float16 and bfloat16 are computed in float32: inputs are widened into
@@ -25,127 +25,14 @@
 #include "interp/attr.h"
 #include "interp/broadcast.h"
 #include "interp/kernel.h"
+#include "interp/ops/broadcast_loop.h"
 #include "interp/ops/fused.h"
 #include "interp/ops/type_lists.h"
 
 /* Row tables are indexed by enum mq_dtype up to bfloat16. */
 #define DTYPE_SLOTS (MQ_DTYPE_BFLOAT16 + 1)
-#define MAX_OPERANDS 3
 
-/*
- * Computes n output elements from operands read with element strides
- * sa, sb, sc (0 for an operand broadcast along the row).  Unused operands
- * are passed as a valid pointer with stride 0.
- */
-typedef void (*row_fn)(void *out, const void *a, const void *b, const void *c, int64_t n,
-                       int64_t sa, int64_t sb, int64_t sc);
-
-/* ---------------------------------------------------------------------------------------- */
-/* The loop nest                                                                             */
-
-struct loop_nest {
-    int rank; /* >= 1 */
-    int n_in;
-    int64_t dims[MQ_MAX_RANK];
-    int64_t strides[MAX_OPERANDS][MQ_MAX_RANK];
-};
-
-/* Lays the operands out in the output shape and merges axes that are contiguous for all. */
-static void loop_nest_build(struct loop_nest *nest, int n_in, const struct mq_tensor *const *in,
-                            int out_rank, const int64_t *out_dims)
-{
-    int64_t s[MAX_OPERANDS][MQ_MAX_RANK];
-    memset(nest, 0, sizeof *nest);
-    nest->n_in = n_in;
-    for (int k = 0; k < n_in; k++)
-        mq_broadcast_strides(in[k], out_rank, out_dims, s[k]);
-    int r = 0;
-    for (int d = 0; d < out_rank; d++) {
-        if (out_dims[d] == 1)
-            continue;
-        if (r > 0) {
-            int merge = 1;
-            for (int k = 0; k < n_in; k++)
-                if (nest->strides[k][r - 1] != s[k][d] * out_dims[d])
-                    merge = 0;
-            if (merge) {
-                nest->dims[r - 1] *= out_dims[d];
-                for (int k = 0; k < n_in; k++)
-                    nest->strides[k][r - 1] = s[k][d];
-                continue;
-            }
-        }
-        nest->dims[r] = out_dims[d];
-        for (int k = 0; k < n_in; k++)
-            nest->strides[k][r] = s[k][d];
-        r++;
-    }
-    if (r == 0) {
-        nest->dims[0] = 1;
-        r = 1;
-    }
-    nest->rank = r;
-}
-
-/* Applied in place to each output row after the row function (a fused activation). */
-typedef void (*row_post_fn)(void *out, int64_t n);
-
-static void loop_nest_run(const struct loop_nest *nest, void *out, size_t out_size,
-                          const struct mq_tensor *const *in, row_fn fn, row_post_fn post)
-{
-    int r = nest->rank;
-    int64_t inner = nest->dims[r - 1];
-    int64_t rows = 1;
-    for (int d = 0; d < r - 1; d++)
-        rows *= nest->dims[d];
-    if (inner == 0 || rows == 0)
-        return;
-    const char *base[MAX_OPERANDS];
-    size_t size[MAX_OPERANDS];
-    int64_t inner_stride[MAX_OPERANDS];
-    for (int k = 0; k < MAX_OPERANDS; k++) {
-        int src = k < nest->n_in ? k : 0;
-        base[k] = in[src]->data;
-        size[k] = mq_dtype_size(in[src]->dtype);
-        inner_stride[k] = k < nest->n_in ? nest->strides[k][r - 1] : 0;
-    }
-    int64_t idx[MQ_MAX_RANK] = {0};
-    int64_t off[MAX_OPERANDS] = {0};
-    char *o = out;
-    for (int64_t row = 0; row < rows; row++) {
-        fn(o + (size_t)(row * inner) * out_size, base[0] + (size_t)off[0] * size[0],
-           base[1] + (size_t)off[1] * size[1], base[2] + (size_t)off[2] * size[2], inner,
-           inner_stride[0], inner_stride[1], inner_stride[2]);
-        if (post)
-            post(o + (size_t)(row * inner) * out_size, inner);
-        for (int d = r - 2; d >= 0; d--) {
-            for (int k = 0; k < nest->n_in; k++)
-                off[k] += nest->strides[k][d];
-            if (++idx[d] < nest->dims[d])
-                break;
-            for (int k = 0; k < nest->n_in; k++)
-                off[k] -= nest->strides[k][d] * nest->dims[d];
-            idx[d] = 0;
-        }
-    }
-}
-
-/* out (already allocated in the broadcast shape) = post(fn(inputs...)); post may be NULL. */
-static void broadcast_apply_post(int n_in, const struct mq_tensor *const *in,
-                                 struct mq_tensor *out, row_fn fn, row_post_fn post)
-{
-    struct loop_nest nest;
-    if (out->count == 0)
-        return;
-    loop_nest_build(&nest, n_in, in, out->rank, out->dims);
-    loop_nest_run(&nest, out->data, mq_dtype_size(out->dtype), in, fn, post);
-}
-
-static void broadcast_apply(int n_in, const struct mq_tensor *const *in, struct mq_tensor *out,
-                            row_fn fn)
-{
-    broadcast_apply_post(n_in, in, out, fn, NULL);
-}
+typedef mq_broadcast_row_fn row_fn;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Row functions, one expression per operator and type family                               */
@@ -620,7 +507,7 @@ static int broadcast_compute(const struct mq_kernel_node *node, int n_in,
         return MQ_ERR;
     if (mq_tensor_alloc_uninit(out, out_dtype, rank, dims, node->name, err))
         return MQ_ERR;
-    broadcast_apply(n_in, in, out, fn);
+    mq_broadcast_loop_run(n_in, in, out, fn, NULL);
     return MQ_OK;
 }
 
@@ -919,7 +806,7 @@ static int variadic_run(const struct mq_kernel_node *node, struct mq_exec *exec,
             rc = MQ_ERR;
         if (!rc) {
             const struct mq_tensor *in[2] = {left, right};
-            broadcast_apply(2, in, &acc, st->op->rows[work]);
+            mq_broadcast_loop_run(2, in, &acc, st->op->rows[work], NULL);
         }
         mq_tensor_free(&t0);
         mq_tensor_free(&t1);
@@ -1006,8 +893,8 @@ static int add_relu_compute(const struct mq_kernel_node *node, const struct mq_t
         if (mq_broadcast_shape(2, in, &rank, dims, node_label(node, label, sizeof label), err) ||
             mq_tensor_alloc_uninit(out, a->dtype, rank, dims, node->name, err))
             return MQ_ERR;
-        broadcast_apply_post(2, in, out, add_rows[a->dtype],
-                             a->dtype == MQ_DTYPE_FLOAT ? relu_row_f32 : relu_row_f64);
+        mq_broadcast_loop_run(2, in, out, add_rows[a->dtype],
+                              a->dtype == MQ_DTYPE_FLOAT ? relu_row_f32 : relu_row_f64);
         return MQ_OK;
     }
     static const struct binary_op add_op = {"Add", add_rows, 0};

@@ -24,7 +24,7 @@ extern const struct mq_kernel mq_kernel_sum_relu;       /* elementwise.c */
 
 /*
  * Reshape, Flatten, Squeeze and Unsqueeze returning a borrowed view of their
- * input's buffer instead of a copy (shape_ops.c), for steps whose input no
+ * input's buffer instead of a copy (reshape_views.c), for steps whose input no
  * other step reads: the runner then hands the buffer to the output
  * (plan_step.view_of_input, interp/run.c).
  */

@@ -1,6 +1,7 @@
 /*
  * Indexed reads and writes: Gather, GatherElements, GatherND, ScatterND,
- * ScatterElements and the deprecated Scatter.
+ * ScatterElements, the deprecated Scatter, and OneHot (on_value written at
+ * the indexed positions).
  *
  * Indices are int32 or int64, may be negative (counted from the end of the
  * axis) and are all checked before anything is written.  Gathers move bytes;
@@ -12,6 +13,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
+#include "interp/ops/element_copy.h"
 #include "interp/ops/shape_util.h"
 
 /* The indices as int64, unnormalised; *out is scratch (ops_scratch_free). */
@@ -48,14 +50,6 @@ static int fix_index(const struct mq_kernel_node *node, int64_t *v, int64_t dim,
                         (long long)dim, axis);
     *v = i;
     return MQ_OK;
-}
-
-static int64_t product(const int64_t *dims, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++)
-        p *= dims[i];
-    return p;
 }
 
 #define MOVE_ELEMENTS(T)                                                                           \
@@ -123,8 +117,8 @@ static int gather_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         return MQ_ERR;
     }
     size_t es = mq_dtype_size(data->dtype);
-    int64_t outer = product(data->dims, 0, axis);
-    int64_t inner = product(data->dims, axis + 1, data->rank);
+    int64_t outer = ops_product(data->dims, 0, axis);
+    int64_t inner = ops_product(data->dims, axis + 1, data->rank);
     int64_t n = ind->count;
     char *d = outputs[0].data;
     const char *s = data->data;
@@ -252,8 +246,8 @@ static int tuple_offsets(const struct mq_kernel_node *node, const struct mq_tens
         return MQ_ERR;
     int64_t strides[MQ_MAX_RANK];
     ops_strides(r, data->dims, strides);
-    int64_t batches = product(data->dims, 0, batch_dims);
-    int64_t tuples = k > 0 ? ind->count / k : product(ind->dims, 0, q - 1);
+    int64_t batches = ops_product(data->dims, 0, batch_dims);
+    int64_t tuples = k > 0 ? ind->count / k : ops_product(ind->dims, 0, q - 1);
     int64_t per_batch = batches > 0 ? tuples / batches : 0;
     int64_t *off = ops_scratch(node, tuples, sizeof(int64_t), err);
     if (!off) {
@@ -278,7 +272,7 @@ static int tuple_offsets(const struct mq_kernel_node *node, const struct mq_tens
     ops_scratch_free(v);
     *out = off;
     *n_tuples = tuples;
-    *slice = product(data->dims, batch_dims + (int)k, r);
+    *slice = ops_product(data->dims, batch_dims + (int)k, r);
     return MQ_OK;
 }
 
@@ -537,11 +531,62 @@ static int scatter_elements_run(const struct mq_kernel_node *node, struct mq_exe
     return rc;
 }
 
+/* ---- OneHot ----------------------------------------------------------------------------- */
+
+static int onehot_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                      const struct mq_tensor *const *inputs, int n_inputs,
+                      struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    const struct mq_tensor *ind, *depth_t, *values;
+    if (ops_require(node, inputs, n_inputs, 0, &ind, err) ||
+        ops_require(node, inputs, n_inputs, 1, &depth_t, err) ||
+        ops_require(node, inputs, n_inputs, 2, &values, err))
+        return MQ_ERR;
+    if (depth_t->count != 1)
+        return ops_fail(node, err, "depth must hold one value, got %lld",
+                        (long long)depth_t->count);
+    if (values->count != 2)
+        return ops_fail(node, err, "values must hold [off_value, on_value], got %lld values",
+                        (long long)values->count);
+    if (!ops_is_integer_dtype(ind->dtype) && !mq_dtype_is_float(ind->dtype))
+        return ops_fail(node, err, "indices type %s is not supported",
+                        mq_dtype_name(ind->dtype));
+    int64_t depth = mq_tensor_get_int64(depth_t, 0);
+    if (depth <= 0)
+        return ops_fail(node, err, "depth must be positive, got %lld", (long long)depth);
+    if (ind->rank + 1 > MQ_MAX_RANK)
+        return ops_fail(node, err, "output rank is more than %d", MQ_MAX_RANK);
+    int axis;
+    if (mq_axis_normalize(node, mq_attr_int(node, "axis", -1), ind->rank + 1, &axis, err))
+        return MQ_ERR;
+    int64_t dims[MQ_MAX_RANK];
+    for (int i = 0, k = 0; i <= ind->rank; i++)
+        dims[i] = i == axis ? depth : ind->dims[k++];
+    if (ops_alloc(node, &outputs[0], values->dtype, ind->rank + 1, dims, err))
+        return MQ_ERR;
+    size_t es = mq_dtype_size(values->dtype);
+    const char *off = values->data, *on = (const char *)values->data + es;
+    char *d = outputs[0].data;
+    mq_element_fill(d, off, outputs[0].count, es);
+    int64_t outer = ops_product(ind->dims, 0, axis);
+    int64_t inner = ops_product(ind->dims, axis, ind->rank);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t v = mq_tensor_get_int64(ind, o * inner + i);
+            if (v < 0)
+                v += depth;
+            if (v < 0 || v >= depth)
+                continue;
+            memcpy(d + ((o * depth + v) * inner + i) * (int64_t)es, on, es);
+        }
+    return MQ_OK;
+}
+
 /*
  * ScatterND: reduction add/mul from 16, max/min from 18.  ScatterElements:
  * the same.  Scatter-9 is ScatterElements without reduction; Scatter-11
  * (deprecated) added negative indices, which we accept throughout.
- * GatherND-12 added batch_dims.
+ * GatherND-12 added batch_dims.  OneHot is unchanged since 9.
  */
 const struct mq_kernel mq_kernels_gather_scatter[] = {
     {"", "Gather", 1, 10, NULL, gather_run, NULL},
@@ -557,5 +602,6 @@ const struct mq_kernel mq_kernels_gather_scatter[] = {
     {"", "ScatterElements", 18, 0, scatter_prepare, scatter_elements_run, free},
     {"", "Scatter", 9, 10, scatter_prepare, scatter_elements_run, free},
     {"", "Scatter", 11, 0, scatter_prepare, scatter_elements_run, free},
+    {"", "OneHot", 9, 0, NULL, onehot_run, NULL},
     {0},
 };

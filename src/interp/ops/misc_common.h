@@ -1,7 +1,8 @@
 /*
- * Helpers shared by misc.c, signal.c and sampling.c: error messages that
- * name the node, and validated reads of the small scalar inputs these ops
- * take (K, axis, sizes, thresholds).  Header-only so each family file stays
+ * Helpers shared by misc.c, sorting.c, linalg.c, signal.c and sampling.c:
+ * error messages that name the node, element type lists for per-type
+ * macros, and validated reads of the small scalar inputs these ops take
+ * (K, axis, sizes, thresholds).  Header-only so each family file stays
  * one translation unit.
  */
 #ifndef MQ_OPS_MISC_COMMON_H
@@ -71,6 +72,29 @@ static inline int misc_scalar_float(const struct mq_kernel_node *node, const str
                          "[1]), it has %lld", what, (long long)t->count);
     *out = mq_tensor_get_double(t, 0);
     return MQ_OK;
+}
+
+/* Element type lists for per-type macros: X(dtype, C type, nan test). */
+#define NO_NAN(x) 0
+#define MISC_FLOAT_TYPES(X)                                                                        \
+    X(MQ_DTYPE_FLOAT, float, isnan)                                                                \
+    X(MQ_DTYPE_DOUBLE, double, isnan)
+#define MISC_INT_TYPES(X)                                                                          \
+    X(MQ_DTYPE_INT8, int8_t, NO_NAN)                                                               \
+    X(MQ_DTYPE_INT16, int16_t, NO_NAN)                                                             \
+    X(MQ_DTYPE_INT32, int32_t, NO_NAN)                                                             \
+    X(MQ_DTYPE_INT64, int64_t, NO_NAN)                                                             \
+    X(MQ_DTYPE_UINT8, uint8_t, NO_NAN)                                                             \
+    X(MQ_DTYPE_UINT16, uint16_t, NO_NAN)                                                           \
+    X(MQ_DTYPE_UINT32, uint32_t, NO_NAN)                                                           \
+    X(MQ_DTYPE_UINT64, uint64_t, NO_NAN)
+#define MISC_NUMERIC_TYPES(X) MISC_FLOAT_TYPES(X) MISC_INT_TYPES(X)
+
+/* "WHAT has unsupported element type T", naming the node. */
+static inline int misc_type_error(const struct mq_kernel_node *node, const char *what,
+                                  int dtype, struct mq_error *err)
+{
+    return misc_fail(node, err, "%s has unsupported element type %s", what, mq_dtype_name(dtype));
 }
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * Small helpers shared by the data-movement kernels (shape_ops.c,
- * gather_scatter.c, resize.c, cast.c): error messages that name the node,
- * access to optional inputs, and validated reads of shape-like inputs.
+ * Small helpers shared by the data-movement kernels (reshape_views.c,
+ * layout.c, pad.c, selection.c, copy_ops.c, generators.c, gather_scatter.c,
+ * resize.c, cast.c, ...): error messages that name the node, access to
+ * optional inputs, validated reads of shape-like inputs and attributes.
  * Header-only so that each family file stays a single translation unit.
  */
 #ifndef MQ_OPS_SHAPE_UTIL_H
@@ -10,10 +11,12 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
+#include "interp/ops/cast.h"
 #include "interp/ops/scratch.h"
 #include "interp/tensor.h"
 #include "util/error.h"
@@ -160,6 +163,64 @@ static inline void ops_strides(int rank, const int64_t *dims, int64_t *strides)
         strides[i] = s;
         s *= dims[i];
     }
+}
+
+/* The product of dims[from..to). */
+static inline int64_t ops_product(const int64_t *dims, int from, int to)
+{
+    int64_t p = 1;
+    for (int i = from; i < to; i++)
+        p *= dims[i];
+    return p;
+}
+
+/* The value v in element type dtype, as bytes (out holds at least 16). */
+static inline int ops_scalar_bytes(const struct mq_kernel_node *node, int dtype, double v,
+                                   void *out, struct mq_error *err)
+{
+    if (mq_cast_elements(out, dtype, &v, MQ_DTYPE_DOUBLE, 1))
+        return ops_fail(node, err, "element type %s is not supported", mq_dtype_name(dtype));
+    return MQ_OK;
+}
+
+/* Copies x into a fresh output of the given shape (same element count). */
+static inline int ops_copy_reshaped(const struct mq_kernel_node *node, const struct mq_tensor *x,
+                                    int rank, const int64_t *dims, struct mq_tensor *out,
+                                    struct mq_error *err)
+{
+    if (ops_alloc_uninit(node, out, x->dtype, rank, dims, err))
+        return MQ_ERR;
+    if (x->count > 0)
+        memcpy(out->data, x->data, (size_t)x->count * mq_dtype_size(x->dtype));
+    return MQ_OK;
+}
+
+/* A zeroed kernel state of `size` bytes; NULL with err filled when out of memory. */
+static inline void *ops_alloc_state(const struct mq_kernel_node *node, size_t size,
+                                    struct mq_error *err)
+{
+    void *st = calloc(1, size);
+    if (!st)
+        ops_fail(node, err, "out of memory");
+    return st;
+}
+
+/* Copies an INTS attribute (at most max values); *n = -1 when absent (or on error). */
+static inline int ops_attr_ints(const struct mq_kernel_node *node, const char *name,
+                                int64_t *out, int max, int *n, struct mq_error *err)
+{
+    *n = -1;
+    const int64_t *v;
+    int64_t count = mq_attr_ints(node, name, &v);
+    if (count < 0)
+        return MQ_OK;
+    if (count > max)
+        return ops_fail(node, err, "attribute '%s' has %lld values, at most %d are allowed", name,
+                        (long long)count, max);
+    for (int64_t i = 0; i < count; i++)
+        out[i] = v[i];
+    *n = (int)count;
+    return MQ_OK;
 }
 
 enum { OPS_SCRATCH_HEADER = 16 };

@@ -1,5 +1,4 @@
-#define _GNU_SOURCE /* vasprintf */
-#include "quant/fold.h"
+#include "quant/batchnorm_fold.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -7,22 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/edit.h"
 #include "interp/tensor.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
+#include "util/strutil.h"
 
 #define MAX_DEPTH 64
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    char *s;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
 
 struct candidate {
     Onnx__GraphProto *graph;
@@ -72,11 +62,6 @@ static int add_candidate(struct fold_ctx *fc, const struct mq_graph_index *idx, 
 static int is_onnx_op(const Onnx__NodeProto *node, const char *op)
 {
     return mq_node_is_onnx(node) && strcmp(mq_str(node->op_type), op) == 0;
-}
-
-static const char *input_at(const Onnx__NodeProto *node, size_t i)
-{
-    return i < node->n_input && node->input[i] && *node->input[i] ? node->input[i] : NULL;
 }
 
 /* The initializer of this graph (not an enclosing one) holding a name; -1 when none. */
@@ -134,20 +119,10 @@ static int store(struct fold_ctx *fc, Onnx__GraphProto *g, int slot, const char 
     return MQ_OK;
 }
 
-static int replace_string(char **slot, const char *value)
-{
-    char *copy = strdup(value);
-    if (!copy)
-        return -1;
-    free(*slot);
-    *slot = copy;
-    return 0;
-}
-
 static char *display_name(const Onnx__NodeProto *node, int index)
 {
     return *mq_str(node->name) ? strdup(node->name)
-                               : xasprintf("%s#%d", mq_str(node->op_type), index);
+                               : mq_str_printf("%s#%d", mq_str(node->op_type), index);
 }
 
 /* The parameters of one fold, decoded. */
@@ -184,24 +159,24 @@ static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_in
             return 0;
     if (mq_node_attr_int(bn, "training_mode", 0) != 0 || mq_node_attr_int(bn, "spatial", 1) != 1)
         return 0;
-    const char *x = input_at(bn, 0);
+    const char *x = mq_graph_input_at(bn, 0);
     const struct mq_tensor_info *xt = x ? mq_graph_tensor(idx, x) : NULL;
     if (!xt || xt->producer < 0 || !only_reader(idx, x, bn_index))
         return 0;
     const Onnx__NodeProto *conv = g->node[xt->producer];
     if (!is_onnx_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
         return 0;
-    if (!decode_f32(idx, input_at(conv, 1), &p->w))
+    if (!decode_f32(idx, mq_graph_input_at(conv, 1), &p->w))
         return 0;
     int64_t c = p->w.rank >= 3 ? p->w.dims[0] : 0;
     int ok = c > 0;
-    if (ok && input_at(conv, 2)) {
-        ok = decode_f32(idx, input_at(conv, 2), &p->b) && p->b.count == c;
+    if (ok && mq_graph_input_at(conv, 2)) {
+        ok = decode_f32(idx, mq_graph_input_at(conv, 2), &p->b) && p->b.count == c;
         p->has_b = 1;
     }
     struct mq_tensor *bn_params[4] = {&p->scale, &p->shift, &p->mean, &p->var};
     for (int k = 0; ok && k < 4; k++)
-        ok = decode_f32(idx, input_at(bn, (size_t)k + 1), bn_params[k]) &&
+        ok = decode_f32(idx, mq_graph_input_at(bn, (size_t)k + 1), bn_params[k]) &&
              bn_params[k]->count == c && bn_params[k]->rank == 1;
     if (!ok) {
         params_free(p);
@@ -245,7 +220,7 @@ static int fold_values(struct fold_params *p, double epsilon, struct mq_tensor *
 static int add_bias_input(Onnx__NodeProto *conv, const char *name)
 {
     if (conv->n_input >= 3)
-        return replace_string(&conv->input[2], name);
+        return mq_str_replace(&conv->input[2], name);
     char **v = realloc(conv->input, 3 * sizeof *v);
     if (!v)
         return -1;
@@ -287,13 +262,13 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
         return MQ_OK;
     }
     /* Copies: the Conv's inputs are rewritten below. */
-    char *w_name = strdup(input_at(conv, 1));
-    char *b_name = input_at(conv, 2) ? strdup(input_at(conv, 2)) : NULL;
+    char *w_name = strdup(mq_graph_input_at(conv, 1));
+    char *b_name = mq_graph_input_at(conv, 2) ? strdup(mq_graph_input_at(conv, 2)) : NULL;
     char *w_target = NULL, *b_target = NULL;
-    char *w_base = w_name ? xasprintf("%s_folded", w_name) : NULL;
-    char *b_base = xasprintf("%s_folded", b_name ? b_name : mq_str(bn->input[2]));
+    char *w_base = w_name ? mq_str_printf("%s_folded", w_name) : NULL;
+    char *b_base = mq_str_printf("%s_folded", b_name ? b_name : mq_str(bn->input[2]));
     int w_slot, b_slot;
-    if (!w_name || (input_at(conv, 2) && !b_name) || !w_base || !b_base)
+    if (!w_name || (mq_graph_input_at(conv, 2) && !b_name) || !w_base || !b_base)
         rc = oom(fc);
     if (!rc)
         rc = pick_slot(fc, idx, w_name, conv_index, w_base, &w_target, &w_slot);
@@ -304,11 +279,11 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
     if (!rc)
         rc = store(fc, g, b_slot, b_target, &bias);
     /* The Conv now writes the normalized tensor itself. */
-    if (!rc && (replace_string(&conv->input[1], w_target) || add_bias_input(conv, b_target) ||
-                replace_string(&conv->output[0], bn->output[0])))
+    if (!rc && (mq_str_replace(&conv->input[1], w_target) || add_bias_input(conv, b_target) ||
+                mq_str_replace(&conv->output[0], bn->output[0])))
         rc = oom(fc);
     for (size_t k = 1; !rc && k < 5; k++)
-        if (add_candidate(fc, idx, input_at(bn, k)))
+        if (add_candidate(fc, idx, mq_graph_input_at(bn, k)))
             rc = oom(fc);
     if (!rc && ((w_slot < 0 && add_candidate(fc, idx, w_name)) ||
                 (b_name && b_slot < 0 && add_candidate(fc, idx, b_name))))
@@ -350,17 +325,7 @@ static void compact(Onnx__GraphProto *g, const char *removed, char **vanished, i
             g->node[w++] = g->node[i];
     }
     g->n_node = w;
-    w = 0;
-    for (size_t i = 0; i < g->n_value_info; i++) {
-        int gone = 0;
-        for (int v = 0; v < n_vanished && !gone; v++)
-            gone = strcmp(mq_str(g->value_info[i]->name), vanished[v]) == 0;
-        if (gone)
-            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
-        else
-            g->value_info[w++] = g->value_info[i];
-    }
-    g->n_value_info = w;
+    mq_graph_drop_value_infos(g, vanished, n_vanished);
 }
 
 static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
@@ -376,7 +341,7 @@ struct sub_walk {
 static int fold_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *user)
 {
     struct sub_walk *sw = user;
-    char *path = xasprintf("%s/%s", sw->prefix, attr_name);
+    char *path = mq_str_printf("%s/%s", sw->prefix, attr_name);
     if (!path)
         return oom(sw->fc);
     int rc = fold_graph(sw->fc, sub, sw->parent, path, sw->depth + 1);
@@ -429,7 +394,7 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
     rc = mq_graph_index_build(g, parent, &idx, fc->err);
     for (size_t i = 0; !rc && i < g->n_node; i++) {
         char *name = display_name(g->node[i], (int)i);
-        char *prefix = !name ? NULL : *path ? xasprintf("%s/%s", path, name) : strdup(name);
+        char *prefix = !name ? NULL : *path ? mq_str_printf("%s/%s", path, name) : strdup(name);
         free(name);
         if (!prefix) {
             rc = oom(fc);
@@ -445,34 +410,6 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
 }
 
 /* ------------------------------------------------------- unused initializers */
-
-static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth);
-
-static int collect_refs_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
-{
-    (void)attr_name;
-    struct mq_strmap *refs = user;
-    return collect_refs(refs, sub, 1);
-}
-
-/* Every name some node reads or some graph returns, in g and its subgraphs. */
-static int collect_refs(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth)
-{
-    if (depth > MAX_DEPTH)
-        return -1;
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *node = g->node[i];
-        for (size_t k = 0; k < node->n_input; k++)
-            if (node->input[k] && *node->input[k] && mq_strmap_put(refs, node->input[k], 1))
-                return -1;
-        if (mq_node_each_subgraph(node, collect_refs_sub, refs))
-            return -1;
-    }
-    for (size_t i = 0; i < g->n_output; i++)
-        if (mq_strmap_put(refs, mq_str(g->output[i]->name), 1))
-            return -1;
-    return 0;
-}
 
 /* Drops a graph's initializer, and its graph-input entry (old models list both). */
 static void drop_initializer(Onnx__GraphProto *g, const char *name)
@@ -500,7 +437,7 @@ static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
     if (!fc->n_cands)
         return MQ_OK;
     struct mq_strmap *refs = mq_strmap_new();
-    if (!refs || collect_refs(refs, model->graph, 0)) {
+    if (!refs || mq_graph_collect_reads(model->graph, refs)) {
         mq_strmap_free(refs);
         return oom(fc);
     }

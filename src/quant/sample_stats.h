@@ -13,8 +13,8 @@
  * Samples run one after another, in order, and every sum is in double: the
  * result is the same on every run.
  */
-#ifndef MQ_QUANT_STATS_H
-#define MQ_QUANT_STATS_H
+#ifndef MQ_QUANT_SAMPLE_STATS_H
+#define MQ_QUANT_SAMPLE_STATS_H
 
 #include <stdint.h>
 

@@ -1,6 +1,6 @@
 /* Byte sizes on the command line (--max-memory). */
-#ifndef MQ_CLI_SIZE_H
-#define MQ_CLI_SIZE_H
+#ifndef MQ_CLI_BYTE_SIZE_H
+#define MQ_CLI_BYTE_SIZE_H
 
 #include <stdint.h>
 
@@ -10,6 +10,6 @@
  * "iB": "512M", "4G", "1024K", "2GiB").  No sign, spaces, fractions or
  * overflow.  Returns 0 and sets *bytes, or -1 leaving *bytes untouched.
  */
-int mq_cli_parse_size(const char *s, uint64_t *bytes);
+int mq_cli_parse_byte_size(const char *s, uint64_t *bytes);
 
 #endif

@@ -1,11 +1,14 @@
+/* The second pass over the calibration samples: per-sample SQNR of activations, input means
+   for bias correction. */
 #define _GNU_SOURCE /* asprintf */
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/driver.h"
 #include "interp/plan.h"
 #include "interp/tensor.h"
 #include "quant/graph.h"
@@ -45,6 +48,7 @@ struct mean_stat {
 };
 
 struct mq_quant_stats {
+    const struct mq_plan *plan;  /* during the pass */
     struct act_stat *acts;
     int n_acts;
     struct mq_strmap *act_of;
@@ -258,8 +262,12 @@ static int scratch(struct mq_quant_stats *s, size_t n, struct mq_error *err)
     return MQ_OK;
 }
 
-static void finish_sample(struct mq_quant_stats *s)
+/* After a sample's run: its SQNR per activation, against the worst so far. */
+static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, int n_outputs,
+                         struct mq_error *err)
 {
+    (void)sample, (void)outputs, (void)n_outputs, (void)err;
+    struct mq_quant_stats *s = user;
     for (int i = 0; i < s->n_acts; i++) {
         struct act_stat *a = &s->acts[i];
         if (a->touched_in != s->sample)
@@ -275,6 +283,7 @@ static void finish_sample(struct mq_quant_stats *s)
         }
         a->sample_signal = a->sample_noise = 0.0;
     }
+    return MQ_OK;
 }
 
 static void measure_activation(struct mq_quant_stats *s, struct act_stat *a,
@@ -442,6 +451,18 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer, c
     return observe(user, name, value, err);
 }
 
+/* Graph inputs are fed, not produced: the driver hands them over before the run. */
+static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *inputs,
+                          int n_inputs, struct mq_error *err)
+{
+    struct mq_quant_stats *s = user;
+    s->sample = sample;
+    for (int k = 0; k < n_inputs; k++)
+        if (observe(s, mq_str(mq_plan_input(s->plan, k)->name), &inputs[k], err))
+            return MQ_ERR;
+    return MQ_OK;
+}
+
 /* --------------------------------------------------------------- the pass */
 
 static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
@@ -482,6 +503,7 @@ int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_sou
     struct mq_quant_stats *s = calloc(1, sizeof *s);
     if (!s)
         return oom(err);
+    s->plan = plan;
     s->act_of = mq_strmap_new();
     s->mean_of = mq_strmap_new();
     s->reader_of = mq_strmap_new();
@@ -492,35 +514,21 @@ int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_sou
         struct walk w = {s, sel, err};
         rc = walk_graph(&w, model->graph, NULL, 0);
     }
-    int n_inputs = mq_plan_input_count(plan), n_outputs = mq_plan_output_count(plan);
-    struct mq_tensor *inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
-    struct mq_tensor *outputs = calloc((size_t)n_outputs + 1, sizeof *outputs);
-    if (!rc && (!inputs || !outputs))
-        rc = oom(err);
-    int64_t count = mq_calib_source_count(source);
-    for (int64_t i = 0; !rc && i < count; i++) {
-        s->sample = i;
-        rc = mq_calib_source_load(source, i, inputs, err);
-        /* Graph inputs are fed, not produced: the observer never sees them. */
-        for (int k = 0; !rc && k < n_inputs; k++)
-            rc = observe(s, mq_str(mq_plan_input(plan, k)->name), &inputs[k], err);
-        if (!rc) {
-            struct mq_run_options run = {observe_produced, s};
-            memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
-            rc = mq_plan_run(plan, inputs, n_inputs, outputs, n_outputs, &run, err);
-            for (int k = 0; k < n_outputs; k++)
-                mq_tensor_free(&outputs[k]);
-        }
-        for (int k = 0; k < n_inputs; k++)
-            mq_tensor_free(&inputs[k]);
-        if (rc)
-            mq_error_prefix(err, "calibration statistics, sample %lld (%s): ", (long long)i,
-                            mq_calib_source_sample_name(source, i));
-        else
-            finish_sample(s);
-    }
-    free(inputs);
-    free(outputs);
+    /* One job: the sums run in sample order, so every run gives the same doubles. */
+    void *workers[1] = {s};
+    struct mq_sample_pass pass = {
+        .plan = plan,
+        .source = source,
+        .jobs = 1,
+        .workers = workers,
+        .inputs = observe_inputs,
+        .observe = observe_produced,
+        .done = finish_sample,
+        .label = "calibration statistics, sample",
+    };
+    int64_t done;
+    if (!rc)
+        rc = mq_sample_pass_run(&pass, &done, err);
     if (rc) {
         mq_quant_stats_free(s);
         return rc;

@@ -1,9 +1,10 @@
+/* Parsing byte sizes given on the command line: --max-memory 512M, 4G, 2GiB. */
 #include <ctype.h>
 #include <string.h>
 
-#include "cli/size.h"
+#include "cli/byte_size.h"
 
-int mq_cli_parse_size(const char *s, uint64_t *bytes)
+int mq_cli_parse_byte_size(const char *s, uint64_t *bytes)
 {
     if (!s || !isdigit((unsigned char)*s))
         return -1;

@@ -1,5 +1,5 @@
 /*
- * The statistics pass over the calibration samples (quant/stats.c) and the
+ * The statistics pass over the calibration samples (quant/sample_stats.c) and the
  * two rules of the rewrite that use it: the input means of Conv and Gemm
  * against a brute-force computation (strides, pads, dilations, groups,
  * auto_pad, 1-D and 2-D), bias correction, and activations left float
@@ -20,7 +20,7 @@
 #include "model/tensor_proto.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
-#include "quant/stats.h"
+#include "quant/sample_stats.h"
 #include "quant_builder.h"
 #include "report/report.h"
 

@@ -8,8 +8,8 @@
  * Folded, the Conv computes the normalized values directly with scaled
  * weights and a new bias, which are quantized like any other.
  */
-#ifndef MQ_FOLD_H
-#define MQ_FOLD_H
+#ifndef MQ_BATCHNORM_FOLD_H
+#define MQ_BATCHNORM_FOLD_H
 
 #include "onnx.pb-c.h"
 #include "util/error.h"

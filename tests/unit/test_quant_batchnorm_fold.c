@@ -1,5 +1,5 @@
 /*
- * BatchNormalization folded into the Conv before it (quant/fold.c): which
+ * BatchNormalization folded into the Conv before it (quant/batchnorm_fold.c): which
  * pairs fold, what the Conv's weight and bias become, that the graph still
  * computes the same values, and the cases that must stay as they are.
  */
@@ -12,7 +12,7 @@
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
-#include "quant/fold.h"
+#include "quant/batchnorm_fold.h"
 #include "quant_builder.h"
 
 static const float conv_w[18] = {0.5f, -0.25f, 0.1f, 0.2f, 0.3f, -0.4f, 0.05f, 0.6f, -0.1f,
@@ -312,7 +312,7 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("quant_fold");
+    Suite *s = suite_create("quant_batchnorm_fold");
     TCase *tc = tcase_create("fold");
     tcase_add_test(tc, test_conv_bn_folded);
     tcase_add_test(tc, test_shared_weight_copied);

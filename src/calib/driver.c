@@ -1,0 +1,250 @@
+/* The sample driver: samples from a source through a plan, on one or more threads. */
+#include "calib/driver.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_JOBS 256
+
+/* What the threads share, under `lock`. */
+struct shared {
+    const struct mq_sample_pass *pass;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int64_t next, done, total;
+    int running;
+    int interrupted;
+    int64_t failed_at;           /* lowest failing sample; INT64_MAX while none */
+    int failed_rc;
+    struct mq_error failed_err;
+};
+
+struct thread {
+    struct shared *shared;
+    void *worker;
+    pthread_t id;
+    int started;
+};
+
+int mq_sample_pass_jobs(const struct mq_sample_pass *pass)
+{
+    int64_t total = pass->source ? mq_calib_source_count(pass->source) : 0;
+    int jobs = pass->jobs > 0 ? pass->jobs : 1;
+    if (jobs > total)
+        jobs = total > 0 ? (int)total : 1;
+    return jobs > MAX_JOBS ? MAX_JOBS : jobs;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int run_sample(const struct mq_sample_pass *p, void *worker, int64_t i,
+                      struct mq_tensor *inputs, int n_inputs, struct mq_tensor *outputs,
+                      int n_outputs, struct mq_error *err)
+{
+    int rc = mq_calib_source_load(p->source, i, inputs, err);
+    if (rc == MQ_OK && p->inputs)
+        rc = p->inputs(worker, i, inputs, n_inputs, err);
+    struct mq_run_options run = {p->observe, worker};
+    int64_t repeat = p->repeat > 0 ? p->repeat : 1;
+    memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
+    for (int64_t r = 0; rc == MQ_OK && r < repeat; r++) {
+        for (int k = 0; k < n_outputs; k++)
+            mq_tensor_free(&outputs[k]);
+        double t0 = now_ms();
+        rc = mq_plan_run(p->plan, inputs, n_inputs, outputs, n_outputs,
+                         p->observe ? &run : NULL, err);
+        if (p->timed)
+            p->timed(worker, now_ms() - t0);
+    }
+    if (rc == MQ_OK && p->done)
+        rc = p->done(worker, i, outputs, n_outputs, err);
+    for (int k = 0; k < n_outputs; k++)
+        mq_tensor_free(&outputs[k]);
+    for (int k = 0; k < n_inputs; k++)
+        mq_tensor_free(&inputs[k]);
+    if (rc && p->label)
+        mq_error_prefix(err, "%s %" PRId64 " (%s): ", p->label, i,
+                        mq_calib_source_sample_name(p->source, i));
+    else if (rc)
+        mq_error_prefix(err, "%s: ", mq_calib_source_sample_name(p->source, i));
+    return rc;
+}
+
+static void record_failure(struct shared *s, int64_t i, int rc, const struct mq_error *err)
+{
+    if (i < s->failed_at) {
+        s->failed_at = i;
+        s->failed_rc = rc;
+        s->failed_err = *err;
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    struct thread *t = arg;
+    struct shared *s = t->shared;
+    const struct mq_sample_pass *p = s->pass;
+    int n_inputs = mq_plan_input_count(p->plan), n_outputs = mq_plan_output_count(p->plan);
+    struct mq_tensor *inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
+    struct mq_tensor *outputs = calloc((size_t)n_outputs + 1, sizeof *outputs);
+    struct mq_error err;
+    pthread_mutex_lock(&s->lock);
+    if (!inputs || !outputs) {
+        mq_error_code(&err, MQ_ERR_MEMORY, "out of memory starting a sample thread");
+        record_failure(s, -1, MQ_ERR_MEMORY, &err);
+    }
+    for (;;) {
+        /* Past a failure no new sample starts; those before it still run, so the failure
+           reported is the lowest-numbered one whatever the number of threads. */
+        if (s->interrupted || s->next >= s->total || s->next > s->failed_at)
+            break;
+        if (p->cancel && *p->cancel) {
+            s->interrupted = 1;
+            break;
+        }
+        int64_t i = s->next++;
+        pthread_mutex_unlock(&s->lock);
+        int rc = run_sample(p, t->worker, i, inputs, n_inputs, outputs, n_outputs, &err);
+        pthread_mutex_lock(&s->lock);
+        if (rc)
+            record_failure(s, i, rc, &err);
+        else
+            s->done++;
+        pthread_cond_broadcast(&s->changed);
+    }
+    s->running--;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    free(inputs);
+    free(outputs);
+    return NULL;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) * 1e-9;
+}
+
+static void report_progress(const struct mq_sample_pass *p, int64_t done, int64_t total,
+                            const struct timespec *start)
+{
+    if (!p->progress)
+        return;
+    struct mq_calib_progress progress = {done, total, seconds_since(start)};
+    p->progress(p->progress_user, &progress);
+}
+
+/* Runs the threads and waits for them, reporting progress from this one. */
+static void run_threads(struct shared *s, struct thread *threads, int jobs)
+{
+    const struct mq_sample_pass *p = s->pass;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    if (jobs == 1 && !p->progress) {
+        /* Nothing to report meanwhile: the calling thread does the work. */
+        s->running = 1;
+        thread_main(&threads[0]);
+        return;
+    }
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0;
+    size_t stack = 0;
+    /* Kernels and nested subgraphs may recurse: give threads what a main thread gets. */
+    if (have_attr && pthread_attr_getstacksize(&attr, &stack) == 0 && stack < ((size_t)8 << 20))
+        pthread_attr_setstacksize(&attr, (size_t)8 << 20);
+    pthread_mutex_lock(&s->lock);
+    for (int t = 0; t < jobs; t++) {
+        s->running++;
+        threads[t].started = pthread_create(&threads[t].id, have_attr ? &attr : NULL,
+                                            thread_main, &threads[t]) == 0;
+        if (!threads[t].started)
+            s->running--;
+    }
+    int any = s->running > 0;
+    while (s->running > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->changed, &s->lock, &until);
+        int64_t done = s->done, total = s->total;
+        pthread_mutex_unlock(&s->lock);
+        report_progress(p, done, total, &start);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (have_attr)
+        pthread_attr_destroy(&attr);
+    if (!any) {
+        /* Not one thread could start: run on this one. */
+        s->running = 1;
+        thread_main(&threads[0]);
+    }
+    for (int t = 0; t < jobs; t++)
+        if (threads[t].started)
+            pthread_join(threads[t].id, NULL);
+    report_progress(p, s->done, s->total, &start);
+}
+
+int mq_sample_pass_run(const struct mq_sample_pass *pass, int64_t *done, struct mq_error *err)
+{
+    *done = 0;
+    if (!pass->source)
+        return mq_error_code(err, MQ_ERR_USAGE, "no samples given");
+    int jobs = mq_sample_pass_jobs(pass);
+    struct thread *threads = calloc((size_t)jobs, sizeof *threads);
+    if (!threads)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    struct shared s;
+    memset(&s, 0, sizeof s);
+    s.pass = pass;
+    s.total = mq_calib_source_count(pass->source);
+    s.failed_at = INT64_MAX;
+    for (int t = 0; t < jobs; t++) {
+        threads[t].shared = &s;
+        threads[t].worker = pass->workers ? pass->workers[t] : NULL;
+    }
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.changed, NULL);
+    run_threads(&s, threads, jobs);
+    pthread_cond_destroy(&s.changed);
+    pthread_mutex_destroy(&s.lock);
+    free(threads);
+    *done = s.done;
+    if (s.failed_at != INT64_MAX) {
+        *err = s.failed_err;
+        return s.failed_rc;
+    }
+    if (s.interrupted || s.done < s.total)
+        return mq_error_code(err, MQ_ERR_INTERRUPTED, "interrupted after %" PRId64 " of %" PRId64
+                             " samples", s.done, s.total);
+    return MQ_OK;
+}
+
+int mq_calib_source_open_for_plan(const char *dir, const struct mq_plan *plan, int64_t limit,
+                                  struct mq_calib_source **out, struct mq_error *err)
+{
+    *out = NULL;
+    int n = mq_plan_input_count(plan);
+    const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
+    if (!inputs)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    for (int i = 0; i < n; i++)
+        inputs[i] = mq_plan_input(plan, i);
+    int rc = mq_calib_source_open(dir, inputs, n, limit, out, err);
+    free(inputs);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* What the files of the canonicalisation pass share (graph/canonical*.c). */
+#ifndef MQ_GRAPH_CANONICAL_INTERNAL_H
+#define MQ_GRAPH_CANONICAL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnx.pb-c.h"
+#include "util/error.h"
+
+/*
+ * Runs one node whose inputs are all constant through the interpreter: a
+ * one-node graph whose initializers are `inputs` (named as the node reads
+ * them) is planned, and the planner's constant folding runs the node's own
+ * kernel.  On success outputs[o] holds a new TensorProto named after the
+ * node's o-th output (NULL for an unnamed one) and 0 is returned.  Returns 1,
+ * with outputs all NULL, when the node cannot be folded: no kernel, a kernel
+ * error, or outputs larger than max_bytes together.  Negative only when out
+ * of memory outside the interpreter.
+ */
+int mq_graph_fold_node(const Onnx__ModelProto *model, Onnx__NodeProto *node,
+                       Onnx__TensorProto **inputs, size_t n_inputs, uint64_t max_bytes,
+                       Onnx__TensorProto **outputs, struct mq_error *err);
+
+/*
+ * Whether every read of `from` in the subgraphs of `graph`'s nodes can be
+ * renamed to `to` without `to` being captured by a name a subgraph defines.
+ */
+int mq_graph_rename_is_safe(const Onnx__GraphProto *graph, const char *from, const char *to);
+/*
+ * Renames every read of `from` in `graph`'s nodes and, where not shadowed, in
+ * their subgraphs (node inputs and subgraph outputs).  0, or -1 when out of
+ * memory.
+ */
+int mq_graph_rename_reads(Onnx__GraphProto *graph, const char *from, const char *to);
+
+/* Whether a graph defines a name itself: an input, an initializer or a node output. */
+int mq_graph_defines(const Onnx__GraphProto *graph, const char *name);
+
+/*
+ * Replaces the If node g->node[n] by the nodes and initializers of its then
+ * (take_then) or else branch, the branch's outputs taking the If's output
+ * names.  Declines (0) when a name the branch defines is already defined in g
+ * or in the enclosing graphs `outer`, or the branch has formal inputs.  1 when
+ * inlined, -1 when out of memory.
+ */
+int mq_graph_inline_if(Onnx__GraphProto *g, size_t n, int take_then,
+                       const Onnx__GraphProto *const *outer, int n_outer);
+
+#endif

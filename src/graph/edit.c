@@ -1,0 +1,150 @@
+/* Graph editing helpers shared by every pass that rewrites a model (see edit.h). */
+#include "graph/edit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/strutil.h"
+
+int mq_graph_append_ptr(void ***array, size_t *n, void *item)
+{
+    void **v = realloc(*array, (*n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    v[*n] = item;
+    *array = v;
+    (*n)++;
+    return 0;
+}
+
+const char *mq_graph_input_at(const Onnx__NodeProto *node, size_t i)
+{
+    return i < node->n_input && node->input[i] && *node->input[i] ? node->input[i] : NULL;
+}
+
+static int rename_in(char **names, size_t n, const char *from, const char *to)
+{
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], from) == 0 && mq_str_replace(&names[i], to))
+            return -1;
+    return 0;
+}
+
+int mq_graph_node_rename_input(Onnx__NodeProto *node, const char *from, const char *to)
+{
+    return rename_in(node->input, node->n_input, from, to);
+}
+
+int mq_graph_node_rename_output(Onnx__NodeProto *node, const char *from, const char *to)
+{
+    return rename_in(node->output, node->n_output, from, to);
+}
+
+Onnx__NodeProto *mq_graph_new_node(const char *op_type, const char *name,
+                                   const char *const *inputs, int n_inputs, const char *output,
+                                   int axis)
+{
+    Onnx__NodeProto *n = malloc(sizeof *n);
+    if (!n)
+        return NULL;
+    onnx__node_proto__init(n);
+    n->op_type = strdup(op_type);
+    n->name = strdup(name);
+    n->input = calloc((size_t)(n_inputs > 0 ? n_inputs : 1), sizeof *n->input);
+    n->output = calloc(1, sizeof *n->output);
+    int ok = n->op_type && n->name && n->input && n->output;
+    if (n->input)
+        for (int i = 0; i < n_inputs; i++, n->n_input++)
+            ok = ok && (n->input[i] = strdup(inputs[i])) != NULL;
+    if (n->output) {
+        n->n_output = 1;
+        ok = ok && (n->output[0] = strdup(output)) != NULL;
+    }
+    if (ok && axis >= 0) {
+        Onnx__AttributeProto *a = malloc(sizeof *a);
+        if (a) {
+            onnx__attribute_proto__init(a);
+            a->name = strdup("axis");
+            a->has_type = 1;
+            a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+            a->has_i = 1;
+            a->i = axis;
+        }
+        ok = a && a->name && !mq_graph_append_ptr((void ***)&n->attribute, &n->n_attribute, a);
+        if (a && !ok)
+            onnx__attribute_proto__free_unpacked(a, NULL);
+    }
+    if (!ok) {
+        onnx__node_proto__free_unpacked(n, NULL);
+        return NULL;
+    }
+    return n;
+}
+
+Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *name, int dtype,
+                                            int rank, const int64_t *dims)
+{
+    Onnx__TensorProto *t = malloc(sizeof *t);
+    if (!t)
+        return NULL;
+    onnx__tensor_proto__init(t);
+    t->name = strdup(name);
+    t->has_data_type = 1;
+    t->data_type = dtype;
+    t->has_raw_data = 1;
+    t->n_dims = (size_t)rank;
+    t->dims = rank ? malloc((size_t)rank * sizeof *t->dims) : NULL;
+    if (!t->name || (rank && !t->dims) ||
+        mq_graph_append_ptr((void ***)&g->initializer, &g->n_initializer, t)) {
+        onnx__tensor_proto__free_unpacked(t, NULL);
+        return NULL;
+    }
+    if (rank)
+        memcpy(t->dims, dims, (size_t)rank * sizeof *dims);
+    return t;
+}
+
+void mq_graph_drop_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i] != t)
+            g->initializer[w++] = g->initializer[i];
+    g->n_initializer = w;
+    onnx__tensor_proto__free_unpacked(t, NULL);
+}
+
+void mq_graph_drop_value_infos(Onnx__GraphProto *g, char *const *names, int n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < g->n_value_info; i++) {
+        int gone = 0;
+        for (int v = 0; v < n && !gone; v++)
+            gone = strcmp(mq_str(g->value_info[i]->name), names[v]) == 0;
+        if (gone)
+            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+        else
+            g->value_info[w++] = g->value_info[i];
+    }
+    g->n_value_info = w;
+}
+
+int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_subgraph_fn fn, void *user)
+{
+    for (size_t a = 0; a < node->n_attribute; a++) {
+        const Onnx__AttributeProto *attr = node->attribute[a];
+        const char *an = mq_str(attr->name);
+        if (attr->g) {
+            int rc = fn(attr->g, an, user);
+            if (rc)
+                return rc;
+        }
+        for (size_t k = 0; k < attr->n_graphs; k++) {
+            int rc = fn(attr->graphs[k], an, user);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}

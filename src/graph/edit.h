@@ -1,0 +1,51 @@
+/*
+ * Editing an ONNX graph in place: appending to protobuf-c repeated fields,
+ * making nodes and initializers, renaming the tensors nodes read and write,
+ * and walking the subgraphs a node holds.  Every pass that rewrites a graph
+ * uses these instead of its own copies.
+ */
+#ifndef MQ_GRAPH_EDIT_H
+#define MQ_GRAPH_EDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnx.pb-c.h"
+
+/* Appends a pointer to a protobuf-c repeated field: 0, or -1 when out of memory. */
+int mq_graph_append_ptr(void ***array, size_t *n, void *item);
+
+/* Input i of a node, NULL when absent or "" (an omitted optional input). */
+const char *mq_graph_input_at(const Onnx__NodeProto *node, size_t i);
+
+/*
+ * Every input of the node named `from` reads `to` instead: 0, or -1 when out
+ * of memory.  `from` must not point into the node's own strings.
+ */
+int mq_graph_node_rename_input(Onnx__NodeProto *node, const char *from, const char *to);
+/* Every output of the node named `from` is written as `to` (same rules as above). */
+int mq_graph_node_rename_output(Onnx__NodeProto *node, const char *from, const char *to);
+
+/*
+ * A new node with one output and an optional integer "axis" attribute
+ * (axis < 0: none); NULL when out of memory.
+ */
+Onnx__NodeProto *mq_graph_new_node(const char *op_type, const char *name,
+                                   const char *const *inputs, int n_inputs, const char *output,
+                                   int axis);
+
+/* A new raw-data initializer (no data yet) appended to the graph; NULL when out of memory. */
+Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *name, int dtype,
+                                            int rank, const int64_t *dims);
+/* Takes an initializer out of the graph and frees it. */
+void mq_graph_drop_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t);
+
+/* Drops the graph's value infos of the given names (tensors a rewrite made vanish). */
+void mq_graph_drop_value_infos(Onnx__GraphProto *g, char *const *names, int n);
+
+/* Calls fn for every subgraph held by the node's attributes, in attribute order; stops at
+   the first non-zero return and returns it. */
+typedef int (*mq_graph_subgraph_fn)(Onnx__GraphProto *sub, const char *attr_name, void *user);
+int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_subgraph_fn fn, void *user);
+
+#endif
