@@ -16,6 +16,7 @@
 #include "interp/tensor.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
+#include "quant/fusion_guard.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
@@ -520,6 +521,8 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_select_nodes(model->proto, &so, &sel, &err);
         have_sel = rc == MQ_OK;
     }
+    if (rc == MQ_OK)
+        rc = mq_select_keep_fusions(model->proto, &sel, &err);
     if (rc == MQ_OK)
         rc = mq_qdq_tensors_to_observe(model->proto, &sel, &a.quant, &names, &n_names, &err);
     if (rc == MQ_OK) {
