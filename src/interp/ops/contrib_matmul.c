@@ -5,6 +5,8 @@
  *                          2, 4 or 8 bits with a float scale (and zero point) per block
  *   DynamicQuantizeMatMul  A quantized to uint8 at run time (DynamicQuantizeLinear's rule), an
  *                          integer product with int8/uint8 B, scaled back to float, plus bias
+ *   MatMulIntegerToFloat   the same for an A already quantized (what onnxruntime fuses when one
+ *                          DynamicQuantizeLinear feeds several MatMuls)
  * All take float32 activations; the products go through BLAS (gemm.h), integer ones exactly.
  */
 #include <math.h>
@@ -220,6 +222,98 @@ static void dynamic_uint8_params(const float *x, int64_t count, float *scale, ui
     *zp = (uint8_t)nearbyintf(z);
 }
 
+static int is_8bit(const struct mq_tensor *t)
+{
+    return t && (t->dtype == MQ_DTYPE_INT8 || t->dtype == MQ_DTYPE_UINT8);
+}
+
+static double int8_at(const struct mq_tensor *t, int64_t i)
+{
+    return t->dtype == MQ_DTYPE_INT8 ? ((const int8_t *)t->data)[i]
+                                     : ((const uint8_t *)t->data)[i];
+}
+
+/*
+ * y = ((A - a_zp) (B - b_zp)) * a_scale * b_scale + bias, with A float (quantized here with
+ * a_scale and a_zp, DynamicQuantizeLinear's rounding) or already 8-bit.  The integer product
+ * runs in double: every partial sum is an integer below 2^53 (|a|, |b| <= 255, K < 2^31), so
+ * BLAS's double GEMM gives it exactly, in any summation order.
+ */
+static int integer_matmul_to_float(const struct mq_kernel_node *node, const struct mq_tensor *a,
+                                   float a_scale, double a_zp, const struct mq_tensor *b,
+                                   const struct mq_tensor *b_scale,
+                                   const struct mq_tensor *b_zp, const struct mq_tensor *bias,
+                                   struct mq_tensor *out, struct mq_error *err)
+{
+    if (!is_8bit(b) || b->rank != 2)
+        return mq_error_set(err, "node '%s' (%s): B must be a 2-D int8 or uint8 matrix",
+                            node->name, node->op_type);
+    int64_t k = b->dims[0], n = b->dims[1];
+    if (a->rank < 1 || mq_contrib_last_dim(a) != k)
+        return mq_error_set(err, "node '%s' (%s): A's last dimension is not B's %lld rows",
+                            node->name, node->op_type, (long long)k);
+    if (b_scale->count != 1 && b_scale->count != n)
+        return mq_error_set(err, "node '%s' (%s): b_scale must have 1 or N elements",
+                            node->name, node->op_type);
+    if (b_zp && (b_zp->dtype != b->dtype || (b_zp->count != 1 && b_zp->count != n)))
+        return mq_error_set(err, "node '%s' (%s): b_zero_point must have B's type and 1 or N "
+                            "elements", node->name, node->op_type);
+    if (bias && bias->count != n)
+        return mq_error_set(err, "node '%s' (%s): bias must have N elements", node->name,
+                            node->op_type);
+    int64_t m = k ? a->count / k : 0;
+    if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+        return mq_error_set(err, "node '%s' (%s): too large", node->name, node->op_type);
+    int64_t dims[MQ_MAX_RANK];
+    memcpy(dims, a->dims, sizeof dims);
+    dims[a->rank - 1] = n;
+    if (mq_tensor_alloc_uninit(out, MQ_DTYPE_FLOAT, a->rank, dims, node->name, err))
+        return MQ_ERR;
+    float *y = out->data;
+    if (m == 0 || n == 0)
+        return MQ_OK;
+    uint64_t scratch = (uint64_t)(m * k + k * n + m * n) * sizeof(double);
+    if (mq_memory_reserve(scratch, node->name, err))
+        return MQ_ERR_MEMORY;
+    double *qa = malloc((size_t)(m * k) * sizeof(double));
+    double *qb = malloc((size_t)(k * n) * sizeof(double));
+    double *acc = malloc((size_t)(m * n) * sizeof(double));
+    if (!qa || !qb || !acc) {
+        free(qa);
+        free(qb);
+        free(acc);
+        mq_memory_release(scratch);
+        return mq_error_code(err, MQ_ERR_MEMORY, "node '%s': out of memory", node->name);
+    }
+    for (int64_t i = 0; i < m * k; i++) {
+        if (a->dtype == MQ_DTYPE_FLOAT) {
+            float v = nearbyintf(((const float *)a->data)[i] / a_scale) + (float)a_zp;
+            qa[i] = (double)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v) - a_zp;
+        } else {
+            qa[i] = int8_at(a, i) - a_zp;
+        }
+    }
+    for (int64_t j = 0; j < k; j++)
+        for (int64_t c = 0; c < n; c++)
+            qb[j * n + c] = int8_at(b, j * n + c) -
+                            (b_zp ? int8_at(b_zp, b_zp->count > 1 ? c : 0) : 0.0);
+    if (k > 0)
+        mq_gemm_f64(0, 0, (int)m, (int)n, (int)k, 1.0, qa, (int)k, qb, (int)n, 0.0, acc, (int)n);
+    else
+        memset(acc, 0, (size_t)(m * n) * sizeof(double));
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t c = 0; c < n; c++) {
+            float sc = a_scale * ((const float *)b_scale->data)[b_scale->count == 1 ? 0 : c];
+            y[i * n + c] = (float)acc[i * n + c] * sc +
+                           (bias ? ((const float *)bias->data)[c] : 0.0f);
+        }
+    free(qa);
+    free(qb);
+    free(acc);
+    mq_memory_release(scratch);
+    return MQ_OK;
+}
+
 static int dynamic_quantize_matmul_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                                        const struct mq_tensor *const *inputs, int n_inputs,
                                        struct mq_tensor *outputs, int n_outputs,
@@ -228,93 +322,56 @@ static int dynamic_quantize_matmul_run(const struct mq_kernel_node *node, struct
     (void)exec;
     (void)n_outputs;
     const struct mq_tensor *a = mq_contrib_float_input(node, inputs, n_inputs, 0, 1, err);
-    if (!a)
-        return MQ_ERR;
-    const struct mq_tensor *b = n_inputs > 1 ? inputs[1] : NULL;
-    const struct mq_tensor *b_scale = mq_contrib_float_input(node, inputs, n_inputs, 2, 0, err);
+    const struct mq_tensor *b_scale =
+        a ? mq_contrib_float_input(node, inputs, n_inputs, 2, 0, err) : NULL;
     if (!b_scale)
         return MQ_ERR;
-    const struct mq_tensor *b_zp = n_inputs > 3 ? inputs[3] : NULL;
     int bad = 0;
     const struct mq_tensor *bias = mq_contrib_optional_float(node, inputs, n_inputs, 4, &bad, err);
     if (bad)
         return MQ_ERR;
-    if (!b || b->rank != 2 || (b->dtype != MQ_DTYPE_INT8 && b->dtype != MQ_DTYPE_UINT8))
-        return mq_error_set(err, "node '%s' (DynamicQuantizeMatMul): B must be a 2-D int8 or "
-                            "uint8 matrix", node->name);
-    int64_t k = b->dims[0], n = b->dims[1];
-    if (mq_contrib_last_dim(a) != k)
-        return mq_error_set(err, "node '%s' (DynamicQuantizeMatMul): A's last dimension is %lld,"
-                            " B has %lld rows", node->name, (long long)mq_contrib_last_dim(a),
-                            (long long)k);
-    if (b_scale->count != 1 && b_scale->count != n)
-        return mq_error_set(err, "node '%s' (DynamicQuantizeMatMul): b_scale must have 1 or N "
-                            "elements", node->name);
-    if (b_zp && (b_zp->dtype != b->dtype || (b_zp->count != 1 && b_zp->count != n)))
-        return mq_error_set(err, "node '%s' (DynamicQuantizeMatMul): b_zero_point must have B's "
-                            "type and 1 or N elements", node->name);
-    if (bias && bias->count != n)
-        return mq_error_set(err, "node '%s' (DynamicQuantizeMatMul): bias must have N elements",
-                            node->name);
-    int64_t dims[MQ_MAX_RANK];
-    memcpy(dims, a->dims, sizeof dims);
-    dims[a->rank - 1] = n;
-    if (mq_tensor_alloc_uninit(&outputs[0], MQ_DTYPE_FLOAT, a->rank, dims, node->name, err))
-        return MQ_ERR;
     float a_scale;
     uint8_t a_zp;
-    const float *x = a->data;
-    dynamic_uint8_params(x, a->count, &a_scale, &a_zp);
-    int64_t m = k ? a->count / k : 0;
-    float *y = outputs[0].data;
-    int32_t *row = NULL;
-    int32_t *acc = NULL;
-    uint64_t scratch = (uint64_t)(k + n) * sizeof(int32_t);
-    if (mq_memory_reserve(scratch, node->name, err))
-        return MQ_ERR_MEMORY;
-    row = malloc((size_t)(k + 1) * sizeof(int32_t));
-    acc = malloc((size_t)(n + 1) * sizeof(int32_t));
-    if (!row || !acc) {
-        free(row);
-        free(acc);
-        mq_memory_release(scratch);
-        return mq_error_code(err, MQ_ERR_MEMORY, "node '%s': out of memory", node->name);
-    }
-    for (int64_t i = 0; i < m; i++) {
-        for (int64_t j = 0; j < k; j++) {
-            float v = nearbyintf(x[i * k + j] / a_scale) + (float)a_zp;
-            v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
-            row[j] = (int32_t)v - a_zp;
-        }
-        memset(acc, 0, (size_t)n * sizeof(int32_t));
-        for (int64_t j = 0; j < k; j++) {
-            if (!row[j])
-                continue;
-            for (int64_t c = 0; c < n; c++) {
-                int32_t wv = b->dtype == MQ_DTYPE_INT8 ? ((const int8_t *)b->data)[j * n + c]
-                                                       : ((const uint8_t *)b->data)[j * n + c];
-                if (b_zp) {
-                    int64_t zi = b_zp->count == 1 ? 0 : c;
-                    wv -= b->dtype == MQ_DTYPE_INT8 ? ((const int8_t *)b_zp->data)[zi]
-                                                    : ((const uint8_t *)b_zp->data)[zi];
-                }
-                acc[c] += row[j] * wv;
-            }
-        }
-        for (int64_t c = 0; c < n; c++) {
-            float s = a_scale * ((const float *)b_scale->data)[b_scale->count == 1 ? 0 : c];
-            y[i * n + c] = (float)acc[c] * s + (bias ? ((const float *)bias->data)[c] : 0.0f);
-        }
-    }
-    free(row);
-    free(acc);
-    mq_memory_release(scratch);
-    return MQ_OK;
+    dynamic_uint8_params(a->data, a->count, &a_scale, &a_zp);
+    return integer_matmul_to_float(node, a, a_scale, a_zp, n_inputs > 1 ? inputs[1] : NULL,
+                                   b_scale, n_inputs > 3 ? inputs[3] : NULL, bias, &outputs[0],
+                                   err);
+}
+
+/* MatMulIntegerToFloat: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias. */
+static int matmul_integer_to_float_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                                       const struct mq_tensor *const *inputs, int n_inputs,
+                                       struct mq_tensor *outputs, int n_outputs,
+                                       struct mq_error *err)
+{
+    (void)exec;
+    (void)n_outputs;
+    const struct mq_tensor *a = n_inputs > 0 ? inputs[0] : NULL;
+    const struct mq_tensor *a_scale = mq_contrib_float_input(node, inputs, n_inputs, 2, 0, err);
+    const struct mq_tensor *b_scale =
+        a_scale ? mq_contrib_float_input(node, inputs, n_inputs, 3, 0, err) : NULL;
+    if (!b_scale)
+        return MQ_ERR;
+    const struct mq_tensor *a_zp = n_inputs > 4 ? inputs[4] : NULL;
+    int bad = 0;
+    const struct mq_tensor *bias = mq_contrib_optional_float(node, inputs, n_inputs, 6, &bad, err);
+    if (bad)
+        return MQ_ERR;
+    if (!is_8bit(a) || a_scale->count != 1 || (a_zp && (a_zp->dtype != a->dtype ||
+                                                         a_zp->count != 1)))
+        return mq_error_set(err, "node '%s' (MatMulIntegerToFloat): A must be int8 or uint8 "
+                            "with one scale and zero point (per-row ones are not supported)",
+                            node->name);
+    return integer_matmul_to_float(node, a, ((const float *)a_scale->data)[0],
+                                   a_zp ? int8_at(a_zp, 0) : 0.0, n_inputs > 1 ? inputs[1] : NULL,
+                                   b_scale, n_inputs > 5 ? inputs[5] : NULL, bias, &outputs[0],
+                                   err);
 }
 
 const struct mq_kernel mq_kernels_contrib_matmul[] = {
     {"com.microsoft", "FusedMatMul", 1, 0, NULL, fused_matmul_run, NULL},
     {"com.microsoft", "MatMulNBits", 1, 0, NULL, matmul_nbits_run, NULL},
     {"com.microsoft", "DynamicQuantizeMatMul", 1, 0, NULL, dynamic_quantize_matmul_run, NULL},
+    {"com.microsoft", "MatMulIntegerToFloat", 1, 0, NULL, matmul_integer_to_float_run, NULL},
     {NULL, NULL, 0, 0, NULL, NULL, NULL},
 };
