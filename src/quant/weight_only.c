@@ -114,16 +114,21 @@ static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_
             }
         }
     int64_t bdims[3] = {n, kb, blob}, sdims[1] = {n * kb}, zdims[1] = {n * zrow};
-    rc = mq_matmul_add_raw(g, nm->b, MQ_DTYPE_UINT8, 3, bdims, b, (size_t)(n * kb * blob), err);
-    if (rc == MQ_OK)
+    /* a weight several MatMuls read is stored once */
+    int stored = mq_matmul_find_initializer(g, nm->b) != NULL;
+    if (!stored)
+        rc = mq_matmul_add_raw(g, nm->b, MQ_DTYPE_UINT8, 3, bdims, b, (size_t)(n * kb * blob),
+                               err);
+    if (rc == MQ_OK && !stored)
         rc = mq_matmul_add_raw(g, nm->scales, MQ_DTYPE_FLOAT, 1, sdims, s,
                                (size_t)(n * kb) * sizeof *s, err);
-    if (rc == MQ_OK && zp)
+    if (rc == MQ_OK && zp && !stored)
         rc = mq_matmul_add_raw(g, nm->zeros, MQ_DTYPE_UINT8, 1, zdims, zp, (size_t)(n * zrow),
                                err);
     if (rc)
         goto done;
-    *bytes += (unsigned long long)(n * kb * blob + n * kb * 4 + (zp ? n * zrow : 0));
+    if (!stored)
+        *bytes += (unsigned long long)(n * kb * blob + n * kb * 4 + (zp ? n * zrow : 0));
     const char *in[4] = {mm->input[0], nm->b, nm->scales, nm->zeros};
     Onnx__NodeProto *node = mq_graph_new_node("MatMulNBits", nm->node, in, zp ? 4 : 3,
                                               mm->output[0], -1);
@@ -165,20 +170,24 @@ static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_na
     for (int64_t i = 0; zp && i < kb * n; i++)
         pack_at(zp, i, (unsigned)zeros[i], bq->bits);
     int64_t wdims[2] = {k, n}, sdims[2] = {kb, n};
-    rc = mq_matmul_add_raw(g, nm->b, qtype, 2, wdims, q, (size_t)vbytes, err);
-    if (rc == MQ_OK)
+    int stored = mq_matmul_find_initializer(g, nm->b) != NULL;
+    if (!stored)
+        rc = mq_matmul_add_raw(g, nm->b, qtype, 2, wdims, q, (size_t)vbytes, err);
+    if (rc == MQ_OK && !stored)
         rc = mq_matmul_add_raw(g, nm->scales, MQ_DTYPE_FLOAT, 2, sdims, scales,
                                (size_t)(kb * n) * sizeof *scales, err);
-    if (rc == MQ_OK && zp)
+    if (rc == MQ_OK && zp && !stored)
         rc = mq_matmul_add_raw(g, nm->zeros, qtype, 2, sdims, zp, (size_t)zbytes, err);
     if (rc)
         goto done;
-    *bytes += (unsigned long long)(vbytes + kb * n * 4 + (zp ? zbytes : 0));
+    if (!stored)
+        *bytes += (unsigned long long)(vbytes + kb * n * 4 + (zp ? zbytes : 0));
     const char *in[3] = {nm->b, nm->scales, nm->zeros};
-    Onnx__NodeProto *dq = mq_graph_new_node("DequantizeLinear", nm->node, in, zp ? 3 : 2,
-                                            nm->deq, 0);
-    if ((rc = mq_node_list_push(list, dq, err)) == MQ_OK &&
-        (rc = mq_matmul_set_int_attr(dq, "block_size", block, err)) == MQ_OK) {
+    /* the first reader of a shared weight made its DequantizeLinear */
+    Onnx__NodeProto *dq = stored ? NULL : mq_graph_new_node("DequantizeLinear", nm->node, in,
+                                                            zp ? 3 : 2, nm->deq, 0);
+    if (stored || ((rc = mq_node_list_push(list, dq, err)) == MQ_OK &&
+                   (rc = mq_matmul_set_int_attr(dq, "block_size", block, err)) == MQ_OK)) {
         char *from = strdup(mm->input[1]);
         rc = !from || mq_graph_node_rename_input(mm, from, nm->deq)
                  ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory") : MQ_OK;
@@ -219,18 +228,14 @@ static int rewrite_one(Onnx__GraphProto *g, Onnx__NodeProto *mm, Onnx__TensorPro
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
         goto done;
     }
-    if (mq_matmul_find_initializer(g, nm.b)) {
-        rc = mq_error_set(err, "a weight read by two MatMuls is not supported with "
-                          "--weight-only ('%s')", wt->name);
-        goto done;
-    }
     if (hessian)
         rc = mq_weight_only_gptq(&bq, w.data, k, n, block, hessian, u, scales, zeros, err);
     else
         quantize_rtn(&bq, w.data, k, n, block, u, scales, zeros);
     if (rc)
         goto done;
-    res->float_bytes += (unsigned long long)(k * n * 4);
+    if (!mq_matmul_find_initializer(g, nm.b))
+        res->float_bytes += (unsigned long long)(k * n * 4);
     if (o->format_qdq)
         rc = emit_qdq(g, mm, &nm, &bq, o->qtype, k, n, block, u, scales, zeros, list,
                       &res->quant_bytes, err);
@@ -316,9 +321,13 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
         mq_node_list_install(&list, g);
         for (size_t i = 0; i < n_old; i++)
             onnx__node_proto__free_unpacked(old[i], NULL);
-        for (size_t i = 0; i < n_nodes; i++)
-            if (weights[i])
+        for (size_t i = 0; i < n_nodes; i++) {
+            int seen = 0; /* a weight several MatMuls read is dropped once */
+            for (size_t j = 0; j < i && weights[i]; j++)
+                seen |= weights[j] == weights[i];
+            if (weights[i] && !seen)
                 mq_matmul_drop_if_unread(g, weights[i]);
+        }
         if (!o->format_qdq && result->quantized)
             rc = mq_matmul_import_domain(model->proto, "com.microsoft", 1, err);
     } else {
