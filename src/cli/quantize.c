@@ -10,12 +10,14 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "cli/quantize_weights.h"
 #include "graph/canonical.h"
 #include "interp/plan.h"
 #include "interp/tensor.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
 #include "quant/check.h"
+#include "quant/fusion_guard.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
@@ -84,6 +86,16 @@ static const char quantize_help[] =
     "  --fallback T             what the search's nodes become: float (default) or int16\n"
     "                           (16-bit QuantizeLinear/DequantizeLinear on their\n"
     "                           activations, opset 21, for runtimes with 16-bit kernels)\n"
+    "Without activation ranges (MatMuls with a constant weight; no --calib needed):\n"
+    "  --dynamic                int8 weights (per column unless --per-tensor), activations\n"
+    "                           quantized at run time (onnxruntime's DynamicQuantizeMatMul)\n"
+    "  --weight-only T          int4, uint4 or int8 weights in blocks along K, activations\n"
+    "                           float: com.microsoft MatMulNBits\n"
+    "  --block-size N           values per block, a power of two from 16 to 256 (default 32)\n"
+    "  --format F               nbits (default) or qdq: an opset-21 blocked DequantizeLinear\n"
+    "  --weight-only-method M   rtn (round to nearest, default) or gptq (needs --calib: the\n"
+    "                           rounding error of each row moves onto the rows after it,\n"
+    "                           weighted by the input's second moments on the samples)\n"
     "\n"
     "Output:\n"
     "  --report FILE.json       every node with its decision and reason, every quantized\n"
@@ -107,6 +119,7 @@ struct quantize_args {
     int no_check;
     struct mq_target target;
     enum mq_fallback_type fallback;
+    struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
 };
 
 static void args_free(struct quantize_args *a)
@@ -264,6 +277,9 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
                 return usage("%s needs node names or patterns", "--exclude-nodes");
             if ((rc = add_patterns(&a->exclude_nodes, v, "--exclude-nodes")))
                 return rc;
+        } else if ((rc = mq_cli_weight_mode_option(argc, argv, &i, &a->weights))) {
+            if (rc != 1)
+                return rc;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return usage("unknown option '%s'", argv[i]);
         } else if (!a->in) {
@@ -276,7 +292,13 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
     }
     if (!a->in || !a->out)
         return usage("%s", "quantizing needs IN.onnx and OUT.onnx");
-    if (!a->calib && !a->n_loads)
+    if (a->weights.dynamic && a->weights.weight_only)
+        return usage("%s", "give --dynamic or --weight-only, not both");
+    if ((a->weights.dynamic || a->weights.weight_only) && (a->n_loads || a->report))
+        return usage("%s", "--dynamic and --weight-only take neither --load-ranges nor --report");
+    if (a->weights.weight_only && a->weights.wo.method == MQ_WEIGHT_ONLY_GPTQ && !a->calib)
+        return usage("%s", "--weight-only-method gptq needs --calib DIR");
+    if (!a->calib && !a->n_loads && !a->weights.dynamic && !a->weights.weight_only)
         return usage("%s", "quantizing needs --calib DIR or --load-ranges FILE.json");
     if (a->calib && a->n_loads)
         return usage("%s", "give --calib or --load-ranges, not both");
@@ -617,6 +639,14 @@ int mq_cli_quantize(int argc, char **argv)
         args_free(&a);
         return status;
     }
+    if (a.weights.dynamic || a.weights.weight_only) {
+        struct mq_select_options wso = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
+                                        &a.exclude_nodes};
+        status = mq_cli_quantize_weights(a.in, a.out, a.calib, a.limit, a.quant.per_channel,
+                                         a.quiet, &wso, &a.weights, &a.save);
+        args_free(&a);
+        return status;
+    }
     struct mq_error err = {{0}};
     struct mq_model *model = NULL;
     struct mq_selection sel = {0};
@@ -668,6 +698,8 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_select_nodes(model->proto, &so, &sel, &err);
         have_sel = rc == MQ_OK;
     }
+    if (rc == MQ_OK)
+        rc = mq_select_keep_fusions(model->proto, &sel, &err);
     if (rc == MQ_OK)
         rc = mq_qdq_tensors_to_observe(model->proto, &sel, &a.quant, &names, &n_names, &err);
     if (rc == MQ_OK) {
