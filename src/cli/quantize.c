@@ -481,7 +481,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
     h.compare_per_layer = 1;
     h.compare_inputs = a->calib;
     h.compare_note = "No samples to measure the error on: the ranges came from a file "
-                     "(use --calib, or `compare --per-layer --html`).";
+                     "(use --calib, or `compare --html`).";
     if (rc == MQ_OK)
         rc = mq_atomic_open(file, a->html, err);
     if (rc == MQ_OK && mq_html_write(file->fp, &h)) {

@@ -42,6 +42,7 @@ def check_page(driver, path, screenshot=None, timeout=20):
     """Loads path#selftest; returns (selftest dict or None, console messages at level SEVERE or
     WARNING, seconds from navigation to the verdict)."""
     from selenium.webdriver.common.by import By
+    driver.get('about:blank')  # a fresh load even when path is the page already shown
     start = time.monotonic()
     driver.get('file://' + os.path.abspath(path) + '#selftest')
     result = None
