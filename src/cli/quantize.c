@@ -450,18 +450,21 @@ static int check_ranges_match(const struct mq_ranges *ranges, char **names, int 
 
 /*
  * The HTML report, written to a temporary file that appears with the model.
- * With samples, the quantized model is compared with the float one on them
- * (per layer, as `compare --per-layer`), bounded by --calib-limit.
+ * The error along the network: `measured` when a per-layer comparison of
+ * the quantized model against FP32 was already made (NULL: none), else,
+ * with samples, one is made here on them (as `compare --per-layer`),
+ * bounded by --calib-limit.
  */
 static int write_html(const struct quantize_args *a, int argc, char **argv,
                       const struct mq_report *report, const struct mq_model *quantized,
-                      struct mq_atomic_file *file, struct mq_error *err)
+                      const struct mq_compare_result *measured, struct mq_atomic_file *file,
+                      struct mq_error *err)
 {
     struct mq_model *fp32 = NULL;
     struct mq_compare_result cmp;
     memset(&cmp, 0, sizeof cmp);
     int have_cmp = 0, rc = MQ_OK;
-    if (a->calib) {
+    if (!measured && a->calib) {
         struct mq_compare_options co = {a->calib, a->limit, 1};
         rc = mq_model_load(a->in, &fp32, err);
         if (rc == MQ_OK)
@@ -477,7 +480,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
     h.args = argv + 1;
     h.n_args = argc - 1;
     h.quant = report;
-    h.compare = have_cmp ? &cmp : NULL;
+    h.compare = measured ? measured : have_cmp ? &cmp : NULL;
     h.compare_per_layer = 1;
     h.compare_inputs = a->calib;
     h.compare_note = "No samples to measure the error on: the ranges came from a file "
@@ -595,7 +598,7 @@ int mq_cli_quantize(int argc, char **argv)
                 rc = mq_error_set(&err, "writing '%s' failed", a.report);
         }
         if (rc == MQ_OK && a.html)
-            rc = write_html(&a, argc, argv, &report, model, &html_file, &err);
+            rc = write_html(&a, argc, argv, &report, model, NULL, &html_file, &err);
         html_open = rc == MQ_OK && a.html;
         if (rc == MQ_OK)
             rc = mq_model_save(model->proto, a.out, &a.save, &err);
