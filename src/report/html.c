@@ -16,19 +16,56 @@
 
 #define DATA_PLACEHOLDER "\n@MQ_DATA@\n"
 
-/* Copies JSON text to out, escaped for an HTML script element. */
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most n bytes), 0 when
+ * it is not one (stray continuation, overlong form, surrogate, past U+10FFFF).
+ */
+static size_t utf8_length(const unsigned char *s, size_t n)
+{
+    size_t len = 0;
+    if (s[0] < 0x80)
+        len = 1;
+    else if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+/*
+ * Copies JSON text to out, escaped for an HTML script element; bytes that
+ * are not UTF-8 (a name in another encoding) become U+FFFD, so the page is
+ * always valid UTF-8.
+ */
 static int write_escaped(FILE *out, const char *json, size_t size)
 {
-    for (size_t i = 0; i < size; i++) {
+    const unsigned char *s = (const unsigned char *)json;
+    for (size_t i = 0; i < size;) {
         const char *esc = NULL;
-        switch (json[i]) {
+        switch (s[i]) {
         case '<': esc = "\\u003c"; break;
         case '>': esc = "\\u003e"; break;
         case '&': esc = "\\u0026"; break;
         default: break;
         }
-        if (esc ? fputs(esc, out) == EOF : fputc(json[i], out) == EOF)
+        size_t len = esc ? 1 : utf8_length(s + i, size - i);
+        if (len == 0) {
+            esc = "\\ufffd";
+            len = 1;
+        }
+        if (esc ? fputs(esc, out) == EOF : fwrite(s + i, 1, len, out) != len)
             return -1;
+        i += len;
     }
     return 0;
 }
