@@ -451,14 +451,14 @@ static int check_ranges_match(const struct mq_ranges *ranges, char **names, int 
 /*
  * The HTML report, written to a temporary file that appears with the model.
  * The error along the network: `measured` when a per-layer comparison of
- * the quantized model against FP32 was already made (NULL: none), else,
- * with samples, one is made here on them (as `compare --per-layer`),
- * bounded by --calib-limit.
+ * the quantized model against FP32 was already made on the samples in
+ * `measured_on` (NULL: none), else, with samples, one is made here on them
+ * (as `compare --per-layer`), bounded by --calib-limit.
  */
 static int write_html(const struct quantize_args *a, int argc, char **argv,
                       const struct mq_report *report, const struct mq_model *quantized,
-                      const struct mq_compare_result *measured, struct mq_atomic_file *file,
-                      struct mq_error *err)
+                      const struct mq_compare_result *measured, const char *measured_on,
+                      struct mq_atomic_file *file, struct mq_error *err)
 {
     struct mq_model *fp32 = NULL;
     struct mq_compare_result cmp;
@@ -466,11 +466,16 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
     int have_cmp = 0, rc = MQ_OK;
     if (!measured && a->calib) {
         struct mq_compare_options co = {a->calib, a->limit, 1};
+        int progress = !a->quiet && isatty(STDERR_FILENO);
+        if (progress)
+            fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);
         rc = mq_model_load(a->in, &fp32, err);
         if (rc == MQ_OK)
             rc = mq_graph_canonicalize(fp32->proto, NULL, NULL, err);
         if (rc == MQ_OK)
             rc = mq_compare_models(fp32, quantized, &co, &cmp, err);
+        if (progress)
+            fputs("\r\033[K", stderr);
         if (rc)
             mq_error_prefix(err, "--html: comparing with the float model: ");
         have_cmp = rc == MQ_OK;
@@ -482,7 +487,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
     h.quant = report;
     h.compare = measured ? measured : have_cmp ? &cmp : NULL;
     h.compare_per_layer = 1;
-    h.compare_inputs = a->calib;
+    h.compare_inputs = measured ? measured_on : a->calib;
     h.compare_note = "No samples to measure the error on: the ranges came from a file "
                      "(use --calib, or `compare --html`).";
     if (rc == MQ_OK)
@@ -598,7 +603,7 @@ int mq_cli_quantize(int argc, char **argv)
                 rc = mq_error_set(&err, "writing '%s' failed", a.report);
         }
         if (rc == MQ_OK && a.html)
-            rc = write_html(&a, argc, argv, &report, model, NULL, &html_file, &err);
+            rc = write_html(&a, argc, argv, &report, model, NULL, NULL, &html_file, &err);
         html_open = rc == MQ_OK && a.html;
         if (rc == MQ_OK)
             rc = mq_model_save(model->proto, a.out, &a.save, &err);
