@@ -24,6 +24,8 @@
 #include "quant/select.h"
 #include "quant/sample_stats.h"
 #include "quant/target_search.h"
+#include "report/html.h"
+#include "report/model_compare.h"
 #include "report/report.h"
 #include "util/fileio.h"
 #include "util/text.h"
@@ -100,11 +102,14 @@ static const char quantize_help[] =
     "Output:\n"
     "  --report FILE.json       every node with its decision and reason, every quantized\n"
     "                           tensor with range, scale and zero point, sizes\n"
+    "  --html FILE.html         a self-contained page to look at: sizes, the error along\n"
+    "                           the network against the float model (measured on the\n"
+    "                           --calib samples), ranges against histograms, every node\n"
     "  --external-data          store large initializers in OUT.data next to OUT\n"
     "  --quiet                  no progress line or summary\n";
 
 struct quantize_args {
-    const char *in, *out, *report, *save_ranges, *calib, *profile;
+    const char *in, *out, *report, *html, *save_ranges, *calib, *profile;
     const char **loads;
     int n_loads;
     const char *method_name;
@@ -229,6 +234,10 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             if (m < 0)
                 return usage("%s needs a file", "--report");
             a->report = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "html", &v))) {
+            if (m < 0)
+                return usage("%s needs a file", "--html");
+            a->html = v;
         } else if ((m = mq_cli_option(argc, argv, &i, "calibrate", &v))) {
             if (m < 0 || mq_calib_method_parse(v, &a->calib_options.method))
                 return usage("%s takes minmax, percentile, entropy or mse", "--calibrate");
@@ -312,6 +321,9 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return usage("%s", "--target-sqnr and --target-agreement need samples: --calib or --eval");
     if (a->report && (strcmp(a->report, a->out) == 0 || strcmp(a->report, a->in) == 0))
         return usage("%s", "--report must name a file other than IN and OUT");
+    if (a->html && (strcmp(a->html, a->out) == 0 || strcmp(a->html, a->in) == 0 ||
+                    (a->report && strcmp(a->html, a->report) == 0)))
+        return usage("%s", "--html must name a file other than IN, OUT and --report");
 
     /* The profile first, then the flags on top of it. */
     if (!a->profile)
@@ -630,6 +642,60 @@ static int check_ranges_match(const struct mq_ranges *ranges, char **names, int 
                         "quantize", n);
 }
 
+/*
+ * The HTML report, written to a temporary file that appears with the model.
+ * The error along the network: `measured` when a per-layer comparison of
+ * the quantized model against FP32 was already made on the samples in
+ * `measured_on` (NULL: none), else, with samples, one is made here on them
+ * (as `compare --per-layer`), bounded by --calib-limit.
+ */
+static int write_html(const struct quantize_args *a, int argc, char **argv,
+                      const struct mq_report *report, const struct mq_model *quantized,
+                      const struct mq_compare_result *measured, const char *measured_on,
+                      struct mq_atomic_file *file, struct mq_error *err)
+{
+    struct mq_model *fp32 = NULL;
+    struct mq_compare_result cmp;
+    memset(&cmp, 0, sizeof cmp);
+    int have_cmp = 0, rc = MQ_OK;
+    if (!measured && a->calib) {
+        struct mq_compare_options co = {a->calib, a->limit, 1};
+        int progress = !a->quiet && isatty(STDERR_FILENO);
+        if (progress)
+            fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);
+        rc = mq_model_load(a->in, &fp32, err);
+        if (rc == MQ_OK)
+            rc = mq_graph_canonicalize(fp32->proto, NULL, NULL, err);
+        if (rc == MQ_OK)
+            rc = mq_compare_models(fp32, quantized, &co, &cmp, err);
+        if (progress)
+            fputs("\r\033[K", stderr);
+        if (rc)
+            mq_error_prefix(err, "--html: comparing with the float model: ");
+        have_cmp = rc == MQ_OK;
+    }
+    struct mq_html_report h = {0};
+    h.command = "onnx-monoquant";
+    h.args = argv + 1;
+    h.n_args = argc - 1;
+    h.quant = report;
+    h.compare = measured ? measured : have_cmp ? &cmp : NULL;
+    h.compare_per_layer = 1;
+    h.compare_inputs = measured ? measured_on : a->calib;
+    h.compare_note = "No samples to measure the error on: the ranges came from a file "
+                     "(use --calib, or `compare --html`).";
+    if (rc == MQ_OK)
+        rc = mq_atomic_open(file, a->html, err);
+    if (rc == MQ_OK && mq_html_write(file->fp, &h)) {
+        mq_atomic_abort(file);
+        rc = mq_error_set(err, "writing '%s' failed", a->html);
+    }
+    if (have_cmp)
+        mq_compare_result_free(&cmp);
+    mq_model_free(fp32);
+    return rc;
+}
+
 int mq_cli_quantize(int argc, char **argv)
 {
     struct quantize_args a;
@@ -677,6 +743,11 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_path_check_distinct(a.out, a.report, &err);
     if (rc == MQ_OK && a.report && a.save_ranges)
         rc = mq_path_check_distinct(a.report, a.save_ranges, &err);
+    for (int k = 0; rc == MQ_OK && a.html && k < 4; k++) {
+        const char *other[4] = {a.in, a.out, a.report, a.save_ranges};
+        if (other[k])
+            rc = mq_path_check_distinct(other[k], a.html, &err);
+    }
     if (rc == MQ_OK)
         rc = mq_model_load(a.in, &model, &err);
     if (rc == MQ_OK) {
@@ -732,8 +803,8 @@ int mq_cli_quantize(int argc, char **argv)
         have_check = rc == MQ_OK;
     }
 
-    struct mq_atomic_file report_file = {0};
-    int report_open = 0;
+    struct mq_atomic_file report_file = {0}, html_file = {0};
+    int report_open = 0, html_open = 0;
     if (rc == MQ_OK) {
         const char *paths[1] = {a.calib};
         report.input_path = a.in;
@@ -764,8 +835,20 @@ int mq_cli_quantize(int argc, char **argv)
             if (rc == MQ_OK && mq_report_write_json(report_file.fp, &report))
                 rc = mq_error_set(&err, "writing '%s' failed", a.report);
         }
+        if (rc == MQ_OK && a.html)
+            rc = write_html(&a, argc, argv, &report, model,
+                            report.check && report.check->attribution ? &report.check->compare
+                                                                      : NULL,
+                            report.check ? report.check->eval_dir : NULL, &html_file, &err);
+        html_open = rc == MQ_OK && a.html;
         if (rc == MQ_OK)
             rc = mq_model_save(model->proto, a.out, &a.save, &err);
+        if (html_open) {
+            if (rc == MQ_OK)
+                rc = mq_atomic_commit(&html_file, &err);
+            else
+                mq_atomic_abort(&html_file);
+        }
         if (report_open) {
             if (rc == MQ_OK)
                 rc = mq_atomic_commit(&report_file, &err);
