@@ -486,7 +486,7 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
-                                       &a.exclude_nodes};
+                                       &a.exclude_nodes, 1};
         rc = mq_select_nodes(model->proto, &so, &sel, &err);
         have_sel = rc == MQ_OK;
     }

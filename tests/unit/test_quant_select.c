@@ -170,7 +170,7 @@ START_TEST(test_explicit_selection)
     ck_assert_int_eq(mq_pattern_list_add(&exc, "head/s*", "--exclude-nodes", &err), MQ_OK);
     ck_assert_int_eq(mq_pattern_list_add(&inc, "block1/*,head/*", "--include-nodes", &err),
                      MQ_OK);
-    struct mq_select_options o = {&ops, &xops, &inc, &exc};
+    struct mq_select_options o = {&ops, &xops, &inc, &exc, 0};
     struct mq_selection s;
     ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
     ck_assert_int_eq(choice_named(&s, "block1/conv1")->status, MQ_NODE_SELECTED);
