@@ -15,6 +15,7 @@
 #include "interp/tensor.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
+#include "quant/equalize.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
@@ -484,6 +485,8 @@ int mq_cli_quantize(int argc, char **argv)
     /* Before selection and calibration: both see the graph that gets quantized. */
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
+    if (rc == MQ_OK)
+        rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
                                        &a.exclude_nodes, 1};
