@@ -261,7 +261,7 @@ int mq_cli_calibrate(int argc, char **argv)
     struct mq_ranges result = {0};
     struct mq_selection selection = {0};
     struct mq_select_options select = {&op_types, &exclude_op_types, &include_nodes,
-                                       &exclude_nodes};
+                                       &exclude_nodes, 0};
     struct progress_state progress = {!quiet && isatty(STDERR_FILENO), 0};
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);

@@ -18,6 +18,7 @@
 #include "quant/batchnorm_fold.h"
 #include "quant/check.h"
 #include "quant/fusion_guard.h"
+#include "quant/equalize.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
@@ -548,7 +549,7 @@ static int run_search(const struct quantize_args *a, const struct mq_model *mode
                              "model)", size);
     onnx__model_proto__pack(model->proto, bytes);
     struct mq_select_options so = {&a->op_types, &a->exclude_op_types, &a->include_nodes,
-                                   &a->exclude_nodes};
+                                   &a->exclude_nodes, 1};
     struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
     struct mq_target_search_options o = {bytes, size, model->dir, &so, ranges, &a->quant, fp32,
                                          eval_options(a), a->target, a->fallback, show_search_progress,
@@ -706,8 +707,10 @@ int mq_cli_quantize(int argc, char **argv)
         return status;
     }
     if (a.weights.dynamic || a.weights.weight_only) {
+        /* Weight modes keep activations float, so a path into a discrete decision sees no
+           activation rounding: nothing on it needs to stay float. */
         struct mq_select_options wso = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
-                                        &a.exclude_nodes};
+                                        &a.exclude_nodes, 0};
         status = mq_cli_quantize_weights(a.in, a.out, a.calib, a.limit, a.quant.per_channel,
                                          a.quiet, &wso, &a.weights, &a.save);
         args_free(&a);
@@ -763,9 +766,11 @@ int mq_cli_quantize(int argc, char **argv)
     /* Before selection and calibration: both see the graph that gets quantized. */
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
+    if (rc == MQ_OK)
+        rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
-                                       &a.exclude_nodes};
+                                       &a.exclude_nodes, 1};
         rc = mq_select_nodes(model->proto, &so, &sel, &err);
         have_sel = rc == MQ_OK;
     }
