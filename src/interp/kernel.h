@@ -86,6 +86,8 @@ extern const struct mq_kernel mq_kernels_sorting[];
 extern const struct mq_kernel mq_kernels_linalg[];
 extern const struct mq_kernel mq_kernels_signal[];
 extern const struct mq_kernel mq_kernels_sampling[];
+extern const struct mq_kernel mq_kernels_attention[];
+extern const struct mq_kernel mq_kernels_transformer_norm[];
 
 /* Finds the kernel for a node; NULL when none handles that version. */
 const struct mq_kernel *mq_registry_find(const char *domain, const char *op_type, int opset);
