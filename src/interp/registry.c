@@ -15,6 +15,7 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_linalg,        mq_kernels_signal,          mq_kernels_sampling,
     mq_kernels_attention,
     mq_kernels_transformer_norm,
+    mq_kernels_opset24_simple,
 };
 
 static int same_domain(const char *a, const char *b)
