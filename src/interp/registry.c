@@ -16,6 +16,7 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_attention,
     mq_kernels_transformer_norm,
     mq_kernels_opset24_simple,
+    mq_kernels_grid_cache_ops,
 };
 
 static int same_domain(const char *a, const char *b)
