@@ -18,6 +18,7 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_opset24_simple,
     mq_kernels_grid_cache_ops,
     mq_kernels_conv_im,
+    mq_kernels_sequence_state,
 };
 
 static int same_domain(const char *a, const char *b)
