@@ -1,5 +1,6 @@
 /*
- * Attention (opset 23, 24): scaled dot-product attention with grouped-query heads, a key/value
+ * Attention (opset 23, 24) and FlexAttention (ai.onnx.preview 1, with score_mod/prob_mod
+ * graphs): scaled dot-product attention with grouped-query heads, a key/value
  * cache, boolean or additive masks, causal masking, soft-capping, and the optional QK output.
  *
  * Q is [B, Hq, Sq, D] or [B, Sq, Hq*D] (then q_num_heads / kv_num_heads split the last axis);
@@ -19,6 +20,7 @@
 #include "interp/kernel.h"
 #include "interp/ops/as_double.h"
 #include "interp/ops/shape_util.h"
+#include "interp/plan.h"
 
 struct attention_attrs {
     int is_causal;
@@ -277,7 +279,123 @@ done:
     return rc;
 }
 
+/* ---- FlexAttention (ai.onnx.preview 1) ----------------------------------------------------- */
+
+/* The graph attribute `name`, or NULL when the node has none. */
+static const struct mq_plan *graph_attr(const struct mq_kernel_node *node, const char *name)
+{
+    for (int i = 0; i < node->n_subgraphs; i++)
+        if (strcmp(node->subgraph_names[i], name) == 0)
+            return node->subgraphs[i];
+    return NULL;
+}
+
+/* Replaces *t (doubles of a [B, H, L, S] tensor of type dtype) by graph(t). */
+static int apply_mod(const struct mq_kernel_node *node, struct mq_exec *exec,
+                     const struct mq_plan *graph, const char *what, int dtype,
+                     const int64_t *dims, double *t, struct mq_error *err)
+{
+    if (mq_subgraph_input_count(graph) != 1 || mq_subgraph_output_count(graph) != 1)
+        return ops_fail(node, err, "%s must take one input and give one output", what);
+    struct mq_tensor in = {0}, out = {0};
+    if (ops_alloc_uninit(node, &in, dtype, 4, dims, err))
+        return MQ_ERR;
+    mq_as_double_store(&in, t);
+    const struct mq_tensor *ins[1] = {&in};
+    int rc = mq_exec_subgraph(exec, graph, ins, 1, &out, 1, err);
+    if (rc)
+        mq_error_prefix(err, "node '%s' (FlexAttention), %s: ", node->name, what);
+    else if (out.count != in.count || mq_as_double_load(&out, t))
+        rc = ops_fail(node, err, "%s changed the shape or gave an unsupported type", what);
+    mq_tensor_free(&in);
+    mq_tensor_free(&out);
+    return rc;
+}
+
+/*
+ * Q [B, Hq, L, E], K [B, Hkv, S, E], V [B, Hkv, S, Ev]: scores = scale Q.K^T (scale defaults
+ * to 1/sqrt(E); query head h reads kv head h / (Hq/Hkv)), then the score_mod graph, a softmax
+ * over the keys, the prob_mod graph, and Y = probs . V [B, Hq, L, Ev].
+ */
+static int flex_attention_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                              const struct mq_tensor *const *inputs, int n_inputs,
+                              struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    (void)n_outputs;
+    const struct mq_tensor *q, *k, *v;
+    if (ops_require(node, inputs, n_inputs, 0, &q, err) ||
+        ops_require(node, inputs, n_inputs, 1, &k, err) ||
+        ops_require(node, inputs, n_inputs, 2, &v, err))
+        return MQ_ERR;
+    if (q->rank != 4 || k->rank != 4 || v->rank != 4 || k->dims[0] != q->dims[0] ||
+        v->dims[0] != q->dims[0] || k->dims[3] != q->dims[3] || k->dims[1] != v->dims[1] ||
+        k->dims[2] != v->dims[2] || k->dims[1] == 0 || q->dims[1] % k->dims[1])
+        return ops_fail(node, err, "Q, K and V must be [B, Hq, L, E], [B, Hkv, S, E] and "
+                        "[B, Hkv, S, Ev] with Hq a multiple of Hkv");
+    int64_t B = q->dims[0], Hq = q->dims[1], L = q->dims[2], E = q->dims[3];
+    int64_t Hkv = k->dims[1], S = k->dims[2], Ev = v->dims[3], group = Hq / Hkv;
+    double scale = mq_attr_has(node, "scale") ? mq_attr_float(node, "scale", 0.0f)
+                                              : 1.0 / sqrt((double)E);
+    double *qv = malloc(sizeof(double) * (size_t)(q->count + 1));
+    double *kv = malloc(sizeof(double) * (size_t)(k->count + 1));
+    double *vv = malloc(sizeof(double) * (size_t)(v->count + 1));
+    double *sc = malloc(sizeof(double) * (size_t)(B * Hq * L * S + 1));
+    double *y = malloc(sizeof(double) * (size_t)(B * Hq * L * Ev + 1));
+    int rc = MQ_ERR;
+    if (!qv || !kv || !vv || !sc || !y || mq_as_double_load(q, qv) || mq_as_double_load(k, kv) ||
+        mq_as_double_load(v, vv)) {
+        ops_fail(node, err, "out of memory or unsupported type");
+        goto done;
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < Hq; h++)
+            for (int64_t i = 0; i < L; i++)
+                for (int64_t j = 0; j < S; j++) {
+                    double dot = 0;
+                    for (int64_t e = 0; e < E; e++)
+                        dot += qv[((b * Hq + h) * L + i) * E + e] *
+                               kv[((b * Hkv + h / group) * S + j) * E + e];
+                    sc[((b * Hq + h) * L + i) * S + j] = dot * scale;
+                }
+    int64_t sdims[4] = {B, Hq, L, S};
+    const struct mq_plan *score_mod = graph_attr(node, "score_mod");
+    const struct mq_plan *prob_mod = graph_attr(node, "prob_mod");
+    if (score_mod && apply_mod(node, exec, score_mod, "score_mod", q->dtype, sdims, sc, err))
+        goto done;
+    for (int64_t r = 0; r < B * Hq * L; r++) {
+        double *row = sc + r * S, mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < S; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        for (int64_t j = 0; j < S; j++) {
+            row[j] = mx == -INFINITY ? 0.0 : exp(row[j] - mx);
+            sum += row[j];
+        }
+        for (int64_t j = 0; j < S; j++)
+            row[j] = sum > 0 ? row[j] / sum : 0.0;
+    }
+    if (prob_mod && apply_mod(node, exec, prob_mod, "prob_mod", q->dtype, sdims, sc, err))
+        goto done;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < Hq; h++)
+            for (int64_t i = 0; i < L; i++)
+                for (int64_t e = 0; e < Ev; e++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j < S; j++)
+                        acc += sc[((b * Hq + h) * L + i) * S + j] *
+                               vv[((b * Hkv + h / group) * S + j) * Ev + e];
+                    y[((b * Hq + h) * L + i) * Ev + e] = acc;
+                }
+    int64_t ydims[4] = {B, Hq, L, Ev};
+    if (store(node, &outputs[0], q->dtype, 4, ydims, y, err))
+        goto done;
+    rc = MQ_OK;
+done:
+    free(qv), free(kv), free(vv), free(sc), free(y);
+    return rc;
+}
+
 const struct mq_kernel mq_kernels_attention[] = {
     {"", "Attention", 23, 0, attention_prepare, attention_run, free},
+    {"ai.onnx.preview", "FlexAttention", 1, 0, NULL, flex_attention_run, NULL},
     {0},
 };
