@@ -7,6 +7,7 @@
 
 #include "check_main.h"
 #include "op_harness.h"
+#include "model/tensor_proto.h"
 
 static struct mq_tensor cast(struct mq_tensor in, int to, int opset)
 {
@@ -231,6 +232,30 @@ START_TEST(small_floats_round_and_saturate)
 }
 END_TEST
 
+/* int4 is one byte per element in memory and packed two to a byte (low nibble first) on file. */
+START_TEST(narrow_types_pack_on_file)
+{
+    struct mq_tensor t = oh_typed(MQ_DTYPE_INT4, 1, OH_DIMS(3), (const int8_t[]){-8, 7, 3}), back;
+    struct mq_error err = {{0}};
+    Onnx__TensorProto *p;
+    ck_assert_int_eq(mq_tensor_to_proto(&t, "w", &p, &err), 0);
+    ck_assert_int_eq(p->raw_data.len, 2);
+    ck_assert_int_eq(p->raw_data.data[0], 0x78);
+    ck_assert_int_eq(p->raw_data.data[1], 0x03);
+    ck_assert_msg(mq_tensor_from_proto(p, "w", &back, &err) == 0, "%s", err.message);
+    oh_assert_i64(&back, 1, OH_DIMS(3), (const int64_t[]){-8, 7, 3});
+    mq_tensor_free(&back);
+    /* a raw_data length that disagrees with the packed size is refused */
+    p->raw_data.len = 3;
+    ck_assert_int_ne(mq_tensor_from_proto(p, "w", &back, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "need 2"));
+    p->raw_data.len = 2;
+    onnx__tensor_proto__free_unpacked(p, NULL);
+    mq_tensor_free(&t);
+    mq_tensor_free(&back);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ops_cast");
@@ -240,5 +265,6 @@ int main(void)
     tcase_add_test(tc, half_types);
     tcase_add_test(tc, legacy_castlike_and_errors);
     tcase_add_test(tc, small_floats_round_and_saturate);
+    tcase_add_test(tc, narrow_types_pack_on_file);
     return mq_check_run(s, tc);
 }
