@@ -531,7 +531,8 @@ static int open_folder_sample(struct mq_calib_source *src, struct sample *s, int
     } else if (f.pb_inputs.n && f.npy.n) {
         rc = mq_error_set(err, "%s: holds both input_K.pb and .npy files; a sample folder "
                           "holds one kind", s->path);
-    } else if (!f.pb_inputs.n && !f.npy.n) {
+    } else if (!f.pb_inputs.n && !f.npy.n && src->n_inputs > 0) {
+        /* (a model without inputs takes an empty folder: nothing to read) */
         rc = mq_error_set(err, "%s: holds no input_K.pb or <input>.npy files", s->path);
     } else {
         enum mq_calib_layout layout = f.pb_inputs.n ? MQ_CALIB_LAYOUT_PB_FOLDERS

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "interp/dtype.h"
+
 void mq_tensor_compare(const struct mq_tensor *actual, const struct mq_tensor *expected,
                        double rtol, double atol, struct mq_compare_result *r)
 {
@@ -16,7 +18,11 @@ void mq_tensor_compare(const struct mq_tensor *actual, const struct mq_tensor *e
                  mq_shape_format(expected->rank, expected->dims, e_shape, sizeof e_shape));
         return;
     }
-    int float_a = mq_dtype_is_float(actual->dtype), float_e = mq_dtype_is_float(expected->dtype);
+    /* float8 and float4 codes compare by value (NaN has several codes) */
+    int float_a = mq_dtype_is_float(actual->dtype) ||
+                  mq_dtype_kind(actual->dtype) == MQ_KIND_SMALL_FLOAT;
+    int float_e = mq_dtype_is_float(expected->dtype) ||
+                  mq_dtype_kind(expected->dtype) == MQ_KIND_SMALL_FLOAT;
     if (actual->dtype != expected->dtype && !(float_a && float_e)) {
         snprintf(r->reason, sizeof r->reason, "type %s, expected %s",
                  mq_dtype_name(actual->dtype), mq_dtype_name(expected->dtype));

@@ -91,6 +91,13 @@ extern const struct mq_kernel mq_kernels_contrib_gelu[];
 extern const struct mq_kernel mq_kernels_contrib_norm[];
 extern const struct mq_kernel mq_kernels_contrib_matmul[];
 extern const struct mq_kernel mq_kernels_contrib_attention[];
+extern const struct mq_kernel mq_kernels_attention[];
+extern const struct mq_kernel mq_kernels_transformer_norm[];
+extern const struct mq_kernel mq_kernels_opset24_simple[];
+extern const struct mq_kernel mq_kernels_grid_cache_ops[];
+extern const struct mq_kernel mq_kernels_conv_im[];
+extern const struct mq_kernel mq_kernels_sequence_state[];
+extern const struct mq_kernel mq_kernels_tree_ensemble[];
 
 /* Finds the kernel for a node; NULL when none handles that version. */
 const struct mq_kernel *mq_registry_find(const char *domain, const char *op_type, int opset);

@@ -15,6 +15,13 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_linalg,        mq_kernels_signal,          mq_kernels_sampling,
     mq_kernels_contrib_gelu,  mq_kernels_contrib_norm,    mq_kernels_contrib_matmul,
     mq_kernels_contrib_attention,
+    mq_kernels_attention,
+    mq_kernels_transformer_norm,
+    mq_kernels_opset24_simple,
+    mq_kernels_grid_cache_ops,
+    mq_kernels_conv_im,
+    mq_kernels_sequence_state,
+    mq_kernels_tree_ensemble,
 };
 
 static int same_domain(const char *a, const char *b)

@@ -1,5 +1,7 @@
 #include "interp/tensor.h"
 
+#include "interp/dtype.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -32,58 +34,19 @@ void mq_memory_release(uint64_t bytes) { atomic_fetch_sub(&memory_in_use_bytes, 
 
 size_t mq_dtype_size(int dtype)
 {
-    switch (dtype) {
-    case MQ_DTYPE_FLOAT: return 4;
-    case MQ_DTYPE_UINT8: return 1;
-    case MQ_DTYPE_INT8: return 1;
-    case MQ_DTYPE_UINT16: return 2;
-    case MQ_DTYPE_INT16: return 2;
-    case MQ_DTYPE_INT32: return 4;
-    case MQ_DTYPE_INT64: return 8;
-    case MQ_DTYPE_BOOL: return 1;
-    case MQ_DTYPE_FLOAT16: return 2;
-    case MQ_DTYPE_DOUBLE: return 8;
-    case MQ_DTYPE_UINT32: return 4;
-    case MQ_DTYPE_UINT64: return 8;
-    case MQ_DTYPE_BFLOAT16: return 2;
-    default: return 0;
-    }
+    const struct mq_dtype_info *i = mq_dtype_info(dtype);
+    return i ? i->size : 0;
 }
 
 const char *mq_dtype_name(int dtype)
 {
-    switch (dtype) {
-    case MQ_DTYPE_FLOAT: return "float32";
-    case MQ_DTYPE_UINT8: return "uint8";
-    case MQ_DTYPE_INT8: return "int8";
-    case MQ_DTYPE_UINT16: return "uint16";
-    case MQ_DTYPE_INT16: return "int16";
-    case MQ_DTYPE_INT32: return "int32";
-    case MQ_DTYPE_INT64: return "int64";
-    case MQ_DTYPE_STRING: return "string";
-    case MQ_DTYPE_BOOL: return "bool";
-    case MQ_DTYPE_FLOAT16: return "float16";
-    case MQ_DTYPE_DOUBLE: return "float64";
-    case MQ_DTYPE_UINT32: return "uint32";
-    case MQ_DTYPE_UINT64: return "uint64";
-    case 14: return "complex64";
-    case 15: return "complex128";
-    case MQ_DTYPE_BFLOAT16: return "bfloat16";
-    case 17: return "float8e4m3fn";
-    case 18: return "float8e4m3fnuz";
-    case 19: return "float8e5m2";
-    case 20: return "float8e5m2fnuz";
-    case MQ_DTYPE_UINT4: return "uint4";
-    case MQ_DTYPE_INT4: return "int4";
-    case 23: return "float4e2m1";
-    default: return "unknown type";
-    }
+    const struct mq_dtype_info *i = mq_dtype_info(dtype);
+    return i ? i->name : "unknown type";
 }
 
 int mq_dtype_is_float(int dtype)
 {
-    return dtype == MQ_DTYPE_FLOAT || dtype == MQ_DTYPE_FLOAT16 || dtype == MQ_DTYPE_DOUBLE ||
-           dtype == MQ_DTYPE_BFLOAT16;
+    return mq_dtype_kind(dtype) == MQ_KIND_FLOAT;
 }
 
 int64_t mq_dims_count(int rank, const int64_t *dims)
@@ -238,7 +201,12 @@ double mq_tensor_get_double(const struct mq_tensor *t, int64_t i)
     case MQ_DTYPE_UINT32: return ((const uint32_t *)d)[i];
     case MQ_DTYPE_INT64: return (double)((const int64_t *)d)[i];
     case MQ_DTYPE_UINT64: return (double)((const uint64_t *)d)[i];
-    default: return 0.0;
+    case MQ_DTYPE_INT4: case MQ_DTYPE_INT2: return ((const int8_t *)d)[i];
+    case MQ_DTYPE_UINT4: case MQ_DTYPE_UINT2: return ((const uint8_t *)d)[i];
+    default:
+        if (mq_dtype_kind(t->dtype) == MQ_KIND_SMALL_FLOAT)
+            return mq_small_float_decode(t->dtype, ((const uint8_t *)d)[i]);
+        return 0.0;
     }
 }
 
@@ -255,6 +223,8 @@ int64_t mq_tensor_get_int64(const struct mq_tensor *t, int64_t i)
     case MQ_DTYPE_INT8: return ((const int8_t *)d)[i];
     case MQ_DTYPE_UINT8: return ((const uint8_t *)d)[i];
     case MQ_DTYPE_BOOL: return ((const uint8_t *)d)[i];
+    case MQ_DTYPE_INT4: case MQ_DTYPE_INT2: return ((const int8_t *)d)[i];
+    case MQ_DTYPE_UINT4: case MQ_DTYPE_UINT2: return ((const uint8_t *)d)[i];
     default: {
         double v = mq_tensor_get_double(t, i);
         if (!(v == v))

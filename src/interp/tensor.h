@@ -24,8 +24,16 @@ enum mq_dtype {
     MQ_DTYPE_UINT32 = 12,
     MQ_DTYPE_UINT64 = 13,
     MQ_DTYPE_BFLOAT16 = 16,
+    MQ_DTYPE_FLOAT8E4M3FN = 17,
+    MQ_DTYPE_FLOAT8E4M3FNUZ = 18,
+    MQ_DTYPE_FLOAT8E5M2 = 19,
+    MQ_DTYPE_FLOAT8E5M2FNUZ = 20,
     MQ_DTYPE_UINT4 = 21,
     MQ_DTYPE_INT4 = 22,
+    MQ_DTYPE_FLOAT4E2M1 = 23,
+    MQ_DTYPE_FLOAT8E8M0 = 24,
+    MQ_DTYPE_UINT2 = 25,
+    MQ_DTYPE_INT2 = 26,
 };
 
 #define MQ_MAX_RANK 12
@@ -39,7 +47,8 @@ struct mq_tensor {
     int borrowed;               /* data belongs to someone else (a plan constant): never freed */
 };
 
-/* Bytes per element, 0 for types the interpreter cannot hold (string, 4-bit, ...). */
+/* Bytes per element in memory (interp/dtype.h's table: narrow types take a byte each), 0 for
+   types the interpreter cannot hold (string, complex). */
 size_t mq_dtype_size(int dtype);
 /* "float32", "int64", ... as numpy spells them; "dtype(N)" for unknown values. */
 const char *mq_dtype_name(int dtype);

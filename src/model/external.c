@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "interp/dtype.h"
 #include "interp/tensor.h"
 #include "util/fileio.h"
 
@@ -116,12 +117,8 @@ int mq_external_resolve(Onnx__TensorProto *t, const char *model_dir, struct mq_e
         free(path);
         return mq_error_set(err, "tensor '%s': dims are negative or overflow", name);
     }
-    if (dtype == MQ_DTYPE_INT4 || dtype == MQ_DTYPE_UINT4)
-        need = ((uint64_t)count + 1) / 2;
-    else if (dtype >= 17 && dtype <= 20)
-        need = (uint64_t)count;
-    else if (elem)
-        need = (uint64_t)count * elem;
+    if (elem)
+        need = mq_dtype_file_bytes(dtype, (uint64_t)count);
     else {
         free(path);
         return mq_error_set(err, "tensor '%s': element type %s cannot be stored externally",

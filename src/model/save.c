@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "interp/dtype.h"
 #include "interp/tensor.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
@@ -47,7 +48,8 @@ static int collect_tensor(Onnx__TensorProto *t, struct mover *mv)
            as ONNX's own tools do.  Tensors the interpreter cannot decode stay inline. */
         int64_t count = mq_tensor_proto_count(t);
         size_t elem = mq_dtype_size(t->has_data_type ? t->data_type : 0);
-        if (count <= 0 || !elem || (uint64_t)count * elem <= EXTERNAL_MIN_BYTES)
+        if (count <= 0 || !elem || mq_dtype_bits(t->data_type) < 8 ||
+            (uint64_t)count * elem <= EXTERNAL_MIN_BYTES)
             return 0;
         if (mq_tensor_from_proto(t, mq_str(t->name), &decoded, NULL))
             return 0;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "interp/dtype.h"
 #include "model/model.h"
 #include "model/wire_check.h"
 #include "util/fileio.h"
@@ -27,7 +28,11 @@ static int64_t typed_count(const Onnx__TensorProto *p, int dtype)
     case MQ_DTYPE_DOUBLE: return (int64_t)p->n_double_data;
     case MQ_DTYPE_UINT32: case MQ_DTYPE_UINT64: return (int64_t)p->n_uint64_data;
     case MQ_DTYPE_STRING: return (int64_t)p->n_string_data;
-    default: return -1;
+    default:
+        /* float8 and the narrow types: int32_data holds one file byte per entry */
+        if (mq_dtype_size(dtype) == 1)
+            return (int64_t)p->n_int32_data;
+        return -1;
     }
 }
 
@@ -47,31 +52,15 @@ int mq_tensor_proto_validate(const Onnx__TensorProto *proto, const char *what,
         return mq_error_set(err, "tensor '%s': external data was not resolved", what);
     size_t elem = mq_dtype_size(dtype);
     if (proto->has_raw_data) {
-        if (dtype == MQ_DTYPE_UINT4 || dtype == MQ_DTYPE_INT4) {
-            uint64_t need = ((uint64_t)count + 1) / 2;
-            if (proto->raw_data.len != need)
-                return mq_error_set(err, "tensor '%s': raw_data holds %zu bytes but dims %s of %s "
-                                    "need %" PRIu64, what, proto->raw_data.len,
-                                    mq_shape_format((int)proto->n_dims, proto->dims, shape,
-                                                    sizeof shape), mq_dtype_name(dtype), need);
-            return MQ_OK;
-        }
-        if (elem == 0) {
-            if (dtype >= 17 && dtype <= 20) {
-                if (proto->raw_data.len != (uint64_t)count)
-                    return mq_error_set(err, "tensor '%s': raw_data length disagrees with dims",
-                                        what);
-                return MQ_OK;
-            }
+        if (elem == 0)
             return mq_error_set(err, "tensor '%s': element type %s (%d) cannot hold raw data",
                                 what, mq_dtype_name(dtype), dtype);
-        }
-        if ((uint64_t)count > UINT64_MAX / elem || proto->raw_data.len != (uint64_t)count * elem)
+        uint64_t need = mq_dtype_file_bytes(dtype, (uint64_t)count);
+        if (need == UINT64_MAX || proto->raw_data.len != need)
             return mq_error_set(err, "tensor '%s': raw_data holds %zu bytes but dims %s of %s "
-                                "need %" PRId64 " elements of %zu bytes", what,
-                                proto->raw_data.len,
+                                "need %" PRIu64, what, proto->raw_data.len,
                                 mq_shape_format((int)proto->n_dims, proto->dims, shape,
-                                                sizeof shape), mq_dtype_name(dtype), count, elem);
+                                                sizeof shape), mq_dtype_name(dtype), need);
         return MQ_OK;
     }
     int64_t have = typed_count(proto, dtype);
@@ -81,11 +70,14 @@ int mq_tensor_proto_validate(const Onnx__TensorProto *proto, const char *what,
         return mq_error_set(err, "tensor '%s': element type %s (%d) has no data field", what,
                             mq_dtype_name(dtype), dtype);
     }
-    if (have != count)
+    /* narrow types pack several elements into each int32_data entry's byte */
+    int64_t want = mq_dtype_bits(dtype) < 8 ? (int64_t)mq_dtype_file_bytes(dtype, (uint64_t)count)
+                                            : count;
+    if (have != want)
         return mq_error_set(err, "tensor '%s': holds %" PRId64 " values but dims %s need %" PRId64,
                             what, have,
                             mq_shape_format((int)proto->n_dims, proto->dims, shape, sizeof shape),
-                            count);
+                            want);
     return MQ_OK;
 }
 
@@ -104,12 +96,34 @@ int mq_tensor_from_proto(const Onnx__TensorProto *proto, const char *what, struc
     int64_t n = out->count;
     if (n == 0)
         return MQ_OK;
+    void *d = out->data;
+    int narrow = mq_dtype_bits(dtype) < 8;
     if (proto->has_raw_data) {
         /* Raw data is little-endian, as is every machine we build for. */
-        memcpy(out->data, proto->raw_data.data, proto->raw_data.len);
+        if (narrow)
+            mq_dtype_unpack(dtype, d, proto->raw_data.data, n);
+        else
+            memcpy(d, proto->raw_data.data, proto->raw_data.len);
         return MQ_OK;
     }
-    void *d = out->data;
+    if (mq_dtype_size(dtype) == 1 && dtype != MQ_DTYPE_INT8 && dtype != MQ_DTYPE_UINT8 &&
+        dtype != MQ_DTYPE_BOOL) {
+        /* float8 and the narrow types: one file byte per int32_data entry */
+        int64_t bytes = (int64_t)proto->n_int32_data;
+        uint8_t *file = malloc((size_t)bytes + 1);
+        if (!file) {
+            mq_tensor_free(out);
+            return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+        }
+        for (int64_t i = 0; i < bytes; i++)
+            file[i] = (uint8_t)proto->int32_data[i];
+        if (narrow)
+            mq_dtype_unpack(dtype, d, file, n);
+        else
+            memcpy(d, file, (size_t)n);
+        free(file);
+        return MQ_OK;
+    }
     switch (dtype) {
     case MQ_DTYPE_FLOAT: memcpy(d, proto->float_data, (size_t)n * 4); break;
     case MQ_DTYPE_DOUBLE: memcpy(d, proto->double_data, (size_t)n * 8); break;
@@ -152,7 +166,9 @@ int mq_tensor_to_proto(const struct mq_tensor *t, const char *name, Onnx__Tensor
     if (!p)
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     onnx__tensor_proto__init(p);
-    size_t bytes = (size_t)t->count * mq_dtype_size(t->dtype);
+    int narrow = mq_dtype_bits(t->dtype) < 8;
+    size_t bytes = narrow ? (size_t)mq_dtype_file_bytes(t->dtype, (uint64_t)t->count)
+                          : (size_t)t->count * mq_dtype_size(t->dtype);
     p->dims = malloc(sizeof(int64_t) * (size_t)(t->rank ? t->rank : 1));
     p->raw_data.data = malloc(bytes ? bytes : 1);
     p->name = name ? strdup(name) : NULL;
@@ -167,7 +183,9 @@ int mq_tensor_to_proto(const struct mq_tensor *t, const char *name, Onnx__Tensor
     p->data_type = t->dtype;
     p->has_raw_data = 1;
     p->raw_data.len = bytes;
-    if (bytes)
+    if (bytes && narrow)
+        mq_dtype_pack(t->dtype, p->raw_data.data, t->data, t->count);
+    else if (bytes)
         memcpy(p->raw_data.data, t->data, bytes);
     *out = p;
     return MQ_OK;

@@ -7,6 +7,7 @@
 
 #include "check_main.h"
 #include "op_harness.h"
+#include "model/tensor_proto.h"
 
 static struct mq_tensor cast(struct mq_tensor in, int to, int opset)
 {
@@ -167,9 +168,10 @@ START_TEST(legacy_castlike_and_errors)
     ck_assert_ptr_nonnull(strstr(err.message, "node_under_test"));
     oh_node_free(n);
     n = oh_node("Cast", 1, 1);
-    oh_attr_int(n, "to", 17);
-    ck_assert_int_ne(oh_run(n, 19, in, 1, &o, 1, &err), 0);
-    ck_assert_ptr_nonnull(strstr(err.message, "float8e4m3fn"));
+    oh_attr_int(n, "to", MQ_DTYPE_FLOAT8E8M0);
+    oh_attr_string(n, "round_mode", "sideways");
+    ck_assert_int_ne(oh_run(n, 25, in, 1, &o, 1, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "round_mode"));
     oh_node_free(n);
     n = oh_node("Cast", 1, 1);
     ck_assert_int_ne(oh_run(n, 13, in, 1, &o, 1, &err), 0);
@@ -177,6 +179,80 @@ START_TEST(legacy_castlike_and_errors)
     oh_node_free(n);
     mq_tensor_free(&in[0]);
     mq_tensor_free(&in[1]);
+}
+END_TEST
+
+/* Codes of a one-byte-per-element result. */
+static void assert_codes(const struct mq_tensor *t, int dtype, int n, const uint8_t *want)
+{
+    ck_assert_int_eq(t->dtype, dtype);
+    ck_assert_int_eq(t->count, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(((const uint8_t *)t->data)[i] == want[i], "element %d: code 0x%02x, want "
+                      "0x%02x", i, ((const uint8_t *)t->data)[i], want[i]);
+}
+
+static void cast_codes(int opset, int to, int saturate, int n, const float *x,
+                       const uint8_t *want)
+{
+    struct mq_tensor in[1] = {f32s(n, x)}, o = {0};
+    struct mq_error err = {{0}};
+    Onnx__NodeProto *node = oh_node("Cast", 1, 1);
+    oh_attr_int(node, "to", to);
+    if (saturate >= 0)
+        oh_attr_int(node, "saturate", saturate);
+    ck_assert_msg(oh_run(node, opset, in, 1, &o, 1, &err) == 0, "%s", err.message);
+    assert_codes(&o, to, n, want);
+    mq_tensor_free(&o);
+    mq_tensor_free(&in[0]);
+    oh_node_free(node);
+}
+
+START_TEST(small_floats_round_and_saturate)
+{
+    const float x[] = {2.9f, -2.9f, 1000.0f, -INFINITY, NAN, 0.001f};
+    /* e4m3fn: 2.9 rounds to 3.0 (0x44); beyond 448 saturates to 0x7e, or is NaN (0x7f) without
+       saturation; 0.001 is the subnormal 2^-9 (0x01). */
+    cast_codes(19, MQ_DTYPE_FLOAT8E4M3FN, -1, 6, x,
+               (const uint8_t[]){0x44, 0xc4, 0x7e, 0xfe, 0x7f, 0x01});
+    cast_codes(19, MQ_DTYPE_FLOAT8E4M3FN, 0, 6, x,
+               (const uint8_t[]){0x44, 0xc4, 0x7f, 0xff, 0x7f, 0x01});
+    /* e5m2 keeps infinity when not saturating; fnuz has one NaN (0x80) and no -0. */
+    cast_codes(19, MQ_DTYPE_FLOAT8E5M2, 0, 4, x, (const uint8_t[]){0x42, 0xc2, 0x64, 0xfc});
+    cast_codes(19, MQ_DTYPE_FLOAT8E4M3FNUZ, 1, 5, x,
+               (const uint8_t[]){0x4c, 0xcc, 0x7f, 0xff, 0x80});
+    /* float4e2m1 always saturates at 6 (0x7). */
+    cast_codes(23, MQ_DTYPE_FLOAT4E2M1, -1, 3, x, (const uint8_t[]){0x5, 0xd, 0x7});
+    /* e8m0 rounds up by default: 2.9 -> 4 = 2^2 (code 129). */
+    cast_codes(25, MQ_DTYPE_FLOAT8E8M0, -1, 1, x, (const uint8_t[]){129});
+    /* narrow integers truncate and wrap: 9 -> -7 in int4, 1 in uint2 */
+    cast_codes(21, MQ_DTYPE_INT4, -1, 2, (const float[]){9.0f, -9.5f},
+               (const uint8_t[]){(uint8_t)-7, 7});
+    cast_codes(25, MQ_DTYPE_UINT2, -1, 2, (const float[]){9.0f, 2.0f}, (const uint8_t[]){1, 2});
+}
+END_TEST
+
+/* int4 is one byte per element in memory and packed two to a byte (low nibble first) on file. */
+START_TEST(narrow_types_pack_on_file)
+{
+    struct mq_tensor t = oh_typed(MQ_DTYPE_INT4, 1, OH_DIMS(3), (const int8_t[]){-8, 7, 3}), back;
+    struct mq_error err = {{0}};
+    Onnx__TensorProto *p;
+    ck_assert_int_eq(mq_tensor_to_proto(&t, "w", &p, &err), 0);
+    ck_assert_int_eq(p->raw_data.len, 2);
+    ck_assert_int_eq(p->raw_data.data[0], 0x78);
+    ck_assert_int_eq(p->raw_data.data[1], 0x03);
+    ck_assert_msg(mq_tensor_from_proto(p, "w", &back, &err) == 0, "%s", err.message);
+    oh_assert_i64(&back, 1, OH_DIMS(3), (const int64_t[]){-8, 7, 3});
+    mq_tensor_free(&back);
+    /* a raw_data length that disagrees with the packed size is refused */
+    p->raw_data.len = 3;
+    ck_assert_int_ne(mq_tensor_from_proto(p, "w", &back, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "need 2"));
+    p->raw_data.len = 2;
+    onnx__tensor_proto__free_unpacked(p, NULL);
+    mq_tensor_free(&t);
+    mq_tensor_free(&back);
 }
 END_TEST
 
@@ -188,5 +264,7 @@ int main(void)
     tcase_add_test(tc, integers_and_bool);
     tcase_add_test(tc, half_types);
     tcase_add_test(tc, legacy_castlike_and_errors);
+    tcase_add_test(tc, small_floats_round_and_saturate);
+    tcase_add_test(tc, narrow_types_pack_on_file);
     return mq_check_run(s, tc);
 }

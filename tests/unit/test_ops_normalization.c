@@ -362,6 +362,42 @@ START_TEST(mean_variance_normalization)
 }
 END_TEST
 
+START_TEST(rms_normalization_and_attention)
+{
+    /* RMSNormalization: x / sqrt(mean(x^2) + eps) * scale; mean(1,4,9,16) = 7.5. */
+    Onnx__NodeProto *n = oh_node("RMSNormalization", 2, 1);
+    oh_attr_float(n, "epsilon", 0.0f);
+    struct mq_tensor in[4] = {oh_f32(2, OH_DIMS(1, 4), (const float[]){1, 2, 3, 4}),
+                              oh_f32(1, OH_DIMS(4), (const float[]){1, 1, 2, 2})};
+    struct mq_tensor y = oh_run1_take_all(n, 23, in, 2);
+    oh_assert_f32(&y, 2, OH_DIMS(1, 4), (const float[]){0.365148f, 0.730297f, 2.190890f, 2.921187f},
+                  1e-5f, 1e-5f);
+    mq_tensor_free(&y);
+
+    /* Attention, one head: scores (1/sqrt 2) * [1, 0] -> softmax [0.66976, 0.33024] over V. */
+    n = oh_node("Attention", 3, 1);
+    in[0] = oh_f32(4, OH_DIMS(1, 1, 1, 2), (const float[]){1, 0});
+    in[1] = oh_f32(4, OH_DIMS(1, 1, 2, 2), (const float[]){1, 0, 0, 1});
+    in[2] = oh_f32(4, OH_DIMS(1, 1, 2, 1), (const float[]){10, 20});
+    y = oh_run1_take_all(n, 23, in, 3);
+    oh_assert_f32(&y, 4, OH_DIMS(1, 1, 1, 1), (const float[]){13.3024f}, 1e-3f, 1e-4f);
+    mq_tensor_free(&y);
+
+    /* A boolean mask hiding the second key leaves V[0]; hiding both gives zeros, not NaN. */
+    for (int both = 0; both < 2; both++) {
+        n = oh_node("Attention", 4, 1);
+        in[0] = oh_f32(4, OH_DIMS(1, 1, 1, 2), (const float[]){1, 0});
+        in[1] = oh_f32(4, OH_DIMS(1, 1, 2, 2), (const float[]){1, 0, 0, 1});
+        in[2] = oh_f32(4, OH_DIMS(1, 1, 2, 1), (const float[]){10, 20});
+        in[3] = oh_typed(MQ_DTYPE_BOOL, 2, OH_DIMS(1, 2), (const uint8_t[]){!both, 0});
+        y = oh_run1_take_all(n, 23, in, 4);
+        oh_assert_f32(&y, 4, OH_DIMS(1, 1, 1, 1), (const float[]){both ? 0.0f : 10.0f}, 1e-6f,
+                      1e-6f);
+        mq_tensor_free(&y);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ops_normalization");
@@ -374,5 +410,6 @@ int main(void)
     tcase_add_test(tc, layer_norm);
     tcase_add_test(tc, lrn);
     tcase_add_test(tc, mean_variance_normalization);
+    tcase_add_test(tc, rms_normalization_and_attention);
     return mq_check_run(s, tc);
 }

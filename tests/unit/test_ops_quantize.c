@@ -54,6 +54,38 @@ START_TEST(quantize_rounds_half_to_even_and_saturates)
     y = oh_run1_take_all(n, 10, in, 3);
     oh_assert_i64(&y, 1, OH_DIMS(2), (const int64_t[]){-76, 1});
     mq_tensor_free(&y);
+
+    /* int4 saturates to its own range -8..7. */
+    int8_t z4 = 1;
+    n = oh_node("QuantizeLinear", 3, 1);
+    in[0] = oh_f32(1, OH_DIMS(3), (const float[]){100, -100, 3});
+    in[1] = f32_scalar(2.0f);
+    in[2] = oh_typed(MQ_DTYPE_INT4, 0, NULL, &z4);
+    y = oh_run1_take_all(n, 21, in, 3);
+    ck_assert_int_eq(y.dtype, MQ_DTYPE_INT4);
+    oh_assert_i64(&y, 1, OH_DIMS(3), (const int64_t[]){7, -8, 3});
+    mq_tensor_free(&y);
+
+    /* float8e4m3fn: x / scale rounded to the format (2.9 -> 3.0, code 0x44), saturating. */
+    n = oh_node("QuantizeLinear", 2, 1);
+    oh_attr_int(n, "output_dtype", MQ_DTYPE_FLOAT8E4M3FN);
+    in[0] = oh_f32(1, OH_DIMS(2), (const float[]){5.8f, 1e6f});
+    in[1] = f32_scalar(2.0f);
+    y = oh_run1_take_all(n, 21, in, 2);
+    ck_assert_int_eq(y.dtype, MQ_DTYPE_FLOAT8E4M3FN);
+    ck_assert_int_eq(((const uint8_t *)y.data)[0], 0x44);
+    ck_assert_int_eq(((const uint8_t *)y.data)[1], 0x7e);
+    mq_tensor_free(&y);
+
+    /* and back: 3.0 * 2 = 6 */
+    uint8_t code = 0x44;
+    n = oh_node("DequantizeLinear", 2, 1);
+    in[0] = oh_typed(MQ_DTYPE_FLOAT8E4M3FN, 0, NULL, &code);
+    in[1] = f32_scalar(2.0f);
+    y = oh_run1_take_all(n, 19, in, 2);
+    ck_assert_int_eq(y.dtype, MQ_DTYPE_FLOAT);
+    ck_assert(((const float *)y.data)[0] == 6.0f);
+    mq_tensor_free(&y);
 }
 END_TEST
 
@@ -117,12 +149,12 @@ START_TEST(quantize_refusals_are_clear)
     in[1] = oh_f32(1, OH_DIMS(2), (const float[]){1, 2});
     oh_run_fails_take_all(n, 13, in, 2, 1, "per-axis scale has shape [2]");
 
-    /* 4-bit types cannot be held: refused at plan time. */
+    /* float8e8m0 is no quantized type. */
     n = oh_node("QuantizeLinear", 2, 1);
-    oh_attr_int(n, "output_dtype", MQ_DTYPE_INT4);
+    oh_attr_int(n, "output_dtype", MQ_DTYPE_FLOAT8E8M0);
     in[0] = oh_f32(1, OH_DIMS(2), (const float[]){1, 2});
     in[1] = f32_scalar(1.0f);
-    oh_run_fails_take_all(n, 21, in, 2, 1, "4-bit");
+    oh_run_fails_take_all(n, 21, in, 2, 1, "float8e8m0");
 
     /* int16 needs opset 21. */
     int16_t z = 0;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "interp/dtype.h"
 #include "interp/kernel.h"
 #include "interp/ops/shape_util.h"
 
@@ -102,24 +103,24 @@ static int is_half(int dtype)
     return dtype == MQ_DTYPE_FLOAT16 || dtype == MQ_DTYPE_BFLOAT16;
 }
 
+/* The types C has plus float16 and bfloat16: what cast_native converts. */
+static int native_type(int dtype)
+{
+    const struct mq_dtype_info *i = mq_dtype_info(dtype);
+    return i && i->size > 0 && i->kind != MQ_KIND_SMALL_FLOAT && i->storage == dtype;
+}
+
 int mq_cast_supported(int dtype)
 {
-    switch (dtype) {
-    case MQ_DTYPE_FLOAT: case MQ_DTYPE_DOUBLE: case MQ_DTYPE_FLOAT16: case MQ_DTYPE_BFLOAT16:
-    case MQ_DTYPE_BOOL: case MQ_DTYPE_INT8: case MQ_DTYPE_UINT8: case MQ_DTYPE_INT16:
-    case MQ_DTYPE_UINT16: case MQ_DTYPE_INT32: case MQ_DTYPE_UINT32: case MQ_DTYPE_INT64:
-    case MQ_DTYPE_UINT64:
-        return 1;
-    default:
-        return 0;
-    }
+    const struct mq_dtype_info *i = mq_dtype_info(dtype);
+    return i && i->size > 0;
 }
 
 enum { CAST_CHUNK = 1024 };
 
-int mq_cast_elements(void *dst, int dst_dtype, const void *src, int src_dtype, int64_t count)
+static int cast_native(void *dst, int dst_dtype, const void *src, int src_dtype, int64_t count)
 {
-    if (!mq_cast_supported(dst_dtype) || !mq_cast_supported(src_dtype))
+    if (!native_type(dst_dtype) || !native_type(src_dtype))
         return -1;
     if (count <= 0)
         return 0;
@@ -164,11 +165,95 @@ int mq_cast_elements(void *dst, int dst_dtype, const void *src, int src_dtype, i
     return 0;
 }
 
+/*
+ * The small floats and the narrow integers go through a native type a chunk at a time: small
+ * float codes decode to float32; narrow integers are held as int8/uint8 already.  Into a small
+ * float the values are made float32 and encoded; into a narrow integer they are made int32 as
+ * for int8 (truncation toward zero, modular) and wrapped to the type's width.
+ */
+int mq_cast_elements_mode(void *dst, int dst_dtype, const void *src, int src_dtype,
+                          int64_t count, int saturate, int round_mode)
+{
+    if (!mq_cast_supported(dst_dtype) || !mq_cast_supported(src_dtype))
+        return -1;
+    if (native_type(dst_dtype) && native_type(src_dtype))
+        return cast_native(dst, dst_dtype, src, src_dtype, count);
+    if (dst_dtype == src_dtype) {
+        memcpy(dst, src, (size_t)count * mq_dtype_size(src_dtype));
+        return 0;
+    }
+    const struct mq_dtype_info *si = mq_dtype_info(src_dtype), *di = mq_dtype_info(dst_dtype);
+    float fbuf[CAST_CHUNK];
+    int32_t ibuf[CAST_CHUNK];
+    for (int64_t off = 0; off < count; off += CAST_CHUNK) {
+        int64_t n = count - off < CAST_CHUNK ? count - off : CAST_CHUNK;
+        const void *s = (const char *)src + (size_t)off * si->size;
+        int stage = si->storage;
+        if (si->kind == MQ_KIND_SMALL_FLOAT) {
+            for (int64_t i = 0; i < n; i++)
+                fbuf[i] = mq_small_float_decode(src_dtype, ((const uint8_t *)s)[i]);
+            s = fbuf;
+            stage = MQ_DTYPE_FLOAT;
+        }
+        void *d = (char *)dst + (size_t)off * di->size;
+        if (di->kind == MQ_KIND_SMALL_FLOAT) {
+            const float *f = s;
+            if (stage != MQ_DTYPE_FLOAT) {
+                if (cast_native(fbuf, MQ_DTYPE_FLOAT, s, stage, n))
+                    return -1;
+                f = fbuf;
+            }
+            for (int64_t i = 0; i < n; i++)
+                ((uint8_t *)d)[i] = mq_small_float_encode(dst_dtype, f[i], saturate, round_mode);
+        } else if (di->storage != dst_dtype) {
+            if (cast_native(ibuf, MQ_DTYPE_INT32, s, stage, n))
+                return -1;
+            unsigned shift = 32 - di->bits;
+            for (int64_t i = 0; i < n; i++) {
+                uint32_t low = (uint32_t)ibuf[i] << shift; /* keep the type's bits */
+                ((uint8_t *)d)[i] = di->kind == MQ_KIND_INT
+                                        ? (uint8_t)(int8_t)((int32_t)low >> shift)
+                                        : (uint8_t)(low >> shift);
+            }
+        } else if (cast_native(d, dst_dtype, s, stage, n)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mq_cast_elements(void *dst, int dst_dtype, const void *src, int src_dtype, int64_t count)
+{
+    return mq_cast_elements_mode(dst, dst_dtype, src, src_dtype, count, 1, MQ_ROUND_UP);
+}
+
 /* ---- Cast ------------------------------------------------------------------------------- */
 
 struct cast_state {
     int to;
+    int saturate;   /* Cast-19: float8 targets clamp to their largest finite value */
+    int round_mode; /* Cast-25: float8e8m0 targets (enum mq_round_mode) */
 };
+
+/* Cast-25's round_mode names. */
+static const struct { const char *name; int mode; } round_modes[] = {
+    {"up", MQ_ROUND_UP}, {"down", MQ_ROUND_DOWN}, {"nearest", MQ_ROUND_NEAREST},
+};
+
+static int read_cast_modes(const struct mq_kernel_node *node, struct cast_state *st,
+                           struct mq_error *err)
+{
+    st->saturate = node->opset >= 19 ? mq_attr_int(node, "saturate", 1) != 0 : 1;
+    st->round_mode = MQ_ROUND_UP;
+    char buf[16];
+    const char *rm = mq_attr_string(node, "round_mode", "up", buf, sizeof buf);
+    for (size_t i = 0; i < sizeof round_modes / sizeof round_modes[0]; i++)
+        if (strcmp(rm, round_modes[i].name) == 0) {
+            st->round_mode = round_modes[i].mode;
+            return MQ_OK;
+        }
+    return ops_fail(node, err, "attribute 'round_mode' = '%s' is not up, down or nearest", rm);
+}
 
 /* Cast-1 named the target type with a string ("FLOAT", "INT64", ...). */
 static int dtype_from_name(const char *name)
@@ -180,6 +265,7 @@ static int dtype_from_name(const char *name)
         {"FLOAT16", MQ_DTYPE_FLOAT16}, {"DOUBLE", MQ_DTYPE_DOUBLE}, {"UINT32", MQ_DTYPE_UINT32},
         {"UINT64", MQ_DTYPE_UINT64}, {"BFLOAT16", MQ_DTYPE_BFLOAT16},
     };
+    /* later types are only named by number (Cast-6 and on) */
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *a = names[i].name, *b = name;
         while (*a && toupper((unsigned char)*b) == *a) {
@@ -226,12 +312,16 @@ static int cast_prepare(struct mq_kernel_node *node, struct mq_error *err)
     if (!st)
         return ops_fail(node, err, "out of memory");
     st->to = to;
+    if (read_cast_modes(node, st, err)) {
+        free(st);
+        return MQ_ERR;
+    }
     node->state = st;
     return MQ_OK;
 }
 
 static int cast_to(const struct mq_kernel_node *node, const struct mq_tensor *x, int to,
-                   struct mq_tensor *out, struct mq_error *err)
+                   const struct cast_state *mode, struct mq_tensor *out, struct mq_error *err)
 {
     if (x->dtype == MQ_DTYPE_STRING)
         return ops_fail(node, err, "casting from string is not supported");
@@ -240,7 +330,8 @@ static int cast_to(const struct mq_kernel_node *node, const struct mq_tensor *x,
                         mq_dtype_name(x->dtype));
     if (ops_alloc(node, out, to, x->rank, x->dims, err))
         return MQ_ERR;
-    if (mq_cast_elements(out->data, to, x->data, x->dtype, x->count))
+    if (mq_cast_elements_mode(out->data, to, x->data, x->dtype, x->count, mode->saturate,
+                              mode->round_mode))
         return ops_fail(node, err, "cannot cast %s to %s", mq_dtype_name(x->dtype),
                         mq_dtype_name(to));
     return MQ_OK;
@@ -254,7 +345,21 @@ static int cast_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     const struct mq_tensor *x = ops_input(inputs, n_inputs, 0);
     if (!x)
         return ops_fail(node, err, "required input 0 is missing");
-    return cast_to(node, x, st->to, &outputs[0], err);
+    return cast_to(node, x, st->to, st, &outputs[0], err);
+}
+
+static int castlike_prepare(struct mq_kernel_node *node, struct mq_error *err)
+{
+    struct cast_state *st = malloc(sizeof *st);
+    if (!st)
+        return ops_fail(node, err, "out of memory");
+    st->to = 0;
+    if (read_cast_modes(node, st, err)) {
+        free(st);
+        return MQ_ERR;
+    }
+    node->state = st;
+    return MQ_OK;
 }
 
 static int castlike_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -267,18 +372,18 @@ static int castlike_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         return ops_fail(node, err, "inputs 'input' and 'target_type' are both required");
     if (check_target(node, like->dtype, err))
         return MQ_ERR;
-    return cast_to(node, x, like->dtype, &outputs[0], err);
+    return cast_to(node, x, like->dtype, node->state, &outputs[0], err);
 }
 
 /*
- * Cast-1 takes `to` as a string, Cast-6 as an int; Cast-19 adds `saturate`,
- * which only concerns float8 targets (not supported here, refused by type).
+ * Cast-1 takes `to` as a string, Cast-6 as an int; Cast-19 adds `saturate` (float8 targets),
+ * Cast-25 `round_mode` (float8e8m0 targets).
  */
 const struct mq_kernel mq_kernels_cast[] = {
     {"", "Cast", 1, 5, cast_prepare, cast_run, free},
     {"", "Cast", 6, 18, cast_prepare, cast_run, free},
     {"", "Cast", 19, 0, cast_prepare, cast_run, free},
-    {"", "CastLike", 15, 18, NULL, castlike_run, NULL},
-    {"", "CastLike", 19, 0, NULL, castlike_run, NULL},
+    {"", "CastLike", 15, 18, castlike_prepare, castlike_run, free},
+    {"", "CastLike", 19, 0, castlike_prepare, castlike_run, free},
     {0},
 };

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-/* 1 for the types mq_cast_elements converts: bool, all ints, float16, bfloat16, float, double. */
+/* 1 for the types mq_cast_elements converts: every type interp/dtype.h's table holds. */
 int mq_cast_supported(int dtype);
 
 /*
@@ -17,5 +17,9 @@ int mq_cast_supported(int dtype);
  * type is not supported (nothing is written then).
  */
 int mq_cast_elements(void *dst, int dst_dtype, const void *src, int src_dtype, int64_t count);
+/* The same with Cast's saturate (float8 targets) and round_mode (float8e8m0, enum
+   mq_round_mode); mq_cast_elements saturates and rounds up. */
+int mq_cast_elements_mode(void *dst, int dst_dtype, const void *src, int src_dtype,
+                          int64_t count, int saturate, int round_mode);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * Operators that belong to no larger family: CumSum (running sums along an
+ * Operators that belong to no larger family: CumSum and CumProd (running sums
+ * and products along an
  * axis) and TfIdfVectorizer (n-gram counts of integer token sequences).
  *
  * CumSum's per-type code comes from a macro instantiated once per element
@@ -23,6 +24,7 @@
 
 struct cumsum_state {
     int exclusive, reverse;
+    int product; /* CumProd: running products, the exclusive start is 1 */
 };
 
 static int cumsum_prepare(struct mq_kernel_node *node, struct mq_error *err)
@@ -38,6 +40,7 @@ static int cumsum_prepare(struct mq_kernel_node *node, struct mq_error *err)
                          "0 or 1", (long long)exclusive, (long long)reverse);
     s->exclusive = (int)exclusive;
     s->reverse = (int)reverse;
+    s->product = strcmp(node->op_type, "CumProd") == 0;
     return MQ_OK;
 }
 
@@ -71,15 +74,16 @@ static int cumsum_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         for (int64_t o = 0; o < outer; o++)                                                        \
             for (int64_t i = 0; i < inner; i++) {                                                  \
                 int64_t at = o * n * inner + i + (s->reverse ? (n - 1) * inner : 0);               \
-                ACC acc = 0;                                                                       \
+                ACC acc = s->product ? 1 : 0;                                                      \
                 for (int64_t j = 0; j < n; j++, at += step) {                                      \
-                    if (s->exclusive) {                                                            \
+                    if (s->exclusive)                                                              \
                         yd[at] = (T)acc;                                                           \
+                    if (s->product)                                                                \
+                        acc *= (ACC)xd[at];                                                        \
+                    else                                                                           \
                         acc += (ACC)xd[at];                                                        \
-                    } else {                                                                       \
-                        acc += (ACC)xd[at];                                                        \
+                    if (!s->exclusive)                                                             \
                         yd[at] = (T)acc;                                                           \
-                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
         break;                                                                                     \
@@ -324,6 +328,7 @@ const struct mq_kernel mq_kernels_misc[] = {
     /* 14 added float16 and bfloat16. */
     {"", "CumSum", 11, 13, cumsum_prepare, cumsum_run, free},
     {"", "CumSum", 14, 0, cumsum_prepare, cumsum_run, free},
+    {"", "CumProd", 26, 0, cumsum_prepare, cumsum_run, free},
     {"", "TfIdfVectorizer", 9, 0, tfidf_prepare, tfidf_run, tfidf_destroy},
     {0},
 };

@@ -5,8 +5,8 @@
  * both quantization and requantization use.  Header-only so each kernel file
  * stays one translation unit.
  *
- * 4-bit and float8 element types cannot be held by the interpreter's tensors
- * (mq_dtype_size is 0 for them); nodes using them are refused with a message.
+ * The integer-arithmetic kernels (integer_ops.c) take 8- and 16-bit types only and refuse
+ * 4-bit and float8 operands with a message; QuantizeLinear/DequantizeLinear take those too.
  */
 #ifndef MQ_OPS_QUANT_TYPES_H
 #define MQ_OPS_QUANT_TYPES_H

@@ -8,12 +8,17 @@
  *              point; NaN goes to qmin as onnxruntime's max/min clamp leaves it.
  *   dequantize y = (float)(x - zero_point) * scale.
  * Scales and zero points are per tensor, per axis or per block.
+ * The narrow integers (int4, uint4, int2, uint2) quantize as the wide ones with their own
+ * ranges; the small floats (float8 x4, float4e2m1) take q = encode(x / scale + zero_point),
+ * rounding to nearest even and saturating unless `saturate` is 0, and dequantize as
+ * (decode(x) - decode(zero_point)) * scale.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp/attr.h"
+#include "interp/dtype.h"
 #include "interp/kernel.h"
 #include "interp/ops/quant_types.h"
 #include "interp/tensor.h"
@@ -25,7 +30,23 @@ struct qdq_state {
     int64_t block_size;
     int output_dtype; /* 0 when not given */
     int per_axis_allowed;
+    int saturate;     /* QuantizeLinear-19+: small-float outputs clamp to their largest value */
 };
+
+/* Quantized types QuantizeLinear/DequantizeLinear take: 8/16-bit and narrow integers (with
+   their ranges), and the small floats (range unused). */
+static int qdq_type(int dtype, int32_t *qmin, int32_t *qmax)
+{
+    if (quant_range(dtype, qmin, qmax) == 0)
+        return 0;
+    if (mq_dtype_is_narrow_int(dtype))
+        return mq_dtype_int_range(dtype, qmin, qmax);
+    if (mq_dtype_kind(dtype) == MQ_KIND_SMALL_FLOAT && dtype != MQ_DTYPE_FLOAT8E8M0) {
+        *qmin = *qmax = 0;
+        return 0;
+    }
+    return -1;
+}
 
 /*
  * How the scale maps onto x: per-tensor (one value), per-axis (one per index
@@ -114,12 +135,11 @@ static int qdq_prepare(struct mq_kernel_node *node, struct mq_error *err)
     s->axis = mq_attr_int(node, "axis", 1);
     s->block_size = node->opset >= 21 ? mq_attr_int(node, "block_size", 0) : 0;
     s->output_dtype = node->opset >= 21 ? (int)mq_attr_int(node, "output_dtype", 0) : 0;
+    s->saturate = node->opset >= 19 ? mq_attr_int(node, "saturate", 1) != 0 : 1;
     int rc = MQ_OK;
     if (s->block_size < 0)
         rc = mq_error_set(err, NODE_FMT "block_size %lld is negative", NODE_ARGS,
                           (long long)s->block_size);
-    else if (s->output_dtype && (is_4bit(s->output_dtype) || is_float8(s->output_dtype)))
-        rc = refuse_type(node, "output_dtype", s->output_dtype, err);
     else if (mq_attr_has(node, "precision") && mq_attr_int(node, "precision", 0) != 0 &&
              mq_attr_int(node, "precision", 0) != MQ_DTYPE_FLOAT)
         rc = mq_error_set(err, NODE_FMT "precision %lld is not supported; the interpreter "
@@ -139,7 +159,7 @@ static void qdq_destroy(void *state) { free(state); }
  * One body per output type.  Per-tensor and per-axis hoist the scale out of
  * the innermost loop; blocked reads one per element of the inner run.
  */
-#define QUANTIZE_BODY(QT)                                                                     \
+#define QUANTIZE_BODY(QT, ROUND, STORE)                                                       \
     do {                                                                                      \
         QT *y = (QT *)out->data;                                                              \
         int64_t e = 0;                                                                        \
@@ -148,37 +168,51 @@ static void qdq_destroy(void *state) { free(state); }
                 if (lay->mode == QMODE_BLOCKED) {                                             \
                     int64_t base = (o * lay->scale_axis + j / lay->block) * lay->inner;       \
                     for (int64_t k = 0; k < lay->inner; k++, e++) {                           \
-                        float v = nearbyintf(x[e] / sc[base + k]) + (float)zp[base + k];      \
-                        y[e] = (QT)quantize_value(v, lo, hi);                                 \
+                        float v = ROUND(x[e] / sc[base + k]) + (float)zp[base + k];           \
+                        y[e] = (QT)STORE(v);                                                  \
                     }                                                                         \
                 } else {                                                                      \
                     int64_t p = lay->mode == QMODE_AXIS ? j : 0;                              \
                     float s_ = sc[p], z_ = (float)zp[p];                                      \
                     for (int64_t k = 0; k < lay->inner; k++, e++) {                           \
-                        float v = nearbyintf(x[e] / s_) + z_;                                 \
-                        y[e] = (QT)quantize_value(v, lo, hi);                                 \
+                        float v = ROUND(x[e] / s_) + z_;                                      \
+                        y[e] = (QT)STORE(v);                                                  \
                     }                                                                         \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
     } while (0)
 
+#define INT_STORE(v) quantize_value(v, lo, hi)
+#define SMALL_STORE(v) mq_small_float_encode(dtype, v, saturate, MQ_ROUND_NEAREST)
+#define NO_ROUND(v) (v)
+
+/* zp holds int32 zero points, or for small-float outputs their values as float bits. */
 static void quantize_into(struct mq_tensor *out, const float *x, const float *sc,
-                          const int32_t *zp, const struct qlayout *lay)
+                          const int32_t *zp_int, const float *zp_float, int saturate,
+                          const struct qlayout *lay)
 {
     int32_t qmin = 0, qmax = 0;
-    quant_range(out->dtype, &qmin, &qmax);
+    qdq_type(out->dtype, &qmin, &qmax);
     float lo = (float)qmin, hi = (float)qmax;
-    switch (out->dtype) {
-    case MQ_DTYPE_UINT8: QUANTIZE_BODY(uint8_t); break;
-    case MQ_DTYPE_INT8: QUANTIZE_BODY(int8_t); break;
-    case MQ_DTYPE_UINT16: QUANTIZE_BODY(uint16_t); break;
-    case MQ_DTYPE_INT16: QUANTIZE_BODY(int16_t); break;
+    int dtype = out->dtype;
+    if (mq_dtype_kind(dtype) == MQ_KIND_SMALL_FLOAT) {
+        const float *zp = zp_float;
+        QUANTIZE_BODY(uint8_t, NO_ROUND, SMALL_STORE);
+        return;
+    }
+    const int32_t *zp = zp_int;
+    switch (mq_dtype_info(dtype)->storage) {
+    case MQ_DTYPE_UINT8: QUANTIZE_BODY(uint8_t, nearbyintf, INT_STORE); break;
+    case MQ_DTYPE_INT8: QUANTIZE_BODY(int8_t, nearbyintf, INT_STORE); break;
+    case MQ_DTYPE_UINT16: QUANTIZE_BODY(uint16_t, nearbyintf, INT_STORE); break;
+    case MQ_DTYPE_INT16: QUANTIZE_BODY(int16_t, nearbyintf, INT_STORE); break;
     default: break;
     }
 }
 
-/* Zero points as int32 (zeros when absent), scales as float: both small, read once. */
+/* Zero points as int32 (zeros when absent; small floats: as float32), scales as float: both
+   small, read once. */
 static int read_params(const struct mq_kernel_node *node, const struct mq_tensor *scale,
                        const struct mq_tensor *zp, struct mq_tensor *sc_buf,
                        struct mq_tensor *zp_buf, struct mq_error *err)
@@ -186,10 +220,20 @@ static int read_params(const struct mq_kernel_node *node, const struct mq_tensor
     if (mq_tensor_alloc(sc_buf, MQ_DTYPE_FLOAT, scale->rank, scale->dims, node->name, err))
         return MQ_ERR;
     read_float(scale, sc_buf->data, scale->count);
-    if (mq_tensor_alloc(zp_buf, MQ_DTYPE_INT32, scale->rank, scale->dims, node->name, err))
+    int small = zp && mq_dtype_kind(zp->dtype) == MQ_KIND_SMALL_FLOAT;
+    if (mq_tensor_alloc(zp_buf, small ? MQ_DTYPE_FLOAT : MQ_DTYPE_INT32, scale->rank,
+                        scale->dims, node->name, err))
         return MQ_ERR;
-    if (zp)
+    if (small) {
+        for (int64_t i = 0; i < zp->count; i++)
+            ((float *)zp_buf->data)[i] = mq_small_float_decode(zp->dtype,
+                                                               ((const uint8_t *)zp->data)[i]);
+    } else if (zp && mq_dtype_is_narrow_int(zp->dtype)) {
+        for (int64_t i = 0; i < zp->count; i++)
+            ((int32_t *)zp_buf->data)[i] = (int32_t)mq_tensor_get_int64(zp, i);
+    } else if (zp) {
         read_int32(zp, zp_buf->data, zp->count);
+    }
     return MQ_OK;
 }
 
@@ -221,7 +265,7 @@ static int quantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         return mq_error_set(err, NODE_FMT "output_dtype %s disagrees with y_zero_point type %s",
                             NODE_ARGS, mq_dtype_name(s->output_dtype), mq_dtype_name(zp->dtype));
     int32_t qmin, qmax;
-    if (quant_range(qtype, &qmin, &qmax))
+    if (qdq_type(qtype, &qmin, &qmax))
         return refuse_type(node, "the quantized output", qtype, err);
     if ((qtype == MQ_DTYPE_INT16 || qtype == MQ_DTYPE_UINT16) && node->opset < 21)
         return mq_error_set(err, NODE_FMT "%s output needs opset 21, the model imports %d",
@@ -238,7 +282,7 @@ static int quantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int rc = MQ_ERR;
     if (float_view(node, x, &xs, &xf, err) || read_params(node, scale, zp, &sc, &zb, err))
         goto done;
-    quantize_into(&outputs[0], xf, sc.data, zb.data, &lay);
+    quantize_into(&outputs[0], xf, sc.data, zb.data, zb.data, s->saturate, &lay);
     rc = MQ_OK;
 done:
     mq_tensor_free(&xs);
@@ -247,36 +291,44 @@ done:
     return rc;
 }
 
-#define DEQUANTIZE_BODY(QT)                                                                   \
+#define DEQUANTIZE_BODY(QT, ZT, SRC)                                                          \
     do {                                                                                      \
-        const QT *q = (const QT *)x->data;                                                    \
+        const QT *q = (const QT *)(SRC);                                                      \
         int64_t e = 0;                                                                        \
         for (int64_t o = 0; o < lay->outer; o++) {                                            \
             for (int64_t j = 0; j < lay->axis_len; j++) {                                     \
                 if (lay->mode == QMODE_BLOCKED) {                                             \
                     int64_t base = (o * lay->scale_axis + j / lay->block) * lay->inner;       \
                     for (int64_t k = 0; k < lay->inner; k++, e++)                             \
-                        y[e] = (float)((int32_t)q[e] - zp[base + k]) * sc[base + k];          \
+                        y[e] = (float)((ZT)q[e] - zp[base + k]) * sc[base + k];               \
                 } else {                                                                      \
                     int64_t p = lay->mode == QMODE_AXIS ? j : 0;                              \
                     float s_ = sc[p];                                                         \
-                    int32_t z_ = zp[p];                                                       \
+                    ZT z_ = zp[p];                                                            \
                     for (int64_t k = 0; k < lay->inner; k++, e++)                             \
-                        y[e] = (float)((int32_t)q[e] - z_) * s_;                              \
+                        y[e] = (float)((ZT)q[e] - z_) * s_;                                   \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
     } while (0)
 
-static void dequantize_into(float *y, const struct mq_tensor *x, const float *sc,
-                            const int32_t *zp, const struct qlayout *lay)
+/* xs: x decoded to float32 when x is a small float (zp_float then holds its zero points). */
+static void dequantize_into(float *y, const struct mq_tensor *x, const float *xs,
+                            const float *sc, const int32_t *zp_int, const float *zp_float,
+                            const struct qlayout *lay)
 {
-    switch (x->dtype) {
-    case MQ_DTYPE_UINT8: DEQUANTIZE_BODY(uint8_t); break;
-    case MQ_DTYPE_INT8: DEQUANTIZE_BODY(int8_t); break;
-    case MQ_DTYPE_UINT16: DEQUANTIZE_BODY(uint16_t); break;
-    case MQ_DTYPE_INT16: DEQUANTIZE_BODY(int16_t); break;
-    case MQ_DTYPE_INT32: DEQUANTIZE_BODY(int32_t); break;
+    if (xs) {
+        const float *zp = zp_float;
+        DEQUANTIZE_BODY(float, float, xs);
+        return;
+    }
+    const int32_t *zp = zp_int;
+    switch (mq_dtype_info(x->dtype)->storage) {
+    case MQ_DTYPE_UINT8: DEQUANTIZE_BODY(uint8_t, int32_t, x->data); break;
+    case MQ_DTYPE_INT8: DEQUANTIZE_BODY(int8_t, int32_t, x->data); break;
+    case MQ_DTYPE_UINT16: DEQUANTIZE_BODY(uint16_t, int32_t, x->data); break;
+    case MQ_DTYPE_INT16: DEQUANTIZE_BODY(int16_t, int32_t, x->data); break;
+    case MQ_DTYPE_INT32: DEQUANTIZE_BODY(int32_t, int32_t, x->data); break;
     default: break;
     }
 }
@@ -294,7 +346,7 @@ static int dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exe
     if (!x || !scale)
         return mq_error_set(err, NODE_FMT "inputs 'x' and 'x_scale' are required", NODE_ARGS);
     int32_t qmin, qmax;
-    if (x->dtype != MQ_DTYPE_INT32 && quant_range(x->dtype, &qmin, &qmax))
+    if (x->dtype != MQ_DTYPE_INT32 && qdq_type(x->dtype, &qmin, &qmax))
         return refuse_type(node, "input 'x'", x->dtype, err);
     if ((x->dtype == MQ_DTYPE_INT16 || x->dtype == MQ_DTYPE_UINT16) && node->opset < 21)
         return mq_error_set(err, NODE_FMT "%s input needs opset 21, the model imports %d",
@@ -317,17 +369,29 @@ static int dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exe
         return MQ_ERR;
     if (x->count == 0)
         return MQ_OK;
-    struct mq_tensor sc = {0}, zb = {0}, yf = {0};
+    struct mq_tensor sc = {0}, zb = {0}, yf = {0}, xs = {0};
     int rc = MQ_ERR;
     if (read_params(node, scale, zp, &sc, &zb, err))
         goto done;
+    int small = mq_dtype_kind(x->dtype) == MQ_KIND_SMALL_FLOAT;
+    if (small) {
+        if (mq_tensor_alloc_uninit(&xs, MQ_DTYPE_FLOAT, x->rank, x->dims, node->name, err))
+            goto done;
+        for (int64_t i = 0; i < x->count; i++)
+            ((float *)xs.data)[i] = mq_small_float_decode(x->dtype, ((const uint8_t *)x->data)[i]);
+        if (!zp) { /* absent zero point: zeros as float */
+            mq_tensor_free(&zb);
+            if (mq_tensor_alloc(&zb, MQ_DTYPE_FLOAT, scale->rank, scale->dims, node->name, err))
+                goto done;
+        }
+    }
     float *y = outputs[0].data;
     if (ytype != MQ_DTYPE_FLOAT) {
         if (mq_tensor_alloc(&yf, MQ_DTYPE_FLOAT, x->rank, x->dims, node->name, err))
             goto done;
         y = yf.data;
     }
-    dequantize_into(y, x, sc.data, zb.data, &lay);
+    dequantize_into(y, x, small ? xs.data : NULL, sc.data, zb.data, zb.data, &lay);
     if (ytype != MQ_DTYPE_FLOAT)
         store_float(ytype, outputs[0].data, y, x->count);
     rc = MQ_OK;
@@ -335,6 +399,7 @@ done:
     mq_tensor_free(&sc);
     mq_tensor_free(&zb);
     mq_tensor_free(&yf);
+    mq_tensor_free(&xs);
     return rc;
 }
 
@@ -384,9 +449,9 @@ static int dynamic_quantize_run(const struct mq_kernel_node *node, struct mq_exe
 
 /*
  * QuantizeLinear/DequantizeLinear: 10 per-tensor; 13 adds `axis`; 19 adds
- * float16/bfloat16 scales and inputs, float8 and `saturate` (float8 only, so
- * refused with the type); 21 adds `block_size`, int16/uint16 and 4-bit types
- * (refused), and `output_dtype` on QuantizeLinear.
+ * float16/bfloat16 scales and inputs, float8 and `saturate`; 21 adds `block_size`,
+ * int16/uint16 and 4-bit types, and `output_dtype` on QuantizeLinear; 23 float4e2m1, 25 the
+ * 2-bit types.
  */
 const struct mq_kernel mq_kernels_quantize_linear[] = {
     {"", "QuantizeLinear", 10, 12, qdq_prepare, quantize_run, qdq_destroy},

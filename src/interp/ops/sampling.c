@@ -118,8 +118,6 @@ static void gs_cubic_coeffs(double t, double *c)
     c[3] = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
 }
 
-/* C-style round (half away from zero), which PyTorch uses for 3-D nearest sampling. */
-static double gs_round_away(double v) { return v >= 0.0 ? floor(v + 0.5) : ceil(v - 0.5); }
 
 static int grid_sample_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                            const struct mq_tensor *const *inputs, int n_inputs,
@@ -199,7 +197,7 @@ static int grid_sample_run(const struct mq_kernel_node *node, struct mq_exec *ex
                     v = s->align_corners ? (v + 1.0) / 2.0 * (size - 1.0)
                                          : ((v + 1.0) * size - 1.0) / 2.0;
                     if (s->mode == GS_NEAREST)
-                        v = r == 3 ? gs_round_away(v) : nearbyint(v);
+                        v = nearbyint(v); /* half to even, in every rank */
                     if (v < lo[d] || v > hi[d]) {
                         if (s->padding == GS_BORDER)
                             v = v < 0.0 ? 0.0 : v > size - 1.0 ? size - 1.0 : v;

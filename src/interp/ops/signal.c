@@ -247,21 +247,25 @@ static int dft_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     if (axis < 0 || axis > r - 2)
         return misc_fail(node, err, "axis %lld is out of range for an input of rank %d (the last "
                          "dimension holds real and imaginary parts)", (long long)axis, r);
-    int64_t n = x->dims[axis], len = n;
+    /* The one-sided inverse takes the n = len/2 + 1 bins of a real signal's spectrum, fills in
+       the rest as their conjugates and returns the real signal (len defaults to 2 (n - 1)). */
+    int irfft = s->onesided && s->inverse;
+    int64_t n = x->dims[axis], len = irfft ? 2 * (n - 1) : n;
     if (n_inputs > 1 && inputs[1]) {
         if (misc_scalar_int(node, inputs[1], "dft_length", &len, err))
             return MQ_ERR;
-        if (len < 1)
-            return misc_fail(node, err, "dft_length is %lld, expected >= 1", (long long)len);
     }
-    if (s->onesided && comps == 2)
+    if (len < 1)
+        return misc_fail(node, err, "dft_length is %lld, expected >= 1", (long long)len);
+    if (s->onesided && !s->inverse && comps == 2)
         return misc_fail(node, err, "onesided=1 needs a real input (last dimension 1), the "
                          "input is complex");
-    int64_t n_out = s->onesided ? len / 2 + 1 : len;
+    int64_t n_out = irfft ? len : s->onesided ? len / 2 + 1 : len;
+    int64_t out_comps = irfft ? 1 : 2;
     int64_t dims[MQ_MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
     dims[axis] = n_out;
-    dims[r - 1] = 2;
+    dims[r - 1] = out_comps;
     if (mq_tensor_alloc(&outputs[0], x->dtype, r, dims, node->name, err))
         return MQ_ERR;
     if (outputs[0].count == 0)
@@ -284,15 +288,20 @@ static int dft_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             for (int64_t t = 0; t < len; t++) {
-                const double *v = in + ((o * n + t) * inner + i) * comps;
-                p.re[t] = t < used ? v[0] : 0.0;
-                p.im[t] = t < used && comps == 2 ? v[1] : 0.0;
+                int64_t src = t, conj = 0;
+                if (irfft && t >= used && len - t < used)
+                    src = len - t, conj = 1; /* the upper half mirrors the lower */
+                const double *v = in + ((o * n + src) * inner + i) * comps;
+                int have = t < used || conj;
+                p.re[t] = have ? v[0] : 0.0;
+                p.im[t] = have && comps == 2 ? (conj ? -v[1] : v[1]) : 0.0;
             }
             dft_line(&p, n_out);
             for (int64_t k = 0; k < n_out; k++) {
-                double *y = out + ((o * n_out + k) * inner + i) * 2;
+                double *y = out + ((o * n_out + k) * inner + i) * out_comps;
                 y[0] = p.re[k];
-                y[1] = p.im[k];
+                if (out_comps == 2)
+                    y[1] = p.im[k];
             }
         }
     mq_as_double_store(&outputs[0], out);

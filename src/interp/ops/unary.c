@@ -77,6 +77,8 @@ static inline int64_t to_int64_sat(double v)
 #define relu_float(T, UT) y = x < 0 ? (T)0 : x
 #define relu_sint(T, UT) y = x < 0 ? (T)0 : x
 #define leakyrelu_float(T, UT) y = x < 0 ? alpha * x : x
+/* Swish-28: x * sigmoid(alpha * x) */
+#define swish_float(T, UT) y = (T)(x / (1 + exp(-(double)alpha * x)))
 #define elu_float(T, UT) y = x < 0 ? alpha * expm1(x) : x
 #define selu_float(T, UT) y = x > 0 ? gamma * x : gamma * (alpha * exp(x) - alpha)
 #define celu_float(T, UT) y = (x > 0 ? x : (T)0) + fmin((T)0, alpha * expm1(x / alpha))
@@ -150,6 +152,7 @@ FLOAT_OP(thresholdedrelu)
 FLOAT_OP(sigmoid)
 FLOAT_OP(hardsigmoid)
 FLOAT_OP(hardswish)
+FLOAT_OP(swish)
 FLOAT_OP(tanh)
 FLOAT_OP(erf)
 SINT_TYPES(DEF_SAME, erf, int)
@@ -229,6 +232,7 @@ static const struct unary_op unary_ops[] = {
     {"Sigmoid", FLOATS(sigmoid), 0, 0, 0, 0, 0},
     {"HardSigmoid", FLOATS(hardsigmoid), 0, USE_ALPHA | USE_BETA, 0.2f, 0.5f, 0},
     {"HardSwish", FLOATS(hardswish), 0, 0, 0, 0, 0},
+    {"Swish", FLOATS(swish), 0, USE_ALPHA, 1.0f, 0, 0},
     {"Tanh", FLOATS(tanh), 0, 0, 0, 0, 0},
     {"Erf", NUMERIC(erf), 0, 0, 0, 0, 0},
     {"Gelu", FLOATS(gelu), 0, 0, 0, 0, 0},
@@ -424,6 +428,7 @@ const struct mq_kernel mq_kernels_unary[] = {
     U("Sigmoid", 1, 5), U("Sigmoid", 6, 12), U("Sigmoid", 13, 0),
     U("HardSigmoid", 1, 5), U("HardSigmoid", 6, 0),
     U("HardSwish", 14, 0),
+    U("Swish", 24, 0),
     U("Tanh", 1, 5), U("Tanh", 6, 12), U("Tanh", 13, 0),
     U("Erf", 9, 12), U("Erf", 13, 0),
     U("Gelu", 20, 0),
