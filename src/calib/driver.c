@@ -237,6 +237,14 @@ int mq_sample_pass_run(const struct mq_sample_pass *pass, int64_t *done, struct 
 int mq_calib_source_open_for_plan(const char *dir, const struct mq_plan *plan, int64_t limit,
                                   struct mq_calib_source **out, struct mq_error *err)
 {
+    struct mq_calib_open_options options = {limit, 0, 0, NULL};
+    return mq_calib_source_open_for_plan_with(dir, plan, &options, out, err);
+}
+
+int mq_calib_source_open_for_plan_with(const char *dir, const struct mq_plan *plan,
+                                       const struct mq_calib_open_options *options,
+                                       struct mq_calib_source **out, struct mq_error *err)
+{
     *out = NULL;
     int n = mq_plan_input_count(plan);
     const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
@@ -244,7 +252,7 @@ int mq_calib_source_open_for_plan(const char *dir, const struct mq_plan *plan, i
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     for (int i = 0; i < n; i++)
         inputs[i] = mq_plan_input(plan, i);
-    int rc = mq_calib_source_open(dir, inputs, n, limit, out, err);
+    int rc = mq_calib_source_open_with(dir, inputs, n, options, out, err);
     free(inputs);
     return rc;
 }
