@@ -212,10 +212,12 @@ int mq_image_preprocess(struct mq_image *image, const struct mq_preprocess *pre,
     int rw = out_w, rh = out_h, x0 = 0, y0 = 0; /* resized size; crop or paste offset */
     if (pre->resize == MQ_RESIZE_SHORTER) {
         double s = fmax((double)out_w / W, (double)out_h / H);
+        if (pre->shorter_side)
+            s = (double)pre->shorter_side / (W < H ? W : H);
         rw = iround(W * s) < out_w ? out_w : iround(W * s);
         rh = iround(H * s) < out_h ? out_h : iround(H * s);
-        x0 = iround((rw - out_w) / 2.0);
-        y0 = iround((rh - out_h) / 2.0);
+        x0 = (rw - out_w) / 2;
+        y0 = (rh - out_h) / 2;
         if (!pre->crop_center)
             x0 = y0 = 0;
     } else if (pre->resize == MQ_RESIZE_LETTERBOX) {

@@ -97,7 +97,7 @@ static int pick(const char *value, const char *const *names, int n)
 
 static const char *const keys[] = {
     "image-size", "resize", "crop", "filter", "color", "layout", "scale", "mean", "std",
-    "pad-value", "sample-rate", "mono", "frame", "hop", "pad", "fill",
+    "pad-value", "sample-rate", "mono", "frame", "hop", "pad", "fill", "shorter-side",
 };
 
 int mq_preprocess_is_key(const char *key)
@@ -165,6 +165,7 @@ int mq_preprocess_set(struct mq_preprocess *pre, const char *key, const char *va
         }
         break;
     }
+    case 16: bad = parse_positive(value, 1 << 16, &pre->shorter_side); break;
     }
     if (bad) {
         static const char *const expect[] = {
@@ -173,7 +174,7 @@ int mq_preprocess_set(struct mq_preprocess *pre, const char *key, const char *va
             "a number or a fraction such as 1/255", "up to 4 numbers, comma-separated",
             "up to 4 non-zero numbers, comma-separated", "a number", "a rate in Hz",
             "", "a sample count", "a sample count", "zero or none",
-            "NAME=VALUE (at most 8)",
+            "NAME=VALUE (at most 8)", "a length in pixels",
         };
         return mq_error_code(err, MQ_ERR_USAGE, "--%s takes %s, not '%s'", key, expect[k], value);
     }

@@ -6,7 +6,8 @@
  * source_audio.c apply it.
  *
  * Images: decode (8-bit RGB), resize to the target size (stretch; shorter:
- * the shorter side to the target, then --crop center; letterbox: the longer
+ * the shorter side to the target or to --shorter-side, then --crop center (the
+ * left/top offset rounded down); letterbox: the longer
  * side to the target, the rest padded with --pad-value), convert colour, then
  * per channel   out = (pixel * scale - mean[c]) / std[c]   in the output
  * channel order (for bgr, mean[0] is blue's).
@@ -35,6 +36,9 @@ struct mq_preprocess {
     int64_t width, height;            /* 0: from the model's input shape */
     enum mq_resize_mode resize;
     int crop_center;                  /* shorter: crop the centre (the only crop there is) */
+    int64_t shorter_side;             /* shorter: that side's length before the crop
+                                         (torchvision's Resize(256) + CenterCrop(224)); 0: the
+                                         target's */
     enum mq_resample_filter filter;
     enum mq_color_mode color;
     enum mq_layout_mode layout;
