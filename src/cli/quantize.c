@@ -10,6 +10,7 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "cli/sample_args.h"
 #include "graph/canonical.h"
 #include "interp/plan.h"
 #include "interp/tensor.h"
@@ -82,6 +83,7 @@ struct quantize_args {
     const char *method_name;
     struct mq_calib_options calib_options;
     long long limit;
+    struct mq_preprocess preprocess;
     int quiet;
     struct mq_quant_options quant;
     struct mq_pattern_list op_types, exclude_op_types, include_nodes, exclude_nodes;
@@ -128,12 +130,17 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return MQ_EXIT_FAILURE;
     }
     mq_calib_options_init(&a->calib_options);
+    mq_preprocess_init(&a->preprocess);
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int m, rc;
         if (mq_cli_flag(argv, i, "help")) {
             fputs(quantize_help, stdout);
+            fputs(mq_cli_preprocess_help, stdout);
             return MQ_EXIT_OK;
+        } else if ((m = mq_cli_preprocess_option(argc, argv, &i, &a->preprocess, NULL))) {
+            if (m < 0)
+                return MQ_EXIT_USAGE;
         } else if (mq_cli_flag(argv, i, "quiet")) {
             a->quiet = 1;
         } else if (mq_cli_flag(argv, i, "per-tensor")) {
@@ -361,7 +368,8 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
         for (int i = 0; rc == MQ_OK && i < n; i++)
             inputs[i] = mq_plan_input(plan, i);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open(a->calib, inputs, n, a->limit, &source, err);
+            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
+                a->limit, 0, 0, &a->preprocess}, &source, err);
         free(inputs);
     }
     for (int i = 0; rc == MQ_OK && i < n_names; i++)
@@ -409,7 +417,8 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
         for (int i = 0; rc == MQ_OK && i < n; i++)
             inputs[i] = mq_plan_input(plan, i);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open(a->calib, inputs, n, a->limit, &source, err);
+            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
+                a->limit, 0, 0, &a->preprocess}, &source, err);
         free(inputs);
     }
     if (rc == MQ_OK)
