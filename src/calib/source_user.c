@@ -101,10 +101,10 @@ static int bind_inputs(struct mq_user_samples *s, struct mq_error *err)
             if (d->rank < 0 || !d->dtype)
                 return mq_error_set(err, "--fill %s: the input has no declared type and shape "
                                     "to fill", d->name);
+            /* A free dimension (a batch) is 1: samples are fed one at a time. */
             for (int i = 0; i < d->rank; i++)
                 if (d->dims[i] < 0)
-                    return mq_error_set(err, "--fill %s: dimension %d of the input is free: "
-                                        "a constant needs a fixed shape", d->name, i);
+                    s->inputs[k].dims[i] = 1;
             if (!mq_dtype_size(d->dtype))
                 return mq_error_set(err, "--fill %s: element type %s cannot be filled",
                                     d->name, mq_dtype_name(d->dtype));
