@@ -97,7 +97,7 @@ static int pick(const char *value, const char *const *names, int n)
 
 static const char *const keys[] = {
     "image-size", "resize", "crop", "filter", "color", "layout", "scale", "mean", "std",
-    "pad-value", "sample-rate", "mono", "frame", "hop", "pad", "fill", "shorter-side",
+    "pad-value", "sample-rate", "mono", "frame", "hop", "pad", "fill", "shorter-side", "carry",
 };
 
 int mq_preprocess_is_key(const char *key)
@@ -166,6 +166,18 @@ int mq_preprocess_set(struct mq_preprocess *pre, const char *key, const char *va
         break;
     }
     case 16: bad = parse_positive(value, 1 << 16, &pre->shorter_side); break;
+    case 17: {
+        const char *eq = strchr(value, '=');
+        bad = !eq || eq == value || !eq[1] || (size_t)(eq - value) >= sizeof pre->carry_input[0] ||
+              strlen(eq + 1) >= sizeof pre->carry_output[0] ||
+              pre->n_carry == MQ_PREPROCESS_MAX_FILLS;
+        if (!bad) {
+            memcpy(pre->carry_input[pre->n_carry], value, (size_t)(eq - value));
+            pre->carry_input[pre->n_carry][eq - value] = '\0';
+            strcpy(pre->carry_output[pre->n_carry++], eq + 1);
+        }
+        break;
+    }
     }
     if (bad) {
         static const char *const expect[] = {
@@ -175,6 +187,7 @@ int mq_preprocess_set(struct mq_preprocess *pre, const char *key, const char *va
             "up to 4 non-zero numbers, comma-separated", "a number", "a rate in Hz",
             "", "a sample count", "a sample count", "zero or none",
             "NAME=VALUE (at most 8)", "a length in pixels",
+            "INPUT=OUTPUT (at most 8)",
         };
         return mq_error_code(err, MQ_ERR_USAGE, "--%s takes %s, not '%s'", key, expect[k], value);
     }

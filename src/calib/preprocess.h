@@ -56,6 +56,12 @@ struct mq_preprocess {
     int n_fill;
     char fill_name[MQ_PREPROCESS_MAX_FILLS][128];
     double fill_value[MQ_PREPROCESS_MAX_FILLS];
+    /* A recurrent state: `--carry NAME=OUTPUT` feeds input NAME with graph output OUTPUT of
+       the previous frame of the same file (zeros for a file's first frame).  Samples then
+       run in order, on one thread. */
+    int n_carry;
+    char carry_input[MQ_PREPROCESS_MAX_FILLS][128];
+    char carry_output[MQ_PREPROCESS_MAX_FILLS][128];
 };
 
 void mq_preprocess_init(struct mq_preprocess *pre);

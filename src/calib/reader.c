@@ -736,6 +736,10 @@ int mq_calib_source_open_with(const char *dir, const Onnx__ValueInfoProto *const
         src->n_samples = limit;
     src->n_public = src->n_samples > shard_k ? (src->n_samples - shard_k + shard_n - 1) / shard_n
                                              : 0;
+    for (int k = 0; rc == MQ_OK && shard_n > 1 && k < n_inputs; k++)
+        if (mq_calib_source_carried_from(src, k))
+            rc = mq_error_code(err, MQ_ERR_USAGE, "--carry runs every frame after the one "
+                               "before it: it cannot be split into shards");
     if (rc == MQ_OK && src->n_public == 0)
         rc = mq_error_set(err, "%s: shard %" PRId64 "/%" PRId64 " holds none of the %" PRId64
                           " samples", dir, shard_k, shard_n, src->n_samples);
@@ -752,6 +756,17 @@ int mq_calib_source_open(const char *dir, const Onnx__ValueInfoProto *const *inp
 {
     struct mq_calib_open_options options = {limit, 0, 0, NULL};
     return mq_calib_source_open_with(dir, inputs, n_inputs, &options, out, err);
+}
+
+const char *mq_calib_source_carried_from(const struct mq_calib_source *src, int k)
+{
+    return src->user ? mq_user_samples_carried_from(src->user, k) : NULL;
+}
+
+int mq_calib_source_starts_stream(const struct mq_calib_source *src, int64_t i)
+{
+    return !src->user || i < 0 || i >= src->n_public ||
+           mq_user_samples_starts_stream(src->user, src->shard_index + i * src->shard_count);
 }
 
 int64_t mq_calib_source_ignored(const struct mq_calib_source *src, const char **first)

@@ -80,6 +80,11 @@ int64_t mq_calib_source_count(const struct mq_calib_source *source);
 enum mq_calib_layout mq_calib_source_layout(const struct mq_calib_source *source);
 /* "test_data_set folders of .pb tensors", ... for messages. */
 const char *mq_calib_layout_name(enum mq_calib_layout layout);
+/* Recurrent inputs (--carry): the graph output of the previous sample that feeds input k,
+   or NULL; a pass over such a source runs its samples in order on one thread. */
+const char *mq_calib_source_carried_from(const struct mq_calib_source *source, int k);
+/* True when sample i starts a stream: its carried inputs keep the zeros it was loaded with. */
+int mq_calib_source_starts_stream(const struct mq_calib_source *source, int64_t i);
 /* What sample i is called in messages: its folder or file, or "FILE.npy[i]" when stacked. */
 const char *mq_calib_source_sample_name(const struct mq_calib_source *source, int64_t i);
 

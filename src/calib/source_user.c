@@ -32,6 +32,7 @@ struct mq_user_samples {
     int n_inputs, feed;                /* feed: the input the files feed */
     struct declared *inputs;
     double *fill;                      /* per input, the --fill value (feed's unused) */
+    const char **carried_from;         /* per input, the --carry output, or NULL */
     int n_files;
     char **files;
     /* the fed tensor */
@@ -96,8 +97,13 @@ static int bind_inputs(struct mq_user_samples *s, struct mq_error *err)
         int f = 0;
         while (f < s->pre.n_fill && strcmp(s->pre.fill_name[f], d->name) != 0)
             f++;
-        if (f < s->pre.n_fill) {
-            s->fill[k] = s->pre.fill_value[f];
+        int c = 0;
+        while (c < s->pre.n_carry && strcmp(s->pre.carry_input[c], d->name) != 0)
+            c++;
+        if (c < s->pre.n_carry)
+            s->carried_from[k] = s->pre.carry_output[c]; /* zeros for a file's first frame */
+        if (f < s->pre.n_fill || c < s->pre.n_carry) {
+            s->fill[k] = f < s->pre.n_fill ? s->pre.fill_value[f] : 0.0;
             if (d->rank < 0 || !d->dtype)
                 return mq_error_set(err, "--fill %s: the input has no declared type and shape "
                                     "to fill", d->name);
@@ -135,6 +141,8 @@ static int bind_inputs(struct mq_user_samples *s, struct mq_error *err)
 
 static int bind_image(struct mq_user_samples *s, struct mq_error *err)
 {
+    if (s->pre.n_carry)
+        return mq_error_set(err, "--carry links the frames of a WAV file: images have none");
     const struct declared *d = &s->inputs[s->feed];
     char a[300];
     describe(d, a, sizeof a);
@@ -275,8 +283,9 @@ int mq_user_samples_open(enum mq_user_kind kind, char *const *files, int n_files
     s->n_inputs = n_inputs;
     s->inputs = calloc((size_t)n_inputs + 1, sizeof *s->inputs);
     s->fill = calloc((size_t)n_inputs + 1, sizeof *s->fill);
+    s->carried_from = calloc((size_t)n_inputs + 1, sizeof *s->carried_from);
     s->files = calloc((size_t)n_files + 1, sizeof *s->files);
-    int rc = s->inputs && s->fill && s->files ? MQ_OK
+    int rc = s->inputs && s->fill && s->carried_from && s->files ? MQ_OK
                                                 : mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     for (int f = 0; rc == MQ_OK && f < n_files; f++) {
         if (!(s->files[f] = strdup(files[f])))
@@ -311,6 +320,7 @@ void mq_user_samples_free(struct mq_user_samples *s)
     free(s->files);
     free(s->inputs);
     free(s->fill);
+    free(s->carried_from);
     free(s->sample_file);
     free(s->sample_frame);
     free(s->cache.samples);
@@ -319,6 +329,16 @@ void mq_user_samples_free(struct mq_user_samples *s)
 }
 
 int64_t mq_user_samples_count(const struct mq_user_samples *s) { return s->n_samples; }
+
+const char *mq_user_samples_carried_from(const struct mq_user_samples *s, int k)
+{
+    return k >= 0 && k < s->n_inputs ? s->carried_from[k] : NULL;
+}
+
+int mq_user_samples_starts_stream(const struct mq_user_samples *s, int64_t i)
+{
+    return s->kind != MQ_USER_AUDIO || s->sample_frame[i] == 0;
+}
 
 const char *mq_user_samples_name(const struct mq_user_samples *s, int64_t i)
 {

@@ -27,6 +27,10 @@ int mq_user_samples_open(enum mq_user_kind kind, char *const *files, int n_files
 void mq_user_samples_free(struct mq_user_samples *s);
 int64_t mq_user_samples_count(const struct mq_user_samples *s);
 const char *mq_user_samples_name(const struct mq_user_samples *s, int64_t i);
+/* The graph output that feeds input k from the previous frame (--carry), or NULL. */
+const char *mq_user_samples_carried_from(const struct mq_user_samples *s, int k);
+/* True when sample i is the first frame of its file (a carried input starts at zero). */
+int mq_user_samples_starts_stream(const struct mq_user_samples *s, int64_t i);
 /* Safe from several threads at once. */
 int mq_user_samples_load(struct mq_user_samples *s, int64_t i, struct mq_tensor *inputs,
                          struct mq_error *err);

@@ -28,7 +28,11 @@ const char mq_cli_preprocess_help[] =
     "  --mono                average the channels\n"
     "  --frame N --hop M     cut into frames of N samples every M (default: N)\n"
     "  --pad zero|none       pad the last partial frame with zeros (default) or drop it\n"
-    "  --fill NAME=VALUE     a constant for another graph input (a state, a rate)\n";
+    "  --fill NAME=VALUE     a constant for another graph input (a state, a rate);\n"
+    "                        free dimensions of it are 1\n"
+    "  --carry IN=OUT        a recurrent state: input IN takes output OUT of the\n"
+    "                        previous frame of the same file (zeros for the first);\n"
+    "                        the frames then run in order on one thread\n";
 
 int mq_cli_preprocess_option(int argc, char **argv, int *i, struct mq_preprocess *pre,
                              const char *command)
