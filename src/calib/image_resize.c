@@ -101,13 +101,14 @@ static void coeffs_free(struct coeffs *c)
     free(c->k);
 }
 
-static uint8_t clip8(int64_t v)
+static uint8_t clip8(int32_t v)
 {
     v >>= PRECISION_BITS;
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-/* Rows [y0, y0+rows) of src, resized horizontally into dst (rows x out_w). */
+/* Rows [y0, y0+rows) of src, resized horizontally into dst (rows x out_w).  Sums are 32-bit
+   as in Pillow (255 * 2^22 times the weights' sum stays below 2^31). */
 static void pass_horizontal(const struct mq_image *src, int y0, int rows, int out_w,
                             const struct coeffs *c, uint8_t *dst)
 {
@@ -118,31 +119,49 @@ static void pass_horizontal(const struct mq_image *src, int y0, int rows, int ou
         for (int x = 0; x < out_w; x++) {
             int xmin = c->bounds[2 * x], n = c->bounds[2 * x + 1];
             const int32_t *k = c->k + (size_t)x * (size_t)c->ksize;
+            if (ch == 3) {
+                int32_t r = 1 << (PRECISION_BITS - 1), g = r, b = r;
+                const uint8_t *p = in + (size_t)xmin * 3;
+                for (int i = 0; i < n; i++, p += 3) {
+                    r += p[0] * k[i];
+                    g += p[1] * k[i];
+                    b += p[2] * k[i];
+                }
+                out[3 * x] = clip8(r);
+                out[3 * x + 1] = clip8(g);
+                out[3 * x + 2] = clip8(b);
+                continue;
+            }
             for (int b = 0; b < ch; b++) {
-                int64_t ss = 1 << (PRECISION_BITS - 1);
+                int32_t ss = 1 << (PRECISION_BITS - 1);
                 for (int i = 0; i < n; i++)
-                    ss += (int64_t)in[(size_t)(xmin + i) * (size_t)ch + (size_t)b] * k[i];
+                    ss += in[(size_t)(xmin + i) * (size_t)ch + (size_t)b] * k[i];
                 out[(size_t)x * (size_t)ch + (size_t)b] = clip8(ss);
             }
         }
     }
 }
 
-/* src (w x in_rows, starting at source row `offset`) resized vertically to out_h rows. */
+/* src (w x in_rows, starting at source row `offset`) resized vertically to out_h rows; acc
+   holds one row of sums, so the inner loop runs along a row (vectorised). */
 static void pass_vertical(const uint8_t *src, int w, int ch, int offset, int out_h,
-                          const struct coeffs *c, uint8_t *dst)
+                          const struct coeffs *c, int32_t *acc, uint8_t *dst)
 {
     size_t stride = (size_t)w * (size_t)ch;
     for (int y = 0; y < out_h; y++) {
         int ymin = c->bounds[2 * y] - offset, n = c->bounds[2 * y + 1];
         const int32_t *k = c->k + (size_t)y * (size_t)c->ksize;
         uint8_t *out = dst + (size_t)y * stride;
-        for (size_t x = 0; x < stride; x++) {
-            int64_t ss = 1 << (PRECISION_BITS - 1);
-            for (int i = 0; i < n; i++)
-                ss += (int64_t)src[(size_t)(ymin + i) * stride + x] * k[i];
-            out[x] = clip8(ss);
+        for (size_t x = 0; x < stride; x++)
+            acc[x] = 1 << (PRECISION_BITS - 1);
+        for (int i = 0; i < n; i++) {
+            const uint8_t *row = src + (size_t)(ymin + i) * stride;
+            int32_t weight = k[i];
+            for (size_t x = 0; x < stride; x++)
+                acc[x] += row[x] * weight;
         }
+        for (size_t x = 0; x < stride; x++)
+            out[x] = clip8(acc[x]);
     }
 }
 
@@ -155,6 +174,7 @@ int mq_image_resize(struct mq_image *image, int w, int h, enum mq_resample_filte
     struct coeffs ch = {0}, cv = {0};
     int ch_ = image->channels;
     uint8_t *tmp = NULL, *out = NULL;
+    int32_t *acc = NULL;
     int rc = coeffs_make(image->width, w, flt, &ch);
     if (rc == MQ_OK)
         rc = coeffs_make(image->height, h, flt, &cv);
@@ -165,12 +185,13 @@ int mq_image_resize(struct mq_image *image, int w, int h, enum mq_resample_filte
         last = cv.bounds[2 * (h - 1)] + cv.bounds[2 * (h - 1) + 1];
         tmp = malloc((size_t)(last - first) * (size_t)w * (size_t)ch_);
         out = malloc((size_t)h * (size_t)w * (size_t)ch_);
-        if (!tmp || !out)
+        acc = malloc(sizeof *acc * (size_t)w * (size_t)ch_);
+        if (!tmp || !out || !acc)
             rc = MQ_ERR_MEMORY;
     }
     if (rc == MQ_OK) {
         pass_horizontal(image, first, last - first, w, &ch, tmp);
-        pass_vertical(tmp, w, ch_, first, h, &cv, out);
+        pass_vertical(tmp, w, ch_, first, h, &cv, acc, out);
         free(image->pixels);
         image->pixels = out;
         image->width = w;
@@ -179,6 +200,7 @@ int mq_image_resize(struct mq_image *image, int w, int h, enum mq_resample_filte
     }
     free(tmp);
     free(out);
+    free(acc);
     coeffs_free(&ch);
     coeffs_free(&cv);
     return rc ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory resizing an image") : MQ_OK;
