@@ -371,6 +371,9 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
             rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
                 a->limit, 0, 0, &a->preprocess}, &source, err);
         free(inputs);
+        char note[600];
+        if (rc == MQ_OK && !a->quiet && (mq_cli_ignored_note(source, note, sizeof note), *note))
+            mq_text_printf(stderr, "calibration data: %s\n", note + 2);
     }
     for (int i = 0; rc == MQ_OK && i < n_names; i++)
         rc = mq_name_list_add(&list, names[i], err);
