@@ -34,9 +34,6 @@ int mq_image_decode(const uint8_t *data, size_t size, const char *name, struct m
 int mq_image_decode_file(const char *path, struct mq_image *out, struct mq_error *err);
 void mq_image_free(struct mq_image *image);
 
-/* Reads width and height only (cheap: headers), for checks before anything runs. */
-int mq_image_probe_file(const char *path, int *width, int *height, struct mq_error *err);
-
 /* RGB to one channel with Pillow's "L" weights (ITU-R 601-2 luma), in place. */
 void mq_image_to_gray(struct mq_image *image);
 

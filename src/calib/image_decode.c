@@ -282,17 +282,3 @@ int mq_image_decode_file(const char *path, struct mq_image *out, struct mq_error
     free(data);
     return rc;
 }
-
-int mq_image_probe_file(const char *path, int *width, int *height, struct mq_error *err)
-{
-    uint8_t *data;
-    size_t size;
-    if (mq_file_read(path, MAX_FILE_BYTES, &data, &size, err))
-        return MQ_ERR;
-    struct mq_image image;
-    int rc = decode(data, size, path, 1, &image, err);
-    free(data);
-    *width = image.width;
-    *height = image.height;
-    return rc;
-}
