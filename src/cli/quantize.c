@@ -528,7 +528,7 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
 static struct mq_check_options eval_options(const struct quantize_args *a)
 {
     struct mq_check_options o = {a->eval ? a->eval : a->calib,
-                                 a->eval ? a->eval_limit : a->limit, 0};
+                                 a->eval ? a->eval_limit : a->limit, 0, &a->preprocess};
     return o;
 }
 
