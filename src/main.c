@@ -18,6 +18,7 @@
 int mq_cli_calibrate(int argc, char **argv);
 int mq_cli_quantize(int argc, char **argv);
 int mq_cli_simplify(int argc, char **argv);
+int mq_cli_convert_data(int argc, char **argv);
 
 static const char program_help[] =
     "Usage: onnx-monoquant IN.onnx OUT.onnx --calib DIR [options]   quantize (QDQ, int8)\n"
@@ -33,6 +34,8 @@ static const char program_help[] =
     "  dequantize IN.onnx OUT.onnx          a QDQ model back to float32\n"
     "  compare A.onnx B.onnx --inputs DIR   output and per-layer error between two models\n"
     "  simplify IN.onnx OUT.onnx            fold constants, drop Identity and unused weights\n"
+    "  convert-data IN.onnx --inputs DIR --out OUT\n"
+    "                                       samples (images, WAV, tensors) as test_data_set folders\n"
     "\n"
     "Global options (any position):\n"
     "  --max-memory SIZE   cap on tensor memory, e.g. 512M or 4G (default: 3/4 of RAM)\n"
@@ -53,6 +56,7 @@ static const struct command commands[] = {
     {"dequantize", mq_cli_dequantize},
     {"compare", mq_cli_compare},
     {"simplify", mq_cli_simplify},
+    {"convert-data", mq_cli_convert_data},
 };
 
 /* On SIGINT/SIGTERM no temporary output may stay behind: remove them, then die of the signal. */

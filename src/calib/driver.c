@@ -25,14 +25,35 @@ struct shared {
 struct thread {
     struct shared *shared;
     void *worker;
+    struct mq_tensor *carried;   /* per graph input, the previous sample's output (--carry) */
     pthread_t id;
     int started;
 };
 
+/* The plan output that feeds graph input k from the previous sample, -1 when none. */
+static int carry_output(const struct mq_sample_pass *p, int k)
+{
+    const char *name = mq_calib_source_carried_from(p->source, k);
+    if (!name)
+        return -1;
+    for (int j = 0; j < mq_plan_output_count(p->plan); j++)
+        if (strcmp(mq_str(mq_plan_output(p->plan, j)->name), name) == 0)
+            return j;
+    return -2;
+}
+
+static int carries(const struct mq_sample_pass *p)
+{
+    for (int k = 0; p->source && k < mq_plan_input_count(p->plan); k++)
+        if (mq_calib_source_carried_from(p->source, k))
+            return 1;
+    return 0;
+}
+
 int mq_sample_pass_jobs(const struct mq_sample_pass *pass)
 {
     int64_t total = pass->source ? mq_calib_source_count(pass->source) : 0;
-    int jobs = pass->jobs > 0 ? pass->jobs : 1;
+    int jobs = pass->jobs > 0 && !carries(pass) ? pass->jobs : 1;
     if (jobs > total)
         jobs = total > 0 ? (int)total : 1;
     return jobs > MAX_JOBS ? MAX_JOBS : jobs;
@@ -45,11 +66,50 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* A carried input takes the previous sample's output, unless sample i starts a stream. */
+static int feed_carried(const struct mq_sample_pass *p, int64_t i, struct mq_tensor *inputs,
+                        int n_inputs, struct mq_tensor *carried, struct mq_error *err)
+{
+    if (!carried || mq_calib_source_starts_stream(p->source, i))
+        return MQ_OK;
+    for (int k = 0; k < n_inputs; k++) {
+        if (!carried[k].data && carried[k].count == 0)
+            continue;
+        if (carried[k].dtype != inputs[k].dtype || carried[k].count != inputs[k].count)
+            return mq_error_set(err, "--carry: output '%s' (%s, %lld elements) cannot feed "
+                                "input '%s' (%s, %lld elements)",
+                                mq_calib_source_carried_from(p->source, k),
+                                mq_dtype_name(carried[k].dtype), (long long)carried[k].count,
+                                mq_str(mq_plan_input(p->plan, k)->name),
+                                mq_dtype_name(inputs[k].dtype), (long long)inputs[k].count);
+        memcpy(inputs[k].data, carried[k].data, mq_dtype_size(inputs[k].dtype) *
+                                                    (size_t)inputs[k].count);
+    }
+    return MQ_OK;
+}
+
+/* Keeps the outputs the next sample's carried inputs take. */
+static int keep_carried(const struct mq_sample_pass *p, const struct mq_tensor *outputs,
+                        int n_inputs, struct mq_tensor *carried, struct mq_error *err)
+{
+    for (int k = 0; carried && k < n_inputs; k++) {
+        int j = carry_output(p, k);
+        if (j < 0)
+            continue;
+        mq_tensor_free(&carried[k]);
+        if (mq_tensor_copy(&carried[k], &outputs[j], "carried state", err))
+            return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
 static int run_sample(const struct mq_sample_pass *p, void *worker, int64_t i,
                       struct mq_tensor *inputs, int n_inputs, struct mq_tensor *outputs,
-                      int n_outputs, struct mq_error *err)
+                      int n_outputs, struct mq_tensor *carried, struct mq_error *err)
 {
     int rc = mq_calib_source_load(p->source, i, inputs, err);
+    if (rc == MQ_OK)
+        rc = feed_carried(p, i, inputs, n_inputs, carried, err);
     if (rc == MQ_OK && p->inputs)
         rc = p->inputs(worker, i, inputs, n_inputs, err);
     struct mq_run_options run = {p->observe, worker};
@@ -64,6 +124,8 @@ static int run_sample(const struct mq_sample_pass *p, void *worker, int64_t i,
         if (p->timed)
             p->timed(worker, now_ms() - t0);
     }
+    if (rc == MQ_OK)
+        rc = keep_carried(p, outputs, n_inputs, carried, err);
     if (rc == MQ_OK && p->done)
         rc = p->done(worker, i, outputs, n_outputs, err);
     for (int k = 0; k < n_outputs; k++)
@@ -112,7 +174,8 @@ static void *thread_main(void *arg)
         }
         int64_t i = s->next++;
         pthread_mutex_unlock(&s->lock);
-        int rc = run_sample(p, t->worker, i, inputs, n_inputs, outputs, n_outputs, &err);
+        int rc = run_sample(p, t->worker, i, inputs, n_inputs, outputs, n_outputs, t->carried,
+                            &err);
         pthread_mutex_lock(&s->lock);
         if (rc)
             record_failure(s, i, rc, &err);
@@ -217,9 +280,26 @@ int mq_sample_pass_run(const struct mq_sample_pass *pass, int64_t *done, struct 
         threads[t].shared = &s;
         threads[t].worker = pass->workers ? pass->workers[t] : NULL;
     }
+    int n_inputs = mq_plan_input_count(pass->plan);
+    for (int k = 0; k < n_inputs; k++) {
+        if (carry_output(pass, k) == -2) {
+            free(threads);
+            return mq_error_set(err, "--carry %s=%s: the model has no output '%s'",
+                                mq_str(mq_plan_input(pass->plan, k)->name),
+                                mq_calib_source_carried_from(pass->source, k),
+                                mq_calib_source_carried_from(pass->source, k));
+        }
+    }
+    if (carries(pass) && !(threads[0].carried = calloc((size_t)n_inputs, sizeof(struct mq_tensor)))) {
+        free(threads);
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    }
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.changed, NULL);
     run_threads(&s, threads, jobs);
+    for (int k = 0; threads[0].carried && k < n_inputs; k++)
+        mq_tensor_free(&threads[0].carried[k]);
+    free(threads[0].carried);
     pthread_cond_destroy(&s.changed);
     pthread_mutex_destroy(&s.lock);
     free(threads);
@@ -237,6 +317,14 @@ int mq_sample_pass_run(const struct mq_sample_pass *pass, int64_t *done, struct 
 int mq_calib_source_open_for_plan(const char *dir, const struct mq_plan *plan, int64_t limit,
                                   struct mq_calib_source **out, struct mq_error *err)
 {
+    struct mq_calib_open_options options = {limit, 0, 0, NULL};
+    return mq_calib_source_open_for_plan_with(dir, plan, &options, out, err);
+}
+
+int mq_calib_source_open_for_plan_with(const char *dir, const struct mq_plan *plan,
+                                       const struct mq_calib_open_options *options,
+                                       struct mq_calib_source **out, struct mq_error *err)
+{
     *out = NULL;
     int n = mq_plan_input_count(plan);
     const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
@@ -244,7 +332,7 @@ int mq_calib_source_open_for_plan(const char *dir, const struct mq_plan *plan, i
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     for (int i = 0; i < n; i++)
         inputs[i] = mq_plan_input(plan, i);
-    int rc = mq_calib_source_open(dir, inputs, n, limit, out, err);
+    int rc = mq_calib_source_open_with(dir, inputs, n, options, out, err);
     free(inputs);
     return rc;
 }

@@ -75,5 +75,8 @@ int mq_sample_pass_run(const struct mq_sample_pass *pass, int64_t *done, struct 
 /* mq_calib_source_open for the inputs of a built plan. */
 int mq_calib_source_open_for_plan(const char *dir, const struct mq_plan *plan, int64_t limit,
                                   struct mq_calib_source **out, struct mq_error *err);
+int mq_calib_source_open_for_plan_with(const char *dir, const struct mq_plan *plan,
+                                       const struct mq_calib_open_options *options,
+                                       struct mq_calib_source **out, struct mq_error *err);
 
 #endif

@@ -1,17 +1,16 @@
 #include "calib/reader.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "calib/folder.h"
+#include "calib/source_user.h"
 #include "model/npy.h"
 #include "model/tensor_proto.h"
 #include "util/fileio.h"
-#include "util/natural_sort.h"
 
 /* What the model declares for one graph input. */
 struct graph_input {
@@ -40,6 +39,12 @@ struct mq_calib_source {
     char **stacked_paths;
     struct mq_npy_header *stacked_headers;
     char **stacked_names;          /* per sample, for messages */
+    struct mq_user_samples *user;  /* images and WAV files */
+    /* Sharding: public sample i is underlying sample shard_index + i * shard_count. */
+    int64_t shard_index, shard_count, n_public;
+    /* Files beside the samples that are not samples (labels, stray files): not read. */
+    int64_t ignored;
+    char *ignored_first;
 };
 
 /* Symbolic dimensions bound so far in one sample: one name takes one value. */
@@ -64,21 +69,10 @@ const char *mq_calib_layout_name(enum mq_calib_layout layout)
     case MQ_CALIB_LAYOUT_NPY_FOLDERS: return "sample folders of <input>.npy arrays";
     case MQ_CALIB_LAYOUT_NPZ: return ".npz archives, one per sample";
     case MQ_CALIB_LAYOUT_NPY_STACKED: return "<input>.npy arrays stacked along the first axis";
+    case MQ_CALIB_LAYOUT_IMAGES: return "image files (JPEG, PNG)";
+    case MQ_CALIB_LAYOUT_AUDIO: return "WAV files cut into frames";
     }
     return "unknown layout";
-}
-
-/* ---- natural order --------------------------------------------------------------------- */
-
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* Natural order, and bytewise between names it calls equal ("7", "007"): readdir order must
-   never decide which sample comes first. */
-static int compare_natural_ptr(const void *a, const void *b)
-{
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    int c = mq_natural_compare(x, y);
-    return c ? c : strcmp(x, y);
 }
 
 /* ---- describing shapes ----------------------------------------------------------------- */
@@ -262,100 +256,6 @@ static int read_inputs(struct mq_calib_source *src, const Onnx__ValueInfoProto *
     return MQ_OK;
 }
 
-/* ---- listing folders ------------------------------------------------------------------- */
-
-struct listing {
-    char **names;
-    int n, cap;
-};
-
-static void listing_free(struct listing *l)
-{
-    for (int i = 0; i < l->n; i++)
-        free(l->names[i]);
-    free(l->names);
-    memset(l, 0, sizeof *l);
-}
-
-static int listing_add(struct listing *l, const char *name)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 16;
-        char **bigger = realloc(l->names, (size_t)cap * sizeof *bigger);
-        if (!bigger)
-            return MQ_ERR_MEMORY;
-        l->names = bigger;
-        l->cap = cap;
-    }
-    l->names[l->n] = strdup(name);
-    if (!l->names[l->n])
-        return MQ_ERR_MEMORY;
-    l->n++;
-    return MQ_OK;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a > b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* Entries of dir by kind, each list in natural order; hidden entries are skipped. */
-struct folder {
-    struct listing dirs, npz, npy, pb_inputs;
-};
-
-static void folder_free(struct folder *f)
-{
-    listing_free(&f->dirs);
-    listing_free(&f->npz);
-    listing_free(&f->npy);
-    listing_free(&f->pb_inputs);
-}
-
-static int list_folder(const char *dir, struct folder *f, struct mq_error *err)
-{
-    memset(f, 0, sizeof *f);
-    DIR *d = opendir(dir);
-    if (!d)
-        return mq_error_set(err, "%s: cannot open the calibration folder: %s", dir,
-                            strerror(errno));
-    int rc = MQ_OK;
-    struct dirent *e;
-    while (rc == MQ_OK && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *path = mq_path_join(dir, e->d_name);
-        if (!path) {
-            rc = MQ_ERR_MEMORY;
-            break;
-        }
-        struct stat st;
-        if (stat(path, &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                rc = listing_add(&f->dirs, e->d_name);
-            else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".npz"))
-                rc = listing_add(&f->npz, e->d_name);
-            else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".npy"))
-                rc = listing_add(&f->npy, e->d_name);
-            else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".pb") &&
-                     strncmp(e->d_name, "input_", 6) == 0)
-                rc = listing_add(&f->pb_inputs, e->d_name);
-        }
-        free(path);
-    }
-    closedir(d);
-    if (rc) {
-        folder_free(f);
-        return mq_error_code(err, MQ_ERR_MEMORY, "%s: out of memory listing the folder", dir);
-    }
-    struct listing *all[4] = {&f->dirs, &f->npz, &f->npy, &f->pb_inputs};
-    for (int i = 0; i < 4; i++)
-        if (all[i]->n > 1)
-            qsort(all[i]->names, (size_t)all[i]->n, sizeof *all[i]->names, compare_natural_ptr);
-    return MQ_OK;
-}
-
 /* ---- sample folders of .pb files ------------------------------------------------------- */
 
 /* K of "input_K.pb", -1 when the name carries no position. */
@@ -363,7 +263,7 @@ static int pb_position(const char *file)
 {
     const char *p = file + 6;
     int k = 0, digits = 0;
-    while (is_digit(*p) && digits < 9) {
+    while (*p >= '0' && *p <= '9' && digits < 9) {
         k = k * 10 + (*p++ - '0');
         digits++;
     }
@@ -522,7 +422,7 @@ static int open_folder_sample(struct mq_calib_source *src, struct sample *s, int
                               struct mq_error *err)
 {
     struct folder f;
-    if (list_folder(s->path, &f, err))
+    if (mq_calib_folder_list(s->path, &f, err))
         return MQ_ERR;
     int rc;
     s->files = calloc(src->n_inputs > 0 ? (size_t)src->n_inputs : 1, sizeof *s->files);
@@ -548,7 +448,7 @@ static int open_folder_sample(struct mq_calib_source *src, struct sample *s, int
         else
             rc = open_npy_sample(src, s, &f, err);
     }
-    folder_free(&f);
+    mq_calib_folder_free(&f);
     return rc;
 }
 
@@ -720,51 +620,161 @@ static int open_one_folder(struct mq_calib_source *src, struct mq_error *err)
     return open_folder_sample(src, &src->samples[0], 1, err);
 }
 
-int mq_calib_source_open(const char *dir, const Onnx__ValueInfoProto *const *inputs, int n_inputs,
-                         int64_t limit, struct mq_calib_source **out, struct mq_error *err)
+/* Loose .npy files beside another layout: those named after a graph input are samples (a
+   stacked layout), the others (labels.npy) are labels. */
+static int count_input_npy(const struct mq_calib_source *src, const struct listing *npy)
+{
+    int n = 0;
+    for (int i = 0; i < npy->n; i++) {
+        char *key = strndup(npy->names[i], strlen(npy->names[i]) - 4);
+        n += key && find_input(src, key) >= 0;
+        free(key);
+    }
+    return n;
+}
+
+static int note_ignored(struct mq_calib_source *src, const struct listing *l)
+{
+    if (l->n && !src->ignored_first && !(src->ignored_first = strdup(l->names[0])))
+        return MQ_ERR_MEMORY;
+    src->ignored += l->n;
+    return MQ_OK;
+}
+
+static int open_user_files(struct mq_calib_source *src, enum mq_user_kind kind,
+                           const struct listing *files, const Onnx__ValueInfoProto *const *inputs,
+                           int n_inputs, const struct mq_preprocess *pre, struct mq_error *err)
+{
+    if (!pre || !pre->any)
+        return mq_error_set(err, "%s: holds %s: declare how they become the model's input "
+                            "(--preprocess FILE, or --image-size, --resize, --color, --scale, "
+                            "--mean, --std; for audio --sample-rate, --mono, --frame, --hop)",
+                            src->dir, kind == MQ_USER_IMAGES ? "images" : "WAV files");
+    char **paths = calloc((size_t)files->n + 1, sizeof *paths);
+    int rc = paths ? MQ_OK : mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    for (int i = 0; rc == MQ_OK && i < files->n; i++)
+        if (!(paths[i] = mq_path_join(src->dir, files->names[i])))
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    if (rc == MQ_OK)
+        rc = mq_user_samples_open(kind, paths, files->n, inputs, n_inputs, pre, &src->user, err);
+    if (rc && rc != MQ_ERR_MEMORY)
+        mq_error_prefix(err, "%s: ", src->dir);
+    for (int i = 0; paths && i < files->n; i++)
+        free(paths[i]);
+    free(paths);
+    if (rc == MQ_OK) {
+        src->layout = kind == MQ_USER_IMAGES ? MQ_CALIB_LAYOUT_IMAGES : MQ_CALIB_LAYOUT_AUDIO;
+        src->n_samples = mq_user_samples_count(src->user);
+    }
+    return rc;
+}
+
+int mq_calib_source_open_with(const char *dir, const Onnx__ValueInfoProto *const *inputs,
+                              int n_inputs, const struct mq_calib_open_options *options,
+                              struct mq_calib_source **out, struct mq_error *err)
 {
     *out = NULL;
+    int64_t limit = options ? options->limit : 0;
+    int64_t shard_n = options && options->shard_count > 0 ? options->shard_count : 1;
+    int64_t shard_k = options && options->shard_count > 0 ? options->shard_index : 0;
+    if (shard_k < 0 || shard_k >= shard_n)
+        return mq_error_code(err, MQ_ERR_USAGE, "shard %" PRId64 "/%" PRId64 ": the index runs "
+                             "from 0 to %" PRId64, shard_k, shard_n, shard_n - 1);
     struct mq_calib_source *src = calloc(1, sizeof *src);
     if (!src || !(src->dir = strdup(dir))) {
         free(src);
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     }
+    src->shard_index = shard_k;
+    src->shard_count = shard_n;
     int rc = read_inputs(src, inputs, n_inputs, err);
     struct folder f;
     if (rc == MQ_OK)
-        rc = list_folder(dir, &f, err);
+        rc = mq_calib_folder_list(dir, &f, err);
     if (rc) {
         mq_calib_source_free(src);
         return rc;
     }
-    int kinds = (f.dirs.n > 0) + (f.npz.n > 0) + (f.npy.n > 0);
+    int others = (f.dirs.n > 0) + (f.npz.n > 0) + (f.images.n > 0) + (f.wavs.n > 0);
+    int input_npy = others ? count_input_npy(src, &f.npy) : f.npy.n;
+    int kinds = others + (input_npy > 0);
     if (kinds > 1) {
         rc = mq_error_set(err, "%s: mixes calibration layouts (%d sample folders, %d .npz, %d "
-                          ".npy files): keep one", dir, f.dirs.n, f.npz.n, f.npy.n);
-    } else if (f.dirs.n) {
-        rc = open_samples(src, &f.dirs, limit, err);
-    } else if (f.npz.n) {
-        src->layout = MQ_CALIB_LAYOUT_NPZ;
-        rc = open_samples(src, &f.npz, limit, err);
-    } else if (f.npy.n) {
-        src->layout = MQ_CALIB_LAYOUT_NPY_STACKED;
-        rc = open_stacked(src, &f, limit, err);
-    } else if (f.pb_inputs.n) {
-        rc = open_one_folder(src, err);
+                          ".npy named after graph inputs, %d images, %d WAV files): keep one",
+                          dir, f.dirs.n, f.npz.n, input_npy, f.images.n, f.wavs.n);
     } else {
-        rc = mq_error_set(err, "%s: no calibration samples: expected test_data_set_N/input_K.pb "
-                          "folders, folders of <input>.npy files, .npz archives, or "
-                          "<input>.npy files stacked along their first axis", dir);
+        /* Files that are no sample (labels.npy, boxes.txt, README) are counted, never read. */
+        if (note_ignored(src, &f.other) || (others && note_ignored(src, &f.npy)))
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+        if (rc) {
+        } else if (f.dirs.n) {
+            rc = open_samples(src, &f.dirs, limit, err);
+        } else if (f.npz.n) {
+            src->layout = MQ_CALIB_LAYOUT_NPZ;
+            rc = open_samples(src, &f.npz, limit, err);
+        } else if (f.images.n) {
+            rc = open_user_files(src, MQ_USER_IMAGES, &f.images, inputs, n_inputs,
+                                 options ? options->preprocess : NULL, err);
+        } else if (f.wavs.n) {
+            rc = open_user_files(src, MQ_USER_AUDIO, &f.wavs, inputs, n_inputs,
+                                 options ? options->preprocess : NULL, err);
+        } else if (f.npy.n) {
+            src->layout = MQ_CALIB_LAYOUT_NPY_STACKED;
+            rc = open_stacked(src, &f, limit, err);
+        } else if (f.pb_inputs.n) {
+            rc = open_one_folder(src, err);
+        } else {
+            rc = mq_error_set(err, "%s: no calibration samples: expected test_data_set_N/input_K.pb "
+                              "folders, folders of <input>.npy files, .npz archives, "
+                              "<input>.npy files stacked along their first axis, images (JPEG, "
+                              "PNG) or WAV files", dir);
+        }
     }
-    folder_free(&f);
+    mq_calib_folder_free(&f);
     if (rc == MQ_OK && src->n_samples == 0)
         rc = mq_error_set(err, "%s: the stacked arrays hold no samples", dir);
+    if (rc == MQ_OK && limit > 0 && src->n_samples > limit)
+        src->n_samples = limit;
+    src->n_public = src->n_samples > shard_k ? (src->n_samples - shard_k + shard_n - 1) / shard_n
+                                             : 0;
+    for (int k = 0; rc == MQ_OK && shard_n > 1 && k < n_inputs; k++)
+        if (mq_calib_source_carried_from(src, k))
+            rc = mq_error_code(err, MQ_ERR_USAGE, "--carry runs every frame after the one "
+                               "before it: it cannot be split into shards");
+    if (rc == MQ_OK && src->n_public == 0)
+        rc = mq_error_set(err, "%s: shard %" PRId64 "/%" PRId64 " holds none of the %" PRId64
+                          " samples", dir, shard_k, shard_n, src->n_samples);
     if (rc) {
         mq_calib_source_free(src);
         return rc;
     }
     *out = src;
     return MQ_OK;
+}
+
+int mq_calib_source_open(const char *dir, const Onnx__ValueInfoProto *const *inputs, int n_inputs,
+                         int64_t limit, struct mq_calib_source **out, struct mq_error *err)
+{
+    struct mq_calib_open_options options = {limit, 0, 0, NULL};
+    return mq_calib_source_open_with(dir, inputs, n_inputs, &options, out, err);
+}
+
+const char *mq_calib_source_carried_from(const struct mq_calib_source *src, int k)
+{
+    return src->user ? mq_user_samples_carried_from(src->user, k) : NULL;
+}
+
+int mq_calib_source_starts_stream(const struct mq_calib_source *src, int64_t i)
+{
+    return !src->user || i < 0 || i >= src->n_public ||
+           mq_user_samples_starts_stream(src->user, src->shard_index + i * src->shard_count);
+}
+
+int64_t mq_calib_source_ignored(const struct mq_calib_source *src, const char **first)
+{
+    if (first)
+        *first = src->ignored_first;
+    return src->ignored;
 }
 
 void mq_calib_source_free(struct mq_calib_source *src)
@@ -794,11 +804,19 @@ void mq_calib_source_free(struct mq_calib_source *src)
             free(src->inputs[k].params[d]);
     }
     free(src->inputs);
+    mq_user_samples_free(src->user);
+    free(src->ignored_first);
     free(src->dir);
     free(src);
 }
 
-int64_t mq_calib_source_count(const struct mq_calib_source *src) { return src->n_samples; }
+int64_t mq_calib_source_count(const struct mq_calib_source *src) { return src->n_public; }
+
+/* The underlying sample of public index i (shards). */
+static int64_t underlying(const struct mq_calib_source *src, int64_t i)
+{
+    return src->shard_index + i * src->shard_count;
+}
 
 enum mq_calib_layout mq_calib_source_layout(const struct mq_calib_source *src)
 {
@@ -807,8 +825,11 @@ enum mq_calib_layout mq_calib_source_layout(const struct mq_calib_source *src)
 
 const char *mq_calib_source_sample_name(const struct mq_calib_source *src, int64_t i)
 {
-    if (i < 0 || i >= src->n_samples)
+    if (i < 0 || i >= src->n_public)
         return src->dir;
+    i = underlying(src, i);
+    if (src->user)
+        return mq_user_samples_name(src->user, i);
     if (src->layout == MQ_CALIB_LAYOUT_NPY_STACKED)
         return src->stacked_names[i];
     return src->samples[i].path;
@@ -819,8 +840,11 @@ int mq_calib_source_load(const struct mq_calib_source *src, int64_t i, struct mq
 {
     for (int k = 0; k < src->n_inputs; k++)
         memset(&inputs[k], 0, sizeof inputs[k]);
-    if (i < 0 || i >= src->n_samples)
+    if (i < 0 || i >= src->n_public)
         return mq_error_set(err, "%s: no sample %" PRId64, src->dir, i);
+    i = underlying(src, i);
+    if (src->user)
+        return mq_user_samples_load(src->user, i, inputs, err);
     struct bindings b;
     if (bindings_init(&b, src->n_inputs)) {
         bindings_free(&b);
@@ -864,6 +888,9 @@ int mq_calib_source_load(const struct mq_calib_source *src, int64_t i, struct mq
                 rc = mq_npy_load_slice(&bs, 0, &h, i, &inputs[k], err);
             break;
         }
+        case MQ_CALIB_LAYOUT_IMAGES:
+        case MQ_CALIB_LAYOUT_AUDIO:
+            break; /* loaded by mq_user_samples_load above */
         }
         if (rc == MQ_OK) {
             struct found fd;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "calib/calibrate.h"
+#include "cli/sample_args.h"
 #include "cli/cli.h"
 #include "graph/canonical.h"
 #include "interp/plan.h"
@@ -49,6 +50,8 @@ static const char calibrate_help[] =
     "                        of these op types (default: those quantize selects); with\n"
     "  --exclude-op-types, --include-nodes, --exclude-nodes  as for quantize, so that\n"
     "                        calibrate observes exactly the nodes quantize will rewrite\n"
+    "  --shard K/N           samples K, K+N, K+2N, ... only (after --calib-limit): N\n"
+    "                        workers' ranges files merge into one run's result\n"
     "  --quiet               no progress line or summary\n";
 
 static volatile sig_atomic_t interrupted;
@@ -176,7 +179,9 @@ int mq_cli_calibrate(int argc, char **argv)
     int n_loads = 0, quiet = 0, symmetric_given = 0;
     struct mq_calib_options options;
     mq_calib_options_init(&options);
-    long long limit = 0;
+    long long limit = 0, shard_index = 0, shard_count = 0;
+    struct mq_preprocess preprocess;
+    mq_preprocess_init(&preprocess);
     if (!loads) {
         fprintf(stderr, "onnx-monoquant: out of memory\n");
         return MQ_EXIT_FAILURE;
@@ -187,10 +192,17 @@ int mq_cli_calibrate(int argc, char **argv)
         int m;
         if (mq_cli_flag(argv, i, "help")) {
             fputs(calibrate_help, stdout);
+            fputs(mq_cli_preprocess_help, stdout);
             for (int k = 0; k < 4; k++)
                 mq_pattern_list_free(lists[k]);
             free(loads);
             return MQ_EXIT_OK;
+        } else if ((m = mq_cli_preprocess_option(argc, argv, &i, &preprocess, "calibrate"))) {
+            if (m < 0)
+                usage = MQ_EXIT_USAGE;
+        } else if ((m = mq_cli_option(argc, argv, &i, "shard", &value))) {
+            if (m < 0 || mq_cli_parse_shard(value, &shard_index, &shard_count))
+                usage = mq_cli_usage_error("calibrate", "--shard takes K/N with 0 <= K < N");
         } else if (mq_cli_flag(argv, i, "quiet")) {
             quiet = 1;
         } else if (mq_cli_flag(argv, i, "symmetric")) {
@@ -282,7 +294,10 @@ int mq_cli_calibrate(int argc, char **argv)
     if (rc == MQ_OK && calib) {
         rc = mq_plan_build(model, &plan, &err);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open_for_plan(calib, plan, limit, &source, &err);
+        {
+            struct mq_calib_open_options open = {limit, shard_index, shard_count, &preprocess};
+            rc = mq_calib_source_open_for_plan_with(calib, plan, &open, &source, &err);
+        }
     }
     if (rc == MQ_OK && calib) {
         struct sigaction sa, old_int, old_term;
@@ -330,11 +345,15 @@ int mq_cli_calibrate(int argc, char **argv)
         double seconds = (double)(end.tv_sec - start.tv_sec) +
                          (double)(end.tv_nsec - start.tv_nsec) * 1e-9;
         if (!quiet)
-            mq_text_printf(stderr, "%s %llu samples (%s%s) in %.2f s: %d tensors, saved to %s\n",
-                           calib ? "calibrated" : "merged ranges of",
+        {
+            char note[600];
+            mq_cli_ignored_note(source, note, sizeof note);
+            mq_text_printf(stderr, "%s %llu samples (%s%s%s) in %.2f s: %d tensors, saved to "
+                           "%s\n", calib ? "calibrated" : "merged ranges of",
                            (unsigned long long)result.samples, result.method,
-                           n_loads && calib ? ", with the loaded ranges" : "", seconds, result.n,
-                           save);
+                           n_loads && calib ? ", with the loaded ranges" : "", note, seconds,
+                           result.n, save);
+        }
     }
     mq_ranges_free(&result);
     mq_name_list_free(&names);

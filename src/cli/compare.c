@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/sample_args.h"
 #include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "model/model.h"
@@ -41,6 +42,7 @@ struct compare_args {
     const char *a, *b, *inputs, *json, *html;
     int per_layer;
     long long top, limit;
+    struct mq_preprocess preprocess;
 };
 
 static void format_db(char *buf, size_t size, double db)
@@ -176,12 +178,17 @@ static int parse(int argc, char **argv, struct compare_args *a)
 {
     memset(a, 0, sizeof *a);
     a->top = 10;
+    mq_preprocess_init(&a->preprocess);
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int m;
         if (mq_cli_flag(argv, i, "help")) {
             fputs(compare_help, stdout);
+            fputs(mq_cli_preprocess_help, stdout);
             return MQ_EXIT_OK;
+        } else if ((m = mq_cli_preprocess_option(argc, argv, &i, &a->preprocess, "compare"))) {
+            if (m < 0)
+                return MQ_EXIT_USAGE;
         } else if (mq_cli_flag(argv, i, "per-layer")) {
             a->per_layer = 1;
         } else if ((m = mq_cli_option(argc, argv, &i, "inputs", &v))) {
@@ -235,7 +242,7 @@ int mq_cli_compare(int argc, char **argv)
     struct mq_model *ma = NULL, *mb = NULL;
     struct mq_compare_result r;
     memset(&r, 0, sizeof r);
-    struct mq_compare_options o = {a.inputs, a.limit, a.per_layer || a.html};
+    struct mq_compare_options o = {a.inputs, a.limit, a.per_layer || a.html, &a.preprocess};
     int rc = MQ_OK;
     if (a.html)
         rc = mq_path_check_distinct(a.a, a.html, &err);

@@ -11,6 +11,7 @@
 #include "calib/calibrate.h"
 #include "cli/cli.h"
 #include "cli/quantize_weights.h"
+#include "cli/sample_args.h"
 #include "graph/canonical.h"
 #include "interp/plan.h"
 #include "interp/tensor.h"
@@ -116,6 +117,7 @@ struct quantize_args {
     const char *method_name;
     struct mq_calib_options calib_options;
     long long limit;
+    struct mq_preprocess preprocess;
     int quiet;
     struct mq_quant_options quant;
     struct mq_pattern_list op_types, exclude_op_types, include_nodes, exclude_nodes;
@@ -168,12 +170,17 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return MQ_EXIT_FAILURE;
     }
     mq_calib_options_init(&a->calib_options);
+    mq_preprocess_init(&a->preprocess);
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int m, rc;
         if (mq_cli_flag(argv, i, "help")) {
             fputs(quantize_help, stdout);
+            fputs(mq_cli_preprocess_help, stdout);
             return MQ_EXIT_OK;
+        } else if ((m = mq_cli_preprocess_option(argc, argv, &i, &a->preprocess, NULL))) {
+            if (m < 0)
+                return MQ_EXIT_USAGE;
         } else if (mq_cli_flag(argv, i, "quiet")) {
             a->quiet = 1;
         } else if (mq_cli_flag(argv, i, "per-tensor")) {
@@ -454,8 +461,12 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
         for (int i = 0; rc == MQ_OK && i < n; i++)
             inputs[i] = mq_plan_input(plan, i);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open(a->calib, inputs, n, a->limit, &source, err);
+            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
+                a->limit, 0, 0, &a->preprocess}, &source, err);
         free(inputs);
+        char note[600];
+        if (rc == MQ_OK && !a->quiet && (mq_cli_ignored_note(source, note, sizeof note), *note))
+            mq_text_printf(stderr, "calibration data: %s\n", note + 2);
     }
     for (int i = 0; rc == MQ_OK && i < n_names; i++)
         rc = mq_name_list_add(&list, names[i], err);
@@ -502,7 +513,8 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
         for (int i = 0; rc == MQ_OK && i < n; i++)
             inputs[i] = mq_plan_input(plan, i);
         if (rc == MQ_OK)
-            rc = mq_calib_source_open(a->calib, inputs, n, a->limit, &source, err);
+            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
+                a->limit, 0, 0, &a->preprocess}, &source, err);
         free(inputs);
     }
     if (rc == MQ_OK)
@@ -517,7 +529,7 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
 static struct mq_check_options eval_options(const struct quantize_args *a)
 {
     struct mq_check_options o = {a->eval ? a->eval : a->calib,
-                                 a->eval ? a->eval_limit : a->limit, 0};
+                                 a->eval ? a->eval_limit : a->limit, 0, &a->preprocess};
     return o;
 }
 
@@ -660,7 +672,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
     memset(&cmp, 0, sizeof cmp);
     int have_cmp = 0, rc = MQ_OK;
     if (!measured && a->calib) {
-        struct mq_compare_options co = {a->calib, a->limit, 1};
+        struct mq_compare_options co = {a->calib, a->limit, 1, &a->preprocess};
         int progress = !a->quiet && isatty(STDERR_FILENO);
         if (progress)
             fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);

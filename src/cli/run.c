@@ -6,6 +6,7 @@
 
 #include "calib/driver.h"
 #include "cli/cli.h"
+#include "cli/sample_args.h"
 #include "interp/compare.h"
 #include "interp/plan.h"
 #include "model/model.h"
@@ -40,6 +41,7 @@ struct run_options {
     int expected;
     int no_fuse;
     long long repeat;
+    struct mq_preprocess preprocess;
 };
 
 /* What the sample driver's callbacks share (one job: samples run in order). */
@@ -75,7 +77,8 @@ static void sample_label(const struct run_state *st, int64_t i, char *buf, size_
 {
     enum mq_calib_layout layout = mq_calib_source_layout(st->source);
     const char *path = mq_calib_source_sample_name(st->source, i);
-    if (layout == MQ_CALIB_LAYOUT_NPY_STACKED || strcmp(path, st->opt->inputs_dir) == 0) {
+    if (layout == MQ_CALIB_LAYOUT_NPY_STACKED || layout == MQ_CALIB_LAYOUT_IMAGES ||
+        layout == MQ_CALIB_LAYOUT_AUDIO || strcmp(path, st->opt->inputs_dir) == 0) {
         snprintf(buf, size, "test_data_set_%lld", (long long)i);
         return;
     }
@@ -210,7 +213,8 @@ static int run_samples(const struct run_options *opt, struct mq_error *err)
         memset(&plan_options, 0, sizeof plan_options); /* the plan calibrate and compare build */
     if ((rc = mq_plan_build_with_options(model, &plan_options, &plan, err)))
         goto out;
-    if ((rc = mq_calib_source_open_for_plan(opt->inputs_dir, plan, 0, &source, err)))
+    struct mq_calib_open_options open = {0, 0, 0, &opt->preprocess};
+    if ((rc = mq_calib_source_open_for_plan_with(opt->inputs_dir, plan, &open, &source, err)))
         goto out;
     st.plan = plan;
     st.source = source;
@@ -248,11 +252,16 @@ out:
 int mq_cli_run(int argc, char **argv)
 {
     struct run_options opt = {0};
+    mq_preprocess_init(&opt.preprocess);
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int m;
-        if (mq_cli_flag(argv, i, "help")) {
+        if ((m = mq_cli_preprocess_option(argc, argv, &i, &opt.preprocess, "run"))) {
+            if (m < 0)
+                return MQ_EXIT_USAGE;
+        } else if (mq_cli_flag(argv, i, "help")) {
             fputs(run_help, stdout);
+            fputs(mq_cli_preprocess_help, stdout);
             return MQ_EXIT_OK;
         } else if (mq_cli_flag(argv, i, "expected")) {
             opt.expected = 1;

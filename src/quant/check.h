@@ -29,6 +29,7 @@ struct mq_check_options {
     const char *eval_dir;   /* samples in any layout calib/reader.h reads */
     int64_t limit;          /* > 0: only the first `limit` samples */
     int attribution;        /* also rank nodes by the error they add (per layer) */
+    const struct mq_preprocess *preprocess; /* for folders of images or WAV files, or NULL */
 };
 
 struct mq_check_result {

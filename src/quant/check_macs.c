@@ -169,7 +169,8 @@ static int observe(void *user, const struct mq_kernel_node *producer, const char
 }
 
 int mq_check_count_macs(const struct mq_model *model, const char *samples_dir,
-                        struct mq_macs **out, struct mq_error *err)
+                        const struct mq_preprocess *preprocess, struct mq_macs **out,
+                        struct mq_error *err)
 {
     *out = NULL;
     struct mq_macs *m = calloc(1, sizeof *m);
@@ -195,7 +196,9 @@ int mq_check_count_macs(const struct mq_model *model, const char *samples_dir,
     for (int i = 0; rc == MQ_OK && i < n_in; i++)
         infos[i] = mq_plan_input(plan, i);
     if (rc == MQ_OK)
-        rc = mq_calib_source_open(samples_dir, infos, n_in, 1, &source, err);
+        rc = mq_calib_source_open_with(samples_dir, infos, n_in,
+                                       &(struct mq_calib_open_options){1, 0, 0, preprocess},
+                                       &source, err);
     if (rc == MQ_OK && mq_calib_source_count(source) < 1)
         rc = mq_error_set(err, "%s: no samples", samples_dir);
     if (rc == MQ_OK)

@@ -18,8 +18,10 @@ struct mq_macs;
  * Runs the first sample of `samples_dir` through `model` and records the
  * MACs of each weighted node, keyed by the node's first output.
  */
+struct mq_preprocess;
 int mq_check_count_macs(const struct mq_model *model, const char *samples_dir,
-                        struct mq_macs **out, struct mq_error *err);
+                        const struct mq_preprocess *preprocess, struct mq_macs **out,
+                        struct mq_error *err);
 /* MACs of the node whose first output is `output`; 0 when unknown or not weighted. */
 int64_t mq_check_node_macs(const struct mq_macs *macs, const char *output);
 void mq_check_macs_free(struct mq_macs *macs);

@@ -408,7 +408,7 @@ int mq_target_search(const struct mq_target_search_options *o,
     memset(&cur, 0, sizeof cur);
     memset(&best, 0, sizeof best);
     int have_best = 0;
-    int rc = mq_check_count_macs(o->fp32, o->eval.eval_dir, &s.macs, err);
+    int rc = mq_check_count_macs(o->fp32, o->eval.eval_dir, o->eval.preprocess, &s.macs, err);
 
     /* 1. Everything int8, with the attribution that ranks the nodes. */
     if (rc == MQ_OK) {

@@ -616,7 +616,8 @@ int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
     }
     for (int i = 0; i < na_in; i++)
         infos[i] = mq_plan_input(pa, i);
-    if ((rc = mq_calib_source_open(o->inputs_dir, infos, na_in, o->limit, &source, err)))
+    struct mq_calib_open_options open = {o->limit, 0, 0, o->preprocess};
+    if ((rc = mq_calib_source_open_with(o->inputs_dir, infos, na_in, &open, &source, err)))
         goto out;
     if (o->per_layer && (rc = ctx_build(&c, a, b, &r->n_matched_names, err)))
         goto out;

@@ -26,6 +26,7 @@ struct mq_compare_options {
     const char *inputs_dir;  /* any layout calib/reader.h accepts */
     int64_t limit;           /* > 0: only the first `limit` samples */
     int per_layer;
+    const struct mq_preprocess *preprocess; /* images and WAV files (calib/preprocess.h) */
 };
 
 struct mq_output_compare {
