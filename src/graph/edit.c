@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -61,20 +62,8 @@ Onnx__NodeProto *mq_graph_new_node(const char *op_type, const char *name,
         n->n_output = 1;
         ok = ok && (n->output[0] = strdup(output)) != NULL;
     }
-    if (ok && axis >= 0) {
-        Onnx__AttributeProto *a = malloc(sizeof *a);
-        if (a) {
-            onnx__attribute_proto__init(a);
-            a->name = strdup("axis");
-            a->has_type = 1;
-            a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-            a->has_i = 1;
-            a->i = axis;
-        }
-        ok = a && a->name && !mq_graph_append_ptr((void ***)&n->attribute, &n->n_attribute, a);
-        if (a && !ok)
-            onnx__attribute_proto__free_unpacked(a, NULL);
-    }
+    if (ok && axis >= 0)
+        ok = !mq_graph_add_int_attr(n, "axis", axis);
     if (!ok) {
         onnx__node_proto__free_unpacked(n, NULL);
         return NULL;
@@ -147,4 +136,48 @@ int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_subgraph_fn fn,
         }
     }
     return 0;
+}
+
+Onnx__NodeProto *mq_graph_new_unary_node(const char *op_type, const char *name,
+                                         const char *input, const char *output)
+{
+    return mq_graph_new_node(op_type, name, &input, 1, output, -1);
+}
+
+/* Appends a new attribute of the given type and name; NULL when out of memory. */
+static Onnx__AttributeProto *add_attr(Onnx__NodeProto *node, const char *name,
+                                      Onnx__AttributeProto__AttributeType type)
+{
+    Onnx__AttributeProto *a = malloc(sizeof *a);
+    if (!a)
+        return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = strdup(name);
+    a->type = type;
+    a->has_type = 1;
+    if (!a->name || mq_graph_append_ptr((void ***)&node->attribute, &node->n_attribute, a)) {
+        onnx__attribute_proto__free_unpacked(a, NULL);
+        return NULL;
+    }
+    return a;
+}
+
+int mq_graph_add_int_attr(Onnx__NodeProto *node, const char *name, int64_t value)
+{
+    Onnx__AttributeProto *a = add_attr(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a) {
+        a->i = value;
+        a->has_i = 1;
+    }
+    return a ? 0 : -1;
+}
+
+int mq_graph_add_float_attr(Onnx__NodeProto *node, const char *name, float value)
+{
+    Onnx__AttributeProto *a = add_attr(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) {
+        a->f = value;
+        a->has_f = 1;
+    }
+    return a ? 0 : -1;
 }
