@@ -15,7 +15,7 @@
 #include "graph/edit.h"
 #include "interp/tensor.h"
 #include "model/tensor_proto.h"
-#include "quant/graph.h" /* mq_strmap */
+#include "util/strmap.h"
 
 #define MAX_DEPTH 32
 

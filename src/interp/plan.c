@@ -18,54 +18,15 @@ static const char *const nondeterministic_ops[] = {
     "Bernoulli", NULL,
 };
 
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 int mq_plan_lookup(const struct mq_plan *plan, const char *name)
 {
-    if (!plan->table_size)
-        return -1;
-    size_t mask = (size_t)plan->table_size - 1;
-    for (size_t i = (size_t)hash_name(name) & mask;; i = (i + 1) & mask) {
-        const struct name_slot *s = &plan->table[i];
-        if (!s->name)
-            return -1;
-        if (strcmp(s->name, name) == 0)
-            return s->value;
-    }
-}
-
-static int table_grow(struct mq_plan *plan)
-{
-    int size = plan->table_size ? plan->table_size * 2 : 64;
-    struct name_slot *table = calloc((size_t)size, sizeof *table);
-    if (!table)
-        return -1;
-    size_t mask = (size_t)size - 1;
-    for (int i = 0; i < plan->table_size; i++) {
-        struct name_slot *s = &plan->table[i];
-        if (!s->name)
-            continue;
-        size_t k = (size_t)hash_name(s->name) & mask;
-        while (table[k].name)
-            k = (k + 1) & mask;
-        table[k] = *s;
-    }
-    free(plan->table);
-    plan->table = table;
-    plan->table_size = size;
-    return 0;
+    return plan->names ? mq_strmap_get(plan->names, name) : -1;
 }
 
 /* Adds a value; returns its index, or -1 when out of memory. The name must not exist yet. */
 int mq_plan_value_add(struct mq_plan *plan, const char *name)
 {
-    if ((plan->n_values + 1) * 2 > plan->table_size && table_grow(plan))
+    if (!plan->names && !(plan->names = mq_strmap_new()))
         return -1;
     if (plan->n_values == plan->cap_values) {
         int cap = plan->cap_values ? plan->cap_values * 2 : 64;
@@ -75,16 +36,13 @@ int mq_plan_value_add(struct mq_plan *plan, const char *name)
         plan->values = values;
         plan->cap_values = cap;
     }
-    int v = plan->n_values++;
+    int v = plan->n_values;
+    if (mq_strmap_put(plan->names, name, v))
+        return -1;
+    plan->n_values++;
     memset(&plan->values[v], 0, sizeof plan->values[v]);
     plan->values[v].name = name;
     plan->values[v].last_use = -1;
-    size_t mask = (size_t)plan->table_size - 1;
-    size_t k = (size_t)hash_name(name) & mask;
-    while (plan->table[k].name)
-        k = (k + 1) & mask;
-    plan->table[k].name = name;
-    plan->table[k].value = v;
     return v;
 }
 
@@ -137,7 +95,7 @@ void mq_plan_free(struct mq_plan *plan)
         free(plan->values[i].owned_name);
     }
     free(plan->values);
-    free(plan->table);
+    mq_strmap_free(plan->names);
     free(plan->input_values);
     free(plan->inputs);
     free(plan->output_values);

@@ -11,16 +11,7 @@
 
 #include "onnx.pb-c.h"
 #include "util/error.h"
-
-/* ---- string -> int map (lookups only; nothing iterates it, so order never leaks) ---- */
-struct mq_strmap;
-struct mq_strmap *mq_strmap_new(void);
-void mq_strmap_free(struct mq_strmap *m);
-/* 0 ok, -1 out of memory.  Replaces the value of an existing key. */
-int mq_strmap_put(struct mq_strmap *m, const char *key, int value);
-/* The value, or -1 when absent. */
-int mq_strmap_get(const struct mq_strmap *m, const char *key);
-void mq_strmap_del(struct mq_strmap *m, const char *key);
+#include "util/strmap.h"
 
 /* ---- every name in a model ---- */
 struct mq_names {
