@@ -401,7 +401,7 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
             break;
         }
         struct sub_walk sw = {fc, &idx, prefix, depth};
-        rc = mq_node_each_subgraph(g->node[i], fold_subgraph, &sw);
+        rc = mq_graph_each_subgraph(g->node[i], fold_subgraph, &sw);
         free(prefix);
     }
     if (idx.by_name)

@@ -53,11 +53,6 @@ int mq_node_is_onnx(const Onnx__NodeProto *node)
     return d[0] == '\0' || strcmp(d, "ai.onnx") == 0;
 }
 
-int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user)
-{
-    return mq_graph_each_subgraph(node, fn, user);
-}
-
 struct reads_walk {
     struct mq_strmap *refs;
     int depth;
@@ -151,7 +146,7 @@ static int names_graph(struct mq_names *names, const Onnx__GraphProto *g, int de
             struct mq_names *names;
             int depth;
         } ctx = {names, depth};
-        int rc = mq_node_each_subgraph(node, names_subgraph, &ctx);
+        int rc = mq_graph_each_subgraph(node, names_subgraph, &ctx);
         if (rc)
             return rc;
     }
@@ -260,7 +255,7 @@ static void refs_graph(struct outer_refs *r, const Onnx__GraphProto *g, int dept
             struct outer_refs *r;
             int depth;
         } ctx = {r, depth};
-        mq_node_each_subgraph(node, refs_subgraph, &ctx);
+        mq_graph_each_subgraph(node, refs_subgraph, &ctx);
     }
     for (size_t i = 0; i < g->n_output; i++)
         refs_add(r, g->output[i]->name);
@@ -277,7 +272,7 @@ static int node_outer_refs(const Onnx__NodeProto *node, struct outer_refs *r,
                            struct mq_error *err)
 {
     memset(r, 0, sizeof *r);
-    mq_node_each_subgraph(node, collect_refs_sub, r);
+    mq_graph_each_subgraph(node, collect_refs_sub, r);
     if (r->overflow) {
         free(r->names);
         return mq_error_set(err, "node '%s': subgraphs nest deeper than %d levels",

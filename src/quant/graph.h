@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "graph/edit.h"
 #include "onnx.pb-c.h"
 #include "util/error.h"
 #include "util/strmap.h"
@@ -92,9 +93,5 @@ int mq_node_is_onnx(const Onnx__NodeProto *node);
  * 0, or -1 when out of memory or nested deeper than 64 levels.
  */
 int mq_graph_collect_reads(const Onnx__GraphProto *g, struct mq_strmap *refs);
-
-/* Calls fn for every subgraph held by the node's attributes, in attribute order. */
-typedef int (*mq_subgraph_fn)(Onnx__GraphProto *sub, const char *attr_name, void *user);
-int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user);
 
 #endif

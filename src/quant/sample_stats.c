@@ -240,7 +240,7 @@ static int walk_graph(struct walk *w, Onnx__GraphProto *g, const struct mq_graph
             rc = add_request(w, &idx, node);
         if (!rc) {
             struct sub sb = {w, &idx, depth};
-            rc = mq_node_each_subgraph(node, walk_sub, &sb);
+            rc = mq_graph_each_subgraph(node, walk_sub, &sb);
         }
     }
     if (idx.by_name)
