@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant/graph.h" /* mq_strmap */
+#include "graph/edit.h"
+#include "util/strmap.h"
+#include "util/strutil.h"
 
 #define MAX_DEPTH 32
 
@@ -59,20 +61,6 @@ static int lookup(const char *op, int decision, unsigned *inputs)
 
 /* Producers of shape arithmetic: a decision reached from them decides on integers. */
 static const char *const shape_sources[] = {"Shape", "Size", NULL};
-
-static int in_list(const char *const *list, const char *s)
-{
-    for (int i = 0; list[i]; i++)
-        if (strcmp(list[i], s) == 0)
-            return 1;
-    return 0;
-}
-
-static int is_onnx(const Onnx__NodeProto *node)
-{
-    const char *d = mq_str(node->domain);
-    return !*d || strcmp(d, "ai.onnx") == 0;
-}
 
 struct walk {
     struct mq_graph_decision_paths *out;
@@ -149,7 +137,7 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
     for (size_t n = 0; n < g->n_node; n++) {
         const Onnx__NodeProto *node = g->node[n];
         unsigned follow;
-        if (!is_onnx(node) || !lookup(mq_str(node->op_type), 1, &follow))
+        if (!mq_node_is_onnx(node) || !lookup(mq_str(node->op_type), 1, &follow))
             continue;
         int first_tensor = w->out->n_tensors, first_node = w->out->n_nodes, shape_math = 0;
         if (*mq_str(node->name) &&
@@ -169,10 +157,10 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
             const Onnx__NodeProto *pn = g->node[p];
             if (pn->n_output && strcmp(mq_str(pn->op_type), "Constant") == 0)
                 continue;
-            shape_math |= is_onnx(pn) && in_list(shape_sources, mq_str(pn->op_type));
+            shape_math |= mq_node_is_onnx(pn) && mq_str_in_list(shape_sources, mq_str(pn->op_type));
             if (add_name(&w->out->tensors, &w->out->n_tensors, w->seen_tensors, t))
                 goto done;
-            if (!is_onnx(pn) || !lookup(mq_str(pn->op_type), 0, &follow))
+            if (!mq_node_is_onnx(pn) || !lookup(mq_str(pn->op_type), 0, &follow))
                 continue; /* weighted or other producer: its output is listed, the walk ends */
             if (*mq_str(pn->name) &&
                 add_name(&w->out->nodes, &w->out->n_nodes, w->seen_nodes, pn->name))

@@ -181,3 +181,107 @@ int mq_graph_add_float_attr(Onnx__NodeProto *node, const char *name, float value
     }
     return a ? 0 : -1;
 }
+
+int mq_node_is_onnx(const Onnx__NodeProto *node)
+{
+    const char *d = mq_str(node->domain);
+    return d[0] == '\0' || strcmp(d, "ai.onnx") == 0;
+}
+
+int mq_node_is_op(const Onnx__NodeProto *node, const char *op)
+{
+    return mq_node_is_onnx(node) && strcmp(mq_str(node->op_type), op) == 0;
+}
+
+int mq_node_has_subgraph(const Onnx__NodeProto *node)
+{
+    for (size_t a = 0; a < node->n_attribute; a++)
+        if (node->attribute[a]->g || node->attribute[a]->n_graphs)
+            return 1;
+    return 0;
+}
+
+void mq_graph_remove_node(Onnx__GraphProto *g, size_t n)
+{
+    onnx__node_proto__free_unpacked(g->node[n], NULL);
+    memmove(&g->node[n], &g->node[n + 1], (g->n_node - n - 1) * sizeof *g->node);
+    g->n_node--;
+}
+
+/*
+ * A graph input entry describing an initializer (type and shape), for models
+ * of IR version 3, where every initializer must also be a graph input.
+ */
+Onnx__ValueInfoProto *mq_graph_input_entry(const Onnx__TensorProto *t)
+{
+    Onnx__ValueInfoProto *info = malloc(sizeof *info);
+    Onnx__TypeProto *type = malloc(sizeof *type);
+    Onnx__TypeProto__Tensor *tensor = malloc(sizeof *tensor);
+    Onnx__TensorShapeProto *shape = malloc(sizeof *shape);
+    Onnx__TensorShapeProto__Dimension **dims = calloc(t->n_dims + 1, sizeof *dims);
+    char *name = strdup(mq_str(t->name));
+    if (!info || !type || !tensor || !shape || !dims || !name) {
+        free(info), free(type), free(tensor), free(shape), free(dims), free(name);
+        return NULL;
+    }
+    onnx__value_info_proto__init(info);
+    onnx__type_proto__init(type);
+    onnx__type_proto__tensor__init(tensor);
+    onnx__tensor_shape_proto__init(shape);
+    info->name = name;
+    info->type = type;
+    type->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    type->tensor_type = tensor;
+    tensor->has_elem_type = 1;
+    tensor->elem_type = t->data_type;
+    tensor->shape = shape;
+    shape->dim = dims;
+    for (size_t d = 0; d < t->n_dims; d++) {
+        Onnx__TensorShapeProto__Dimension *dim = malloc(sizeof *dim);
+        if (!dim) {
+            onnx__value_info_proto__free_unpacked(info, NULL);
+            return NULL;
+        }
+        onnx__tensor_shape_proto__dimension__init(dim);
+        dim->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        dim->dim_value = t->dims[d];
+        dims[shape->n_dim++] = dim;
+    }
+    return info;
+}
+
+
+/* A new Constant node producing `value` under its name (taking ownership of value). */
+Onnx__NodeProto *mq_graph_new_constant_node(Onnx__TensorProto *value, const char *node_name)
+{
+    Onnx__NodeProto *node = malloc(sizeof *node);
+    Onnx__AttributeProto *attr = malloc(sizeof *attr);
+    char **outputs = malloc(sizeof *outputs);
+    Onnx__AttributeProto **attrs = malloc(sizeof *attrs);
+    char *out = strdup(mq_str(value->name));
+    char *name = strdup(node_name);
+    char *op = strdup("Constant");
+    char *attr_name = strdup("value");
+    if (!node || !attr || !outputs || !attrs || !out || !name || !op || !attr_name) {
+        free(node), free(attr), free(outputs), free(attrs), free(out), free(name), free(op);
+        free(attr_name);
+        onnx__tensor_proto__free_unpacked(value, NULL);
+        return NULL;
+    }
+    onnx__node_proto__init(node);
+    onnx__attribute_proto__init(attr);
+    attr->name = attr_name;
+    attr->has_type = 1;
+    attr->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+    attr->t = value;
+    attrs[0] = attr;
+    outputs[0] = out;
+    node->output = outputs;
+    node->n_output = 1;
+    node->attribute = attrs;
+    node->n_attribute = 1;
+    node->name = name;
+    node->op_type = op;
+    return node;
+}
+

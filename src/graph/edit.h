@@ -72,4 +72,25 @@ int mq_graph_add_float_attr(Onnx__NodeProto *node, const char *name, float value
 typedef int (*mq_graph_subgraph_fn)(Onnx__GraphProto *sub, const char *attr_name, void *user);
 int mq_graph_each_subgraph(const Onnx__NodeProto *node, mq_graph_subgraph_fn fn, void *user);
 
+/* Whether the node is in the default ONNX domain ("" or "ai.onnx"). */
+int mq_node_is_onnx(const Onnx__NodeProto *node);
+/* Whether the node is the default-domain op `op`. */
+int mq_node_is_op(const Onnx__NodeProto *node, const char *op);
+/* Whether any attribute of the node holds a subgraph. */
+int mq_node_has_subgraph(const Onnx__NodeProto *node);
+
+/* Removes node n from the graph and frees it. */
+void mq_graph_remove_node(Onnx__GraphProto *g, size_t n);
+
+/*
+ * A graph input entry describing an initializer (type and shape), for models
+ * of IR version 3, where every initializer must also be a graph input; NULL
+ * when out of memory.
+ */
+Onnx__ValueInfoProto *mq_graph_input_entry(const Onnx__TensorProto *t);
+
+/* A new Constant node producing `value` under its name (taking ownership of value, which
+   is freed on failure); NULL when out of memory. */
+Onnx__NodeProto *mq_graph_new_constant_node(Onnx__TensorProto *value, const char *node_name);
+
 #endif

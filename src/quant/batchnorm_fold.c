@@ -59,11 +59,6 @@ static int add_candidate(struct fold_ctx *fc, const struct mq_graph_index *idx, 
     return 0;
 }
 
-static int is_onnx_op(const Onnx__NodeProto *node, const char *op)
-{
-    return mq_node_is_onnx(node) && strcmp(mq_str(node->op_type), op) == 0;
-}
-
 /* The initializer of this graph (not an enclosing one) holding a name; -1 when none. */
 static int own_initializer(const struct mq_graph_index *idx, const char *name)
 {
@@ -151,7 +146,7 @@ static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_in
     Onnx__GraphProto *g = idx->graph;
     const Onnx__NodeProto *bn = g->node[bn_index];
     memset(p, 0, sizeof *p);
-    if (!is_onnx_op(bn, "BatchNormalization") || bn->n_output < 1 || !*mq_str(bn->output[0]))
+    if (!mq_node_is_op(bn, "BatchNormalization") || bn->n_output < 1 || !*mq_str(bn->output[0]))
         return 0;
     /* Training mode, or the running statistics asked for as outputs. */
     for (size_t o = 1; o < bn->n_output; o++)
@@ -164,7 +159,7 @@ static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_in
     if (!xt || xt->producer < 0 || !only_reader(idx, x, bn_index))
         return 0;
     const Onnx__NodeProto *conv = g->node[xt->producer];
-    if (!is_onnx_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
+    if (!mq_node_is_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
         return 0;
     if (!decode_f32(idx, mq_graph_input_at(conv, 1), &p->w))
         return 0;

@@ -177,13 +177,13 @@ static int process_graph(struct model_ctx *m, Onnx__GraphProto *g, const struct 
     struct graph_ctx gc;
     int rc = graph_ctx_init(&gc, m, g, parent) ? dequantize_oom(m) : MQ_OK;
     for (size_t i = 0; rc == MQ_OK && i < g->n_node; i++)
-        if (dequantize_is_op(g->node[i], "DequantizeLinear"))
+        if (mq_node_is_op(g->node[i], "DequantizeLinear"))
             rc = mq_dequantize_fold_weight(&gc, (int)i);
     for (size_t i = 0; rc == MQ_OK && !m->o->weights_only && i < g->n_node; i++)
-        if (!gc.removed[i] && dequantize_is_op(g->node[i], "QuantizeLinear"))
+        if (!gc.removed[i] && mq_node_is_op(g->node[i], "QuantizeLinear"))
             rc = mq_dequantize_remove_pair(&gc, (int)i);
     for (size_t i = 0; rc == MQ_OK && i < g->n_node; i++)
-        if (!gc.removed[i] && dequantize_is_op(g->node[i], "DequantizeLinear"))
+        if (!gc.removed[i] && mq_node_is_op(g->node[i], "DequantizeLinear"))
             m->r->kept_dequantize++;
     if (rc == MQ_OK && assemble(&gc))
         rc = dequantize_oom(m);

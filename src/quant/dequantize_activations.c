@@ -148,7 +148,7 @@ static int folds_activation(const Onnx__NodeProto *node)
     static const char *const ops[] = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add",
                                       "Sub", "Mul", "BatchNormalization"};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
-        if (dequantize_is_op(node, ops[k]))
+        if (mq_node_is_op(node, ops[k]))
             return 1;
     return 0;
 }

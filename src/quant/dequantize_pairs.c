@@ -63,7 +63,7 @@ static int collect_dq_readers(const struct graph_ctx *gc, const Onnx__NodeProto 
             reads |= node->input[k] && strcmp(node->input[k], name) == 0;
         if (!reads)
             continue;
-        if (!dequantize_is_op(node, "DequantizeLinear") || !same_input(node, q, 1) ||
+        if (!mq_node_is_op(node, "DequantizeLinear") || !same_input(node, q, 1) ||
             !same_input(node, q, 2) || node->n_output < 1 || !*mq_str(node->output[0]) ||
             mq_node_attr_int(node, "axis", 1) != mq_node_attr_int(q, "axis", 1) ||
             strcmp(mq_str(node->input[0]), name) != 0 || n == max) {

@@ -101,11 +101,6 @@ static inline int dequantize_oom(struct model_ctx *m)
     return mq_error_code(m->err, MQ_ERR_MEMORY, "out of memory dequantizing the model");
 }
 
-static inline int dequantize_is_op(const Onnx__NodeProto *node, const char *op)
-{
-    return mq_node_is_onnx(node) && strcmp(mq_str(node->op_type), op) == 0;
-}
-
 /* The node's name for messages: its own, else its op type. */
 static inline const char *dequantize_node_label(const Onnx__NodeProto *node)
 {

@@ -16,14 +16,6 @@
 #include "quant/fp16_ops.h"
 #include "quant/fp16_state.h"
 
-static int has_subgraphs(const Onnx__NodeProto *node)
-{
-    for (size_t a = 0; a < node->n_attribute; a++)
-        if (node->attribute[a]->g || node->attribute[a]->n_graphs)
-            return 1;
-    return 0;
-}
-
 static Onnx__GraphProto *subgraph_attr(const Onnx__NodeProto *node, const char *name)
 {
     const Onnx__AttributeProto *a = mq_node_attr(node, name);
@@ -149,7 +141,7 @@ static int decide_node(struct fp16_conv *c, struct fp16_graph *gr, const struct 
         return fp16_oom(c);
     *excluded = user != NULL;
     int rc = 0;
-    if (has_subgraphs(node)) {
+    if (mq_node_has_subgraph(node)) {
         gr->mode[i] = FP16_MODE_BOUNDARY;
         gr->reason[i] = user ? user : strdup("holds subgraphs: converted inside, its own inputs "
                                              "and outputs stay as declared");

@@ -47,12 +47,6 @@ const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, c
     return buf;
 }
 
-int mq_node_is_onnx(const Onnx__NodeProto *node)
-{
-    const char *d = mq_str(node->domain);
-    return d[0] == '\0' || strcmp(d, "ai.onnx") == 0;
-}
-
 struct reads_walk {
     struct mq_strmap *refs;
     int depth;

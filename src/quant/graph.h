@@ -84,8 +84,6 @@ float mq_node_attr_float(const Onnx__NodeProto *node, const char *name, float fa
 /* A string attribute copied into buf ("" when absent). */
 const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, char *buf,
                                 size_t size);
-/* Whether the node is in the default ONNX domain ("" or "ai.onnx"). */
-int mq_node_is_onnx(const Onnx__NodeProto *node);
 
 /*
  * Adds to refs every name a node of g (or of its subgraphs) reads and every
