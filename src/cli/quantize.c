@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "graph/canonical.h"
 #include "interp/plan.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
 #include "quant/opset.h"

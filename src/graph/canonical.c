@@ -11,14 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "graph/canonical_internal.h"
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/tensor_proto.h"
 #include "util/strmap.h"
 #include "util/strutil.h"
-
-#define MAX_DEPTH 32
 
 /* Ops whose output differs between runs even on the same inputs: never folded. */
 static const char *const nondeterministic_ops[] = {
@@ -345,9 +344,9 @@ static int inline_if(struct canon *c, struct scope *s, size_t n)
     mq_tensor_free(&value);
     if (!known)
         return 0;
-    const Onnx__GraphProto *outer[MAX_DEPTH + 1];
+    const Onnx__GraphProto *outer[MQ_MAX_SUBGRAPH_DEPTH + 1];
     int n_outer = 0;
-    for (const struct scope *p = s->parent; p && n_outer < MAX_DEPTH + 1; p = p->parent)
+    for (const struct scope *p = s->parent; p && n_outer < MQ_MAX_SUBGRAPH_DEPTH + 1; p = p->parent)
         outer[n_outer++] = p->graph;
     int rc = mq_graph_inline_if(s->graph, n, take_then, outer, n_outer);
     if (rc < 0)
@@ -505,8 +504,8 @@ static void scope_free(struct scope *s)
 static int canonicalize_graph(struct canon *c, Onnx__GraphProto *g, const struct scope *parent,
                               int depth)
 {
-    if (depth > MAX_DEPTH)
-        return mq_error_set(c->err, "subgraphs nested deeper than %d levels", MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(c->err, "subgraphs nested deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     struct scope s;
     int rc = scope_init(c, &s, g, parent);
     /* Repeated until nothing changes, so an unsorted graph folds as fully as a sorted one. */

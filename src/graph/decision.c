@@ -8,11 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "graph/edit.h"
 #include "util/strmap.h"
 #include "util/strutil.h"
-
-#define MAX_DEPTH 32
 
 /* Decisions, with the inputs that carry the data being decided on (a bit per input). */
 static const struct {
@@ -118,7 +117,7 @@ static int push_inputs(struct stack *s, const Onnx__NodeProto *node, unsigned fo
 
 static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
 {
-    if (depth > MAX_DEPTH)
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return 0;
     struct mq_strmap *producer = mq_strmap_new(), *initializers = mq_strmap_new();
     struct stack stack = {0};

@@ -2,7 +2,7 @@
 #ifndef MQ_COMPARE_H
 #define MQ_COMPARE_H
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* The ONNX backend test suite's own tolerances. */
 #define MQ_COMPARE_RTOL 1e-3

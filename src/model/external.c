@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/fileio.h"
 
 static int parse_u64(const char *s, uint64_t *out)

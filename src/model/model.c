@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "interp/plan.h"
+#include "core/limits.h"
 #include "model/external.h"
 #include "model/tensor_proto.h"
 #include "model/wire_check.h"

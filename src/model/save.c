@@ -3,7 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "util/fileio.h"

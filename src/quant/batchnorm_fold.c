@@ -6,13 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
 #include "util/strutil.h"
-
-#define MAX_DEPTH 64
 
 struct candidate {
     Onnx__GraphProto *graph;
@@ -347,8 +346,8 @@ static int fold_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *use
 static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
                       const struct mq_graph_index *parent, const char *path, int depth)
 {
-    if (depth > MAX_DEPTH)
-        return mq_error_set(fc->err, "subgraphs nest deeper than %d levels", MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(fc->err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     struct mq_graph_index idx;
     int rc = mq_graph_index_build(g, parent, &idx, fc->err);
     if (rc)

@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 #include "quant/dequantize.h"
 #include "quant/graph.h"

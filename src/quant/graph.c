@@ -5,12 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "graph/edit.h"
 #include "util/strmap.h"
-#include "interp/tensor.h"
-
-/* Deep models still fit: ONNX graphs nest a few levels at most. */
-#define MAX_DEPTH 64
+#include "core/tensor.h"
 
 /* ------------------------------------------------------------ attributes */
 
@@ -63,7 +61,7 @@ static int collect_reads_sub(Onnx__GraphProto *sub, const char *attr_name, void 
 
 static int collect_reads(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth)
 {
-    if (depth > MAX_DEPTH)
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return -1;
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *node = g->node[i];
@@ -108,7 +106,7 @@ static int names_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *us
 
 static int names_graph(struct mq_names *names, const Onnx__GraphProto *g, int depth)
 {
-    if (depth > MAX_DEPTH)
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return -2;
     for (size_t i = 0; i < g->n_input; i++)
         if (names_add_str(names, g->input[i]->name))
@@ -155,7 +153,7 @@ int mq_names_collect(const Onnx__ModelProto *model, struct mq_names *names, stru
     int rc = model->graph ? names_graph(names, model->graph, 0) : 0;
     if (rc == -2) {
         mq_names_free(names);
-        return mq_error_set(err, "subgraphs nest deeper than %d levels", MAX_DEPTH);
+        return mq_error_set(err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     }
     if (rc) {
         mq_names_free(names);
@@ -237,7 +235,7 @@ static int refs_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *use
  */
 static void refs_graph(struct outer_refs *r, const Onnx__GraphProto *g, int depth)
 {
-    if (depth > MAX_DEPTH) {
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH) {
         r->overflow = 1;
         return;
     }
@@ -270,7 +268,7 @@ static int node_outer_refs(const Onnx__NodeProto *node, struct outer_refs *r,
     if (r->overflow) {
         free(r->names);
         return mq_error_set(err, "node '%s': subgraphs nest deeper than %d levels",
-                            mq_str(node->name), MAX_DEPTH);
+                            mq_str(node->name), MQ_MAX_SUBGRAPH_DEPTH);
     }
     if (r->oom) {
         free(r->names);

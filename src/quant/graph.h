@@ -88,7 +88,7 @@ const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, c
 /*
  * Adds to refs every name a node of g (or of its subgraphs) reads and every
  * name a graph returns: what must stay when unused initializers are dropped.
- * 0, or -1 when out of memory or nested deeper than 64 levels.
+ * 0, or -1 when out of memory or nested deeper than MQ_MAX_SUBGRAPH_DEPTH.
  */
 int mq_graph_collect_reads(const Onnx__GraphProto *g, struct mq_strmap *refs);
 

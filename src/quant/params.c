@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 static const struct {
     const char *name;

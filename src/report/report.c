@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/params.h"
 #include "quant/sample_stats.h"
 #include "util/json.h"

@@ -16,7 +16,7 @@
 #include "interp/attr.h"
 #include "interp/kernel.h"
 #include "interp/ops/quant_types.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* ---- QuantizeLinear / DequantizeLinear ----------------------------------------------- */
 

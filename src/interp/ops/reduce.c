@@ -15,7 +15,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 enum reduce_op {
     RED_SUM,

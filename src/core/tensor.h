@@ -1,6 +1,7 @@
-/* A dense tensor as the interpreter and calibration see it. */
-#ifndef MQ_TENSOR_H
-#define MQ_TENSOR_H
+/* A dense tensor as every layer sees it (the core type under model/ and interp/), its element
+   types and the memory budget its allocations draw on. */
+#ifndef MQ_CORE_TENSOR_H
+#define MQ_CORE_TENSOR_H
 
 #include <stddef.h>
 #include <stdint.h>
