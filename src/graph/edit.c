@@ -104,6 +104,20 @@ void mq_graph_drop_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)
     onnx__tensor_proto__free_unpacked(t, NULL);
 }
 
+void mq_graph_drop_initializer_named(Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = g->n_initializer; i-- > 0;)
+        if (strcmp(mq_str(g->initializer[i]->name), name) == 0)
+            mq_graph_drop_initializer(g, g->initializer[i]);
+    for (size_t i = g->n_input; i-- > 0;) {
+        if (strcmp(mq_str(g->input[i]->name), name) != 0)
+            continue;
+        onnx__value_info_proto__free_unpacked(g->input[i], NULL);
+        memmove(&g->input[i], &g->input[i + 1], (g->n_input - i - 1) * sizeof *g->input);
+        g->n_input--;
+    }
+}
+
 void mq_graph_drop_value_infos(Onnx__GraphProto *g, char *const *names, int n)
 {
     size_t w = 0;

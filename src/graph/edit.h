@@ -40,6 +40,10 @@ Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *nam
 /* Takes an initializer out of the graph and frees it. */
 void mq_graph_drop_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t);
 
+/* Drops the graph's initializers of this name and their graph-input entries (models of IR
+   version 3 list every initializer among the inputs too). */
+void mq_graph_drop_initializer_named(Onnx__GraphProto *g, const char *name);
+
 /* Drops the graph's value infos of the given names (tensors a rewrite made vanish). */
 void mq_graph_drop_value_infos(Onnx__GraphProto *g, char *const *names, int n);
 

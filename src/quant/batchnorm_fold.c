@@ -405,27 +405,6 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
 
 /* ------------------------------------------------------- unused initializers */
 
-/* Drops a graph's initializer, and its graph-input entry (old models list both). */
-static void drop_initializer(Onnx__GraphProto *g, const char *name)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < g->n_initializer; i++) {
-        if (strcmp(mq_str(g->initializer[i]->name), name) == 0)
-            onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
-        else
-            g->initializer[w++] = g->initializer[i];
-    }
-    g->n_initializer = w;
-    w = 0;
-    for (size_t i = 0; i < g->n_input; i++) {
-        if (strcmp(mq_str(g->input[i]->name), name) == 0)
-            onnx__value_info_proto__free_unpacked(g->input[i], NULL);
-        else
-            g->input[w++] = g->input[i];
-    }
-    g->n_input = w;
-}
-
 static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
 {
     if (!fc->n_cands)
@@ -437,7 +416,7 @@ static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
     }
     for (int c = 0; c < fc->n_cands; c++)
         if (mq_strmap_get(refs, fc->cands[c].name) < 0)
-            drop_initializer(fc->cands[c].graph, fc->cands[c].name);
+            mq_graph_drop_initializer_named(fc->cands[c].graph, fc->cands[c].name);
     mq_strmap_free(refs);
     return MQ_OK;
 }
