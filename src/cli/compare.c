@@ -8,7 +8,7 @@
 #include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "model/model.h"
-#include "report/model_compare.h"
+#include "report/divergence.h"
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/text.h"

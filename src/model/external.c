@@ -1,3 +1,7 @@
+/*
+ * Tensors whose bytes live in a file beside the model (data_location = EXTERNAL): resolving,
+ * checking and reading them (see external.h).
+ */
 #include "model/external.h"
 
 #include <errno.h>

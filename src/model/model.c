@@ -1,3 +1,7 @@
+/*
+ * Loading an ONNX model into memory: reading, wire check, unpacking, opset imports and the
+ * checks every command relies on (see model.h).
+ */
 #include "model/model.h"
 
 #include <stdlib.h>

@@ -1,3 +1,7 @@
+/*
+ * Writing a model to disk atomically, moving large initializers to an external data file when
+ * the 2 GiB protobuf limit requires it.
+ */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

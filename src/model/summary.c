@@ -1,3 +1,4 @@
+/* What `info` shows about a model, gathered without printing (see summary.h). */
 #include "model/summary.h"
 
 #include <stdlib.h>

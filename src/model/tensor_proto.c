@@ -1,3 +1,6 @@
+/*
+ * ONNX TensorProto <-> mq_tensor, and .pb files holding one TensorProto (see tensor_proto.h).
+ */
 #include "model/tensor_proto.h"
 
 #include <inttypes.h>

@@ -1,3 +1,7 @@
+/*
+ * Graph clean-up before quantization: folding BatchNormalization into the preceding Conv/Gemm
+ * weights and dropping initializers left unused (see batchnorm_fold.h).
+ */
 #include "quant/batchnorm_fold.h"
 
 #include <math.h>

@@ -1,3 +1,7 @@
+/*
+ * The graph index the quantizer works on: producers, consumers, initializers, element types, the
+ * set of model names and the topological sort (see graph.h).
+ */
 #include "quant/graph.h"
 
 #include <stdint.h>

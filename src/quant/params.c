@@ -1,3 +1,7 @@
+/*
+ * Scale and zero point from a float range, and the integer conversions that use them (see
+ * params.h).
+ */
 #include "quant/params.h"
 
 #include <float.h>

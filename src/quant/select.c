@@ -1,3 +1,7 @@
+/*
+ * Which nodes get quantized: op types, include/exclude patterns, and the per-node answer every
+ * pass reads (see select.h).
+ */
 #include "quant/select.h"
 
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* What a quantization did, for people (text table) and for tools (JSON) (see report.h). */
 #include "report/report.h"
 
 #include <math.h>

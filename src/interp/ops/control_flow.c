@@ -323,7 +323,7 @@ static int scan_state_new(struct mq_kernel_node *node, int lead, struct scan_sta
 
 static int scan_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
-    struct scan_state *s;
+    struct scan_state *s = NULL;
     if (scan_state_new(node, 0, &s, err))
         return MQ_ERR;
     s->in_axes = copy_ints(node, "scan_input_axes", s->n_scan_in);
@@ -438,7 +438,7 @@ static int scan_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 /* Scan-8: every input has a leading batch axis; each batch entry is scanned on its own. */
 static int scan8_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
-    struct scan_state *s;
+    struct scan_state *s = NULL;
     if (scan_state_new(node, 1, &s, err))
         return MQ_ERR;
     s->in_axes = calloc((size_t)s->n_scan_in + 1, sizeof *s->in_axes);

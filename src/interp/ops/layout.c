@@ -122,7 +122,7 @@ static int depth_to_space_run(const struct mq_kernel_node *node, struct mq_exec 
                               struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
     const struct block_state *st = node->state;
-    struct block_geom g;
+    struct block_geom g = {0};
     if (block_input(node, inputs, n_inputs, &g, err))
         return MQ_ERR;
     const struct mq_tensor *x = g.x;
@@ -148,7 +148,7 @@ static int space_to_depth_run(const struct mq_kernel_node *node, struct mq_exec 
                               const struct mq_tensor *const *inputs, int n_inputs,
                               struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
-    struct block_geom g;
+    struct block_geom g = {0};
     if (block_input(node, inputs, n_inputs, &g, err))
         return MQ_ERR;
     int64_t b = g.b, N = g.N, C = g.C, H = g.H, W = g.W;

@@ -1,3 +1,8 @@
+/*
+ * Window geometry of Conv, ConvTranspose and pooling: parsing
+ * kernel_shape/strides/dilations/pads/auto_pad and resolving them against an input (see
+ * spatial.h).
+ */
 #include "interp/ops/spatial.h"
 
 #include <string.h>

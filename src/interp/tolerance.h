@@ -1,6 +1,6 @@
 /* Comparing a computed tensor with an expected one, with the tolerances stated once. */
-#ifndef MQ_COMPARE_H
-#define MQ_COMPARE_H
+#ifndef MQ_INTERP_TOLERANCE_H
+#define MQ_INTERP_TOLERANCE_H
 
 #include "core/tensor.h"
 

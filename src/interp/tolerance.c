@@ -1,4 +1,8 @@
-#include "interp/compare.h"
+/*
+ * Comparing a computed tensor with an expected one under the stated tolerances (see
+ * tolerance.h).
+ */
+#include "interp/tolerance.h"
 
 #include <math.h>
 #include <stdio.h>
