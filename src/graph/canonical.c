@@ -3,8 +3,8 @@
  * nodes repeated until nothing changes (Constant nodes to initializers,
  * constant nodes folded, Identity nodes removed, If nodes of constant
  * condition inlined), then the subgraphs, then the initializers nobody reads.
- * Folding itself is in canonical_fold.c, renaming across scopes in
- * canonical_rename.c, inlining in canonical_inline.c.
+ * Constant folding itself is in constant_fold.c, renaming across scopes in
+ * rename.c, inlining in canonical_inline.c.
  */
 #include "graph/canonical.h"
 
