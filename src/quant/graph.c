@@ -12,6 +12,7 @@
 #include "core/limits.h"
 #include "graph/edit.h"
 #include "util/strmap.h"
+#include "util/toposort.h"
 #include "core/tensor.h"
 
 /* ------------------------------------------------------------ attributes */
@@ -283,50 +284,6 @@ static int node_outer_refs(const Onnx__NodeProto *node, struct outer_refs *r,
 
 /* ------------------------------------------------------------- toposort */
 
-/* Min-heap of node positions: the earliest ready node goes first. */
-struct heap {
-    int *v;
-    int n;
-};
-
-static void heap_push(struct heap *h, int x)
-{
-    int i = h->n++;
-    h->v[i] = x;
-    while (i > 0 && h->v[(i - 1) / 2] > h->v[i]) {
-        int p = (i - 1) / 2, t = h->v[p];
-        h->v[p] = h->v[i];
-        h->v[i] = t;
-        i = p;
-    }
-}
-
-static int heap_pop(struct heap *h)
-{
-    int top = h->v[0];
-    h->v[0] = h->v[--h->n];
-    int i = 0;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && h->v[l] < h->v[m])
-            m = l;
-        if (r < h->n && h->v[r] < h->v[m])
-            m = r;
-        if (m == i)
-            break;
-        int t = h->v[m];
-        h->v[m] = h->v[i];
-        h->v[i] = t;
-        i = m;
-    }
-    return top;
-}
-
-struct edge_list {
-    int *succ;        /* successors, grouped per node */
-    int *start;       /* start[i]..start[i+1] */
-};
-
 int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err)
 {
     int n = (int)graph->n_node;
@@ -339,9 +296,9 @@ int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err)
     /* Edges as (from, to) pairs first, then grouped. */
     int *ef = NULL, *et = NULL;
     size_t ne = 0, ce = 0;
-    struct heap h = {calloc((size_t)n, sizeof(int)), 0};
-    int *start = calloc((size_t)n + 1, sizeof *start), *succ = NULL;
-    if (!producer || !indeg || !order || !h.v || !start) {
+    int *start = calloc((size_t)n + 1, sizeof *start), *pred = NULL, *n_deps = NULL;
+    int **deps = NULL;
+    if (!producer || !indeg || !order || !start) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
         goto done;
     }
@@ -397,37 +354,26 @@ int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err)
         }
         free(refs.names);
     }
-    succ = malloc((ne ? ne : 1) * sizeof *succ);
-    if (!succ) {
+    /* Each node's producers, grouped: deps[i] = pred + start[i]. */
+    pred = malloc((ne ? ne : 1) * sizeof *pred);
+    deps = malloc((size_t)n * sizeof *deps);
+    n_deps = calloc((size_t)n, sizeof *n_deps);
+    if (!pred || !deps || !n_deps) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
         goto done;
     }
-    for (size_t e = 0; e < ne; e++) {
-        start[ef[e] + 1]++;
-        indeg[et[e]]++;
-    }
+    for (size_t e = 0; e < ne; e++)
+        start[et[e] + 1]++;
     for (int i = 0; i < n; i++)
         start[i + 1] += start[i];
-    {
-        int *fill = calloc((size_t)n, sizeof *fill);
-        if (!fill) {
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
-            goto done;
-        }
-        for (size_t e = 0; e < ne; e++)
-            succ[start[ef[e]] + fill[ef[e]]++] = et[e];
-        free(fill);
-    }
+    for (size_t e = 0; e < ne; e++)
+        pred[start[et[e]] + n_deps[et[e]]++] = ef[e];
     for (int i = 0; i < n; i++)
-        if (indeg[i] == 0)
-            heap_push(&h, i);
-    int k = 0;
-    while (h.n > 0) {
-        int i = heap_pop(&h);
-        order[k++] = i;
-        for (int e = start[i]; e < start[i + 1]; e++)
-            if (--indeg[succ[e]] == 0)
-                heap_push(&h, succ[e]);
+        deps[i] = pred + start[i];
+    int k = mq_toposort(n, deps, n_deps, order, indeg);
+    if (k < 0) {
+        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
+        goto done;
     }
     if (k < n) {
         for (int i = 0; i < n; i++)
@@ -454,9 +400,10 @@ done:
     free(order);
     free(ef);
     free(et);
-    free(h.v);
     free(start);
-    free(succ);
+    free(pred);
+    free(deps);
+    free(n_deps);
     return rc;
 }
 
