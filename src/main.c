@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "cli/commands_tools.h"
 #include "cli/byte_size.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/fileio.h"
 
 int mq_cli_calibrate(int argc, char **argv);

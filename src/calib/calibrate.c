@@ -7,6 +7,7 @@
 #include "calib/driver.h"
 #include "calib/observer.h"
 #include "interp/plan.h"
+#include "util/strmap.h"
 /* Folded constants live in the plan's values; only the planner's own header lists them. */
 
 /* ---- name lists ------------------------------------------------------------------------ */
@@ -62,65 +63,6 @@ void mq_name_list_free(struct mq_name_list *list)
     memset(list, 0, sizeof *list);
 }
 
-/* ---- a name -> index table ------------------------------------------------------------- */
-
-struct name_table {
-    int size;                 /* power of two, more than twice the entries */
-    const char **keys;
-    int *values;
-};
-
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static int table_init(struct name_table *t, int entries)
-{
-    t->size = 16;
-    while (t->size < entries * 2 + 1)
-        t->size *= 2;
-    t->keys = calloc((size_t)t->size, sizeof *t->keys);
-    t->values = malloc((size_t)t->size * sizeof *t->values);
-    return t->keys && t->values ? MQ_OK : MQ_ERR_MEMORY;
-}
-
-static void table_free(struct name_table *t)
-{
-    free(t->keys);
-    free(t->values);
-    memset(t, 0, sizeof *t);
-}
-
-/* Inserts name -> value unless name is present; returns the value the table holds for name. */
-static int table_put(struct name_table *t, const char *name, int value)
-{
-    size_t mask = (size_t)t->size - 1;
-    for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
-        if (!t->keys[i]) {
-            t->keys[i] = name;
-            t->values[i] = value;
-            return value;
-        }
-        if (strcmp(t->keys[i], name) == 0)
-            return t->values[i];
-    }
-}
-
-static int table_get(const struct name_table *t, const char *name)
-{
-    if (!t->size)
-        return -1;
-    size_t mask = (size_t)t->size - 1;
-    for (size_t i = hash_name(name) & mask; t->keys[i]; i = (i + 1) & mask)
-        if (strcmp(t->keys[i], name) == 0)
-            return t->values[i];
-    return -1;
-}
-
 /* ---- collecting the names to observe --------------------------------------------------- */
 
 /* What a scope knows of a name; KIND_UNKNOWN: declared there, type not given. */
@@ -128,7 +70,7 @@ enum { KIND_CONSTANT = 1, KIND_NOT_FLOAT = 2, KIND_FLOAT = 3, KIND_UNKNOWN = 4 }
 
 struct scope {
     const struct scope *parent;
-    struct name_table kinds;
+    struct mq_strmap *kinds;
 };
 
 static int declared_kind(const Onnx__ValueInfoProto *vi)
@@ -168,7 +110,7 @@ static int node_output_kind(const Onnx__NodeProto *node)
 static int scope_kind(const struct scope *s, const char *name)
 {
     for (; s; s = s->parent) {
-        int k = table_get(&s->kinds, name);
+        int k = mq_strmap_get(s->kinds, name);
         if (k > 0)
             return k;
     }
@@ -182,13 +124,10 @@ static int collect_graph(const Onnx__GraphProto *g, const struct scope *parent, 
     if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return mq_error_set(err, "graph '%s': subgraphs nested deeper than %d", mq_str(g->name),
                             MQ_MAX_SUBGRAPH_DEPTH);
-    struct scope s = {parent, {0}};
-    size_t entries = g->n_input + g->n_output + g->n_value_info + g->n_initializer +
-                     g->n_sparse_initializer;
-    for (size_t n = 0; n < g->n_node && entries <= (size_t)INT32_MAX; n++)
-        entries += g->node[n]->n_output;
-    if (entries > (size_t)INT32_MAX / 4 || table_init(&s.kinds, (int)entries))
+    struct scope s = {parent, mq_strmap_new()};
+    if (!s.kinds)
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory collecting tensor names");
+    int oom = 0;
     /*
      * The first entry for a name wins.  In the main graph an input with an
      * initializer is a constant with a default, so initializers go first; in a
@@ -197,27 +136,27 @@ static int collect_graph(const Onnx__GraphProto *g, const struct scope *parent, 
     for (int pass = 0; pass < 2; pass++) {
         if ((pass == 0) == (depth == 0)) {
             for (size_t i = 0; i < g->n_initializer; i++)
-                table_put(&s.kinds, mq_str(g->initializer[i]->name), KIND_CONSTANT);
+                oom |= mq_strmap_put_new(s.kinds, mq_str(g->initializer[i]->name), KIND_CONSTANT);
             for (size_t i = 0; i < g->n_sparse_initializer; i++)
                 if (g->sparse_initializer[i]->values)
-                    table_put(&s.kinds, mq_str(g->sparse_initializer[i]->values->name),
+                    oom |= mq_strmap_put_new(s.kinds, mq_str(g->sparse_initializer[i]->values->name),
                               KIND_CONSTANT);
         } else {
             for (size_t i = 0; i < g->n_input; i++) {
                 int k = declared_kind(g->input[i]);
-                table_put(&s.kinds, mq_str(g->input[i]->name), k ? k : KIND_UNKNOWN);
+                oom |= mq_strmap_put_new(s.kinds, mq_str(g->input[i]->name), k ? k : KIND_UNKNOWN);
             }
         }
     }
     for (size_t i = 0; i < g->n_output; i++) {
         int k = declared_kind(g->output[i]);
         if (k)
-            table_put(&s.kinds, mq_str(g->output[i]->name), k);
+            oom |= mq_strmap_put_new(s.kinds, mq_str(g->output[i]->name), k);
     }
     for (size_t i = 0; i < g->n_value_info; i++) {
         int k = declared_kind(g->value_info[i]);
         if (k)
-            table_put(&s.kinds, mq_str(g->value_info[i]->name), k);
+            oom |= mq_strmap_put_new(s.kinds, mq_str(g->value_info[i]->name), k);
     }
 
     /* Outputs whose type the node itself fixes: Constant's value, Shape and Size's int64. */
@@ -225,10 +164,11 @@ static int collect_graph(const Onnx__GraphProto *g, const struct scope *parent, 
         const Onnx__NodeProto *node = g->node[n];
         int k = node_output_kind(node);
         for (size_t o = 0; k && o < node->n_output; o++)
-            table_put(&s.kinds, mq_str(node->output[o]), k);
+            oom |= mq_strmap_put_new(s.kinds, mq_str(node->output[o]), k);
     }
 
-    int rc = MQ_OK;
+    int rc = oom ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory collecting tensor names")
+                 : MQ_OK;
     for (size_t n = 0; rc == MQ_OK && n < g->n_node; n++) {
         const Onnx__NodeProto *node = g->node[n];
         if (predicate(user, node)) {
@@ -248,7 +188,7 @@ static int collect_graph(const Onnx__GraphProto *g, const struct scope *parent, 
                 rc = collect_graph(attr->graphs[k], &s, depth + 1, predicate, user, out, err);
         }
     }
-    table_free(&s.kinds);
+    mq_strmap_free(s.kinds);
     return rc;
 }
 
@@ -279,7 +219,7 @@ struct folded {
 struct calibration {
     const struct mq_plan *plan;
     const struct mq_name_list *names;
-    struct name_table index;
+    struct mq_strmap *index;
     struct folded *folded;
     int n_folded, cap_folded;
     unsigned char *folded_not_float; /* per name: a folded constant that is not float */
@@ -297,7 +237,7 @@ static int note_constant(void *user, const char *name, const struct mq_tensor *v
                          struct mq_error *err)
 {
     struct calibration *c = user;
-    int index = table_get(&c->index, name);
+    int index = mq_strmap_get(c->index, name);
     if (index < 0)
         return MQ_OK;
     if (!mq_dtype_is_float(value->dtype)) {
@@ -341,7 +281,7 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer,
                             const char *name, const struct mq_tensor *value, struct mq_error *err)
 {
     struct worker *w = user;
-    int index = table_get(&w->c->index, name);
+    int index = mq_strmap_get(w->c->index, name);
     if (index < 0)
         return MQ_OK;
     if (!mq_dtype_is_float(value->dtype)) {
@@ -365,7 +305,7 @@ static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *in
     struct calibration *c = w->c;
     int rc = MQ_OK;
     for (int k = 0; rc == MQ_OK && k < n_inputs; k++) {
-        int index = table_get(&c->index, mq_str(mq_plan_input(c->plan, k)->name));
+        int index = mq_strmap_get(c->index, mq_str(mq_plan_input(c->plan, k)->name));
         if (index >= 0 && mq_dtype_is_float(inputs[k].dtype))
             rc = observe_value(w, index, &inputs[k], err);
         else if (index >= 0)
@@ -463,10 +403,11 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
     };
     int jobs = mq_sample_pass_jobs(&pass);
 
-    int rc = table_init(&c.index, names->n) ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory")
-                                            : MQ_OK;
+    c.index = mq_strmap_new();
+    int rc = c.index ? MQ_OK : mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     for (int i = 0; rc == MQ_OK && i < names->n; i++)
-        table_put(&c.index, names->names[i], i);
+        if (mq_strmap_put_new(c.index, names->names[i], i))
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     c.folded_not_float = calloc(names->n > 0 ? (size_t)names->n : 1, 1);
     if (rc == MQ_OK && !c.folded_not_float)
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
@@ -520,7 +461,7 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
     free(worker_ptrs);
     free(c.folded);
     free(c.folded_not_float);
-    table_free(&c.index);
+    mq_strmap_free(c.index);
     if (rc)
         mq_ranges_free(out);
     return rc;

@@ -9,7 +9,7 @@
  * than one job, samples go to threads in order of index, each thread keeps
  * its own state (one `worker` pointer per thread, chosen by the caller) and
  * the caller merges those states in worker order once the pass is over.  The
- * memory cap of interp/tensor.h applies to every tensor a sample allocates.
+ * memory cap of core/tensor.h applies to every tensor a sample allocates.
  *
  * A failing sample stops the pass: samples after it do not start, those
  * before it finish, and the error reported is that of the lowest-numbered

@@ -1,3 +1,4 @@
+/* The streaming histogram: order-free updates and exact merges (see histogram.h). */
 #include "calib/histogram.h"
 
 #include <math.h>

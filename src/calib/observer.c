@@ -1,3 +1,7 @@
+/*
+ * Observers of one tensor during calibration: running min/max and histograms, and how they merge
+ * (see observer.h).
+ */
 #include "calib/observer.h"
 
 #include <float.h>

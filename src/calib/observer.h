@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "calib/histogram.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/error.h"
 
 /* Extremes of the finite values, and how many values were not finite. */

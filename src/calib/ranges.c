@@ -1,3 +1,7 @@
+/*
+ * The result of calibration: choosing ranges from observers (minmax, percentile, entropy, mse),
+ * merging shards, saving and loading them (see ranges.h).
+ */
 #include "calib/ranges.h"
 
 #include <inttypes.h>

@@ -1,3 +1,7 @@
+/*
+ * Calibration samples on disk: finding test_data_set folders, .npy/.npz files, and binding them
+ * to graph inputs (see reader.h).
+ */
 #include "calib/reader.h"
 
 #include <errno.h>

@@ -33,7 +33,7 @@
 
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 #include "util/error.h"
 

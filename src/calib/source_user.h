@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "calib/preprocess.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 #include "util/error.h"
 

@@ -1,3 +1,7 @@
+/*
+ * Command-line parsing shared by every command: --name VALUE / --name=VALUE options, numbers and
+ * sizes.
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

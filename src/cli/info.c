@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/model.h"
 #include "model/summary.h"
 #include "util/json.h"

@@ -6,7 +6,7 @@
 #include "cli/cli.h"
 #include "cli/quantize_weights.h"
 #include "graph/canonical.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/dynamic.h"
 #include "quant/opset.h"
 #include "util/fileio.h"

@@ -7,7 +7,7 @@
 #include "calib/driver.h"
 #include "cli/cli.h"
 #include "cli/sample_args.h"
-#include "interp/compare.h"
+#include "interp/tolerance.h"
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"

@@ -3,21 +3,21 @@
  * nodes repeated until nothing changes (Constant nodes to initializers,
  * constant nodes folded, Identity nodes removed, If nodes of constant
  * condition inlined), then the subgraphs, then the initializers nobody reads.
- * Folding itself is in canonical_fold.c, renaming across scopes in
- * canonical_rename.c, inlining in canonical_inline.c.
+ * Constant folding itself is in constant_fold.c, renaming across scopes in
+ * rename.c, inlining in canonical_inline.c.
  */
 #include "graph/canonical.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "graph/canonical_internal.h"
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/tensor_proto.h"
-#include "quant/graph.h" /* mq_strmap */
-
-#define MAX_DEPTH 32
+#include "util/strmap.h"
+#include "util/strutil.h"
 
 /* Ops whose output differs between runs even on the same inputs: never folded. */
 static const char *const nondeterministic_ops[] = {
@@ -52,33 +52,6 @@ struct scope {
 };
 
 enum { OTHER_INPUT = 1, OTHER_NODE_OUTPUT = 2 };
-
-static int in_list(const char *const *list, const char *s)
-{
-    for (int i = 0; list[i]; i++)
-        if (strcmp(list[i], s) == 0)
-            return 1;
-    return 0;
-}
-
-static int is_onnx_domain(const Onnx__NodeProto *node)
-{
-    const char *d = mq_str(node->domain);
-    return !*d || strcmp(d, "ai.onnx") == 0;
-}
-
-static int is_op(const Onnx__NodeProto *node, const char *op)
-{
-    return is_onnx_domain(node) && strcmp(mq_str(node->op_type), op) == 0;
-}
-
-static int has_subgraph(const Onnx__NodeProto *node)
-{
-    for (size_t a = 0; a < node->n_attribute; a++)
-        if (node->attribute[a]->g || node->attribute[a]->n_graphs)
-            return 1;
-    return 0;
-}
 
 static int oom(struct canon *c)
 {
@@ -167,48 +140,6 @@ static Onnx__TensorProto *static_shape_stand_in(const Onnx__ValueInfoProto *inpu
     return t;
 }
 
-/*
- * A graph input entry describing an initializer (type and shape), for models
- * of IR version 3, where every initializer must also be a graph input.
- */
-static Onnx__ValueInfoProto *input_entry(const Onnx__TensorProto *t)
-{
-    Onnx__ValueInfoProto *info = malloc(sizeof *info);
-    Onnx__TypeProto *type = malloc(sizeof *type);
-    Onnx__TypeProto__Tensor *tensor = malloc(sizeof *tensor);
-    Onnx__TensorShapeProto *shape = malloc(sizeof *shape);
-    Onnx__TensorShapeProto__Dimension **dims = calloc(t->n_dims + 1, sizeof *dims);
-    char *name = strdup(mq_str(t->name));
-    if (!info || !type || !tensor || !shape || !dims || !name) {
-        free(info), free(type), free(tensor), free(shape), free(dims), free(name);
-        return NULL;
-    }
-    onnx__value_info_proto__init(info);
-    onnx__type_proto__init(type);
-    onnx__type_proto__tensor__init(tensor);
-    onnx__tensor_shape_proto__init(shape);
-    info->name = name;
-    info->type = type;
-    type->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    type->tensor_type = tensor;
-    tensor->has_elem_type = 1;
-    tensor->elem_type = t->data_type;
-    tensor->shape = shape;
-    shape->dim = dims;
-    for (size_t d = 0; d < t->n_dims; d++) {
-        Onnx__TensorShapeProto__Dimension *dim = malloc(sizeof *dim);
-        if (!dim) {
-            onnx__value_info_proto__free_unpacked(info, NULL);
-            return NULL;
-        }
-        onnx__tensor_shape_proto__dimension__init(dim);
-        dim->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-        dim->dim_value = t->dims[d];
-        dims[shape->n_dim++] = dim;
-    }
-    return info;
-}
-
 /* Appends an initializer to the scope's graph (taking ownership). */
 static int add_initializer(struct canon *c, struct scope *s, Onnx__TensorProto *t)
 {
@@ -226,7 +157,7 @@ static int add_initializer(struct canon *c, struct scope *s, Onnx__TensorProto *
     g->n_initializer++;
     mq_strmap_del(s->others, name);
     if (s->is_main && c->initializers_are_inputs) {
-        Onnx__ValueInfoProto *entry = input_entry(t);
+        Onnx__ValueInfoProto *entry = mq_graph_input_entry(t);
         Onnx__ValueInfoProto **inputs = realloc(g->input, (g->n_input + 1) * sizeof *inputs);
         if (inputs)
             g->input = inputs;
@@ -238,48 +169,6 @@ static int add_initializer(struct canon *c, struct scope *s, Onnx__TensorProto *
         g->input[g->n_input++] = entry;
     }
     return MQ_OK;
-}
-
-/* Removes node n from its graph (freeing it). */
-static void remove_node(Onnx__GraphProto *g, size_t n)
-{
-    onnx__node_proto__free_unpacked(g->node[n], NULL);
-    memmove(&g->node[n], &g->node[n + 1], (g->n_node - n - 1) * sizeof *g->node);
-    g->n_node--;
-}
-
-/* A new Constant node producing `value` under its name (taking ownership of value). */
-static Onnx__NodeProto *constant_node(Onnx__TensorProto *value, const char *node_name)
-{
-    Onnx__NodeProto *node = malloc(sizeof *node);
-    Onnx__AttributeProto *attr = malloc(sizeof *attr);
-    char **outputs = malloc(sizeof *outputs);
-    Onnx__AttributeProto **attrs = malloc(sizeof *attrs);
-    char *out = strdup(mq_str(value->name));
-    char *name = strdup(node_name);
-    char *op = strdup("Constant");
-    char *attr_name = strdup("value");
-    if (!node || !attr || !outputs || !attrs || !out || !name || !op || !attr_name) {
-        free(node), free(attr), free(outputs), free(attrs), free(out), free(name), free(op);
-        free(attr_name);
-        onnx__tensor_proto__free_unpacked(value, NULL);
-        return NULL;
-    }
-    onnx__node_proto__init(node);
-    onnx__attribute_proto__init(attr);
-    attr->name = attr_name;
-    attr->has_type = 1;
-    attr->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
-    attr->t = value;
-    attrs[0] = attr;
-    outputs[0] = out;
-    node->output = outputs;
-    node->n_output = 1;
-    node->attribute = attrs;
-    node->n_attribute = 1;
-    node->name = name;
-    node->op_type = op;
-    return node;
 }
 
 /* A Constant node's `value` tensor when that is its form and the tensor is sound, else NULL. */
@@ -319,7 +208,7 @@ static int constant_to_initializer(struct canon *c, struct scope *s, size_t n)
         if (rc)
             return rc < 0 ? rc : 0;
     }
-    remove_node(s->graph, n);
+    mq_graph_remove_node(s->graph, n);
     c->counts.constants++;
     return add_initializer(c, s, t) ? MQ_ERR : 1;
 }
@@ -340,7 +229,7 @@ static int remove_identity(struct canon *c, struct scope *s, size_t n)
     /* The Identity itself reads `to`, never `from`: renaming leaves it as it is. */
     if (mq_graph_rename_reads(s->graph, from, to))
         return oom(c);
-    remove_node(s->graph, n);
+    mq_graph_remove_node(s->graph, n);
     c->counts.identities++;
     return 1;
 }
@@ -350,8 +239,8 @@ static int fold(struct canon *c, struct scope *s, size_t n)
 {
     Onnx__NodeProto *node = s->graph->node[n];
     const char *op = mq_str(node->op_type);
-    if (has_subgraph(node) || in_list(nondeterministic_ops, op) || is_op(node, "Identity") ||
-        (is_op(node, "DequantizeLinear") && !c->fold_dequantize))
+    if (mq_node_has_subgraph(node) || mq_str_in_list(nondeterministic_ops, op) || mq_node_is_op(node, "Identity") ||
+        (mq_node_is_op(node, "DequantizeLinear") && !c->fold_dequantize))
         return 0;
     size_t n_graph_outputs = 0, n_named = 0;
     for (size_t o = 0; o < node->n_output; o++) {
@@ -376,7 +265,7 @@ static int fold(struct canon *c, struct scope *s, size_t n)
         if (!*name)
             continue;
         Onnx__TensorProto *t = find_constant(s, name);
-        if (!t && i == 0 && !stand_in && is_onnx_domain(node) && in_list(shape_only_ops, op)) {
+        if (!t && i == 0 && !stand_in && mq_node_is_onnx(node) && mq_str_in_list(shape_only_ops, op)) {
             const Onnx__ValueInfoProto *input = find_main_input(s, name);
             if (input)
                 t = stand_in = static_shape_stand_in(input, c->max_bytes);
@@ -398,7 +287,7 @@ static int fold(struct canon *c, struct scope *s, size_t n)
     Onnx__NodeProto *replacement = NULL;
     for (size_t o = 0; o < node->n_output; o++)
         if (outputs[o] && mq_strmap_get(s->outputs, mq_str(outputs[o]->name)) >= 0) {
-            replacement = constant_node(outputs[o], mq_str(node->name));
+            replacement = mq_graph_new_constant_node(outputs[o], mq_str(node->name));
             outputs[o] = NULL;
             if (!replacement) {
                 rc = oom(c);
@@ -419,7 +308,7 @@ static int fold(struct canon *c, struct scope *s, size_t n)
         onnx__node_proto__free_unpacked(node, NULL);
         s->graph->node[n] = replacement;
     } else {
-        remove_node(s->graph, n);
+        mq_graph_remove_node(s->graph, n);
     }
     c->counts.folded++;
     rc = 1;
@@ -455,9 +344,9 @@ static int inline_if(struct canon *c, struct scope *s, size_t n)
     mq_tensor_free(&value);
     if (!known)
         return 0;
-    const Onnx__GraphProto *outer[MAX_DEPTH + 1];
+    const Onnx__GraphProto *outer[MQ_MAX_SUBGRAPH_DEPTH + 1];
     int n_outer = 0;
-    for (const struct scope *p = s->parent; p && n_outer < MAX_DEPTH + 1; p = p->parent)
+    for (const struct scope *p = s->parent; p && n_outer < MQ_MAX_SUBGRAPH_DEPTH + 1; p = p->parent)
         outer[n_outer++] = p->graph;
     int rc = mq_graph_inline_if(s->graph, n, take_then, outer, n_outer);
     if (rc < 0)
@@ -479,11 +368,11 @@ static int inline_if(struct canon *c, struct scope *s, size_t n)
 static int visit(struct canon *c, struct scope *s, size_t n)
 {
     Onnx__NodeProto *node = s->graph->node[n];
-    if (is_op(node, "If"))
+    if (mq_node_is_op(node, "If"))
         return inline_if(c, s, n);
-    if (is_op(node, "Constant"))
+    if (mq_node_is_op(node, "Constant"))
         return constant_to_initializer(c, s, n);
-    if (is_op(node, "Identity"))
+    if (mq_node_is_op(node, "Identity"))
         return remove_identity(c, s, n);
     return fold(c, s, n);
 }
@@ -615,8 +504,8 @@ static void scope_free(struct scope *s)
 static int canonicalize_graph(struct canon *c, Onnx__GraphProto *g, const struct scope *parent,
                               int depth)
 {
-    if (depth > MAX_DEPTH)
-        return mq_error_set(c->err, "subgraphs nested deeper than %d levels", MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(c->err, "subgraphs nested deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     struct scope s;
     int rc = scope_init(c, &s, g, parent);
     /* Repeated until nothing changes, so an unsorted graph folds as fully as a sorted one. */

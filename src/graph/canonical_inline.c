@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "graph/canonical_internal.h"
+#include "graph/edit.h"
 
 static Onnx__GraphProto *branch_of(const Onnx__NodeProto *node, const char *name)
 {

@@ -23,21 +23,6 @@ int mq_graph_fold_node(const Onnx__ModelProto *model, Onnx__NodeProto *node,
                        Onnx__TensorProto **outputs, struct mq_error *err);
 
 /*
- * Whether every read of `from` in the subgraphs of `graph`'s nodes can be
- * renamed to `to` without `to` being captured by a name a subgraph defines.
- */
-int mq_graph_rename_is_safe(const Onnx__GraphProto *graph, const char *from, const char *to);
-/*
- * Renames every read of `from` in `graph`'s nodes and, where not shadowed, in
- * their subgraphs (node inputs and subgraph outputs).  0, or -1 when out of
- * memory.
- */
-int mq_graph_rename_reads(Onnx__GraphProto *graph, const char *from, const char *to);
-
-/* Whether a graph defines a name itself: an input, an initializer or a node output. */
-int mq_graph_defines(const Onnx__GraphProto *graph, const char *name);
-
-/*
  * Replaces the If node g->node[n] by the nodes and initializers of its then
  * (take_then) or else branch, the branch's outputs taking the If's output
  * names.  Declines (0) when a name the branch defines is already defined in g

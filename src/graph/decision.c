@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant/graph.h" /* mq_strmap */
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strmap.h"
 #include "util/strutil.h"
-
-#define MAX_DEPTH 32
 
 /* Decisions, with the inputs that carry the data being decided on (a bit per input). */
 static const struct {
@@ -60,20 +60,6 @@ static int lookup(const char *op, int decision, unsigned *inputs)
 
 /* Producers of shape arithmetic: a decision reached from them decides on integers. */
 static const char *const shape_sources[] = {"Shape", "Size", NULL};
-
-static int in_list(const char *const *list, const char *s)
-{
-    for (int i = 0; list[i]; i++)
-        if (strcmp(list[i], s) == 0)
-            return 1;
-    return 0;
-}
-
-static int is_onnx(const Onnx__NodeProto *node)
-{
-    const char *d = mq_str(node->domain);
-    return !*d || strcmp(d, "ai.onnx") == 0;
-}
 
 struct walk {
     struct mq_graph_decision_paths *out;
@@ -150,7 +136,7 @@ static int push_inputs(struct stack *s, const Onnx__NodeProto *node, unsigned fo
 
 static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
 {
-    if (depth > MAX_DEPTH)
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return 0;
     struct mq_strmap *producer = mq_strmap_new(), *initializers = mq_strmap_new();
     struct stack stack = {0};
@@ -170,7 +156,7 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
     for (size_t n = 0; n < g->n_node; n++) {
         const Onnx__NodeProto *node = g->node[n];
         unsigned follow;
-        if (!is_onnx(node) || !lookup(mq_str(node->op_type), 1, &follow))
+        if (!mq_node_is_onnx(node) || !lookup(mq_str(node->op_type), 1, &follow))
             continue;
         int first_tensor = w->out->n_tensors, first_node = w->out->n_nodes, shape_math = 0;
         free(label);
@@ -195,10 +181,10 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
             const Onnx__NodeProto *pn = g->node[p];
             if (pn->n_output && strcmp(mq_str(pn->op_type), "Constant") == 0)
                 continue;
-            shape_math |= is_onnx(pn) && in_list(shape_sources, mq_str(pn->op_type));
+            shape_math |= mq_node_is_onnx(pn) && mq_str_in_list(shape_sources, mq_str(pn->op_type));
             if (add_tensor(w, t, label))
                 goto done;
-            if (!is_onnx(pn) || !lookup(mq_str(pn->op_type), 0, &follow))
+            if (!mq_node_is_onnx(pn) || !lookup(mq_str(pn->op_type), 0, &follow))
                 continue; /* weighted or other producer: its output is listed, the walk ends */
             if (*mq_str(pn->name) &&
                 add_name(&w->out->nodes, &w->out->n_nodes, w->seen_nodes, pn->name))

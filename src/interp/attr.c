@@ -1,3 +1,4 @@
+/* Reading a node's attributes with their defaults (see attr.h). */
 #include "interp/attr.h"
 
 #include <string.h>

@@ -1,3 +1,4 @@
+/* Numpy-style multidirectional broadcasting: output shapes and strides (see broadcast.h). */
 #include "interp/broadcast.h"
 
 #include <stdio.h>

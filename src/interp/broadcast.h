@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* Output shape of broadcasting n shapes together; error names `what` (a node). */
 int mq_broadcast_shape(int n, const struct mq_tensor *const *inputs, int *out_rank,

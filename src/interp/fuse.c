@@ -38,6 +38,7 @@
 #include "interp/attr.h"
 #include "interp/ops/fused.h"
 #include "interp/plan_internal.h"
+#include "util/strutil.h"
 
 struct fuse {
     struct mq_plan *plan;
@@ -61,14 +62,6 @@ static const char *const same_rank_ops[] = {
 static const char *const broadcast_ops[] = {
     "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Pow", NULL,
 };
-
-static int in_list(const char *op, const char *const *list)
-{
-    for (int i = 0; list[i]; i++)
-        if (strcmp(op, list[i]) == 0)
-            return 1;
-    return 0;
-}
 
 static int is_op(const struct plan_step *step, const char *op_type)
 {
@@ -136,9 +129,9 @@ static void infer_ranks(struct fuse *f)
             r = kn->n_inputs > 1 && step->inputs[1] >= 0 ? f->rank[step->inputs[1]] : -1;
             if (r < 0)
                 r = first;
-        } else if (in_list(kn->op_type, same_rank_ops)) {
+        } else if (mq_str_in_list(same_rank_ops, kn->op_type)) {
             r = first;
-        } else if (in_list(kn->op_type, broadcast_ops)) {
+        } else if (mq_str_in_list(broadcast_ops, kn->op_type)) {
             for (int i = 0; i < kn->n_inputs; i++) {
                 int ri = step->inputs[i] >= 0 ? f->rank[step->inputs[i]] : -1;
                 if (ri < 0) {

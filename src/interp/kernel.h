@@ -14,7 +14,7 @@
 #ifndef MQ_KERNEL_H
 #define MQ_KERNEL_H
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 #include "util/error.h"
 

@@ -11,6 +11,7 @@
 #include "interp/plan_internal.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
+#include "util/toposort.h"
 
 /* Ops whose output differs between runs even on the same inputs: never folded. */
 static const char *const nondeterministic_ops[] = {
@@ -18,54 +19,15 @@ static const char *const nondeterministic_ops[] = {
     "Bernoulli", NULL,
 };
 
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 int mq_plan_lookup(const struct mq_plan *plan, const char *name)
 {
-    if (!plan->table_size)
-        return -1;
-    size_t mask = (size_t)plan->table_size - 1;
-    for (size_t i = (size_t)hash_name(name) & mask;; i = (i + 1) & mask) {
-        const struct name_slot *s = &plan->table[i];
-        if (!s->name)
-            return -1;
-        if (strcmp(s->name, name) == 0)
-            return s->value;
-    }
-}
-
-static int table_grow(struct mq_plan *plan)
-{
-    int size = plan->table_size ? plan->table_size * 2 : 64;
-    struct name_slot *table = calloc((size_t)size, sizeof *table);
-    if (!table)
-        return -1;
-    size_t mask = (size_t)size - 1;
-    for (int i = 0; i < plan->table_size; i++) {
-        struct name_slot *s = &plan->table[i];
-        if (!s->name)
-            continue;
-        size_t k = (size_t)hash_name(s->name) & mask;
-        while (table[k].name)
-            k = (k + 1) & mask;
-        table[k] = *s;
-    }
-    free(plan->table);
-    plan->table = table;
-    plan->table_size = size;
-    return 0;
+    return plan->names ? mq_strmap_get(plan->names, name) : -1;
 }
 
 /* Adds a value; returns its index, or -1 when out of memory. The name must not exist yet. */
 int mq_plan_value_add(struct mq_plan *plan, const char *name)
 {
-    if ((plan->n_values + 1) * 2 > plan->table_size && table_grow(plan))
+    if (!plan->names && !(plan->names = mq_strmap_new()))
         return -1;
     if (plan->n_values == plan->cap_values) {
         int cap = plan->cap_values ? plan->cap_values * 2 : 64;
@@ -75,16 +37,13 @@ int mq_plan_value_add(struct mq_plan *plan, const char *name)
         plan->values = values;
         plan->cap_values = cap;
     }
-    int v = plan->n_values++;
+    int v = plan->n_values;
+    if (mq_strmap_put(plan->names, name, v))
+        return -1;
+    plan->n_values++;
     memset(&plan->values[v], 0, sizeof plan->values[v]);
     plan->values[v].name = name;
     plan->values[v].last_use = -1;
-    size_t mask = (size_t)plan->table_size - 1;
-    size_t k = (size_t)hash_name(name) & mask;
-    while (plan->table[k].name)
-        k = (k + 1) & mask;
-    plan->table[k].name = name;
-    plan->table[k].value = v;
     return v;
 }
 
@@ -137,7 +96,7 @@ void mq_plan_free(struct mq_plan *plan)
         free(plan->values[i].owned_name);
     }
     free(plan->values);
-    free(plan->table);
+    mq_strmap_free(plan->names);
     free(plan->input_values);
     free(plan->inputs);
     free(plan->output_values);
@@ -187,44 +146,6 @@ static int is_nondeterministic(const char *op)
         if (strcmp(op, nondeterministic_ops[i]) == 0)
             return 1;
     return 0;
-}
-
-/* Min-heap of node indices, so the topological order stays as close to the file's as possible. */
-struct heap {
-    int *items;
-    int n;
-};
-
-static void heap_push(struct heap *h, int v)
-{
-    int i = h->n++;
-    h->items[i] = v;
-    while (i > 0 && h->items[(i - 1) / 2] > h->items[i]) {
-        int p = (i - 1) / 2, t = h->items[p];
-        h->items[p] = h->items[i];
-        h->items[i] = t;
-        i = p;
-    }
-}
-
-static int heap_pop(struct heap *h)
-{
-    int top = h->items[0];
-    h->items[0] = h->items[--h->n];
-    for (int i = 0;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && h->items[l] < h->items[m])
-            m = l;
-        if (r < h->n && h->items[r] < h->items[m])
-            m = r;
-        if (m == i)
-            break;
-        int t = h->items[m];
-        h->items[m] = h->items[i];
-        h->items[i] = t;
-        i = m;
-    }
-    return top;
 }
 
 /* Builds the plan of one node (kernel, subgraphs, value indices) into step. */
@@ -382,7 +303,6 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
     int *producer = NULL, *indegree = NULL, *order = NULL, **deps = NULL, *n_deps = NULL;
     struct plan_step *unordered = NULL;
     int n_nodes = (int)graph->n_node;
-    struct heap ready = {0};
     int rc = MQ_ERR;
     if (!plan)
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
@@ -476,8 +396,7 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
     n_deps = calloc((size_t)n_nodes + 1, sizeof *n_deps);
     indegree = calloc((size_t)n_nodes + 1, sizeof *indegree);
     order = malloc(sizeof(int) * ((size_t)n_nodes + 1));
-    ready.items = malloc(sizeof(int) * ((size_t)n_nodes + 1));
-    if (!unordered || !deps || !n_deps || !indegree || !order || !ready.items)
+    if (!unordered || !deps || !n_deps || !indegree || !order)
         goto oom;
     for (int n = 0; n < n_nodes; n++) {
         const Onnx__NodeProto *np = graph->node[n];
@@ -525,48 +444,9 @@ static int build_graph(const Onnx__ModelProto *model, const Onnx__GraphProto *gr
                             producer);
     }
 
-    /* Kahn's algorithm, always taking the earliest ready node in file order. */
-    int **users = calloc((size_t)n_nodes + 1, sizeof *users);
-    int *n_users = calloc((size_t)n_nodes + 1, sizeof *n_users);
-    if (!users || !n_users) {
-        free(users);
-        free(n_users);
-        goto oom;
-    }
-    for (int n = 0; n < n_nodes; n++)
-        for (int d = 0; d < n_deps[n]; d++)
-            n_users[deps[n][d]]++;
-    int alloc_failed = 0;
-    for (int n = 0; n < n_nodes; n++) {
-        users[n] = malloc(sizeof(int) * (size_t)(n_users[n] + 1));
-        if (!users[n])
-            alloc_failed = 1;
-        n_users[n] = 0;
-    }
-    for (int n = 0; n < n_nodes && !alloc_failed; n++)
-        for (int d = 0; d < n_deps[n]; d++) {
-            int p = deps[n][d];
-            users[p][n_users[p]++] = n;
-            indegree[n]++;
-        }
-    int n_ordered = 0;
-    if (!alloc_failed) {
-        for (int n = 0; n < n_nodes; n++)
-            if (indegree[n] == 0)
-                heap_push(&ready, n);
-        while (ready.n) {
-            int n = heap_pop(&ready);
-            order[n_ordered++] = n;
-            for (int u = 0; u < n_users[n]; u++)
-                if (--indegree[users[n][u]] == 0)
-                    heap_push(&ready, users[n][u]);
-        }
-    }
-    for (int n = 0; n < n_nodes; n++)
-        free(users[n]);
-    free(users);
-    free(n_users);
-    if (alloc_failed)
+    /* The earliest ready node in file order first; indegree marks what a cycle leaves. */
+    int n_ordered = mq_toposort(n_nodes, deps, n_deps, order, indegree);
+    if (n_ordered < 0)
         goto oom;
     if (n_ordered < n_nodes) {
         for (int n = 0; n < n_nodes; n++)
@@ -637,7 +517,6 @@ done:
     free(n_deps);
     free(indegree);
     free(order);
-    free(ready.items);
     free(producer);
     if (rc) {
         mq_plan_free(plan);

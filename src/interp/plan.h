@@ -6,14 +6,12 @@
 #ifndef MQ_PLAN_H
 #define MQ_PLAN_H
 
+#include "core/limits.h"
+#include "core/tensor.h"
 #include "interp/kernel.h"
-#include "interp/tensor.h"
 #include "util/error.h"
 
 struct mq_model;
-
-/* Nested subgraphs deeper than this are refused (a corrupt model cannot blow the stack). */
-#define MQ_MAX_SUBGRAPH_DEPTH 32
 
 /* Builds the plan of the model's main graph and, recursively, every subgraph. */
 int mq_plan_build(const struct mq_model *model, struct mq_plan **out, struct mq_error *err);

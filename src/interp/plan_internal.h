@@ -3,6 +3,7 @@
 #define MQ_PLAN_INTERNAL_H
 
 #include "interp/plan.h"
+#include "util/strmap.h"
 
 struct plan_value {
     const char *name;          /* points into the model proto, or is owned_name */
@@ -33,11 +34,6 @@ struct plan_step {
     int view_of_input;
 };
 
-struct name_slot {
-    const char *name;
-    int value;
-};
-
 struct mq_plan {
     const Onnx__GraphProto *graph;
     const Onnx__ModelProto *model;
@@ -49,8 +45,7 @@ struct mq_plan {
 
     struct plan_value *values;
     int n_values, cap_values;
-    struct name_slot *table;   /* open addressing, power-of-two size */
-    int table_size;
+    struct mq_strmap *names;   /* value name -> index into values */
 
     struct plan_step *steps;
     int n_steps;

@@ -1,3 +1,7 @@
+/*
+ * Tensors whose bytes live in a file beside the model (data_location = EXTERNAL): resolving,
+ * checking and reading them (see external.h).
+ */
 #include "model/external.h"
 
 #include <errno.h>
@@ -7,8 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "interp/dtype.h"
-#include "interp/tensor.h"
+#include "core/dtype.h"
+#include "core/tensor.h"
 #include "util/fileio.h"
 
 static int parse_u64(const char *s, uint64_t *out)

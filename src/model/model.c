@@ -1,10 +1,14 @@
+/*
+ * Loading an ONNX model into memory: reading, wire check, unpacking, opset imports and the
+ * checks every command relies on (see model.h).
+ */
 #include "model/model.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "interp/plan.h"
+#include "core/limits.h"
 #include "model/external.h"
 #include "model/tensor_proto.h"
 #include "model/wire_check.h"

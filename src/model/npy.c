@@ -1,3 +1,7 @@
+/*
+ * NumPy .npy arrays and .npz archives (ZIP files of .npy members): reading and writing (see
+ * npy.h).
+ */
 #include "model/npy.h"
 
 #include <errno.h>

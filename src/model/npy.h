@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/error.h"
 
 /* Headers longer than this are refused (numpy's own reader stops at 10000 bytes). */

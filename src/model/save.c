@@ -1,10 +1,14 @@
+/*
+ * Writing a model to disk atomically, moving large initializers to an external data file when
+ * the 2 GiB protobuf limit requires it.
+ */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "interp/dtype.h"
-#include "interp/tensor.h"
+#include "core/dtype.h"
+#include "core/tensor.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "util/fileio.h"

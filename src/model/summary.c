@@ -1,10 +1,11 @@
+/* What `info` shows about a model, gathered without printing (see summary.h). */
 #include "model/summary.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "interp/plan.h"
-#include "interp/tensor.h"
+#include "core/limits.h"
+#include "core/tensor.h"
 #include "model/tensor_proto.h"
 
 static int count_op(struct mq_model_summary *s, int *cap, const Onnx__NodeProto *n, int in_sub)

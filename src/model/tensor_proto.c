@@ -1,10 +1,13 @@
+/*
+ * ONNX TensorProto <-> mq_tensor, and .pb files holding one TensorProto (see tensor_proto.h).
+ */
 #include "model/tensor_proto.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "interp/dtype.h"
+#include "core/dtype.h"
 #include "model/model.h"
 #include "model/wire_check.h"
 #include "util/fileio.h"

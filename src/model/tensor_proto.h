@@ -2,7 +2,7 @@
 #ifndef MQ_TENSOR_PROTO_H
 #define MQ_TENSOR_PROTO_H
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 
 /*

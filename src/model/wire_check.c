@@ -1,3 +1,7 @@
+/*
+ * A pre-pass over protobuf wire bytes that refuses corrupt or hostile nesting before protobuf-c
+ * unpacks them (see wire_check.h).
+ */
 #include "model/wire_check.h"
 
 #include <inttypes.h>

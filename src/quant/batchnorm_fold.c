@@ -1,3 +1,7 @@
+/*
+ * Graph clean-up before quantization: folding BatchNormalization into the preceding Conv/Gemm
+ * weights and dropping initializers left unused (see batchnorm_fold.h).
+ */
 #include "quant/batchnorm_fold.h"
 
 #include <math.h>
@@ -6,13 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
 #include "util/strutil.h"
-
-#define MAX_DEPTH 64
 
 struct candidate {
     Onnx__GraphProto *graph;
@@ -57,11 +60,6 @@ static int add_candidate(struct fold_ctx *fc, const struct mq_graph_index *idx, 
         return -1;
     fc->cands[fc->n_cands++] = (struct candidate){g, copy};
     return 0;
-}
-
-static int is_onnx_op(const Onnx__NodeProto *node, const char *op)
-{
-    return mq_node_is_onnx(node) && strcmp(mq_str(node->op_type), op) == 0;
 }
 
 /* The initializer of this graph (not an enclosing one) holding a name; -1 when none. */
@@ -151,7 +149,7 @@ static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_in
     Onnx__GraphProto *g = idx->graph;
     const Onnx__NodeProto *bn = g->node[bn_index];
     memset(p, 0, sizeof *p);
-    if (!is_onnx_op(bn, "BatchNormalization") || bn->n_output < 1 || !*mq_str(bn->output[0]))
+    if (!mq_node_is_op(bn, "BatchNormalization") || bn->n_output < 1 || !*mq_str(bn->output[0]))
         return 0;
     /* Training mode, or the running statistics asked for as outputs. */
     for (size_t o = 1; o < bn->n_output; o++)
@@ -164,7 +162,7 @@ static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_in
     if (!xt || xt->producer < 0 || !only_reader(idx, x, bn_index))
         return 0;
     const Onnx__NodeProto *conv = g->node[xt->producer];
-    if (!is_onnx_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
+    if (!mq_node_is_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
         return 0;
     if (!decode_f32(idx, mq_graph_input_at(conv, 1), &p->w))
         return 0;
@@ -352,8 +350,8 @@ static int fold_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *use
 static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
                       const struct mq_graph_index *parent, const char *path, int depth)
 {
-    if (depth > MAX_DEPTH)
-        return mq_error_set(fc->err, "subgraphs nest deeper than %d levels", MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(fc->err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     struct mq_graph_index idx;
     int rc = mq_graph_index_build(g, parent, &idx, fc->err);
     if (rc)
@@ -401,7 +399,7 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
             break;
         }
         struct sub_walk sw = {fc, &idx, prefix, depth};
-        rc = mq_node_each_subgraph(g->node[i], fold_subgraph, &sw);
+        rc = mq_graph_each_subgraph(g->node[i], fold_subgraph, &sw);
         free(prefix);
     }
     if (idx.by_name)
@@ -410,27 +408,6 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
 }
 
 /* ------------------------------------------------------- unused initializers */
-
-/* Drops a graph's initializer, and its graph-input entry (old models list both). */
-static void drop_initializer(Onnx__GraphProto *g, const char *name)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < g->n_initializer; i++) {
-        if (strcmp(mq_str(g->initializer[i]->name), name) == 0)
-            onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
-        else
-            g->initializer[w++] = g->initializer[i];
-    }
-    g->n_initializer = w;
-    w = 0;
-    for (size_t i = 0; i < g->n_input; i++) {
-        if (strcmp(mq_str(g->input[i]->name), name) == 0)
-            onnx__value_info_proto__free_unpacked(g->input[i], NULL);
-        else
-            g->input[w++] = g->input[i];
-    }
-    g->n_input = w;
-}
 
 static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
 {
@@ -443,7 +420,7 @@ static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
     }
     for (int c = 0; c < fc->n_cands; c++)
         if (mq_strmap_get(refs, fc->cands[c].name) < 0)
-            drop_initializer(fc->cands[c].graph, fc->cands[c].name);
+            mq_graph_drop_initializer_named(fc->cands[c].graph, fc->cands[c].name);
     mq_strmap_free(refs);
     return MQ_OK;
 }

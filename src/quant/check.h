@@ -3,7 +3,7 @@
  * and the FP32 one run side by side in the interpreter on evaluation samples,
  * and each graph output gets its SQNR, cosine similarity, max abs error and,
  * for class-score outputs, top-1 agreement.  The per-node error attribution
- * of `compare --per-layer` (report/model_compare.h) names the nodes to blame
+ * of `compare --per-layer` (report/divergence.h) names the nodes to blame
  * when an output falls below the warning threshold.
  *
  * Class-score outputs follow mq_looks_like_class_scores (report/metrics.h):
@@ -17,7 +17,7 @@
 
 #include "model/model.h"
 #include "onnx.pb-c.h"
-#include "report/model_compare.h"
+#include "report/divergence.h"
 #include "util/error.h"
 
 /* An output below this SQNR (dB) gets a warning. */

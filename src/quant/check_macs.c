@@ -10,7 +10,7 @@
 
 #include "calib/reader.h"
 #include "interp/plan.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/graph.h"
 
 struct shape {

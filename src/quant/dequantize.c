@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "quant/dequantize_state.h"
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 
 /* ------------------------------------------------------ shared helpers */
 
@@ -170,18 +172,18 @@ static int process_subgraphs(struct model_ctx *m, Onnx__GraphProto *g,
 static int process_graph(struct model_ctx *m, Onnx__GraphProto *g, const struct graph_ctx *parent,
                          int depth)
 {
-    if (depth > MQ_EDIT_MAX_DEPTH)
-        return mq_error_set(m->err, "subgraphs nested deeper than %d", MQ_EDIT_MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(m->err, "subgraphs nested deeper than %d", MQ_MAX_SUBGRAPH_DEPTH);
     struct graph_ctx gc;
     int rc = graph_ctx_init(&gc, m, g, parent) ? dequantize_oom(m) : MQ_OK;
     for (size_t i = 0; rc == MQ_OK && i < g->n_node; i++)
-        if (dequantize_is_op(g->node[i], "DequantizeLinear"))
+        if (mq_node_is_op(g->node[i], "DequantizeLinear"))
             rc = mq_dequantize_fold_weight(&gc, (int)i);
     for (size_t i = 0; rc == MQ_OK && !m->o->weights_only && i < g->n_node; i++)
-        if (!gc.removed[i] && dequantize_is_op(g->node[i], "QuantizeLinear"))
+        if (!gc.removed[i] && mq_node_is_op(g->node[i], "QuantizeLinear"))
             rc = mq_dequantize_remove_pair(&gc, (int)i);
     for (size_t i = 0; rc == MQ_OK && i < g->n_node; i++)
-        if (!gc.removed[i] && dequantize_is_op(g->node[i], "DequantizeLinear"))
+        if (!gc.removed[i] && mq_node_is_op(g->node[i], "DequantizeLinear"))
             m->r->kept_dequantize++;
     if (rc == MQ_OK && assemble(&gc))
         rc = dequantize_oom(m);
@@ -196,7 +198,7 @@ static int process_graph(struct model_ctx *m, Onnx__GraphProto *g, const struct 
 
 static int scan(const Onnx__GraphProto *g, int depth, int *n_qdq, const Onnx__NodeProto **op_format)
 {
-    if (!g || depth > MQ_EDIT_MAX_DEPTH)
+    if (!g || depth > MQ_MAX_SUBGRAPH_DEPTH)
         return 0;
     static const char *const operator_format[] = {
         "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QLinearAdd",

@@ -14,7 +14,9 @@
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "quant/dequantize_state.h"
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 
 /* ------------------------------------------------------ the fold record */
 
@@ -121,7 +123,7 @@ static int64_t qmin_of(int dtype)
  */
 static int clamps_at_zero(const struct graph_ctx *gc, const Onnx__NodeProto *q)
 {
-    const char *sn = mq_edit_input(q, 1), *zn = mq_edit_input(q, 2);
+    const char *sn = mq_graph_input_at(q, 1), *zn = mq_graph_input_at(q, 2);
     Onnx__TensorProto *sp = sn ? mq_dequantize_find_initializer(gc, sn) : NULL;
     if (!sp || mq_tensor_proto_count(sp) != 1)
         return 0;
@@ -146,7 +148,7 @@ static int folds_activation(const Onnx__NodeProto *node)
     static const char *const ops[] = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add",
                                       "Sub", "Mul", "BatchNormalization"};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
-        if (dequantize_is_op(node, ops[k]))
+        if (mq_node_is_op(node, ops[k]))
             return 1;
     return 0;
 }
@@ -154,7 +156,7 @@ static int folds_activation(const Onnx__NodeProto *node)
 static Onnx__NodeProto *make_node_n(const char *op, const char *name, const char *const *inputs,
                                     int n_inputs, const char *output)
 {
-    Onnx__NodeProto *n = mq_edit_make_node(op, name, inputs[0], output);
+    Onnx__NodeProto *n = mq_graph_new_unary_node(op, name, inputs[0], output);
     if (!n || n_inputs == 1)
         return n;
     char **v = realloc(n->input, (size_t)n_inputs * sizeof *v);
@@ -184,7 +186,7 @@ static char *add_scalar(struct graph_ctx *gc, const char *base, float value)
         goto fail;
     *(float *)t.data = value;
     if (mq_tensor_to_proto(&t, name, &p, &ignored) ||
-        mq_edit_append((void ***)&gc->g->initializer, &gc->g->n_initializer, p))
+        mq_graph_append_ptr((void ***)&gc->g->initializer, &gc->g->n_initializer, p))
         goto fail;
     mq_tensor_free(&t);
     return name;
@@ -226,7 +228,7 @@ static int restore_activation(struct graph_ctx *gc, int producer, const char *t,
     if (!name)
         goto oom;
     if (strcmp(op, "Clip") != 0) {
-        act = mq_edit_make_node(op, name, mid, t);
+        act = mq_graph_new_unary_node(op, name, mid, t);
     } else if (mq_model_proto_opset(m->model, "") >= 11) {
         /* Bounds as inputs; an absent one is an empty name (trailing ones dropped). */
         snprintf(base, n, "%s_min", name);
@@ -238,9 +240,9 @@ static int restore_activation(struct graph_ctx *gc, int producer, const char *t,
         const char *inputs[3] = {mid, lo ? lo : "", hi ? hi : ""};
         act = make_node_n(op, name, inputs, hi ? 3 : lo ? 2 : 1, t);
     } else {
-        act = mq_edit_make_node(op, name, mid, t);
-        if (act && ((isfinite(f->min) && mq_edit_add_float_attr(act, "min", (float)f->min)) ||
-                    (isfinite(f->max) && mq_edit_add_float_attr(act, "max", (float)f->max)))) {
+        act = mq_graph_new_unary_node(op, name, mid, t);
+        if (act && ((isfinite(f->min) && mq_graph_add_float_attr(act, "min", (float)f->min)) ||
+                    (isfinite(f->max) && mq_graph_add_float_attr(act, "max", (float)f->max)))) {
             onnx__node_proto__free_unpacked(act, NULL);
             act = NULL;
         }
@@ -249,7 +251,7 @@ static int restore_activation(struct graph_ctx *gc, int producer, const char *t,
         goto oom;
     for (size_t o = 0; o < prod->n_output; o++)
         if (prod->output[o] && strcmp(prod->output[o], t) == 0 &&
-            mq_edit_replace_string(&prod->output[o], mid))
+            mq_str_replace(&prod->output[o], mid))
             goto oom;
     if (mq_dequantize_place_after(gc, producer, act))
         goto oom;

@@ -8,11 +8,13 @@
 #include <string.h>
 
 #include "quant/dequantize_state.h"
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 
 static int collect_reads(struct mq_strmap *reads, const Onnx__GraphProto *g, int depth)
 {
-    if (!g || depth > MQ_EDIT_MAX_DEPTH)
+    if (!g || depth > MQ_MAX_SUBGRAPH_DEPTH)
         return 0;
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *node = g->node[i];
@@ -40,7 +42,7 @@ static int collect_reads(struct mq_strmap *reads, const Onnx__GraphProto *g, int
 /* collect_reads plus initializers and graph inputs, in every graph. */
 static int collect_live(struct mq_strmap *live, const Onnx__GraphProto *g, int depth)
 {
-    if (!g || depth > MQ_EDIT_MAX_DEPTH)
+    if (!g || depth > MQ_MAX_SUBGRAPH_DEPTH)
         return 0;
     if (depth == 0 && collect_reads(live, g, 0))
         return -1;
@@ -65,7 +67,7 @@ static int collect_live(struct mq_strmap *live, const Onnx__GraphProto *g, int d
 static int drop_unused(struct model_ctx *m, Onnx__GraphProto *g, const struct mq_strmap *used,
                        const struct mq_strmap *candidates, int depth)
 {
-    if (!g || depth > MQ_EDIT_MAX_DEPTH)
+    if (!g || depth > MQ_MAX_SUBGRAPH_DEPTH)
         return 0;
     size_t k = 0;
     for (size_t i = 0; i < g->n_initializer; i++) {

@@ -11,12 +11,14 @@
 #include <string.h>
 
 #include "quant/dequantize_state.h"
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 
 /* Whether a subgraph of g's nodes (other than through explicit inputs) reads `name`. */
 static int read_in_subgraph(const Onnx__GraphProto *g, const char *name, int depth)
 {
-    if (!g || depth > MQ_EDIT_MAX_DEPTH)
+    if (!g || depth > MQ_MAX_SUBGRAPH_DEPTH)
         return 0;
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *node = g->node[i];
@@ -42,7 +44,7 @@ static int read_in_subgraph(const Onnx__GraphProto *g, const char *name, int dep
 
 static int same_input(const Onnx__NodeProto *a, const Onnx__NodeProto *b, size_t k)
 {
-    const char *x = mq_edit_input(a, k), *y = mq_edit_input(b, k);
+    const char *x = mq_graph_input_at(a, k), *y = mq_graph_input_at(b, k);
     return (!x && !y) || (x && y && strcmp(x, y) == 0);
 }
 
@@ -61,7 +63,7 @@ static int collect_dq_readers(const struct graph_ctx *gc, const Onnx__NodeProto 
             reads |= node->input[k] && strcmp(node->input[k], name) == 0;
         if (!reads)
             continue;
-        if (!dequantize_is_op(node, "DequantizeLinear") || !same_input(node, q, 1) ||
+        if (!mq_node_is_op(node, "DequantizeLinear") || !same_input(node, q, 1) ||
             !same_input(node, q, 2) || node->n_output < 1 || !*mq_str(node->output[0]) ||
             mq_node_attr_int(node, "axis", 1) != mq_node_attr_int(q, "axis", 1) ||
             strcmp(mq_str(node->input[0]), name) != 0 || n == max) {
@@ -87,10 +89,10 @@ static int count_readers(const Onnx__GraphProto *g, const char *name)
 static int copy_to_output(struct graph_ctx *gc, int i, const char *t, const char *d)
 {
     struct model_ctx *m = gc->m;
-    char *base = mq_edit_printf("%s_Identity", d);
+    char *base = mq_str_printf("%s_Identity", d);
     char *name = base ? mq_names_fresh(&m->names, base) : NULL;
     free(base);
-    Onnx__NodeProto *id = name ? mq_edit_make_node("Identity", name, t, d) : NULL;
+    Onnx__NodeProto *id = name ? mq_graph_new_unary_node("Identity", name, t, d) : NULL;
     free(name);
     if (!id || mq_dequantize_place_after(gc, i, id)) {
         if (id)
@@ -111,13 +113,13 @@ static int route_to_output(struct graph_ctx *gc, int q_index, const char *t, con
         Onnx__NodeProto *prod = gc->g->node[p];
         for (size_t o = 0; o < prod->n_output; o++)
             if (prod->output[o] && strcmp(prod->output[o], t) == 0 &&
-                mq_edit_replace_string(&prod->output[o], d))
+                mq_str_replace(&prod->output[o], d))
                 return dequantize_oom(m);
         /* A restored Relu writes t: it is the last node to touch the value. */
         for (int k = 0; k < gc->n_after[p]; k++) {
             Onnx__NodeProto *a = gc->after[p][k];
             if (a->n_output > 0 && strcmp(a->output[0], t) == 0 &&
-                mq_edit_replace_string(&a->output[0], d))
+                mq_str_replace(&a->output[0], d))
                 return dequantize_oom(m);
         }
         return 0;
@@ -131,7 +133,7 @@ int mq_dequantize_remove_pair(struct graph_ctx *gc, int i)
 {
     struct model_ctx *m = gc->m;
     Onnx__NodeProto *q = gc->g->node[i];
-    const char *t = mq_edit_input(q, 0);
+    const char *t = mq_graph_input_at(q, 0);
     const char *qout = q->n_output > 0 ? q->output[0] : NULL;
     if (!t || !qout || !*qout)
         return 0;
@@ -157,7 +159,7 @@ int mq_dequantize_remove_pair(struct graph_ctx *gc, int i)
         if (mq_strmap_get(gc->outputs, d) >= 0)
             rc = n == 1 ? route_to_output(gc, i, t, d) : MQ_OK;
         else
-            rc = mq_edit_rename_reads(gc->g, d, t) ? dequantize_oom(m) : MQ_OK;
+            rc = mq_graph_rename_reads(gc->g, d, t) ? dequantize_oom(m) : MQ_OK;
         /* Several outputs from one pair: each gets a copy of t. */
         if (rc == MQ_OK && mq_strmap_get(gc->outputs, d) >= 0 && n > 1)
             rc = copy_to_output(gc, i, t, d);
@@ -165,8 +167,8 @@ int mq_dequantize_remove_pair(struct graph_ctx *gc, int i)
             return rc;
         gc->removed[readers[k]] = 1;
     }
-    if (mq_dequantize_add_candidate(m, mq_edit_input(q, 1)) ||
-        mq_dequantize_add_candidate(m, mq_edit_input(q, 2)))
+    if (mq_dequantize_add_candidate(m, mq_graph_input_at(q, 1)) ||
+        mq_dequantize_add_candidate(m, mq_graph_input_at(q, 2)))
         return dequantize_oom(m);
     gc->removed[i] = 1;
     m->r->pairs_removed++;

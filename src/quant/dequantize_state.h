@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 #include "quant/dequantize.h"
 #include "quant/graph.h"
@@ -99,11 +99,6 @@ int mq_dequantize_place_after(struct graph_ctx *gc, int i, Onnx__NodeProto *node
 static inline int dequantize_oom(struct model_ctx *m)
 {
     return mq_error_code(m->err, MQ_ERR_MEMORY, "out of memory dequantizing the model");
-}
-
-static inline int dequantize_is_op(const Onnx__NodeProto *node, const char *op)
-{
-    return mq_node_is_onnx(node) && strcmp(mq_str(node->op_type), op) == 0;
 }
 
 /* The node's name for messages: its own, else its op type. */

@@ -12,7 +12,9 @@
 
 #include "model/tensor_proto.h"
 #include "quant/dequantize_state.h"
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 
 static int is_integer_qtype(int t)
 {
@@ -171,8 +173,8 @@ int mq_dequantize_fold_weight(struct graph_ctx *gc, int i)
 {
     struct model_ctx *m = gc->m;
     Onnx__NodeProto *node = gc->g->node[i];
-    const char *xn = mq_edit_input(node, 0), *sn = mq_edit_input(node, 1),
-               *zn = mq_edit_input(node, 2);
+    const char *xn = mq_graph_input_at(node, 0), *sn = mq_graph_input_at(node, 1),
+               *zn = mq_graph_input_at(node, 2);
     const char *out = node->n_output > 0 ? node->output[0] : NULL;
     if (!xn || !sn || !out || !*out)
         return 0;
@@ -222,7 +224,7 @@ int mq_dequantize_fold_weight(struct graph_ctx *gc, int i)
             rc = MQ_ERR;
             goto done;
         }
-        if (mq_edit_append((void ***)&gc->g->initializer, &gc->g->n_initializer, proto)) {
+        if (mq_graph_append_ptr((void ***)&gc->g->initializer, &gc->g->n_initializer, proto)) {
             onnx__tensor_proto__free_unpacked(proto, NULL);
             rc = dequantize_oom(m);
             goto done;
@@ -240,7 +242,7 @@ int mq_dequantize_fold_weight(struct graph_ctx *gc, int i)
         if (new_name)
             m->r->weights_renamed++;
     }
-    if (strcmp(target, out) != 0 && mq_edit_rename_reads(gc->g, out, target)) {
+    if (strcmp(target, out) != 0 && mq_graph_rename_reads(gc->g, out, target)) {
         rc = dequantize_oom(m);
         goto done;
     }

@@ -11,7 +11,7 @@
 
 #include "calib/driver.h"
 #include "interp/plan.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
 

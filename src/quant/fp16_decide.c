@@ -10,17 +10,11 @@
 #include <string.h>
 
 #include "model/tensor_proto.h"
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 #include "quant/fp16_ops.h"
 #include "quant/fp16_state.h"
-
-static int has_subgraphs(const Onnx__NodeProto *node)
-{
-    for (size_t a = 0; a < node->n_attribute; a++)
-        if (node->attribute[a]->g || node->attribute[a]->n_graphs)
-            return 1;
-    return 0;
-}
 
 static Onnx__GraphProto *subgraph_attr(const Onnx__NodeProto *node, const char *name)
 {
@@ -61,7 +55,7 @@ static int infer_outputs(struct fp16_conv *c, const struct mq_graph_index *idx,
     const char *op = mq_str(node->op_type);
     int in_t = 0;
     for (size_t k = 0; spec && k < node->n_input && !in_t; k++)
-        if (mq_edit_input(node, k) && mq_fp16_slot_in(spec->data_inputs, k))
+        if (mq_graph_input_at(node, k) && mq_fp16_slot_in(spec->data_inputs, k))
             in_t = fp16_type_of(c, node->input[k]);
     for (size_t o = 0; o < node->n_output; o++) {
         const char *name = node->output[o];
@@ -94,7 +88,7 @@ static int infer_outputs(struct fp16_conv *c, const struct mq_graph_index *idx,
 static int touches_float(const struct fp16_conv *c, const Onnx__NodeProto *node)
 {
     for (size_t k = 0; k < node->n_input; k++)
-        if (mq_edit_input(node, k) && fp16_type_of(c, node->input[k]) == MQ_DTYPE_FLOAT)
+        if (mq_graph_input_at(node, k) && fp16_type_of(c, node->input[k]) == MQ_DTYPE_FLOAT)
             return 1;
     for (size_t o = 0; o < node->n_output; o++)
         if (node->output[o] && *node->output[o] &&
@@ -118,7 +112,7 @@ static int decide_subgraphs(struct fp16_conv *c, const Onnx__NodeProto *node, co
             Onnx__GraphProto *sub =
                 attr->g && s == 0 ? attr->g : attr->graphs[s - (attr->g ? 1 : 0)];
             char *sub_path =
-                mq_edit_printf("%s%s%s/%s", path, *path ? "/" : "", label, mq_str(attr->name));
+                mq_str_printf("%s%s%s/%s", path, *path ? "/" : "", label, mq_str(attr->name));
             if (!sub_path)
                 return fp16_oom(c);
             int rc = decide_graph(c, sub, idx, sub_path, 0, inherited, depth + 1);
@@ -143,11 +137,11 @@ static int decide_node(struct fp16_conv *c, struct fp16_graph *gr, const struct 
     char *user = NULL;
     if (mq_fp16_selection_reason(&c->sel, node, &user))
         return fp16_oom(c);
-    if (!user && inherited && !(user = mq_edit_printf("inside excluded node %s", inherited)))
+    if (!user && inherited && !(user = mq_str_printf("inside excluded node %s", inherited)))
         return fp16_oom(c);
     *excluded = user != NULL;
     int rc = 0;
-    if (has_subgraphs(node)) {
+    if (mq_node_has_subgraph(node)) {
         gr->mode[i] = FP16_MODE_BOUNDARY;
         gr->reason[i] = user ? user : strdup("holds subgraphs: converted inside, its own inputs "
                                              "and outputs stay as declared");
@@ -168,25 +162,25 @@ static int decide_node(struct fp16_conv *c, struct fp16_graph *gr, const struct 
         rc = keep(gr, i, FP16_MODE_KEEP_EXACT, user);
     } else if (!onnx) {
         rc = keep(gr, i, FP16_MODE_KEEP_EXACT,
-                  mq_edit_printf("op of domain '%s'", mq_str(node->domain)));
+                  mq_str_printf("op of domain '%s'", mq_str(node->domain)));
     } else if (!spec) {
         rc = keep(gr, i, c->o->ops == MQ_FP16_OPS_ORT_CPU ? FP16_MODE_KEEP : FP16_MODE_KEEP_EXACT,
                   c->o->ops == MQ_FP16_OPS_ORT_CPU
-                      ? mq_edit_printf("onnxruntime's CPU provider has no float16 %s kernel", op)
-                      : mq_edit_printf("%s is not known to run in float16", op));
+                      ? mq_str_printf("onnxruntime's CPU provider has no float16 %s kernel", op)
+                      : mq_str_printf("%s is not known to run in float16", op));
     } else if (spec->kind == MQ_FP16_BLOCKED) {
         rc = keep(gr, i, FP16_MODE_KEEP_EXACT,
-                  mq_edit_printf("%s cannot take float16 (schema or dtype attribute)",
+                  mq_str_printf("%s cannot take float16 (schema or dtype attribute)",
                                  op));
     } else if (c->o->ops == MQ_FP16_OPS_ORT_CPU && !mq_fp16_op_on_ort_cpu(spec, c->opset)) {
         rc = keep(gr, i, FP16_MODE_KEEP,
-                  mq_edit_printf("onnxruntime's CPU provider has no float16 %s kernel at opset %d",
+                  mq_str_printf("onnxruntime's CPU provider has no float16 %s kernel at opset %d",
                                  op, c->opset));
     } else {
         /* Every float value the node computes with must have a known type. */
         const char *unknown = NULL, *unsafe = NULL;
         for (size_t k = 0; k < node->n_input; k++) {
-            const char *in = mq_edit_input(node, k);
+            const char *in = mq_graph_input_at(node, k);
             if (!in || !mq_fp16_slot_in(spec->data_inputs, k))
                 continue;
             if (!fp16_type_of(c, in))
@@ -206,15 +200,15 @@ static int decide_node(struct fp16_conv *c, struct fp16_graph *gr, const struct 
         }
         if (unknown) {
             rc = keep(gr, i, FP16_MODE_KEEP_EXACT,
-                      mq_edit_printf("the type of '%s' is unknown", unknown));
+                      mq_str_printf("the type of '%s' is unknown", unknown));
         } else if (spec->kind == MQ_FP16_COMPUTE && unsafe) {
             rc = keep(gr, i, FP16_MODE_KEEP_EXACT,
-                      mq_edit_printf("input '%s' holds values beyond float16's range",
+                      mq_str_printf("input '%s' holds values beyond float16's range",
                                      unsafe));
         } else if (spec->kind == MQ_FP16_COMPUTE && produces_large) {
             int k = mq_strmap_get(c->observed, produces_large);
             rc = keep(gr, i, FP16_MODE_KEEP_EXACT,
-                      mq_edit_printf("output '%s' reached %g on the samples, "
+                      mq_str_printf("output '%s' reached %g on the samples, "
                                      "beyond float16's range",
                                      produces_large, c->o->out_of_range_max[k]));
         } else {
@@ -230,7 +224,7 @@ static int decide_node(struct fp16_conv *c, struct fp16_graph *gr, const struct 
         return fp16_oom(c);
     /* Float inputs that must stay exact: those of exact-float32 nodes, and non-T slots. */
     for (size_t k = 0; k < node->n_input; k++) {
-        const char *in = mq_edit_input(node, k);
+        const char *in = mq_graph_input_at(node, k);
         if (!in || fp16_type_of(c, in) != MQ_DTYPE_FLOAT)
             continue;
         int exact = gr->mode[i] == FP16_MODE_KEEP_EXACT ||
@@ -246,8 +240,8 @@ static int decide_graph(struct fp16_conv *c, Onnx__GraphProto *g,
                         const struct mq_graph_index *parent, const char *path, int is_main,
                         const char *inherited, int depth)
 {
-    if (depth > MQ_EDIT_MAX_DEPTH)
-        return mq_error_set(c->err, "subgraphs nested deeper than %d", MQ_EDIT_MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(c->err, "subgraphs nested deeper than %d", MQ_MAX_SUBGRAPH_DEPTH);
     int rc = mq_graph_toposort(g, c->err);
     if (rc) {
         if (*path)
@@ -326,7 +320,7 @@ static int decide_graph(struct fp16_conv *c, Onnx__GraphProto *g,
             rc = decide_node(c, &c->graphs[gi], &idx, (int)i, inherited, &excluded);
         if (rc == MQ_OK && c->graphs[gi].mode[i] == FP16_MODE_BOUNDARY) {
             /* Excluding a node that holds subgraphs leaves everything inside float32 too. */
-            char *quoted = excluded && !inherited ? mq_edit_printf("'%s'", label) : NULL;
+            char *quoted = excluded && !inherited ? mq_str_printf("'%s'", label) : NULL;
             if (excluded && !inherited && !quoted)
                 rc = fp16_oom(c);
             else

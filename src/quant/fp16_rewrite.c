@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "model/tensor_proto.h"
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 #include "quant/fp16_ops.h"
 #include "quant/fp16_state.h"
 
@@ -88,8 +90,8 @@ static int emit(struct rewrite *w, Onnx__NodeProto *node)
 static Onnx__NodeProto *make_cast(struct fp16_conv *c, const char *in, const char *out,
                                   const char *name, int to)
 {
-    Onnx__NodeProto *n = mq_edit_make_node("Cast", name, in, out);
-    if (n && mq_edit_add_int_attr(n, "to", to)) {
+    Onnx__NodeProto *n = mq_graph_new_unary_node("Cast", name, in, out);
+    if (n && mq_graph_add_int_attr(n, "to", to)) {
         onnx__node_proto__free_unpacked(n, NULL);
         n = NULL;
     }
@@ -100,7 +102,7 @@ static Onnx__NodeProto *make_cast(struct fp16_conv *c, const char *in, const cha
 
 static char *cast_key(const char *name, int to)
 {
-    return mq_edit_printf("%s\x01%d", name, to);
+    return mq_str_printf("%s\x01%d", name, to);
 }
 
 /* Registers that `name` converted to `to` is available as `as`. */
@@ -143,8 +145,8 @@ static const char *cast_to(struct rewrite *w, const char *name, int to)
         return w->cast_names[k];
     const char *suffix = to == MQ_DTYPE_FLOAT16 ? "float16" : "float32";
     const char *node_suffix = to == MQ_DTYPE_FLOAT16 ? "CastToFloat16" : "CastToFloat";
-    char *out_base = mq_edit_printf("%s_%s", name, suffix),
-         *node_base = mq_edit_printf("%s_%s", name, node_suffix);
+    char *out_base = mq_str_printf("%s_%s", name, suffix),
+         *node_base = mq_str_printf("%s_%s", name, node_suffix);
     char *out = out_base ? mq_names_fresh(&c->names, out_base) : NULL;
     char *node_name = node_base ? mq_names_fresh(&c->names, node_base) : NULL;
     free(out_base);
@@ -196,7 +198,7 @@ static int decide_storage(struct rewrite *w)
         case FP16_MODE_FOLLOW: {
             int any = 0, all16 = 1;
             for (size_t k = 0; k < node->n_input; k++) {
-                const char *in = mq_edit_input(node, k);
+                const char *in = mq_graph_input_at(node, k);
                 if (!in || !mq_fp16_slot_in(spec->data_inputs, k) ||
                     !fp16_is_float(fp16_type_of(c, in)))
                     continue;
@@ -279,9 +281,9 @@ static int fix_outputs(struct rewrite *w)
             continue;
         int p = decided_index(gr, t);
         if (p >= 0) {
-            char *base = mq_edit_printf("%s_%s", t, st == MQ_DTYPE_FLOAT16 ? "float16" : "float32");
+            char *base = mq_str_printf("%s_%s", t, st == MQ_DTYPE_FLOAT16 ? "float16" : "float32");
             char *fresh = base ? mq_names_fresh(&c->names, base) : NULL;
-            char *cast_name_base = mq_edit_printf(
+            char *cast_name_base = mq_str_printf(
                 "%s_%s", t, want == MQ_DTYPE_FLOAT16 ? "CastToFloat16" : "CastToFloat");
             char *cast_name = cast_name_base ? mq_names_fresh(&c->names, cast_name_base) : NULL;
             free(base);
@@ -290,9 +292,9 @@ static int fix_outputs(struct rewrite *w)
             Onnx__NodeProto *prod = gr->nodes[p];
             for (size_t k = 0; !rc && k < prod->n_output; k++)
                 if (prod->output[k] && strcmp(prod->output[k], t) == 0)
-                    rc = mq_edit_replace_string(&prod->output[k], fresh);
+                    rc = mq_str_replace(&prod->output[k], fresh);
             if (!rc)
-                rc = mq_edit_rename_reads(g, t, fresh);
+                rc = mq_graph_rename_reads(g, t, fresh);
             Onnx__NodeProto *cast = !rc ? make_cast(c, fresh, t, cast_name, want) : NULL;
             if (!rc && (!cast || place_after(w, p, cast))) {
                 if (cast)
@@ -312,7 +314,7 @@ static int fix_outputs(struct rewrite *w)
             if (!as)
                 return -1;
             /* cast_to emitted the Cast into the new list: keep it first. */
-            if (mq_edit_replace_string(&vi->name, as))
+            if (mq_str_replace(&vi->name, as))
                 return -1;
         } else {
             set_value_info_type(vi, st);
@@ -366,7 +368,7 @@ static int convert_constant(struct fp16_conv *c, Onnx__NodeProto *node)
             attr->floats = NULL;
             attr->n_floats = 0;
             attr->has_f = 0;
-            if (mq_edit_replace_string(&attr->name, "value")) {
+            if (mq_str_replace(&attr->name, "value")) {
                 onnx__tensor_proto__free_unpacked(t, NULL);
                 return fp16_oom(c);
             }
@@ -453,7 +455,7 @@ static int rewrite_nodes(struct rewrite *w)
     for (int i = 0; i < gr->n_nodes; i++) {
         Onnx__NodeProto *node = gr->nodes[i];
         for (size_t k = 0; k < node->n_input; k++) {
-            const char *in = mq_edit_input(node, k);
+            const char *in = mq_graph_input_at(node, k);
             if (!in)
                 continue;
             int want = required_type(c, gr, i, k, in);
@@ -461,7 +463,7 @@ static int rewrite_nodes(struct rewrite *w)
             if (!want || !fp16_is_float(have) || want == have)
                 continue;
             const char *as = cast_to(w, in, want);
-            if (!as || mq_edit_replace_string(&node->input[k], as))
+            if (!as || mq_str_replace(&node->input[k], as))
                 return fp16_oom(c);
         }
         if (gr->mode[i] == FP16_MODE_CAST && gr->follow16[i] && set_cast_to(node, MQ_DTYPE_FLOAT16))
@@ -551,8 +553,8 @@ static int rewrite_subgraphs(struct fp16_conv *c, struct fp16_graph *gr, int dep
 
 static int rewrite_graph(struct fp16_conv *c, struct fp16_graph *gr, int depth)
 {
-    if (depth > MQ_EDIT_MAX_DEPTH)
-        return mq_error_set(c->err, "subgraphs nested deeper than %d", MQ_EDIT_MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(c->err, "subgraphs nested deeper than %d", MQ_MAX_SUBGRAPH_DEPTH);
     struct rewrite w;
     memset(&w, 0, sizeof w);
     w.c = c;

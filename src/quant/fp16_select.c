@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant/edit.h"
+#include "core/limits.h"
+#include "graph/edit.h"
+#include "util/strutil.h"
 #include "util/glob.h"
 
 /* Every op-type entry must be the op type of a node of the model. */
@@ -90,9 +92,9 @@ int mq_fp16_selection_reason(const struct mq_fp16_selection *sel, const Onnx__No
     const char *hit = entry_naming(o->exclude_nodes, name);
     *reason = NULL;
     if (hit)
-        *reason = mq_edit_printf("excluded by --exclude-nodes '%s'", hit);
+        *reason = mq_str_printf("excluded by --exclude-nodes '%s'", hit);
     else if (listed(o->exclude_op_types, op))
-        *reason = mq_edit_printf("excluded by --exclude-op-types '%s'", op);
+        *reason = mq_str_printf("excluded by --exclude-op-types '%s'", op);
     else if (o->op_types && o->op_types->n && !listed(o->op_types, op))
         *reason = strdup("op type not in --op-types");
     else if (o->include_nodes && o->include_nodes->n && !entry_naming(o->include_nodes, name))

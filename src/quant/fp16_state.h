@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 #include "quant/fp16.h"
 #include "quant/fp16_select.h"

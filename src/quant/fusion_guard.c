@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/fusion_guard.h"
 #include "quant/graph.h"
 

@@ -1,3 +1,7 @@
+/*
+ * The graph index the quantizer works on: producers, consumers, initializers, element types, the
+ * set of model names and the topological sort (see graph.h).
+ */
 #include "quant/graph.h"
 
 #include <stdint.h>
@@ -5,145 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "graph/edit.h"
-#include "interp/tensor.h"
-
-/* Deep models still fit: ONNX graphs nest a few levels at most. */
-#define MAX_DEPTH 64
-
-/* ------------------------------------------------------------------ strmap */
-
-struct mq_strmap {
-    char **keys;   /* NULL empty, TOMBSTONE deleted */
-    int *values;
-    size_t cap, used, live;
-};
-
-static char tombstone;
-#define TOMBSTONE (&tombstone)
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-struct mq_strmap *mq_strmap_new(void)
-{
-    struct mq_strmap *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    m->cap = 64;
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->values = calloc(m->cap, sizeof *m->values);
-    if (!m->keys || !m->values) {
-        free(m->keys);
-        free(m->values);
-        free(m);
-        return NULL;
-    }
-    return m;
-}
-
-void mq_strmap_free(struct mq_strmap *m)
-{
-    if (!m)
-        return;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->keys[i] && m->keys[i] != TOMBSTONE)
-            free(m->keys[i]);
-    free(m->keys);
-    free(m->values);
-    free(m);
-}
-
-static size_t slot_of(const struct mq_strmap *m, const char *key, int *found)
-{
-    size_t mask = m->cap - 1, i = hash_str(key) & mask, first_free = SIZE_MAX;
-    for (;;) {
-        char *k = m->keys[i];
-        if (!k) {
-            *found = 0;
-            return first_free != SIZE_MAX ? first_free : i;
-        }
-        if (k == TOMBSTONE) {
-            if (first_free == SIZE_MAX)
-                first_free = i;
-        } else if (strcmp(k, key) == 0) {
-            *found = 1;
-            return i;
-        }
-        i = (i + 1) & mask;
-    }
-}
-
-static int grow(struct mq_strmap *m)
-{
-    size_t cap = m->cap * 2;
-    char **keys = calloc(cap, sizeof *keys);
-    int *values = calloc(cap, sizeof *values);
-    if (!keys || !values) {
-        free(keys);
-        free(values);
-        return -1;
-    }
-    struct mq_strmap fresh = {keys, values, cap, 0, 0};
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i] || m->keys[i] == TOMBSTONE)
-            continue;
-        int found;
-        size_t s = slot_of(&fresh, m->keys[i], &found);
-        fresh.keys[s] = m->keys[i];
-        fresh.values[s] = m->values[i];
-        fresh.used++;
-        fresh.live++;
-    }
-    free(m->keys);
-    free(m->values);
-    *m = fresh;
-    return 0;
-}
-
-int mq_strmap_put(struct mq_strmap *m, const char *key, int value)
-{
-    if ((m->used + 1) * 4 > m->cap * 3 && grow(m))
-        return -1;
-    int found;
-    size_t s = slot_of(m, key, &found);
-    if (found) {
-        m->values[s] = value;
-        return 0;
-    }
-    char *copy = strdup(key);
-    if (!copy)
-        return -1;
-    if (!m->keys[s])
-        m->used++;
-    m->keys[s] = copy;
-    m->values[s] = value;
-    m->live++;
-    return 0;
-}
-
-int mq_strmap_get(const struct mq_strmap *m, const char *key)
-{
-    int found;
-    size_t s = slot_of(m, key, &found);
-    return found ? m->values[s] : -1;
-}
-
-void mq_strmap_del(struct mq_strmap *m, const char *key)
-{
-    int found;
-    size_t s = slot_of(m, key, &found);
-    if (!found)
-        return;
-    free(m->keys[s]);
-    m->keys[s] = TOMBSTONE;
-    m->live--;
-}
+#include "util/strmap.h"
+#include "util/toposort.h"
+#include "core/tensor.h"
 
 /* ------------------------------------------------------------ attributes */
 
@@ -180,17 +50,6 @@ const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, c
     return buf;
 }
 
-int mq_node_is_onnx(const Onnx__NodeProto *node)
-{
-    const char *d = mq_str(node->domain);
-    return d[0] == '\0' || strcmp(d, "ai.onnx") == 0;
-}
-
-int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user)
-{
-    return mq_graph_each_subgraph(node, fn, user);
-}
-
 struct reads_walk {
     struct mq_strmap *refs;
     int depth;
@@ -207,7 +66,7 @@ static int collect_reads_sub(Onnx__GraphProto *sub, const char *attr_name, void 
 
 static int collect_reads(struct mq_strmap *refs, const Onnx__GraphProto *g, int depth)
 {
-    if (depth > MAX_DEPTH)
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return -1;
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *node = g->node[i];
@@ -252,7 +111,7 @@ static int names_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *us
 
 static int names_graph(struct mq_names *names, const Onnx__GraphProto *g, int depth)
 {
-    if (depth > MAX_DEPTH)
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
         return -2;
     for (size_t i = 0; i < g->n_input; i++)
         if (names_add_str(names, g->input[i]->name))
@@ -284,7 +143,7 @@ static int names_graph(struct mq_names *names, const Onnx__GraphProto *g, int de
             struct mq_names *names;
             int depth;
         } ctx = {names, depth};
-        int rc = mq_node_each_subgraph(node, names_subgraph, &ctx);
+        int rc = mq_graph_each_subgraph(node, names_subgraph, &ctx);
         if (rc)
             return rc;
     }
@@ -299,7 +158,7 @@ int mq_names_collect(const Onnx__ModelProto *model, struct mq_names *names, stru
     int rc = model->graph ? names_graph(names, model->graph, 0) : 0;
     if (rc == -2) {
         mq_names_free(names);
-        return mq_error_set(err, "subgraphs nest deeper than %d levels", MAX_DEPTH);
+        return mq_error_set(err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     }
     if (rc) {
         mq_names_free(names);
@@ -381,7 +240,7 @@ static int refs_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *use
  */
 static void refs_graph(struct outer_refs *r, const Onnx__GraphProto *g, int depth)
 {
-    if (depth > MAX_DEPTH) {
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH) {
         r->overflow = 1;
         return;
     }
@@ -393,7 +252,7 @@ static void refs_graph(struct outer_refs *r, const Onnx__GraphProto *g, int dept
             struct outer_refs *r;
             int depth;
         } ctx = {r, depth};
-        mq_node_each_subgraph(node, refs_subgraph, &ctx);
+        mq_graph_each_subgraph(node, refs_subgraph, &ctx);
     }
     for (size_t i = 0; i < g->n_output; i++)
         refs_add(r, g->output[i]->name);
@@ -410,11 +269,11 @@ static int node_outer_refs(const Onnx__NodeProto *node, struct outer_refs *r,
                            struct mq_error *err)
 {
     memset(r, 0, sizeof *r);
-    mq_node_each_subgraph(node, collect_refs_sub, r);
+    mq_graph_each_subgraph(node, collect_refs_sub, r);
     if (r->overflow) {
         free(r->names);
         return mq_error_set(err, "node '%s': subgraphs nest deeper than %d levels",
-                            mq_str(node->name), MAX_DEPTH);
+                            mq_str(node->name), MQ_MAX_SUBGRAPH_DEPTH);
     }
     if (r->oom) {
         free(r->names);
@@ -424,50 +283,6 @@ static int node_outer_refs(const Onnx__NodeProto *node, struct outer_refs *r,
 }
 
 /* ------------------------------------------------------------- toposort */
-
-/* Min-heap of node positions: the earliest ready node goes first. */
-struct heap {
-    int *v;
-    int n;
-};
-
-static void heap_push(struct heap *h, int x)
-{
-    int i = h->n++;
-    h->v[i] = x;
-    while (i > 0 && h->v[(i - 1) / 2] > h->v[i]) {
-        int p = (i - 1) / 2, t = h->v[p];
-        h->v[p] = h->v[i];
-        h->v[i] = t;
-        i = p;
-    }
-}
-
-static int heap_pop(struct heap *h)
-{
-    int top = h->v[0];
-    h->v[0] = h->v[--h->n];
-    int i = 0;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && h->v[l] < h->v[m])
-            m = l;
-        if (r < h->n && h->v[r] < h->v[m])
-            m = r;
-        if (m == i)
-            break;
-        int t = h->v[m];
-        h->v[m] = h->v[i];
-        h->v[i] = t;
-        i = m;
-    }
-    return top;
-}
-
-struct edge_list {
-    int *succ;        /* successors, grouped per node */
-    int *start;       /* start[i]..start[i+1] */
-};
 
 int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err)
 {
@@ -481,9 +296,9 @@ int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err)
     /* Edges as (from, to) pairs first, then grouped. */
     int *ef = NULL, *et = NULL;
     size_t ne = 0, ce = 0;
-    struct heap h = {calloc((size_t)n, sizeof(int)), 0};
-    int *start = calloc((size_t)n + 1, sizeof *start), *succ = NULL;
-    if (!producer || !indeg || !order || !h.v || !start) {
+    int *start = calloc((size_t)n + 1, sizeof *start), *pred = NULL, *n_deps = NULL;
+    int **deps = NULL;
+    if (!producer || !indeg || !order || !start) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
         goto done;
     }
@@ -539,37 +354,26 @@ int mq_graph_toposort(Onnx__GraphProto *graph, struct mq_error *err)
         }
         free(refs.names);
     }
-    succ = malloc((ne ? ne : 1) * sizeof *succ);
-    if (!succ) {
+    /* Each node's producers, grouped: deps[i] = pred + start[i]. */
+    pred = malloc((ne ? ne : 1) * sizeof *pred);
+    deps = malloc((size_t)n * sizeof *deps);
+    n_deps = calloc((size_t)n, sizeof *n_deps);
+    if (!pred || !deps || !n_deps) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
         goto done;
     }
-    for (size_t e = 0; e < ne; e++) {
-        start[ef[e] + 1]++;
-        indeg[et[e]]++;
-    }
+    for (size_t e = 0; e < ne; e++)
+        start[et[e] + 1]++;
     for (int i = 0; i < n; i++)
         start[i + 1] += start[i];
-    {
-        int *fill = calloc((size_t)n, sizeof *fill);
-        if (!fill) {
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
-            goto done;
-        }
-        for (size_t e = 0; e < ne; e++)
-            succ[start[ef[e]] + fill[ef[e]]++] = et[e];
-        free(fill);
-    }
+    for (size_t e = 0; e < ne; e++)
+        pred[start[et[e]] + n_deps[et[e]]++] = ef[e];
     for (int i = 0; i < n; i++)
-        if (indeg[i] == 0)
-            heap_push(&h, i);
-    int k = 0;
-    while (h.n > 0) {
-        int i = heap_pop(&h);
-        order[k++] = i;
-        for (int e = start[i]; e < start[i + 1]; e++)
-            if (--indeg[succ[e]] == 0)
-                heap_push(&h, succ[e]);
+        deps[i] = pred + start[i];
+    int k = mq_toposort(n, deps, n_deps, order, indeg);
+    if (k < 0) {
+        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory sorting the graph");
+        goto done;
     }
     if (k < n) {
         for (int i = 0; i < n; i++)
@@ -596,9 +400,10 @@ done:
     free(order);
     free(ef);
     free(et);
-    free(h.v);
     free(start);
-    free(succ);
+    free(pred);
+    free(deps);
+    free(n_deps);
     return rc;
 }
 

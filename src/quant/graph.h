@@ -9,18 +9,10 @@
 
 #include <stddef.h>
 
+#include "graph/edit.h"
 #include "onnx.pb-c.h"
 #include "util/error.h"
-
-/* ---- string -> int map (lookups only; nothing iterates it, so order never leaks) ---- */
-struct mq_strmap;
-struct mq_strmap *mq_strmap_new(void);
-void mq_strmap_free(struct mq_strmap *m);
-/* 0 ok, -1 out of memory.  Replaces the value of an existing key. */
-int mq_strmap_put(struct mq_strmap *m, const char *key, int value);
-/* The value, or -1 when absent. */
-int mq_strmap_get(const struct mq_strmap *m, const char *key);
-void mq_strmap_del(struct mq_strmap *m, const char *key);
+#include "util/strmap.h"
 
 /* ---- every name in a model ---- */
 struct mq_names {
@@ -92,18 +84,12 @@ float mq_node_attr_float(const Onnx__NodeProto *node, const char *name, float fa
 /* A string attribute copied into buf ("" when absent). */
 const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, char *buf,
                                 size_t size);
-/* Whether the node is in the default ONNX domain ("" or "ai.onnx"). */
-int mq_node_is_onnx(const Onnx__NodeProto *node);
 
 /*
  * Adds to refs every name a node of g (or of its subgraphs) reads and every
  * name a graph returns: what must stay when unused initializers are dropped.
- * 0, or -1 when out of memory or nested deeper than 64 levels.
+ * 0, or -1 when out of memory or nested deeper than MQ_MAX_SUBGRAPH_DEPTH.
  */
 int mq_graph_collect_reads(const Onnx__GraphProto *g, struct mq_strmap *refs);
-
-/* Calls fn for every subgraph held by the node's attributes, in attribute order. */
-typedef int (*mq_subgraph_fn)(Onnx__GraphProto *sub, const char *attr_name, void *user);
-int mq_node_each_subgraph(const Onnx__NodeProto *node, mq_subgraph_fn fn, void *user);
 
 #endif

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "onnx.pb-c.h"
 #include "quant/select.h"
 #include "util/error.h"

@@ -1,10 +1,14 @@
+/*
+ * Scale and zero point from a float range, and the integer conversions that use them (see
+ * params.h).
+ */
 #include "quant/params.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 static const struct {
     const char *name;

@@ -1,6 +1,7 @@
 /*
  * Scale and zero point from a float range, and the integer conversions that
- * use them (QUANT-SPEC.md, "Numbers").  Pure arithmetic: no graph, no I/O.
+ * use them, as onnxruntime's quantize_static computes them (the scheme is
+ * described in docs/quantization-notes.md).  Pure arithmetic: no graph, no I/O.
  */
 #ifndef MQ_PARAMS_H
 #define MQ_PARAMS_H
@@ -17,7 +18,7 @@ const char *mq_qtype_name(int dtype);  /* "uint8", ...; NULL when not a quantize
 /* Parses "uint8", "int8", ...; 0 on success, -1 when the name is not a quantized type. */
 int mq_qtype_parse(const char *name, int *dtype);
 
-/* The integer interval a scheme uses (the table in QUANT-SPEC.md). */
+/* The integer interval a scheme uses: the type's full range, or a reduced/symmetric one. */
 struct mq_qrange {
     int32_t qmin, qmax;
 };

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "quant/params.h"
@@ -79,7 +79,7 @@ int mq_qdq_add_records(struct graph_ctx *gc)
         }
         if (mk->state != MS_DONE)
             continue;
-        struct mq_qtensor_record *rec;
+        struct mq_qtensor_record *rec = NULL; /* set by push_record; the compiler cannot see it */
         if (push_record(m, &rec))
             return mq_qdq_oom(m);
         rec->name = strdup(mk->name);
@@ -115,7 +115,7 @@ int mq_qdq_add_records(struct graph_ctx *gc)
         }
         if (j->state != MS_DONE || j->n_ch == 0)
             continue;
-        struct mq_qtensor_record *rec;
+        struct mq_qtensor_record *rec = NULL; /* set by push_record; the compiler cannot see it */
         if (push_record(m, &rec))
             return mq_qdq_oom(m);
         rec->name = strdup(j->bias);

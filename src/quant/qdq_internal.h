@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/graph.h"
 #include "quant/op_rules.h"
 #include "quant/params.h"

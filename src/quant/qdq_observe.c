@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "quant/params.h"

@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "calib/driver.h"
+#include "core/limits.h"
 #include "interp/plan.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/graph.h"
 #include "quant/params.h"
 
-#define MAX_DEPTH 64
 #define MAX_SPATIAL 3
 /* Means per node (channels x taps), and doubles of scratch: beyond these a node goes uncorrected. */
 #define MAX_CELLS ((int64_t)1 << 26)
@@ -229,8 +229,8 @@ static int walk_sub(Onnx__GraphProto *g, const char *attr, void *user)
 static int walk_graph(struct walk *w, Onnx__GraphProto *g, const struct mq_graph_index *parent,
                       int depth)
 {
-    if (depth > MAX_DEPTH)
-        return mq_error_set(w->err, "subgraphs nest deeper than %d levels", MAX_DEPTH);
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(w->err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     struct mq_graph_index idx;
     int rc = mq_graph_index_build(g, parent, &idx, w->err);
     for (size_t i = 0; !rc && i < g->n_node; i++) {
@@ -240,7 +240,7 @@ static int walk_graph(struct walk *w, Onnx__GraphProto *g, const struct mq_graph
             rc = add_request(w, &idx, node);
         if (!rc) {
             struct sub sb = {w, &idx, depth};
-            rc = mq_node_each_subgraph(node, walk_sub, &sb);
+            rc = mq_graph_each_subgraph(node, walk_sub, &sb);
         }
     }
     if (idx.by_name)

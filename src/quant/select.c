@@ -1,3 +1,7 @@
+/*
+ * Which nodes get quantized: op types, include/exclude patterns, and the per-node answer every
+ * pass reads (see select.h).
+ */
 #include "quant/select.h"
 
 #include <ctype.h>
@@ -229,7 +233,7 @@ static int walk_graph(struct walk *w, const Onnx__GraphProto *g)
         if (!name)
             return -1;
         struct sub_ctx ctx = {w, name};
-        int rc = mq_node_each_subgraph(g->node[i], walk_subgraph, &ctx);
+        int rc = mq_graph_each_subgraph(g->node[i], walk_subgraph, &ctx);
         free(name);
         if (rc)
             return rc;

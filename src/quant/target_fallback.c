@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/graph.h"
 #include "quant/params.h"
 

@@ -12,7 +12,7 @@
 
 #include <stdio.h>
 
-#include "report/model_compare.h"
+#include "report/divergence.h"
 #include "report/report.h"
 #include "util/error.h"
 

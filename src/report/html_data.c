@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "calib/histogram.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/params.h"
 #include "quant/sample_stats.h"
 #include "util/json.h"

@@ -1,3 +1,7 @@
+/*
+ * How far one tensor is from a reference, accumulated over samples: SQNR, max/mean error, cosine
+ * (see metrics.h).
+ */
 #include "report/metrics.h"
 
 #include <math.h>

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/error.h"
 
 struct mq_error_stats {

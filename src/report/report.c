@@ -1,10 +1,11 @@
+/* What a quantization did, for people (text table) and for tools (JSON) (see report.h). */
 #include "report/report.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/params.h"
 #include "quant/sample_stats.h"
 #include "util/json.h"

@@ -1,3 +1,4 @@
+/* Errors that travel up as return codes, gathering context on the way (see error.h). */
 #include "util/error.h"
 
 #include <stdio.h>

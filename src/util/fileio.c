@@ -1,3 +1,4 @@
+/* Whole-file reads with limits, path helpers, and atomic writes (see fileio.h). */
 #include "util/fileio.h"
 
 #include <errno.h>

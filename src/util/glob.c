@@ -1,3 +1,4 @@
+/* Shell-style patterns for node names and pattern lists (see glob.h). */
 #include "util/glob.h"
 
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* A small streaming JSON writer (info --json, reports, saved ranges; see json.h). */
 #include "util/json.h"
 
 #include <inttypes.h>

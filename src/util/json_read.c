@@ -1,3 +1,7 @@
+/*
+ * A small, strict JSON reader (RFC 8259) for files the tool wrote and users may have edited (see
+ * json_read.h).
+ */
 #include "util/json_read.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* Natural order for file names: digit runs compare as numbers (see natural_sort.h). */
 #include "util/natural_sort.h"
 
 #include <ctype.h>

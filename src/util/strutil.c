@@ -35,3 +35,11 @@ int mq_str_replace(char **slot, const char *value)
     *slot = copy;
     return 0;
 }
+
+int mq_str_in_list(const char *const *list, const char *s)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}

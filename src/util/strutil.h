@@ -15,4 +15,7 @@ char *mq_str_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 
    (*slot is then unchanged). */
 int mq_str_replace(char **slot, const char *value);
 
+/* Whether s is one of the strings of a NULL-terminated list. */
+int mq_str_in_list(const char *const *list, const char *s);
+
 #endif

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "interp/compare.h"
+#include "interp/tolerance.h"
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"

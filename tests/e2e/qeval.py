@@ -29,7 +29,7 @@ import qeval_detect
 
 EVAL_MNIST_JS = os.path.join(mqtest.ROOT, 'tests', 'ort', 'eval_mnist.js')
 
-# Thresholds of issue 6.
+# Accuracy thresholds (docs/quantize-validation.md lists them).
 MNIST_FP32_ACCURACY = 99.41      # the corpus README's figure; checks the eval pipeline itself
 MNIST_MAX_DROP = 0.3             # points of top-1
 SQUEEZENET_MIN_AGREE = 8 / 9     # fraction of eval photos with the FP32 top-1 class

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* Well below libFuzzer's -rss_limit_mb: the code under test must refuse first. */
 #define FUZZ_MEMORY_CAP ((uint64_t)512 << 20)

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check_main.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "op_harness.h"
 
 static struct mq_tensor f32_scalar(float v) { return oh_f32(0, NULL, &v); }
@@ -27,7 +27,7 @@ START_TEST(quantize_rounds_half_to_even_and_saturates)
                   (const int64_t[]){128, 130, 130, 128, 126, 255, 0, 129, 0});
     mq_tensor_free(&y);
 
-    /* Rounding happens before the zero point is added (QUANT-SPEC): 0.49999997 + 1 -> 1. */
+    /* Rounding happens before the zero point is added (as ONNX QuantizeLinear specifies): 0.49999997 + 1 -> 1. */
     n = oh_node("QuantizeLinear", 3, 1);
     in[0] = oh_f32(1, OH_DIMS(1), (const float[]){0.49999997f});
     in[1] = f32_scalar(1.0f);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check_main.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "op_harness.h"
 
 static const float x23[] = {1, 2, 3, 4, 5, 6};

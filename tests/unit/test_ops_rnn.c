@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check_main.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "op_harness.h"
 
 /* LSTM bidirectional */

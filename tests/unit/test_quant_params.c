@@ -1,6 +1,6 @@
 /*
  * Scale and zero point arithmetic against values worked out by hand from
- * QUANT-SPEC.md's formulas (the comments show the working).
+ * the formulas in quant/params.h (the comments show the working).
  */
 #include <check.h>
 #include <float.h>
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/params.h"
 
 static struct mq_qparams compute(float lo, float hi, int dtype, int symmetric, int reduce)

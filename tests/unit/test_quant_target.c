@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check_main.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "quant/target_fallback.h"
 #include "quant/target_search.h"
 #include "quant_builder.h"

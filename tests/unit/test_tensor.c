@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "check_main.h"
-#include "interp/compare.h"
-#include "interp/tensor.h"
+#include "interp/tolerance.h"
+#include "core/tensor.h"
 
 START_TEST(alloc_zero_fills_and_counts)
 {

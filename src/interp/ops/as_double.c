@@ -1,3 +1,7 @@
+/*
+ * Whole-tensor conversion to and from double for kernels whose arithmetic is not a hot path (see
+ * as_double.h).
+ */
 #include "interp/ops/as_double.h"
 
 #include <math.h>

@@ -7,7 +7,7 @@
 #ifndef MQ_OPS_AS_DOUBLE_H
 #define MQ_OPS_AS_DOUBLE_H
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* 1 when the dtype is one the two functions below handle. */
 int mq_as_double_supported(int dtype);

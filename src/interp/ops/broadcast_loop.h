@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 #define MQ_BROADCAST_MAX_OPERANDS 3
 

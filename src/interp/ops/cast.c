@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "interp/dtype.h"
+#include "core/dtype.h"
 #include "interp/kernel.h"
 #include "interp/ops/shape_util.h"
 

@@ -290,13 +290,19 @@ static int64_t *copy_ints(const struct mq_kernel_node *node, const char *name, i
     return out;
 }
 
-static int scan_prepare(struct mq_kernel_node *node, struct mq_error *err)
+/*
+ * What every Scan version prepares alike: the body, num_scan_inputs and the
+ * counts of states and scan outputs.  `lead` inputs come before the states
+ * (Scan-8's sequence_lens).  The state is attached to the node.
+ */
+static int scan_state_new(struct mq_kernel_node *node, int lead, struct scan_state **out,
+                          struct mq_error *err)
 {
     if (need_subgraph(node, "body", err))
         return MQ_ERR;
     const struct mq_plan *body = subgraph_named(node, "body");
     int64_t m = mq_attr_int(node, "num_scan_inputs", -1);
-    if (m < 1 || m > node->n_inputs)
+    if (m < 1 || m > node->n_inputs - lead)
         return mq_error_set(err, "node '%s' (Scan): num_scan_inputs %lld is invalid", node->name,
                             (long long)m);
     struct scan_state *s = calloc(1, sizeof *s);
@@ -304,12 +310,22 @@ static int scan_prepare(struct mq_kernel_node *node, struct mq_error *err)
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     node->state = s;
     s->n_scan_in = (int)m;
-    s->n_state = node->n_inputs - s->n_scan_in;
+    s->n_state = node->n_inputs - lead - s->n_scan_in;
     s->n_scan_out = node->n_outputs - s->n_state;
-    if (s->n_scan_out < 0 || mq_subgraph_input_count(body) != node->n_inputs ||
+    if (s->n_state < 0 || s->n_scan_out < 0 ||
+        mq_subgraph_input_count(body) != s->n_state + s->n_scan_in ||
         mq_subgraph_output_count(body) != node->n_outputs)
         return mq_error_set(err, "node '%s' (Scan): body inputs/outputs do not match the node",
                             node->name);
+    *out = s;
+    return MQ_OK;
+}
+
+static int scan_prepare(struct mq_kernel_node *node, struct mq_error *err)
+{
+    struct scan_state *s = NULL;
+    if (scan_state_new(node, 0, &s, err))
+        return MQ_ERR;
     s->in_axes = copy_ints(node, "scan_input_axes", s->n_scan_in);
     s->in_dirs = copy_ints(node, "scan_input_directions", s->n_scan_in);
     s->out_axes = copy_ints(node, "scan_output_axes", s->n_scan_out);
@@ -422,25 +438,9 @@ static int scan_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 /* Scan-8: every input has a leading batch axis; each batch entry is scanned on its own. */
 static int scan8_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
-    if (need_subgraph(node, "body", err))
+    struct scan_state *s = NULL;
+    if (scan_state_new(node, 1, &s, err))
         return MQ_ERR;
-    const struct mq_plan *body = subgraph_named(node, "body");
-    int64_t m = mq_attr_int(node, "num_scan_inputs", -1);
-    if (m < 1 || m > node->n_inputs - 1)
-        return mq_error_set(err, "node '%s' (Scan): num_scan_inputs %lld is invalid", node->name,
-                            (long long)m);
-    struct scan_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-    node->state = s;
-    s->n_scan_in = (int)m;
-    s->n_state = node->n_inputs - 1 - s->n_scan_in;
-    s->n_scan_out = node->n_outputs - s->n_state;
-    if (s->n_state < 0 || s->n_scan_out < 0 ||
-        mq_subgraph_input_count(body) != s->n_state + s->n_scan_in ||
-        mq_subgraph_output_count(body) != node->n_outputs)
-        return mq_error_set(err, "node '%s' (Scan): body inputs/outputs do not match the node",
-                            node->name);
     s->in_axes = calloc((size_t)s->n_scan_in + 1, sizeof *s->in_axes);
     s->in_dirs = copy_ints(node, "directions", s->n_scan_in);
     s->out_axes = calloc((size_t)s->n_scan_out + 1, sizeof *s->out_axes);

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))

@@ -146,13 +146,7 @@ static int convt_run(const struct mq_kernel_node *node, struct mq_exec *exec,
             /* an output larger than the full one keeps its extra tail at the bias, as in
              * onnxruntime: the padding never goes negative */
             int64_t total = full > out ? full - out : 0;
-            if (sa == MQ_AUTO_PAD_SAME_UPPER) {
-                pb = total / 2;
-                pe = total - pb;
-            } else {
-                pe = total / 2;
-                pb = total - pe;
-            }
+            mq_spatial_split_pad(total, sa == MQ_AUTO_PAD_SAME_UPPER, &pb, &pe);
         } else {
             pb = pe = 0;
             if (sa == MQ_AUTO_PAD_NOTSET && s->sp.n_pads > 0) {

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* Twice the rank: Tile views its output as [r0, d0, r1, d1, ...]. */
 #define MQ_ELEMENT_VIEW_MAX_RANK (2 * MQ_MAX_RANK)

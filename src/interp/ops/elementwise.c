@@ -94,18 +94,6 @@ static inline int64_t ipow(int64_t base, int64_t e)
     return (int64_t)result;
 }
 
-/* Saturating double -> int64 (NaN gives 0): a plain cast out of range is undefined. */
-static inline int64_t to_int64_sat(double v)
-{
-    if (!(v == v))
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
 /* Python's sign rule: the remainder takes the divisor's sign. */
 static inline double floor_mod_double(double x, double y)
 {
@@ -179,7 +167,7 @@ UINT_TYPES(DEF_SAME, div, uint)
 BINARY_ROW(pow_f32, float, float, float, powf(x, y))
 BINARY_ROW(pow_f64, double, double, double, pow(x, y))
 BINARY_ROW(pow_i64_i64, int64_t, int64_t, int64_t, ipow(x, y))
-BINARY_ROW(pow_i64_f64, int64_t, double, int64_t, to_int64_sat(pow((double)x, y)))
+BINARY_ROW(pow_i64_f64, int64_t, double, int64_t, mq_double_to_int64_sat(pow((double)x, y)))
 FLOAT_TYPES(DEF_SAME, fmod, float)
 SINT_TYPES(DEF_SAME, fmod, sint)
 UINT_TYPES(DEF_SAME, fmod, uint)

@@ -19,7 +19,7 @@
 #include "interp/kernel.h"
 #include "interp/ops/quant_types.h"
 #include "interp/ops/spatial.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* ---- integer GEMM helpers ------------------------------------------------------------ */
 

@@ -91,9 +91,17 @@ static int block_prepare(struct mq_kernel_node *node, struct mq_error *err)
     return MQ_OK;
 }
 
+/* The input of DepthToSpace / SpaceToDepth and its geometry. */
+struct block_geom {
+    const struct mq_tensor *x;
+    int64_t b, N, C, H, W;
+};
+
 static int block_input(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
-                       int n_inputs, const struct mq_tensor **x, struct mq_error *err)
+                       int n_inputs, struct block_geom *g, struct mq_error *err)
 {
+    const struct block_state *st = node->state;
+    const struct mq_tensor **x = &g->x;
     if (ops_require(node, inputs, n_inputs, 0, x, err))
         return MQ_ERR;
     if ((*x)->rank != 4) {
@@ -101,6 +109,11 @@ static int block_input(const struct mq_kernel_node *node, const struct mq_tensor
         return ops_fail(node, err, "input '%s' has shape %s, expected rank 4 (N, C, H, W)",
                         ops_input_name(node, 0), ops_shape(*x, s, sizeof s));
     }
+    g->b = st->blocksize;
+    g->N = (*x)->dims[0];
+    g->C = (*x)->dims[1];
+    g->H = (*x)->dims[2];
+    g->W = (*x)->dims[3];
     return MQ_OK;
 }
 
@@ -109,10 +122,11 @@ static int depth_to_space_run(const struct mq_kernel_node *node, struct mq_exec 
                               struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
     const struct block_state *st = node->state;
-    const struct mq_tensor *x;
-    if (block_input(node, inputs, n_inputs, &x, err))
+    struct block_geom g = {0};
+    if (block_input(node, inputs, n_inputs, &g, err))
         return MQ_ERR;
-    int64_t b = st->blocksize, N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    const struct mq_tensor *x = g.x;
+    int64_t b = g.b, N = g.N, C = g.C, H = g.H, W = g.W;
     if (C % (b * b) != 0)
         return ops_fail(node, err, "channels %lld are not divisible by blocksize^2 = %lld",
                         (long long)C, (long long)(b * b));
@@ -134,11 +148,11 @@ static int space_to_depth_run(const struct mq_kernel_node *node, struct mq_exec 
                               const struct mq_tensor *const *inputs, int n_inputs,
                               struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
-    const struct block_state *st = node->state;
-    const struct mq_tensor *x;
-    if (block_input(node, inputs, n_inputs, &x, err))
+    struct block_geom g = {0};
+    if (block_input(node, inputs, n_inputs, &g, err))
         return MQ_ERR;
-    int64_t b = st->blocksize, N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    int64_t b = g.b, N = g.N, C = g.C, H = g.H, W = g.W;
+    const struct mq_tensor *x = g.x;
     if (H % b != 0 || W % b != 0)
         return ops_fail(node, err, "height %lld and width %lld must be divisible by blocksize "
                         "%lld", (long long)H, (long long)W, (long long)b);

@@ -18,7 +18,7 @@
 #include "interp/ops/scratch.h"
 #include "interp/ops/shape_util.h"
 #include "interp/ops/widen.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* ---------------------------------------------------------------- CumSum */
 

@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "interp/kernel.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/error.h"
 
 static inline int misc_fail(const struct mq_kernel_node *node, struct mq_error *err,

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "interp/kernel.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/error.h"
 
 #define NODE_FMT "node '%s' (%s): "

@@ -18,10 +18,10 @@
 #include <string.h>
 
 #include "interp/attr.h"
-#include "interp/dtype.h"
+#include "core/dtype.h"
 #include "interp/kernel.h"
 #include "interp/ops/quant_types.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* ---- QuantizeLinear / DequantizeLinear ----------------------------------------------- */
 

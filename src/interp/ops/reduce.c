@@ -15,7 +15,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 enum reduce_op {
     RED_SUM,
@@ -206,18 +206,6 @@ static int work_dtype(enum work_type w)
     return MQ_DTYPE_UNDEFINED;
 }
 
-/* Saturating double -> int64: NaN gives 0, out-of-range values clamp (no undefined cast). */
-static int64_t double_to_i64(double v)
-{
-    if (!(v == v))
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
 static uint64_t double_to_u64(double v)
 {
     if (!(v > 0))
@@ -284,13 +272,13 @@ static void convert_to_work(enum work_type w, void *dst, int src_type, const voi
         case WORK_FLOAT: {                                                                    \
             const float *s_ = src;                                                            \
             for (int64_t i = 0; i < n; i++)                                                   \
-                d_[i] = (DST_T)double_to_i64(s_[i]);                                          \
+                d_[i] = (DST_T)mq_double_to_int64_sat(s_[i]);                                          \
             break;                                                                            \
         }                                                                                     \
         case WORK_DOUBLE: {                                                                   \
             const double *s_ = src;                                                           \
             for (int64_t i = 0; i < n; i++)                                                   \
-                d_[i] = (DST_T)double_to_i64(s_[i]);                                          \
+                d_[i] = (DST_T)mq_double_to_int64_sat(s_[i]);                                          \
             break;                                                                            \
         }                                                                                     \
         case WORK_INT64: {                                                                    \

@@ -20,7 +20,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 #define NODE_FMT "node '%s' (%s): "
 #define NODE_ARGS node->name, node->op_type

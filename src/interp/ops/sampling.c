@@ -14,7 +14,7 @@
 #include "interp/ops/as_double.h"
 #include "interp/ops/misc_common.h"
 #include "interp/ops/scratch.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* ------------------------------------------------------------ GridSample */
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "interp/kernel.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* NULL with err filled when count * elem overflows, passes the cap or malloc fails. */
 static inline void *mq_scratch_alloc(const struct mq_kernel_node *node, int64_t count, size_t elem,

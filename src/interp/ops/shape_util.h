@@ -18,7 +18,7 @@
 #include "interp/kernel.h"
 #include "interp/ops/cast.h"
 #include "interp/ops/scratch.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "util/error.h"
 
 static inline int ops_fail(const struct mq_kernel_node *node, struct mq_error *err,

@@ -18,7 +18,7 @@
 #include "interp/ops/as_double.h"
 #include "interp/ops/misc_common.h"
 #include "interp/ops/scratch.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 #define SIGNAL_PI 3.14159265358979323846
 /* Above this length a non-power-of-two transform goes through Bluestein. */

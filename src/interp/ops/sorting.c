@@ -16,7 +16,7 @@
 #include "interp/ops/scratch.h"
 #include "interp/ops/shape_util.h"
 #include "interp/ops/widen.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /*
  * Stable bottom-up merge sort of perm[0..n) by keys[perm[i]].  NaN sorts as

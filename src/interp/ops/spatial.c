@@ -1,3 +1,8 @@
+/*
+ * Window geometry of Conv, ConvTranspose and pooling: parsing
+ * kernel_shape/strides/dilations/pads/auto_pad and resolving them against an input (see
+ * spatial.h).
+ */
 #include "interp/ops/spatial.h"
 
 #include <string.h>
@@ -98,13 +103,7 @@ int mq_spatial_forward(const struct mq_kernel_node *node, const struct mq_spatia
             int64_t total = o > 0 ? (o - 1) * st + extent - in[i] : 0;
             if (total < 0)
                 total = 0;
-            if (s->auto_pad == MQ_AUTO_PAD_SAME_UPPER) {
-                pb = total / 2;
-                pe = total - pb;
-            } else {
-                pe = total / 2;
-                pb = total - pe;
-            }
+            mq_spatial_split_pad(total, s->auto_pad == MQ_AUTO_PAD_SAME_UPPER, &pb, &pe);
         } else {
             if (s->auto_pad == MQ_AUTO_PAD_NOTSET && s->n_pads > 0) {
                 pb = s->pads[i];

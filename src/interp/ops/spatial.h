@@ -29,6 +29,22 @@ struct mq_spatial {
     int64_t pads[2 * MQ_MAX_RANK];    /* begins then ends, as ONNX lists them */
 };
 
+/*
+ * Splits a total padding between the two ends of an axis: SAME_UPPER puts the
+ * odd unit at the end, otherwise (SAME_LOWER) at the beginning.
+ */
+static inline void mq_spatial_split_pad(int64_t total, int same_upper, int64_t *begin,
+                                        int64_t *end)
+{
+    if (same_upper) {
+        *begin = total / 2;
+        *end = total - *begin;
+    } else {
+        *end = total / 2;
+        *begin = total - *end;
+    }
+}
+
 /* Reads and checks the attributes (values positive, pads non-negative, lengths sane). */
 int mq_spatial_parse(const struct mq_kernel_node *node, struct mq_spatial *s, int allow_dilations,
                      struct mq_error *err);

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 #define FLOAT_TYPES(X, OP, FAM)                                                                \
     X(OP, FAM, f32, float, float, MQ_DTYPE_FLOAT)                                              \

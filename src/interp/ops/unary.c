@@ -61,18 +61,6 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
 #define DEF_BOOL(OP, FAM, S, T, UT, DT) UNARY_ROW(OP##_##S, T, UT, uint8_t, OP##_##FAM(T, UT))
 #define SLOT(OP, FAM, S, T, UT, DT) [DT] = OP##_##S,
 
-/* Saturating double -> int64 (NaN gives 0): a plain cast out of range is undefined. */
-static inline int64_t to_int64_sat(double v)
-{
-    if (!(v == v))
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
 /* Operator bodies: read x (type T), assign y. */
 #define relu_float(T, UT) y = x < 0 ? (T)0 : x
 #define relu_sint(T, UT) y = x < 0 ? (T)0 : x
@@ -134,7 +122,7 @@ static inline int64_t to_int64_sat(double v)
     y = x < -lambd ? (T)(x + bias) : x > lambd ? (T)(x - bias) : (T)0
 #define shrink_int(T, UT)                                                                      \
     double d_ = (double)x;                                                                     \
-    y = (T)to_int64_sat(d_ < -lambd ? d_ + bias : d_ > lambd ? d_ - bias : 0.0)
+    y = (T)mq_double_to_int64_sat(d_ < -lambd ? d_ + bias : d_ > lambd ? d_ - bias : 0.0)
 #define clip_any(T, UT)                                                                        \
     y = has_lo && x < lo ? lo : x;                                                             \
     y = has_hi && y > hi ? hi : y

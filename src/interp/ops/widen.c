@@ -1,3 +1,7 @@
+/*
+ * float16 and bfloat16 inputs widened to float32 for the kernels that compute in float32, and
+ * their results narrowed back (see widen.h).
+ */
 #include "interp/ops/widen.h"
 
 #include <stdlib.h>

@@ -1,4 +1,8 @@
-#include "report/model_compare.h"
+/*
+ * Running two models on the same samples and measuring how far B's tensors are from A's, per
+ * output and per layer (`onnx-monoquant compare`; see divergence.h).
+ */
+#include "report/divergence.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,10 +1,14 @@
-#include "interp/compare.h"
+/*
+ * Comparing a computed tensor with an expected one under the stated tolerances (see
+ * tolerance.h).
+ */
+#include "interp/tolerance.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "interp/dtype.h"
+#include "core/dtype.h"
 
 void mq_tensor_compare(const struct mq_tensor *actual, const struct mq_tensor *expected,
                        double rtol, double atol, struct mq_compare_result *r)

@@ -1,6 +1,8 @@
-#include "interp/tensor.h"
+/* The core tensor type: allocation under the memory budget, copies and views, element-type
+   sizes and names, float16/bfloat16 conversion (see tensor.h). */
+#include "core/tensor.h"
 
-#include "interp/dtype.h"
+#include "core/dtype.h"
 
 #include <inttypes.h>
 #include <math.h>

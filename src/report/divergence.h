@@ -13,8 +13,8 @@
  * has produced its counterpart.  Inside loop bodies a tensor is compared at
  * its first iteration of each sample.
  */
-#ifndef MQ_MODEL_COMPARE_H
-#define MQ_MODEL_COMPARE_H
+#ifndef MQ_REPORT_DIVERGENCE_H
+#define MQ_REPORT_DIVERGENCE_H
 
 #include <stdint.h>
 

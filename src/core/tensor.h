@@ -1,6 +1,7 @@
-/* A dense tensor as the interpreter and calibration see it. */
-#ifndef MQ_TENSOR_H
-#define MQ_TENSOR_H
+/* A dense tensor as every layer sees it (the core type under model/ and interp/), its element
+   types and the memory budget its allocations draw on. */
+#ifndef MQ_CORE_TENSOR_H
+#define MQ_CORE_TENSOR_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -105,6 +106,18 @@ float mq_half_to_float(uint16_t h);
 uint16_t mq_float_to_half(float f);
 float mq_bfloat16_to_float(uint16_t h);
 uint16_t mq_float_to_bfloat16(float f);
+/* Saturating double -> int64: NaN gives 0, out-of-range values clamp (a plain cast out of
+   range is undefined). */
+static inline int64_t mq_double_to_int64_sat(double v)
+{
+    if (!(v == v))
+        return 0;
+    if (v >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (v <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)v;
+}
 
 /*
  * Memory cap for tensor buffers, shared by all threads.  0 means no cap.

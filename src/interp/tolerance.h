@@ -1,8 +1,8 @@
 /* Comparing a computed tensor with an expected one, with the tolerances stated once. */
-#ifndef MQ_COMPARE_H
-#define MQ_COMPARE_H
+#ifndef MQ_INTERP_TOLERANCE_H
+#define MQ_INTERP_TOLERANCE_H
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 /* The ONNX backend test suite's own tolerances. */
 #define MQ_COMPARE_RTOL 1e-3

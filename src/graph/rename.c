@@ -6,11 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/canonical_internal.h"
+#include "core/limits.h"
 #include "graph/edit.h"
-
-/* Deeper nesting is refused by the planner; here it only stops the walk. */
-#define RENAME_MAX_DEPTH 64
+#include "util/error.h"
+#include "util/strutil.h"
 
 int mq_graph_defines(const Onnx__GraphProto *graph, const char *name)
 {
@@ -49,7 +48,7 @@ struct rename {
 static int check_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
 {
     const struct rename *r = user;
-    if (r->depth > RENAME_MAX_DEPTH || mq_graph_defines(sub, r->from))
+    if (r->depth > MQ_MAX_SUBGRAPH_DEPTH || mq_graph_defines(sub, r->from))
         return 0;
     struct rename inner = *r;
     inner.depth++;
@@ -75,12 +74,7 @@ static int replace(char **slot, const char *from, const char *to)
 {
     if (strcmp(mq_str(*slot), from) != 0)
         return 0;
-    char *copy = strdup(to);
-    if (!copy)
-        return -1;
-    free(*slot);
-    *slot = copy;
-    return 0;
+    return mq_str_replace(slot, to);
 }
 
 static int rename_nodes(Onnx__GraphProto *graph, struct rename *r);
@@ -88,7 +82,7 @@ static int rename_nodes(Onnx__GraphProto *graph, struct rename *r);
 static int rename_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
 {
     struct rename *r = user;
-    if (r->depth > RENAME_MAX_DEPTH || mq_graph_defines(sub, r->from))
+    if (r->depth > MQ_MAX_SUBGRAPH_DEPTH || mq_graph_defines(sub, r->from))
         return 0;
     for (size_t o = 0; o < sub->n_output; o++)
         if (replace(&sub->output[o]->name, r->from, r->to))

@@ -1,10 +1,10 @@
 /* The element-type table and the small-float codecs (see dtype.h). */
-#include "interp/dtype.h"
+#include "core/dtype.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "interp/tensor.h"
+#include "core/tensor.h"
 
 #define INT8_STORE MQ_DTYPE_INT8
 #define UINT8_STORE MQ_DTYPE_UINT8
