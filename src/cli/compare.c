@@ -242,7 +242,8 @@ int mq_cli_compare(int argc, char **argv)
     struct mq_model *ma = NULL, *mb = NULL;
     struct mq_compare_result r;
     memset(&r, 0, sizeof r);
-    struct mq_compare_options o = {a.inputs, a.limit, a.per_layer || a.html, &a.preprocess};
+    struct mq_compare_options o = {a.inputs, a.limit, a.per_layer || a.html, &a.preprocess,
+                                   NULL};
     int rc = MQ_OK;
     if (a.html)
         rc = mq_path_check_distinct(a.a, a.html, &err);

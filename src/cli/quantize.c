@@ -529,7 +529,7 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
 static struct mq_check_options eval_options(const struct quantize_args *a)
 {
     struct mq_check_options o = {a->eval ? a->eval : a->calib,
-                                 a->eval ? a->eval_limit : a->limit, 0, &a->preprocess};
+                                 a->eval ? a->eval_limit : a->limit, 0, &a->preprocess, NULL};
     return o;
 }
 
@@ -672,7 +672,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
     memset(&cmp, 0, sizeof cmp);
     int have_cmp = 0, rc = MQ_OK;
     if (!measured && a->calib) {
-        struct mq_compare_options co = {a->calib, a->limit, 1, &a->preprocess};
+        struct mq_compare_options co = {a->calib, a->limit, 1, &a->preprocess, NULL};
         int progress = !a->quiet && isatty(STDERR_FILENO);
         if (progress)
             fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);

@@ -17,7 +17,8 @@ int mq_check_models(const struct mq_model *fp32, const Onnx__ModelProto *quantiz
     /* The quantized model has no file: a view of the proto, never freed through it. */
     char label[] = "the quantized model", dir[] = ".";
     struct mq_model view = {(Onnx__ModelProto *)quantized, label, dir};
-    struct mq_compare_options co = {o->eval_dir, o->limit, o->attribution, o->preprocess};
+    struct mq_compare_options co = {o->eval_dir, o->limit, o->attribution, o->preprocess,
+                                   o->reference};
     int rc = mq_compare_models(fp32, &view, &co, &r->compare, err);
     if (rc == MQ_OK && r->compare.samples == 0) {
         mq_compare_result_free(&r->compare);

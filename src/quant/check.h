@@ -30,6 +30,7 @@ struct mq_check_options {
     int64_t limit;          /* > 0: only the first `limit` samples */
     int attribution;        /* also rank nodes by the error they add (per layer) */
     const struct mq_preprocess *preprocess; /* for folders of images or WAV files, or NULL */
+    struct mq_reference_cache *reference;   /* FP32 outputs kept across checks, or NULL */
 };
 
 struct mq_check_result {

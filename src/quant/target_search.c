@@ -45,6 +45,7 @@ struct search {
     int n_units;
     struct mq_macs *macs;
     int passes;
+    struct mq_reference_cache reference; /* FP32 outputs, run once for all trials */
 };
 
 static void search_free(struct search *s)
@@ -225,6 +226,7 @@ static int trial(struct search *s, int attribution, int base, struct mq_check_re
     if (rc == MQ_OK) {
         struct mq_check_options co = o->eval;
         co.attribution = attribution;
+        co.reference = &s->reference;
         rc = mq_check_models(o->fp32, m->proto, &co, out, err);
     }
     s->passes++;
@@ -533,6 +535,7 @@ int mq_target_search(const struct mq_target_search_options *o,
 out:
     if (have_best)
         mq_check_result_free(&best);
+    mq_reference_cache_free(&s.reference);
     search_free(&s);
     if (rc)
         mq_target_search_result_free(r);

@@ -572,6 +572,68 @@ static int finish_layers(struct ctx *c, struct mq_compare_result *r)
     return 0;
 }
 
+#define REFERENCE_CACHE_DEFAULT_BYTES ((size_t)256 << 20)
+
+void mq_reference_cache_free(struct mq_reference_cache *cache)
+{
+    int64_t n = cache->n_samples * cache->n_outputs;
+    for (int64_t i = 0; cache->outputs && i < n; i++)
+        mq_tensor_free(&cache->outputs[i]);
+    free(cache->outputs);
+    free(cache->filled);
+    memset(cache, 0, sizeof *cache);
+}
+
+/* A's outputs for sample s when the cache holds them, else NULL. */
+static const struct mq_tensor *reference_lookup(const struct mq_reference_cache *cache,
+                                                int64_t s, int64_t n_samples, int n_outputs)
+{
+    if (!cache || !cache->filled || cache->n_samples != n_samples ||
+        cache->n_outputs != n_outputs || !cache->filled[s])
+        return NULL;
+    return &cache->outputs[s * n_outputs];
+}
+
+/* Keeps copies of A's outputs for sample s while they fit; a sample that does not fit is
+   simply run again next time, so failing to store is never an error. */
+static void reference_store(struct mq_reference_cache *cache, int64_t s, int64_t n_samples,
+                            const struct mq_tensor *outputs, int n_outputs)
+{
+    if (!cache)
+        return;
+    if (!cache->filled) {
+        cache->outputs = calloc((size_t)(n_samples * n_outputs) + 1, sizeof *cache->outputs);
+        cache->filled = calloc((size_t)n_samples + 1, 1);
+        if (!cache->outputs || !cache->filled) {
+            free(cache->outputs);
+            free(cache->filled);
+            cache->outputs = NULL;
+            cache->filled = NULL;
+            return;
+        }
+        cache->n_samples = n_samples;
+        cache->n_outputs = n_outputs;
+    }
+    if (cache->n_samples != n_samples || cache->n_outputs != n_outputs || cache->filled[s])
+        return;
+    size_t need = 0;
+    for (int i = 0; i < n_outputs; i++)
+        need += (size_t)outputs[i].count * mq_dtype_size(outputs[i].dtype);
+    size_t cap = cache->max_bytes ? cache->max_bytes : REFERENCE_CACHE_DEFAULT_BYTES;
+    if (need > cap - cache->bytes || cache->bytes > cap)
+        return;
+    struct mq_error ignored;
+    struct mq_tensor *slot = &cache->outputs[s * n_outputs];
+    for (int i = 0; i < n_outputs; i++)
+        if (mq_tensor_copy(&slot[i], &outputs[i], "reference output", &ignored)) {
+            for (int k = 0; k < i; k++)
+                mq_tensor_free(&slot[k]);
+            return;
+        }
+    cache->bytes += need;
+    cache->filled[s] = 1;
+}
+
 int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
                       const struct mq_compare_options *o, struct mq_compare_result *r,
                       struct mq_error *err)
@@ -632,15 +694,21 @@ int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
         rc = mq_calib_source_load(source, s, in_a, err);
         for (int k = 0; rc == MQ_OK && k < nb_in; k++)
             rc = feed_b(&in_a[in_map[k]], mq_plan_input(pb, k), &in_b[k], err);
-        if (rc == MQ_OK && (rc = mq_plan_run(pa, in_a, na_in, out_a, na_out,
-                                             o->per_layer ? &run_a : NULL, err)))
-            mq_error_prefix(err, "model A: ");
+        struct mq_reference_cache *cache = o->per_layer ? NULL : o->reference;
+        const struct mq_tensor *ref = reference_lookup(cache, s, n_samples, na_out);
+        if (rc == MQ_OK && !ref) {
+            if ((rc = mq_plan_run(pa, in_a, na_in, out_a, na_out,
+                                  o->per_layer ? &run_a : NULL, err)))
+                mq_error_prefix(err, "model A: ");
+            else
+                reference_store(cache, s, n_samples, out_a, na_out);
+        }
         if (rc == MQ_OK && (rc = mq_plan_run(pb, in_b, nb_in, out_b, nb_out,
                                              o->per_layer ? &run_b : NULL, err)))
             mq_error_prefix(err, "model B: ");
         for (int i = 0; rc == MQ_OK && i < na_out; i++) {
             struct mq_output_compare *oc = &r->outputs[i];
-            const struct mq_tensor *ta = &out_a[i], *tb = &out_b[out_map[i]];
+            const struct mq_tensor *ta = ref ? &ref[i] : &out_a[i], *tb = &out_b[out_map[i]];
             rc = mq_error_stats_add(&oc->stats, ta, tb, oc->name, err);
             if (rc == MQ_OK && oc->class_scores) {
                 if (mq_looks_like_class_scores(ta))

@@ -22,11 +22,29 @@
 #include "report/metrics.h"
 #include "util/error.h"
 
+/*
+ * The reference model's outputs kept from one comparison to the next, when
+ * the same model A is compared with many B on the same samples (the accuracy
+ * search): A then runs once per sample instead of once per comparison.
+ * Zero-initialise it; it fills itself up to max_bytes (0: a default of
+ * 256 MiB) and runs A again for the samples that did not fit.
+ */
+struct mq_reference_cache {
+    int64_t n_samples;
+    int n_outputs;
+    struct mq_tensor *outputs;   /* [sample * n_outputs + output], owned copies */
+    unsigned char *filled;       /* per sample */
+    size_t bytes, max_bytes;
+};
+void mq_reference_cache_free(struct mq_reference_cache *cache);
+
 struct mq_compare_options {
     const char *inputs_dir;  /* any layout calib/reader.h accepts */
     int64_t limit;           /* > 0: only the first `limit` samples */
     int per_layer;
     const struct mq_preprocess *preprocess; /* images and WAV files (calib/preprocess.h) */
+    struct mq_reference_cache *reference;  /* A's outputs across calls, or NULL; unused with
+                                              per_layer (A's tensors are observed then) */
 };
 
 struct mq_output_compare {
