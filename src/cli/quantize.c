@@ -48,7 +48,7 @@ static const char quantize_help[] =
     "Selection (a name or pattern that matches nothing is an error):\n"
     "  --op-types A,B,...       op types to quantize (default: Conv, ConvTranspose, Gemm,\n"
     "                           MatMul and the ops around them onnxruntime runs in int8;\n"
-    "                           Add, Mul and Softmax only when named)\n"
+    "                           Softmax only when named)\n"
     "  --exclude-op-types A,... op types to leave float\n"
     "  --include-nodes N,...    quantize only these nodes (names or glob patterns such\n"
     "                           as 'block1/*'; repeatable; @FILE reads one per line)\n"
