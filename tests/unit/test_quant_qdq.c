@@ -970,6 +970,64 @@ START_TEST(test_islands)
 }
 END_TEST
 
+/*
+ * Default op types: a residual Add between two Convs and a Mul feeding a Conv
+ * join the island (onnxruntime runs them as QLinearAdd/QLinearMul); an Add
+ * and a Mul that reach no integer kernel (a recurrent state) stay float; a
+ * ConvTranspose, which onnxruntime's CPU provider runs in float anyway,
+ * starts no island of its own.
+ */
+START_TEST(test_islands_add_mul_convtranspose)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, w2d[4] = {2, 2, 1, 1};
+    int64_t wtd[4] = {2, 1, 2, 2};
+    float w2[4] = {1, -1, 0.5f, 0.25f}, wt[8] = {1, 0.5f, -0.5f, 0.25f, 0.75f, -1, 0.5f, 1};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_f32(g, "w2", 4, w2d, w2);
+    qb_init_f32(g, "w3", 4, w2d, w2);
+    qb_init_f32(g, "wt", 4, wtd, wt);
+    int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {2, 2};
+    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w", "c"), "pads", 4, pads);
+    qb_node(g, "Conv", "conv2", "c,w2", "d");
+    qb_node(g, "Add", "residual", "c,d", "a");     /* feeds conv3: QLinearAdd */
+    qb_node(g, "Mul", "gate", "a,d", "e");         /* feeds conv3 too */
+    qb_node(g, "Conv", "conv3", "e,w3", "f");
+    qb_node(g, "Mul", "state_mul", "f,f", "s");    /* reaches no Conv: stays float */
+    qb_node(g, "Add", "state_add", "s,f", "state");
+    qb_attr_ints(qb_node(g, "ConvTranspose", "up", "f,wt", "u"), "strides", 2, strides);
+    qb_output(g, "state", 1);
+    qb_output(g, "u", 1);
+    struct range_spec ranges[] = {{"x", -1, 1}, {"c", -3, 3}, {"d", -4, 4}, {"a", -6, 6},
+                                  {"e", -9, 9}, {"f", -8, 8}, {"s", 0, 64}, {"state", -8, 72},
+                                  {"u", -20, 20}};
+    struct mq_quant_options o;
+    mq_quant_options_default(&o);
+    struct run r;
+    quantize(m, ranges, 9, &o, &r);
+    ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
+    ck_assert_int_eq(choice(&r, "residual")->status, MQ_NODE_QUANTIZED);
+    ck_assert_int_eq(choice(&r, "gate")->status, MQ_NODE_QUANTIZED);
+    assert_io(node_named(g, "residual"), "Add", "c_dequantized,d_dequantized", "a");
+    assert_io(node_named(g, "gate"), "Mul", "a_dequantized,d_dequantized", "e");
+    ck_assert_ptr_nonnull(node_named(g, "a_QuantizeLinear"));
+    ck_assert_ptr_nonnull(node_named(g, "e_QuantizeLinear"));
+    ck_assert_int_eq(choice(&r, "state_mul")->status, MQ_NODE_SKIPPED);
+    ck_assert_int_eq(choice(&r, "state_add")->status, MQ_NODE_SKIPPED);
+    ck_assert_ptr_nonnull(strstr(choice(&r, "state_add")->reason, "reaches no quantized Conv"));
+    assert_io(node_named(g, "state_add"), "Add", "s,f_dequantized", "state");
+    ck_assert_ptr_null(node_named(g, "s_QuantizeLinear"));
+    ck_assert_int_eq(choice(&r, "up")->status, MQ_NODE_SKIPPED);
+    assert_io(node_named(g, "up"), "ConvTranspose", "f_dequantized,wt", "u");
+    ck_assert_ptr_nonnull(init_named(g, "wt"));
+
+    run_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 /* Asymmetric uint8 weights per tensor have a zero point that is not 0: it stays. */
 START_TEST(test_nonzero_weight_zero_point_kept)
 {
@@ -1011,6 +1069,7 @@ int main(void)
     tcase_add_test(tc, test_observe_list_and_report);
     tcase_add_test(tc, test_fold_after_shared_scale);
     tcase_add_test(tc, test_islands);
+    tcase_add_test(tc, test_islands_add_mul_convtranspose);
     tcase_add_test(tc, test_nonzero_weight_zero_point_kept);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
