@@ -16,6 +16,7 @@
 #include "interp/plan.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
+#include "quant/hardswish_split.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
@@ -273,6 +274,9 @@ int mq_cli_calibrate(int argc, char **argv)
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     mq_fold_result_free(&folds);
+    int n_hardswish_split = 0;
+    if (rc == MQ_OK)
+        rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
     if (rc == MQ_OK)
         rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK)

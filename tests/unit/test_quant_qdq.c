@@ -15,6 +15,7 @@
 #include "model/tensor_proto.h"
 #include "quant/dequantize.h"
 #include "quant/graph.h"
+#include "quant/hardswish_split.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
@@ -1028,6 +1029,71 @@ START_TEST(test_islands_add_mul_convtranspose)
 }
 END_TEST
 
+/*
+ * A HardSwish behind a Conv becomes Add, Clip, Mul, Mul (same values); one
+ * the graph returns, or behind anything but an island start, stays.
+ */
+START_TEST(test_hardswish_split)
+{
+    Onnx__ModelProto *m = qb_model(14);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, w2d[4] = {2, 2, 1, 1};
+    float w2[4] = {1, -1, 0.5f, 0.25f};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_f32(g, "w2", 4, w2d, w2);
+    int64_t pads[4] = {1, 1, 1, 1};
+    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w", "c"), "pads", 4, pads);
+    qb_node(g, "HardSwish", "hs", "c", "h");
+    qb_node(g, "Conv", "conv2", "h,w2", "d");
+    qb_node(g, "HardSwish", "hs_out", "d", "y");       /* a graph output: stays */
+    qb_node(g, "HardSwish", "hs_input", "x", "z");     /* behind no Conv: stays */
+    qb_output(g, "y", 1);
+    qb_output(g, "z", 1);
+    Onnx__ModelProto *orig = copy_model(m);
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_split_hardswish(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq((int)g->n_node, 8);
+    ck_assert_ptr_null(node_named(g, "hs"));
+    ck_assert_str_eq(node_named(g, "hs_out")->op_type, "HardSwish");
+    ck_assert_str_eq(node_named(g, "hs_input")->op_type, "HardSwish");
+    /* In place of the HardSwish, in order: x + 3, Clip to [0, 6], times x, times 1/6. */
+    ck_assert_str_eq(g->node[1]->op_type, "Add");
+    ck_assert_str_eq(g->node[2]->op_type, "Clip");
+    ck_assert_str_eq(g->node[3]->op_type, "Mul");
+    ck_assert_str_eq(g->node[4]->op_type, "Mul");
+    ck_assert_str_eq(g->node[1]->input[0], "c");
+    ck_assert_str_eq(g->node[3]->input[0], "c");
+    ck_assert_str_eq(g->node[4]->output[0], "h");
+    ck_assert(f32_at(g, g->node[1]->input[1], 0) == 3.0f);
+    ck_assert(f32_at(g, g->node[2]->input[1], 0) == 0.0f);
+    ck_assert(f32_at(g, g->node[2]->input[2], 0) == 6.0f);
+    ck_assert(f32_at(g, g->node[4]->input[1], 0) == 1.0f / 6.0f);
+
+    float xv[16];
+    for (int i = 0; i < 16; i++)
+        xv[i] = (float)((i * 7) % 16) - 8.0f; /* -8..7: every piece of HardSwish */
+    struct mq_tensor x = tensor_f32(4, xd, xv), a[2], b[2];
+    run_model_n(m, &x, 1, a, 2);
+    run_model_n(orig, &x, 1, b, 2);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(a[k].count, b[k].count);
+        const float *pa = a[k].data, *pb = b[k].data;
+        for (int64_t i = 0; i < a[k].count; i++)
+            ck_assert_msg(fabsf(pa[i] - pb[i]) <= 1e-5f * (1.0f + fabsf(pb[i])),
+                          "output %d[%lld]: %g, HardSwish gives %g", k, (long long)i,
+                          (double)pa[i], (double)pb[i]);
+        mq_tensor_free(&a[k]);
+        mq_tensor_free(&b[k]);
+    }
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(orig, NULL);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 /* Asymmetric uint8 weights per tensor have a zero point that is not 0: it stays. */
 START_TEST(test_nonzero_weight_zero_point_kept)
 {
@@ -1070,6 +1136,7 @@ int main(void)
     tcase_add_test(tc, test_fold_after_shared_scale);
     tcase_add_test(tc, test_islands);
     tcase_add_test(tc, test_islands_add_mul_convtranspose);
+    tcase_add_test(tc, test_hardswish_split);
     tcase_add_test(tc, test_nonzero_weight_zero_point_kept);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
