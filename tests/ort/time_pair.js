@@ -9,7 +9,9 @@
 // DIR: test_data_set_N folders (or one sample), as run_model.js reads them. Each round runs each
 // sample --repeat times per model (after one warm-up run of each model on each sample). Prints
 // JSON on stdout: {"a_ms", "b_ms" (median per inference over all rounds), "ratio" (median over
-// rounds of B's round median over A's), "rounds": [[a, b], ...]}.
+// rounds of B's round median over A's), "a_min_ms", "b_min_ms", "ratio_min" (fastest run over
+// fastest run: on a machine busy with other work the least disturbed runs, often the steadier
+// figure), "rounds": [[a, b], ...]}.
 // Exit status: 0 ok, 1 failure, 2 usage.
 
 const fs = require('fs');
@@ -108,7 +110,9 @@ async function main() {
   }
   process.stdout.write(JSON.stringify({
     a_ms: median(all[0]), b_ms: median(all[1]),
-    ratio: median(rounds.map(([a, b]) => b / a)), rounds,
+    ratio: median(rounds.map(([a, b]) => b / a)),
+    a_min_ms: Math.min(...all[0]), b_min_ms: Math.min(...all[1]),
+    ratio_min: Math.min(...all[1]) / Math.min(...all[0]), rounds,
   }) + '\n');
   for (const s of sessions) await s.release();
 }
