@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
 #include "quant/hardswish_split.h"
+#include "quant/pad_fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
@@ -274,11 +275,14 @@ int mq_cli_calibrate(int argc, char **argv)
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     mq_fold_result_free(&folds);
-    int n_hardswish_split = 0;
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
+    /* The rewrites quantize makes after the canonical pass, so the same tensors are observed. */
+    int n_hardswish_split = 0, n_pads_folded = 0;
     if (rc == MQ_OK)
         rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
     if (rc == MQ_OK)
-        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
+        rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
 #include "quant/hardswish_split.h"
+#include "quant/pad_fold.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
@@ -452,7 +453,7 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_ranges ranges = {0};
     struct mq_quant_result result = {0};
     struct mq_fold_result folds = {0};
-    int n_hardswish_split = 0;
+    int n_hardswish_split = 0, n_pads_folded = 0;
     struct mq_quant_stats *stats = NULL;
     char **names = NULL;
     int n_names = 0, have_ranges = 0, have_sel = 0, have_result = 0;
@@ -488,6 +489,8 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     if (rc == MQ_OK)
         rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
+    if (rc == MQ_OK)
+        rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
                                        &a.exclude_nodes};

@@ -16,6 +16,7 @@
 #include "quant/dequantize.h"
 #include "quant/graph.h"
 #include "quant/hardswish_split.h"
+#include "quant/pad_fold.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
@@ -1094,6 +1095,79 @@ START_TEST(test_hardswish_split)
 }
 END_TEST
 
+/*
+ * A zero Pad read only by a Conv goes into the Conv's pads (same values); a
+ * Pad with a non-zero value, or whose output something else reads too, stays.
+ */
+START_TEST(test_pad_folded_into_conv)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, pd[1] = {8}, one[1] = {1};
+    int64_t pads[8] = {0, 0, 1, 0, 0, 0, 1, 2};
+    float two = 2.0f;
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_i64(g, "pads", 1, pd, pads);
+    qb_init_f32(g, "two", 1, one, &two);
+    int64_t conv_pads[4] = {0, 1, 0, 1};
+    qb_node(g, "Pad", "pad", "x,pads", "p");
+    qb_attr_ints(qb_node(g, "Conv", "conv", "p,w", "y"), "pads", 4, conv_pads);
+    qb_node(g, "Pad", "pad_two", "x,pads,two", "p2");   /* pads with 2: stays */
+    qb_node(g, "Conv", "conv2", "p2,w", "y2");
+    qb_node(g, "Pad", "pad_shared", "x,pads", "p3");    /* also an output: stays */
+    qb_node(g, "Conv", "conv3", "p3,w", "y3");
+    qb_output(g, "y", 1);
+    qb_output(g, "y2", 1);
+    qb_output(g, "y3", 1);
+    qb_output(g, "p3", 1);
+    Onnx__ModelProto *orig = copy_model(m);
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_fold_pad_into_conv(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_ptr_null(node_named(g, "pad"));
+    ck_assert_ptr_nonnull(node_named(g, "pad_two"));
+    ck_assert_ptr_nonnull(node_named(g, "pad_shared"));
+    const Onnx__NodeProto *conv = node_named(g, "conv");
+    ck_assert_str_eq(conv->input[0], "x");
+    /* Begins [0, 1] + [1, 0], ends [0, 1] + [1, 2]. */
+    const Onnx__AttributeProto *a = NULL;
+    for (size_t i = 0; i < conv->n_attribute; i++)
+        if (strcmp(conv->attribute[i]->name, "pads") == 0)
+            a = conv->attribute[i];
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq((int)a->n_ints, 4);
+    ck_assert_int_eq(a->ints[0], 1);
+    ck_assert_int_eq(a->ints[1], 1);
+    ck_assert_int_eq(a->ints[2], 1);
+    ck_assert_int_eq(a->ints[3], 3);
+    ck_assert_ptr_nonnull(init_named(g, "pads")); /* still read by the other Pads */
+
+    float xv[16];
+    for (int i = 0; i < 16; i++)
+        xv[i] = (float)((i * 7) % 16) / 8.0f - 1.0f;
+    struct mq_tensor x = tensor_f32(4, xd, xv), r[4], e[4];
+    run_model_n(m, &x, 1, r, 4);
+    run_model_n(orig, &x, 1, e, 4);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(r[k].count, e[k].count);
+        ck_assert_int_eq(r[k].rank, e[k].rank);
+        for (int d = 0; d < r[k].rank; d++)
+            ck_assert_int_eq(r[k].dims[d], e[k].dims[d]);
+        const float *pr = r[k].data, *pe = e[k].data;
+        for (int64_t i = 0; i < r[k].count; i++)
+            ck_assert_msg(fabsf(pr[i] - pe[i]) <= 1e-5f, "output %d[%lld]: %g, Pad + Conv %g", k,
+                          (long long)i, (double)pr[i], (double)pe[i]);
+        mq_tensor_free(&r[k]);
+        mq_tensor_free(&e[k]);
+    }
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(orig, NULL);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 /* Asymmetric uint8 weights per tensor have a zero point that is not 0: it stays. */
 START_TEST(test_nonzero_weight_zero_point_kept)
 {
@@ -1137,6 +1211,7 @@ int main(void)
     tcase_add_test(tc, test_islands);
     tcase_add_test(tc, test_islands_add_mul_convtranspose);
     tcase_add_test(tc, test_hardswish_split);
+    tcase_add_test(tc, test_pad_folded_into_conv);
     tcase_add_test(tc, test_nonzero_weight_zero_point_kept);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
