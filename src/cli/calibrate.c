@@ -270,14 +270,17 @@ int mq_cli_calibrate(int argc, char **argv)
     int rc = mq_path_check_distinct(in, save, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(in, &model, &err);
-    /* quantize folds BatchNormalization before it selects and calibrates: so does calibrate. */
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
+    /*
+     * The rewrites quantize makes before it selects and calibrates, in its order (after the
+     * canonical pass, which turns Constant weights into initializers the folds read), so that
+     * saved ranges name the tensors quantize observes.
+     */
     struct mq_fold_result folds = {0};
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     mq_fold_result_free(&folds);
-    if (rc == MQ_OK)
-        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
-    /* The rewrites quantize makes after the canonical pass, so the same tensors are observed. */
     int n_hardswish_split = 0, n_pads_folded = 0;
     if (rc == MQ_OK)
         rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
