@@ -16,7 +16,6 @@
 #include "interp/plan.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
-#include "quant/hardswish_split.h"
 #include "quant/pad_fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
@@ -263,7 +262,7 @@ int mq_cli_calibrate(int argc, char **argv)
     struct mq_ranges result = {0};
     struct mq_selection selection = {0};
     struct mq_select_options select = {&op_types, &exclude_op_types, &include_nodes,
-                                       &exclude_nodes};
+                                       &exclude_nodes, 0};
     struct progress_state progress = {!quiet && isatty(STDERR_FILENO), 0};
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -281,9 +280,7 @@ int mq_cli_calibrate(int argc, char **argv)
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     mq_fold_result_free(&folds);
-    int n_hardswish_split = 0, n_pads_folded = 0;
-    if (rc == MQ_OK)
-        rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
+    int n_pads_folded = 0;
     if (rc == MQ_OK)
         rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
     if (rc == MQ_OK)

@@ -8,6 +8,7 @@
 #include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "model/model.h"
+#include "report/html.h"
 #include "report/model_compare.h"
 #include "util/fileio.h"
 #include "util/json.h"
@@ -31,11 +32,13 @@ static const char compare_help[] =
     "                 that add the most error: candidates for --exclude-nodes\n"
     "  --top N        how many nodes --per-layer lists (default 10; all in JSON)\n"
     "  --limit N      use only the first N samples\n"
+    "  --html FILE    write a self-contained page: per-output figures and the\n"
+    "                 error along the network (implies the per-layer comparison)\n"
     "  --json FILE    write every figure as JSON (\"-\" for stdout); SQNR of an\n"
     "                 exact match is null there\n";
 
 struct compare_args {
-    const char *a, *b, *inputs, *json;
+    const char *a, *b, *inputs, *json, *html;
     int per_layer;
     long long top, limit;
 };
@@ -189,6 +192,10 @@ static int parse(int argc, char **argv, struct compare_args *a)
             if (m < 0)
                 return mq_cli_usage_error("compare", "--json needs a file");
             a->json = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "html", &v))) {
+            if (m < 0)
+                return mq_cli_usage_error("compare", "--html needs a file");
+            a->html = v;
         } else if ((m = mq_cli_option(argc, argv, &i, "top", &v))) {
             if (m < 0 || (a->top = mq_cli_parse_count(v)) < 1)
                 return mq_cli_usage_error("compare", "--top needs a count from 1");
@@ -211,6 +218,10 @@ static int parse(int argc, char **argv, struct compare_args *a)
         return mq_cli_usage_error("compare", "missing --inputs DIR");
     if (a->json && (strcmp(a->json, a->a) == 0 || strcmp(a->json, a->b) == 0))
         return mq_cli_usage_error("compare", "--json must name a file other than the models");
+    if (a->html && (strcmp(a->html, a->a) == 0 || strcmp(a->html, a->b) == 0 ||
+                    (a->json && strcmp(a->html, a->json) == 0)))
+        return mq_cli_usage_error("compare", "--html must name a file other than the models "
+                                  "and --json");
     return -1;
 }
 
@@ -224,8 +235,14 @@ int mq_cli_compare(int argc, char **argv)
     struct mq_model *ma = NULL, *mb = NULL;
     struct mq_compare_result r;
     memset(&r, 0, sizeof r);
-    struct mq_compare_options o = {a.inputs, a.limit, a.per_layer};
-    int rc = mq_model_load(a.a, &ma, &err);
+    struct mq_compare_options o = {a.inputs, a.limit, a.per_layer || a.html};
+    int rc = MQ_OK;
+    if (a.html)
+        rc = mq_path_check_distinct(a.a, a.html, &err);
+    if (rc == MQ_OK && a.html)
+        rc = mq_path_check_distinct(a.b, a.html, &err);
+    if (rc == MQ_OK)
+        rc = mq_model_load(a.a, &ma, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(a.b, &mb, &err);
     if (rc == MQ_OK)
@@ -252,6 +269,18 @@ int mq_cli_compare(int argc, char **argv)
                 }
             }
         }
+    }
+    if (rc == MQ_OK && a.html) {
+        struct mq_html_report h = {0};
+        h.command = "onnx-monoquant compare";
+        h.args = argv + 1;
+        h.n_args = argc - 1;
+        h.model_a = a.a;
+        h.model_b = a.b;
+        h.compare = &r;
+        h.compare_per_layer = 1;
+        h.compare_inputs = a.inputs;
+        rc = mq_html_save(a.html, &h, &err);
     }
     if (rc == MQ_OK && !(a.json && strcmp(a.json, "-") == 0))
         print_text(stdout, &a, &r);

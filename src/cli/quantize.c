@@ -10,18 +10,24 @@
 
 #include "calib/calibrate.h"
 #include "cli/cli.h"
+#include "cli/quantize_weights.h"
 #include "graph/canonical.h"
 #include "interp/plan.h"
 #include "interp/tensor.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
-#include "quant/hardswish_split.h"
 #include "quant/pad_fold.h"
+#include "quant/check.h"
+#include "quant/fusion_guard.h"
+#include "quant/equalize.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/sample_stats.h"
+#include "quant/target_search.h"
+#include "report/html.h"
+#include "report/model_compare.h"
 #include "report/report.h"
 #include "util/fileio.h"
 #include "util/text.h"
@@ -71,14 +77,41 @@ static const char quantize_help[] =
     "  --min-sample-sqnr DB     leave an activation float when quantizing it keeps less\n"
     "                           than DB of SQNR on some --calib sample (default 10; 0: off)\n"
     "\n"
+    "Accuracy (measured in the interpreter against the FP32 model):\n"
+    "  --eval DIR               samples for the check and the search (default: the\n"
+    "                           --calib samples, within --calib-limit)\n"
+    "  --eval-limit N           use the first N --eval samples\n"
+    "  --no-check               skip the check: per output SQNR, cosine, max abs error\n"
+    "                           and top-1 agreement for class scores ([N, C], C >= 2);\n"
+    "                           below 20 dB a warning names the nodes adding most error\n"
+    "  --target-sqnr DB         leave the fewest nodes float (most Conv/MatMul compute\n"
+    "                           in int8) so that every output keeps DB of SQNR\n"
+    "  --target-agreement PCT   the same for top-1 agreement of class-score outputs\n"
+    "  --fallback T             what the search's nodes become: float (default) or int16\n"
+    "                           (16-bit QuantizeLinear/DequantizeLinear on their\n"
+    "                           activations, opset 21, for runtimes with 16-bit kernels)\n"
+    "Without activation ranges (MatMuls with a constant weight; no --calib needed):\n"
+    "  --dynamic                int8 weights (per column unless --per-tensor), activations\n"
+    "                           quantized at run time (onnxruntime's DynamicQuantizeMatMul)\n"
+    "  --weight-only T          int4, uint4 or int8 weights in blocks along K, activations\n"
+    "                           float: com.microsoft MatMulNBits\n"
+    "  --block-size N           values per block, a power of two from 16 to 256 (default 32)\n"
+    "  --format F               nbits (default) or qdq: an opset-21 blocked DequantizeLinear\n"
+    "  --weight-only-method M   rtn (round to nearest, default) or gptq (needs --calib: the\n"
+    "                           rounding error of each row moves onto the rows after it,\n"
+    "                           weighted by the input's second moments on the samples)\n"
+    "\n"
     "Output:\n"
     "  --report FILE.json       every node with its decision and reason, every quantized\n"
     "                           tensor with range, scale and zero point, sizes\n"
+    "  --html FILE.html         a self-contained page to look at: sizes, the error along\n"
+    "                           the network against the float model (measured on the\n"
+    "                           --calib samples), ranges against histograms, every node\n"
     "  --external-data          store large initializers in OUT.data next to OUT\n"
     "  --quiet                  no progress line or summary\n";
 
 struct quantize_args {
-    const char *in, *out, *report, *save_ranges, *calib, *profile;
+    const char *in, *out, *report, *html, *save_ranges, *calib, *profile;
     const char **loads;
     int n_loads;
     const char *method_name;
@@ -88,6 +121,12 @@ struct quantize_args {
     struct mq_quant_options quant;
     struct mq_pattern_list op_types, exclude_op_types, include_nodes, exclude_nodes;
     struct mq_save_options save;
+    const char *eval;
+    long long eval_limit;
+    int no_check;
+    struct mq_target target;
+    enum mq_fallback_type fallback;
+    struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
 };
 
 static void args_free(struct quantize_args *a)
@@ -152,6 +191,33 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             if (m < 0 || end == v || *end || !(db >= 0) || db > 200)
                 return usage("%s takes a number of dB from 0 to 200", "--min-sample-sqnr");
             min_sample_sqnr = db;
+        } else if (mq_cli_flag(argv, i, "no-check")) {
+            a->no_check = 1;
+        } else if ((m = mq_cli_option(argc, argv, &i, "eval", &v))) {
+            if (m < 0)
+                return usage("%s needs a folder", "--eval");
+            a->eval = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "eval-limit", &v))) {
+            if (m < 0 || (a->eval_limit = mq_cli_parse_count(v)) < 1)
+                return usage("%s takes a count from 1", "--eval-limit");
+        } else if ((m = mq_cli_option(argc, argv, &i, "target-sqnr", &v))) {
+            char *end = NULL;
+            double db = m < 0 ? -1 : strtod(v, &end);
+            if (m < 0 || end == v || *end || !(db > 0) || db > 300)
+                return usage("%s takes a number of dB above 0, at most 300", "--target-sqnr");
+            a->target.has_sqnr = 1;
+            a->target.sqnr_db = db;
+        } else if ((m = mq_cli_option(argc, argv, &i, "target-agreement", &v))) {
+            char *end = NULL;
+            double pct = m < 0 ? -1 : strtod(v, &end);
+            if (m < 0 || end == v || *end || !(pct > 0) || pct > 100)
+                return usage("%s takes a percentage in (0, 100]", "--target-agreement");
+            a->target.has_agreement = 1;
+            a->target.agreement_pct = pct;
+        } else if ((m = mq_cli_option(argc, argv, &i, "fallback", &v))) {
+            if (m < 0 || (strcmp(v, "float") != 0 && strcmp(v, "int16") != 0))
+                return usage("%s takes float or int16", "--fallback");
+            a->fallback = strcmp(v, "int16") == 0 ? MQ_FALLBACK_INT16 : MQ_FALLBACK_FLOAT;
         } else if (mq_cli_flag(argv, i, "external-data")) {
             a->save.external_data = 1;
         } else if ((m = mq_cli_option(argc, argv, &i, "calib", &v))) {
@@ -170,6 +236,10 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             if (m < 0)
                 return usage("%s needs a file", "--report");
             a->report = v;
+        } else if ((m = mq_cli_option(argc, argv, &i, "html", &v))) {
+            if (m < 0)
+                return usage("%s needs a file", "--html");
+            a->html = v;
         } else if ((m = mq_cli_option(argc, argv, &i, "calibrate", &v))) {
             if (m < 0 || mq_calib_method_parse(v, &a->calib_options.method))
                 return usage("%s takes minmax, percentile, entropy or mse", "--calibrate");
@@ -218,6 +288,9 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
                 return usage("%s needs node names or patterns", "--exclude-nodes");
             if ((rc = add_patterns(&a->exclude_nodes, v, "--exclude-nodes")))
                 return rc;
+        } else if ((rc = mq_cli_weight_mode_option(argc, argv, &i, &a->weights))) {
+            if (rc != 1)
+                return rc;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return usage("unknown option '%s'", argv[i]);
         } else if (!a->in) {
@@ -230,14 +303,29 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
     }
     if (!a->in || !a->out)
         return usage("%s", "quantizing needs IN.onnx and OUT.onnx");
-    if (!a->calib && !a->n_loads)
+    if (a->weights.dynamic && a->weights.weight_only)
+        return usage("%s", "give --dynamic or --weight-only, not both");
+    if ((a->weights.dynamic || a->weights.weight_only) && (a->n_loads || a->report))
+        return usage("%s", "--dynamic and --weight-only take neither --load-ranges nor --report");
+    if (a->weights.weight_only && a->weights.wo.method == MQ_WEIGHT_ONLY_GPTQ && !a->calib)
+        return usage("%s", "--weight-only-method gptq needs --calib DIR");
+    if (!a->calib && !a->n_loads && !a->weights.dynamic && !a->weights.weight_only)
         return usage("%s", "quantizing needs --calib DIR or --load-ranges FILE.json");
     if (a->calib && a->n_loads)
         return usage("%s", "give --calib or --load-ranges, not both");
     if (a->n_loads && (a->limit || a->save_ranges))
         return usage("%s", "--calib-limit and --save-ranges go with --calib");
+    if (a->fallback != MQ_FALLBACK_FLOAT && !a->target.has_sqnr && !a->target.has_agreement)
+        return usage("%s", "--fallback goes with --target-sqnr or --target-agreement");
+    if (a->eval_limit && !a->eval)
+        return usage("%s", "--eval-limit goes with --eval");
+    if ((a->target.has_sqnr || a->target.has_agreement) && !a->eval && !a->calib)
+        return usage("%s", "--target-sqnr and --target-agreement need samples: --calib or --eval");
     if (a->report && (strcmp(a->report, a->out) == 0 || strcmp(a->report, a->in) == 0))
         return usage("%s", "--report must name a file other than IN and OUT");
+    if (a->html && (strcmp(a->html, a->out) == 0 || strcmp(a->html, a->in) == 0 ||
+                    (a->report && strcmp(a->html, a->report) == 0)))
+        return usage("%s", "--html must name a file other than IN, OUT and --report");
 
     /* The profile first, then the flags on top of it. */
     if (!a->profile)
@@ -270,16 +358,20 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
  * 21): older models are converted op by op, never relabelled.
  */
 static int ensure_opset(Onnx__ModelProto *model, const struct mq_quant_options *o,
-                        struct mq_error *err)
+                        enum mq_fallback_type fallback, struct mq_error *err)
 {
     int have = mq_model_proto_opset(model, "");
     int need = mq_quant_required_opset(o);
+    const char *reason = mq_quant_required_opset_reason(o);
+    if (mq_fallback_required_opset(fallback) > need) {
+        need = mq_fallback_required_opset(fallback);
+        reason = "--fallback int16 needs 16-bit QuantizeLinear (opset 21)";
+    }
     if (have >= need)
         return MQ_OK;
     int rc = mq_opset_convert(model, need < 13 ? 13 : need, NULL, err);
     if (rc)
-        mq_error_prefix(err, "the model imports opset %d but %s: ", have,
-                        mq_quant_required_opset_reason(o));
+        mq_error_prefix(err, "the model imports opset %d but %s: ", have, reason);
     return rc;
 }
 
@@ -422,6 +514,120 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
     return rc;
 }
 
+/* The samples the check and the search run on: --eval, else the calibration samples. */
+static struct mq_check_options eval_options(const struct quantize_args *a)
+{
+    struct mq_check_options o = {a->eval ? a->eval : a->calib,
+                                 a->eval ? a->eval_limit : a->limit, 0};
+    return o;
+}
+
+static void show_search_progress(void *user, const struct mq_target_progress *p)
+{
+    struct progress_state *s = user;
+    if (!s->enabled)
+        return;
+    fprintf(stderr, "\rsearching: pass %d of at most %d (%s), %d nodes float\033[K", p->pass,
+            p->max_passes, p->step, p->n_float);
+    fflush(stderr);
+    s->shown = 1;
+}
+
+/*
+ * --target-sqnr / --target-agreement: the search (quant/target_search.h)
+ * works on copies of the model as it is now, ready for the rewrite; its
+ * fallback nodes then join the exclusions and `sel` is made again.
+ */
+static int run_search(const struct quantize_args *a, const struct mq_model *model,
+                      const struct mq_model *fp32, struct mq_selection *sel,
+                      const struct mq_ranges *ranges, struct mq_target_search_result *out,
+                      struct mq_error *err)
+{
+    size_t size = onnx__model_proto__get_packed_size(model->proto);
+    uint8_t *bytes = malloc(size ? size : 1);
+    if (!bytes)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory (%zu bytes for a copy of the "
+                             "model)", size);
+    onnx__model_proto__pack(model->proto, bytes);
+    struct mq_select_options so = {&a->op_types, &a->exclude_op_types, &a->include_nodes,
+                                   &a->exclude_nodes, 1};
+    struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
+    struct mq_target_search_options o = {bytes, size, model->dir, &so, ranges, &a->quant, fp32,
+                                         eval_options(a), a->target, a->fallback, show_search_progress,
+                                         &progress};
+    int rc = mq_target_search(&o, out, err);
+    if (progress.shown)
+        fputs("\r\033[K", stderr);
+    free(bytes);
+    if (rc || out->n_fallback == 0)
+        return rc;
+    struct mq_pattern_list exclusions = {0};
+    rc = mq_target_exclusions(out, &a->exclude_nodes, &exclusions, err);
+    if (rc == MQ_OK) {
+        so.exclude_nodes = &exclusions;
+        mq_selection_free(sel);
+        rc = mq_select_nodes(model->proto, &so, sel, err);
+    }
+    for (int i = 0; rc == MQ_OK && i < sel->n; i++)
+        for (int k = 0; k < out->n_fallback; k++)
+            if (strcmp(sel->items[i].name, out->fallback[k].name) == 0)
+                mq_choice_set(&sel->items[i], MQ_NODE_SKIPPED,
+                              "left float by the accuracy search (--target-%s)",
+                              a->target.has_sqnr ? "sqnr" : "agreement");
+    mq_pattern_list_free(&exclusions);
+    return rc;
+}
+
+/* --fallback int16 on the nodes the search left float (main graph). */
+static int apply_fallback(const struct mq_selection *sel, const struct mq_target_search_result *search,
+                          const struct mq_ranges *ranges, Onnx__ModelProto *model,
+                          struct mq_error *err)
+{
+    Onnx__NodeProto **nodes = calloc((size_t)sel->n + 1, sizeof *nodes);
+    int n = 0;
+    if (!nodes)
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    for (int i = 0; i < sel->n; i++)
+        for (int k = 0; k < search->n_fallback; k++)
+            if (sel->items[i].node && !*sel->items[i].graph &&
+                sel->items[i].status == MQ_NODE_SKIPPED &&
+                strcmp(sel->items[i].name, search->fallback[k].name) == 0) {
+                nodes[n++] = (Onnx__NodeProto *)sel->items[i].node;
+                break;
+            }
+    int rc = mq_fallback_apply_int16(model, nodes, n, ranges, err);
+    free(nodes);
+    return rc;
+}
+
+/*
+ * The check of the quantized model against FP32; the per-node attribution
+ * (a slower pass) only when some output is below the warning threshold.
+ */
+static int run_check(const struct quantize_args *a, const struct mq_model *fp32,
+                     const Onnx__ModelProto *quantized, struct mq_check_result *out,
+                     struct mq_error *err)
+{
+    struct mq_check_options o = eval_options(a);
+    int tty = !a->quiet && isatty(STDERR_FILENO);
+    if (tty)
+        fprintf(stderr, "\rchecking against FP32\033[K"), fflush(stderr);
+    int rc = mq_check_models(fp32, quantized, &o, out, err);
+    int warns = 0;
+    for (int i = 0; rc == MQ_OK && i < out->compare.n_outputs; i++)
+        warns |= mq_check_output_warns(out, i);
+    if (rc == MQ_OK && warns) {
+        mq_check_result_free(out);
+        o.attribution = 1;
+        if (tty)
+            fprintf(stderr, "\rchecking against FP32, per node\033[K"), fflush(stderr);
+        rc = mq_check_models(fp32, quantized, &o, out, err);
+    }
+    if (tty)
+        fputs("\r\033[K", stderr);
+    return rc;
+}
+
 /* Ranges from another model would leave everything float without a word: refuse them. */
 static int check_ranges_match(const struct mq_ranges *ranges, char **names, int n,
                               const struct quantize_args *a, struct mq_error *err)
@@ -438,6 +644,60 @@ static int check_ranges_match(const struct mq_ranges *ranges, char **names, int 
                         "quantize", n);
 }
 
+/*
+ * The HTML report, written to a temporary file that appears with the model.
+ * The error along the network: `measured` when a per-layer comparison of
+ * the quantized model against FP32 was already made on the samples in
+ * `measured_on` (NULL: none), else, with samples, one is made here on them
+ * (as `compare --per-layer`), bounded by --calib-limit.
+ */
+static int write_html(const struct quantize_args *a, int argc, char **argv,
+                      const struct mq_report *report, const struct mq_model *quantized,
+                      const struct mq_compare_result *measured, const char *measured_on,
+                      struct mq_atomic_file *file, struct mq_error *err)
+{
+    struct mq_model *fp32 = NULL;
+    struct mq_compare_result cmp;
+    memset(&cmp, 0, sizeof cmp);
+    int have_cmp = 0, rc = MQ_OK;
+    if (!measured && a->calib) {
+        struct mq_compare_options co = {a->calib, a->limit, 1};
+        int progress = !a->quiet && isatty(STDERR_FILENO);
+        if (progress)
+            fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);
+        rc = mq_model_load(a->in, &fp32, err);
+        if (rc == MQ_OK)
+            rc = mq_graph_canonicalize(fp32->proto, NULL, NULL, err);
+        if (rc == MQ_OK)
+            rc = mq_compare_models(fp32, quantized, &co, &cmp, err);
+        if (progress)
+            fputs("\r\033[K", stderr);
+        if (rc)
+            mq_error_prefix(err, "--html: comparing with the float model: ");
+        have_cmp = rc == MQ_OK;
+    }
+    struct mq_html_report h = {0};
+    h.command = "onnx-monoquant";
+    h.args = argv + 1;
+    h.n_args = argc - 1;
+    h.quant = report;
+    h.compare = measured ? measured : have_cmp ? &cmp : NULL;
+    h.compare_per_layer = 1;
+    h.compare_inputs = measured ? measured_on : a->calib;
+    h.compare_note = "No samples to measure the error on: the ranges came from a file "
+                     "(use --calib, or `compare --html`).";
+    if (rc == MQ_OK)
+        rc = mq_atomic_open(file, a->html, err);
+    if (rc == MQ_OK && mq_html_write(file->fp, &h)) {
+        mq_atomic_abort(file);
+        rc = mq_error_set(err, "writing '%s' failed", a->html);
+    }
+    if (have_cmp)
+        mq_compare_result_free(&cmp);
+    mq_model_free(fp32);
+    return rc;
+}
+
 int mq_cli_quantize(int argc, char **argv)
 {
     struct quantize_args a;
@@ -447,14 +707,30 @@ int mq_cli_quantize(int argc, char **argv)
         args_free(&a);
         return status;
     }
+    if (a.weights.dynamic || a.weights.weight_only) {
+        /* Weight modes keep activations float, so a path into a discrete decision sees no
+           activation rounding: nothing on it needs to stay float. */
+        struct mq_select_options wso = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
+                                        &a.exclude_nodes, 0};
+        status = mq_cli_quantize_weights(a.in, a.out, a.calib, a.limit, a.quant.per_channel,
+                                         a.quiet, &wso, &a.weights, &a.save);
+        args_free(&a);
+        return status;
+    }
     struct mq_error err = {{0}};
     struct mq_model *model = NULL;
     struct mq_selection sel = {0};
     struct mq_ranges ranges = {0};
     struct mq_quant_result result = {0};
     struct mq_fold_result folds = {0};
-    int n_hardswish_split = 0, n_pads_folded = 0;
+    int n_pads_folded = 0;
     struct mq_quant_stats *stats = NULL;
+    struct mq_model *fp32 = NULL;
+    struct mq_check_result check;
+    struct mq_target_search_result search;
+    int have_check = 0, have_search = 0;
+    memset(&check, 0, sizeof check);
+    memset(&search, 0, sizeof search);
     char **names = NULL;
     int n_names = 0, have_ranges = 0, have_sel = 0, have_result = 0;
     struct mq_report report;
@@ -472,6 +748,11 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_path_check_distinct(a.out, a.report, &err);
     if (rc == MQ_OK && a.report && a.save_ranges)
         rc = mq_path_check_distinct(a.report, a.save_ranges, &err);
+    for (int k = 0; rc == MQ_OK && a.html && k < 4; k++) {
+        const char *other[4] = {a.in, a.out, a.report, a.save_ranges};
+        if (other[k])
+            rc = mq_path_check_distinct(other[k], a.html, &err);
+    }
     if (rc == MQ_OK)
         rc = mq_model_load(a.in, &model, &err);
     if (rc == MQ_OK) {
@@ -483,20 +764,22 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK)
         rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
-        rc = ensure_opset(model->proto, &a.quant, &err);
+        rc = ensure_opset(model->proto, &a.quant, a.fallback, &err);
     /* Before selection and calibration: both see the graph that gets quantized. */
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     if (rc == MQ_OK)
-        rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
-    if (rc == MQ_OK)
         rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
+    if (rc == MQ_OK)
+        rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
-                                       &a.exclude_nodes};
+                                       &a.exclude_nodes, 1};
         rc = mq_select_nodes(model->proto, &so, &sel, &err);
         have_sel = rc == MQ_OK;
     }
+    if (rc == MQ_OK)
+        rc = mq_select_keep_fusions(model->proto, &sel, &err);
     if (rc == MQ_OK)
         rc = mq_qdq_tensors_to_observe(model->proto, &sel, &a.quant, &names, &n_names, &err);
     if (rc == MQ_OK) {
@@ -507,14 +790,30 @@ int mq_cli_quantize(int argc, char **argv)
         rc = check_ranges_match(&ranges, names, n_names, &a, &err);
     if (rc == MQ_OK)
         rc = get_stats(&a, model, &sel, names, n_names, &ranges, &stats, &err);
-    if (rc == MQ_OK) {
+    int want_check = !a.no_check && (a.eval || a.calib);
+    int want_search = a.target.has_sqnr || a.target.has_agreement;
+    /* The reference: the input as given, before any conversion. */
+    if (rc == MQ_OK && (want_check || want_search))
+        rc = mq_model_load(a.in, &fp32, &err);
+    if (rc == MQ_OK)
         a.quant.stats = stats;
+    if (rc == MQ_OK && want_search) {
+        rc = run_search(&a, model, fp32, &sel, &ranges, &search, &err);
+        have_search = rc == MQ_OK;
+    }
+    if (rc == MQ_OK) {
         rc = mq_qdq_rewrite(model->proto, &sel, &ranges, &a.quant, &result, &err);
         have_result = rc == MQ_OK;
     }
+    if (rc == MQ_OK && have_search && a.fallback == MQ_FALLBACK_INT16)
+        rc = apply_fallback(&sel, &search, &ranges, model->proto, &err);
+    if (rc == MQ_OK && want_check) {
+        rc = run_check(&a, fp32, model->proto, &check, &err);
+        have_check = rc == MQ_OK;
+    }
 
-    struct mq_atomic_file report_file = {0};
-    int report_open = 0;
+    struct mq_atomic_file report_file = {0}, html_file = {0};
+    int report_open = 0, html_open = 0;
     if (rc == MQ_OK) {
         const char *paths[1] = {a.calib};
         report.input_path = a.in;
@@ -531,6 +830,13 @@ int mq_cli_quantize(int argc, char **argv)
         report.opset_after = mq_model_proto_opset(model->proto, "");
         report.model_bytes_after = onnx__model_proto__get_packed_size(model->proto);
         report.weight_bytes_after = initializer_bytes(model->proto->graph, 0);
+        report.check = have_check ? &check : NULL;
+        report.check_skipped = a.no_check ? "--no-check"
+                               : !want_check ? "no samples (--load-ranges without --eval)"
+                                             : NULL;
+        report.target = want_search ? &a.target : NULL;
+        report.search = have_search ? &search : NULL;
+        report.fallback = a.fallback;
         /* The report goes to a temporary file first: it appears together with the model. */
         if (a.report) {
             rc = mq_atomic_open(&report_file, a.report, &err);
@@ -538,8 +844,20 @@ int mq_cli_quantize(int argc, char **argv)
             if (rc == MQ_OK && mq_report_write_json(report_file.fp, &report))
                 rc = mq_error_set(&err, "writing '%s' failed", a.report);
         }
+        if (rc == MQ_OK && a.html)
+            rc = write_html(&a, argc, argv, &report, model,
+                            report.check && report.check->attribution ? &report.check->compare
+                                                                      : NULL,
+                            report.check ? report.check->eval_dir : NULL, &html_file, &err);
+        html_open = rc == MQ_OK && a.html;
         if (rc == MQ_OK)
             rc = mq_model_save(model->proto, a.out, &a.save, &err);
+        if (html_open) {
+            if (rc == MQ_OK)
+                rc = mq_atomic_commit(&html_file, &err);
+            else
+                mq_atomic_abort(&html_file);
+        }
         if (report_open) {
             if (rc == MQ_OK)
                 rc = mq_atomic_commit(&report_file, &err);
@@ -548,9 +866,17 @@ int mq_cli_quantize(int argc, char **argv)
         }
         if (rc == MQ_OK && !a.quiet)
             mq_report_print_summary(stderr, &report);
+        /* Even --quiet does not hide a broken output. */
+        if (rc == MQ_OK && a.quiet)
+            mq_report_print_warnings(stderr, &report);
     }
     if (have_result)
         mq_quant_result_free(&result);
+    if (have_check)
+        mq_check_result_free(&check);
+    if (have_search)
+        mq_target_search_result_free(&search);
+    mq_model_free(fp32);
     mq_fold_result_free(&folds);
     mq_quant_stats_free(stats);
     if (have_ranges)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "quant/graph.h" /* mq_strmap */
+#include "util/strutil.h"
 
 #define MAX_DEPTH 32
 
@@ -94,14 +95,33 @@ static int add_name(char ***list, int *n, struct mq_strmap *seen, const char *na
     return mq_strmap_put(seen, name, 1);
 }
 
-/* Drops the names added from index `first` on. */
-static void forget(char ***list, int *n, struct mq_strmap *seen, int first)
+/* Drops the names added from index `first` on (and their labels, when `labels`). */
+static void forget(char ***list, int *n, struct mq_strmap *seen, int first, char **labels)
 {
     for (int i = first; i < *n; i++) {
         mq_strmap_del(seen, (*list)[i]);
         free((*list)[i]);
+        if (labels)
+            free(labels[i]);
     }
     *n = first;
+}
+
+/* Adds tensor t with the label of the decision it leads to. */
+static int add_tensor(struct walk *w, const char *t, const char *label)
+{
+    struct mq_graph_decision_paths *out = w->out;
+    char **grown = realloc(out->tensor_decisions, (size_t)(out->n_tensors + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    out->tensor_decisions = grown;
+    if (!(grown[out->n_tensors] = strdup(label)))
+        return -1;
+    if (add_name(&out->tensors, &out->n_tensors, w->seen_tensors, t)) {
+        free(grown[out->n_tensors]);
+        return -1;
+    }
+    return 0;
 }
 
 struct stack {
@@ -134,6 +154,7 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
         return 0;
     struct mq_strmap *producer = mq_strmap_new(), *initializers = mq_strmap_new();
     struct stack stack = {0};
+    char *label = NULL;
     int rc = -1;
     if (!producer || !initializers)
         goto done;
@@ -152,6 +173,11 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
         if (!is_onnx(node) || !lookup(mq_str(node->op_type), 1, &follow))
             continue;
         int first_tensor = w->out->n_tensors, first_node = w->out->n_nodes, shape_math = 0;
+        free(label);
+        label = *mq_str(node->name) ? mq_str_printf("%s '%s'", node->op_type, node->name)
+                                    : strdup(mq_str(node->op_type));
+        if (!label)
+            goto done;
         if (*mq_str(node->name) &&
             add_name(&w->out->nodes, &w->out->n_nodes, w->seen_nodes, node->name))
             goto done;
@@ -170,7 +196,7 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
             if (pn->n_output && strcmp(mq_str(pn->op_type), "Constant") == 0)
                 continue;
             shape_math |= is_onnx(pn) && in_list(shape_sources, mq_str(pn->op_type));
-            if (add_name(&w->out->tensors, &w->out->n_tensors, w->seen_tensors, t))
+            if (add_tensor(w, t, label))
                 goto done;
             if (!is_onnx(pn) || !lookup(mq_str(pn->op_type), 0, &follow))
                 continue; /* weighted or other producer: its output is listed, the walk ends */
@@ -182,8 +208,9 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
         }
         if (shape_math) {
             /* A comparison of shapes (an Expand to the batch size, ...): integers, no path. */
-            forget(&w->out->tensors, &w->out->n_tensors, w->seen_tensors, first_tensor);
-            forget(&w->out->nodes, &w->out->n_nodes, w->seen_nodes, first_node);
+            forget(&w->out->tensors, &w->out->n_tensors, w->seen_tensors, first_tensor,
+                   w->out->tensor_decisions);
+            forget(&w->out->nodes, &w->out->n_nodes, w->seen_nodes, first_node, NULL);
         }
     }
     for (size_t n = 0; n < g->n_node; n++)
@@ -197,6 +224,7 @@ static int graph_paths(const Onnx__GraphProto *g, struct walk *w, int depth)
         }
     rc = 0;
 done:
+    free(label);
     free(stack.items);
     mq_strmap_free(producer);
     mq_strmap_free(initializers);
@@ -205,8 +233,11 @@ done:
 
 void mq_graph_decision_paths_free(struct mq_graph_decision_paths *paths)
 {
-    for (int i = 0; i < paths->n_tensors; i++)
+    for (int i = 0; i < paths->n_tensors; i++) {
         free(paths->tensors[i]);
+        free(paths->tensor_decisions[i]);
+    }
+    free(paths->tensor_decisions);
     for (int i = 0; i < paths->n_nodes; i++)
         free(paths->nodes[i]);
     free(paths->tensors);

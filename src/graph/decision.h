@@ -24,6 +24,9 @@ struct mq_graph_decision_paths {
      */
     char **tensors;
     int n_tensors;
+    /* Parallel to tensors: the decision each was found from, as "Equal 'name'" (the op type
+       alone for a node without a name), for messages. */
+    char **tensor_decisions;
     /* Nodes on those paths: the decisions and the ops walked through (not the weighted
        producers, whose inputs may stay quantized).  Names as in the model. */
     char **nodes;

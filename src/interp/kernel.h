@@ -86,6 +86,11 @@ extern const struct mq_kernel mq_kernels_sorting[];
 extern const struct mq_kernel mq_kernels_linalg[];
 extern const struct mq_kernel mq_kernels_signal[];
 extern const struct mq_kernel mq_kernels_sampling[];
+/* onnxruntime's com.microsoft ops (contrib_*.c) */
+extern const struct mq_kernel mq_kernels_contrib_gelu[];
+extern const struct mq_kernel mq_kernels_contrib_norm[];
+extern const struct mq_kernel mq_kernels_contrib_matmul[];
+extern const struct mq_kernel mq_kernels_contrib_attention[];
 
 /* Finds the kernel for a node; NULL when none handles that version. */
 const struct mq_kernel *mq_registry_find(const char *domain, const char *op_type, int opset);

@@ -13,6 +13,8 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_control_flow,  mq_kernels_rnn,             mq_kernels_quantize_linear,
     mq_kernels_integer_ops,   mq_kernels_misc,            mq_kernels_sorting,
     mq_kernels_linalg,        mq_kernels_signal,          mq_kernels_sampling,
+    mq_kernels_contrib_gelu,  mq_kernels_contrib_norm,    mq_kernels_contrib_matmul,
+    mq_kernels_contrib_attention,
 };
 
 static int same_domain(const char *a, const char *b)

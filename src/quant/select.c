@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "graph/decision.h"
 #include "quant/graph.h"
 #include "util/strutil.h"
 #include "util/fileio.h"
@@ -309,6 +310,50 @@ static const char *first_match(const struct mq_pattern_list *list, const char *n
     return NULL;
 }
 
+/*
+ * Nodes on a path into a discrete decision stay float: an error there moves which element
+ * wins a comparison, an ArgMax or a local-maximum filter, a change that grows with no SQNR
+ * figure to bound it.  A node is on a path when one of its outputs is (the carriers and the
+ * weighted node that computes the value decided on); a node --include-nodes names is kept.
+ */
+static int keep_decision_paths_float(const Onnx__ModelProto *model,
+                                     const struct mq_select_options *options,
+                                     struct mq_selection *sel, struct mq_error *err)
+{
+    struct mq_graph_decision_paths paths;
+    int rc = mq_graph_decision_inputs(model->graph, &paths, err);
+    if (rc || paths.n_tensors == 0) {
+        if (!rc)
+            mq_graph_decision_paths_free(&paths);
+        return rc;
+    }
+    struct mq_strmap *on_path = mq_strmap_new();
+    if (!on_path) {
+        mq_graph_decision_paths_free(&paths);
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < paths.n_tensors && !rc; i++)
+        if (mq_strmap_get(on_path, paths.tensors[i]) < 0 &&
+            mq_strmap_put(on_path, paths.tensors[i], i))
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    for (int k = 0; k < sel->n && !rc; k++) {
+        struct mq_node_choice *c = &sel->items[k];
+        if (c->status != MQ_NODE_SELECTED || first_match(options->include_nodes, match_name(c)))
+            continue;
+        for (size_t o = 0; o < c->node->n_output; o++) {
+            int t = mq_strmap_get(on_path, mq_str(c->node->output[o]));
+            if (t >= 0) {
+                mq_choice_set(c, MQ_NODE_SKIPPED, "feeds a discrete decision (%s)",
+                              paths.tensor_decisions[t]);
+                break;
+            }
+        }
+    }
+    mq_strmap_free(on_path);
+    mq_graph_decision_paths_free(&paths);
+    return rc;
+}
+
 int mq_select_nodes(const Onnx__ModelProto *model, const struct mq_select_options *options,
                     struct mq_selection *out, struct mq_error *err)
 {
@@ -367,6 +412,13 @@ int mq_select_nodes(const Onnx__ModelProto *model, const struct mq_select_option
             mq_choice_set(c, MQ_NODE_SKIPPED, "not named by --include-nodes");
         else
             mq_choice_set(c, MQ_NODE_SELECTED, NULL);
+    }
+    if (options->float_decision_paths && model->graph) {
+        rc = keep_decision_paths_float(model, options, out, err);
+        if (rc) {
+            mq_selection_free(out);
+            return rc;
+        }
     }
     return MQ_OK;
 }

@@ -38,6 +38,9 @@ struct mq_select_options {
     const struct mq_pattern_list *exclude_op_types;
     const struct mq_pattern_list *include_nodes;    /* NULL or empty: every node */
     const struct mq_pattern_list *exclude_nodes;
+    /* Nonzero: nodes on a path into a discrete decision (graph/decision.h) stay float unless
+       --include-nodes names them (the quantizer sets it; fp16 and calibration do not). */
+    int float_decision_paths;
 };
 
 enum mq_node_status {

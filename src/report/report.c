@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "interp/tensor.h"
@@ -231,6 +232,127 @@ static void write_tensor(struct mq_json *j, const struct mq_report *r,
     mq_json_object_end(j);
 }
 
+/* ------------------------------------------------ accuracy check and search */
+
+/* The node labels a warning names: the first ones of the attribution, worst first. */
+static int blamed_nodes(const struct mq_check_result *c)
+{
+    if (!c->attribution)
+        return 0;
+    return c->compare.n_layers < MQ_CHECK_BLAME_NODES ? c->compare.n_layers
+                                                      : MQ_CHECK_BLAME_NODES;
+}
+
+static void write_check(struct mq_json *j, const struct mq_report *r)
+{
+    mq_json_key(j, "check");
+    if (!r->check) {
+        mq_json_object_begin(j);
+        json_key_string(j, "skipped", r->check_skipped ? r->check_skipped : "not run");
+        mq_json_object_end(j);
+        return;
+    }
+    const struct mq_check_result *c = r->check;
+    mq_json_object_begin(j);
+    json_key_string(j, "samples_path", c->eval_dir);
+    mq_json_key_int(j, "samples", c->compare.samples);
+    mq_json_key_double(j, "warn_below_sqnr_db", MQ_CHECK_WARN_SQNR_DB);
+    mq_json_key(j, "outputs");
+    mq_json_array_begin(j);
+    for (int i = 0; i < c->compare.n_outputs; i++) {
+        const struct mq_output_compare *o = &c->compare.outputs[i];
+        mq_json_object_begin(j);
+        json_key_string(j, "name", o->name);
+        mq_json_key_double(j, "sqnr_db", mq_check_output_sqnr_db(c, i));
+        mq_json_key_double(j, "worst_sample_sqnr_db", o->stats.min_sample_sqnr_db);
+        mq_json_key_double(j, "cosine", mq_error_stats_cosine(&o->stats));
+        mq_json_key_double(j, "max_abs_error", o->stats.max_abs_error);
+        mq_json_key_bool(j, "exact", o->stats.sum_err2 == 0 && o->stats.nonfinite_mismatch == 0);
+        mq_json_key_bool(j, "class_scores", mq_check_output_agreement_pct(c, i) >= 0);
+        mq_json_key(j, "top1_agreement_pct");
+        double agree = mq_check_output_agreement_pct(c, i);
+        if (agree >= 0)
+            mq_json_double(j, agree);
+        else
+            mq_json_null(j);
+        mq_json_key_bool(j, "warning", mq_check_output_warns(c, i));
+        mq_json_object_end(j);
+    }
+    mq_json_array_end(j);
+    mq_json_key(j, "nodes_adding_most_error");
+    mq_json_array_begin(j);
+    for (int i = 0; i < blamed_nodes(c); i++) {
+        const struct mq_layer_compare *l = &c->compare.layers[i];
+        mq_json_object_begin(j);
+        json_key_string(j, "node", l->node ? l->node : "");
+        json_key_string(j, "op_type", l->op_type ? l->op_type : "");
+        json_key_string(j, "tensor", l->tensor_a);
+        mq_json_key_double(j, "node_sqnr_db", l->node_sqnr_db);
+        mq_json_object_end(j);
+    }
+    mq_json_array_end(j);
+    mq_json_object_end(j);
+}
+
+static void write_search(struct mq_json *j, const struct mq_report *r)
+{
+    mq_json_key(j, "target_search");
+    if (!r->target || !r->search) {
+        mq_json_null(j);
+        return;
+    }
+    const struct mq_target_search_result *s = r->search;
+    mq_json_object_begin(j);
+    mq_json_key(j, "target_sqnr_db");
+    if (r->target->has_sqnr)
+        mq_json_double(j, r->target->sqnr_db);
+    else
+        mq_json_null(j);
+    mq_json_key(j, "target_agreement_pct");
+    if (r->target->has_agreement)
+        mq_json_double(j, r->target->agreement_pct);
+    else
+        mq_json_null(j);
+    json_key_string(j, "fallback_type", r->fallback == MQ_FALLBACK_INT16 ? "int16" : "float");
+    mq_json_key_bool(j, "met_with_all_int8", s->met_with_all_int8);
+    mq_json_key_int(j, "passes", s->passes);
+    mq_json_key_double(j, "reached_sqnr_db", s->reached_sqnr_db);
+    mq_json_key(j, "reached_agreement_pct");
+    if (s->reached_agreement_pct >= 0)
+        mq_json_double(j, s->reached_agreement_pct);
+    else
+        mq_json_null(j);
+    mq_json_key_int(j, "weighted_nodes", s->weighted_total);
+    mq_json_key_int(j, "weighted_nodes_int8", s->weighted_int8);
+    mq_json_key_int(j, "macs", s->macs_total);
+    mq_json_key_int(j, "macs_int8", s->macs_int8);
+    mq_json_key_double(j, "int8_mac_share",
+                       s->macs_total ? (double)s->macs_int8 / (double)s->macs_total : 0.0);
+    mq_json_key(j, "fallback");
+    mq_json_array_begin(j);
+    for (int i = 0; i < s->n_fallback; i++) {
+        const struct mq_fallback_node *f = &s->fallback[i];
+        mq_json_object_begin(j);
+        json_key_string(j, "node", f->name);
+        json_key_string(j, "op_type", f->op_type);
+        mq_json_key_double(j, "node_sqnr_db", f->node_sqnr_db);
+        mq_json_key(j, "sqnr_if_quantized_db");
+        if (f->measured)
+            mq_json_double(j, f->sqnr_if_quantized_db);
+        else
+            mq_json_null(j);
+        mq_json_key(j, "agreement_if_quantized_pct");
+        if (f->measured && f->agreement_if_quantized_pct >= 0)
+            mq_json_double(j, f->agreement_if_quantized_pct);
+        else
+            mq_json_null(j);
+        mq_json_key_int(j, "macs", f->macs);
+        mq_json_object_end(j);
+    }
+    mq_json_array_end(j);
+    mq_json_object_end(j);
+}
+
 int mq_report_write_json(FILE *out, const struct mq_report *r)
 {
     struct mq_json j;
@@ -257,6 +379,8 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "quantized_tensors", r->result->n_tensors);
     mq_json_key_int(&j, "float_tensors", r->result->n_skipped);
     mq_json_object_end(&j);
+    write_check(&j, r);
+    write_search(&j, r);
     write_nodes(&j, r->selection);
     mq_json_key(&j, "batchnorm_folded");
     mq_json_array_begin(&j);
@@ -307,6 +431,74 @@ static void human_bytes(uint64_t n, char *buf, size_t size)
 
 #define SUMMARY_MAX_OPS 64
 #define SUMMARY_MAX_REASONS 5
+#define SUMMARY_MAX_FALLBACK 10
+
+static void format_db(char *buf, size_t size, double db)
+{
+    if (isinf(db))
+        snprintf(buf, size, "%s", db > 0 ? "inf" : "-inf");
+    else
+        snprintf(buf, size, "%.2f", db);
+}
+
+static void print_check(FILE *out, const struct mq_report *r)
+{
+    const struct mq_check_result *c = r->check;
+    if (!c) {
+        if (r->check_skipped)
+            mq_text_printf(out, "  accuracy check: skipped (%s)\n", r->check_skipped);
+        return;
+    }
+    mq_text_printf(out, "  accuracy against FP32 (interpreter, %lld samples of %s):\n",
+            (long long)c->compare.samples, c->eval_dir);
+    mq_text_printf(out, "  %-24s %9s %10s %12s  %s\n", "output", "sqnr_db", "cosine", "max_abs_err",
+            "top1_agree");
+    for (int i = 0; i < c->compare.n_outputs; i++) {
+        const struct mq_output_compare *o = &c->compare.outputs[i];
+        char db[32], top1[32] = "-";
+        format_db(db, sizeof db, mq_check_output_sqnr_db(c, i));
+        double agree = mq_check_output_agreement_pct(c, i);
+        if (agree >= 0)
+            snprintf(top1, sizeof top1, "%.2f%%", agree);
+        mq_text_printf(out, "  %-24s %9s %10.6f %12.4g  %s\n", o->name, db,
+                mq_error_stats_cosine(&o->stats), o->stats.max_abs_error, top1);
+    }
+}
+
+static void print_search(FILE *out, const struct mq_report *r)
+{
+    const struct mq_target_search_result *s = r->search;
+    if (!r->target || !s)
+        return;
+    char target[96] = "", reached[96];
+    if (r->target->has_sqnr)
+        snprintf(target, sizeof target, "--target-sqnr %g", r->target->sqnr_db);
+    if (r->target->has_agreement)
+        snprintf(target + strlen(target), sizeof target - strlen(target), "%s--target-agreement %g",
+                 r->target->has_sqnr ? " " : "", r->target->agreement_pct);
+    format_db(reached, sizeof reached, s->reached_sqnr_db);
+    mq_text_printf(out, "  accuracy search (%s): lowest output SQNR %s dB", target, reached);
+    if (s->reached_agreement_pct >= 0)
+        mq_text_printf(out, ", lowest top-1 agreement %.2f%%", s->reached_agreement_pct);
+    mq_text_printf(out, " after %d passes; %d nodes left %s\n", s->passes, s->n_fallback,
+            r->fallback == MQ_FALLBACK_INT16 ? "out of int8 (16-bit activations)" : "float");
+    mq_text_printf(out, "  int8: %d of %d Conv/ConvTranspose/Gemm/MatMul nodes, %.1f%% of their "
+            "multiply-accumulates\n", s->weighted_int8, s->weighted_total,
+            s->macs_total ? 100.0 * (double)s->macs_int8 / (double)s->macs_total : 0.0);
+    for (int i = 0; i < s->n_fallback && i < SUMMARY_MAX_FALLBACK; i++) {
+        const struct mq_fallback_node *f = &s->fallback[i];
+        char alone[32], again[32];
+        format_db(alone, sizeof alone, f->node_sqnr_db);
+        format_db(again, sizeof again, f->sqnr_if_quantized_db);
+        mq_text_printf(out, "  float %s (%s): its error alone %s dB", f->name, f->op_type, alone);
+        if (f->measured)
+            mq_text_printf(out, "; quantized again, the output drops to %s dB", again);
+        fputc('\n', out);
+    }
+    if (s->n_fallback > SUMMARY_MAX_FALLBACK)
+        mq_text_printf(out, "  ... %d more float nodes (see --report)\n",
+                s->n_fallback - SUMMARY_MAX_FALLBACK);
+}
 
 void mq_report_print_summary(FILE *out, const struct mq_report *r)
 {
@@ -382,6 +574,7 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
         if (!ch->reason || (!skipped && !partly) ||
             (skipped && (strstr(ch->reason, "not selected") ||
                          strstr(ch->reason, "is not quantized") ||
+                         strstr(ch->reason, "accuracy search") ||
                          strstr(ch->reason, "reaches no quantized"))))
             continue;
         candidates++;
@@ -395,4 +588,31 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     if (candidates > shown)
         mq_text_printf(out, "  ... %d more nodes with reasons (see --report)\n",
                        candidates - shown);
+    print_check(out, r);
+    print_search(out, r);
+    mq_report_print_warnings(out, r);
+}
+
+int mq_report_print_warnings(FILE *out, const struct mq_report *r)
+{
+    const struct mq_check_result *c = r->check;
+    int n = 0;
+    for (int i = 0; c && i < c->compare.n_outputs; i++) {
+        if (!mq_check_output_warns(c, i))
+            continue;
+        char db[32];
+        format_db(db, sizeof db, mq_check_output_sqnr_db(c, i));
+        mq_text_printf(out, "warning: output '%s' keeps %s dB SQNR against FP32 (below %g dB) on %lld "
+                "samples", c->compare.outputs[i].name, db, MQ_CHECK_WARN_SQNR_DB,
+                (long long)c->compare.samples);
+        for (int k = 0; k < blamed_nodes(c); k++) {
+            const struct mq_layer_compare *l = &c->compare.layers[k];
+            format_db(db, sizeof db, l->node_sqnr_db);
+            mq_text_printf(out, "%s%s (%s, adds noise at %s dB)", k ? ", " : "; nodes adding the most "
+                    "error: ", l->node ? l->node : "?", l->op_type ? l->op_type : "?", db);
+        }
+        mq_text_printf(out, "; try --target-sqnr or --exclude-nodes\n");
+        n++;
+    }
+    return n;
 }

@@ -9,9 +9,11 @@
 #include <stdio.h>
 
 #include "calib/ranges.h"
+#include "quant/check.h"
 #include "quant/batchnorm_fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
+#include "quant/target_search.h"
 
 struct mq_report {
     const char *input_path;
@@ -28,11 +30,21 @@ struct mq_report {
     int opset_before, opset_after;
     uint64_t model_bytes_before, model_bytes_after;
     uint64_t weight_bytes_before, weight_bytes_after; /* initializer data */
+    const struct mq_check_result *check;  /* the accuracy check; NULL when not run */
+    const char *check_skipped;            /* why it was not run, or NULL */
+    const struct mq_target *target;       /* --target-sqnr/--target-agreement; may be NULL */
+    const struct mq_target_search_result *search; /* what the search left float; may be NULL */
+    enum mq_fallback_type fallback;       /* what those nodes became */
 };
 
 /* Writes the report as JSON; -1 when a write failed. */
 int mq_report_write_json(FILE *out, const struct mq_report *report);
-/* The summary table (a few lines, stable order). */
+/* The summary table (a few lines, stable order), the check's figures and its warnings. */
 void mq_report_print_summary(FILE *out, const struct mq_report *report);
+/*
+ * The warnings alone: one line per output below MQ_CHECK_WARN_SQNR_DB,
+ * naming the nodes that add the most error.  Returns how many.
+ */
+int mq_report_print_warnings(FILE *out, const struct mq_report *report);
 
 #endif

@@ -7,6 +7,8 @@ What is measured for each corpus model (docs/quantize-validation.md says why):
   super_resolution,  SQNR of every output against FP32, over all eval samples
   ultraface, fastestdet
   silero_vad         per-chunk speech probability, INT8 against FP32 (stored state per chunk)
+  paddleocr_det,     the task figures of tests/e2e/qeval_detect.py (text mask, top face box,
+  blazeface, mlsd    line segments) and SQNR
 plus, for every model, how many of the quantized Conv/MatMul/Gemm nodes onnxruntime turned into
 integer kernels, and the size ratio."""
 
@@ -23,6 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 import mqtest
+import qeval_detect
 
 EVAL_MNIST_JS = os.path.join(mqtest.ROOT, 'tests', 'ort', 'eval_mnist.js')
 
@@ -44,6 +47,16 @@ METRIC = {
     'ultraface': 'sqnr',
     'fastestdet': 'sqnr',
     'silero_vad': 'vad',
+    'paddleocr_det': 'paddleocr',
+    'blazeface': 'blazeface',
+    'mlsd': 'mlsd',
+}
+
+# Size bounds (quantized / FP32 bytes) of models whose target is not the Conv-heavy one: models
+# whose parameters are partly not Conv weights, or small enough that names and scales weigh.
+SIZE_BOUND = {
+    'mnist8': 0.50,
+    'paddleocr_det': 0.35,
 }
 
 WEIGHTED_OPS = ('Conv', 'ConvTranspose', 'MatMul', 'Gemm')
@@ -333,6 +346,8 @@ def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
                          text=f"output '{out_name}' SQNR {fmt_db(total)} dB over {len(a)} eval samples "
                          f'(worst sample {worst_set} {fmt_db(worst)} dB; need >= {MIN_SQNR_DB:g})')
         result.figures['accuracy'] = 'SQNR ' + ', '.join(parts)
+    elif metric in DETECTORS:
+        DETECTORS[metric](eval_dir, a, b, sq, result, fmt_db)
     elif metric == 'vad':
         diffs = []
         for (s, ra), (_, rb) in zip(a, b):
@@ -353,6 +368,13 @@ def evaluate_accuracy(name, models_dir, fp32, int8, work, result):
     else:
         result.figures['accuracy'] = 'SQNR ' + ', '.join(f'{n} {fmt_db(v[0])} dB' for n, v in sq.items())
         result.note('no accuracy criterion for this model; SQNR printed only')
+
+
+DETECTORS = {
+    'paddleocr': qeval_detect.evaluate_paddleocr,
+    'blazeface': qeval_detect.evaluate_blazeface,
+    'mlsd': qeval_detect.evaluate_mlsd,
+}
 
 
 def evaluate_mnist(eval_dir, fp32, int8, result):
@@ -397,7 +419,7 @@ def evaluate_fusion(int8_path, optimized_path, result, required=('Conv', 'MatMul
         parts.append(f'{op} {f}/{q}')
         text = (f'onnxruntime fused {f} of {q} quantized {op} nodes into integer kernels ({kinds_text})')
         if op in required:
-            result.check(q > 0 and f >= q, text)
+            result.check(q > 0 and f >= q, text, kind='unfused', value=q - f)
         else:
             result.note(text + ('' if f >= q else '  [not required]'))
     if not any(op in fused for op in required):

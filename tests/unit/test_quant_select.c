@@ -164,6 +164,51 @@ START_TEST(test_add_mul_default)
 }
 END_TEST
 
+/* The local-maximum filter of a line detector: Mul(x, Cast(Equal(x, MaxPool(x)))) after a Conv.
+   Every node on the path into the Equal stays float, with the decision named, unless
+   --include-nodes names it; nodes off the path are untouched. */
+START_TEST(test_decision_paths_stay_float)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    qb_node(g, "Conv", "backbone", "x,w0", "f");
+    qb_node(g, "Conv", "head", "f,w1", "logits");
+    qb_node(g, "Sigmoid", "sig", "logits", "p");
+    qb_node(g, "MaxPool", "pool", "p", "pmax");
+    qb_node(g, "Equal", "peak", "p,pmax", "is_max");
+    qb_node(g, "Cast", "cast", "is_max", "keep");
+    qb_node(g, "Mul", "filter", "p,keep", "scores");
+    struct mq_select_options o = {0};
+    o.float_decision_paths = 1;
+    struct mq_selection s;
+    struct mq_error err;
+    ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
+    ck_assert_int_eq(choice_named(&s, "backbone")->status, MQ_NODE_SELECTED);
+    const char *on_path[] = {"head", "pool"};
+    for (int i = 0; i < 2; i++) {
+        const struct mq_node_choice *c = choice_named(&s, on_path[i]);
+        ck_assert_int_eq(c->status, MQ_NODE_SKIPPED);
+        ck_assert_str_eq(c->reason, "feeds a discrete decision (Equal 'peak')");
+    }
+    mq_selection_free(&s);
+    /* Named by --include-nodes: the user's word wins. */
+    struct mq_pattern_list inc = {0};
+    ck_assert_int_eq(mq_pattern_list_add(&inc, "backbone,head", "--include-nodes", &err), MQ_OK);
+    o.include_nodes = &inc;
+    ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
+    ck_assert_int_eq(choice_named(&s, "head")->status, MQ_NODE_SELECTED);
+    mq_selection_free(&s);
+    mq_pattern_list_free(&inc);
+    /* Off (fp16, calibrate): the head is selected like any Conv. */
+    o.include_nodes = NULL;
+    o.float_decision_paths = 0;
+    ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
+    ck_assert_int_eq(choice_named(&s, "head")->status, MQ_NODE_SELECTED);
+    mq_selection_free(&s);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 START_TEST(test_explicit_selection)
 {
     Onnx__ModelProto *m = sample_model();
@@ -175,7 +220,7 @@ START_TEST(test_explicit_selection)
     ck_assert_int_eq(mq_pattern_list_add(&exc, "head/s*", "--exclude-nodes", &err), MQ_OK);
     ck_assert_int_eq(mq_pattern_list_add(&inc, "block1/*,head/*", "--include-nodes", &err),
                      MQ_OK);
-    struct mq_select_options o = {&ops, &xops, &inc, &exc};
+    struct mq_select_options o = {&ops, &xops, &inc, &exc, 0};
     struct mq_selection s;
     ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
     ck_assert_int_eq(choice_named(&s, "block1/conv1")->status, MQ_NODE_SELECTED);
@@ -259,6 +304,7 @@ int main(void)
     tcase_add_test(tc, test_add_mul_default);
     tcase_add_test(tc, test_explicit_selection);
     tcase_add_test(tc, test_selection_errors);
+    tcase_add_test(tc, test_decision_paths_stay_float);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,62 @@
+/*
+ * Weight-only quantization (--weight-only): each selected MatMul whose B is a constant 2-D
+ * float weight [K, N] gets B quantized block-wise along K (one scale, and for unsigned types
+ * one zero point, per block of `block_size` values of a column), activations staying float.
+ * Written as com.microsoft MatMulNBits (default) or, with format_qdq, as an opset-21 blocked
+ * DequantizeLinear feeding the original MatMul.
+ *
+ * Two ways to choose the quantized values: round to nearest (default), or GPTQ, which rounds
+ * one row of B at a time and moves each row's rounding error onto the rows not yet rounded,
+ * weighted by the inverse Hessian X^T X of the MatMul's input on calibration samples
+ * (weight_only_gptq.c).
+ */
+#ifndef MQ_QUANT_WEIGHT_ONLY_H
+#define MQ_QUANT_WEIGHT_ONLY_H
+
+#include "model/model.h"
+#include "onnx.pb-c.h"
+#include "quant/select.h"
+#include "util/error.h"
+
+enum mq_weight_only_method { MQ_WEIGHT_ONLY_RTN = 0, MQ_WEIGHT_ONLY_GPTQ };
+
+struct mq_weight_only_options {
+    int qtype;             /* MQ_DTYPE_INT4, UINT4 or INT8 */
+    int block_size;        /* a power of two from 16 to 256 */
+    int format_qdq;        /* blocked DequantizeLinear (opset 21) instead of MatMulNBits */
+    enum mq_weight_only_method method;
+    const char *calib;     /* GPTQ: the samples */
+    long long calib_limit; /* GPTQ: the first N samples (0: all) */
+};
+
+struct mq_weight_only_result {
+    int quantized;                 /* MatMuls rewritten */
+    int kept_float;                /* selected MatMuls left float */
+    unsigned long long float_bytes; /* their weights' float32 bytes */
+    unsigned long long quant_bytes; /* what replaced them: packed values, scales, zero points */
+};
+
+/* `model` is the loaded model whose proto is rewritten (GPTQ runs it on the samples first). */
+int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
+                         const struct mq_weight_only_options *o,
+                         struct mq_weight_only_result *result, struct mq_error *err);
+
+/* The part GPTQ needs from the samples: for each name, the K x K matrix sum of x^T x over the
+   rows x of that tensor (its last dimension K), and the row count.  h[i] is NULL for a tensor
+   the samples never produced. */
+int mq_weight_only_hessians(struct mq_model *model, const char *calib, long long limit,
+                            char **names, const int64_t *k, int n, double **h, int64_t *rows,
+                            struct mq_error *err);
+
+/* GPTQ on W [K, N] (float, updated in place as it goes): fills u [K, N] with the unsigned
+   codes, using the block scales/zero points computed by `params` from the updated rows. */
+struct mq_block_quantizer {
+    int bits, is_signed;
+};
+void mq_weight_only_block_params(const struct mq_block_quantizer *bq, const float *v,
+                                 int64_t count, int64_t stride, float *scale, int *zero);
+int mq_weight_only_gptq(const struct mq_block_quantizer *bq, float *w, int64_t k, int64_t n,
+                        int64_t block, const double *h, uint8_t *u, float *scales, int *zeros,
+                        struct mq_error *err);
+
+#endif
