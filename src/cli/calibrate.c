@@ -17,6 +17,7 @@
 #include "interp/plan.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
+#include "quant/pad_fold.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
@@ -280,13 +281,20 @@ int mq_cli_calibrate(int argc, char **argv)
     int rc = mq_path_check_distinct(in, save, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(in, &model, &err);
-    /* quantize folds BatchNormalization before it selects and calibrates: so does calibrate. */
+    if (rc == MQ_OK)
+        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
+    /*
+     * The rewrites quantize makes before it selects and calibrates, in its order (after the
+     * canonical pass, which turns Constant weights into initializers the folds read), so that
+     * saved ranges name the tensors quantize observes.
+     */
     struct mq_fold_result folds = {0};
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     mq_fold_result_free(&folds);
+    int n_pads_folded = 0;
     if (rc == MQ_OK)
-        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
+        rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)

@@ -17,6 +17,7 @@
 #include "core/tensor.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
+#include "quant/pad_fold.h"
 #include "quant/check.h"
 #include "quant/fusion_guard.h"
 #include "quant/equalize.h"
@@ -56,7 +57,7 @@ static const char quantize_help[] =
     "Selection (a name or pattern that matches nothing is an error):\n"
     "  --op-types A,B,...       op types to quantize (default: Conv, ConvTranspose, Gemm,\n"
     "                           MatMul and the ops around them onnxruntime runs in int8;\n"
-    "                           Add, Mul and Softmax only when named)\n"
+    "                           Softmax only when named)\n"
     "  --exclude-op-types A,... op types to leave float\n"
     "  --include-nodes N,...    quantize only these nodes (names or glob patterns such\n"
     "                           as 'block1/*'; repeatable; @FILE reads one per line)\n"
@@ -734,6 +735,7 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_ranges ranges = {0};
     struct mq_quant_result result = {0};
     struct mq_fold_result folds = {0};
+    int n_pads_folded = 0;
     struct mq_quant_stats *stats = NULL;
     struct mq_model *fp32 = NULL;
     struct mq_check_result check;
@@ -778,6 +780,8 @@ int mq_cli_quantize(int argc, char **argv)
     /* Before selection and calibration: both see the graph that gets quantized. */
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
+    if (rc == MQ_OK)
+        rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
     if (rc == MQ_OK)
         rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
     if (rc == MQ_OK) {

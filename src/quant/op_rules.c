@@ -91,7 +91,14 @@ static int clip_bounds(const struct mq_op_query *q, const Onnx__NodeProto *node,
 
 static const struct mq_op_rule rules[] = {
     WEIGHTED("Conv", MQ_AXIS_CONV, 2, NULL, 1, 1),
-    WEIGHTED("ConvTranspose", MQ_AXIS_CONV_TRANSPOSE, 2, NULL, 0, 0),
+    /*
+     * onnxruntime's CPU provider has no integer ConvTranspose: quantized, it
+     * runs DequantizeLinear -> float ConvTranspose -> QuantizeLinear on an
+     * upsampled tensor (paddleocr_det's head).  So it starts no island; it is
+     * quantized only where its output flows into one.
+     */
+    {.op_type = "ConvTranspose", .role = MQ_ROLE_WEIGHTED, .by_default = 1, .n_data_inputs = 1,
+     .weight_input = 1, .weight_axis = MQ_AXIS_CONV_TRANSPOSE, .bias_input = 2},
     WEIGHTED("Gemm", MQ_AXIS_GEMM, 2, "beta", 0, 1),
     {.op_type = "MatMul", .role = MQ_ROLE_WEIGHTED, .by_default = 1, .n_data_inputs = 1,
      .weight_input = 1, .weight_axis = MQ_AXIS_MATMUL, .constant_data_is_weight = 1,
@@ -107,6 +114,9 @@ static const struct mq_op_rule rules[] = {
     SHARED("Flatten"),
     SHARED("Slice"),
     SHARED("Gather"),
+    SHARED("GatherElements"),
+    SHARED("Expand"),
+    SHARED("Tile"),
     {.op_type = "Split", .role = MQ_ROLE_SHARED, .by_default = 1, .n_data_inputs = 1,
      .all_outputs = 1, .weight_input = -1, .bias_input = -1},
     {.op_type = "MaxPool", .role = MQ_ROLE_SHARED, .by_default = 1, .n_data_inputs = 1,
@@ -118,13 +128,14 @@ static const struct mq_op_rule rules[] = {
     {.op_type = "Resize", .role = MQ_ROLE_SHARED, .by_default = 1, .n_data_inputs = 1,
      .weight_input = -1, .bias_input = -1, .moves_values = resize_is_nearest},
     /*
-     * Opt-in: onnxruntime's QLinearAdd/QLinearMul save little (the ops are
-     * memory-bound, and a float Add between two int8 Convs costs no extra Q/DQ),
-     * while each adds a rounding; on a recurrent state (an LSTM cell written
-     * out as Mul/Add) the state outgrows any calibrated range and is clipped.
+     * onnxruntime's QLinearAdd/QLinearMul: inside an island they save the
+     * DequantizeLinear/QuantizeLinear pair a float Add would cost (a residual
+     * Add between two int8 Convs, a squeeze-excite Mul).  Islands keep them
+     * only where their output reaches an integer kernel, so a recurrent state
+     * written out as Mul/Add (an LSTM cell) stays float.
      */
-    COMPUTE("Add", 2, 0),
-    COMPUTE("Mul", 2, 0),
+    COMPUTE("Add", 2, 1),
+    COMPUTE("Mul", 2, 1),
     COMPUTE("Concat", -1, 1),
     COMPUTE("AveragePool", 1, 1),
     COMPUTE("GlobalAveragePool", 1, 1),

@@ -15,6 +15,8 @@
 #include "model/tensor_proto.h"
 #include "quant/dequantize.h"
 #include "quant/graph.h"
+#include "quant/hardswish_split.h"
+#include "quant/pad_fold.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
@@ -970,6 +972,202 @@ START_TEST(test_islands)
 }
 END_TEST
 
+/*
+ * Default op types: a residual Add between two Convs and a Mul feeding a Conv
+ * join the island (onnxruntime runs them as QLinearAdd/QLinearMul); an Add
+ * and a Mul that reach no integer kernel (a recurrent state) stay float; a
+ * ConvTranspose, which onnxruntime's CPU provider runs in float anyway,
+ * starts no island of its own.
+ */
+START_TEST(test_islands_add_mul_convtranspose)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, w2d[4] = {2, 2, 1, 1};
+    int64_t wtd[4] = {2, 1, 2, 2};
+    float w2[4] = {1, -1, 0.5f, 0.25f}, wt[8] = {1, 0.5f, -0.5f, 0.25f, 0.75f, -1, 0.5f, 1};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_f32(g, "w2", 4, w2d, w2);
+    qb_init_f32(g, "w3", 4, w2d, w2);
+    qb_init_f32(g, "wt", 4, wtd, wt);
+    int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {2, 2};
+    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w", "c"), "pads", 4, pads);
+    qb_node(g, "Conv", "conv2", "c,w2", "d");
+    qb_node(g, "Add", "residual", "c,d", "a");     /* feeds conv3: QLinearAdd */
+    qb_node(g, "Mul", "gate", "a,d", "e");         /* feeds conv3 too */
+    qb_node(g, "Conv", "conv3", "e,w3", "f");
+    qb_node(g, "Mul", "state_mul", "f,f", "s");    /* reaches no Conv: stays float */
+    qb_node(g, "Add", "state_add", "s,f", "state");
+    qb_attr_ints(qb_node(g, "ConvTranspose", "up", "f,wt", "u"), "strides", 2, strides);
+    qb_output(g, "state", 1);
+    qb_output(g, "u", 1);
+    struct range_spec ranges[] = {{"x", -1, 1}, {"c", -3, 3}, {"d", -4, 4}, {"a", -6, 6},
+                                  {"e", -9, 9}, {"f", -8, 8}, {"s", 0, 64}, {"state", -8, 72},
+                                  {"u", -20, 20}};
+    struct mq_quant_options o;
+    mq_quant_options_default(&o);
+    struct run r;
+    quantize(m, ranges, 9, &o, &r);
+    ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
+    ck_assert_int_eq(choice(&r, "residual")->status, MQ_NODE_QUANTIZED);
+    ck_assert_int_eq(choice(&r, "gate")->status, MQ_NODE_QUANTIZED);
+    assert_io(node_named(g, "residual"), "Add", "c_dequantized,d_dequantized", "a");
+    assert_io(node_named(g, "gate"), "Mul", "a_dequantized,d_dequantized", "e");
+    ck_assert_ptr_nonnull(node_named(g, "a_QuantizeLinear"));
+    ck_assert_ptr_nonnull(node_named(g, "e_QuantizeLinear"));
+    ck_assert_int_eq(choice(&r, "state_mul")->status, MQ_NODE_SKIPPED);
+    ck_assert_int_eq(choice(&r, "state_add")->status, MQ_NODE_SKIPPED);
+    ck_assert_ptr_nonnull(strstr(choice(&r, "state_add")->reason, "reaches no quantized Conv"));
+    assert_io(node_named(g, "state_add"), "Add", "s,f_dequantized", "state");
+    ck_assert_ptr_null(node_named(g, "s_QuantizeLinear"));
+    ck_assert_int_eq(choice(&r, "up")->status, MQ_NODE_SKIPPED);
+    assert_io(node_named(g, "up"), "ConvTranspose", "f_dequantized,wt", "u");
+    ck_assert_ptr_nonnull(init_named(g, "wt"));
+
+    run_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/*
+ * A HardSwish behind a Conv becomes Add, Clip, Mul, Mul (same values); one
+ * the graph returns, or behind anything but an island start, stays.
+ */
+START_TEST(test_hardswish_split)
+{
+    Onnx__ModelProto *m = qb_model(14);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, w2d[4] = {2, 2, 1, 1};
+    float w2[4] = {1, -1, 0.5f, 0.25f};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_f32(g, "w2", 4, w2d, w2);
+    int64_t pads[4] = {1, 1, 1, 1};
+    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w", "c"), "pads", 4, pads);
+    qb_node(g, "HardSwish", "hs", "c", "h");
+    qb_node(g, "Conv", "conv2", "h,w2", "d");
+    qb_node(g, "HardSwish", "hs_out", "d", "y");       /* a graph output: stays */
+    qb_node(g, "HardSwish", "hs_input", "x", "z");     /* behind no Conv: stays */
+    qb_output(g, "y", 1);
+    qb_output(g, "z", 1);
+    Onnx__ModelProto *orig = copy_model(m);
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_split_hardswish(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq((int)g->n_node, 8);
+    ck_assert_ptr_null(node_named(g, "hs"));
+    ck_assert_str_eq(node_named(g, "hs_out")->op_type, "HardSwish");
+    ck_assert_str_eq(node_named(g, "hs_input")->op_type, "HardSwish");
+    /* In place of the HardSwish, in order: x + 3, Clip to [0, 6], times x, times 1/6. */
+    ck_assert_str_eq(g->node[1]->op_type, "Add");
+    ck_assert_str_eq(g->node[2]->op_type, "Clip");
+    ck_assert_str_eq(g->node[3]->op_type, "Mul");
+    ck_assert_str_eq(g->node[4]->op_type, "Mul");
+    ck_assert_str_eq(g->node[1]->input[0], "c");
+    ck_assert_str_eq(g->node[3]->input[0], "c");
+    ck_assert_str_eq(g->node[4]->output[0], "h");
+    ck_assert(f32_at(g, g->node[1]->input[1], 0) == 3.0f);
+    ck_assert(f32_at(g, g->node[2]->input[1], 0) == 0.0f);
+    ck_assert(f32_at(g, g->node[2]->input[2], 0) == 6.0f);
+    ck_assert(f32_at(g, g->node[4]->input[1], 0) == 1.0f / 6.0f);
+
+    float xv[16];
+    for (int i = 0; i < 16; i++)
+        xv[i] = (float)((i * 7) % 16) - 8.0f; /* -8..7: every piece of HardSwish */
+    struct mq_tensor x = tensor_f32(4, xd, xv), a[2], b[2];
+    run_model_n(m, &x, 1, a, 2);
+    run_model_n(orig, &x, 1, b, 2);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(a[k].count, b[k].count);
+        const float *pa = a[k].data, *pb = b[k].data;
+        for (int64_t i = 0; i < a[k].count; i++)
+            ck_assert_msg(fabsf(pa[i] - pb[i]) <= 1e-5f * (1.0f + fabsf(pb[i])),
+                          "output %d[%lld]: %g, HardSwish gives %g", k, (long long)i,
+                          (double)pa[i], (double)pb[i]);
+        mq_tensor_free(&a[k]);
+        mq_tensor_free(&b[k]);
+    }
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(orig, NULL);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/*
+ * A zero Pad read only by a Conv goes into the Conv's pads (same values); a
+ * Pad with a non-zero value, or whose output something else reads too, stays.
+ */
+START_TEST(test_pad_folded_into_conv)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, pd[1] = {8}, one[1] = {1};
+    int64_t pads[8] = {0, 0, 1, 0, 0, 0, 1, 2};
+    float two = 2.0f;
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_i64(g, "pads", 1, pd, pads);
+    qb_init_f32(g, "two", 1, one, &two);
+    int64_t conv_pads[4] = {0, 1, 0, 1};
+    qb_node(g, "Pad", "pad", "x,pads", "p");
+    qb_attr_ints(qb_node(g, "Conv", "conv", "p,w", "y"), "pads", 4, conv_pads);
+    qb_node(g, "Pad", "pad_two", "x,pads,two", "p2");   /* pads with 2: stays */
+    qb_node(g, "Conv", "conv2", "p2,w", "y2");
+    qb_node(g, "Pad", "pad_shared", "x,pads", "p3");    /* also an output: stays */
+    qb_node(g, "Conv", "conv3", "p3,w", "y3");
+    qb_output(g, "y", 1);
+    qb_output(g, "y2", 1);
+    qb_output(g, "y3", 1);
+    qb_output(g, "p3", 1);
+    Onnx__ModelProto *orig = copy_model(m);
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_fold_pad_into_conv(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_ptr_null(node_named(g, "pad"));
+    ck_assert_ptr_nonnull(node_named(g, "pad_two"));
+    ck_assert_ptr_nonnull(node_named(g, "pad_shared"));
+    const Onnx__NodeProto *conv = node_named(g, "conv");
+    ck_assert_str_eq(conv->input[0], "x");
+    /* Begins [0, 1] + [1, 0], ends [0, 1] + [1, 2]. */
+    const Onnx__AttributeProto *a = NULL;
+    for (size_t i = 0; i < conv->n_attribute; i++)
+        if (strcmp(conv->attribute[i]->name, "pads") == 0)
+            a = conv->attribute[i];
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq((int)a->n_ints, 4);
+    ck_assert_int_eq(a->ints[0], 1);
+    ck_assert_int_eq(a->ints[1], 1);
+    ck_assert_int_eq(a->ints[2], 1);
+    ck_assert_int_eq(a->ints[3], 3);
+    ck_assert_ptr_nonnull(init_named(g, "pads")); /* still read by the other Pads */
+
+    float xv[16];
+    for (int i = 0; i < 16; i++)
+        xv[i] = (float)((i * 7) % 16) / 8.0f - 1.0f;
+    struct mq_tensor x = tensor_f32(4, xd, xv), r[4], e[4];
+    run_model_n(m, &x, 1, r, 4);
+    run_model_n(orig, &x, 1, e, 4);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(r[k].count, e[k].count);
+        ck_assert_int_eq(r[k].rank, e[k].rank);
+        for (int d = 0; d < r[k].rank; d++)
+            ck_assert_int_eq(r[k].dims[d], e[k].dims[d]);
+        const float *pr = r[k].data, *pe = e[k].data;
+        for (int64_t i = 0; i < r[k].count; i++)
+            ck_assert_msg(fabsf(pr[i] - pe[i]) <= 1e-5f, "output %d[%lld]: %g, Pad + Conv %g", k,
+                          (long long)i, (double)pr[i], (double)pe[i]);
+        mq_tensor_free(&r[k]);
+        mq_tensor_free(&e[k]);
+    }
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(orig, NULL);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 /* Asymmetric uint8 weights per tensor have a zero point that is not 0: it stays. */
 START_TEST(test_nonzero_weight_zero_point_kept)
 {
@@ -1011,6 +1209,9 @@ int main(void)
     tcase_add_test(tc, test_observe_list_and_report);
     tcase_add_test(tc, test_fold_after_shared_scale);
     tcase_add_test(tc, test_islands);
+    tcase_add_test(tc, test_islands_add_mul_convtranspose);
+    tcase_add_test(tc, test_hardswish_split);
+    tcase_add_test(tc, test_pad_folded_into_conv);
     tcase_add_test(tc, test_nonzero_weight_zero_point_kept);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -128,8 +128,8 @@ START_TEST(test_default_selection)
 }
 END_TEST
 
-/* Add and Mul are opt-in: quantized only when --op-types names them. */
-START_TEST(test_add_mul_not_default)
+/* Add and Mul are default op types (islands decide where they stay); --exclude-op-types drops them. */
+START_TEST(test_add_mul_default)
 {
     Onnx__ModelProto *m = qb_model(13);
     Onnx__GraphProto *g = m->graph;
@@ -141,20 +141,25 @@ START_TEST(test_add_mul_not_default)
     struct mq_error err;
     ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
     ck_assert_int_eq(choice_named(&s, "conv")->status, MQ_NODE_SELECTED);
-    ck_assert_int_eq(choice_named(&s, "add")->status, MQ_NODE_SKIPPED);
-    ck_assert_ptr_nonnull(strstr(choice_named(&s, "add")->reason, "not a default op type"));
-    ck_assert_int_eq(choice_named(&s, "mul")->status, MQ_NODE_SKIPPED);
-    mq_selection_free(&s);
-    for (const char *const *d = mq_default_op_types(); *d; d++)
-        ck_assert(strcmp(*d, "Add") != 0 && strcmp(*d, "Mul") != 0);
-    struct mq_pattern_list ops = {0};
-    ck_assert_int_eq(mq_pattern_list_add(&ops, "Conv,Add,Mul", "--op-types", &err), MQ_OK);
-    o.op_types = &ops;
-    ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
     ck_assert_int_eq(choice_named(&s, "add")->status, MQ_NODE_SELECTED);
     ck_assert_int_eq(choice_named(&s, "mul")->status, MQ_NODE_SELECTED);
     mq_selection_free(&s);
-    mq_pattern_list_free(&ops);
+    int n_add = 0, n_mul = 0;
+    for (const char *const *d = mq_default_op_types(); *d; d++) {
+        n_add += strcmp(*d, "Add") == 0;
+        n_mul += strcmp(*d, "Mul") == 0;
+    }
+    ck_assert_int_eq(n_add, 1);
+    ck_assert_int_eq(n_mul, 1);
+    struct mq_pattern_list xops = {0};
+    ck_assert_int_eq(mq_pattern_list_add(&xops, "Add,Mul", "--exclude-op-types", &err), MQ_OK);
+    o.exclude_op_types = &xops;
+    ck_assert_int_eq(mq_select_nodes(m, &o, &s, &err), MQ_OK);
+    ck_assert_int_eq(choice_named(&s, "add")->status, MQ_NODE_SKIPPED);
+    ck_assert_int_eq(choice_named(&s, "mul")->status, MQ_NODE_SKIPPED);
+    ck_assert_int_eq(choice_named(&s, "conv")->status, MQ_NODE_SELECTED);
+    mq_selection_free(&s);
+    mq_pattern_list_free(&xops);
     onnx__model_proto__free_unpacked(m, NULL);
 }
 END_TEST
@@ -296,7 +301,7 @@ int main(void)
     tcase_add_test(tc, test_glob);
     tcase_add_test(tc, test_pattern_lists);
     tcase_add_test(tc, test_default_selection);
-    tcase_add_test(tc, test_add_mul_not_default);
+    tcase_add_test(tc, test_add_mul_default);
     tcase_add_test(tc, test_explicit_selection);
     tcase_add_test(tc, test_selection_errors);
     tcase_add_test(tc, test_decision_paths_stay_float);

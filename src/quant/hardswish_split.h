@@ -1,0 +1,20 @@
+/*
+ * HardSwish written out as Add, Clip, Mul and Mul (ops onnxruntime runs in
+ * int8) where it sits behind a Conv, before selection and calibration; see
+ * hardswish_split.c for why and which.
+ */
+#ifndef MQ_HARDSWISH_SPLIT_H
+#define MQ_HARDSWISH_SPLIT_H
+
+#include "onnx.pb-c.h"
+#include "util/error.h"
+
+/*
+ * Not called by any command yet (docs/quantization-notes.md: it costs paddleocr_det accuracy).
+ * Splits every HardSwish of the main graph whose input a Conv, Gemm or
+ * MatMul writes and that the graph does not return; *n_split gets how many.
+ * On failure the model is unchanged except for unused scalar initializers.
+ */
+int mq_split_hardswish(Onnx__ModelProto *model, int *n_split, struct mq_error *err);
+
+#endif
