@@ -20,6 +20,7 @@
 #include "quant/pad_fold.h"
 #include "quant/check.h"
 #include "quant/fusion_guard.h"
+#include "quant/hardswish_split.h"
 #include "quant/equalize.h"
 #include "quant/opset.h"
 #include "quant/params.h"
@@ -82,6 +83,9 @@ static const char quantize_help[] =
     "  --eval DIR               samples for the check and the search (default: the\n"
     "                           --calib samples, within --calib-limit)\n"
     "  --eval-limit N           use the first N --eval samples\n"
+    "  --split-hardswish        write HardSwish behind a Conv as Add, Clip, Mul, Mul so it\n"
+    "                           stays in the int8 island (faster in onnxruntime, which has\n"
+    "                           no integer HardSwish; costs some accuracy: the check says)\n"
     "  --no-check               skip the check: per output SQNR, cosine, max abs error\n"
     "                           and top-1 agreement for class scores ([N, C], C >= 2);\n"
     "                           below 20 dB a warning names the nodes adding most error\n"
@@ -126,6 +130,7 @@ struct quantize_args {
     const char *eval;
     long long eval_limit;
     int no_check;
+    int split_hardswish;
     struct mq_target target;
     enum mq_fallback_type fallback;
     struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
@@ -200,6 +205,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             min_sample_sqnr = db;
         } else if (mq_cli_flag(argv, i, "no-check")) {
             a->no_check = 1;
+        } else if (mq_cli_flag(argv, i, "split-hardswish")) {
+            a->split_hardswish = 1;
         } else if ((m = mq_cli_option(argc, argv, &i, "eval", &v))) {
             if (m < 0)
                 return usage("%s needs a folder", "--eval");
@@ -782,6 +789,9 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_fold_batchnorm(model->proto, &folds, &err);
     if (rc == MQ_OK)
         rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
+    int n_hardswish_split = 0;
+    if (rc == MQ_OK && a.split_hardswish)
+        rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
     if (rc == MQ_OK)
         rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
     if (rc == MQ_OK) {

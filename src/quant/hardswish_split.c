@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "graph/edit.h"
-#include "interp/tensor.h"
+#include "core/tensor.h"
 #include "model/model.h"
 #include "quant/graph.h"
 #include "quant/op_rules.h"

@@ -10,7 +10,8 @@
 #include "util/error.h"
 
 /*
- * Not called by any command yet (docs/quantization-notes.md: it costs paddleocr_det accuracy).
+ * Run by quantize's opt-in --split-hardswish (docs/quantization-notes.md: faster, at some
+ * accuracy cost on paddleocr_det).
  * Splits every HardSwish of the main graph whose input a Conv, Gemm or
  * MatMul writes and that the graph does not return; *n_split gets how many.
  * On failure the model is unchanged except for unused scalar initializers.
