@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "calib/calibrate.h"
+#include "calib/driver.h"
 #include "cli/cli.h"
 #include "cli/quantize_weights.h"
 #include "cli/sample_args.h"
@@ -454,16 +455,8 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
     struct mq_name_list list = {0};
     int rc = mq_plan_build(model, &plan, err);
     if (rc == MQ_OK) {
-        int n = mq_plan_input_count(plan);
-        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
-        if (!inputs)
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < n; i++)
-            inputs[i] = mq_plan_input(plan, i);
-        if (rc == MQ_OK)
-            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
-                a->limit, 0, 0, &a->preprocess}, &source, err);
-        free(inputs);
+        rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
+            a->limit, 0, 0, &a->preprocess}, &source, err);
         char note[600];
         if (rc == MQ_OK && !a->quiet && (mq_cli_ignored_note(source, note, sizeof note), *note))
             mq_text_printf(stderr, "calibration data: %s\n", note + 2);
@@ -506,16 +499,8 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
     struct mq_calib_source *source = NULL;
     int rc = mq_plan_build(model, &plan, err);
     if (rc == MQ_OK) {
-        int n = mq_plan_input_count(plan);
-        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
-        if (!inputs)
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < n; i++)
-            inputs[i] = mq_plan_input(plan, i);
-        if (rc == MQ_OK)
-            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
-                a->limit, 0, 0, &a->preprocess}, &source, err);
-        free(inputs);
+        rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
+            a->limit, 0, 0, &a->preprocess}, &source, err);
     }
     if (rc == MQ_OK)
         rc = mq_quant_stats_collect(plan, source, model->proto, sel, names, n_names, ranges,
