@@ -338,8 +338,26 @@ static double lp_exponent(const struct mq_kernel_node *node)
     return (double)mq_attr_int(node, "p", 2);
 }
 
-static int pool_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_error *err)
+/* The reduction each pooling operator applies over its window (or the whole spatial extent). */
+static const struct {
+    const char *op_type;
+    enum pool_kind kind;
+} pool_kinds[] = {
+    {"MaxPool", POOL_MAX},           {"AveragePool", POOL_AVERAGE},       {"LpPool", POOL_LP},
+    {"GlobalMaxPool", POOL_MAX},     {"GlobalAveragePool", POOL_AVERAGE}, {"GlobalLpPool", POOL_LP},
+};
+
+static int pool_kind_of(const struct mq_kernel_node *node)
 {
+    for (size_t i = 0; i < sizeof pool_kinds / sizeof *pool_kinds; i++)
+        if (strcmp(pool_kinds[i].op_type, node->op_type) == 0)
+            return pool_kinds[i].kind;
+    return POOL_MAX; /* unreachable: the kernel table lists only the operators above */
+}
+
+static int pool_prepare(struct mq_kernel_node *node, struct mq_error *err)
+{
+    int kind = pool_kind_of(node);
     struct pool_state *s = calloc(1, sizeof *s);
     if (!s)
         return mq_error_code(err, MQ_ERR_MEMORY, "node '%s' (%s): out of memory", node->name,
@@ -365,21 +383,6 @@ static int pool_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_er
         return mq_error_set(err, "node '%s' (%s): p = %g must be positive", node->name,
                             node->op_type, s->p);
     return MQ_OK;
-}
-
-static int maxpool_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return pool_prepare_kind(node, POOL_MAX, err);
-}
-
-static int avgpool_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return pool_prepare_kind(node, POOL_AVERAGE, err);
-}
-
-static int lppool_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return pool_prepare_kind(node, POOL_LP, err);
 }
 
 static int check_pool_type(const struct mq_kernel_node *node, const struct mq_tensor *x,
@@ -540,8 +543,9 @@ static int pool_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 }
 
 /* Global pools keep no attributes but GlobalLpPool's p; the kind rides in the state. */
-static int global_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_error *err)
+static int global_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
+    int kind = pool_kind_of(node);
     struct pool_state *s = calloc(1, sizeof *s);
     if (!s)
         return mq_error_code(err, MQ_ERR_MEMORY, "node '%s' (%s): out of memory", node->name,
@@ -553,21 +557,6 @@ static int global_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_
         return mq_error_set(err, "node '%s' (%s): p = %g must be positive", node->name,
                             node->op_type, s->p);
     return MQ_OK;
-}
-
-static int global_max_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return global_prepare_kind(node, POOL_MAX, err);
-}
-
-static int global_avg_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return global_prepare_kind(node, POOL_AVERAGE, err);
-}
-
-static int global_lp_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return global_prepare_kind(node, POOL_LP, err);
 }
 
 static int global_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -731,24 +720,24 @@ static int maxunpool_run(const struct mq_kernel_node *node, struct mq_exec *exec
  * simply absent from its nodes, so one parser serves all of them.
  */
 const struct mq_kernel mq_kernels_pool[] = {
-    {"", "MaxPool", 1, 7, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 8, 9, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 10, 10, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 11, 11, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 12, 0, maxpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 1, 6, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 7, 9, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 10, 10, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 11, 18, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 19, 0, avgpool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 1, 1, lppool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 2, 10, lppool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 11, 17, lppool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 18, 0, lppool_prepare, pool_run, pool_destroy},
-    {"", "GlobalMaxPool", 1, 0, global_max_prepare, global_run, pool_destroy},
-    {"", "GlobalAveragePool", 1, 0, global_avg_prepare, global_run, pool_destroy},
-    {"", "GlobalLpPool", 1, 1, global_lp_prepare, global_run, pool_destroy},
-    {"", "GlobalLpPool", 2, 0, global_lp_prepare, global_run, pool_destroy},
+    {"", "MaxPool", 1, 7, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 8, 9, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 10, 10, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 11, 11, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 12, 0, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 1, 6, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 7, 9, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 10, 10, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 11, 18, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 19, 0, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 1, 1, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 2, 10, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 11, 17, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 18, 0, pool_prepare, pool_run, pool_destroy},
+    {"", "GlobalMaxPool", 1, 0, global_prepare, global_run, pool_destroy},
+    {"", "GlobalAveragePool", 1, 0, global_prepare, global_run, pool_destroy},
+    {"", "GlobalLpPool", 1, 1, global_prepare, global_run, pool_destroy},
+    {"", "GlobalLpPool", 2, 0, global_prepare, global_run, pool_destroy},
     {"", "MaxUnpool", 9, 10, maxunpool_prepare, maxunpool_run, pool_destroy},
     {"", "MaxUnpool", 11, 0, maxunpool_prepare, maxunpool_run, pool_destroy},
     {0},
