@@ -649,15 +649,15 @@ static int check_ranges_match(const struct mq_ranges *ranges, char **names, int 
  */
 static int write_html(const struct quantize_args *a, int argc, char **argv,
                       const struct mq_report *report, const struct mq_model *quantized,
-                      const struct mq_compare_result *measured, const char *measured_on,
+                      const struct mq_divergence_result *measured, const char *measured_on,
                       struct mq_atomic_file *file, struct mq_error *err)
 {
     struct mq_model *fp32 = NULL;
-    struct mq_compare_result cmp;
+    struct mq_divergence_result cmp;
     memset(&cmp, 0, sizeof cmp);
     int have_cmp = 0, rc = MQ_OK;
     if (!measured && a->calib) {
-        struct mq_compare_options co = {a->calib, a->limit, 1, &a->preprocess};
+        struct mq_divergence_options co = {a->calib, a->limit, 1, &a->preprocess};
         int progress = !a->quiet && isatty(STDERR_FILENO);
         if (progress)
             fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);
@@ -665,7 +665,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
         if (rc == MQ_OK)
             rc = mq_graph_canonicalize(fp32->proto, NULL, NULL, err);
         if (rc == MQ_OK)
-            rc = mq_compare_models(fp32, quantized, &co, &cmp, err);
+            rc = mq_divergence_compare(fp32, quantized, &co, &cmp, err);
         if (progress)
             fputs("\r\033[K", stderr);
         if (rc)
@@ -689,7 +689,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
         rc = mq_error_set(err, "writing '%s' failed", a->html);
     }
     if (have_cmp)
-        mq_compare_result_free(&cmp);
+        mq_divergence_result_free(&cmp);
     mq_model_free(fp32);
     return rc;
 }

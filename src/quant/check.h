@@ -34,7 +34,7 @@ struct mq_check_options {
 
 struct mq_check_result {
     const char *eval_dir;           /* as given in the options, not owned */
-    struct mq_compare_result compare; /* outputs in the model's order; layers worst first */
+    struct mq_divergence_result compare; /* outputs in the model's order; layers worst first */
     int attribution;                /* compare.layers is filled */
 };
 

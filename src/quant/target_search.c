@@ -275,7 +275,7 @@ static int rank_units(struct search *s, const struct mq_check_result *r, struct 
     if (!s->units)
         rc = MQ_ERR_MEMORY;
     for (int l = 0; rc == MQ_OK && l < r->compare.n_layers; l++) {
-        const struct mq_layer_compare *layer = &r->compare.layers[l];
+        const struct mq_divergence_layer *layer = &r->compare.layers[l];
         struct unit *u = &s->units[s->n_units];
         u->node_sqnr_db = layer->node_sqnr_db;
         char *label = strdup(layer->node ? layer->node : "");

@@ -165,7 +165,7 @@ static int name_map_build(struct name_map *m, const Onnx__ModelProto *model)
 /* ------------------------------------------------------------ the pairs */
 
 struct pair {
-    struct mq_layer_compare layer;
+    struct mq_divergence_layer layer;
     int seen_a, seen_b;     /* this sample */
     struct mq_tensor copy;  /* A's value this sample, float32, until B produces its own */
     int have_copy;
@@ -534,14 +534,14 @@ static int charge_chain(struct pair *p, const struct chain *chain)
 
 static int layer_order(const void *x, const void *y)
 {
-    const struct mq_layer_compare *a = x, *b = y;
+    const struct mq_divergence_layer *a = x, *b = y;
     if (a->node_sqnr_db != b->node_sqnr_db)
         return a->node_sqnr_db < b->node_sqnr_db ? -1 : 1;
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
 /* Moves the compared pairs into the result, worst node first. */
-static int finish_layers(struct ctx *c, struct mq_compare_result *r)
+static int finish_layers(struct ctx *c, struct mq_divergence_result *r)
 {
     r->layers = calloc((size_t)c->n_pairs + 1, sizeof *r->layers);
     if (!r->layers)
@@ -572,9 +572,9 @@ static int finish_layers(struct ctx *c, struct mq_compare_result *r)
     return 0;
 }
 
-int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
-                      const struct mq_compare_options *o, struct mq_compare_result *r,
-                      struct mq_error *err)
+int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
+                          const struct mq_divergence_options *o, struct mq_divergence_result *r,
+                          struct mq_error *err)
 {
     memset(r, 0, sizeof *r);
     struct mq_plan *pa = NULL, *pb = NULL;
@@ -639,7 +639,7 @@ int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
                                              o->per_layer ? &run_b : NULL, err)))
             mq_error_prefix(err, "model B: ");
         for (int i = 0; rc == MQ_OK && i < na_out; i++) {
-            struct mq_output_compare *oc = &r->outputs[i];
+            struct mq_divergence_output *oc = &r->outputs[i];
             const struct mq_tensor *ta = &out_a[i], *tb = &out_b[out_map[i]];
             rc = mq_error_stats_add(&oc->stats, ta, tb, oc->name, err);
             if (rc == MQ_OK && oc->class_scores) {
@@ -680,11 +680,11 @@ out:
     mq_plan_free(pa);
     mq_plan_free(pb);
     if (rc)
-        mq_compare_result_free(r);
+        mq_divergence_result_free(r);
     return rc;
 }
 
-void mq_compare_result_free(struct mq_compare_result *r)
+void mq_divergence_result_free(struct mq_divergence_result *r)
 {
     for (int i = 0; i < r->n_outputs; i++)
         free(r->outputs[i].name);
