@@ -5,10 +5,9 @@
  * order-free, so the result is the same for any number of threads, and shards
  * merge into the result of one run.
  *
- * Which tensors: the caller decides (quant/select knows which nodes may be
- * quantized) and passes their names; mq_calib_collect_names gathers the float
- * inputs and outputs of the nodes a predicate accepts, in the main graph and
- * every subgraph.  Observed: tensors a node produces, graph inputs fed from the
+ * Which tensors: the caller decides and passes their names (the quantizer's
+ * own list, mq_qdq_tensors_to_observe in quant/qdq.h, for the nodes quant/select
+ * chooses).  Observed: tensors a node produces, graph inputs fed from the
  * samples, and values the planner folded into constants (observed once per
  * sample, as if produced).  Non-float tensors are never observed.
  */
@@ -37,21 +36,6 @@ int mq_name_list_add(struct mq_name_list *list, const char *name, struct mq_erro
 void mq_name_list_finish(struct mq_name_list *list);
 int mq_name_list_contains(const struct mq_name_list *list, const char *name); /* after finish */
 void mq_name_list_free(struct mq_name_list *list);
-
-/* Decides whether a node may be quantized (user: the caller's context). */
-typedef int (*mq_node_predicate_fn)(void *user, const Onnx__NodeProto *node);
-
-/*
- * Adds to `out` (then finished) the input and output names of every node the
- * predicate accepts, in `graph` and its subgraphs (If/Loop/Scan bodies, to
- * MQ_MAX_SUBGRAPH_DEPTH), that may hold floats: names whose declared type
- * (graph input/output, value_info) is not float are left out, as are
- * initializers (constants: the quantizer reads their values) and "".  A
- * name whose type is not declared is kept; calibration skips it at run time
- * if it turns out not to be float.
- */
-int mq_calib_collect_names(const Onnx__GraphProto *graph, mq_node_predicate_fn predicate,
-                           void *user, struct mq_name_list *out, struct mq_error *err);
 
 struct mq_calib_options {
     enum mq_calib_method method;

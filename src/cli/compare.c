@@ -53,13 +53,13 @@ static void format_db(char *buf, size_t size, double db)
         snprintf(buf, size, "%.2f", db);
 }
 
-static void print_text(FILE *f, const struct compare_args *a, const struct mq_compare_result *r)
+static void print_text(FILE *f, const struct compare_args *a, const struct mq_divergence_result *r)
 {
     mq_text_printf(f, "A: %s\nB: %s\nsamples: %lld\n\n", a->a, a->b, (long long)r->samples);
     mq_text_printf(f, "%-28s %9s %10s %10s %12s  %s\n", "output", "sqnr_db", "worst_db", "cosine",
                    "max_abs_err", "top1_agree");
     for (int i = 0; i < r->n_outputs; i++) {
-        const struct mq_output_compare *o = &r->outputs[i];
+        const struct mq_divergence_output *o = &r->outputs[i];
         char sqnr[32], worst[32], top1[64] = "-";
         format_db(sqnr, sizeof sqnr, mq_error_stats_sqnr_db(&o->stats));
         format_db(worst, sizeof worst, o->stats.min_sample_sqnr_db);
@@ -80,7 +80,7 @@ static void print_text(FILE *f, const struct compare_args *a, const struct mq_co
     mq_text_printf(f, "%-32s %-18s %9s %9s %9s  %s\n", "node", "op", "in_db", "out_db", "node_db",
                    "tensor");
     for (int i = 0; i < r->n_layers && i < a->top; i++) {
-        const struct mq_layer_compare *l = &r->layers[i];
+        const struct mq_divergence_layer *l = &r->layers[i];
         char in[32], out[32], node[32];
         format_db(in, sizeof in, l->input_relative_noise > 0
                                      ? -10.0 * log10(l->input_relative_noise) : INFINITY);
@@ -112,7 +112,7 @@ static void json_stats(struct mq_json *j, const struct mq_error_stats *s)
     mq_json_key_int(j, "nonfinite_mismatches", s->nonfinite_mismatch);
 }
 
-static int write_json(FILE *f, const struct compare_args *a, const struct mq_compare_result *r)
+static int write_json(FILE *f, const struct compare_args *a, const struct mq_divergence_result *r)
 {
     struct mq_json j;
     mq_json_init(&j, f, 1);
@@ -127,7 +127,7 @@ static int write_json(FILE *f, const struct compare_args *a, const struct mq_com
     mq_json_key(&j, "outputs");
     mq_json_array_begin(&j);
     for (int i = 0; i < r->n_outputs; i++) {
-        const struct mq_output_compare *o = &r->outputs[i];
+        const struct mq_divergence_output *o = &r->outputs[i];
         mq_json_object_begin(&j);
         mq_json_key(&j, "name");
         mq_json_string(&j, o->name);
@@ -148,7 +148,7 @@ static int write_json(FILE *f, const struct compare_args *a, const struct mq_com
         mq_json_key(&j, "tensors");
         mq_json_array_begin(&j);
         for (int i = 0; i < r->n_layers; i++) {
-            const struct mq_layer_compare *l = &r->layers[i];
+            const struct mq_divergence_layer *l = &r->layers[i];
             mq_json_object_begin(&j);
             mq_json_key(&j, "tensor");
             mq_json_string(&j, l->tensor_a);
@@ -240,9 +240,9 @@ int mq_cli_compare(int argc, char **argv)
         return status;
     struct mq_error err = {{0}};
     struct mq_model *ma = NULL, *mb = NULL;
-    struct mq_compare_result r;
+    struct mq_divergence_result r;
     memset(&r, 0, sizeof r);
-    struct mq_compare_options o = {a.inputs, a.limit, a.per_layer || a.html, &a.preprocess,
+    struct mq_divergence_options o = {a.inputs, a.limit, a.per_layer || a.html, &a.preprocess,
                                    NULL};
     int rc = MQ_OK;
     if (a.html)
@@ -258,7 +258,7 @@ int mq_cli_compare(int argc, char **argv)
     if (rc == MQ_OK)
         rc = mq_graph_canonicalize(mb->proto, NULL, NULL, &err);
     if (rc == MQ_OK)
-        rc = mq_compare_models(ma, mb, &o, &r, &err);
+        rc = mq_divergence_compare(ma, mb, &o, &r, &err);
     if (rc == MQ_OK && r.samples == 0)
         rc = mq_error_set(&err, "%s: no samples", a.inputs);
     if (rc == MQ_OK && a.json) {
@@ -292,7 +292,7 @@ int mq_cli_compare(int argc, char **argv)
     }
     if (rc == MQ_OK && !(a.json && strcmp(a.json, "-") == 0))
         print_text(stdout, &a, &r);
-    mq_compare_result_free(&r);
+    mq_divergence_result_free(&r);
     mq_model_free(ma);
     mq_model_free(mb);
     return mq_cli_report(rc, &err);

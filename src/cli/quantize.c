@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "calib/calibrate.h"
+#include "calib/driver.h"
 #include "cli/cli.h"
 #include "cli/quantize_weights.h"
 #include "cli/sample_args.h"
@@ -462,16 +463,8 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
     struct mq_name_list list = {0};
     int rc = mq_plan_build(model, &plan, err);
     if (rc == MQ_OK) {
-        int n = mq_plan_input_count(plan);
-        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
-        if (!inputs)
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < n; i++)
-            inputs[i] = mq_plan_input(plan, i);
-        if (rc == MQ_OK)
-            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
-                a->limit, 0, 0, &a->preprocess}, &source, err);
-        free(inputs);
+        rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
+            a->limit, 0, 0, &a->preprocess}, &source, err);
         char note[600];
         if (rc == MQ_OK && !a->quiet && (mq_cli_ignored_note(source, note, sizeof note), *note))
             mq_text_printf(stderr, "calibration data: %s\n", note + 2);
@@ -514,16 +507,8 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
     struct mq_calib_source *source = NULL;
     int rc = mq_plan_build(model, &plan, err);
     if (rc == MQ_OK) {
-        int n = mq_plan_input_count(plan);
-        const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);
-        if (!inputs)
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        for (int i = 0; rc == MQ_OK && i < n; i++)
-            inputs[i] = mq_plan_input(plan, i);
-        if (rc == MQ_OK)
-            rc = mq_calib_source_open_with(a->calib, inputs, n, &(struct mq_calib_open_options){
-                a->limit, 0, 0, &a->preprocess}, &source, err);
-        free(inputs);
+        rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
+            a->limit, 0, 0, &a->preprocess}, &source, err);
     }
     if (rc == MQ_OK)
         rc = mq_quant_stats_collect(plan, source, model->proto, sel, names, n_names, ranges,
@@ -672,15 +657,15 @@ static int check_ranges_match(const struct mq_ranges *ranges, char **names, int 
  */
 static int write_html(const struct quantize_args *a, int argc, char **argv,
                       const struct mq_report *report, const struct mq_model *quantized,
-                      const struct mq_compare_result *measured, const char *measured_on,
+                      const struct mq_divergence_result *measured, const char *measured_on,
                       struct mq_atomic_file *file, struct mq_error *err)
 {
     struct mq_model *fp32 = NULL;
-    struct mq_compare_result cmp;
+    struct mq_divergence_result cmp;
     memset(&cmp, 0, sizeof cmp);
     int have_cmp = 0, rc = MQ_OK;
     if (!measured && a->calib) {
-        struct mq_compare_options co = {a->calib, a->limit, 1, &a->preprocess, NULL};
+        struct mq_divergence_options co = {a->calib, a->limit, 1, &a->preprocess, NULL};
         int progress = !a->quiet && isatty(STDERR_FILENO);
         if (progress)
             fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);
@@ -688,7 +673,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
         if (rc == MQ_OK)
             rc = mq_graph_canonicalize(fp32->proto, NULL, NULL, err);
         if (rc == MQ_OK)
-            rc = mq_compare_models(fp32, quantized, &co, &cmp, err);
+            rc = mq_divergence_compare(fp32, quantized, &co, &cmp, err);
         if (progress)
             fputs("\r\033[K", stderr);
         if (rc)
@@ -712,7 +697,7 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
         rc = mq_error_set(err, "writing '%s' failed", a->html);
     }
     if (have_cmp)
-        mq_compare_result_free(&cmp);
+        mq_divergence_result_free(&cmp);
     mq_model_free(fp32);
     return rc;
 }

@@ -71,8 +71,7 @@ Onnx__NodeProto *mq_graph_new_node(const char *op_type, const char *name,
     return n;
 }
 
-Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *name, int dtype,
-                                            int rank, const int64_t *dims)
+Onnx__TensorProto *mq_graph_new_tensor(const char *name, int dtype)
 {
     Onnx__TensorProto *t = malloc(sizeof *t);
     if (!t)
@@ -81,10 +80,23 @@ Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *nam
     t->name = strdup(name);
     t->has_data_type = 1;
     t->data_type = dtype;
+    if (!t->name) {
+        onnx__tensor_proto__free_unpacked(t, NULL);
+        return NULL;
+    }
+    return t;
+}
+
+Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *name, int dtype,
+                                            int rank, const int64_t *dims)
+{
+    Onnx__TensorProto *t = mq_graph_new_tensor(name, dtype);
+    if (!t)
+        return NULL;
     t->has_raw_data = 1;
     t->n_dims = (size_t)rank;
     t->dims = rank ? malloc((size_t)rank * sizeof *t->dims) : NULL;
-    if (!t->name || (rank && !t->dims) ||
+    if ((rank && !t->dims) ||
         mq_graph_append_ptr((void ***)&g->initializer, &g->n_initializer, t)) {
         onnx__tensor_proto__free_unpacked(t, NULL);
         return NULL;

@@ -34,6 +34,9 @@ Onnx__NodeProto *mq_graph_new_node(const char *op_type, const char *name,
                                    const char *const *inputs, int n_inputs, const char *output,
                                    int axis);
 
+/* A new tensor with this name and element type, no dims or data, in no graph; NULL when out of
+   memory. */
+Onnx__TensorProto *mq_graph_new_tensor(const char *name, int dtype);
 /* A new raw-data initializer (no data yet) appended to the graph; NULL when out of memory. */
 Onnx__TensorProto *mq_graph_add_initializer(Onnx__GraphProto *g, const char *name, int dtype,
                                             int rank, const int64_t *dims);

@@ -324,6 +324,25 @@ static void compose_affine(const struct plan_step *step, const struct mq_tensor 
 }
 
 /* Marks step r absorbed; returns its output, the new end of the chain. */
+/* The per-channel affine map y = a * x + c of `channels` channels, starting as the identity (a = 1,
+   c = 0), for the folds to compose into; MQ_ERR (nothing allocated) when out of memory. */
+static int identity_affine(int64_t channels, double **a, double **c)
+{
+    *a = malloc(sizeof **a * (size_t)channels);
+    *c = malloc(sizeof **c * (size_t)channels);
+    if (!*a || !*c) {
+        free(*a);
+        free(*c);
+        *a = *c = NULL;
+        return MQ_ERR;
+    }
+    for (int64_t ch = 0; ch < channels; ch++) {
+        (*a)[ch] = 1.0;
+        (*c)[ch] = 0.0;
+    }
+    return MQ_OK;
+}
+
 static int absorb(struct fuse *f, int r)
 {
     f->removed[r] = 1;
@@ -346,19 +365,8 @@ static int fuse_conv(struct fuse *f, int s, struct mq_error *err)
                    (!has_bias || (b && b->dtype == w->dtype && b->count == w->dims[0]));
     int64_t channels = foldable ? w->dims[0] : 0;
     double *a = NULL, *c = NULL;
-    if (foldable) {
-        a = malloc(sizeof *a * (size_t)channels);
-        c = malloc(sizeof *c * (size_t)channels);
-        if (!a || !c) {
-            free(a);
-            free(c);
-            return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
-        }
-        for (int64_t ch = 0; ch < channels; ch++) {
-            a[ch] = 1.0;
-            c[ch] = 0.0;
-        }
-    }
+    if (foldable && identity_affine(channels, &a, &c))
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
     int out = step->outputs[0], folded = 0, relu = 0, residual = -1;
     for (int r; (r = single_reader(f, out)) >= 0;) {
         const struct plan_step *next = &plan->steps[r];
@@ -460,19 +468,8 @@ static int fuse_batchnorm(struct fuse *f, int s, struct mq_error *err)
                    (scale->dtype == MQ_DTYPE_FLOAT || scale->dtype == MQ_DTYPE_DOUBLE);
     int64_t channels = foldable ? scale->count : 0;
     double *a = NULL, *c = NULL;
-    if (foldable) {
-        a = malloc(sizeof *a * (size_t)channels);
-        c = malloc(sizeof *c * (size_t)channels);
-        if (!a || !c) {
-            free(a);
-            free(c);
-            return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
-        }
-        for (int64_t ch = 0; ch < channels; ch++) {
-            a[ch] = 1.0;
-            c[ch] = 0.0;
-        }
-    }
+    if (foldable && identity_affine(channels, &a, &c))
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
     int out = step->outputs[0], folded = 0, relu = 0;
     for (int r; (r = single_reader(f, out)) >= 0;) {
         const struct plan_step *next = &plan->steps[r];

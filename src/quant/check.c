@@ -17,11 +17,11 @@ int mq_check_models(const struct mq_model *fp32, const Onnx__ModelProto *quantiz
     /* The quantized model has no file: a view of the proto, never freed through it. */
     char label[] = "the quantized model", dir[] = ".";
     struct mq_model view = {(Onnx__ModelProto *)quantized, label, dir};
-    struct mq_compare_options co = {o->eval_dir, o->limit, o->attribution, o->preprocess,
+    struct mq_divergence_options co = {o->eval_dir, o->limit, o->attribution, o->preprocess,
                                    o->reference};
-    int rc = mq_compare_models(fp32, &view, &co, &r->compare, err);
+    int rc = mq_divergence_compare(fp32, &view, &co, &r->compare, err);
     if (rc == MQ_OK && r->compare.samples == 0) {
-        mq_compare_result_free(&r->compare);
+        mq_divergence_result_free(&r->compare);
         rc = mq_error_set(err, "%s: no samples", o->eval_dir);
     }
     if (rc)
@@ -31,7 +31,7 @@ int mq_check_models(const struct mq_model *fp32, const Onnx__ModelProto *quantiz
 
 void mq_check_result_free(struct mq_check_result *r)
 {
-    mq_compare_result_free(&r->compare);
+    mq_divergence_result_free(&r->compare);
     memset(r, 0, sizeof *r);
 }
 
@@ -46,7 +46,7 @@ double mq_check_output_sqnr_db(const struct mq_check_result *r, int i)
 
 double mq_check_output_agreement_pct(const struct mq_check_result *r, int i)
 {
-    const struct mq_output_compare *o = &r->compare.outputs[i];
+    const struct mq_divergence_output *o = &r->compare.outputs[i];
     if (!o->class_scores || o->top1.rows == 0)
         return -1;
     return 100.0 * (double)o->top1.agree / (double)o->top1.rows;

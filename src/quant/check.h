@@ -30,12 +30,12 @@ struct mq_check_options {
     int64_t limit;          /* > 0: only the first `limit` samples */
     int attribution;        /* also rank nodes by the error they add (per layer) */
     const struct mq_preprocess *preprocess; /* for folders of images or WAV files, or NULL */
-    struct mq_reference_cache *reference;   /* FP32 outputs kept across checks, or NULL */
+    struct mq_divergence_cache *reference;   /* FP32 outputs kept across checks, or NULL */
 };
 
 struct mq_check_result {
     const char *eval_dir;           /* as given in the options, not owned */
-    struct mq_compare_result compare; /* outputs in the model's order; layers worst first */
+    struct mq_divergence_result compare; /* outputs in the model's order; layers worst first */
     int attribution;                /* compare.layers is filled */
 };
 

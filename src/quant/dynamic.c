@@ -157,16 +157,7 @@ int mq_quant_dynamic(Onnx__ModelProto *model, struct mq_selection *sel,
         rc = mq_node_list_push(&list, node, err);
     }
     if (rc == MQ_OK) {
-        mq_node_list_install(&list, g);
-        for (size_t i = 0; i < n_old; i++)
-            onnx__node_proto__free_unpacked(old[i], NULL);
-        for (size_t i = 0; i < n_rewritten; i++) {
-            int dup = 0;
-            for (size_t j = 0; j < i; j++)
-                dup |= rewritten[j] == rewritten[i];
-            if (!dup)
-                mq_matmul_drop_if_unread(g, rewritten[i]);
-        }
+        mq_matmul_commit(&list, g, old, n_old, rewritten, n_rewritten);
     } else {
         /* the new nodes are dropped; the original nodes stay in the graph */
         for (size_t i = 0; i < list.n; i++) {

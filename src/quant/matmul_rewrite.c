@@ -172,3 +172,18 @@ void mq_matmul_drop_if_unread(Onnx__GraphProto *g, Onnx__TensorProto *w)
     if (mq_matmul_readers(g, w->name) == 0)
         mq_graph_drop_initializer(g, w);
 }
+
+void mq_matmul_commit(struct mq_node_list *l, Onnx__GraphProto *g, Onnx__NodeProto **old,
+                      size_t n_old, Onnx__TensorProto **weights, size_t n_weights)
+{
+    mq_node_list_install(l, g);
+    for (size_t i = 0; i < n_old; i++)
+        onnx__node_proto__free_unpacked(old[i], NULL);
+    for (size_t i = 0; i < n_weights; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && weights[i]; j++)
+            seen |= weights[j] == weights[i];
+        if (weights[i] && !seen)
+            mq_matmul_drop_if_unread(g, weights[i]);
+    }
+}

@@ -61,4 +61,10 @@ int mq_matmul_weight_load(const Onnx__TensorProto *w, struct mq_tensor *out,
 /* Drops the float weight when no node reads it any more. */
 void mq_matmul_drop_if_unread(Onnx__GraphProto *g, Onnx__TensorProto *w);
 
+/* Ends a successful rewrite: installs the new node order, frees the n_old replaced nodes and drops
+   each distinct weight of `weights` (NULL entries skipped) that no node reads any more (a weight
+   several MatMuls read is listed several times and dropped once). */
+void mq_matmul_commit(struct mq_node_list *l, Onnx__GraphProto *g, Onnx__NodeProto **old,
+                      size_t n_old, Onnx__TensorProto **weights, size_t n_weights);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/tensor.h"
+#include "graph/edit.h"
 #include "quant/graph.h"
 #include "quant/params.h"
 
@@ -40,13 +41,9 @@ static int append_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)
 /* A scalar initializer: float32 scale or int16 zero point (stored in int32_data). */
 static Onnx__TensorProto *scalar(const char *name, int dtype, float f, int32_t i)
 {
-    Onnx__TensorProto *t = malloc(sizeof *t);
+    Onnx__TensorProto *t = mq_graph_new_tensor(name, dtype);
     if (!t)
         return NULL;
-    onnx__tensor_proto__init(t);
-    t->name = strdup(name);
-    t->has_data_type = 1;
-    t->data_type = dtype;
     if (dtype == MQ_DTYPE_FLOAT) {
         t->float_data = malloc(sizeof *t->float_data);
         if (t->float_data) {
@@ -60,7 +57,7 @@ static Onnx__TensorProto *scalar(const char *name, int dtype, float f, int32_t i
             t->n_int32_data = 1;
         }
     }
-    if (!t->name || (t->n_float_data + t->n_int32_data) != 1) {
+    if ((t->n_float_data + t->n_int32_data) != 1) {
         onnx__tensor_proto__free_unpacked(t, NULL);
         return NULL;
     }

@@ -45,7 +45,7 @@ struct search {
     int n_units;
     struct mq_macs *macs;
     int passes;
-    struct mq_reference_cache reference; /* FP32 outputs, run once for all trials */
+    struct mq_divergence_cache reference; /* FP32 outputs, run once for all trials */
 };
 
 static void search_free(struct search *s)
@@ -277,7 +277,7 @@ static int rank_units(struct search *s, const struct mq_check_result *r, struct 
     if (!s->units)
         rc = MQ_ERR_MEMORY;
     for (int l = 0; rc == MQ_OK && l < r->compare.n_layers; l++) {
-        const struct mq_layer_compare *layer = &r->compare.layers[l];
+        const struct mq_divergence_layer *layer = &r->compare.layers[l];
         struct unit *u = &s->units[s->n_units];
         u->node_sqnr_db = layer->node_sqnr_db;
         char *label = strdup(layer->node ? layer->node : "");
@@ -535,7 +535,7 @@ int mq_target_search(const struct mq_target_search_options *o,
 out:
     if (have_best)
         mq_check_result_free(&best);
-    mq_reference_cache_free(&s.reference);
+    mq_divergence_cache_free(&s.reference);
     search_free(&s);
     if (rc)
         mq_target_search_result_free(r);

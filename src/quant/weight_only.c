@@ -318,16 +318,7 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
         rc = mq_node_list_push(&list, node, err);
     }
     if (rc == MQ_OK) {
-        mq_node_list_install(&list, g);
-        for (size_t i = 0; i < n_old; i++)
-            onnx__node_proto__free_unpacked(old[i], NULL);
-        for (size_t i = 0; i < n_nodes; i++) {
-            int seen = 0; /* a weight several MatMuls read is dropped once */
-            for (size_t j = 0; j < i && weights[i]; j++)
-                seen |= weights[j] == weights[i];
-            if (weights[i] && !seen)
-                mq_matmul_drop_if_unread(g, weights[i]);
-        }
+        mq_matmul_commit(&list, g, old, n_old, weights, n_nodes);
         if (!o->format_qdq && result->quantized)
             rc = mq_matmul_import_domain(model->proto, "com.microsoft", 1, err);
     } else {

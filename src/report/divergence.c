@@ -165,7 +165,7 @@ static int name_map_build(struct name_map *m, const Onnx__ModelProto *model)
 /* ------------------------------------------------------------ the pairs */
 
 struct pair {
-    struct mq_layer_compare layer;
+    struct mq_divergence_layer layer;
     int seen_a, seen_b;     /* this sample */
     struct mq_tensor copy;  /* A's value this sample, float32, until B produces its own */
     int have_copy;
@@ -534,14 +534,14 @@ static int charge_chain(struct pair *p, const struct chain *chain)
 
 static int layer_order(const void *x, const void *y)
 {
-    const struct mq_layer_compare *a = x, *b = y;
+    const struct mq_divergence_layer *a = x, *b = y;
     if (a->node_sqnr_db != b->node_sqnr_db)
         return a->node_sqnr_db < b->node_sqnr_db ? -1 : 1;
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
 /* Moves the compared pairs into the result, worst node first. */
-static int finish_layers(struct ctx *c, struct mq_compare_result *r)
+static int finish_layers(struct ctx *c, struct mq_divergence_result *r)
 {
     r->layers = calloc((size_t)c->n_pairs + 1, sizeof *r->layers);
     if (!r->layers)
@@ -574,7 +574,7 @@ static int finish_layers(struct ctx *c, struct mq_compare_result *r)
 
 #define REFERENCE_CACHE_DEFAULT_BYTES ((size_t)256 << 20)
 
-void mq_reference_cache_free(struct mq_reference_cache *cache)
+void mq_divergence_cache_free(struct mq_divergence_cache *cache)
 {
     int64_t n = cache->n_samples * cache->n_outputs;
     for (int64_t i = 0; cache->outputs && i < n; i++)
@@ -585,7 +585,7 @@ void mq_reference_cache_free(struct mq_reference_cache *cache)
 }
 
 /* A's outputs for sample s when the cache holds them, else NULL. */
-static const struct mq_tensor *reference_lookup(const struct mq_reference_cache *cache,
+static const struct mq_tensor *reference_lookup(const struct mq_divergence_cache *cache,
                                                 int64_t s, int64_t n_samples, int n_outputs)
 {
     if (!cache || !cache->filled || cache->n_samples != n_samples ||
@@ -596,7 +596,7 @@ static const struct mq_tensor *reference_lookup(const struct mq_reference_cache 
 
 /* Keeps copies of A's outputs for sample s while they fit; a sample that does not fit is
    simply run again next time, so failing to store is never an error. */
-static void reference_store(struct mq_reference_cache *cache, int64_t s, int64_t n_samples,
+static void reference_store(struct mq_divergence_cache *cache, int64_t s, int64_t n_samples,
                             const struct mq_tensor *outputs, int n_outputs)
 {
     if (!cache)
@@ -634,8 +634,8 @@ static void reference_store(struct mq_reference_cache *cache, int64_t s, int64_t
     cache->filled[s] = 1;
 }
 
-int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
-                      const struct mq_compare_options *o, struct mq_compare_result *r,
+int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
+                      const struct mq_divergence_options *o, struct mq_divergence_result *r,
                       struct mq_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -694,7 +694,7 @@ int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
         rc = mq_calib_source_load(source, s, in_a, err);
         for (int k = 0; rc == MQ_OK && k < nb_in; k++)
             rc = feed_b(&in_a[in_map[k]], mq_plan_input(pb, k), &in_b[k], err);
-        struct mq_reference_cache *cache = o->per_layer ? NULL : o->reference;
+        struct mq_divergence_cache *cache = o->per_layer ? NULL : o->reference;
         const struct mq_tensor *ref = reference_lookup(cache, s, n_samples, na_out);
         if (rc == MQ_OK && !ref) {
             if ((rc = mq_plan_run(pa, in_a, na_in, out_a, na_out,
@@ -707,7 +707,7 @@ int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
                                              o->per_layer ? &run_b : NULL, err)))
             mq_error_prefix(err, "model B: ");
         for (int i = 0; rc == MQ_OK && i < na_out; i++) {
-            struct mq_output_compare *oc = &r->outputs[i];
+            struct mq_divergence_output *oc = &r->outputs[i];
             const struct mq_tensor *ta = ref ? &ref[i] : &out_a[i], *tb = &out_b[out_map[i]];
             rc = mq_error_stats_add(&oc->stats, ta, tb, oc->name, err);
             if (rc == MQ_OK && oc->class_scores) {
@@ -748,11 +748,11 @@ out:
     mq_plan_free(pa);
     mq_plan_free(pb);
     if (rc)
-        mq_compare_result_free(r);
+        mq_divergence_result_free(r);
     return rc;
 }
 
-void mq_compare_result_free(struct mq_compare_result *r)
+void mq_divergence_result_free(struct mq_divergence_result *r)
 {
     for (int i = 0; i < r->n_outputs; i++)
         free(r->outputs[i].name);

@@ -29,32 +29,32 @@
  * Zero-initialise it; it fills itself up to max_bytes (0: a default of
  * 256 MiB) and runs A again for the samples that did not fit.
  */
-struct mq_reference_cache {
+struct mq_divergence_cache {
     int64_t n_samples;
     int n_outputs;
     struct mq_tensor *outputs;   /* [sample * n_outputs + output], owned copies */
     unsigned char *filled;       /* per sample */
     size_t bytes, max_bytes;
 };
-void mq_reference_cache_free(struct mq_reference_cache *cache);
+void mq_divergence_cache_free(struct mq_divergence_cache *cache);
 
-struct mq_compare_options {
+struct mq_divergence_options {
     const char *inputs_dir;  /* any layout calib/reader.h accepts */
     int64_t limit;           /* > 0: only the first `limit` samples */
     int per_layer;
     const struct mq_preprocess *preprocess; /* images and WAV files (calib/preprocess.h) */
-    struct mq_reference_cache *reference;  /* A's outputs across calls, or NULL; unused with
+    struct mq_divergence_cache *reference;  /* A's outputs across calls, or NULL; unused with
                                               per_layer (A's tensors are observed then) */
 };
 
-struct mq_output_compare {
+struct mq_divergence_output {
     char *name;
     struct mq_error_stats stats;
     int class_scores;        /* every sample looked like [N, C] scores */
     struct mq_top1_stats top1;
 };
 
-struct mq_layer_compare {
+struct mq_divergence_layer {
     char *tensor_a, *tensor_b;   /* the names in each model */
     char *node, *op_type;        /* A's node producing it */
     struct mq_error_stats stats;
@@ -66,11 +66,11 @@ struct mq_layer_compare {
     int64_t shape_mismatches;    /* samples where the two shapes differed (not in stats) */
 };
 
-struct mq_compare_result {
+struct mq_divergence_result {
     int64_t samples;
-    struct mq_output_compare *outputs;   /* in A's output order */
+    struct mq_divergence_output *outputs;   /* in A's output order */
     int n_outputs;
-    struct mq_layer_compare *layers;     /* worst node first (lowest node_sqnr_db) */
+    struct mq_divergence_layer *layers;     /* worst node first (lowest node_sqnr_db) */
     int n_layers;
     int n_matched_names;                 /* tensors matched by name, compared or not */
 };
@@ -80,9 +80,9 @@ struct mq_compare_result {
  * input that A lacks; float32 and float16 inputs are converted where the two
  * declare different widths.
  */
-int mq_compare_models(const struct mq_model *a, const struct mq_model *b,
-                      const struct mq_compare_options *options, struct mq_compare_result *result,
-                      struct mq_error *err);
-void mq_compare_result_free(struct mq_compare_result *result);
+int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
+                          const struct mq_divergence_options *options,
+                          struct mq_divergence_result *result, struct mq_error *err);
+void mq_divergence_result_free(struct mq_divergence_result *result);
 
 #endif

@@ -33,7 +33,7 @@ struct mq_html_report {
     int n_args;
     const struct mq_report *quant;            /* the quantization; NULL for `compare` */
     const char *model_a, *model_b;            /* for `compare` (quant names them otherwise) */
-    const struct mq_compare_result *compare;  /* B against FP32 A; NULL: not measured */
+    const struct mq_divergence_result *compare;  /* B against FP32 A; NULL: not measured */
     int compare_per_layer;                    /* compare->layers is meaningful */
     const char *compare_inputs;               /* the samples it ran on */
     const char *compare_note;                 /* shown when compare is NULL: why */

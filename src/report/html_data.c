@@ -357,18 +357,18 @@ static void write_tensors(struct mq_json *j, const struct mq_report *q)
 
 static int by_order(const void *x, const void *y)
 {
-    const struct mq_layer_compare *a = *(const struct mq_layer_compare *const *)x;
-    const struct mq_layer_compare *b = *(const struct mq_layer_compare *const *)y;
+    const struct mq_divergence_layer *a = *(const struct mq_divergence_layer *const *)x;
+    const struct mq_divergence_layer *b = *(const struct mq_divergence_layer *const *)y;
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
 static int write_compare(struct mq_json *j, const struct mq_html_report *r)
 {
-    const struct mq_compare_result *c = r->compare;
+    const struct mq_divergence_result *c = r->compare;
     mq_json_key(j, "outputs");
     mq_json_array_begin(j);
     for (int i = 0; c && i < c->n_outputs; i++) {
-        const struct mq_output_compare *o = &c->outputs[i];
+        const struct mq_divergence_output *o = &c->outputs[i];
         mq_json_object_begin(j);
         key_string(j, "name", o->name);
         mq_json_key(j, "sqnr_db");
@@ -390,7 +390,7 @@ static int write_compare(struct mq_json *j, const struct mq_html_report *r)
                                                     : "The per-layer error was not measured.");
         return 0;
     }
-    const struct mq_layer_compare **layers = calloc((size_t)c->n_layers + 1, sizeof *layers);
+    const struct mq_divergence_layer **layers = calloc((size_t)c->n_layers + 1, sizeof *layers);
     if (!layers)
         return -1;
     for (int i = 0; i < c->n_layers; i++)
@@ -403,7 +403,7 @@ static int write_compare(struct mq_json *j, const struct mq_html_report *r)
     mq_json_key(j, "layers");
     mq_json_array_begin(j);
     for (int i = 0; i < c->n_layers; i++) {
-        const struct mq_layer_compare *l = layers[i];
+        const struct mq_divergence_layer *l = layers[i];
         mq_json_array_begin(j);
         mq_json_int(j, l->order);
         mq_json_string(j, l->node ? l->node : "?");

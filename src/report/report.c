@@ -261,7 +261,7 @@ static void write_check(struct mq_json *j, const struct mq_report *r)
     mq_json_key(j, "outputs");
     mq_json_array_begin(j);
     for (int i = 0; i < c->compare.n_outputs; i++) {
-        const struct mq_output_compare *o = &c->compare.outputs[i];
+        const struct mq_divergence_output *o = &c->compare.outputs[i];
         mq_json_object_begin(j);
         json_key_string(j, "name", o->name);
         mq_json_key_double(j, "sqnr_db", mq_check_output_sqnr_db(c, i));
@@ -283,7 +283,7 @@ static void write_check(struct mq_json *j, const struct mq_report *r)
     mq_json_key(j, "nodes_adding_most_error");
     mq_json_array_begin(j);
     for (int i = 0; i < blamed_nodes(c); i++) {
-        const struct mq_layer_compare *l = &c->compare.layers[i];
+        const struct mq_divergence_layer *l = &c->compare.layers[i];
         mq_json_object_begin(j);
         json_key_string(j, "node", l->node ? l->node : "");
         json_key_string(j, "op_type", l->op_type ? l->op_type : "");
@@ -455,7 +455,7 @@ static void print_check(FILE *out, const struct mq_report *r)
     mq_text_printf(out, "  %-24s %9s %10s %12s  %s\n", "output", "sqnr_db", "cosine", "max_abs_err",
             "top1_agree");
     for (int i = 0; i < c->compare.n_outputs; i++) {
-        const struct mq_output_compare *o = &c->compare.outputs[i];
+        const struct mq_divergence_output *o = &c->compare.outputs[i];
         char db[32], top1[32] = "-";
         format_db(db, sizeof db, mq_check_output_sqnr_db(c, i));
         double agree = mq_check_output_agreement_pct(c, i);
@@ -607,7 +607,7 @@ int mq_report_print_warnings(FILE *out, const struct mq_report *r)
                 "samples", c->compare.outputs[i].name, db, MQ_CHECK_WARN_SQNR_DB,
                 (long long)c->compare.samples);
         for (int k = 0; k < blamed_nodes(c); k++) {
-            const struct mq_layer_compare *l = &c->compare.layers[k];
+            const struct mq_divergence_layer *l = &c->compare.layers[k];
             format_db(db, sizeof db, l->node_sqnr_db);
             mq_text_printf(out, "%s%s (%s, adds noise at %s dB)", k ? ", " : "; nodes adding the most "
                     "error: ", l->node ? l->node : "?", l->op_type ? l->op_type : "?", db);

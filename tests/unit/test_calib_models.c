@@ -21,16 +21,9 @@
 #include "check_main.h"
 #include "interp/plan.h"
 #include "model/model.h"
-#include "quant/op_rules.h"
+#include "observe_names.h"
 
 static struct mq_error err;
-
-/* Every op type the quantizer's table knows (quant/op_rules.h): a new row is calibrated too. */
-static int accepts(void *user, const Onnx__NodeProto *node)
-{
-    (void)user;
-    return mq_op_role(mq_str(node->op_type)) != MQ_ROLE_NONE;
-}
 
 /* ../shared/models seen from the project root; tests run in the build folder, so go by
    this file's own path (meson gives it relative to the build folder, or absolute). */
@@ -81,7 +74,7 @@ static void calibrate_model(const char *dir, int64_t limit)
     ck_assert_msg(mq_model_load(path, &model, &err) == 0, "%s", err.message);
     ck_assert_msg(mq_plan_build(model, &plan, &err) == 0, "%s", err.message);
     struct mq_name_list names = {0};
-    ck_assert_int_eq(mq_calib_collect_names(model->proto->graph, accepts, NULL, &names, &err), 0);
+    observed_names(model->proto, &names);
     ck_assert_int_gt(names.n, 0);
     int n = mq_plan_input_count(plan);
     const Onnx__ValueInfoProto **inputs = calloc((size_t)n + 1, sizeof *inputs);

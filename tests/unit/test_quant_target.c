@@ -16,7 +16,7 @@
 #include "util/glob.h"
 
 /* One output with the given SQNR (signal 1, noise 10^(-db/10)) and, when rows > 0, top-1 figures. */
-static void set_output(struct mq_output_compare *o, const char *name, double db, int64_t rows,
+static void set_output(struct mq_divergence_output *o, const char *name, double db, int64_t rows,
                        int64_t agree)
 {
     memset(o, 0, sizeof *o);

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 int mq_as_double_supported(int dtype)
 {
@@ -116,4 +117,14 @@ int mq_as_double_store(struct mq_tensor *t, const double *src)
         return -1;
     }
     return 0;
+}
+
+double *mq_as_double_copy(const struct mq_tensor *t)
+{
+    double *v = malloc(sizeof(double) * (size_t)(t->count + 1));
+    if (v && mq_as_double_load(t, v)) {
+        free(v);
+        return NULL;
+    }
+    return v;
 }

@@ -13,6 +13,9 @@
 int mq_as_double_supported(int dtype);
 /* Copies t's count elements into dst as doubles; MQ_ERR for unsupported types. */
 int mq_as_double_load(const struct mq_tensor *t, double *dst);
+/* t's elements in a fresh malloc'd buffer (count + 1 doubles); NULL when out of memory or of an
+ * unsupported type.  The caller frees it. */
+double *mq_as_double_copy(const struct mq_tensor *t);
 /*
  * Writes count doubles into t (already allocated).  Integers truncate toward
  * zero like numpy's astype and saturate at the type's limits (NaN becomes 0);

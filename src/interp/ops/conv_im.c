@@ -15,16 +15,6 @@
 
 #define CI_MAX_SPATIAL 8
 
-static double *load(const struct mq_tensor *t)
-{
-    double *v = malloc(sizeof(double) * (size_t)(t->count + 1));
-    if (v && mq_as_double_load(t, v)) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
 /* An ints attribute with n values, or fill when absent; -1 when present with another length. */
 static int ints_or(const struct mq_kernel_node *node, const char *name, int n, int64_t fill,
                    int64_t *out)
@@ -85,7 +75,8 @@ static int col2im_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     int64_t N = x->dims[0], C = x->dims[1] / block_size;
     int64_t dims[2 + CI_MAX_SPATIAL] = {N, C};
     memcpy(dims + 2, img, sizeof(int64_t) * (size_t)r);
-    double *xv = load(x), *y = calloc((size_t)(N * C * image_size + 1), sizeof(double));
+    double *xv = mq_as_double_copy(x);
+    double *y = calloc((size_t)(N * C * image_size + 1), sizeof(double));
     int rc = MQ_ERR;
     if (!xv || !y) {
         ops_fail(node, err, "out of memory or unsupported type");
@@ -165,8 +156,9 @@ static int deform_conv_run(const struct mq_kernel_node *node, struct mq_exec *ex
         (bias && bias->count != OC))
         return ops_fail(node, err, "shapes of X, W, offset, B and mask disagree with group "
                         "%lld and offset_group %lld", (long long)group, (long long)ogroup);
-    double *xv = load(x), *wv = load(w), *ov = load(off);
-    double *mv = mask ? load(mask) : NULL, *bv = bias ? load(bias) : NULL;
+    double *xv = mq_as_double_copy(x), *wv = mq_as_double_copy(w), *ov = mq_as_double_copy(off);
+    double *mv = mask ? mq_as_double_copy(mask) : NULL;
+    double *bv = bias ? mq_as_double_copy(bias) : NULL;
     double *y = calloc((size_t)(N * OC * OH * OW + 1), sizeof(double));
     int rc = MQ_ERR;
     if (!xv || !wv || !ov || !y || (mask && !mv) || (bias && !bv)) {

@@ -556,15 +556,22 @@ static int legacy_view(const struct mq_kernel_node *node, const struct binary_st
     return MQ_OK;
 }
 
+/* Checks that A and B are present and views B as the operand A combines with (legacy_view). */
+static int binary_operands(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
+                           int n_inputs, struct mq_tensor *bview, struct mq_error *err)
+{
+    if (require_inputs(node, inputs, n_inputs, 2, err))
+        return MQ_ERR;
+    return legacy_view(node, node->state, inputs[0], inputs[1], bview, err);
+}
+
 static int binary_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                       const struct mq_tensor *const *inputs, int n_inputs,
                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
     const struct binary_state *st = node->state;
-    if (require_inputs(node, inputs, n_inputs, 2, err))
-        return MQ_ERR;
     struct mq_tensor bview;
-    if (legacy_view(node, st, inputs[0], inputs[1], &bview, err))
+    if (binary_operands(node, inputs, n_inputs, &bview, err))
         return MQ_ERR;
     return binary_compute(node, st->op, inputs[0], &bview, &outputs[0], err);
 }
@@ -896,11 +903,8 @@ static int add_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                         const struct mq_tensor *const *inputs, int n_inputs,
                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
-    const struct binary_state *st = node->state;
-    if (require_inputs(node, inputs, n_inputs, 2, err))
-        return MQ_ERR;
     struct mq_tensor bview;
-    if (legacy_view(node, st, inputs[0], inputs[1], &bview, err))
+    if (binary_operands(node, inputs, n_inputs, &bview, err))
         return MQ_ERR;
     return add_relu_compute(node, inputs[0], &bview, &outputs[0], err);
 }

@@ -77,6 +77,20 @@ static void move_elements(void *dst, const int64_t *dst_off, const void *src,
     }
 }
 
+/* The data and indices inputs of Gather and GatherElements (data of rank >= 1) and their axis
+   attribute, made non-negative. */
+static int gather_inputs(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
+                         int n_inputs, const struct mq_tensor **data,
+                         const struct mq_tensor **ind, int *axis, struct mq_error *err)
+{
+    if (ops_require(node, inputs, n_inputs, 0, data, err) ||
+        ops_require(node, inputs, n_inputs, 1, ind, err))
+        return MQ_ERR;
+    if ((*data)->rank < 1)
+        return ops_fail(node, err, "input 'data' must have rank >= 1");
+    return mq_axis_normalize(node, mq_attr_int(node, "axis", 0), (*data)->rank, axis, err);
+}
+
 /* ---- Gather ----------------------------------------------------------------------------- */
 
 static int gather_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -84,13 +98,8 @@ static int gather_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                       struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
     const struct mq_tensor *data, *ind;
-    if (ops_require(node, inputs, n_inputs, 0, &data, err) ||
-        ops_require(node, inputs, n_inputs, 1, &ind, err))
-        return MQ_ERR;
-    if (data->rank < 1)
-        return ops_fail(node, err, "input 'data' must have rank >= 1");
     int axis;
-    if (mq_axis_normalize(node, mq_attr_int(node, "axis", 0), data->rank, &axis, err))
+    if (gather_inputs(node, inputs, n_inputs, &data, &ind, &axis, err))
         return MQ_ERR;
     int out_rank = data->rank - 1 + ind->rank;
     if (out_rank > MQ_MAX_RANK)
@@ -194,13 +203,8 @@ static int gather_elements_run(const struct mq_kernel_node *node, struct mq_exec
                                struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
     const struct mq_tensor *data, *ind;
-    if (ops_require(node, inputs, n_inputs, 0, &data, err) ||
-        ops_require(node, inputs, n_inputs, 1, &ind, err))
-        return MQ_ERR;
-    if (data->rank < 1)
-        return ops_fail(node, err, "input 'data' must have rank >= 1");
     int axis;
-    if (mq_axis_normalize(node, mq_attr_int(node, "axis", 0), data->rank, &axis, err))
+    if (gather_inputs(node, inputs, n_inputs, &data, &ind, &axis, err))
         return MQ_ERR;
     int64_t *off;
     if (element_offsets(node, data, ind, axis, &off, err))
@@ -431,6 +435,21 @@ static int scatter_begin(const struct mq_kernel_node *node, const struct mq_tens
     return MQ_OK;
 }
 
+/* The data, indices and updates inputs every scatter takes; data must have rank >= 1. */
+static int scatter_inputs(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
+                          int n_inputs, const struct mq_tensor **data,
+                          const struct mq_tensor **ind, const struct mq_tensor **upd,
+                          struct mq_error *err)
+{
+    if (ops_require(node, inputs, n_inputs, 0, data, err) ||
+        ops_require(node, inputs, n_inputs, 1, ind, err) ||
+        ops_require(node, inputs, n_inputs, 2, upd, err))
+        return MQ_ERR;
+    if ((*data)->rank < 1)
+        return ops_fail(node, err, "input 'data' must have rank >= 1");
+    return MQ_OK;
+}
+
 /* ---- ScatterND -------------------------------------------------------------------------- */
 
 static int scatter_nd_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -439,12 +458,8 @@ static int scatter_nd_run(const struct mq_kernel_node *node, struct mq_exec *exe
 {
     const struct scatter_state *st = node->state;
     const struct mq_tensor *data, *ind, *upd;
-    if (ops_require(node, inputs, n_inputs, 0, &data, err) ||
-        ops_require(node, inputs, n_inputs, 1, &ind, err) ||
-        ops_require(node, inputs, n_inputs, 2, &upd, err))
+    if (scatter_inputs(node, inputs, n_inputs, &data, &ind, &upd, err))
         return MQ_ERR;
-    if (data->rank < 1)
-        return ops_fail(node, err, "input 'data' must have rank >= 1");
     int64_t *off, tuples, slice;
     if (tuple_offsets(node, data, ind, 0, &off, &tuples, &slice, err))
         return MQ_ERR;
@@ -506,12 +521,8 @@ static int scatter_elements_run(const struct mq_kernel_node *node, struct mq_exe
 {
     const struct scatter_state *st = node->state;
     const struct mq_tensor *data, *ind, *upd;
-    if (ops_require(node, inputs, n_inputs, 0, &data, err) ||
-        ops_require(node, inputs, n_inputs, 1, &ind, err) ||
-        ops_require(node, inputs, n_inputs, 2, &upd, err))
+    if (scatter_inputs(node, inputs, n_inputs, &data, &ind, &upd, err))
         return MQ_ERR;
-    if (data->rank < 1)
-        return ops_fail(node, err, "input 'data' must have rank >= 1");
     if (!mq_shape_equal(ind, upd)) {
         char a[256], b[256];
         return ops_fail(node, err, "updates %s must have the shape of indices %s",

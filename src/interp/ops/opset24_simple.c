@@ -38,17 +38,6 @@ static int bitcast_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     return MQ_OK;
 }
 
-/* Loads x into a fresh double buffer; NULL when out of memory or of an unsupported type. */
-static double *load(const struct mq_tensor *x)
-{
-    double *v = malloc(sizeof(double) * (size_t)(x->count + 1));
-    if (v && mq_as_double_load(x, v)) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
 static int store_like(const struct mq_kernel_node *node, const struct mq_tensor *like,
                       struct mq_tensor *out, double *y, struct mq_error *err)
 {
@@ -71,7 +60,7 @@ static int swiglu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     if (!mq_shape_equal(a, b) || a->dtype != b->dtype)
         return ops_fail(node, err, "inputs must have the same shape and type");
     double alpha = mq_attr_float(node, "alpha", 1.0f);
-    double *av = load(a), *bv = load(b);
+    double *av = mq_as_double_copy(a), *bv = mq_as_double_copy(b);
     if (!av || !bv) {
         free(av), free(bv);
         return ops_fail(node, err, "out of memory or unsupported type %s",
@@ -102,7 +91,7 @@ static int lpnorm_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         outer *= x->dims[k];
     for (int k = axis + 1; k < x->rank; k++)
         inner *= x->dims[k];
-    double *v = load(x);
+    double *v = mq_as_double_copy(x);
     if (!v)
         return ops_fail(node, err, "out of memory or unsupported type %s",
                         mq_dtype_name(x->dtype));

@@ -338,19 +338,56 @@ static double lp_exponent(const struct mq_kernel_node *node)
     return (double)mq_attr_int(node, "p", 2);
 }
 
-static int pool_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_error *err)
+/* A zeroed state of this kind, owned by the node; NULL (err set) when out of memory. */
+static struct pool_state *new_state(struct mq_kernel_node *node, int kind, struct mq_error *err)
 {
     struct pool_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return mq_error_code(err, MQ_ERR_MEMORY, "node '%s' (%s): out of memory", node->name,
-                             node->op_type);
+    if (!s) {
+        mq_error_code(err, MQ_ERR_MEMORY, "node '%s' (%s): out of memory", node->name,
+                      node->op_type);
+        return NULL;
+    }
     node->state = s;
     s->kind = kind;
-    if (mq_spatial_parse(node, &s->sp, 1, err))
+    return s;
+}
+
+/* The window attributes (mq_spatial_parse, dilations allowed or not); kernel_shape is required. */
+static int parse_window(struct mq_kernel_node *node, struct pool_state *s, int allow_dilations,
+                        struct mq_error *err)
+{
+    if (mq_spatial_parse(node, &s->sp, allow_dilations, err))
         return MQ_ERR;
     if (s->sp.n_kernel < 0)
         return mq_error_set(err, "node '%s' (%s): attribute kernel_shape is required",
                             node->name, node->op_type);
+    return MQ_OK;
+}
+
+/* The reduction each pooling operator applies over its window (or the whole spatial extent). */
+static const struct {
+    const char *op_type;
+    enum pool_kind kind;
+} pool_kinds[] = {
+    {"MaxPool", POOL_MAX},           {"AveragePool", POOL_AVERAGE},       {"LpPool", POOL_LP},
+    {"GlobalMaxPool", POOL_MAX},     {"GlobalAveragePool", POOL_AVERAGE}, {"GlobalLpPool", POOL_LP},
+};
+
+static int pool_kind_of(const struct mq_kernel_node *node)
+{
+    for (size_t i = 0; i < sizeof pool_kinds / sizeof *pool_kinds; i++)
+        if (strcmp(pool_kinds[i].op_type, node->op_type) == 0)
+            return pool_kinds[i].kind;
+    return POOL_MAX; /* unreachable: the kernel table lists only the operators above */
+}
+
+static int pool_prepare(struct mq_kernel_node *node, struct mq_error *err)
+{
+    struct pool_state *s = new_state(node, pool_kind_of(node), err);
+    if (!s)
+        return MQ_ERR;
+    if (parse_window(node, s, 1, err))
+        return MQ_ERR;
     if (s->sp.n_kernel > POOL_AXES)
         return mq_error_set(err, "node '%s' (%s): pooling over %d spatial axes is not supported "
                             "(at most %d)", node->name, node->op_type, s->sp.n_kernel, POOL_AXES);
@@ -361,25 +398,10 @@ static int pool_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_er
         return mq_error_set(err, "node '%s' (%s): storage_order %d must be 0 or 1", node->name,
                             node->op_type, s->storage_order);
     s->p = lp_exponent(node);
-    if (kind == POOL_LP && !(s->p > 0.0))
+    if (s->kind == POOL_LP && !(s->p > 0.0))
         return mq_error_set(err, "node '%s' (%s): p = %g must be positive", node->name,
                             node->op_type, s->p);
     return MQ_OK;
-}
-
-static int maxpool_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return pool_prepare_kind(node, POOL_MAX, err);
-}
-
-static int avgpool_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return pool_prepare_kind(node, POOL_AVERAGE, err);
-}
-
-static int lppool_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return pool_prepare_kind(node, POOL_LP, err);
 }
 
 static int check_pool_type(const struct mq_kernel_node *node, const struct mq_tensor *x,
@@ -400,6 +422,18 @@ static int indices_wanted(const struct mq_kernel_node *node, int n_outputs)
     return n_outputs > 1 && p->n_output > 1 && p->output[1] && p->output[1][0];
 }
 
+/* Input X of a pooling node, present and of a type its kind takes. */
+static int pool_input(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
+                      int n_inputs, const struct mq_tensor **x, struct mq_error *err)
+{
+    const struct pool_state *s = node->state;
+    *x = n_inputs > 0 ? inputs[0] : NULL;
+    if (!*x)
+        return mq_error_set(err, "node '%s' (%s): input X is required", node->name,
+                            node->op_type);
+    return check_pool_type(node, *x, s->kind == POOL_MAX, err);
+}
+
 static int pool_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                     const struct mq_tensor *const *inputs, int n_inputs,
                     struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
@@ -407,13 +441,10 @@ static int pool_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     if (mq_widen_needed(inputs, n_inputs))
         return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, pool_run, 0, err);
     const struct pool_state *s = node->state;
-    const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
-    char shape[128];
-    if (!x)
-        return mq_error_set(err, "node '%s' (%s): input X is required", node->name,
-                            node->op_type);
-    if (check_pool_type(node, x, s->kind == POOL_MAX, err))
+    const struct mq_tensor *x;
+    if (pool_input(node, inputs, n_inputs, &x, err))
         return MQ_ERR;
+    char shape[128];
     int n = x->rank - 2;
     if (n < 1 || n != s->sp.n_kernel)
         return mq_error_set(err, "node '%s' (%s): input X has shape %s, expected rank %d "
@@ -540,34 +571,16 @@ static int pool_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 }
 
 /* Global pools keep no attributes but GlobalLpPool's p; the kind rides in the state. */
-static int global_prepare_kind(struct mq_kernel_node *node, int kind, struct mq_error *err)
+static int global_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
-    struct pool_state *s = calloc(1, sizeof *s);
+    struct pool_state *s = new_state(node, pool_kind_of(node), err);
     if (!s)
-        return mq_error_code(err, MQ_ERR_MEMORY, "node '%s' (%s): out of memory", node->name,
-                             node->op_type);
-    node->state = s;
-    s->kind = kind;
+        return MQ_ERR;
     s->p = lp_exponent(node);
-    if (kind == POOL_LP && !(s->p > 0.0))
+    if (s->kind == POOL_LP && !(s->p > 0.0))
         return mq_error_set(err, "node '%s' (%s): p = %g must be positive", node->name,
                             node->op_type, s->p);
     return MQ_OK;
-}
-
-static int global_max_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return global_prepare_kind(node, POOL_MAX, err);
-}
-
-static int global_avg_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return global_prepare_kind(node, POOL_AVERAGE, err);
-}
-
-static int global_lp_prepare(struct mq_kernel_node *node, struct mq_error *err)
-{
-    return global_prepare_kind(node, POOL_LP, err);
 }
 
 static int global_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -577,13 +590,10 @@ static int global_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     if (mq_widen_needed(inputs, n_inputs))
         return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, global_run, 0, err);
     const struct pool_state *s = node->state;
-    const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
-    char shape[128];
-    if (!x)
-        return mq_error_set(err, "node '%s' (%s): input X is required", node->name,
-                            node->op_type);
-    if (check_pool_type(node, x, s->kind == POOL_MAX, err))
+    const struct mq_tensor *x;
+    if (pool_input(node, inputs, n_inputs, &x, err))
         return MQ_ERR;
+    char shape[128];
     if (x->rank < 2)
         return mq_error_set(err, "node '%s' (%s): input X has shape %s, expected rank >= 2 (N, C, "
                             "spatial...)", node->name, node->op_type,
@@ -619,17 +629,11 @@ static int global_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 
 static int maxunpool_prepare(struct mq_kernel_node *node, struct mq_error *err)
 {
-    struct pool_state *s = calloc(1, sizeof *s);
+    struct pool_state *s = new_state(node, POOL_MAX, err);
     if (!s)
-        return mq_error_code(err, MQ_ERR_MEMORY, "node '%s' (%s): out of memory", node->name,
-                             node->op_type);
-    node->state = s;
-    s->kind = POOL_MAX;
-    if (mq_spatial_parse(node, &s->sp, 0, err))
         return MQ_ERR;
-    if (s->sp.n_kernel < 0)
-        return mq_error_set(err, "node '%s' (%s): attribute kernel_shape is required",
-                            node->name, node->op_type);
+    if (parse_window(node, s, 0, err))
+        return MQ_ERR;
     return MQ_OK;
 }
 
@@ -731,24 +735,24 @@ static int maxunpool_run(const struct mq_kernel_node *node, struct mq_exec *exec
  * simply absent from its nodes, so one parser serves all of them.
  */
 const struct mq_kernel mq_kernels_pool[] = {
-    {"", "MaxPool", 1, 7, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 8, 9, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 10, 10, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 11, 11, maxpool_prepare, pool_run, pool_destroy},
-    {"", "MaxPool", 12, 0, maxpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 1, 6, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 7, 9, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 10, 10, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 11, 18, avgpool_prepare, pool_run, pool_destroy},
-    {"", "AveragePool", 19, 0, avgpool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 1, 1, lppool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 2, 10, lppool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 11, 17, lppool_prepare, pool_run, pool_destroy},
-    {"", "LpPool", 18, 0, lppool_prepare, pool_run, pool_destroy},
-    {"", "GlobalMaxPool", 1, 0, global_max_prepare, global_run, pool_destroy},
-    {"", "GlobalAveragePool", 1, 0, global_avg_prepare, global_run, pool_destroy},
-    {"", "GlobalLpPool", 1, 1, global_lp_prepare, global_run, pool_destroy},
-    {"", "GlobalLpPool", 2, 0, global_lp_prepare, global_run, pool_destroy},
+    {"", "MaxPool", 1, 7, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 8, 9, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 10, 10, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 11, 11, pool_prepare, pool_run, pool_destroy},
+    {"", "MaxPool", 12, 0, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 1, 6, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 7, 9, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 10, 10, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 11, 18, pool_prepare, pool_run, pool_destroy},
+    {"", "AveragePool", 19, 0, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 1, 1, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 2, 10, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 11, 17, pool_prepare, pool_run, pool_destroy},
+    {"", "LpPool", 18, 0, pool_prepare, pool_run, pool_destroy},
+    {"", "GlobalMaxPool", 1, 0, global_prepare, global_run, pool_destroy},
+    {"", "GlobalAveragePool", 1, 0, global_prepare, global_run, pool_destroy},
+    {"", "GlobalLpPool", 1, 1, global_prepare, global_run, pool_destroy},
+    {"", "GlobalLpPool", 2, 0, global_prepare, global_run, pool_destroy},
     {"", "MaxUnpool", 9, 10, maxunpool_prepare, maxunpool_run, pool_destroy},
     {"", "MaxUnpool", 11, 0, maxunpool_prepare, maxunpool_run, pool_destroy},
     {0},

@@ -237,6 +237,22 @@ static int read_params(const struct mq_kernel_node *node, const struct mq_tensor
     return MQ_OK;
 }
 
+/* Inputs x, scale and the optional zero point of QuantizeLinear and DequantizeLinear (scale_name:
+   the scale's name in the operator's spec, for the message when x or scale is missing). */
+static int qdq_inputs(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
+                      int n_inputs, const char *scale_name, const struct mq_tensor **x,
+                      const struct mq_tensor **scale, const struct mq_tensor **zp,
+                      struct mq_error *err)
+{
+    *x = inputs[0];
+    *scale = n_inputs > 1 ? inputs[1] : NULL;
+    *zp = n_inputs > 2 ? inputs[2] : NULL;
+    if (!*x || !*scale)
+        return mq_error_set(err, NODE_FMT "inputs 'x' and '%s' are required", NODE_ARGS,
+                            scale_name);
+    return MQ_OK;
+}
+
 static int quantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                         const struct mq_tensor *const *inputs, int n_inputs,
                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
@@ -244,11 +260,9 @@ static int quantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     (void)exec;
     (void)n_outputs;
     const struct qdq_state *s = node->state;
-    const struct mq_tensor *x = inputs[0];
-    const struct mq_tensor *scale = n_inputs > 1 ? inputs[1] : NULL;
-    const struct mq_tensor *zp = n_inputs > 2 ? inputs[2] : NULL;
-    if (!x || !scale)
-        return mq_error_set(err, NODE_FMT "inputs 'x' and 'y_scale' are required", NODE_ARGS);
+    const struct mq_tensor *x, *scale, *zp;
+    if (qdq_inputs(node, inputs, n_inputs, "y_scale", &x, &scale, &zp, err))
+        return MQ_ERR;
     int x_ok = x->dtype == MQ_DTYPE_FLOAT || x->dtype == MQ_DTYPE_INT32 ||
                (node->opset >= 19 &&
                 (x->dtype == MQ_DTYPE_FLOAT16 || x->dtype == MQ_DTYPE_BFLOAT16));
@@ -340,11 +354,9 @@ static int dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exe
     (void)exec;
     (void)n_outputs;
     const struct qdq_state *s = node->state;
-    const struct mq_tensor *x = inputs[0];
-    const struct mq_tensor *scale = n_inputs > 1 ? inputs[1] : NULL;
-    const struct mq_tensor *zp = n_inputs > 2 ? inputs[2] : NULL;
-    if (!x || !scale)
-        return mq_error_set(err, NODE_FMT "inputs 'x' and 'x_scale' are required", NODE_ARGS);
+    const struct mq_tensor *x, *scale, *zp;
+    if (qdq_inputs(node, inputs, n_inputs, "x_scale", &x, &scale, &zp, err))
+        return MQ_ERR;
     int32_t qmin, qmax;
     if (x->dtype != MQ_DTYPE_INT32 && qdq_type(x->dtype, &qmin, &qmax))
         return refuse_type(node, "input 'x'", x->dtype, err);

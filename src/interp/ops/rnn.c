@@ -363,6 +363,15 @@ static inline int64_t x_row(const struct rnn_dims *d, int64_t t, int64_t b)
     return d->layout == 0 ? t * d->B + b : b * d->S + t;
 }
 
+/* The time a sequence of length len reaches at this step (counted from its end when reverse);
+   -1 when the sequence has ended. */
+static inline int64_t step_time(int64_t len, int64_t step, int reverse)
+{
+    if (step >= len)
+        return -1;
+    return reverse ? len - 1 - step : step;
+}
+
 /* Offset of Y[t, dir, b, :] (layout 0) or Y[b, t, dir, :] (layout 1). */
 static inline int64_t y_off(const struct rnn_dims *d, int64_t t, int64_t dir, int64_t b)
 {
@@ -448,10 +457,9 @@ static void run_direction(const struct rnn_state *s, const struct rnn_dims *d, i
         int64_t ncols = (s->cell == CELL_GRU && !s->linear_before_reset) ? 2 * H : GH;
         sgemm_nt(B, ncols, H, w->h, H, R, H, w->hr, GH);
         for (int64_t b = 0; b < B; b++) {
-            int64_t len = io->lens[b];
-            if (step >= len)
+            int64_t t = step_time(io->lens[b], step, reverse);
+            if (t < 0)
                 continue;
-            int64_t t = reverse ? len - 1 - step : step;
             const float *xw = w->xw + x_row(d, t, b) * GH;
             float *g = w->hr + b * GH;
             float *h = w->h + b * H;
@@ -516,10 +524,9 @@ static void run_direction(const struct rnn_state *s, const struct rnn_dims *d, i
             continue;
         sgemm_nt(B, H, H, w->tmp, H, R + 2 * H * H, H, w->hrh, H);
         for (int64_t b = 0; b < B; b++) {
-            int64_t len = io->lens[b];
-            if (step >= len)
+            int64_t t = step_time(io->lens[b], step, reverse);
+            if (t < 0)
                 continue;
-            int64_t t = reverse ? len - 1 - step : step;
             const float *xw = w->xw + x_row(d, t, b) * GH;
             float *g = w->hr + b * GH;
             float *gz = g, *gh = g + 2 * H;

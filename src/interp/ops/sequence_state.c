@@ -14,16 +14,6 @@
 #include "interp/ops/as_double.h"
 #include "interp/ops/shape_util.h"
 
-static double *load(const struct mq_tensor *t)
-{
-    double *v = malloc(sizeof(double) * (size_t)(t->count + 1));
-    if (v && mq_as_double_load(t, v)) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
 /*
  * input [B, C, L], weight [C, 1, K], bias [C], past_state [B, C, K-1] (zeros when absent).
  * padded = past_state ++ input along time; output[b, c, t] = bias[c] + sum_k weight[c, 0, k] *
@@ -54,8 +44,9 @@ static int causal_conv_run(const struct mq_kernel_node *node, struct mq_exec *ex
         (past && (past->rank != 3 || past->dims[0] != B || past->dims[1] != C ||
                   past->dims[2] != P)))
         return ops_fail(node, err, "bias must be [C] and past_state [B, C, K-1]");
-    double *xv = load(x), *wv = load(w), *bv = bias ? load(bias) : NULL;
-    double *pv = past ? load(past) : NULL;
+    double *xv = mq_as_double_copy(x), *wv = mq_as_double_copy(w);
+    double *bv = bias ? mq_as_double_copy(bias) : NULL;
+    double *pv = past ? mq_as_double_copy(past) : NULL;
     double *padded = calloc((size_t)(B * C * (L + P) + 1), sizeof(double));
     double *y = malloc(sizeof(double) * (size_t)(B * C * L + 1));
     double *st = malloc(sizeof(double) * (size_t)(B * C * P + 1));
@@ -147,9 +138,10 @@ static int linear_attention_run(const struct mq_kernel_node *node, struct mq_exe
     double scale = mq_attr_float(node, "scale", 0.0f);
     if (scale == 0.0)
         scale = 1.0 / sqrt((double)dk);
-    double *qv = load(q), *kv = load(k), *vv = load(v);
-    double *dv_ = decay ? load(decay) : NULL, *bv = beta ? load(beta) : NULL;
-    double *ev = erase ? load(erase) : NULL;
+    double *qv = mq_as_double_copy(q), *kv = mq_as_double_copy(k), *vv = mq_as_double_copy(v);
+    double *dv_ = decay ? mq_as_double_copy(decay) : NULL;
+    double *bv = beta ? mq_as_double_copy(beta) : NULL;
+    double *ev = erase ? mq_as_double_copy(erase) : NULL;
     double *S = calloc((size_t)(B * Hkv * dk * dv + 1), sizeof(double));
     double *y = malloc(sizeof(double) * (size_t)(B * T * Hq * dv + 1));
     double *vt = malloc(sizeof(double) * (size_t)(dv + 1));

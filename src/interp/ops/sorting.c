@@ -19,25 +19,21 @@
 #include "core/tensor.h"
 
 /*
- * Stable bottom-up merge sort of perm[0..n) by keys[perm[i]].  NaN sorts as
- * the largest value (numpy's order), so it comes first when descending.
- * Equal keys keep their order: callers that start from perm[i] = i get ties
- * broken by the lower index, as TopK and NonMaxSuppression require.
+ * The passes of a stable bottom-up merge sort of perm[0..n) (tmp: n more entries).  BEFORE is an
+ * expression of `right` and `left`, two entries of perm from the right and the left run: nonzero
+ * when right must come first.  Ties keep the left one first, so the sort is stable.
  */
-#define DEFINE_SORT_PERM(DT, T, ISNAN)                                                             \
-    static void sort_perm_##T(const T *keys, int64_t *perm, int64_t *tmp, int64_t n, int desc)   \
-    {                                                                                              \
-        int64_t *src = perm, *dst = tmp;                                                           \
-        for (int64_t width = 1; width < n; width *= 2) {                                           \
-            for (int64_t lo = 0; lo < n; lo += 2 * width) {                                        \
-                int64_t mid = lo + width < n ? lo + width : n;                                     \
-                int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;                              \
+#define MERGE_SORT_PERM(perm, tmp, n, BEFORE)                                                      \
+    do {                                                                                           \
+        int64_t *src = (perm), *dst = (tmp);                                                       \
+        for (int64_t width = 1; width < (n); width *= 2) {                                         \
+            for (int64_t lo = 0; lo < (n); lo += 2 * width) {                                      \
+                int64_t mid = lo + width < (n) ? lo + width : (n);                                 \
+                int64_t hi = lo + 2 * width < (n) ? lo + 2 * width : (n);                          \
                 int64_t i = lo, j = mid, o = lo;                                                   \
                 while (i < mid && j < hi) {                                                        \
-                    T a = keys[src[j]], b = keys[src[i]];                                          \
-                    int take_right = desc ? (a > b || (ISNAN(a) && !ISNAN(b)))                     \
-                                          : (a < b || (ISNAN(b) && !ISNAN(a)));                    \
-                    dst[o++] = take_right ? src[j++] : src[i++];                                   \
+                    int64_t right = src[j], left = src[i];                                         \
+                    dst[o++] = (BEFORE) ? src[j++] : src[i++];                                     \
                 }                                                                                  \
                 while (i < mid)                                                                    \
                     dst[o++] = src[i++];                                                           \
@@ -48,8 +44,25 @@
             src = dst;                                                                             \
             dst = swap;                                                                            \
         }                                                                                          \
-        if (src != perm)                                                                           \
-            memcpy(perm, src, (size_t)n * sizeof *perm);                                           \
+        if (src != (perm))                                                                         \
+            memcpy((perm), src, (size_t)(n) * sizeof *(perm));                                     \
+    } while (0)
+
+/*
+ * Stable bottom-up merge sort of perm[0..n) by keys[perm[i]].  NaN sorts as
+ * the largest value (numpy's order), so it comes first when descending.
+ * Equal keys keep their order: callers that start from perm[i] = i get ties
+ * broken by the lower index, as TopK and NonMaxSuppression require.
+ */
+#define DEFINE_SORT_PERM(DT, T, ISNAN)                                                             \
+    static int sort_before_##T(const T *keys, int desc, int64_t right, int64_t left)               \
+    {                                                                                              \
+        T a = keys[right], b = keys[left];                                                         \
+        return desc ? (a > b || (ISNAN(a) && !ISNAN(b))) : (a < b || (ISNAN(b) && !ISNAN(a)));     \
+    }                                                                                              \
+    static void sort_perm_##T(const T *keys, int64_t *perm, int64_t *tmp, int64_t n, int desc)     \
+    {                                                                                              \
+        MERGE_SORT_PERM(perm, tmp, n, sort_before_##T(keys, desc, right, left));                   \
     }
 MISC_NUMERIC_TYPES(DEFINE_SORT_PERM)
 
@@ -210,26 +223,7 @@ static int unique_prepare(struct mq_kernel_node *node, struct mq_error *err)
     static void unique_sort_##T(const T *x, int64_t outer, int64_t n, int64_t inner,               \
                                 int64_t *perm, int64_t *tmp, int64_t *group)                       \
     {                                                                                              \
-        int64_t *src = perm, *dst = tmp;                                                           \
-        for (int64_t width = 1; width < n; width *= 2) {                                           \
-            for (int64_t lo = 0; lo < n; lo += 2 * width) {                                        \
-                int64_t mid = lo + width < n ? lo + width : n;                                     \
-                int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;                              \
-                int64_t i = lo, j = mid, o = lo;                                                   \
-                while (i < mid && j < hi)                                                          \
-                    dst[o++] = unique_cmp_##T(x, outer, n, inner, src[j], src[i]) < 0 ? src[j++]   \
-                                                                                    : src[i++];    \
-                while (i < mid)                                                                    \
-                    dst[o++] = src[i++];                                                           \
-                while (j < hi)                                                                     \
-                    dst[o++] = src[j++];                                                           \
-            }                                                                                      \
-            int64_t *swap = src;                                                                   \
-            src = dst;                                                                             \
-            dst = swap;                                                                            \
-        }                                                                                          \
-        if (src != perm)                                                                           \
-            memcpy(perm, src, (size_t)n * sizeof *perm);                                          \
+        MERGE_SORT_PERM(perm, tmp, n, unique_cmp_##T(x, outer, n, inner, right, left) < 0);        \
         for (int64_t r = 0; r < n; r++)                                                            \
             group[r] = r > 0 && unique_cmp_##T(x, outer, n, inner, perm[r - 1], perm[r]) == 0     \
                            ? group[r - 1]                                                          \

@@ -11,16 +11,6 @@
 #include "interp/ops/as_double.h"
 #include "interp/ops/shape_util.h"
 
-static double *load_all(const struct mq_tensor *t)
-{
-    double *v = malloc(sizeof(double) * (size_t)(t->count + 1));
-    if (v && mq_as_double_load(t, v)) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
 /* Index into b (broadcast right-aligned to the shape of a) of a's element e. */
 static int64_t broadcast_index(const struct mq_tensor *a, const struct mq_tensor *b, int64_t e)
 {
@@ -60,7 +50,8 @@ static int rms_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         if (scale->dims[k] != 1 && scale->dims[k] != want)
             return ops_fail(node, err, "scale does not broadcast to X");
     }
-    double *xv = load_all(x), *sv = load_all(scale), *y = malloc(sizeof(double) * (size_t)(x->count + 1));
+    double *xv = mq_as_double_copy(x), *sv = mq_as_double_copy(scale);
+    double *y = malloc(sizeof(double) * (size_t)(x->count + 1));
     int rc = MQ_ERR;
     if (!xv || !sv || !y) {
         ops_fail(node, err, "out of memory or unsupported type %s", mq_dtype_name(x->dtype));
@@ -127,7 +118,7 @@ static int rotary_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     if (pos ? (cosc->rank != 2 || pos->count != B * S)
             : (cosc->rank != 3 || cosc->dims[0] != B || cosc->dims[1] != S))
         return ops_fail(node, err, "cos/sin caches do not match position_ids / [B, S, R/2]");
-    double *xv = load_all(x), *cv = load_all(cosc), *sv = load_all(sinc);
+    double *xv = mq_as_double_copy(x), *cv = mq_as_double_copy(cosc), *sv = mq_as_double_copy(sinc);
     double *y = malloc(sizeof(double) * (size_t)(x->count + 1));
     int rc = MQ_ERR;
     if (!xv || !cv || !sv || !y) {
