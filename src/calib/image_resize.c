@@ -206,19 +206,6 @@ int mq_image_resize(struct mq_image *image, int w, int h, enum mq_resample_filte
     return rc ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory resizing an image") : MQ_OK;
 }
 
-void mq_image_to_gray(struct mq_image *image)
-{
-    if (image->channels != 3)
-        return;
-    size_t n = (size_t)image->width * (size_t)image->height;
-    uint8_t *p = image->pixels;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t r = p[3 * i], g = p[3 * i + 1], b = p[3 * i + 2];
-        p[i] = (uint8_t)((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
-    }
-    image->channels = 1;
-}
-
 static int iround(double v) { return (int)floor(v + 0.5); }
 
 int mq_image_preprocess(struct mq_image *image, const struct mq_preprocess *pre, int out_w,

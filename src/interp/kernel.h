@@ -98,6 +98,7 @@ extern const struct mq_kernel mq_kernels_grid_cache_ops[];
 extern const struct mq_kernel mq_kernels_conv_im[];
 extern const struct mq_kernel mq_kernels_sequence_state[];
 extern const struct mq_kernel mq_kernels_tree_ensemble[];
+extern const struct mq_kernel mq_kernels_image_decoder[];
 
 /* Finds the kernel for a node; NULL when none handles that version. */
 const struct mq_kernel *mq_registry_find(const char *domain, const char *op_type, int opset);

@@ -22,6 +22,7 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_conv_im,
     mq_kernels_sequence_state,
     mq_kernels_tree_ensemble,
+    mq_kernels_image_decoder,
 };
 
 static int same_domain(const char *a, const char *b)

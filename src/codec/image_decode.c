@@ -1,5 +1,5 @@
-/* JPEG and PNG files to 8-bit RGB pixels, through libjpeg-turbo and libpng. */
-#include "calib/image.h"
+/* JPEG and PNG files to 8-bit RGB pixels through libjpeg-turbo and libpng; RGB to luma. */
+#include "codec/image.h"
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -250,7 +250,47 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, int he
     return MQ_OK;
 }
 
+void mq_image_to_gray(struct mq_image *image)
+{
+    if (image->channels != 3)
+        return;
+    size_t n = (size_t)image->width * (size_t)image->height;
+    uint8_t *p = image->pixels;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = p[3 * i], g = p[3 * i + 1], b = p[3 * i + 2];
+        p[i] = (uint8_t)((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
+    }
+    image->channels = 1;
+}
+
 /* ---- entry points ---------------------------------------------------------------------- */
+
+/* Formats recognised only to name them in the refusal: signature bytes at an offset. */
+static const struct other_signature {
+    const char *format;
+    size_t offset, length;
+    const char *bytes;
+} other_signatures[] = {
+    {"BMP", 0, 2, "BM"},
+    {"TIFF", 0, 4, "II*\0"},
+    {"TIFF", 0, 4, "MM\0*"},
+    {"WebP", 8, 4, "WEBP"},
+    {"JPEG 2000", 0, 12, "\0\0\0\x0cjP  \r\n\x87\n"},
+    {"JPEG 2000", 0, 4, "\xff\x4f\xff\x51"},
+    {"GIF", 0, 4, "GIF8"},
+    {"PNM", 0, 2, "P1"}, {"PNM", 0, 2, "P2"}, {"PNM", 0, 2, "P3"},
+    {"PNM", 0, 2, "P4"}, {"PNM", 0, 2, "P5"}, {"PNM", 0, 2, "P6"},
+};
+
+static const char *other_format(const uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i < sizeof other_signatures / sizeof other_signatures[0]; i++) {
+        const struct other_signature *s = &other_signatures[i];
+        if (size >= s->offset + s->length && memcmp(data + s->offset, s->bytes, s->length) == 0)
+            return s->format;
+    }
+    return NULL;
+}
 
 static int decode(const uint8_t *data, size_t size, const char *name, int header_only,
                   struct mq_image *out, struct mq_error *err)
@@ -262,6 +302,10 @@ static int decode(const uint8_t *data, size_t size, const char *name, int header
         return decode_jpeg(data, size, name, header_only, out, err);
     if (size >= 8 && data[0] == 137 && memcmp(data + 1, "PNG", 3) == 0)
         return decode_png(data, size, name, header_only, out, err);
+    const char *format = other_format(data, size);
+    if (format)
+        return mq_error_set(err, "%s: a %s image: format not decoded (only JPEG and PNG are)",
+                            name, format);
     return mq_error_set(err, "%s: neither a JPEG nor a PNG file (unknown signature)", name);
 }
 
