@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "model/tensor_proto.h"
 #include "quant/batchnorm_fold.h"
+#include "model_run.h"
 #include "quant_builder.h"
 
 static const float conv_w[18] = {0.5f, -0.25f, 0.1f, 0.2f, 0.3f, -0.4f, 0.05f, 0.6f, -0.1f,
@@ -103,26 +104,6 @@ static float f32_at(const Onnx__GraphProto *g, const char *name, int i)
     return v;
 }
 
-/* Runs a model (packed and reloaded, as a saved file would be) on one input. */
-static void run_model(const Onnx__ModelProto *m, const struct mq_tensor *in, int n_in,
-                      struct mq_tensor *out, int n_out)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    struct mq_model *model;
-    struct mq_plan *plan;
-    struct mq_error err;
-    ck_assert_msg(mq_model_load_buffer(bytes, size, NULL, "test", &model, &err) == MQ_OK, "%s",
-                  err.message);
-    ck_assert_msg(mq_plan_build(model, &plan, &err) == MQ_OK, "%s", err.message);
-    memset(out, 0, (size_t)n_out * sizeof *out);
-    ck_assert_msg(mq_plan_run(plan, in, n_in, out, n_out, NULL, &err) == MQ_OK, "%s",
-                  err.message);
-    mq_plan_free(plan);
-    mq_model_free(model);
-    free(bytes);
-}
 
 static struct mq_tensor test_input(void)
 {
@@ -138,8 +119,8 @@ static struct mq_tensor test_input(void)
 static void assert_same_outputs(const Onnx__ModelProto *a, const Onnx__ModelProto *b, int n_out)
 {
     struct mq_tensor x = test_input(), ya[2], yb[2];
-    run_model(a, &x, 1, ya, n_out);
-    run_model(b, &x, 1, yb, n_out);
+    mr_run(a, &x, 1, ya, n_out);
+    mr_run(b, &x, 1, yb, n_out);
     for (int k = 0; k < n_out; k++) {
         ck_assert_int_eq(ya[k].count, yb[k].count);
         for (int64_t i = 0; i < ya[k].count; i++) {

@@ -20,6 +20,7 @@
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
+#include "model_run.h"
 #include "quant_builder.h"
 #include "report/report.h"
 
@@ -185,31 +186,11 @@ static const struct mq_qtensor_record *record(const struct run *r, const char *n
     return NULL;
 }
 
-/* Runs a model (packed and reloaded, as a saved file would be) on one input. */
-static void run_model_n(const Onnx__ModelProto *m, const struct mq_tensor *in, int n_in,
-                        struct mq_tensor *out, int n_out)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    struct mq_model *model;
-    struct mq_plan *plan;
-    struct mq_error err;
-    ck_assert_msg(mq_model_load_buffer(bytes, size, NULL, "test", &model, &err) == MQ_OK, "%s",
-                  err.message);
-    ck_assert_msg(mq_plan_build(model, &plan, &err) == MQ_OK, "%s", err.message);
-    memset(out, 0, (size_t)n_out * sizeof *out);
-    ck_assert_msg(mq_plan_run(plan, in, n_in, out, n_out, NULL, &err) == MQ_OK, "%s",
-                  err.message);
-    mq_plan_free(plan);
-    mq_model_free(model);
-    free(bytes);
-}
-
+/* The one output of a model built in memory, run as a saved file would be. */
 static void run_model(const Onnx__ModelProto *m, const struct mq_tensor *in, int n_in,
                       struct mq_tensor *out)
 {
-    run_model_n(m, in, n_in, out, 1);
+    mr_run(m, in, n_in, out, 1);
 }
 
 static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
@@ -458,8 +439,8 @@ START_TEST(test_matmul_add)
 
     float xv[8] = {0.5f, -1, 0.25f, 1, -0.75f, 0, 1, -0.5f};
     struct mq_tensor x = tensor_f32(2, xd, xv), yq[2], yf[2];
-    run_model_n(m, &x, 1, yq, 2);
-    run_model_n(orig, &x, 1, yf, 2);
+    mr_run(m, &x, 1, yq, 2);
+    mr_run(orig, &x, 1, yf, 2);
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < (k ? 4 : 6); i++)
             ck_assert_msg(fabsf(((float *)yq[k].data)[i] - ((float *)yf[k].data)[i]) < 0.25f,
@@ -1077,8 +1058,8 @@ START_TEST(test_hardswish_split)
     for (int i = 0; i < 16; i++)
         xv[i] = (float)((i * 7) % 16) - 8.0f; /* -8..7: every piece of HardSwish */
     struct mq_tensor x = tensor_f32(4, xd, xv), a[2], b[2];
-    run_model_n(m, &x, 1, a, 2);
-    run_model_n(orig, &x, 1, b, 2);
+    mr_run(m, &x, 1, a, 2);
+    mr_run(orig, &x, 1, b, 2);
     for (int k = 0; k < 2; k++) {
         ck_assert_int_eq(a[k].count, b[k].count);
         const float *pa = a[k].data, *pb = b[k].data;
@@ -1148,8 +1129,8 @@ START_TEST(test_pad_folded_into_conv)
     for (int i = 0; i < 16; i++)
         xv[i] = (float)((i * 7) % 16) / 8.0f - 1.0f;
     struct mq_tensor x = tensor_f32(4, xd, xv), r[4], e[4];
-    run_model_n(m, &x, 1, r, 4);
-    run_model_n(orig, &x, 1, e, 4);
+    mr_run(m, &x, 1, r, 4);
+    mr_run(orig, &x, 1, e, 4);
     for (int k = 0; k < 4; k++) {
         ck_assert_int_eq(r[k].count, e[k].count);
         ck_assert_int_eq(r[k].rank, e[k].rank);

@@ -21,6 +21,7 @@
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/sample_stats.h"
+#include "model_run.h"
 #include "quant_builder.h"
 #include "report/report.h"
 
@@ -72,17 +73,6 @@ static struct mq_tensor tensor(int rank, const int64_t *dims)
     return t;
 }
 
-static struct mq_model *load(const Onnx__ModelProto *m)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    struct mq_model *model;
-    ck_assert_msg(mq_model_load_buffer(bytes, size, NULL, "test", &model, &err) == MQ_OK, "%s",
-                  err.message);
-    free(bytes);
-    return model;
-}
 
 /* What a quantize run needs, set up on a model and the samples in root. */
 struct env {
@@ -100,7 +90,7 @@ struct env {
 static void env_open(struct env *e, const Onnx__ModelProto *m)
 {
     memset(e, 0, sizeof *e);
-    e->model = load(m);
+    e->model = mr_reload(m);
     ck_assert_msg(mq_plan_build(e->model, &e->plan, &err) == MQ_OK, "%s", err.message);
     const Onnx__ValueInfoProto *inputs[1] = {mq_plan_input(e->plan, 0)};
     ck_assert_msg(mq_calib_source_open(root, inputs, 1, 0, &e->source, &err) == MQ_OK, "%s",
@@ -348,7 +338,7 @@ static Onnx__ModelProto *conv1d_model(void)
 
 static void run(const Onnx__ModelProto *m, const struct mq_tensor *x, struct mq_tensor *y)
 {
-    struct mq_model *model = load(m);
+    struct mq_model *model = mr_reload(m);
     struct mq_plan *plan;
     ck_assert_msg(mq_plan_build(model, &plan, &err) == MQ_OK, "%s", err.message);
     memset(y, 0, sizeof *y);
