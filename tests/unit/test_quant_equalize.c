@@ -9,6 +9,7 @@
 
 #include "model/tensor_proto.h"
 #include "quant/equalize.h"
+#include "model_run.h"
 #include "quant_builder.h"
 
 /* Depthwise 1x1 Conv (2 channels, channel 1 forty times louder) into a pointwise Conv (3 out). */
@@ -58,17 +59,11 @@ static void remove_calib(void)
     rmdir(calib);
 }
 
-/* Built with the test's helpers, then loaded like a file. */
+/* Built with the test's helpers, then loaded like a file; the built proto is freed. */
 static struct mq_model *load(Onnx__ModelProto *m)
 {
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *buf = malloc(size);
-    onnx__model_proto__pack(m, buf);
+    struct mq_model *model = mr_reload(m);
     onnx__model_proto__free_unpacked(m, NULL);
-    struct mq_model *model = NULL;
-    struct mq_error err;
-    ck_assert_int_eq(mq_model_load_buffer(buf, size, NULL, "equalize.onnx", &model, &err), MQ_OK);
-    free(buf);
     return model;
 }
 
