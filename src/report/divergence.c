@@ -620,7 +620,7 @@ static void reference_store(struct mq_divergence_cache *cache, int64_t s, int64_
     for (int i = 0; i < n_outputs; i++)
         need += (size_t)outputs[i].count * mq_dtype_size(outputs[i].dtype);
     size_t cap = cache->max_bytes ? cache->max_bytes : REFERENCE_CACHE_DEFAULT_BYTES;
-    if (need > cap - cache->bytes || cache->bytes > cap)
+    if (need > cap - cache->bytes) /* bytes never exceeds cap: only stores that fit add to it */
         return;
     struct mq_error ignored;
     struct mq_tensor *slot = &cache->outputs[s * n_outputs];
