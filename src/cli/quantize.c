@@ -17,12 +17,9 @@
 #include "interp/plan.h"
 #include "core/tensor.h"
 #include "model/model.h"
-#include "quant/batchnorm_fold.h"
-#include "quant/pad_fold.h"
+#include "quant/prepare.h"
 #include "quant/check.h"
 #include "quant/fusion_guard.h"
-#include "quant/hardswish_split.h"
-#include "quant/equalize.h"
 #include "quant/opset.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
@@ -372,22 +369,17 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
  * The scheme needs a minimum opset (per-channel weights 13, 16/4-bit types
  * 21): older models are converted op by op, never relabelled.
  */
-static int ensure_opset(Onnx__ModelProto *model, const struct mq_quant_options *o,
-                        enum mq_fallback_type fallback, struct mq_error *err)
+/* The opset the scheme needs (0: any) and why, for the prepare step's conversion. */
+static int required_opset(const struct mq_quant_options *o, enum mq_fallback_type fallback,
+                          const char **reason)
 {
-    int have = mq_model_proto_opset(model, "");
     int need = mq_quant_required_opset(o);
-    const char *reason = mq_quant_required_opset_reason(o);
+    *reason = mq_quant_required_opset_reason(o);
     if (mq_fallback_required_opset(fallback) > need) {
         need = mq_fallback_required_opset(fallback);
-        reason = "--fallback int16 needs 16-bit QuantizeLinear (opset 21)";
+        *reason = "--fallback int16 needs 16-bit QuantizeLinear (opset 21)";
     }
-    if (have >= need)
-        return MQ_OK;
-    int rc = mq_opset_convert(model, need < 13 ? 13 : need, NULL, err);
-    if (rc)
-        mq_error_prefix(err, "the model imports opset %d but %s: ", have, reason);
-    return rc;
+    return need;
 }
 
 static uint64_t initializer_bytes(const Onnx__GraphProto *g, int depth)
@@ -427,7 +419,8 @@ static void show_progress(void *user, const struct mq_calib_progress *p)
  * files.  The one place that talks to calib/.
  */
 static int get_ranges(struct quantize_args *a, const struct mq_model *model,
-                      char **names, int n_names, struct mq_ranges *out, struct mq_error *err)
+                      char **names, int n_names, const struct mq_ranges *channel_maxima,
+                      struct mq_ranges *out, struct mq_error *err)
 {
     memset(out, 0, sizeof *out);
     if (a->n_loads) {
@@ -481,6 +474,9 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
         if (progress.shown)
             fputs("\r\033[K", stderr);
     }
+    /* What equalized the graph goes with its ranges: loading them makes the same graph again. */
+    if (rc == MQ_OK)
+        rc = mq_ranges_merge_channel_maxima(out, channel_maxima, err);
     if (rc == MQ_OK && a->save_ranges)
         rc = mq_ranges_save(out, a->save_ranges, err);
     if (rc)
@@ -726,8 +722,7 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_selection sel = {0};
     struct mq_ranges ranges = {0};
     struct mq_quant_result result = {0};
-    struct mq_fold_result folds = {0};
-    int n_pads_folded = 0;
+    struct mq_quant_prepare_result prep = {0};
     struct mq_quant_stats *stats = NULL;
     struct mq_model *fp32 = NULL;
     struct mq_check_result check;
@@ -765,20 +760,19 @@ int mq_cli_quantize(int argc, char **argv)
         report.opset_before = mq_model_proto_opset(model->proto, "");
         rc = mq_qdq_check_model(model->proto, &err);
     }
-    if (rc == MQ_OK)
-        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
-    if (rc == MQ_OK)
-        rc = ensure_opset(model->proto, &a.quant, a.fallback, &err);
+    /* Loaded ranges first: they say how the graph they describe was equalized. */
+    if (rc == MQ_OK && a.n_loads) {
+        rc = get_ranges(&a, model, NULL, 0, NULL, &ranges, &err);
+        have_ranges = rc == MQ_OK;
+    }
     /* Before selection and calibration: both see the graph that gets quantized. */
-    if (rc == MQ_OK)
-        rc = mq_fold_batchnorm(model->proto, &folds, &err);
-    if (rc == MQ_OK)
-        rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
-    int n_hardswish_split = 0;
-    if (rc == MQ_OK && a.split_hardswish)
-        rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
-    if (rc == MQ_OK)
-        rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
+    if (rc == MQ_OK) {
+        struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
+        struct mq_quant_prepare_options po = {have_ranges ? &ranges : NULL, a.calib, &open,
+                                              a.split_hardswish, 0, NULL};
+        po.min_opset = required_opset(&a.quant, a.fallback, &po.opset_reason);
+        rc = mq_quant_prepare_graph(model, &po, &prep, &err);
+    }
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
                                        &a.exclude_nodes, 1};
@@ -789,8 +783,8 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_select_keep_fusions(model->proto, &sel, &err);
     if (rc == MQ_OK)
         rc = mq_qdq_tensors_to_observe(model->proto, &sel, &a.quant, &names, &n_names, &err);
-    if (rc == MQ_OK) {
-        rc = get_ranges(&a, model, names, n_names, &ranges, &err);
+    if (rc == MQ_OK && !have_ranges) {
+        rc = get_ranges(&a, model, names, n_names, &prep.channel_maxima, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }
     if (rc == MQ_OK)
@@ -829,7 +823,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.options = &a.quant;
         report.selection = &sel;
         report.result = &result;
-        report.folds = &folds;
+        report.folds = &prep.batchnorm_folds;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";
         report.calibration_paths = a.calib ? paths : a.loads;
@@ -884,7 +878,7 @@ int mq_cli_quantize(int argc, char **argv)
     if (have_search)
         mq_target_search_result_free(&search);
     mq_model_free(fp32);
-    mq_fold_result_free(&folds);
+    mq_quant_prepare_result_free(&prep);
     mq_quant_stats_free(stats);
     if (have_ranges)
         mq_ranges_free(&ranges);
