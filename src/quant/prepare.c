@@ -12,6 +12,7 @@
 #include "quant/opset.h"
 #include "quant/op_rules.h"
 #include "quant/pad_fold.h"
+#include "quant/shape_probe.h"
 
 /* Inputs an op folded away before quantization reads as constants: BatchNormalization's
    scale, bias, mean and variance go into the Conv before it. */
@@ -52,8 +53,16 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
     int rc = mq_graph_canonicalize(proto, &canonical, &out->canonical, err);
     int have = rc == MQ_OK ? mq_model_proto_opset(proto, "") : 0;
     if (rc == MQ_OK && options->min_opset > 0 && have < options->min_opset) {
+        /* Shapes from one sample for what old files do not declare (legacy broadcasting). */
+        struct mq_shape_probe *probe = NULL;
+        if (options->calib_dir)
+            rc = mq_shape_probe_run(model, options->calib_dir, options->open, &probe, err);
+        struct mq_opset_hints hints = mq_shape_probe_hints(probe);
         /* converting at all goes to 13 at least: per-axis QuantizeLinear, the int8 kernels */
-        rc = mq_opset_convert(proto, options->min_opset < 13 ? 13 : options->min_opset, NULL, err);
+        if (rc == MQ_OK)
+            rc = mq_opset_convert(proto, options->min_opset < 13 ? 13 : options->min_opset,
+                                  probe ? &hints : NULL, err);
+        mq_shape_probe_free(probe);
         if (rc)
             mq_error_prefix(err, "the model imports opset %d but %s: ", have,
                             options->opset_reason ? options->opset_reason : "the scheme needs more");
