@@ -388,6 +388,7 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     for (int i = 0; r->folds && i < r->folds->n; i++) {
         const struct mq_fold_record *f = &r->folds->items[i];
         mq_json_object_begin(&j);
+        json_key_string(&j, "op_type", f->op_type);
         json_key_string(&j, "batchnorm", f->batchnorm);
         json_key_string(&j, "into", f->conv);
         json_key_string(&j, "graph", f->graph);
@@ -514,9 +515,16 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                    type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
                    type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
                    o->reduce_range ? " (reduced range)" : "", r->profile);
-    if (r->folds && r->folds->n)
-        mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n",
-                       r->folds->n);
+    if (r->folds && r->folds->n) {
+        int n_bn = 0;
+        for (int i = 0; i < r->folds->n; i++)
+            n_bn += strcmp(r->folds->items[i].op_type, "BatchNormalization") == 0;
+        if (n_bn)
+            mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n", n_bn);
+        if (r->folds->n > n_bn)
+            mq_text_printf(out, "  %d per-channel Mul/Add/Sub/Div by a constant folded into the "
+                           "Conv before it\n", r->folds->n - n_bn);
+    }
     /* Op types in order of first appearance, with their node counts. */
     const char *ops[SUMMARY_MAX_OPS];
     int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
