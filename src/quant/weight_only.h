@@ -1,10 +1,11 @@
 /*
  * Weight-only quantization (--weight-only): each selected MatMul whose B is a constant 2-D
- * float weight [K, N] (and each selected Gather of rows of a constant 2-D float table: an
- * embedding, quantized along its rows) gets B quantized block-wise along K (one scale, and for unsigned types
+ * float weight [K, N] gets B quantized block-wise along K (one scale, and for unsigned types
  * one zero point, per block of `block_size` values of a column), activations staying float.
  * Written as com.microsoft MatMulNBits (default) or, with format_qdq, as an opset-21 blocked
- * DequantizeLinear feeding the original MatMul.
+ * DequantizeLinear feeding the original MatMul.  Each selected Gather of rows of a constant
+ * 2-D float table (an embedding) gets its table quantized the same way along its rows
+ * (weight_only_gather.c).
  *
  * Two ways to choose the quantized values: round to nearest (default), or GPTQ, which rounds
  * one row of B at a time and moves each row's rounding error onto the rows not yet rounded,

@@ -155,7 +155,8 @@ done:
     return rc;
 }
 
-/* DequantizeLinear(q [rows, cols], scales [rows, nb], zero points, axis 1, block_size) -> Gather. */
+/* DequantizeLinear(q [rows, cols], scales [rows, nb], zero points, axis 1, block_size) ->
+ * Gather. */
 static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *gather, const struct gather_names *nm,
                     const struct mq_block_quantizer *bq, int qtype, int64_t rows, int64_t cols,
                     int64_t block, const uint8_t *u, const float *scales, const int *zeros,
