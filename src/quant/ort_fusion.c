@@ -8,16 +8,20 @@
  */
 #include "quant/ort_fusion.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
+#include "graph/edit.h"
 #include "quant/graph.h"
 
 /* What onnxruntime needs after the node. */
 enum out_rule {
     OUT_Q,          /* every output read by exactly one QuantizeLinear */
     OUT_Q_OR_FLOAT, /* with one, the kernel; without, kernel_float_out */
-    OUT_SAME_Q,     /* drop: one QuantizeLinear with the input's scale and zero point */
+    OUT_SAME_Q,     /* drop: each output to one QuantizeLinear with the input's scale and zero
+                       point */
 };
 
 struct fusion_rule {
@@ -57,6 +61,7 @@ static const struct fusion_rule rules[] = {
     DROP("Slice", 1),
     DROP("Expand", 1),
     DROP("Tile", 1),
+    DROP("Split", 1), /* every output to its own QuantizeLinear with the input's scale */
     DROP("MaxPool", 0),
     DROP("Resize", 0),
 };
@@ -132,15 +137,42 @@ static int type_allowed(int type, int allows_16bit)
     }
 }
 
-/* The QuantizeLinear reading output k, when it is the output's only reader. */
+/*
+ * Nodes onnxruntime removes before its QDQ rules look at the graph (its Identity and Dropout
+ * eliminations, at inference), so a QuantizeLinear after one of them is the node's.
+ */
+static const char *const removed_first[] = {"Identity", "Dropout"};
+
+static int removed_before_fusion(const Onnx__NodeProto *n)
+{
+    for (size_t i = 0; i < sizeof removed_first / sizeof removed_first[0]; i++)
+        if (is_op(n, removed_first[i]))
+            return 1;
+    return 0;
+}
+
+/* The QuantizeLinear reading output k, when it is the output's only reader (through a chain
+   of nodes onnxruntime removes first). */
 static const Onnx__NodeProto *only_q_reader(const struct mq_graph_index *idx,
                                             const Onnx__NodeProto *n, size_t k)
 {
-    const struct mq_tensor_info *t = mq_graph_tensor(idx, n->output[k]);
-    if (!t || t->graph_output || t->n_consumers != 1 || t->consumers[0].implicit)
-        return NULL;
-    const Onnx__NodeProto *q = idx->graph->node[t->consumers[0].node];
-    return is_op(q, "QuantizeLinear") ? q : NULL;
+    const char *name = n->output[k];
+    for (int hops = 0; hops <= 8; hops++) {
+        const struct mq_tensor_info *t = mq_graph_tensor(idx, name);
+        if (!t || t->graph_output || t->n_consumers != 1 || t->consumers[0].implicit)
+            return NULL;
+        const Onnx__NodeProto *next = idx->graph->node[t->consumers[0].node];
+        if (is_op(next, "QuantizeLinear"))
+            return next;
+        /* a Dropout's mask output in use keeps it */
+        if (!removed_before_fusion(next) || next->n_output < 1 ||
+            (next->n_output > 1 && next->output[1] && next->output[1][0] &&
+             mq_graph_tensor(idx, next->output[1]) &&
+             mq_graph_tensor(idx, next->output[1])->n_consumers))
+            return NULL;
+        name = next->output[0];
+    }
+    return NULL;
 }
 
 /* Two constants with the same type, shape and bytes (or the same name). */
@@ -207,7 +239,7 @@ static const char *predict(const struct mq_graph_index *idx, const struct fusion
     case OUT_Q_OR_FLOAT:
         return all_q ? r->kernel : r->kernel_float_out;
     case OUT_SAME_Q:
-        *in_place = all_q && n->n_output == 1;
+        *in_place = all_q;
         return NULL;
     }
     return NULL;
@@ -230,31 +262,62 @@ static int add_count(struct mq_ort_fusions *f, const char *op_type, const char *
     return 0;
 }
 
+struct walk {
+    const struct mq_graph_index *parent;
+    struct mq_ort_fusions *out;
+    struct mq_error *err;
+    int depth;
+};
+
+static int predict_graph(Onnx__GraphProto *graph, const char *attr_name, void *user);
+
+/* One graph, then the subgraphs of its nodes (an If's branches, a Loop's body). */
+static int predict_graph(Onnx__GraphProto *graph, const char *attr_name, void *user)
+{
+    (void)attr_name;
+    struct walk *w = user;
+    if (w->depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return MQ_OK; /* deeper graphs are left out of the prediction */
+    struct mq_graph_index idx;
+    memset(&idx, 0, sizeof idx);
+    int rc = mq_graph_index_build(graph, w->parent, &idx, w->err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < graph->n_node && rc == MQ_OK; i++) {
+        const Onnx__NodeProto *n = graph->node[i];
+        const struct fusion_rule *r = is_default_domain(n) ? find_rule(n->op_type) : NULL;
+        int in_place = 0;
+        const char *kernel = r ? predict(&idx, r, n, &in_place) : NULL;
+        if ((kernel || in_place) && add_count(w->out, r->op_type, kernel))
+            rc = mq_error_code(w->err, MQ_ERR_MEMORY, "out of memory");
+    }
+    struct walk inner = {&idx, w->out, w->err, w->depth + 1};
+    for (size_t i = 0; i < graph->n_node && rc == MQ_OK; i++)
+        rc = mq_graph_each_subgraph(graph->node[i], predict_graph, &inner);
+    mq_graph_index_free(&idx);
+    return rc;
+}
+
+/* Table order for the counts, so the text and the JSON keep one stable order. */
+static int by_table_order(const void *a, const void *b)
+{
+    const struct mq_ort_fusion_count *x = a, *y = b;
+    ptrdiff_t rx = find_rule(x->op_type) - rules, ry = find_rule(y->op_type) - rules;
+    if (rx != ry)
+        return rx < ry ? -1 : 1;
+    return (x->kernel != NULL) - (y->kernel != NULL);
+}
+
 int mq_ort_fusions_predict(Onnx__GraphProto *graph, struct mq_ort_fusions *out,
                            struct mq_error *err)
 {
     memset(out, 0, sizeof *out);
-    struct mq_graph_index idx;
-    memset(&idx, 0, sizeof idx);
-    int rc = mq_graph_index_build(graph, NULL, &idx, err);
-    if (rc)
-        return rc;
-    /* Rows in table order, so the text and the JSON keep one stable order. */
-    for (int ri = 0; ri < N_RULES && rc == MQ_OK; ri++) {
-        const struct fusion_rule *r = &rules[ri];
-        for (size_t i = 0; i < graph->n_node && rc == MQ_OK; i++) {
-            const Onnx__NodeProto *n = graph->node[i];
-            if (!is_default_domain(n) || strcmp(n->op_type, r->op_type) != 0)
-                continue;
-            int in_place = 0;
-            const char *kernel = predict(&idx, r, n, &in_place);
-            if ((kernel || in_place) && add_count(out, r->op_type, kernel))
-                rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        }
-    }
-    mq_graph_index_free(&idx);
+    struct walk w = {NULL, out, err, 0};
+    int rc = predict_graph(graph, NULL, &w);
     if (rc)
         mq_ort_fusions_free(out);
+    else if (out->n > 1)
+        qsort(out->items, (size_t)out->n, sizeof *out->items, by_table_order);
     return rc;
 }
 

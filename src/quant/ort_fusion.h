@@ -27,9 +27,9 @@ struct mq_ort_fusions {
 };
 
 /*
- * Predicts the fusions in the main graph of a QDQ model (subgraphs are not
- * looked at).  MQ_OK, or an error when out of memory or the graph cannot be
- * indexed.  Free with mq_ort_fusions_free.
+ * Predicts the fusions in a QDQ model's main graph and its subgraphs.  MQ_OK,
+ * or an error when out of memory or a graph cannot be indexed.  Free with
+ * mq_ort_fusions_free.
  */
 int mq_ort_fusions_predict(Onnx__GraphProto *graph, struct mq_ort_fusions *out,
                            struct mq_error *err);

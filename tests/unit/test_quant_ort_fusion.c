@@ -60,7 +60,7 @@ static int count(const struct mq_ort_fusions *f, const char *op, const char *ker
 }
 
 /*
- * x -> Q/DQ -> Softmax -> Q/DQ; -> MatMul with an int8 weight, float out;
+ * x -> Q/DQ -> Softmax -> Dropout -> Q/DQ; -> MatMul with an int8 weight, float out;
  * -> Reshape -> Q/DQ (same scale); -> Transpose -> Q/DQ (another scale);
  * a 16-bit Q/DQ -> Sigmoid -> 16-bit Q/DQ.
  */
@@ -92,7 +92,8 @@ static Onnx__GraphProto *fused_graph(void)
     qb_init_i64(g, "shape", 1, (int64_t[]){2}, shape);
 
     qdq(g, "x", "s", "zp", "xd");
-    qb_node(g, "Softmax", "softmax", "xd", "sm");
+    qb_node(g, "Softmax", "softmax", "xd", "sm_pre");
+    qb_node(g, "Dropout", "dropout", "sm_pre", "sm"); /* onnxruntime removes it first */
     qdq(g, "sm", "s", "zp", "sm_d");
     qb_node(g, "DequantizeLinear", NULL, "w,s,wzp", "wd");
     qb_node(g, "MatMul", "matmul", "sm_d,wd", "mm");
