@@ -192,12 +192,41 @@ static int integer_name(const struct guard *gd, const char *name)
     return p >= 0 && gd->integer[p];
 }
 
+static int constant_of_shape_type(const Onnx__NodeProto *n)
+{
+    const Onnx__AttributeProto *v = mq_node_attr(n, "value");
+    return v && v->t ? v->t->data_type : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+}
+
+static int cast_type(const Onnx__NodeProto *n)
+{
+    return (int)mq_node_attr_int(n, "to", 0);
+}
+
+/* The ops whose output type comes from an attribute, not from their inputs. */
+static const struct {
+    const char *op_type;
+    int (*output_type)(const Onnx__NodeProto *n);
+} typed_by_attribute[] = {
+    {"ConstantOfShape", constant_of_shape_type},
+    {"Cast", cast_type},
+};
+
+/* Its row of typed_by_attribute, or -1. */
+static int attribute_typed(const Onnx__NodeProto *n)
+{
+    for (size_t i = 0; i < sizeof typed_by_attribute / sizeof typed_by_attribute[0]; i++)
+        if (is_op(n, typed_by_attribute[i].op_type))
+            return (int)i;
+    return -1;
+}
+
 /*
  * Whether every output of node i holds integers or bools (Shape, an int64
  * Concat, Equal): shape arithmetic.  Outputs the model leaves untyped are
- * typed here the way ONNX types them: ConstantOfShape by its value, Cast by
- * its target, every other op after its inputs (an int64 Where or Expand).
- * Nodes are visited in order, so a producer's answer is known.
+ * typed here the way ONNX types them: by an attribute (typed_by_attribute),
+ * else after the inputs (an int64 Where or Expand).  Nodes are visited in
+ * order, so a producer's answer is known.
  */
 static int integer_outputs(const struct guard *gd, int i)
 {
@@ -207,12 +236,9 @@ static int integer_outputs(const struct guard *gd, int i)
         if (!n->output[k] || !n->output[k][0])
             continue;
         int type = mq_graph_elem_type(gd->idx, n->output[k]);
-        if (!type && is_op(n, "ConstantOfShape")) {
-            const Onnx__AttributeProto *v = mq_node_attr(n, "value");
-            type = v && v->t ? v->t->data_type : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-        } else if (!type && is_op(n, "Cast")) {
-            type = (int)mq_node_attr_int(n, "to", 0);
-        }
+        int row = attribute_typed(n);
+        if (!type && row >= 0)
+            type = typed_by_attribute[row].output_type(n);
         if (type && mq_dtype_is_float(type))
             return 0;
         if (!type) {
@@ -224,7 +250,7 @@ static int integer_outputs(const struct guard *gd, int i)
                     return 0;
                 inputs++;
             }
-            if (!inputs || is_op(n, "Cast") || is_op(n, "ConstantOfShape"))
+            if (!inputs || row >= 0)
                 return 0;
         }
         known++;
