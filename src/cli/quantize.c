@@ -21,6 +21,7 @@
 #include "quant/check.h"
 #include "quant/fusion_guard.h"
 #include "quant/opset.h"
+#include "quant/ort_fusion.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
@@ -808,6 +809,12 @@ int mq_cli_quantize(int argc, char **argv)
     }
     if (rc == MQ_OK && have_search && a.fallback == MQ_FALLBACK_INT16)
         rc = apply_fallback(&sel, &search, &ranges, model->proto, &err);
+    struct mq_ort_fusions fusions = {0};
+    int have_fusions = 0;
+    if (rc == MQ_OK) {
+        rc = mq_ort_fusions_predict(model->proto->graph, &fusions, &err);
+        have_fusions = rc == MQ_OK;
+    }
     if (rc == MQ_OK && want_check) {
         rc = run_check(&a, fp32, model->proto, &check, &err);
         have_check = rc == MQ_OK;
@@ -838,6 +845,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.target = want_search ? &a.target : NULL;
         report.search = have_search ? &search : NULL;
         report.fallback = a.fallback;
+        report.ort_fusions = have_fusions ? &fusions : NULL;
         /* The report goes to a temporary file first: it appears together with the model. */
         if (a.report) {
             rc = mq_atomic_open(&report_file, a.report, &err);
@@ -873,6 +881,8 @@ int mq_cli_quantize(int argc, char **argv)
     }
     if (have_result)
         mq_quant_result_free(&result);
+    if (have_fusions)
+        mq_ort_fusions_free(&fusions);
     if (have_check)
         mq_check_result_free(&check);
     if (have_search)

@@ -38,7 +38,7 @@ void mq_weight_only_block_params(const struct mq_block_quantizer *bq, const floa
     *zero = (int)(z < 0.0f ? 0.0f : z > levels ? levels : z);
 }
 
-static uint8_t code_of(float v, float scale, int zero, int bits)
+uint8_t mq_weight_only_code(float v, float scale, int zero, int bits)
 {
     float levels = (float)((1 << bits) - 1);
     float u = nearbyintf(v / scale) + (float)zero;
@@ -59,13 +59,13 @@ static void quantize_rtn(const struct mq_block_quantizer *bq, const float *w, in
             scales[j * n + c] = s;
             zeros[j * n + c] = z;
             for (int64_t r = 0; r < rows; r++)
-                u[(j * block + r) * n + c] = code_of(w[(j * block + r) * n + c], s, z, bq->bits);
+                u[(j * block + r) * n + c] =
+                    mq_weight_only_code(w[(j * block + r) * n + c], s, z, bq->bits);
         }
     }
 }
 
-/* Packs values `bits` wide, lowest bits first, into out (zeroed by the caller). */
-static void pack_at(uint8_t *out, int64_t j, unsigned v, int bits)
+void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits)
 {
     int per_byte = 8 / bits;
     out[j / per_byte] |= (uint8_t)(v << ((j % per_byte) * bits));
@@ -104,13 +104,13 @@ static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_
         for (int64_t j = 0; j < kb; j++) {
             s[c * kb + j] = scales[j * n + c];
             if (zp)
-                pack_at(zp + c * zrow, j, (unsigned)zeros[j * n + c], bq->bits);
+                mq_weight_only_pack(zp + c * zrow, j, (unsigned)zeros[j * n + c], bq->bits);
             uint8_t *dst = b + (c * kb + j) * blob;
             for (int64_t r = 0; r < block; r++) {
                 int64_t row = j * block + r;
                 /* the tail past K holds the zero point: it dequantizes to 0 */
                 unsigned v = row < k ? u[row * n + c] : (unsigned)zeros[j * n + c];
-                pack_at(dst, r, v, bq->bits);
+                mq_weight_only_pack(dst, r, v, bq->bits);
             }
         }
     int64_t bdims[3] = {n, kb, blob}, sdims[1] = {n * kb}, zdims[1] = {n * zrow};
@@ -165,10 +165,10 @@ static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_na
     for (int64_t i = 0; i < count; i++) {
         /* a signed type stores u - 2^(bits-1), two's complement in `bits` bits */
         int v = bq->is_signed ? (int)u[i] - (1 << (bq->bits - 1)) : (int)u[i];
-        pack_at(q, i, (unsigned)v & mask, bq->bits);
+        mq_weight_only_pack(q, i, (unsigned)v & mask, bq->bits);
     }
     for (int64_t i = 0; zp && i < kb * n; i++)
-        pack_at(zp, i, (unsigned)zeros[i], bq->bits);
+        mq_weight_only_pack(zp, i, (unsigned)zeros[i], bq->bits);
     int64_t wdims[2] = {k, n}, sdims[2] = {kb, n};
     int stored = mq_matmul_find_initializer(g, nm->b) != NULL;
     if (!stored)
@@ -260,11 +260,12 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
     memset(result, 0, sizeof *result);
     size_t n_nodes = g->n_node;
     Onnx__TensorProto **weights = calloc(n_nodes + 1, sizeof *weights);
+    Onnx__TensorProto **tables = calloc(n_nodes + 1, sizeof *tables); /* Gather sites */
     double **hessians = calloc(n_nodes + 1, sizeof *hessians);
     char **inputs = calloc(n_nodes + 1, sizeof *inputs);
     int64_t *ks = calloc(n_nodes + 1, sizeof *ks), *rows = calloc(n_nodes + 1, sizeof *rows);
     int n_sites = 0, rc = MQ_OK;
-    if (!weights || !hessians || !inputs || !ks || !rows)
+    if (!weights || !tables || !hessians || !inputs || !ks || !rows)
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     /* the sites first: GPTQ needs every site's input statistics before any rewrite */
     for (size_t i = 0; rc == MQ_OK && i < n_nodes; i++) {
@@ -273,6 +274,9 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
             weights[i] = w;
             inputs[n_sites] = g->node[i]->input[0];
             ks[n_sites++] = w->dims[0];
+        } else if (mq_weight_only_gather_site(g, sel, g->node[i],
+                                              o->qtype == MQ_DTYPE_INT8 ? 8 : 4, &w, NULL)) {
+            tables[i] = w;
         }
     }
     if (rc == MQ_OK && o->method == MQ_WEIGHT_ONLY_GPTQ && n_sites)
@@ -307,19 +311,46 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
             result->quantized++;
             continue;
         }
+        if (tables[i]) {
+            int replaced = 0;
+            rc = mq_weight_only_gather_rewrite(g, node, tables[i], o, &list, result, &replaced,
+                                               err);
+            if (rc) {
+                mq_error_prefix(err, "node '%s' (Gather): ", c ? c->name : node->name);
+                break;
+            }
+            mq_choice_set(c, MQ_NODE_QUANTIZED, "weight-only: embedding table in %s blocks of %d "
+                          "along its rows", o->qtype == MQ_DTYPE_INT8 ? "int8"
+                          : o->qtype == MQ_DTYPE_INT4 ? "int4" : "uint4", o->block_size);
+            if (replaced)
+                old[n_old++] = node;
+            continue;
+        }
         if (c && c->status == MQ_NODE_SELECTED) {
             const char *why = NULL;
             Onnx__TensorProto *w;
-            mq_matmul_weight_site(g, sel, node, &w, &why);
+            if (strcmp(node->op_type, "Gather") == 0)
+                mq_weight_only_gather_site(g, sel, node, o->qtype == MQ_DTYPE_INT8 ? 8 : 4, &w,
+                                           &why);
+            else
+                mq_matmul_weight_site(g, sel, node, &w, &why);
             mq_choice_set(c, MQ_NODE_SKIPPED, "%s", why ? why
-                              : "--weight-only quantizes MatMuls with a constant weight only");
+                              : "--weight-only quantizes MatMuls with a constant weight and "
+                                "Gathers of rows of a constant table only");
             result->kept_float += strcmp(node->op_type, "MatMul") == 0;
         }
         rc = mq_node_list_push(&list, node, err);
     }
     if (rc == MQ_OK) {
         mq_matmul_commit(&list, g, old, n_old, weights, n_nodes);
-        if (!o->format_qdq && result->quantized)
+        for (size_t i = 0; i < n_nodes; i++) {
+            int seen = 0;
+            for (size_t j = 0; j < i && tables[i]; j++)
+                seen |= tables[j] == tables[i];
+            if (tables[i] && !seen)
+                mq_matmul_drop_if_unread(g, tables[i]);
+        }
+        if (!o->format_qdq && (result->quantized || result->gathers))
             rc = mq_matmul_import_domain(model->proto, "com.microsoft", 1, err);
     } else {
         free(list.items); /* the caller discards the model */
@@ -328,6 +359,7 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
         free(hessians[i]);
     free(hessians);
     free(weights);
+    free(tables);
     free(inputs);
     free(ks);
     free(rows);
