@@ -71,13 +71,9 @@ void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits)
     out[j / per_byte] |= (uint8_t)(v << ((j % per_byte) * bits));
 }
 
-struct wo_names {
-    char *b, *scales, *zeros, *node, *deq;
-};
-
-static void names_free(struct wo_names *nm)
+void mq_weight_only_names_free(struct mq_weight_only_names *nm)
 {
-    free(nm->b);
+    free(nm->data);
     free(nm->scales);
     free(nm->zeros);
     free(nm->node);
@@ -85,7 +81,7 @@ static void names_free(struct wo_names *nm)
 }
 
 /* MatMulNBits(A, B [N, kb, blob], scales [N * kb], zero_points) replacing the MatMul. */
-static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_names *nm,
+static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct mq_weight_only_names *nm,
                       const struct mq_block_quantizer *bq, int64_t k, int64_t n, int64_t block,
                       const uint8_t *u, const float *scales, const int *zeros,
                       struct mq_node_list *list, unsigned long long *bytes, struct mq_error *err)
@@ -115,9 +111,9 @@ static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_
         }
     int64_t bdims[3] = {n, kb, blob}, sdims[1] = {n * kb}, zdims[1] = {n * zrow};
     /* a weight several MatMuls read is stored once */
-    int stored = mq_matmul_find_initializer(g, nm->b) != NULL;
+    int stored = mq_matmul_find_initializer(g, nm->data) != NULL;
     if (!stored)
-        rc = mq_matmul_add_raw(g, nm->b, MQ_DTYPE_UINT8, 3, bdims, b, (size_t)(n * kb * blob),
+        rc = mq_matmul_add_raw(g, nm->data, MQ_DTYPE_UINT8, 3, bdims, b, (size_t)(n * kb * blob),
                                err);
     if (rc == MQ_OK && !stored)
         rc = mq_matmul_add_raw(g, nm->scales, MQ_DTYPE_FLOAT, 1, sdims, s,
@@ -129,7 +125,7 @@ static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_
         goto done;
     if (!stored)
         *bytes += (unsigned long long)(n * kb * blob + n * kb * 4 + (zp ? n * zrow : 0));
-    const char *in[4] = {mm->input[0], nm->b, nm->scales, nm->zeros};
+    const char *in[4] = {mm->input[0], nm->data, nm->scales, nm->zeros};
     Onnx__NodeProto *node = mq_graph_new_node("MatMulNBits", nm->node, in, zp ? 4 : 3,
                                               mm->output[0], -1);
     if ((rc = mq_node_list_push(list, node, err)) == MQ_OK &&
@@ -145,15 +141,18 @@ done:
     return rc;
 }
 
-/* DequantizeLinear(B_q [K, N], scales [kb, N], zero points, axis 0, block_size) -> MatMul. */
-static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_names *nm,
-                    const struct mq_block_quantizer *bq, int qtype, int64_t k, int64_t n,
-                    int64_t block, const uint8_t *u, const float *scales, const int *zeros,
-                    struct mq_node_list *list, unsigned long long *bytes, struct mq_error *err)
+int mq_weight_only_emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *reader, size_t reader_input,
+                            const struct mq_weight_only_names *nm,
+                            const struct mq_block_quantizer *bq, int qtype, const int64_t dims[2],
+                            int axis, int64_t block, const uint8_t *u, const float *scales,
+                            const int *zeros, struct mq_node_list *list,
+                            unsigned long long *bytes, struct mq_error *err)
 {
-    int64_t kb = (k + block - 1) / block, count = k * n;
+    int64_t sdims[2] = {dims[0], dims[1]};
+    sdims[axis] = (dims[axis] + block - 1) / block;
+    int64_t count = dims[0] * dims[1], n_blocks = sdims[0] * sdims[1];
     int64_t vbytes = bq->bits == 4 ? (count + 1) / 2 : count;
-    int64_t zbytes = bq->bits == 4 ? (kb * n + 1) / 2 : kb * n;
+    int64_t zbytes = bq->bits == 4 ? (n_blocks + 1) / 2 : n_blocks;
     uint8_t *q = calloc((size_t)vbytes, 1);
     uint8_t *zp = bq->is_signed ? NULL : calloc((size_t)zbytes, 1);
     int rc = MQ_OK;
@@ -167,33 +166,32 @@ static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_na
         int v = bq->is_signed ? (int)u[i] - (1 << (bq->bits - 1)) : (int)u[i];
         mq_weight_only_pack(q, i, (unsigned)v & mask, bq->bits);
     }
-    for (int64_t i = 0; zp && i < kb * n; i++)
+    for (int64_t i = 0; zp && i < n_blocks; i++)
         mq_weight_only_pack(zp, i, (unsigned)zeros[i], bq->bits);
-    int64_t wdims[2] = {k, n}, sdims[2] = {kb, n};
-    int stored = mq_matmul_find_initializer(g, nm->b) != NULL;
+    int stored = mq_matmul_find_initializer(g, nm->data) != NULL;
     if (!stored)
-        rc = mq_matmul_add_raw(g, nm->b, qtype, 2, wdims, q, (size_t)vbytes, err);
+        rc = mq_matmul_add_raw(g, nm->data, qtype, 2, dims, q, (size_t)vbytes, err);
     if (rc == MQ_OK && !stored)
         rc = mq_matmul_add_raw(g, nm->scales, MQ_DTYPE_FLOAT, 2, sdims, scales,
-                               (size_t)(kb * n) * sizeof *scales, err);
+                               (size_t)n_blocks * sizeof *scales, err);
     if (rc == MQ_OK && zp && !stored)
         rc = mq_matmul_add_raw(g, nm->zeros, qtype, 2, sdims, zp, (size_t)zbytes, err);
     if (rc)
         goto done;
     if (!stored)
-        *bytes += (unsigned long long)(vbytes + kb * n * 4 + (zp ? zbytes : 0));
-    const char *in[3] = {nm->b, nm->scales, nm->zeros};
+        *bytes += (unsigned long long)(vbytes + n_blocks * 4 + (zp ? zbytes : 0));
+    const char *in[3] = {nm->data, nm->scales, nm->zeros};
     /* the first reader of a shared weight made its DequantizeLinear */
     Onnx__NodeProto *dq = stored ? NULL : mq_graph_new_node("DequantizeLinear", nm->node, in,
-                                                            zp ? 3 : 2, nm->deq, 0);
+                                                            zp ? 3 : 2, nm->deq, axis);
     if (stored || ((rc = mq_node_list_push(list, dq, err)) == MQ_OK &&
                    (rc = mq_matmul_set_int_attr(dq, "block_size", block, err)) == MQ_OK)) {
-        char *from = strdup(mm->input[1]);
-        rc = !from || mq_graph_node_rename_input(mm, from, nm->deq)
+        char *from = strdup(reader->input[reader_input]);
+        rc = !from || mq_graph_node_rename_input(reader, from, nm->deq)
                  ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory") : MQ_OK;
         free(from);
         if (rc == MQ_OK)
-            rc = mq_node_list_push(list, mm, err);
+            rc = mq_node_list_push(list, reader, err);
     }
 done:
     free(q);
@@ -217,14 +215,14 @@ static int rewrite_one(Onnx__GraphProto *g, Onnx__NodeProto *mm, Onnx__TensorPro
     float *scales = malloc((size_t)(kb * n) * sizeof *scales);
     int *zeros = malloc((size_t)(kb * n) * sizeof *zeros);
     const char *base = mm->name && mm->name[0] ? mm->name : mm->output[0];
-    struct wo_names nm = {mq_str_printf("%s_Q%d", wt->name, bq.bits),
+    struct mq_weight_only_names nm = {mq_str_printf("%s_Q%d", wt->name, bq.bits),
                           mq_str_printf("%s_scales", wt->name),
                           mq_str_printf("%s_zero_points", wt->name),
                           mq_str_printf(o->format_qdq ? "%s_weight_dequantize" : "%s_Q%d", base,
                                         bq.bits),
                           mq_str_printf("%s_dequantized", wt->name)};
     int rc = MQ_OK;
-    if (!u || !scales || !zeros || !nm.b || !nm.scales || !nm.zeros || !nm.node || !nm.deq) {
+    if (!u || !scales || !zeros || !nm.data || !nm.scales || !nm.zeros || !nm.node || !nm.deq) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
         goto done;
     }
@@ -234,11 +232,11 @@ static int rewrite_one(Onnx__GraphProto *g, Onnx__NodeProto *mm, Onnx__TensorPro
         quantize_rtn(&bq, w.data, k, n, block, u, scales, zeros);
     if (rc)
         goto done;
-    if (!mq_matmul_find_initializer(g, nm.b))
+    if (!mq_matmul_find_initializer(g, nm.data))
         res->float_bytes += (unsigned long long)(k * n * 4);
     if (o->format_qdq)
-        rc = emit_qdq(g, mm, &nm, &bq, o->qtype, k, n, block, u, scales, zeros, list,
-                      &res->quant_bytes, err);
+        rc = mq_weight_only_emit_qdq(g, mm, 1, &nm, &bq, o->qtype, (int64_t[2]){k, n}, 0, block,
+                                     u, scales, zeros, list, &res->quant_bytes, err);
     else
         rc = emit_nbits(g, mm, &nm, &bq, k, n, block, u, scales, zeros, list,
                         &res->quant_bytes, err);
@@ -247,7 +245,7 @@ done:
     free(u);
     free(scales);
     free(zeros);
-    names_free(&nm);
+    mq_weight_only_names_free(&nm);
     mq_tensor_free(&w);
     return rc;
 }

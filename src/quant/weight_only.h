@@ -79,6 +79,26 @@ void mq_weight_only_block_params(const struct mq_block_quantizer *bq, const floa
 uint8_t mq_weight_only_code(float v, float scale, int zero, int bits);
 /* Stores value j of a row packed `bits` wide, lowest bits first, into out (zeroed first). */
 void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits);
+/* The names of what a blocked weight or table becomes: the quantized data, its block scales and
+   zero points, the DequantizeLinear (or MatMulNBits/GatherBlockQuantized) node and its output. */
+struct mq_weight_only_names {
+    char *data, *scales, *zeros, *node, *deq;
+};
+void mq_weight_only_names_free(struct mq_weight_only_names *nm);
+
+/*
+ * `--format qdq`: stores codes u [dims[0], dims[1]] (their block scales and zero points, blocked
+ * along `axis`) as an opset-21 blocked DequantizeLinear and points input `reader_input` of
+ * `reader` at its output; reader goes on `list`.  Data already stored (a table two readers
+ * share) is neither stored nor dequantized twice.  *bytes grows by what was stored.
+ */
+int mq_weight_only_emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *reader, size_t reader_input,
+                            const struct mq_weight_only_names *nm,
+                            const struct mq_block_quantizer *bq, int qtype, const int64_t dims[2],
+                            int axis, int64_t block, const uint8_t *u, const float *scales,
+                            const int *zeros, struct mq_node_list *list,
+                            unsigned long long *bytes, struct mq_error *err);
+
 int mq_weight_only_gptq(const struct mq_block_quantizer *bq, float *w, int64_t k, int64_t n,
                         int64_t block, const double *h, uint8_t *u, float *scales, int *zeros,
                         struct mq_error *err);

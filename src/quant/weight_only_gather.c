@@ -79,9 +79,6 @@ int mq_weight_only_gather_site(const Onnx__GraphProto *g, const struct mq_select
     return 1;
 }
 
-struct gather_names {
-    char *data, *scales, *zeros, *node, *deq;
-};
 
 /* Round to nearest along each row: codes u [rows, cols], scales and zeros [rows, nb]. */
 static void quantize_rows(const struct mq_block_quantizer *bq, const float *w, int64_t rows,
@@ -103,7 +100,7 @@ static void quantize_rows(const struct mq_block_quantizer *bq, const float *w, i
 
 /* GatherBlockQuantized(data uint8 [rows, cols * bits / 8], indices, scales, zero_points). */
 static int emit_gbq(Onnx__GraphProto *g, const Onnx__NodeProto *gather,
-                    const struct gather_names *nm, const struct mq_block_quantizer *bq,
+                    const struct mq_weight_only_names *nm, const struct mq_block_quantizer *bq,
                     int64_t rows, int64_t cols, int64_t block, const uint8_t *u,
                     const float *scales, const int *zeros, struct mq_node_list *list,
                     unsigned long long *bytes, struct mq_error *err)
@@ -155,63 +152,6 @@ done:
     return rc;
 }
 
-/* DequantizeLinear(q [rows, cols], scales [rows, nb], zero points, axis 1, block_size) ->
- * Gather. */
-static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *gather, const struct gather_names *nm,
-                    const struct mq_block_quantizer *bq, int qtype, int64_t rows, int64_t cols,
-                    int64_t block, const uint8_t *u, const float *scales, const int *zeros,
-                    struct mq_node_list *list, unsigned long long *bytes, struct mq_error *err)
-{
-    int64_t nb = (cols + block - 1) / block, count = rows * cols;
-    int64_t vbytes = bq->bits == 4 ? (count + 1) / 2 : count;
-    int64_t zbytes = bq->bits == 4 ? (rows * nb + 1) / 2 : rows * nb;
-    uint8_t *q = calloc((size_t)vbytes, 1);
-    uint8_t *zp = bq->is_signed ? NULL : calloc((size_t)zbytes, 1);
-    int rc = MQ_OK;
-    if (!q || (!bq->is_signed && !zp)) {
-        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        goto done;
-    }
-    unsigned mask = (1u << bq->bits) - 1u;
-    for (int64_t i = 0; i < count; i++) {
-        /* a signed type stores u - 2^(bits-1), two's complement in `bits` bits */
-        int v = bq->is_signed ? (int)u[i] - (1 << (bq->bits - 1)) : (int)u[i];
-        mq_weight_only_pack(q, i, (unsigned)v & mask, bq->bits);
-    }
-    for (int64_t i = 0; zp && i < rows * nb; i++)
-        mq_weight_only_pack(zp, i, (unsigned)zeros[i], bq->bits);
-    int64_t wdims[2] = {rows, cols}, sdims[2] = {rows, nb};
-    int stored = mq_matmul_find_initializer(g, nm->data) != NULL;
-    if (!stored)
-        rc = mq_matmul_add_raw(g, nm->data, qtype, 2, wdims, q, (size_t)vbytes, err);
-    if (rc == MQ_OK && !stored)
-        rc = mq_matmul_add_raw(g, nm->scales, MQ_DTYPE_FLOAT, 2, sdims, scales,
-                               (size_t)(rows * nb) * sizeof *scales, err);
-    if (rc == MQ_OK && zp && !stored)
-        rc = mq_matmul_add_raw(g, nm->zeros, qtype, 2, sdims, zp, (size_t)zbytes, err);
-    if (rc)
-        goto done;
-    if (!stored)
-        *bytes += (unsigned long long)(vbytes + rows * nb * 4 + (zp ? zbytes : 0));
-    const char *in[3] = {nm->data, nm->scales, nm->zeros};
-    /* the first reader of a shared table made its DequantizeLinear */
-    Onnx__NodeProto *dq = stored ? NULL : mq_graph_new_node("DequantizeLinear", nm->node, in,
-                                                            zp ? 3 : 2, nm->deq, 1);
-    if (stored || ((rc = mq_node_list_push(list, dq, err)) == MQ_OK &&
-                   (rc = mq_matmul_set_int_attr(dq, "block_size", block, err)) == MQ_OK)) {
-        char *from = strdup(gather->input[0]);
-        rc = !from || mq_graph_node_rename_input(gather, from, nm->deq)
-                 ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory") : MQ_OK;
-        free(from);
-        if (rc == MQ_OK)
-            rc = mq_node_list_push(list, gather, err);
-    }
-done:
-    free(q);
-    free(zp);
-    return rc;
-}
-
 int mq_weight_only_gather_rewrite(Onnx__GraphProto *g, Onnx__NodeProto *gather,
                                   Onnx__TensorProto *table,
                                   const struct mq_weight_only_options *o,
@@ -228,7 +168,7 @@ int mq_weight_only_gather_rewrite(Onnx__GraphProto *g, Onnx__NodeProto *gather,
     float *scales = malloc((size_t)(rows * nb) * sizeof *scales);
     int *zeros = malloc((size_t)(rows * nb) * sizeof *zeros);
     const char *base = gather->name && gather->name[0] ? gather->name : gather->output[0];
-    struct gather_names nm = {mq_str_printf("%s_Q%d", table->name, bq.bits),
+    struct mq_weight_only_names nm = {mq_str_printf("%s_Q%d", table->name, bq.bits),
                               mq_str_printf("%s_scales", table->name),
                               mq_str_printf("%s_zero_points", table->name),
                               mq_str_printf(o->format_qdq ? "%s_table_dequantize" : "%s_Q%d",
@@ -243,8 +183,9 @@ int mq_weight_only_gather_rewrite(Onnx__GraphProto *g, Onnx__NodeProto *gather,
     if (!mq_matmul_find_initializer(g, nm.data))
         res->gather_float_bytes += (unsigned long long)(rows * cols * 4);
     if (o->format_qdq)
-        rc = emit_qdq(g, gather, &nm, &bq, o->qtype, rows, cols, block, u, scales, zeros, list,
-                      &res->gather_quant_bytes, err);
+        rc = mq_weight_only_emit_qdq(g, gather, 0, &nm, &bq, o->qtype, (int64_t[2]){rows, cols},
+                                     1, block, u, scales, zeros, list, &res->gather_quant_bytes,
+                                     err);
     else
         rc = emit_gbq(g, gather, &nm, &bq, rows, cols, block, u, scales, zeros, list,
                       &res->gather_quant_bytes, err);
@@ -255,11 +196,7 @@ done:
     free(u);
     free(scales);
     free(zeros);
-    free(nm.data);
-    free(nm.scales);
-    free(nm.zeros);
-    free(nm.node);
-    free(nm.deq);
+    mq_weight_only_names_free(&nm);
     mq_tensor_free(&w);
     return rc;
 }
