@@ -286,20 +286,47 @@ static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, 
     return MQ_OK;
 }
 
+/*
+ * Quantizes and dequantizes n values with one scale, as QuantizeLinear then DequantizeLinear
+ * would (round half to even, clamp to the type), writing each value and what comes back; a
+ * value that is not finite counts as 0 (no signal, no error).  Bit for bit what mq_quantize_value and
+ * mq_dequantize_value give, written so the compiler vectorizes it: x / scale is clamped to
+ * +-2^22 first (any such value clamps to the type's range anyway, which spans fewer than 2^17
+ * steps), where adding and subtracting 1.5 * 2^23 rounds to the nearest integer, ties to even.
+ */
+static void rounding_errors(const float *x, int64_t n, float scale, float zero, float qmin,
+                            float qmax, float *value, float *back)
+{
+    const float magic = 12582912.0f, limit = 4194304.0f; /* 1.5 * 2^23, 2^22 */
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] - x[i] == 0.0f ? x[i] : 0.0f; /* NaN and infinities give NaN */
+        float t = v / scale;
+        t = t < -limit ? -limit : t > limit ? limit : t;
+        float q = (t + magic) - magic + zero;
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        value[i] = v;
+        back[i] = (q - zero) * scale;
+    }
+}
+
 static void measure_activation(struct mq_quant_stats *s, struct act_stat *a,
                                const struct mq_tensor *t)
 {
     if (!a->usable || t->dtype != MQ_DTYPE_FLOAT)
         return;
+    enum { CHUNK = 1024 };
+    float value[CHUNK], back[CHUNK];
     const float *x = t->data;
     double signal = 0.0, noise = 0.0;
-    for (int64_t i = 0; i < t->count; i++) {
-        if (!isfinite(x[i]))
-            continue;
-        float back = mq_dequantize_value(mq_quantize_value(x[i], a->p, a->full), a->p);
-        double e = (double)back - (double)x[i];
-        signal += (double)x[i] * (double)x[i];
-        noise += e * e;
+    for (int64_t start = 0; start < t->count; start += CHUNK) {
+        int64_t n = t->count - start < CHUNK ? t->count - start : CHUNK;
+        rounding_errors(x + start, n, a->p.scale, (float)a->p.zero_point, (float)a->full.qmin,
+                        (float)a->full.qmax, value, back);
+        for (int64_t i = 0; i < n; i++) {
+            double e = (double)back[i] - (double)value[i];
+            signal += (double)value[i] * (double)value[i];
+            noise += e * e;
+        }
     }
     a->sample_signal += signal;
     a->sample_noise += noise;
