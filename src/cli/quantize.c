@@ -29,6 +29,7 @@
 #include "quant/select.h"
 #include "quant/sample_stats.h"
 #include "quant/target_search.h"
+#include "quant/weight_rounding.h"
 #include "report/html.h"
 #include "report/divergence.h"
 #include "report/report.h"
@@ -79,6 +80,9 @@ static const char quantize_help[] =
     "                           rounding, measured on the --calib samples\n"
     "  --min-sample-sqnr DB     leave an activation float when quantizing it keeps less\n"
     "                           than DB of SQNR on some --calib sample (default 10; 0: off)\n"
+    "  --weight-rounding M      nearest (default) or gptq: Conv/Gemm/MatMul weights rounded\n"
+    "                           so each error moves onto the weights not yet rounded,\n"
+    "                           weighted by the layer input's second moments on --calib\n"
     "\n"
     "Accuracy (measured in the interpreter against the FP32 model):\n"
     "  --eval DIR               samples for the check and the search (default: the\n"
@@ -132,6 +136,7 @@ struct quantize_args {
     long long eval_limit;
     int no_check;
     int split_hardswish;
+    int gptq_rounding;        /* --weight-rounding gptq */
     struct mq_target target;
     enum mq_fallback_type fallback;
     struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
@@ -204,6 +209,10 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             if (m < 0 || end == v || *end || !(db >= 0) || db > 200)
                 return usage("%s takes a number of dB from 0 to 200", "--min-sample-sqnr");
             min_sample_sqnr = db;
+        } else if ((m = mq_cli_option(argc, argv, &i, "weight-rounding", &v))) {
+            if (m < 0 || (strcmp(v, "nearest") != 0 && strcmp(v, "gptq") != 0))
+                return usage("%s takes nearest or gptq", "--weight-rounding");
+            a->gptq_rounding = strcmp(v, "gptq") == 0;
         } else if (mq_cli_flag(argv, i, "no-check")) {
             a->no_check = 1;
         } else if (mq_cli_flag(argv, i, "split-hardswish")) {
@@ -330,6 +339,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return usage("%s", "give --calib or --load-ranges, not both");
     if (a->n_loads && (a->limit || a->save_ranges))
         return usage("%s", "--calib-limit and --save-ranges go with --calib");
+    if (a->gptq_rounding && !a->calib)
+        return usage("%s", "--weight-rounding gptq needs --calib DIR");
     if (a->fallback != MQ_FALLBACK_FLOAT && !a->target.has_sqnr && !a->target.has_agreement)
         return usage("%s", "--fallback goes with --target-sqnr or --target-agreement");
     if (a->eval_limit && !a->eval)
@@ -513,6 +524,26 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
     if (rc == MQ_OK)
         rc = mq_quant_stats_collect(plan, source, model->proto, sel, names, n_names, ranges,
                                     &a->quant, out, err);
+    mq_calib_source_free(source);
+    mq_plan_free(plan);
+    return rc;
+}
+
+/* --weight-rounding gptq: the layer inputs' second moments on the samples (quant/weight_rounding.h). */
+static int get_rounding(const struct quantize_args *a, const struct mq_model *model,
+                        struct mq_weight_rounding **out, struct mq_error *err)
+{
+    *out = NULL;
+    if (!a->calib || !a->gptq_rounding)
+        return MQ_OK;
+    struct mq_plan *plan = NULL;
+    struct mq_calib_source *source = NULL;
+    int rc = mq_plan_build(model, &plan, err);
+    if (rc == MQ_OK)
+        rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
+            a->limit, 0, 0, &a->preprocess}, &source, err);
+    if (rc == MQ_OK)
+        rc = mq_weight_rounding_collect(plan, source, model->proto, out, err);
     mq_calib_source_free(source);
     mq_plan_free(plan);
     return rc;
@@ -729,6 +760,7 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_fold_result folds = {0};
     int n_pads_folded = 0;
     struct mq_quant_stats *stats = NULL;
+    struct mq_weight_rounding *rounding = NULL;
     struct mq_model *fp32 = NULL;
     struct mq_check_result check;
     struct mq_target_search_result search;
@@ -797,13 +829,17 @@ int mq_cli_quantize(int argc, char **argv)
         rc = check_ranges_match(&ranges, names, n_names, &a, &err);
     if (rc == MQ_OK)
         rc = get_stats(&a, model, &sel, names, n_names, &ranges, &stats, &err);
+    if (rc == MQ_OK)
+        rc = get_rounding(&a, model, &rounding, &err);
     int want_check = !a.no_check && (a.eval || a.calib);
     int want_search = a.target.has_sqnr || a.target.has_agreement;
     /* The reference: the input as given, before any conversion. */
     if (rc == MQ_OK && (want_check || want_search))
         rc = mq_model_load(a.in, &fp32, &err);
-    if (rc == MQ_OK)
+    if (rc == MQ_OK) {
         a.quant.stats = stats;
+        a.quant.weight_rounding = rounding;
+    }
     if (rc == MQ_OK && want_search) {
         rc = run_search(&a, model, fp32, &sel, &ranges, &search, &err);
         have_search = rc == MQ_OK;
@@ -886,6 +922,7 @@ int mq_cli_quantize(int argc, char **argv)
     mq_model_free(fp32);
     mq_fold_result_free(&folds);
     mq_quant_stats_free(stats);
+    mq_weight_rounding_free(rounding);
     if (have_ranges)
         mq_ranges_free(&ranges);
     if (have_sel)
