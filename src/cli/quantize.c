@@ -82,7 +82,8 @@ static const char quantize_help[] =
     "                           than DB of SQNR on some --calib sample (default 10; 0: off)\n"
     "  --weight-rounding M      nearest (default) or gptq: Conv/Gemm/MatMul weights rounded\n"
     "                           so each error moves onto the weights not yet rounded,\n"
-    "                           weighted by the layer input's second moments on --calib\n"
+    "                           weighted by the layer input's second moments on --calib;\n"
+    "                           unless given, --target-* tries both and keeps the better\n"
     "\n"
     "Accuracy (measured in the interpreter against the FP32 model):\n"
     "  --eval DIR               samples for the check and the search (default: the\n"
@@ -96,6 +97,8 @@ static const char quantize_help[] =
     "                           below 20 dB a warning names the nodes adding most error\n"
     "  --target-sqnr DB         leave the fewest nodes float (most Conv/MatMul compute\n"
     "                           in int8) so that every output keeps DB of SQNR\n"
+    "  --target-margin K        aim K standard errors of the SQNR over the samples above\n"
+    "                           --target-sqnr (default 1): what other samples may lose\n"
     "  --target-agreement PCT   the same for top-1 agreement of class-score outputs\n"
     "  --fallback T             what the search's nodes become: float (default) or int16\n"
     "                           (16-bit QuantizeLinear/DequantizeLinear on their\n"
@@ -136,7 +139,7 @@ struct quantize_args {
     long long eval_limit;
     int no_check;
     int split_hardswish;
-    int gptq_rounding;        /* --weight-rounding gptq */
+    int gptq_rounding;        /* --weight-rounding: 1 gptq, 0 nearest, -1 not given */
     struct mq_target target;
     enum mq_fallback_type fallback;
     struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
@@ -176,6 +179,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
     int act_type = 0, weight_type = 0, per_tensor = 0, sym_act = 0, reduce = 0;
     int no_bias_correction = 0;
     double min_sample_sqnr = MQ_DEFAULT_MIN_SAMPLE_SQNR_DB;
+    a->gptq_rounding = -1;
+    a->target.stderr_multiple = MQ_TARGET_DEFAULT_STDERR_MULTIPLE;
     a->loads = calloc((size_t)argc + 1, sizeof *a->loads);
     if (!a->loads) {
         fprintf(stderr, "onnx-monoquant: out of memory\n");
@@ -231,6 +236,13 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
                 return usage("%s takes a number of dB above 0, at most 300", "--target-sqnr");
             a->target.has_sqnr = 1;
             a->target.sqnr_db = db;
+        } else if ((m = mq_cli_option(argc, argv, &i, "target-margin", &v))) {
+            char *end = NULL;
+            double k = m < 0 ? -1 : strtod(v, &end);
+            if (m < 0 || end == v || *end || !(k >= 0) || k > 10)
+                return usage("%s takes a number of standard errors from 0 to 10",
+                             "--target-margin");
+            a->target.stderr_multiple = k;
         } else if ((m = mq_cli_option(argc, argv, &i, "target-agreement", &v))) {
             char *end = NULL;
             double pct = m < 0 ? -1 : strtod(v, &end);
@@ -339,7 +351,7 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return usage("%s", "give --calib or --load-ranges, not both");
     if (a->n_loads && (a->limit || a->save_ranges))
         return usage("%s", "--calib-limit and --save-ranges go with --calib");
-    if (a->gptq_rounding && !a->calib)
+    if (a->gptq_rounding == 1 && !a->calib)
         return usage("%s", "--weight-rounding gptq needs --calib DIR");
     if (a->fallback != MQ_FALLBACK_FLOAT && !a->target.has_sqnr && !a->target.has_agreement)
         return usage("%s", "--fallback goes with --target-sqnr or --target-agreement");
@@ -534,7 +546,10 @@ static int get_rounding(const struct quantize_args *a, const struct mq_model *mo
                         struct mq_weight_rounding **out, struct mq_error *err)
 {
     *out = NULL;
-    if (!a->calib || !a->gptq_rounding)
+    /* Given, or unless told otherwise for the search to try. */
+    int want = a->gptq_rounding == 1 ||
+               (a->gptq_rounding < 0 && (a->target.has_sqnr || a->target.has_agreement));
+    if (!a->calib || !want)
         return MQ_OK;
     struct mq_plan *plan = NULL;
     struct mq_calib_source *source = NULL;
@@ -574,7 +589,8 @@ static void show_search_progress(void *user, const struct mq_target_progress *p)
  * fallback nodes then join the exclusions and `sel` is made again.
  */
 static int run_search(const struct quantize_args *a, const struct mq_model *model,
-                      const struct mq_model *fp32, struct mq_selection *sel,
+                      const struct mq_model *fp32, const struct mq_weight_rounding *other_rounding,
+                      struct mq_selection *sel,
                       const struct mq_ranges *ranges, struct mq_target_search_result *out,
                       struct mq_error *err)
 {
@@ -588,8 +604,8 @@ static int run_search(const struct quantize_args *a, const struct mq_model *mode
                                    &a->exclude_nodes, 1};
     struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
     struct mq_target_search_options o = {bytes, size, model->dir, &so, ranges, &a->quant, fp32,
-                                         eval_options(a), a->target, a->fallback, show_search_progress,
-                                         &progress};
+                                         eval_options(a), a->target, a->fallback, other_rounding,
+                                         show_search_progress, &progress};
     int rc = mq_target_search(&o, out, err);
     if (progress.shown)
         fputs("\r\033[K", stderr);
@@ -838,11 +854,14 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_model_load(a.in, &fp32, &err);
     if (rc == MQ_OK) {
         a.quant.stats = stats;
-        a.quant.weight_rounding = rounding;
+        a.quant.weight_rounding = a.gptq_rounding == 1 ? rounding : NULL;
     }
     if (rc == MQ_OK && want_search) {
-        rc = run_search(&a, model, fp32, &sel, &ranges, &search, &err);
+        rc = run_search(&a, model, fp32, a.gptq_rounding < 0 ? rounding : NULL, &sel, &ranges,
+                        &search, &err);
         have_search = rc == MQ_OK;
+        if (have_search && search.uses_other_rounding)
+            a.quant.weight_rounding = rounding;
     }
     if (rc == MQ_OK) {
         rc = mq_qdq_rewrite(model->proto, &sel, &ranges, &a.quant, &result, &err);

@@ -10,6 +10,7 @@
 
 #include "quant/check_macs.h"
 #include "quant/graph.h"
+#include "report/metrics.h"
 
 /*
  * Units re-quantized together in the last step.  Measured on the corpus
@@ -39,6 +40,7 @@ struct base_node {
 
 struct search {
     const struct mq_target_search_options *o;
+    struct mq_quant_options quant;   /* the user's, with the rounding the search keeps */
     struct base_node *nodes;
     int n_nodes;
     struct unit *units;
@@ -106,10 +108,18 @@ static int list_copy(struct mq_pattern_list *out, const struct mq_pattern_list *
     return 0;
 }
 
+/* An output's SQNR less the target's multiple of its standard error. */
+static double guarded_sqnr(const struct mq_target *t, const struct mq_check_result *r, int i)
+{
+    double se = t->stderr_multiple > 0 ? mq_error_stats_sqnr_stderr_db(&r->compare.outputs[i].stats)
+                                        : 0.0;
+    return mq_check_output_sqnr_db(r, i) - (se > 0 ? t->stderr_multiple * se : 0.0);
+}
+
 int mq_target_met(const struct mq_target *t, const struct mq_check_result *r)
 {
     for (int i = 0; i < r->compare.n_outputs; i++) {
-        if (t->has_sqnr && !(mq_check_output_sqnr_db(r, i) >= t->sqnr_db))
+        if (t->has_sqnr && !(guarded_sqnr(t, r, i) >= t->sqnr_db))
             return 0;
         double agree = mq_check_output_agreement_pct(r, i);
         if (t->has_agreement && agree >= 0 && agree < t->agreement_pct)
@@ -124,6 +134,35 @@ static double lowest_sqnr(const struct mq_check_result *r)
     for (int i = 0; i < r->compare.n_outputs; i++)
         low = fmin(low, mq_check_output_sqnr_db(r, i));
     return low;
+}
+
+/* The lowest output SQNR's standard error. */
+static double lowest_sqnr_stderr(const struct mq_check_result *r)
+{
+    double low = INFINITY, se = 0.0;
+    for (int i = 0; i < r->compare.n_outputs; i++)
+        if (mq_check_output_sqnr_db(r, i) < low) {
+            low = mq_check_output_sqnr_db(r, i);
+            se = mq_error_stats_sqnr_stderr_db(&r->compare.outputs[i].stats);
+        }
+    return se;
+}
+
+/*
+ * How far a result is above the target (below: negative), the output furthest from it
+ * deciding: dB for SQNR, percentage points for agreement, whichever is shorter.
+ */
+static double target_margin(const struct mq_target *t, const struct mq_check_result *r)
+{
+    double margin = INFINITY;
+    for (int i = 0; i < r->compare.n_outputs; i++) {
+        if (t->has_sqnr)
+            margin = fmin(margin, guarded_sqnr(t, r, i) - t->sqnr_db);
+        double a = mq_check_output_agreement_pct(r, i);
+        if (t->has_agreement && a >= 0)
+            margin = fmin(margin, a - t->agreement_pct);
+    }
+    return margin;
 }
 
 static double lowest_agreement(const struct mq_check_result *r)
@@ -216,7 +255,7 @@ static int trial(struct search *s, int attribution, int base, struct mq_check_re
         }
     }
     if (rc == MQ_OK) {
-        rc = mq_qdq_rewrite(m->proto, &sel, o->ranges, o->quant, &qr, err);
+        rc = mq_qdq_rewrite(m->proto, &sel, o->ranges, &s->quant, &qr, err);
         have_qr = rc == MQ_OK;
     }
     for (int i = 0; rc == MQ_OK && base && i < sel.n && i < s->n_nodes; i++)
@@ -365,6 +404,9 @@ static int fill_result(struct search *s, const struct mq_check_result *last,
     r->passes = s->passes;
     r->reached_sqnr_db = lowest_sqnr(last);
     r->reached_agreement_pct = lowest_agreement(last);
+    r->reached_sqnr_stderr_db = lowest_sqnr_stderr(last);
+    r->uses_other_rounding = s->o->other_rounding &&
+                             s->quant.weight_rounding == s->o->other_rounding;
     for (int i = 0; i < s->n_nodes; i++) {
         const struct base_node *b = &s->nodes[i];
         int64_t macs = b->role == MQ_ROLE_WEIGHTED ? mq_check_node_macs(s->macs, b->output) : 0;
@@ -406,6 +448,7 @@ int mq_target_search(const struct mq_target_search_options *o,
     struct search s;
     memset(&s, 0, sizeof s);
     s.o = o;
+    s.quant = *o->quant;
     struct mq_check_result cur, best;
     memset(&cur, 0, sizeof cur);
     memset(&best, 0, sizeof best);
@@ -417,6 +460,21 @@ int mq_target_search(const struct mq_target_search_options *o,
         progress(&s, "measuring");
         rc = trial(&s, 1, 1, &best, err);
         have_best = rc == MQ_OK;
+    }
+    /* The other rounding, kept when it brings the all-int8 model nearer the target. */
+    if (rc == MQ_OK && o->other_rounding && !mq_target_met(&o->target, &best)) {
+        s.quant.weight_rounding = o->other_rounding;
+        progress(&s, "measuring");
+        rc = trial(&s, 1, 0, &cur, err);
+        if (rc == MQ_OK && target_margin(&o->target, &cur) > target_margin(&o->target, &best)) {
+            mq_check_result_free(&best);
+            best = cur;
+        } else {
+            s.quant.weight_rounding = o->quant->weight_rounding;
+            if (rc == MQ_OK)
+                mq_check_result_free(&cur);
+        }
+        memset(&cur, 0, sizeof cur);
     }
     if (rc == MQ_OK && o->target.has_agreement && lowest_agreement(&best) < 0)
         rc = mq_error_set(err, "--target-agreement: no output of the model looks like class "

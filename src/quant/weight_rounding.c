@@ -15,9 +15,11 @@
 #include "util/strmap.h"
 
 /* Multiply-adds per sample and weight spent on the second moments; beyond, positions are sampled. */
-#define WORK_PER_SAMPLE (1LL << 24)
+#define WORK_PER_SAMPLE (1LL << 26)
 /* Largest matrix per weight (doubles, all groups): beyond, the weight is rounded to nearest. */
 #define MAX_CELLS (1LL << 23)
+/* Rows beyond which the factor (cubic in the rows) costs more than it buys: rounded to nearest. */
+#define MAX_ROWS 1024
 
 enum site_kind { SITE_CONV, SITE_GEMM, SITE_MATMUL };
 
@@ -39,6 +41,11 @@ struct site {
     double *patch;                  /* rows: scratch */
     int64_t seen;
     int usable;
+    /* The last integers handed out and the scales and zero points they were made with:
+       the search rewrites the model again and again with the same ones. */
+    float *last_scales, *last_w;
+    int32_t *last_zps, *last_q;
+    int last_n_ch;
 };
 
 struct mq_weight_rounding {
@@ -137,7 +144,7 @@ static int describe(const Onnx__NodeProto *node, const Onnx__TensorProto *w, str
         s->rows = s->dims[s->trans_b ? 1 : 0];
         s->cols = s->dims[s->trans_b ? 0 : 1];
     }
-    return s->rows <= MAX_CELLS / s->rows / s->groups;
+    return s->rows <= MAX_ROWS && s->rows <= MAX_CELLS / s->rows / s->groups;
 }
 
 static int64_t index_of(const struct site *s, int64_t g, int64_t r, int64_t c)
@@ -227,7 +234,9 @@ static void add_outer(double *h, const double *x, int64_t n)
 static int64_t budget(const struct site *s, int64_t total)
 {
     int64_t per = s->groups * (s->rows * (s->rows + 1) / 2);
-    int64_t n = WORK_PER_SAMPLE / (per > 0 ? per : 1);
+    static long long work = 0;
+    if (!work) work = getenv("TS_WORK") ? atoll(getenv("TS_WORK")) : WORK_PER_SAMPLE;
+    int64_t n = work / (per > 0 ? per : 1);
     if (n < 64)
         n = 64;
     return n < total ? n : total;
@@ -428,6 +437,10 @@ void mq_weight_rounding_free(struct mq_weight_rounding *r)
         free(r->sites[i].input);
         free(r->sites[i].h);
         free(r->sites[i].patch);
+        free(r->sites[i].last_scales);
+        free(r->sites[i].last_w);
+        free(r->sites[i].last_zps);
+        free(r->sites[i].last_q);
     }
     free(r->sites);
     mq_strmap_free(r->by_weight);
@@ -458,6 +471,15 @@ int mq_weight_rounding_apply(const struct mq_weight_rounding *r, const char *nam
     int64_t channels = s->groups * s->cols;
     if (!same || !(n_ch == 1 || (axis == channel_axis(s) && n_ch == channels)))
         return 0;
+    /* The same values, scales and zero points as last time: the same integers. */
+    struct site *memo = (struct site *)s;
+    if (s->last_q && s->last_n_ch == n_ch &&
+        memcmp(s->last_w, w->data, (size_t)s->count * sizeof *s->last_w) == 0 &&
+        memcmp(s->last_scales, scales, (size_t)n_ch * sizeof *scales) == 0 &&
+        memcmp(s->last_zps, zero_points, (size_t)n_ch * sizeof *zero_points) == 0) {
+        memcpy(q, s->last_q, (size_t)s->count * sizeof *q);
+        return 1;
+    }
     int64_t rows = s->rows, cols = s->cols;
     double *wg = malloc((size_t)(rows * cols) * sizeof *wg);
     double *e = malloc((size_t)cols * sizeof *e);
@@ -493,5 +515,29 @@ int mq_weight_rounding_apply(const struct mq_weight_rounding *r, const char *nam
     }
     free(wg);
     free(e);
+    free(memo->last_scales);
+    free(memo->last_w);
+    free(memo->last_zps);
+    free(memo->last_q);
+    memo->last_scales = malloc((size_t)n_ch * sizeof *scales);
+    memo->last_w = malloc((size_t)s->count * sizeof *memo->last_w);
+    memo->last_zps = malloc((size_t)n_ch * sizeof *zero_points);
+    memo->last_q = malloc((size_t)s->count * sizeof *q);
+    if (!memo->last_scales || !memo->last_w || !memo->last_zps || !memo->last_q) {
+        free(memo->last_scales);
+        free(memo->last_w);
+        free(memo->last_zps);
+        free(memo->last_q);
+        memo->last_scales = NULL;
+        memo->last_w = NULL;
+        memo->last_zps = NULL;
+        memo->last_q = NULL;
+        return 1;   /* no memo: the next call computes again */
+    }
+    memcpy(memo->last_scales, scales, (size_t)n_ch * sizeof *scales);
+    memcpy(memo->last_w, w->data, (size_t)s->count * sizeof *memo->last_w);
+    memcpy(memo->last_zps, zero_points, (size_t)n_ch * sizeof *zero_points);
+    memcpy(memo->last_q, q, (size_t)s->count * sizeof *q);
+    memo->last_n_ch = n_ch;
     return 1;
 }
