@@ -15,6 +15,7 @@
 #include "util/strmap.h"
 
 /* Multiply-adds per sample and weight spent on the second moments; beyond, positions are sampled. */
+/* Multiply-adds per sample and weight for the second moments; beyond, positions are sampled. */
 #define WORK_PER_SAMPLE (1LL << 26)
 /* Largest matrix per weight (doubles, all groups): beyond, the weight is rounded to nearest. */
 #define MAX_CELLS (1LL << 23)
@@ -234,9 +235,7 @@ static void add_outer(double *h, const double *x, int64_t n)
 static int64_t budget(const struct site *s, int64_t total)
 {
     int64_t per = s->groups * (s->rows * (s->rows + 1) / 2);
-    static long long work = 0;
-    if (!work) work = getenv("TS_WORK") ? atoll(getenv("TS_WORK")) : WORK_PER_SAMPLE;
-    int64_t n = work / (per > 0 ? per : 1);
+    int64_t n = WORK_PER_SAMPLE / (per > 0 ? per : 1);
     if (n < 64)
         n = 64;
     return n < total ? n : total;
