@@ -150,6 +150,49 @@ START_TEST(test_fallback_int16_pairs)
 }
 END_TEST
 
+/*
+ * x -> Q -> DQ -> conv (float weight) -> relu -> [tail] : onnxruntime quantizes conv itself
+ * when everything after the Relu is QuantizeLinear, and only then.
+ */
+static int requantized(const char *tail, int conv_input_float)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t dims[4] = {1, 2, 4, 4}, wd[4] = {2, 2, 1, 1}, one[1] = {1};
+    float w[4] = {1, 2, 3, 4}, scale[1] = {0.1f};
+    qb_input(g, "x", MQ_DTYPE_FLOAT, 4, dims);
+    qb_init_f32(g, "w", 4, wd, w);
+    qb_init_f32(g, "s", 1, one, scale);
+    qb_node(g, "QuantizeLinear", "q0", "x,s", "xq");
+    qb_node(g, "DequantizeLinear", "dq0", "xq,s", "xd");
+    Onnx__NodeProto *conv = qb_node(g, "Conv", "conv", conv_input_float ? "x,w" : "xd,w", "c");
+    qb_node(g, "Relu", "relu", "c", "r");
+    if (strcmp(tail, "quantize") == 0 || strcmp(tail, "quantize+output") == 0) {
+        qb_node(g, "QuantizeLinear", "q1", "r,s", "rq");
+        qb_node(g, "DequantizeLinear", "dq1", "rq,s", "y");
+    } else {
+        qb_node(g, "Sigmoid", "sig", "r", "y");
+    }
+    qb_output(g, "y", MQ_DTYPE_FLOAT);
+    if (strcmp(tail, "quantize+output") == 0)
+        qb_output(g, "r", MQ_DTYPE_FLOAT);
+    Onnx__NodeProto *nodes[1] = {conv};
+    int flag = -1;
+    struct mq_error err;
+    ck_assert_int_eq(mq_fallback_requantized_by_runtime(m, nodes, 1, &flag, &err), MQ_OK);
+    onnx__model_proto__free_unpacked(m, NULL);
+    return flag;
+}
+
+START_TEST(test_fallback_requantized_by_runtime)
+{
+    ck_assert_int_eq(requantized("quantize", 0), 1);
+    ck_assert_int_eq(requantized("quantize", 1), 0);        /* float input: stays float */
+    ck_assert_int_eq(requantized("float", 0), 0);           /* a float reader after it */
+    ck_assert_int_eq(requantized("quantize+output", 0), 0); /* the model returns its output */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_target");
@@ -158,5 +201,6 @@ int main(void)
     tcase_add_test(tc, test_target_margin);
     tcase_add_test(tc, test_exclusions_match_only_their_node);
     tcase_add_test(tc, test_fallback_int16_pairs);
+    tcase_add_test(tc, test_fallback_requantized_by_runtime);
     return mq_check_run(s, tc);
 }
