@@ -27,6 +27,7 @@
 #include "quant/select.h"
 #include "quant/sample_stats.h"
 #include "quant/target_search.h"
+#include "quant/weight_rounding.h"
 #include "report/html.h"
 #include "report/divergence.h"
 #include "report/report.h"
@@ -77,6 +78,10 @@ static const char quantize_help[] =
     "                           rounding, measured on the --calib samples\n"
     "  --min-sample-sqnr DB     leave an activation float when quantizing it keeps less\n"
     "                           than DB of SQNR on some --calib sample (default 10; 0: off)\n"
+    "  --weight-rounding M      nearest (default) or gptq: Conv/Gemm/MatMul weights rounded\n"
+    "                           so each error moves onto the weights not yet rounded,\n"
+    "                           weighted by the layer input's second moments on --calib;\n"
+    "                           unless given, --target-* tries both and keeps the better\n"
     "\n"
     "Accuracy (measured in the interpreter against the FP32 model):\n"
     "  --eval DIR               samples for the check and the search (default: the\n"
@@ -90,6 +95,8 @@ static const char quantize_help[] =
     "                           below 20 dB a warning names the nodes adding most error\n"
     "  --target-sqnr DB         leave the fewest nodes float (most Conv/MatMul compute\n"
     "                           in int8) so that every output keeps DB of SQNR\n"
+    "  --target-margin K        aim K standard errors of the SQNR over the samples above\n"
+    "                           --target-sqnr (default 1): what other samples may lose\n"
     "  --target-agreement PCT   the same for top-1 agreement of class-score outputs\n"
     "  --fallback T             what the search's nodes become: float (default) or int16\n"
     "                           (16-bit QuantizeLinear/DequantizeLinear on their\n"
@@ -130,6 +137,7 @@ struct quantize_args {
     long long eval_limit;
     int no_check;
     int split_hardswish;
+    int gptq_rounding;        /* --weight-rounding: 1 gptq, 0 nearest, -1 not given */
     struct mq_target target;
     enum mq_fallback_type fallback;
     struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
@@ -169,6 +177,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
     int act_type = 0, weight_type = 0, per_tensor = 0, sym_act = 0, reduce = 0;
     int no_bias_correction = 0;
     double min_sample_sqnr = MQ_DEFAULT_MIN_SAMPLE_SQNR_DB;
+    a->gptq_rounding = -1;
+    a->target.stderr_multiple = MQ_TARGET_DEFAULT_STDERR_MULTIPLE;
     a->loads = calloc((size_t)argc + 1, sizeof *a->loads);
     if (!a->loads) {
         fprintf(stderr, "onnx-monoquant: out of memory\n");
@@ -202,6 +212,10 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             if (m < 0 || end == v || *end || !(db >= 0) || db > 200)
                 return usage("%s takes a number of dB from 0 to 200", "--min-sample-sqnr");
             min_sample_sqnr = db;
+        } else if ((m = mq_cli_option(argc, argv, &i, "weight-rounding", &v))) {
+            if (m < 0 || (strcmp(v, "nearest") != 0 && strcmp(v, "gptq") != 0))
+                return usage("%s takes nearest or gptq", "--weight-rounding");
+            a->gptq_rounding = strcmp(v, "gptq") == 0;
         } else if (mq_cli_flag(argv, i, "no-check")) {
             a->no_check = 1;
         } else if (mq_cli_flag(argv, i, "split-hardswish")) {
@@ -220,6 +234,13 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
                 return usage("%s takes a number of dB above 0, at most 300", "--target-sqnr");
             a->target.has_sqnr = 1;
             a->target.sqnr_db = db;
+        } else if ((m = mq_cli_option(argc, argv, &i, "target-margin", &v))) {
+            char *end = NULL;
+            double k = m < 0 ? -1 : strtod(v, &end);
+            if (m < 0 || end == v || *end || !(k >= 0) || k > 10)
+                return usage("%s takes a number of standard errors from 0 to 10",
+                             "--target-margin");
+            a->target.stderr_multiple = k;
         } else if ((m = mq_cli_option(argc, argv, &i, "target-agreement", &v))) {
             char *end = NULL;
             double pct = m < 0 ? -1 : strtod(v, &end);
@@ -328,6 +349,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return usage("%s", "give --calib or --load-ranges, not both");
     if (a->n_loads && (a->limit || a->save_ranges))
         return usage("%s", "--calib-limit and --save-ranges go with --calib");
+    if (a->gptq_rounding == 1 && !a->calib)
+        return usage("%s", "--weight-rounding gptq needs --calib DIR");
     if (a->fallback != MQ_FALLBACK_FLOAT && !a->target.has_sqnr && !a->target.has_agreement)
         return usage("%s", "--fallback goes with --target-sqnr or --target-agreement");
     if (a->eval_limit && !a->eval)
@@ -515,6 +538,29 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
     return rc;
 }
 
+/* --weight-rounding gptq: the layer inputs' second moments on the samples (quant/weight_rounding.h). */
+static int get_rounding(const struct quantize_args *a, const struct mq_model *model,
+                        struct mq_weight_rounding **out, struct mq_error *err)
+{
+    *out = NULL;
+    /* Given, or unless told otherwise for the search to try. */
+    int want = a->gptq_rounding == 1 ||
+               (a->gptq_rounding < 0 && (a->target.has_sqnr || a->target.has_agreement));
+    if (!a->calib || !want)
+        return MQ_OK;
+    struct mq_plan *plan = NULL;
+    struct mq_calib_source *source = NULL;
+    int rc = mq_plan_build(model, &plan, err);
+    if (rc == MQ_OK)
+        rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
+            a->limit, 0, 0, &a->preprocess}, &source, err);
+    if (rc == MQ_OK)
+        rc = mq_weight_rounding_collect(plan, source, model->proto, out, err);
+    mq_calib_source_free(source);
+    mq_plan_free(plan);
+    return rc;
+}
+
 /* The samples the check and the search run on: --eval, else the calibration samples. */
 static struct mq_check_options eval_options(const struct quantize_args *a)
 {
@@ -540,7 +586,8 @@ static void show_search_progress(void *user, const struct mq_target_progress *p)
  * fallback nodes then join the exclusions and `sel` is made again.
  */
 static int run_search(const struct quantize_args *a, const struct mq_model *model,
-                      const struct mq_model *fp32, struct mq_selection *sel,
+                      const struct mq_model *fp32, const struct mq_weight_rounding *other_rounding,
+                      struct mq_selection *sel,
                       const struct mq_ranges *ranges, struct mq_target_search_result *out,
                       struct mq_error *err)
 {
@@ -554,8 +601,8 @@ static int run_search(const struct quantize_args *a, const struct mq_model *mode
                                    &a->exclude_nodes, 1};
     struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
     struct mq_target_search_options o = {bytes, size, model->dir, &so, ranges, &a->quant, fp32,
-                                         eval_options(a), a->target, a->fallback, show_search_progress,
-                                         &progress};
+                                         eval_options(a), a->target, a->fallback, other_rounding,
+                                         show_search_progress, &progress};
     int rc = mq_target_search(&o, out, err);
     if (progress.shown)
         fputs("\r\033[K", stderr);
@@ -725,6 +772,7 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_quant_result result = {0};
     struct mq_quant_prepare_result prep = {0};
     struct mq_quant_stats *stats = NULL;
+    struct mq_weight_rounding *rounding = NULL;
     struct mq_model *fp32 = NULL;
     struct mq_check_result check;
     struct mq_target_search_result search;
@@ -792,16 +840,23 @@ int mq_cli_quantize(int argc, char **argv)
         rc = check_ranges_match(&ranges, names, n_names, &a, &err);
     if (rc == MQ_OK)
         rc = get_stats(&a, model, &sel, names, n_names, &ranges, &stats, &err);
+    if (rc == MQ_OK)
+        rc = get_rounding(&a, model, &rounding, &err);
     int want_check = !a.no_check && (a.eval || a.calib);
     int want_search = a.target.has_sqnr || a.target.has_agreement;
     /* The reference: the input as given, before any conversion. */
     if (rc == MQ_OK && (want_check || want_search))
         rc = mq_model_load(a.in, &fp32, &err);
-    if (rc == MQ_OK)
+    if (rc == MQ_OK) {
         a.quant.stats = stats;
+        a.quant.weight_rounding = a.gptq_rounding == 1 ? rounding : NULL;
+    }
     if (rc == MQ_OK && want_search) {
-        rc = run_search(&a, model, fp32, &sel, &ranges, &search, &err);
+        rc = run_search(&a, model, fp32, a.gptq_rounding < 0 ? rounding : NULL, &sel, &ranges,
+                        &search, &err);
         have_search = rc == MQ_OK;
+        if (have_search && search.uses_other_rounding)
+            a.quant.weight_rounding = rounding;
     }
     if (rc == MQ_OK) {
         rc = mq_qdq_rewrite(model->proto, &sel, &ranges, &a.quant, &result, &err);
@@ -890,6 +945,7 @@ int mq_cli_quantize(int argc, char **argv)
     mq_model_free(fp32);
     mq_quant_prepare_result_free(&prep);
     mq_quant_stats_free(stats);
+    mq_weight_rounding_free(rounding);
     if (have_ranges)
         mq_ranges_free(&ranges);
     if (have_sel)

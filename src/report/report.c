@@ -109,6 +109,7 @@ static void write_calibration(struct mq_json *j, const struct mq_report *r)
     /* The second pass over the samples: bias correction and the quiet-sample check. */
     mq_json_key_bool(j, "statistics_pass", r->options->stats != NULL);
     mq_json_key_bool(j, "bias_correction", r->options->stats && r->options->bias_correction);
+    json_key_string(j, "weight_rounding", r->options->weight_rounding ? "gptq" : "nearest");
     mq_json_key(j, "min_sample_sqnr_db");
     double floor_db = r->options->min_sample_sqnr_db;
     if (!r->options->stats || !(floor_db > 0.0))
@@ -348,6 +349,8 @@ static void write_search(struct mq_json *j, const struct mq_report *r)
     mq_json_key_bool(j, "met_with_all_int8", s->met_with_all_int8);
     mq_json_key_int(j, "passes", s->passes);
     mq_json_key_double(j, "reached_sqnr_db", s->reached_sqnr_db);
+    mq_json_key_double(j, "reached_sqnr_stderr_db", s->reached_sqnr_stderr_db);
+    mq_json_key_double(j, "stderr_multiple", r->target->stderr_multiple);
     mq_json_key(j, "reached_agreement_pct");
     if (s->reached_agreement_pct >= 0)
         mq_json_double(j, s->reached_agreement_pct);
@@ -511,13 +514,17 @@ static void print_search(FILE *out, const struct mq_report *r)
                  r->target->has_sqnr ? " " : "", r->target->agreement_pct);
     format_db(reached, sizeof reached, s->reached_sqnr_db);
     mq_text_printf(out, "  accuracy search (%s): lowest output SQNR %s dB", target, reached);
+    if (r->target->has_sqnr && s->reached_sqnr_stderr_db > 0)
+        mq_text_printf(out, " (standard error %.2f dB over the samples; aimed %g of them above "
+                       "the target)", s->reached_sqnr_stderr_db, r->target->stderr_multiple);
     if (s->reached_agreement_pct >= 0)
         mq_text_printf(out, ", lowest top-1 agreement %.2f%%", s->reached_agreement_pct);
     mq_text_printf(out, " after %d passes; %d nodes left %s\n", s->passes, s->n_fallback,
             r->fallback == MQ_FALLBACK_INT16 ? "out of int8 (16-bit activations)" : "float");
     mq_text_printf(out, "  int8: %d of %d Conv/ConvTranspose/Gemm/MatMul nodes, %.1f%% of their "
-            "multiply-accumulates\n", s->weighted_int8, s->weighted_total,
-            s->macs_total ? 100.0 * (double)s->macs_int8 / (double)s->macs_total : 0.0);
+            "multiply-accumulates; weights rounded %s\n", s->weighted_int8, s->weighted_total,
+            s->macs_total ? 100.0 * (double)s->macs_int8 / (double)s->macs_total : 0.0,
+            r->options && r->options->weight_rounding ? "with GPTQ" : "to nearest");
     for (int i = 0; i < s->n_fallback && i < SUMMARY_MAX_FALLBACK; i++) {
         const struct mq_fallback_node *f = &s->fallback[i];
         char alone[32], again[32];
