@@ -276,14 +276,44 @@ char *mq_qdq_fresh(struct graph_ctx *gc, const char *base, const char *suffix)
     return name;
 }
 
-/* Every direct reader of `from` in this graph reads `to` instead. */
+/* Whether a node the rewrite quantizes reads `tensor`, directly or after one Relu/Clip. */
+static int feeds_selected(const struct graph_ctx *gc, const char *tensor, int depth)
+{
+    const struct mq_tensor_info *t = mq_graph_tensor(&gc->idx, tensor);
+    for (int k = 0; t && k < t->n_consumers; k++) {
+        const Onnx__NodeProto *node = gc->g->node[t->consumers[k].node];
+        const struct mq_node_choice *c = mq_selection_find(gc->m->sel, node);
+        if (c && c->status == MQ_NODE_SELECTED && mq_op_role(mq_str(node->op_type)) != MQ_ROLE_ACTIVATION)
+            return 1;
+        if (depth == 0 && mq_node_is_onnx(node) && node->n_output > 0 &&
+            mq_op_role(mq_str(node->op_type)) == MQ_ROLE_ACTIVATION &&
+            feeds_selected(gc, mq_str(node->output[0]), 1))
+            return 1;
+    }
+    return 0;
+}
+
+int mq_qdq_float_reader(const struct graph_ctx *gc, int k, const char *tensor)
+{
+    const Onnx__NodeProto *node = gc->g->node[k];
+    const struct mq_op_rule *r = mq_node_is_onnx(node) ? mq_op_rule_find(mq_str(node->op_type)) : NULL;
+    const char *data = mq_graph_input_at(node, 0);
+    if (!r || !r->float_reads_float || !data || strcmp(data, tensor) != 0)
+        return 0;
+    const struct mq_node_choice *c = mq_selection_find(gc->m->sel, node);
+    return (!c || c->status == MQ_NODE_SKIPPED) && node->n_output > 0 &&
+           feeds_selected(gc, mq_str(node->output[0]), 0);
+}
+
+/* Every direct reader of `from` in this graph reads `to` instead, but the float readers. */
 int mq_qdq_rename_consumers(struct graph_ctx *gc, const char *from, const char *to)
 {
     const struct mq_tensor_info *t = mq_graph_tensor(&gc->idx, from);
     if (!t)
         return 0;
     for (int k = 0; k < t->n_consumers; k++) {
-        if (t->consumers[k].implicit || gc->removed[t->consumers[k].node])
+        if (t->consumers[k].implicit || gc->removed[t->consumers[k].node] ||
+            mq_qdq_float_reader(gc, t->consumers[k].node, from))
             continue;
         if (mq_graph_node_rename_input(gc->g->node[t->consumers[k].node], from, to))
             return mq_qdq_oom(gc->m);
