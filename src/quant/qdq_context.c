@@ -293,16 +293,36 @@ static int feeds_selected(const struct graph_ctx *gc, const char *tensor, int de
     return 0;
 }
 
-int mq_qdq_float_reader(const struct graph_ctx *gc, int k, const char *tensor)
+/* Data-movement ops onnxruntime moves a DequantizeLinear across (MaxPool, Reshape, ...) are
+   followed this many deep to the float node they feed. */
+#define MAX_FLOAT_PATH 4
+
+static int float_reader_at(const struct graph_ctx *gc, int k, const char *tensor, int depth)
 {
     const Onnx__NodeProto *node = gc->g->node[k];
     const struct mq_op_rule *r = mq_node_is_onnx(node) ? mq_op_rule_find(mq_str(node->op_type)) : NULL;
     const char *data = mq_graph_input_at(node, 0);
-    if (!r || !r->float_reads_float || !data || strcmp(data, tensor) != 0)
-        return 0;
     const struct mq_node_choice *c = mq_selection_find(gc->m->sel, node);
-    return (!c || c->status == MQ_NODE_SKIPPED) && node->n_output > 0 &&
-           feeds_selected(gc, mq_str(node->output[0]), 0);
+    if (!r || !data || strcmp(data, tensor) != 0 || (c && c->status != MQ_NODE_SKIPPED) ||
+        node->n_output < 1 || !*mq_str(node->output[0]))
+        return 0;
+    const char *out = mq_str(node->output[0]);
+    if (r->float_reads_float)
+        return feeds_selected(gc, out, 0);
+    if (mq_op_rule_node_role(r, node) != MQ_ROLE_SHARED || depth >= MAX_FLOAT_PATH)
+        return 0;
+    /* A float MaxPool/Reshape/... before such a node: onnxruntime would move the
+       DequantizeLinear after it, so it must read float data too. */
+    const struct mq_tensor_info *t = mq_graph_tensor(&gc->idx, out);
+    for (int j = 0; t && j < t->n_consumers; j++)
+        if (!t->consumers[j].implicit && float_reader_at(gc, t->consumers[j].node, out, depth + 1))
+            return 1;
+    return 0;
+}
+
+int mq_qdq_float_reader(const struct graph_ctx *gc, int k, const char *tensor)
+{
+    return float_reader_at(gc, k, tensor, 0);
 }
 
 /* Every direct reader of `from` in this graph reads `to` instead, but the float readers. */
