@@ -80,7 +80,8 @@ static int clip_bounds(const struct mq_op_query *q, const Onnx__NodeProto *node,
 #define WEIGHTED(op, axis, bias, beta, zp_optional, correct)                                      \
     {.op_type = op, .role = MQ_ROLE_WEIGHTED, .by_default = 1, .n_data_inputs = 1,              \
      .weight_input = 1, .weight_axis = axis, .bias_input = bias, .bias_scale_attr = beta,        \
-     .weight_zero_point_optional = zp_optional, .bias_correction = correct, .starts_island = 1}
+     .weight_zero_point_optional = zp_optional, .bias_correction = correct, .starts_island = 1,  \
+     .float_reads_float = 1}
 /* Data input 0 and the output; the output shares input 0's scale. */
 #define SHARED(op)                                                                               \
     {.op_type = op, .role = MQ_ROLE_SHARED, .by_default = 1, .n_data_inputs = 1,                \
@@ -98,7 +99,8 @@ static const struct mq_op_rule rules[] = {
      * quantized only where its output flows into one.
      */
     {.op_type = "ConvTranspose", .role = MQ_ROLE_WEIGHTED, .by_default = 1, .n_data_inputs = 1,
-     .weight_input = 1, .weight_axis = MQ_AXIS_CONV_TRANSPOSE, .bias_input = 2},
+     .weight_input = 1, .weight_axis = MQ_AXIS_CONV_TRANSPOSE, .bias_input = 2,
+     .float_reads_float = 1},
     WEIGHTED("Gemm", MQ_AXIS_GEMM, 2, "beta", 0, 1),
     {.op_type = "MatMul", .role = MQ_ROLE_WEIGHTED, .by_default = 1, .n_data_inputs = 1,
      .weight_input = 1, .weight_axis = MQ_AXIS_MATMUL, .constant_data_is_weight = 1,

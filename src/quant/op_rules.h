@@ -82,6 +82,15 @@ struct mq_op_rule {
      * are quantized only where their output flows into such a node.
      */
     int starts_island;
+    /*
+     * Left float, the node must read float data: onnxruntime 1.30 (its basic optimization
+     * level) gives a float-weighted node of this type that sits between a DequantizeLinear
+     * with one scale and a QuantizeLinear int8 weights of its own, one scale for the whole
+     * tensor, which is no longer the float node it was meant to be (measured: a depthwise
+     * Conv left float with --exclude-nodes in a tf2onnx line detector, output SQNR 12 dB in
+     * float, 0.7 dB so requantized).
+     */
+    int float_reads_float;
     /* The output's range is fixed, whatever calibration saw (Softmax: [0, 1]). */
     int fixed_output_range;
     float output_min, output_max;

@@ -195,6 +195,12 @@ int mq_qdq_try_fold(struct graph_ctx *gc, int i, int *folded)
         !mq_qdq_get_range(m, out, &lo, &hi, &why) || !activation_foldable(gc, node, lo, hi) ||
         mq_qdq_stats_reject(m, out, NULL))
         return 0;
+    /* A float reader of the activation's output reads it float (rename_consumers): the clamp
+       must stay in the graph for it. */
+    const struct mq_tensor_info *readers = mq_graph_tensor(&gc->idx, out);
+    for (int k = 0; readers && k < readers->n_consumers; k++)
+        if (!readers->consumers[k].implicit && mq_qdq_float_reader(gc, readers->consumers[k].node, out))
+            return 0;
     struct mq_tensor_info *ut = mq_graph_tensor(&gc->idx, up);
     if (!ut || ut->producer < 0 || gc->removed[ut->producer] || ut->n_consumers != 1 ||
         ut->consumers[0].node != i || ut->consumers[0].implicit || ut->graph_output ||

@@ -276,14 +276,64 @@ char *mq_qdq_fresh(struct graph_ctx *gc, const char *base, const char *suffix)
     return name;
 }
 
-/* Every direct reader of `from` in this graph reads `to` instead. */
+/* Whether a node the rewrite quantizes reads `tensor`, directly or after one Relu/Clip. */
+static int feeds_selected(const struct graph_ctx *gc, const char *tensor, int depth)
+{
+    const struct mq_tensor_info *t = mq_graph_tensor(&gc->idx, tensor);
+    for (int k = 0; t && k < t->n_consumers; k++) {
+        const Onnx__NodeProto *node = gc->g->node[t->consumers[k].node];
+        const struct mq_node_choice *c = mq_selection_find(gc->m->sel, node);
+        if (c && c->status == MQ_NODE_SELECTED && mq_op_role(mq_str(node->op_type)) != MQ_ROLE_ACTIVATION)
+            return 1;
+        if (depth == 0 && mq_node_is_onnx(node) && node->n_output > 0 &&
+            mq_op_role(mq_str(node->op_type)) == MQ_ROLE_ACTIVATION &&
+            feeds_selected(gc, mq_str(node->output[0]), 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* Data-movement ops onnxruntime moves a DequantizeLinear across (MaxPool, Reshape, ...) are
+   followed this many deep to the float node they feed. */
+#define MAX_FLOAT_PATH 4
+
+static int float_reader_at(const struct graph_ctx *gc, int k, const char *tensor, int depth)
+{
+    const Onnx__NodeProto *node = gc->g->node[k];
+    const struct mq_op_rule *r = mq_node_is_onnx(node) ? mq_op_rule_find(mq_str(node->op_type)) : NULL;
+    const char *data = mq_graph_input_at(node, 0);
+    const struct mq_node_choice *c = mq_selection_find(gc->m->sel, node);
+    if (!r || !data || strcmp(data, tensor) != 0 || (c && c->status != MQ_NODE_SKIPPED) ||
+        node->n_output < 1 || !*mq_str(node->output[0]))
+        return 0;
+    const char *out = mq_str(node->output[0]);
+    if (r->float_reads_float)
+        return feeds_selected(gc, out, 0);
+    if (mq_op_rule_node_role(r, node) != MQ_ROLE_SHARED || depth >= MAX_FLOAT_PATH)
+        return 0;
+    /* A float MaxPool/Reshape/... before such a node: onnxruntime would move the
+       DequantizeLinear after it, so it must read float data too. */
+    const struct mq_tensor_info *t = mq_graph_tensor(&gc->idx, out);
+    for (int j = 0; t && j < t->n_consumers; j++)
+        if (!t->consumers[j].implicit && float_reader_at(gc, t->consumers[j].node, out, depth + 1))
+            return 1;
+    return 0;
+}
+
+int mq_qdq_float_reader(const struct graph_ctx *gc, int k, const char *tensor)
+{
+    return float_reader_at(gc, k, tensor, 0);
+}
+
+/* Every direct reader of `from` in this graph reads `to` instead, but the float readers. */
 int mq_qdq_rename_consumers(struct graph_ctx *gc, const char *from, const char *to)
 {
     const struct mq_tensor_info *t = mq_graph_tensor(&gc->idx, from);
     if (!t)
         return 0;
     for (int k = 0; k < t->n_consumers; k++) {
-        if (t->consumers[k].implicit || gc->removed[t->consumers[k].node])
+        if (t->consumers[k].implicit || gc->removed[t->consumers[k].node] ||
+            mq_qdq_float_reader(gc, t->consumers[k].node, from))
             continue;
         if (mq_graph_node_rename_input(gc->g->node[t->consumers[k].node], from, to))
             return mq_qdq_oom(gc->m);

@@ -164,6 +164,15 @@ void mq_qdq_op_query(const struct graph_ctx *gc, struct mq_op_query *q);
 /* An unused name base+suffix (malloc'd), NULL when out of memory. */
 char *mq_qdq_fresh(struct graph_ctx *gc, const char *base, const char *suffix);
 /* Every direct reader of `from` in this graph reads `to` instead. */
+/*
+ * Whether node k reads `tensor` as its data input and must keep reading it float: a node left
+ * float whose op type says float_reads_float (op_rules.h) and whose output (directly or after
+ * one Relu/Clip) a quantized node reads, or a float data-movement node (the shared role:
+ * MaxPool, Reshape, ...) on the way to one.  Between a DequantizeLinear and a QuantizeLinear,
+ * onnxruntime 1.30 would quantize its weights on its own terms (one scale per tensor), and it
+ * moves a DequantizeLinear across the data-movement nodes first.
+ */
+int mq_qdq_float_reader(const struct graph_ctx *gc, int k, const char *tensor);
 int mq_qdq_rename_consumers(struct graph_ctx *gc, const char *from, const char *to);
 /* Queues a new node after its producer (-1: before every node). */
 int mq_qdq_place(struct graph_ctx *gc, int producer, Onnx__NodeProto *node);
