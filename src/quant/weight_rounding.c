@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "calib/driver.h"
+#include "interp/ops/vector_loop.h"
 #include "interp/plan.h"
 #include "quant/gptq.h"
 #include "quant/graph.h"
@@ -218,8 +219,9 @@ static int collect_sites(struct mq_weight_rounding *r, const Onnx__GraphProto *g
     return rc;
 }
 
-/* Adds x x^T (upper triangle) to h [n, n]. */
-static void add_outer(double *h, const double *x, int64_t n)
+/* Adds x x^T (upper triangle) to h [n, n]: the search's hottest loop, so compiled for AVX2
+   too (each element's arithmetic is the same whichever runs: no reduction, no FMA). */
+MQ_SIMD_CLONES static void add_outer(double *h, const double *x, int64_t n)
 {
     for (int64_t a = 0; a < n; a++) {
         double xa = x[a];
