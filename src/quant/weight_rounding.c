@@ -15,9 +15,8 @@
 #include "quant/graph.h"
 #include "util/strmap.h"
 
-/* Multiply-adds per sample and weight spent on the second moments; beyond, positions are sampled. */
 /* Multiply-adds per sample and weight for the second moments; beyond, positions are sampled. */
-#define WORK_PER_SAMPLE (1LL << 26)
+#define WORK_PER_SAMPLE (1LL << 25)
 /* Largest matrix per weight (doubles, all groups): beyond, the weight is rounded to nearest. */
 #define MAX_CELLS (1LL << 23)
 /* Rows beyond which the factor (cubic in the rows) costs more than it buys: rounded to nearest. */
