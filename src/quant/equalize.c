@@ -10,9 +10,11 @@
 #include <string.h>
 
 #include "calib/driver.h"
+#include "core/limits.h"
 #include "interp/plan.h"
 #include "core/tensor.h"
 #include "model/tensor_proto.h"
+#include "graph/edit.h"
 #include "quant/graph.h"
 
 /*
@@ -200,14 +202,11 @@ static void channel_ranges_free(struct channel_ranges *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Finds the pairs and makes room for the ranges of the tensors between them. */
+/* Finds the pairs of one graph and makes room for the ranges of the tensors between them. */
 static int collect_pairs(const struct mq_graph_index *idx, struct channel_ranges *r)
 {
     const Onnx__GraphProto *g = idx->graph;
-    r->of_tensor = mq_strmap_new();
-    r->max = calloc(g->n_node ? g->n_node : 1, sizeof *r->max);
-    r->channels = calloc(g->n_node ? g->n_node : 1, sizeof *r->channels);
-    if (!r->of_tensor || !r->max || !r->channels)
+    if (!r->of_tensor && !(r->of_tensor = mq_strmap_new()))
         return -1;
     for (size_t a = 0; a < g->n_node; a++) {
         struct pair p;
@@ -216,7 +215,14 @@ static int collect_pairs(const struct mq_graph_index *idx, struct channel_ranges
             continue;
         int64_t c = p.w1.dims[0];
         pair_free(&p);
-        if (!(r->max[r->n] = calloc((size_t)c, sizeof **r->max)))
+        double **max = realloc(r->max, (size_t)(r->n + 1) * sizeof *max);
+        if (max)
+            r->max = max;
+        int64_t *channels = max ? realloc(r->channels, (size_t)(r->n + 1) * sizeof *channels)
+                                : NULL;
+        if (channels)
+            r->channels = channels;
+        if (!max || !channels || !(r->max[r->n] = calloc((size_t)c, sizeof **r->max)))
             return -1;
         r->channels[r->n] = c;
         if (mq_strmap_put(r->of_tensor, mq_str(g->node[a]->output[0]), r->n))
@@ -224,6 +230,51 @@ static int collect_pairs(const struct mq_graph_index *idx, struct channel_ranges
         r->n++;
     }
     return 0;
+}
+
+/*
+ * Calls fn on every graph of the model (the main graph, then each subgraph after its
+ * enclosing graph), with an index whose parent is the enclosing graph's: a network an exporter
+ * wrapped in If branches is equalized like the same network in the main graph.
+ */
+typedef int (*graph_fn)(struct mq_graph_index *idx, void *user, struct mq_error *err);
+
+struct graph_walk {
+    graph_fn fn;
+    void *user;
+    const struct mq_graph_index *parent;
+    int depth;
+    struct mq_error *err;
+};
+
+static int walk_graph(Onnx__GraphProto *g, struct graph_walk *w);
+
+static int walk_sub(Onnx__GraphProto *sub, const char *attr_name, void *user)
+{
+    (void)attr_name;
+    return walk_graph(sub, user);
+}
+
+static int walk_graph(Onnx__GraphProto *g, struct graph_walk *w)
+{
+    if (w->depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(w->err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
+    struct mq_graph_index idx;
+    int rc = mq_graph_index_build(g, w->parent, &idx, w->err);
+    if (rc)
+        return rc;
+    rc = w->fn(&idx, w->user, w->err);
+    struct graph_walk inner = {w->fn, w->user, &idx, w->depth + 1, w->err};
+    for (size_t n = 0; rc == MQ_OK && n < g->n_node; n++)
+        rc = mq_graph_each_subgraph(g->node[n], walk_sub, &inner);
+    mq_graph_index_free(&idx);
+    return rc;
+}
+
+static int each_graph(Onnx__GraphProto *g, graph_fn fn, void *user, struct mq_error *err)
+{
+    struct graph_walk w = {fn, user, NULL, 0, err};
+    return walk_graph(g, &w);
 }
 
 /* Observer: the largest |value| of each channel (axis 1) of the tensors between pairs. */
@@ -277,6 +328,33 @@ static int measure(struct mq_model *model, const char *calib_dir,
     return rc;
 }
 
+static int collect_in_graph(struct mq_graph_index *idx, void *user, struct mq_error *err)
+{
+    if (collect_pairs(idx, user))
+        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
+    return MQ_OK;
+}
+
+/* What measuring leaves: the maxima of each pair's middle tensor, in graph order. */
+struct maxima_out {
+    const struct channel_ranges *ranges;
+    struct mq_ranges *into;
+};
+
+static int record_in_graph(struct mq_graph_index *idx, void *user, struct mq_error *err)
+{
+    struct maxima_out *m = user;
+    const Onnx__GraphProto *g = idx->graph;
+    for (size_t a = 0; a < g->n_node; a++) {
+        const char *name = g->node[a]->n_output ? mq_str(g->node[a]->output[0]) : "";
+        int k = *name ? mq_strmap_get(m->ranges->of_tensor, name) : -1;
+        if (k >= 0 && mq_ranges_add_channel_maxima(m->into, name, m->ranges->channels[k],
+                                                   m->ranges->max[k], err))
+            return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
 int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
                               const struct mq_calib_open_options *open, struct mq_ranges *into,
                               struct mq_error *err)
@@ -284,23 +362,49 @@ int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
     Onnx__GraphProto *g = model->proto->graph;
     if (!g || !calib_dir)
         return MQ_OK;
-    struct mq_graph_index idx;
-    int rc = mq_graph_index_build(g, NULL, &idx, err);
-    if (rc)
-        return rc;
     struct channel_ranges ranges = {0};
-    if (collect_pairs(&idx, &ranges))
-        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
+    int rc = each_graph(g, collect_in_graph, &ranges, err);
     if (!rc && ranges.n)
         rc = measure(model, calib_dir, open, &ranges, err);
-    for (size_t a = 0; a < g->n_node && !rc && ranges.n; a++) {
-        const char *name = mq_str(g->node[a]->output ? g->node[a]->output[0] : NULL);
-        int k = g->node[a]->n_output ? mq_strmap_get(ranges.of_tensor, name) : -1;
-        if (k >= 0)
-            rc = mq_ranges_add_channel_maxima(into, name, ranges.channels[k], ranges.max[k], err);
-    }
+    struct maxima_out out = {&ranges, into};
+    if (!rc && ranges.n)
+        rc = each_graph(g, record_in_graph, &out, err);
     channel_ranges_free(&ranges);
-    mq_graph_index_free(&idx);
+    return rc;
+}
+
+struct apply_state {
+    const struct mq_ranges *maxima;
+    int n_pairs;
+};
+
+/* In graph order, decoding the weights again for each pair: a Conv rescaled as the second of
+   one pair may be the first of the next. */
+static int apply_in_graph(struct mq_graph_index *idx, void *user, struct mq_error *err)
+{
+    struct apply_state *st = user;
+    Onnx__GraphProto *g = idx->graph;
+    int rc = MQ_OK;
+    for (size_t a = 0; a < g->n_node && !rc; a++) {
+        struct pair p;
+        int b;
+        if (!find_pair(idx, (int)a, &p, &b))
+            continue;
+        const struct mq_channel_maxima *m =
+            mq_ranges_find_channel_maxima(st->maxima, mq_str(g->node[a]->output[0]));
+        int changed = m && m->channels == p.w1.dims[0] ? equalize(&p, m->max) : 0;
+        if (changed < 0)
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
+        if (changed > 0) {
+            rc = store(g, p.slot_w1, &p.w1, err);
+            if (!rc && p.slot_b1 >= 0)
+                rc = store(g, p.slot_b1, &p.b1, err);
+            if (!rc)
+                rc = store(g, p.slot_w2, &p.w2, err);
+            st->n_pairs += !rc;
+        }
+        pair_free(&p);
+    }
     return rc;
 }
 
@@ -312,33 +416,9 @@ int mq_quant_equalize_apply(struct mq_model *model, const struct mq_ranges *maxi
     Onnx__GraphProto *g = model->proto->graph;
     if (!g || !maxima || !maxima->n_channel_maxima)
         return MQ_OK;
-    struct mq_graph_index idx;
-    int rc = mq_graph_index_build(g, NULL, &idx, err);
-    if (rc)
-        return rc;
-    /* In graph order, decoding the weights again for each pair: a Conv rescaled as the second
-       of one pair may be the first of the next. */
-    for (size_t a = 0; a < g->n_node && !rc; a++) {
-        struct pair p;
-        int b;
-        if (!find_pair(&idx, (int)a, &p, &b))
-            continue;
-        const struct mq_channel_maxima *m =
-            mq_ranges_find_channel_maxima(maxima, mq_str(g->node[a]->output[0]));
-        int changed = m && m->channels == p.w1.dims[0] ? equalize(&p, m->max) : 0;
-        if (changed < 0)
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
-        if (changed > 0) {
-            rc = store(g, p.slot_w1, &p.w1, err);
-            if (!rc && p.slot_b1 >= 0)
-                rc = store(g, p.slot_b1, &p.b1, err);
-            if (!rc)
-                rc = store(g, p.slot_w2, &p.w2, err);
-            if (!rc && n_pairs)
-                (*n_pairs)++;
-        }
-        pair_free(&p);
-    }
-    mq_graph_index_free(&idx);
+    struct apply_state st = {maxima, 0};
+    int rc = each_graph(g, apply_in_graph, &st, err);
+    if (n_pairs)
+        *n_pairs = st.n_pairs;
     return rc;
 }

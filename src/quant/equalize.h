@@ -36,7 +36,8 @@ int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
                               const struct mq_calib_open_options *open, struct mq_ranges *into,
                               struct mq_error *err);
 /*
- * Equalizes every pair whose tensor between has channel maxima in `maxima`
+ * Equalizes every pair, in the main graph and every subgraph, whose tensor between has channel
+ * maxima in `maxima`
  * (and needs it: see above).  *n_pairs (may be NULL) gets how many changed.
  * The same maxima give the same graph, measured now or loaded from a file.
  */
