@@ -830,6 +830,8 @@ int mq_cli_quantize(int argc, char **argv)
         report.selection = &sel;
         report.result = &result;
         report.folds = &folds;
+        report.pads_folded = n_pads_folded;
+        report.hardswish_split = n_hardswish_split;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";
         report.calibration_paths = a.calib ? paths : a.loads;

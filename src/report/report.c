@@ -379,6 +379,9 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "skipped", c.skipped);
     mq_json_key_int(&j, "quantized_tensors", r->result->n_tensors);
     mq_json_key_int(&j, "float_tensors", r->result->n_skipped);
+    mq_json_key_int(&j, "batchnorm_folded", r->folds ? r->folds->n : 0);
+    mq_json_key_int(&j, "pads_folded", r->pads_folded);
+    mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
     mq_json_object_end(&j);
     write_check(&j, r);
     write_search(&j, r);
@@ -517,6 +520,10 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     if (r->folds && r->folds->n)
         mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n",
                        r->folds->n);
+    if (r->pads_folded)
+        mq_text_printf(out, "  %d Pad folded into the Conv after it\n", r->pads_folded);
+    if (r->hardswish_split)
+        mq_text_printf(out, "  %d HardSwish written as Add, Clip, Mul, Mul\n", r->hardswish_split);
     /* Op types in order of first appearance, with their node counts. */
     const char *ops[SUMMARY_MAX_OPS];
     int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
