@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
 #include "quant/pad_fold.h"
+#include "quant/channel_pad.h"
 #include "quant/check.h"
 #include "quant/fusion_guard.h"
 #include "quant/hardswish_split.h"
@@ -777,6 +778,11 @@ int mq_cli_quantize(int argc, char **argv)
     int n_hardswish_split = 0;
     if (rc == MQ_OK && a.split_hardswish)
         rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
+    /* onnxruntime's fast int8 Conv wants symmetric int8 weights and 4k input channels */
+    int n_channels_padded = 0;
+    if (rc == MQ_OK && strcmp(a.profile, "ort-cpu") == 0 && a.quant.weight_type == MQ_DTYPE_INT8 &&
+        a.quant.symmetric_weights)
+        rc = mq_pad_conv_input_channels(model->proto, &n_channels_padded, &err);
     if (rc == MQ_OK)
         rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
     if (rc == MQ_OK) {
@@ -814,6 +820,9 @@ int mq_cli_quantize(int argc, char **argv)
     }
     if (rc == MQ_OK && have_search && a.fallback == MQ_FALLBACK_INT16)
         rc = apply_fallback(&sel, &search, &ranges, model->proto, &err);
+    int n_pads_integer = 0;
+    if (rc == MQ_OK && n_channels_padded)
+        rc = mq_channel_pads_to_integer(model->proto, &n_pads_integer, &err);
     if (rc == MQ_OK && want_check) {
         rc = run_check(&a, fp32, model->proto, &check, &err);
         have_check = rc == MQ_OK;
@@ -832,6 +841,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.folds = &folds;
         report.pads_folded = n_pads_folded;
         report.hardswish_split = n_hardswish_split;
+        report.channels_padded = n_channels_padded;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";
         report.calibration_paths = a.calib ? paths : a.loads;

@@ -382,6 +382,7 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "batchnorm_folded", r->folds ? r->folds->n : 0);
     mq_json_key_int(&j, "pads_folded", r->pads_folded);
     mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
+    mq_json_key_int(&j, "channels_padded", r->channels_padded);
     mq_json_object_end(&j);
     write_check(&j, r);
     write_search(&j, r);
@@ -524,6 +525,9 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
         mq_text_printf(out, "  %d Pad folded into the Conv after it\n", r->pads_folded);
     if (r->hardswish_split)
         mq_text_printf(out, "  %d HardSwish written as Add, Clip, Mul, Mul\n", r->hardswish_split);
+    if (r->channels_padded)
+        mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
+                       "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
     /* Op types in order of first appearance, with their node counts. */
     const char *ops[SUMMARY_MAX_OPS];
     int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
