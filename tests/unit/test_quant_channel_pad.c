@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +226,83 @@ START_TEST(test_undo_leaves_what_no_longer_matches)
 }
 END_TEST
 
+static void init_u8_scalar(Onnx__GraphProto *g, const char *name, uint8_t v)
+{
+    Onnx__TensorProto *t = calloc(1, sizeof *t);
+    onnx__tensor_proto__init(t);
+    t->name = strdup(name);
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+    t->has_raw_data = 1;
+    t->raw_data.len = 1;
+    t->raw_data.data = malloc(1);
+    t->raw_data.data[0] = v;
+    qb_push((void ***)&g->initializer, &g->n_initializer, t);
+}
+
+static size_t index_of(const Onnx__GraphProto *g, const Onnx__NodeProto *n)
+{
+    for (size_t i = 0; i < g->n_node; i++)
+        if (g->node[i] == n)
+            return i;
+    return g->n_node;
+}
+
+/*
+ * After the QDQ rewrite the Pad moves onto the 8-bit data (QuantizeLinear first, the zero point
+ * as pad value) and computes the same; the inverse puts the float Pad back in front of the pair.
+ */
+START_TEST(test_pad_on_integers_and_back)
+{
+    Onnx__ModelProto *m = build();
+    Onnx__GraphProto *g = m->graph;
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_pad_conv_input_channels(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    /* the pair a QDQ rewrite puts between the Pad and its Conv */
+    float scale = 2.0f / 255.0f;
+    int64_t one[1] = {1};
+    qb_init_f32(g, "s", 0, one, &scale);
+    init_u8_scalar(g, "zp", 128);
+    Onnx__NodeProto *conv = (Onnx__NodeProto *)node_named(g, "pad_me");
+    free(conv->input[0]);
+    conv->input[0] = strdup("x_channel_padded_dequantized");
+    qb_node(g, "QuantizeLinear", "q", "x_channel_padded,s,zp", "x_channel_padded_quantized");
+    qb_node(g, "DequantizeLinear", "dq", "x_channel_padded_quantized,s,zp",
+            "x_channel_padded_dequantized");
+    /* put the pair right after the Pad, as the rewrite does */
+    size_t pad = index_of(g, node_named(g, "pad_me_channel_pad"));
+    Onnx__NodeProto *q = g->node[g->n_node - 2], *dq = g->node[g->n_node - 1];
+    memmove(&g->node[pad + 3], &g->node[pad + 1], (g->n_node - 2 - pad - 1) * sizeof *g->node);
+    g->node[pad + 1] = q;
+    g->node[pad + 2] = dq;
+    Onnx__ModelProto *qdq = copy_model(m);
+
+    ck_assert_int_eq(mq_channel_pads_to_integer(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    const Onnx__NodeProto *p = node_named(g, "pad_me_channel_pad");
+    ck_assert_str_eq(q->input[0], "x");
+    ck_assert_str_eq(p->input[0], q->output[0]);
+    ck_assert_int_eq((int)p->n_input, 3);
+    ck_assert_str_eq(p->input[2], "zp");
+    ck_assert_str_eq(p->output[0], "x_channel_padded");
+    ck_assert_str_eq(dq->input[0], "x_channel_padded");
+    ck_assert_int_lt((int)index_of(g, q), (int)index_of(g, p));
+    assert_same_outputs(m, qdq);
+
+    ck_assert_int_eq(mq_channel_pads_to_float(m, &err), MQ_OK);
+    ck_assert_str_eq(p->input[0], "x");
+    ck_assert_int_eq((int)p->n_input, 2);
+    ck_assert_str_eq(q->input[0], "x_channel_padded");
+    ck_assert_str_eq(dq->input[0], q->output[0]);
+    ck_assert_int_lt((int)index_of(g, p), (int)index_of(g, q));
+    assert_same_outputs(m, qdq);
+    onnx__model_proto__free_unpacked(qdq, NULL);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_channel_pad");
@@ -232,6 +310,7 @@ int main(void)
     tcase_add_test(tc, test_conv_rule_names_the_fast_shapes);
     tcase_add_test(tc, test_pad_and_undo);
     tcase_add_test(tc, test_undo_leaves_what_no_longer_matches);
+    tcase_add_test(tc, test_pad_on_integers_and_back);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
