@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
 #include "quant/pad_fold.h"
+#include "quant/channel_pad.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
@@ -295,6 +296,10 @@ int mq_cli_calibrate(int argc, char **argv)
     int n_pads_folded = 0;
     if (rc == MQ_OK)
         rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
+    /* quantize's channel pads (default scheme): their outputs are tensors it observes */
+    int n_channels_padded = 0;
+    if (rc == MQ_OK)
+        rc = mq_pad_conv_input_channels(model->proto, &n_channels_padded, &err);
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)

@@ -175,33 +175,70 @@ static int oom(struct mq_error *err)
     return mq_error_code(err, MQ_ERR_MEMORY, "out of memory while padding Conv input channels");
 }
 
-/* Puts a Pad of `extra` channels between node c and its input; the Pad's output name, or NULL. */
-static char *insert_pad(Onnx__GraphProto *g, int ir_version, size_t c, int rank, int64_t extra)
+/* The pads as an attribute (Pad before opset 11); 0, or -1 when out of memory. */
+static int add_pads_attr(Onnx__NodeProto *pad, const int64_t *v, int n)
+{
+    Onnx__AttributeProto *a = malloc(sizeof *a);
+    if (!a)
+        return -1;
+    onnx__attribute_proto__init(a);
+    a->name = strdup("pads");
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    a->ints = malloc((size_t)n * sizeof *a->ints);
+    if (!a->name || !a->ints ||
+        mq_graph_append_ptr((void ***)&pad->attribute, &pad->n_attribute, a)) {
+        onnx__attribute_proto__free_unpacked(a, NULL);
+        return -1;
+    }
+    memcpy(a->ints, v, (size_t)n * sizeof *a->ints);
+    a->n_ints = (size_t)n;
+    return 0;
+}
+
+/*
+ * Puts a Pad of `extra` channels between node c and its input (the pads an
+ * input from opset 11, an attribute before); the Pad's output name, or NULL.
+ */
+static char *insert_pad(Onnx__GraphProto *g, int ir_version, int opset, size_t c, int rank,
+                        int64_t extra)
 {
     Onnx__NodeProto *conv = g->node[c];
     const char *x = conv->input[0];
+    int as_input = opset >= 11;
     char *pads_name = fresh_name(g, x, "_channel_pads");
     char *out = fresh_name(g, x, "_channel_padded");
     char *node_name = fresh_name(g, *mq_str(conv->name) ? conv->name : x, "_channel_pad");
     int64_t dims[1] = {2 * rank};
-    Onnx__TensorProto *pads = pads_name && out && node_name
+    int64_t *v = pads_name && out && node_name ? calloc((size_t)(2 * rank), sizeof *v) : NULL;
+    Onnx__TensorProto *pads = v && as_input
                                   ? mq_graph_add_initializer(g, pads_name, MQ_DTYPE_INT64, 1, dims)
                                   : NULL;
-    int64_t *v = pads ? calloc((size_t)(2 * rank), sizeof *v) : NULL;
     Onnx__NodeProto *pad = NULL;
-    if (v) {
+    if (v)
         v[rank + 1] = extra; /* the end of the channel axis */
+    if (pads) {
         pads->raw_data.data = (uint8_t *)v;
         pads->raw_data.len = (size_t)(2 * rank) * sizeof *v;
         pads->has_raw_data = 1;
-        const char *inputs[2] = {x, pads_name};
-        pad = mq_graph_new_node("Pad", node_name, inputs, 2, out, -1);
+        v = NULL;
     }
-    Onnx__ValueInfoProto *entry = pad && ir_version < 4 ? mq_graph_input_entry(pads) : NULL;
+    if (pads || (v && !as_input)) {
+        const char *inputs[2] = {x, pads_name};
+        pad = mq_graph_new_node("Pad", node_name, inputs, as_input ? 2 : 1, out, -1);
+    }
+    if (pad && v && add_pads_attr(pad, v, 2 * rank)) {
+        onnx__node_proto__free_unpacked(pad, NULL);
+        pad = NULL;
+    }
+    free(v);
+    Onnx__ValueInfoProto *entry = pad && pads && ir_version < 4 ? mq_graph_input_entry(pads)
+                                                                 : NULL;
     char *copy = pad ? strdup(out) : NULL;
     Onnx__NodeProto **nodes = copy ? realloc(g->node, (g->n_node + 1) * sizeof *nodes) : NULL;
-    if (!nodes || (ir_version < 4 && (!entry || mq_graph_append_ptr((void ***)&g->input,
-                                                                    &g->n_input, entry)))) {
+    if (!nodes || (pads && ir_version < 4 && (!entry || mq_graph_append_ptr((void ***)&g->input,
+                                                                            &g->n_input,
+                                                                            entry)))) {
         if (nodes)
             g->node = nodes;
         if (entry)
@@ -228,7 +265,9 @@ int mq_pad_conv_input_channels(Onnx__ModelProto *model, int *n_padded, struct mq
     *n_padded = 0;
     Onnx__GraphProto *g = model->graph;
     /* A subgraph may read a weight without naming it as an input: leave those models alone. */
-    if (!g || has_subgraphs(g) || mq_model_proto_opset(model, "") < 11)
+    int opset = mq_model_proto_opset(model, "");
+    /* Pad's first version named its pads "paddings" */
+    if (!g || has_subgraphs(g) || opset < 2)
         return MQ_OK;
     char *record = strdup("");
     if (!record)
@@ -247,7 +286,8 @@ int mq_pad_conv_input_channels(Onnx__ModelProto *model, int *n_padded, struct mq
         if (channels > 0)
             rc = resize_weight(g, slot, &w, channels, err);
         if (channels > 0 && rc == MQ_OK) {
-            char *padded = insert_pad(g, (int)model->ir_version, c, w.rank, channels - w.dims[1]);
+            char *padded = insert_pad(g, (int)model->ir_version, opset, c, w.rank,
+                                       channels - w.dims[1]);
             char *line = padded ? mq_str_printf("%s%s\t%lld\n", record, padded,
                                                 (long long)w.dims[1])
                                 : NULL;

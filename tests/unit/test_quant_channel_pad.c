@@ -74,9 +74,9 @@ enum { N_OUT = 6 };
  * (one weight for two Convs), "big_kernel" 3 -> 16 5x5 (kernel dimension 75, past the
  * rule's 64); x4 [1,4,6,6] read by "aligned" 4 -> 16.
  */
-static Onnx__ModelProto *build(void)
+static Onnx__ModelProto *build_opset(int opset)
 {
-    Onnx__ModelProto *m = qb_model(13);
+    Onnx__ModelProto *m = qb_model(opset);
     Onnx__GraphProto *g = m->graph;
     int64_t xd[4] = {1, 3, 6, 6}, x4d[4] = {1, 4, 6, 6};
     int64_t w16[4] = {16, 3, 3, 3}, w8[4] = {8, 3, 3, 3}, wg[4] = {18, 1, 3, 3},
@@ -107,6 +107,11 @@ static Onnx__ModelProto *build(void)
         qb_output(g, outs[k], 1);
     free(a), free(b), free(c), free(d), free(e), free(f), free(h);
     return m;
+}
+
+static Onnx__ModelProto *build(void)
+{
+    return build_opset(13);
 }
 
 static void run(const Onnx__ModelProto *m, struct mq_tensor *out)
@@ -193,6 +198,31 @@ START_TEST(test_pad_and_undo)
     ck_assert_int_eq((int)g->n_node, (int)orig->graph->n_node);
     ck_assert_int_eq((int)g->n_initializer, (int)orig->graph->n_initializer);
     assert_same_outputs(m, orig);
+    onnx__model_proto__free_unpacked(orig, NULL);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/* Before opset 11 Pad takes its pads as an attribute (the calibrate command pads such models). */
+START_TEST(test_pads_attribute_before_opset_11)
+{
+    Onnx__ModelProto *m = build_opset(10), *orig = copy_model(m);
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_pad_conv_input_channels(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    const Onnx__NodeProto *pad = node_named(m->graph, "pad_me_channel_pad");
+    ck_assert_ptr_nonnull(pad);
+    ck_assert_int_eq((int)pad->n_input, 1);
+    ck_assert_int_eq((int)pad->n_attribute, 1);
+    ck_assert_str_eq(pad->attribute[0]->name, "pads");
+    ck_assert_int_eq((int)pad->attribute[0]->n_ints, 8);
+    ck_assert_int_eq(pad->attribute[0]->ints[5], 1);
+    ck_assert_ptr_null(init_named(m->graph, "x_channel_pads"));
+    assert_same_outputs(m, orig);
+    ck_assert_int_eq(mq_unpad_conv_input_channels(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(count_op(m->graph, "Pad"), 0);
     onnx__model_proto__free_unpacked(orig, NULL);
     onnx__model_proto__free_unpacked(m, NULL);
 }
@@ -311,6 +341,7 @@ int main(void)
     tcase_add_test(tc, test_pad_and_undo);
     tcase_add_test(tc, test_undo_leaves_what_no_longer_matches);
     tcase_add_test(tc, test_pad_on_integers_and_back);
+    tcase_add_test(tc, test_pads_attribute_before_opset_11);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
