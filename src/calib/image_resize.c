@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "calib/image.h"
+#include "core/tensor.h"
 
 #define PRECISION_BITS (32 - 8 - 2)
 
@@ -175,6 +176,8 @@ int mq_image_resize(struct mq_image *image, int w, int h, enum mq_resample_filte
     int ch_ = image->channels;
     uint8_t *tmp = NULL, *out = NULL;
     int32_t *acc = NULL;
+    uint64_t out_bytes = 0;
+    int capped = 0; /* the memory cap refused the resized image: err says so */
     int rc = coeffs_make(image->width, w, flt, &ch);
     if (rc == MQ_OK)
         rc = coeffs_make(image->height, h, flt, &cv);
@@ -183,9 +186,16 @@ int mq_image_resize(struct mq_image *image, int w, int h, enum mq_resample_filte
     if (rc == MQ_OK) {
         first = cv.bounds[0];
         last = cv.bounds[2 * (h - 1)] + cv.bounds[2 * (h - 1) + 1];
-        tmp = malloc((size_t)(last - first) * (size_t)w * (size_t)ch_);
-        out = malloc((size_t)h * (size_t)w * (size_t)ch_);
-        acc = malloc(sizeof *acc * (size_t)w * (size_t)ch_);
+        /* the resized image is counted against the memory cap like the decoded one */
+        out_bytes = (uint64_t)h * (uint64_t)w * (uint64_t)ch_;
+        if (mq_memory_reserve(out_bytes, "the resized image", err)) {
+            rc = MQ_ERR_MEMORY;
+            capped = 1;
+            out_bytes = 0;
+        }
+        tmp = rc ? NULL : malloc((size_t)(last - first) * (size_t)w * (size_t)ch_);
+        out = rc ? NULL : malloc((size_t)out_bytes);
+        acc = rc ? NULL : malloc(sizeof *acc * (size_t)w * (size_t)ch_);
         if (!tmp || !out || !acc)
             rc = MQ_ERR_MEMORY;
     }
@@ -193,16 +203,22 @@ int mq_image_resize(struct mq_image *image, int w, int h, enum mq_resample_filte
         pass_horizontal(image, first, last - first, w, &ch, tmp);
         pass_vertical(tmp, w, ch_, first, h, &cv, acc, out);
         free(image->pixels);
+        mq_memory_release(image->reserved);
         image->pixels = out;
+        image->reserved = out_bytes;
         image->width = w;
         image->height = h;
         out = NULL;
+        out_bytes = 0;
     }
     free(tmp);
     free(out);
     free(acc);
+    mq_memory_release(out_bytes); /* still set only when the resize failed after reserving */
     coeffs_free(&ch);
     coeffs_free(&cv);
+    if (capped)
+        return MQ_ERR_MEMORY;
     return rc ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory resizing an image") : MQ_OK;
 }
 

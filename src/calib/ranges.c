@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "calib/histogram.h"
+#include "calib/ranges_channels.h"
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/json_read.h"
@@ -50,6 +51,7 @@ void mq_ranges_free(struct mq_ranges *ranges)
         range_free(&ranges->items[i]);
     free(ranges->items);
     free(ranges->method);
+    mq_ranges_free_channel_maxima(ranges);
     memset(ranges, 0, sizeof *ranges);
 }
 
@@ -275,7 +277,7 @@ int mq_ranges_merge(struct mq_ranges *into, const struct mq_ranges *from, struct
         into->has_histograms = from->has_histograms;
     }
     into->samples += from->samples;
-    return MQ_OK;
+    return mq_ranges_merge_channel_maxima(into, from, err);
 }
 
 /* ---- save ------------------------------------------------------------------------------ */
@@ -374,6 +376,7 @@ int mq_ranges_save(const struct mq_ranges *ranges, const char *path, struct mq_e
         mq_json_object_end(&j);
     }
     mq_json_array_end(&j);
+    mq_ranges_write_channel_maxima(&j, ranges);
     mq_json_object_end(&j);
     if (j.failed) {
         mq_atomic_abort(&f);
@@ -567,7 +570,7 @@ static int load_document(struct loader *l, const struct mq_json_value *root,
     for (int i = 1; i < out->n; i++)
         if (strcmp(out->items[i - 1].name, out->items[i].name) == 0)
             return bad(l, out->items[i].name, "%s", "appears twice");
-    return MQ_OK;
+    return mq_ranges_read_channel_maxima(root, l->path, out, l->err);
 }
 
 static int load_state(const char *path, struct mq_ranges *out, struct mq_error *err)

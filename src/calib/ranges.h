@@ -38,6 +38,18 @@ struct mq_tensor_range {
     struct mq_histogram *histogram; /* state of the histogram methods; NULL for minmax */
 };
 
+/*
+ * The largest |value| of each channel (axis 1) of one tensor over the
+ * samples, measured before calibration for the graph rewrites that depend on
+ * the data (cross-layer equalization).  Kept with the ranges, so that a file
+ * loaded later rewrites the graph exactly as it was when calibrated.
+ */
+struct mq_channel_maxima {
+    char *name;
+    int64_t channels;
+    double *max;
+};
+
 struct mq_ranges {
     char *method;        /* "minmax", "percentile", "entropy", "mse" */
     uint64_t samples;    /* calibration samples that went into these ranges */
@@ -47,7 +59,22 @@ struct mq_ranges {
     double percentile;   /* for "percentile" */
     int symmetric;       /* ranges chosen for a symmetric quantizer */
     int has_histograms;  /* every item with count > 0 has a histogram */
+    int n_channel_maxima;
+    struct mq_channel_maxima *channel_maxima; /* in the order added */
 };
+
+/*
+ * Records the channel maxima of tensor `name`; when it already has some, the
+ * larger of each channel is kept (merging shards).  A different channel count
+ * for the same name is an error.
+ */
+int mq_ranges_add_channel_maxima(struct mq_ranges *ranges, const char *name, int64_t channels,
+                                 const double *max, struct mq_error *err);
+/* Adds every channel maxima of `from` to `into` as above. */
+int mq_ranges_merge_channel_maxima(struct mq_ranges *into, const struct mq_ranges *from,
+                                   struct mq_error *err);
+const struct mq_channel_maxima *mq_ranges_find_channel_maxima(const struct mq_ranges *ranges,
+                                                              const char *name);
 
 /* Looks a tensor up by name; NULL when it was not observed. */
 const struct mq_tensor_range *mq_ranges_find(const struct mq_ranges *ranges, const char *name);

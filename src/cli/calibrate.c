@@ -13,12 +13,9 @@
 #include "calib/calibrate.h"
 #include "cli/sample_args.h"
 #include "cli/cli.h"
-#include "graph/canonical.h"
 #include "interp/plan.h"
 #include "model/model.h"
-#include "quant/batchnorm_fold.h"
-#include "quant/pad_fold.h"
-#include "quant/channel_pad.h"
+#include "quant/prepare.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "util/fileio.h"
@@ -54,6 +51,7 @@ static const char calibrate_help[] =
     "                        calibrate observes exactly the nodes quantize will rewrite\n"
     "  --shard K/N           samples K, K+N, K+2N, ... only (after --calib-limit): N\n"
     "                        workers' ranges files merge into one run's result\n"
+    "  --split-hardswish     observe the graph quantize --split-hardswish quantizes\n"
     "  --quiet               no progress line or summary\n";
 
 static volatile sig_atomic_t interrupted;
@@ -182,6 +180,7 @@ int mq_cli_calibrate(int argc, char **argv)
     struct mq_calib_options options;
     mq_calib_options_init(&options);
     long long limit = 0, shard_index = 0, shard_count = 0;
+    int split_hardswish = 0;
     struct mq_preprocess preprocess;
     mq_preprocess_init(&preprocess);
     if (!loads) {
@@ -207,6 +206,8 @@ int mq_cli_calibrate(int argc, char **argv)
                 usage = mq_cli_usage_error("calibrate", "--shard takes K/N with 0 <= K < N");
         } else if (mq_cli_flag(argv, i, "quiet")) {
             quiet = 1;
+        } else if (mq_cli_flag(argv, i, "split-hardswish")) {
+            split_hardswish = 1;
         } else if (mq_cli_flag(argv, i, "symmetric")) {
             options.symmetric = 1;
             symmetric_given = 1;
@@ -282,24 +283,25 @@ int mq_cli_calibrate(int argc, char **argv)
     int rc = mq_path_check_distinct(in, save, &err);
     if (rc == MQ_OK)
         rc = mq_model_load(in, &model, &err);
-    if (rc == MQ_OK)
-        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
+    /* Loaded ranges first: they say how the graph they describe was equalized. */
+    struct mq_ranges loaded = {0};
+    int have_loaded = 0;
+    if (rc == MQ_OK && n_loads) {
+        rc = mq_ranges_load_all(loads, n_loads, &loaded, &err);
+        have_loaded = rc == MQ_OK;
+    }
     /*
-     * The rewrites quantize makes before it selects and calibrates, in its order (after the
-     * canonical pass, which turns Constant weights into initializers the folds read), so that
-     * saved ranges name the tensors quantize observes.
+     * The graph quantize calibrates and quantizes (quant/prepare.h), so that saved ranges name
+     * and describe the tensors quantize observes; --split-hardswish as quantize's.
      */
-    struct mq_fold_result folds = {0};
-    if (rc == MQ_OK)
-        rc = mq_fold_batchnorm(model->proto, &folds, &err);
-    mq_fold_result_free(&folds);
-    int n_pads_folded = 0;
-    if (rc == MQ_OK)
-        rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
-    /* quantize's channel pads (default scheme): their outputs are tensors it observes */
-    int n_channels_padded = 0;
-    if (rc == MQ_OK)
-        rc = mq_pad_conv_input_channels(model->proto, &n_channels_padded, &err);
+    struct mq_quant_prepare_result prep = {0};
+    if (rc == MQ_OK) {
+        struct mq_calib_open_options open = {limit, 0, 0, &preprocess};
+        /* quantize's channel pads (default scheme): their outputs are tensors it observes */
+        struct mq_quant_prepare_options po = {have_loaded ? &loaded : NULL, calib, &open,
+                                              split_hardswish, 0, NULL, 1};
+        rc = mq_quant_prepare_graph(model, &po, &prep, &err);
+    }
     if (rc == MQ_OK)
         rc = mq_select_nodes(model->proto, &select, &selection, &err);
     if (rc == MQ_OK)
@@ -329,26 +331,27 @@ int mq_cli_calibrate(int argc, char **argv)
         if (progress.shown)
             fputs("\r\033[K", stderr);
     }
-    if (rc == MQ_OK && n_loads) {
-        struct mq_ranges loaded;
-        rc = mq_ranges_load_all(loads, n_loads, &loaded, &err);
-        if (rc == MQ_OK && !calib) {
+    if (rc == MQ_OK && have_loaded) {
+        if (!calib) {
             result = loaded;
+            memset(&loaded, 0, sizeof loaded); /* moved */
             if (!method_name)
-                options.method = loaded.method_id;
+                options.method = result.method_id;
             if (!method_name && options.method == MQ_CALIB_PERCENTILE)
-                options.percentile = loaded.percentile;
+                options.percentile = result.percentile;
             if (!symmetric_given)
-                options.symmetric = loaded.symmetric;
-        } else if (rc == MQ_OK) {
+                options.symmetric = result.symmetric;
+        } else {
             rc = mq_ranges_merge(&result, &loaded, &err);
-            mq_ranges_free(&loaded);
         }
         if (rc == MQ_OK)
             rc = mq_ranges_finalize(&result, options.method, options.percentile,
                                     options.symmetric, options.jobs > 0 ? options.jobs
                                                                         : mq_calib_default_jobs(),
                                     &err);
+    } else if (rc == MQ_OK) {
+        /* What equalized the graph goes with its ranges (loaded files carry theirs already). */
+        rc = mq_ranges_merge_channel_maxima(&result, &prep.channel_maxima, &err);
     }
     if (rc == MQ_OK)
         rc = mq_ranges_save(&result, save, &err);
@@ -369,6 +372,8 @@ int mq_cli_calibrate(int argc, char **argv)
         }
     }
     mq_ranges_free(&result);
+    mq_ranges_free(&loaded);
+    mq_quant_prepare_result_free(&prep);
     mq_name_list_free(&names);
     mq_name_list_free(&not_float);
     mq_calib_source_free(source);

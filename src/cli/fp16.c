@@ -9,6 +9,7 @@
 
 #include "calib/driver.h"
 #include "calib/reader.h"
+#include "cli/sample_args.h"
 #include "cli/cli.h"
 #include "graph/canonical.h"
 #include "cli/commands_tools.h"
@@ -60,6 +61,7 @@ static const char *const int8_only[] = {
 struct fp16_args {
     const char *in, *out, *report, *calib;
     long long limit;
+    struct mq_preprocess preprocess; /* for --calib folders of images or WAV files */
     int quiet;
     struct mq_fp16_options options;
     struct mq_pattern_list lists[4];
@@ -97,12 +99,17 @@ static int parse(int argc, char **argv, struct fp16_args *a)
     static const char *const list_options[4] = {"op-types", "exclude-op-types", "include-nodes",
                                                 "exclude-nodes"};
     mq_fp16_options_default(&a->options);
+    mq_preprocess_init(&a->preprocess);
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int m, matched = 0;
         if (mq_cli_flag(argv, i, "help")) {
             fputs(fp16_help, stdout);
+            fputs(mq_cli_preprocess_help, stdout);
             return MQ_EXIT_OK;
+        } else if ((m = mq_cli_preprocess_option(argc, argv, &i, &a->preprocess, "--fp16"))) {
+            if (m < 0)
+                return MQ_EXIT_USAGE;
         } else if (mq_cli_flag(argv, i, "fp16")) {
             continue;
         } else if (mq_cli_flag(argv, i, "quiet")) {
@@ -253,7 +260,9 @@ static int find_large_activations(const struct fp16_args *a, const struct mq_mod
     if (rc == MQ_OK && (!all.by_name || !large->by_name))
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     if (rc == MQ_OK)
-        rc = mq_calib_source_open_for_plan(a->calib, plan, a->limit, &source, err);
+        rc = mq_calib_source_open_for_plan_with(
+            a->calib, plan, &(struct mq_calib_open_options){a->limit, 0, 0, &a->preprocess},
+            &source, err);
     void *workers[1] = {&all};
     struct mq_sample_pass pass = {
         .plan = plan, .source = source, .jobs = 1, .workers = workers, .observe = observe_range,

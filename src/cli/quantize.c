@@ -17,19 +17,18 @@
 #include "interp/plan.h"
 #include "core/tensor.h"
 #include "model/model.h"
-#include "quant/batchnorm_fold.h"
-#include "quant/pad_fold.h"
 #include "quant/channel_pad.h"
+#include "quant/prepare.h"
 #include "quant/check.h"
 #include "quant/fusion_guard.h"
-#include "quant/hardswish_split.h"
-#include "quant/equalize.h"
 #include "quant/opset.h"
+#include "quant/ort_fusion.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/sample_stats.h"
 #include "quant/target_search.h"
+#include "quant/weight_rounding.h"
 #include "report/html.h"
 #include "report/divergence.h"
 #include "report/report.h"
@@ -80,6 +79,10 @@ static const char quantize_help[] =
     "                           rounding, measured on the --calib samples\n"
     "  --min-sample-sqnr DB     leave an activation float when quantizing it keeps less\n"
     "                           than DB of SQNR on some --calib sample (default 10; 0: off)\n"
+    "  --weight-rounding M      nearest (default) or gptq: Conv/Gemm/MatMul weights rounded\n"
+    "                           so each error moves onto the weights not yet rounded,\n"
+    "                           weighted by the layer input's second moments on --calib;\n"
+    "                           unless given, --target-* tries both and keeps the better\n"
     "\n"
     "Accuracy (measured in the interpreter against the FP32 model):\n"
     "  --eval DIR               samples for the check and the search (default: the\n"
@@ -88,11 +91,16 @@ static const char quantize_help[] =
     "  --split-hardswish        write HardSwish behind a Conv as Add, Clip, Mul, Mul so it\n"
     "                           stays in the int8 island (faster in onnxruntime, which has\n"
     "                           no integer HardSwish; costs some accuracy: the check says)\n"
+    "  --no-channel-pad         keep every Conv's input channels (default: an input of\n"
+    "                           1-3, 5-7, ... channels is padded with zeros to a multiple\n"
+    "                           of 4 where onnxruntime's fast int8 Conv then applies)\n"
     "  --no-check               skip the check: per output SQNR, cosine, max abs error\n"
     "                           and top-1 agreement for class scores ([N, C], C >= 2);\n"
     "                           below 20 dB a warning names the nodes adding most error\n"
     "  --target-sqnr DB         leave the fewest nodes float (most Conv/MatMul compute\n"
     "                           in int8) so that every output keeps DB of SQNR\n"
+    "  --target-margin K        aim K standard errors of the SQNR over the samples above\n"
+    "                           --target-sqnr (default 1): what other samples may lose\n"
     "  --target-agreement PCT   the same for top-1 agreement of class-score outputs\n"
     "  --fallback T             what the search's nodes become: float (default) or int16\n"
     "                           (16-bit QuantizeLinear/DequantizeLinear on their\n"
@@ -133,6 +141,8 @@ struct quantize_args {
     long long eval_limit;
     int no_check;
     int split_hardswish;
+    int no_channel_pad;
+    int gptq_rounding;        /* --weight-rounding: 1 gptq, 0 nearest, -1 not given */
     struct mq_target target;
     enum mq_fallback_type fallback;
     struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
@@ -172,6 +182,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
     int act_type = 0, weight_type = 0, per_tensor = 0, sym_act = 0, reduce = 0;
     int no_bias_correction = 0;
     double min_sample_sqnr = MQ_DEFAULT_MIN_SAMPLE_SQNR_DB;
+    a->gptq_rounding = -1;
+    a->target.stderr_multiple = MQ_TARGET_DEFAULT_STDERR_MULTIPLE;
     a->loads = calloc((size_t)argc + 1, sizeof *a->loads);
     if (!a->loads) {
         fprintf(stderr, "onnx-monoquant: out of memory\n");
@@ -205,10 +217,16 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
             if (m < 0 || end == v || *end || !(db >= 0) || db > 200)
                 return usage("%s takes a number of dB from 0 to 200", "--min-sample-sqnr");
             min_sample_sqnr = db;
+        } else if ((m = mq_cli_option(argc, argv, &i, "weight-rounding", &v))) {
+            if (m < 0 || (strcmp(v, "nearest") != 0 && strcmp(v, "gptq") != 0))
+                return usage("%s takes nearest or gptq", "--weight-rounding");
+            a->gptq_rounding = strcmp(v, "gptq") == 0;
         } else if (mq_cli_flag(argv, i, "no-check")) {
             a->no_check = 1;
         } else if (mq_cli_flag(argv, i, "split-hardswish")) {
             a->split_hardswish = 1;
+        } else if (mq_cli_flag(argv, i, "no-channel-pad")) {
+            a->no_channel_pad = 1;
         } else if ((m = mq_cli_option(argc, argv, &i, "eval", &v))) {
             if (m < 0)
                 return usage("%s needs a folder", "--eval");
@@ -223,6 +241,13 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
                 return usage("%s takes a number of dB above 0, at most 300", "--target-sqnr");
             a->target.has_sqnr = 1;
             a->target.sqnr_db = db;
+        } else if ((m = mq_cli_option(argc, argv, &i, "target-margin", &v))) {
+            char *end = NULL;
+            double k = m < 0 ? -1 : strtod(v, &end);
+            if (m < 0 || end == v || *end || !(k >= 0) || k > 10)
+                return usage("%s takes a number of standard errors from 0 to 10",
+                             "--target-margin");
+            a->target.stderr_multiple = k;
         } else if ((m = mq_cli_option(argc, argv, &i, "target-agreement", &v))) {
             char *end = NULL;
             double pct = m < 0 ? -1 : strtod(v, &end);
@@ -331,6 +356,8 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
         return usage("%s", "give --calib or --load-ranges, not both");
     if (a->n_loads && (a->limit || a->save_ranges))
         return usage("%s", "--calib-limit and --save-ranges go with --calib");
+    if (a->gptq_rounding == 1 && !a->calib)
+        return usage("%s", "--weight-rounding gptq needs --calib DIR");
     if (a->fallback != MQ_FALLBACK_FLOAT && !a->target.has_sqnr && !a->target.has_agreement)
         return usage("%s", "--fallback goes with --target-sqnr or --target-agreement");
     if (a->eval_limit && !a->eval)
@@ -373,22 +400,17 @@ static int parse_args(int argc, char **argv, struct quantize_args *a)
  * The scheme needs a minimum opset (per-channel weights 13, 16/4-bit types
  * 21): older models are converted op by op, never relabelled.
  */
-static int ensure_opset(Onnx__ModelProto *model, const struct mq_quant_options *o,
-                        enum mq_fallback_type fallback, struct mq_error *err)
+/* The opset the scheme needs (0: any) and why, for the prepare step's conversion. */
+static int required_opset(const struct mq_quant_options *o, enum mq_fallback_type fallback,
+                          const char **reason)
 {
-    int have = mq_model_proto_opset(model, "");
     int need = mq_quant_required_opset(o);
-    const char *reason = mq_quant_required_opset_reason(o);
+    *reason = mq_quant_required_opset_reason(o);
     if (mq_fallback_required_opset(fallback) > need) {
         need = mq_fallback_required_opset(fallback);
-        reason = "--fallback int16 needs 16-bit QuantizeLinear (opset 21)";
+        *reason = "--fallback int16 needs 16-bit QuantizeLinear (opset 21)";
     }
-    if (have >= need)
-        return MQ_OK;
-    int rc = mq_opset_convert(model, need < 13 ? 13 : need, NULL, err);
-    if (rc)
-        mq_error_prefix(err, "the model imports opset %d but %s: ", have, reason);
-    return rc;
+    return need;
 }
 
 static uint64_t initializer_bytes(const Onnx__GraphProto *g, int depth)
@@ -428,7 +450,8 @@ static void show_progress(void *user, const struct mq_calib_progress *p)
  * files.  The one place that talks to calib/.
  */
 static int get_ranges(struct quantize_args *a, const struct mq_model *model,
-                      char **names, int n_names, struct mq_ranges *out, struct mq_error *err)
+                      char **names, int n_names, const struct mq_ranges *channel_maxima,
+                      struct mq_ranges *out, struct mq_error *err)
 {
     memset(out, 0, sizeof *out);
     if (a->n_loads) {
@@ -482,6 +505,9 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
         if (progress.shown)
             fputs("\r\033[K", stderr);
     }
+    /* What equalized the graph goes with its ranges: loading them makes the same graph again. */
+    if (rc == MQ_OK)
+        rc = mq_ranges_merge_channel_maxima(out, channel_maxima, err);
     if (rc == MQ_OK && a->save_ranges)
         rc = mq_ranges_save(out, a->save_ranges, err);
     if (rc)
@@ -519,6 +545,29 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
     return rc;
 }
 
+/* --weight-rounding gptq: the layer inputs' second moments on the samples (quant/weight_rounding.h). */
+static int get_rounding(const struct quantize_args *a, const struct mq_model *model,
+                        struct mq_weight_rounding **out, struct mq_error *err)
+{
+    *out = NULL;
+    /* Given, or unless told otherwise for the search to try. */
+    int want = a->gptq_rounding == 1 ||
+               (a->gptq_rounding < 0 && (a->target.has_sqnr || a->target.has_agreement));
+    if (!a->calib || !want)
+        return MQ_OK;
+    struct mq_plan *plan = NULL;
+    struct mq_calib_source *source = NULL;
+    int rc = mq_plan_build(model, &plan, err);
+    if (rc == MQ_OK)
+        rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
+            a->limit, 0, 0, &a->preprocess}, &source, err);
+    if (rc == MQ_OK)
+        rc = mq_weight_rounding_collect(plan, source, model->proto, out, err);
+    mq_calib_source_free(source);
+    mq_plan_free(plan);
+    return rc;
+}
+
 /* The samples the check and the search run on: --eval, else the calibration samples. */
 static struct mq_check_options eval_options(const struct quantize_args *a)
 {
@@ -544,7 +593,8 @@ static void show_search_progress(void *user, const struct mq_target_progress *p)
  * fallback nodes then join the exclusions and `sel` is made again.
  */
 static int run_search(const struct quantize_args *a, const struct mq_model *model,
-                      const struct mq_model *fp32, struct mq_selection *sel,
+                      const struct mq_model *fp32, const struct mq_weight_rounding *other_rounding,
+                      struct mq_selection *sel,
                       const struct mq_ranges *ranges, struct mq_target_search_result *out,
                       struct mq_error *err)
 {
@@ -558,8 +608,8 @@ static int run_search(const struct quantize_args *a, const struct mq_model *mode
                                    &a->exclude_nodes, 1};
     struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
     struct mq_target_search_options o = {bytes, size, model->dir, &so, ranges, &a->quant, fp32,
-                                         eval_options(a), a->target, a->fallback, show_search_progress,
-                                         &progress};
+                                         eval_options(a), a->target, a->fallback, other_rounding,
+                                         show_search_progress, &progress};
     int rc = mq_target_search(&o, out, err);
     if (progress.shown)
         fputs("\r\033[K", stderr);
@@ -727,9 +777,9 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_selection sel = {0};
     struct mq_ranges ranges = {0};
     struct mq_quant_result result = {0};
-    struct mq_fold_result folds = {0};
-    int n_pads_folded = 0;
+    struct mq_quant_prepare_result prep = {0};
     struct mq_quant_stats *stats = NULL;
+    struct mq_weight_rounding *rounding = NULL;
     struct mq_model *fp32 = NULL;
     struct mq_check_result check;
     struct mq_target_search_result search;
@@ -766,30 +816,28 @@ int mq_cli_quantize(int argc, char **argv)
         report.opset_before = mq_model_proto_opset(model->proto, "");
         rc = mq_qdq_check_model(model->proto, &err);
     }
-    if (rc == MQ_OK)
-        rc = mq_graph_canonicalize(model->proto, NULL, NULL, &err);
-    if (rc == MQ_OK)
-        rc = ensure_opset(model->proto, &a.quant, a.fallback, &err);
+    /* Loaded ranges first: they say how the graph they describe was equalized. */
+    if (rc == MQ_OK && a.n_loads) {
+        rc = get_ranges(&a, model, NULL, 0, NULL, &ranges, &err);
+        have_ranges = rc == MQ_OK;
+    }
     /* Before selection and calibration: both see the graph that gets quantized. */
-    if (rc == MQ_OK)
-        rc = mq_fold_batchnorm(model->proto, &folds, &err);
-    if (rc == MQ_OK)
-        rc = mq_fold_pad_into_conv(model->proto, &n_pads_folded, &err);
-    int n_hardswish_split = 0;
-    if (rc == MQ_OK && a.split_hardswish)
-        rc = mq_split_hardswish(model->proto, &n_hardswish_split, &err);
-    /*
-     * onnxruntime's fast int8 Conv wants symmetric int8 weights and 4k input channels.  Not
-     * under --target-*: the search's pass-limited trajectory runs on node names and
-     * attribution that the inserted Pad changes (squeezenet at 30 dB kept 7 instead of 10 of 26
-     * Convs in int8), and a Conv it leaves float gains nothing from the Pad.
-     */
-    int n_channels_padded = 0;
-    if (rc == MQ_OK && strcmp(a.profile, "ort-cpu") == 0 && a.quant.weight_type == MQ_DTYPE_INT8 &&
-        a.quant.symmetric_weights && !a.target.has_sqnr && !a.target.has_agreement)
-        rc = mq_pad_conv_input_channels(model->proto, &n_channels_padded, &err);
-    if (rc == MQ_OK)
-        rc = mq_quant_equalize_conv_pairs(model, a.calib, a.limit, NULL, &err);
+    if (rc == MQ_OK) {
+        struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
+        struct mq_quant_prepare_options po = {have_ranges ? &ranges : NULL, a.calib, &open,
+                                              a.split_hardswish, 0, NULL, 0};
+        po.min_opset = required_opset(&a.quant, a.fallback, &po.opset_reason);
+        /*
+         * onnxruntime's fast int8 Conv wants symmetric int8 weights and 4k input channels.
+         * Not under --target-*: the search's pass-limited trajectory runs on node names and
+         * attribution that the inserted Pad changes (squeezenet at 30 dB kept 7 instead of 10
+         * of 26 Convs in int8), and a Conv it leaves float gains nothing from the Pad.
+         */
+        po.pad_channels = !a.no_channel_pad && strcmp(a.profile, "ort-cpu") == 0 &&
+                          a.quant.weight_type == MQ_DTYPE_INT8 && a.quant.symmetric_weights &&
+                          !a.target.has_sqnr && !a.target.has_agreement;
+        rc = mq_quant_prepare_graph(model, &po, &prep, &err);
+    }
     if (rc == MQ_OK) {
         struct mq_select_options so = {&a.op_types, &a.exclude_op_types, &a.include_nodes,
                                        &a.exclude_nodes, 1};
@@ -800,24 +848,31 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_select_keep_fusions(model->proto, &sel, &err);
     if (rc == MQ_OK)
         rc = mq_qdq_tensors_to_observe(model->proto, &sel, &a.quant, &names, &n_names, &err);
-    if (rc == MQ_OK) {
-        rc = get_ranges(&a, model, names, n_names, &ranges, &err);
+    if (rc == MQ_OK && !have_ranges) {
+        rc = get_ranges(&a, model, names, n_names, &prep.channel_maxima, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }
     if (rc == MQ_OK)
         rc = check_ranges_match(&ranges, names, n_names, &a, &err);
     if (rc == MQ_OK)
         rc = get_stats(&a, model, &sel, names, n_names, &ranges, &stats, &err);
+    if (rc == MQ_OK)
+        rc = get_rounding(&a, model, &rounding, &err);
     int want_check = !a.no_check && (a.eval || a.calib);
     int want_search = a.target.has_sqnr || a.target.has_agreement;
     /* The reference: the input as given, before any conversion. */
     if (rc == MQ_OK && (want_check || want_search))
         rc = mq_model_load(a.in, &fp32, &err);
-    if (rc == MQ_OK)
+    if (rc == MQ_OK) {
         a.quant.stats = stats;
+        a.quant.weight_rounding = a.gptq_rounding == 1 ? rounding : NULL;
+    }
     if (rc == MQ_OK && want_search) {
-        rc = run_search(&a, model, fp32, &sel, &ranges, &search, &err);
+        rc = run_search(&a, model, fp32, a.gptq_rounding < 0 ? rounding : NULL, &sel, &ranges,
+                        &search, &err);
         have_search = rc == MQ_OK;
+        if (have_search && search.uses_other_rounding)
+            a.quant.weight_rounding = rounding;
     }
     if (rc == MQ_OK) {
         rc = mq_qdq_rewrite(model->proto, &sel, &ranges, &a.quant, &result, &err);
@@ -826,8 +881,14 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK && have_search && a.fallback == MQ_FALLBACK_INT16)
         rc = apply_fallback(&sel, &search, &ranges, model->proto, &err);
     int n_pads_integer = 0;
-    if (rc == MQ_OK && n_channels_padded)
+    if (rc == MQ_OK && prep.channels_padded)
         rc = mq_channel_pads_to_integer(model->proto, &n_pads_integer, &err);
+    struct mq_ort_fusions fusions = {0};
+    int have_fusions = 0;
+    if (rc == MQ_OK) {
+        rc = mq_ort_fusions_predict(model->proto->graph, &fusions, &err);
+        have_fusions = rc == MQ_OK;
+    }
     if (rc == MQ_OK && want_check) {
         rc = run_check(&a, fp32, model->proto, &check, &err);
         have_check = rc == MQ_OK;
@@ -843,10 +904,10 @@ int mq_cli_quantize(int argc, char **argv)
         report.options = &a.quant;
         report.selection = &sel;
         report.result = &result;
-        report.folds = &folds;
-        report.pads_folded = n_pads_folded;
-        report.hardswish_split = n_hardswish_split;
-        report.channels_padded = n_channels_padded;
+        report.folds = &prep.batchnorm_folds;
+        report.pads_folded = prep.pads_folded;
+        report.hardswish_split = prep.hardswish_split;
+        report.channels_padded = prep.channels_padded;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";
         report.calibration_paths = a.calib ? paths : a.loads;
@@ -861,6 +922,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.target = want_search ? &a.target : NULL;
         report.search = have_search ? &search : NULL;
         report.fallback = a.fallback;
+        report.ort_fusions = have_fusions ? &fusions : NULL;
         /* The report goes to a temporary file first: it appears together with the model. */
         if (a.report) {
             rc = mq_atomic_open(&report_file, a.report, &err);
@@ -896,13 +958,16 @@ int mq_cli_quantize(int argc, char **argv)
     }
     if (have_result)
         mq_quant_result_free(&result);
+    if (have_fusions)
+        mq_ort_fusions_free(&fusions);
     if (have_check)
         mq_check_result_free(&check);
     if (have_search)
         mq_target_search_result_free(&search);
     mq_model_free(fp32);
-    mq_fold_result_free(&folds);
+    mq_quant_prepare_result_free(&prep);
     mq_quant_stats_free(stats);
+    mq_weight_rounding_free(rounding);
     if (have_ranges)
         mq_ranges_free(&ranges);
     if (have_sel)

@@ -76,7 +76,7 @@ int mq_cli_quantize_weights(const char *in, const char *out, const char *calib,
         rc = mq_select_nodes(model->proto, so, &sel, &err);
         have_sel = rc == MQ_OK;
     }
-    char summary[256] = "";
+    char summary[512] = "";
     if (rc == MQ_OK && w->dynamic) {
         struct mq_dynamic_options o = {per_channel};
         struct mq_dynamic_result r;
@@ -97,6 +97,13 @@ int mq_cli_quantize_weights(const char *in, const char *out, const char *calib,
                  r.float_bytes, r.quant_bytes,
                  r.float_bytes ? 100.0 * (double)r.quant_bytes / (double)r.float_bytes : 0.0,
                  r.kept_float);
+        if (r.gathers)
+            snprintf(summary + strlen(summary), sizeof summary - strlen(summary),
+                     "; %d embedding Gather quantized (%s), tables %llu -> %llu bytes (%.1f %%)",
+                     r.gathers, o.format_qdq ? "blocked DequantizeLinear"
+                     : "GatherBlockQuantized", r.gather_float_bytes, r.gather_quant_bytes,
+                     r.gather_float_bytes ? 100.0 * (double)r.gather_quant_bytes /
+                     (double)r.gather_float_bytes : 0.0);
     }
     if (rc == MQ_OK)
         rc = mq_model_save(model->proto, out, save, &err);

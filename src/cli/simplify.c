@@ -60,10 +60,11 @@ int mq_cli_simplify(int argc, char **argv)
         rc = mq_model_save(model->proto, out, &save, &err);
     if (rc == MQ_OK && !quiet)
         fprintf(stderr, "simplified: nodes %d -> %d (%d Constant nodes to initializers, %d nodes "
-                "folded, %d Identity nodes removed, %d If branches inlined), %d unused "
-                "initializers dropped\n",
+                "folded, %d Identity nodes removed, %d If branches inlined, %d nodes written as "
+                "the op they are), %d unused initializers dropped\n",
                 counts.nodes_before, counts.nodes_after, counts.constants, counts.folded,
-                counts.identities, counts.branches_inlined, counts.initializers_dropped);
+                counts.identities, counts.branches_inlined, counts.aliases,
+                counts.initializers_dropped);
     mq_model_free(model);
     return mq_cli_report(rc, &err);
 }

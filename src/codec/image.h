@@ -21,6 +21,9 @@ struct mq_image {
     int width, height;
     int channels;          /* 3 (RGB) or 1 (gray) */
     uint8_t *pixels;       /* height rows of width * channels bytes */
+    /* Bytes of `pixels` counted against the memory cap (core/tensor.h's --max-memory):
+       released by mq_image_free, moved by whatever replaces the buffer. */
+    uint64_t reserved;
 };
 
 enum mq_image_kind { MQ_IMAGE_NONE, MQ_IMAGE_JPEG, MQ_IMAGE_PNG };

@@ -1,5 +1,6 @@
 /* JPEG and PNG files to 8-bit RGB pixels through libjpeg-turbo and libpng; RGB to luma. */
 #include "codec/image.h"
+#include "core/tensor.h"
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ enum mq_image_kind mq_image_kind_of_name(const char *name)
 
 void mq_image_free(struct mq_image *image)
 {
+    mq_memory_release(image->reserved);
     free(image->pixels);
     memset(image, 0, sizeof *image);
 }
@@ -82,9 +84,11 @@ static int decode_jpeg(const uint8_t *data, size_t size, const char *name, int h
     failure.mgr.emit_message = jpeg_message;
     /* volatile: written after setjmp and read after a longjmp back. */
     uint8_t *volatile pixels = NULL;
+    volatile uint64_t reserved = 0;
     if (setjmp(failure.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(pixels);
+        mq_memory_release(reserved);
         return mq_error_set(err, "%s: not a readable JPEG: %s", name, failure.message);
     }
     jpeg_create_decompress(&cinfo);
@@ -104,9 +108,16 @@ static int decode_jpeg(const uint8_t *data, size_t size, const char *name, int h
     cinfo.dct_method = JDCT_ISLOW;
     jpeg_start_decompress(&cinfo);
     size_t stride = (size_t)cinfo.output_width * 3;
+    uint64_t bytes = (uint64_t)stride * cinfo.output_height;
+    if (mq_memory_reserve(bytes, name, err)) {
+        jpeg_destroy_decompress(&cinfo);
+        return MQ_ERR_MEMORY;
+    }
+    reserved = bytes;
     pixels = malloc(stride * cinfo.output_height);
     if (!pixels) {
         jpeg_destroy_decompress(&cinfo);
+        mq_memory_release(reserved);
         return mq_error_code(err, MQ_ERR_MEMORY, "%s: out of memory decoding the image", name);
     }
     while (cinfo.output_scanline < cinfo.output_height) {
@@ -118,6 +129,7 @@ static int decode_jpeg(const uint8_t *data, size_t size, const char *name, int h
     out->height = (int)cinfo.output_height;
     out->channels = 3;
     out->pixels = pixels;
+    out->reserved = reserved;
     jpeg_destroy_decompress(&cinfo);
     if (failure.warned) {
         mq_image_free(out);
@@ -206,10 +218,12 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, int he
     }
     uint8_t *volatile pixels = NULL;
     png_bytep *volatile rows = NULL;
+    volatile uint64_t reserved = 0;
     if (setjmp(r.jump)) {
         png_destroy_read_struct(&png, &info, NULL);
         free(pixels);
         free(rows);
+        mq_memory_release(reserved);
         return mq_error_set(err, "%s: not a readable PNG: %s", name, r.message);
     }
     png_set_read_fn(png, &r, png_read_memory);
@@ -233,6 +247,11 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, int he
     if (png_get_rowbytes(png, info) != (size_t)w * 3)
         png_error(png, "unexpected row layout after conversion to RGB");
     size_t stride = (size_t)w * 3;
+    if (mq_memory_reserve((uint64_t)stride * h, name, err)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return MQ_ERR_MEMORY;
+    }
+    reserved = (uint64_t)stride * h;
     pixels = malloc(stride * h);
     rows = malloc(sizeof *rows * h);
     if (!pixels || !rows)
@@ -247,6 +266,7 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, int he
     out->height = (int)h;
     out->channels = 3;
     out->pixels = pixels;
+    out->reserved = reserved;
     return MQ_OK;
 }
 

@@ -31,6 +31,8 @@ static const char *const shape_only_ops[] = {"Shape", "Size", NULL};
 struct canon {
     Onnx__ModelProto *model;
     uint64_t max_bytes;
+    const struct mq_graph_canonical_options *options;
+    struct scope *folding_in; /* the scope of the node being folded, for expanding_allowed */
     /* DequantizeLinear of a constant is folded only in a model without QuantizeLinear: there it
        decompresses stored weights; in a QDQ model it is the quantization itself. */
     int fold_dequantize;
@@ -204,7 +206,7 @@ static int constant_to_initializer(struct canon *c, struct scope *s, size_t n)
         t->name = name;
     } else {
         /* value_float(s), value_int(s): the interpreter's Constant kernel decodes them */
-        int rc = mq_graph_fold_node(c->model, node, NULL, 0, c->max_bytes, &t, c->err);
+        int rc = mq_graph_fold_node(c->model, node, NULL, 0, c->max_bytes, NULL, &t, c->err);
         if (rc)
             return rc < 0 ? rc : 0;
     }
@@ -232,6 +234,35 @@ static int remove_identity(struct canon *c, struct scope *s, size_t n)
     mq_graph_remove_node(s->graph, n);
     c->counts.identities++;
     return 1;
+}
+
+/*
+ * Whether every reader of node's outputs, in its graph, takes them where the caller wants a
+ * constant; an output read by a subgraph or returned by the graph keeps the node.
+ */
+static int expanding_allowed(const Onnx__NodeProto *node, void *user)
+{
+    struct canon *c = user;
+    const Onnx__GraphProto *g = c->folding_in->graph;
+    int readers = 0;
+    for (size_t o = 0; o < node->n_output; o++) {
+        const char *name = mq_str(node->output[o]);
+        if (!*name)
+            continue;
+        if (mq_strmap_get(c->folding_in->outputs, name) >= 0)
+            return 0;
+        for (size_t n = 0; n < g->n_node; n++) {
+            const Onnx__NodeProto *r = g->node[n];
+            for (size_t i = 0; i < r->n_input; i++)
+                if (strcmp(mq_str(r->input[i]), name) == 0) {
+                    if (mq_node_has_subgraph(r) ||
+                        !c->options->wants_constant(r, i, c->options->wants_constant_user))
+                        return 0;
+                    readers++;
+                }
+        }
+    }
+    return readers > 0;
 }
 
 /* Node n with constant inputs only: run it, its outputs become initializers. */
@@ -278,7 +309,11 @@ static int fold(struct canon *c, struct scope *s, size_t n)
         if (!seen)
             inputs[n_inputs++] = t;
     }
-    rc = mq_graph_fold_node(c->model, node, inputs, n_inputs, c->max_bytes, outputs, c->err);
+    struct mq_graph_fold_expanding expanding = {expanding_allowed, c};
+    c->folding_in = s;
+    rc = mq_graph_fold_node(c->model, node, inputs, n_inputs, c->max_bytes,
+                            c->options && c->options->wants_constant ? &expanding : NULL, outputs,
+                            c->err);
     if (rc) {
         rc = rc < 0 ? rc : 0;
         goto done;
@@ -372,9 +407,13 @@ static int visit(struct canon *c, struct scope *s, size_t n)
         return inline_if(c, s, n);
     if (mq_node_is_op(node, "Constant"))
         return constant_to_initializer(c, s, n);
-    if (mq_node_is_op(node, "Identity"))
-        return remove_identity(c, s, n);
-    return fold(c, s, n);
+    int aliased = mq_graph_rewrite_alias(node);
+    if (aliased < 0)
+        return oom(c);
+    c->counts.aliases += aliased;
+    /* A rewritten node stays in its slot: returning 1 has it visited again as what it is now. */
+    int r = mq_node_is_op(node, "Identity") ? remove_identity(c, s, n) : fold(c, s, n);
+    return r ? r : aliased;
 }
 
 static int canonicalize_graph(struct canon *c, Onnx__GraphProto *g, const struct scope *parent,
@@ -565,6 +604,7 @@ int mq_graph_canonicalize(Onnx__ModelProto *model, const struct mq_graph_canonic
     c.model = model;
     c.max_bytes = options && options->fold_max_bytes ? options->fold_max_bytes
                                                      : MQ_GRAPH_FOLD_MAX_BYTES;
+    c.options = options;
     c.err = err;
     if (counts)
         memset(counts, 0, sizeof *counts);

@@ -9,6 +9,8 @@
  *     own kernel and its outputs become initializers (the folded value is
  *     exactly what the model computed); nondeterministic ops, nodes holding
  *     subgraphs and outputs over a size bound are left as they are;
+ *   - ops written another way by some exporters become the op they are
+ *     (Sum of two inputs -> Add, one-input Sum/Mean/Max/Min -> Identity);
  *   - Identity nodes are removed and their readers rewired;
  *   - an If whose condition is constant is replaced by the branch it takes;
  *   - initializers nobody reads are dropped (with their graph input entry
@@ -33,6 +35,15 @@
 
 struct mq_graph_canonical_options {
     uint64_t fold_max_bytes; /* 0: MQ_GRAPH_FOLD_MAX_BYTES */
+    /*
+     * Nodes that make much more data than they read (ConstantOfShape, Expand,
+     * Tile, Range of constants) stay nodes, since storing their output only
+     * grows the file, unless this says every reader takes the output where
+     * it wants a constant (the quantizer: a weight or bias it stores in int8).
+     * Called with each reader and the input slot it reads the output in.
+     */
+    int (*wants_constant)(const Onnx__NodeProto *reader, size_t input, void *user);
+    void *wants_constant_user;
 };
 
 /* What the pass changed, over all graphs. */
@@ -40,6 +51,7 @@ struct mq_graph_canonical_counts {
     int constants;            /* Constant nodes turned into initializers */
     int folded;               /* other nodes folded into initializers */
     int identities;           /* Identity nodes removed */
+    int aliases;              /* nodes rewritten into the op they are (Sum of two -> Add) */
     int branches_inlined;     /* If nodes with a constant condition replaced by their branch */
     int initializers_dropped; /* initializers nobody read any more */
     int nodes_before, nodes_after; /* nodes in all graphs */

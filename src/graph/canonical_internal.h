@@ -8,6 +8,12 @@
 #include "onnx.pb-c.h"
 #include "util/error.h"
 
+/* Whether a node that makes much more data than it reads may fold all the same. */
+struct mq_graph_fold_expanding {
+    int (*allowed)(const Onnx__NodeProto *node, void *user);
+    void *user;
+};
+
 /*
  * Runs one node whose inputs are all constant through the interpreter: a
  * one-node graph whose initializers are `inputs` (named as the node reads
@@ -15,12 +21,21 @@
  * kernel.  On success outputs[o] holds a new TensorProto named after the
  * node's o-th output (NULL for an unnamed one) and 0 is returned.  Returns 1,
  * with outputs all NULL, when the node cannot be folded: no kernel, a kernel
- * error, or outputs larger than max_bytes together.  Negative only when out
+ * error, or outputs larger than max_bytes together; also a node that makes
+ * much more data than it reads, unless `expanding` (may be NULL) allows it.  Negative only when out
  * of memory outside the interpreter.
  */
 int mq_graph_fold_node(const Onnx__ModelProto *model, Onnx__NodeProto *node,
                        Onnx__TensorProto **inputs, size_t n_inputs, uint64_t max_bytes,
+                       const struct mq_graph_fold_expanding *expanding,
                        Onnx__TensorProto **outputs, struct mq_error *err);
+
+/*
+ * Rewrites node into the simpler op it is when an exporter wrote it another
+ * way (Sum of two inputs is Add; a one-input Sum/Mean/Max/Min is Identity):
+ * 1 when rewritten, 0 when not an alias, -1 when out of memory.
+ */
+int mq_graph_rewrite_alias(Onnx__NodeProto *node);
 
 /*
  * Replaces the If node g->node[n] by the nodes and initializers of its then

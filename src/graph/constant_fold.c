@@ -59,6 +59,7 @@ static void free_outputs(Onnx__NodeProto *node, Onnx__TensorProto **outputs)
 
 int mq_graph_fold_node(const Onnx__ModelProto *model, Onnx__NodeProto *node,
                        Onnx__TensorProto **inputs, size_t n_inputs, uint64_t max_bytes,
+                       const struct mq_graph_fold_expanding *expanding,
                        Onnx__TensorProto **outputs, struct mq_error *err)
 {
     (void)err;
@@ -103,7 +104,8 @@ int mq_graph_fold_node(const Onnx__ModelProto *model, Onnx__NodeProto *node,
     mq_memory_set_limit(old_limit);
 
     int complete = rc == MQ_OK;
-    if (c.bytes > FOLD_EXPAND_MIN_BYTES && c.bytes > FOLD_EXPAND_FACTOR * input_bytes)
+    if (complete && c.bytes > FOLD_EXPAND_MIN_BYTES && c.bytes > FOLD_EXPAND_FACTOR * input_bytes &&
+        !(expanding && expanding->allowed(node, expanding->user)))
         complete = 0;
     for (size_t o = 0; complete && o < node->n_output; o++)
         if (*mq_str(node->output[o]) && !outputs[o])

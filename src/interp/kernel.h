@@ -90,6 +90,7 @@ extern const struct mq_kernel mq_kernels_sampling[];
 extern const struct mq_kernel mq_kernels_contrib_gelu[];
 extern const struct mq_kernel mq_kernels_contrib_norm[];
 extern const struct mq_kernel mq_kernels_contrib_matmul[];
+extern const struct mq_kernel mq_kernels_contrib_gather[];
 extern const struct mq_kernel mq_kernels_contrib_attention[];
 extern const struct mq_kernel mq_kernels_attention[];
 extern const struct mq_kernel mq_kernels_transformer_norm[];

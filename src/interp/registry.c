@@ -14,7 +14,7 @@ static const struct mq_kernel *const kernel_tables[] = {
     mq_kernels_integer_ops,   mq_kernels_misc,            mq_kernels_sorting,
     mq_kernels_linalg,        mq_kernels_signal,          mq_kernels_sampling,
     mq_kernels_contrib_gelu,  mq_kernels_contrib_norm,    mq_kernels_contrib_matmul,
-    mq_kernels_contrib_attention,
+    mq_kernels_contrib_attention, mq_kernels_contrib_gather,
     mq_kernels_attention,
     mq_kernels_transformer_norm,
     mq_kernels_opset24_simple,

@@ -74,8 +74,9 @@ int mq_tensor_proto_validate(const Onnx__TensorProto *proto, const char *what,
                             mq_dtype_name(dtype), dtype);
     }
     /* narrow types pack several elements into each int32_data entry's byte */
-    int64_t want = mq_dtype_bits(dtype) < 8 ? (int64_t)mq_dtype_file_bytes(dtype, (uint64_t)count)
-                                            : count;
+    int bits = mq_dtype_bits(dtype); /* 0 for strings: one entry per element */
+    int64_t want = bits > 0 && bits < 8 ? (int64_t)mq_dtype_file_bytes(dtype, (uint64_t)count)
+                                        : count;
     if (have != want)
         return mq_error_set(err, "tensor '%s': holds %" PRId64 " values but dims %s need %" PRId64,
                             what, have,

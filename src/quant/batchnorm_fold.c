@@ -123,43 +123,147 @@ static char *display_name(const Onnx__NodeProto *node, int index)
                                : mq_str_printf("%s#%d", mq_str(node->op_type), index);
 }
 
-/* The parameters of one fold, decoded. */
+/*
+ * The parameters of one fold, decoded: the Conv's weight and bias, and the
+ * folded node as a per-output-channel affine map y = x * a[o] + s[o].
+ */
 struct fold_params {
-    struct mq_tensor w, b, scale, shift, mean, var;
+    struct mq_tensor w, b;
     int has_b;
+    double *a, *s;
 };
 
 static void params_free(struct fold_params *p)
 {
     mq_tensor_free(&p->w);
     mq_tensor_free(&p->b);
-    mq_tensor_free(&p->scale);
-    mq_tensor_free(&p->shift);
-    mq_tensor_free(&p->mean);
-    mq_tensor_free(&p->var);
+    free(p->a);
+    free(p->s);
+    p->a = p->s = NULL;
+}
+
+/* ---- the ops folded, each as a per-channel affine map ------------------------------------ */
+
+/* Inference BatchNormalization: a = scale / sqrt(var + epsilon), s = shift - mean * a. */
+static int batchnorm_affine(const struct mq_graph_index *idx, const Onnx__NodeProto *bn,
+                            int64_t c, int rank, double *a, double *s)
+{
+    (void)rank;
+    for (size_t o = 1; o < bn->n_output; o++)
+        if (*mq_str(bn->output[o]))
+            return 0; /* training mode, or the running statistics asked for as outputs */
+    if (mq_node_attr_int(bn, "training_mode", 0) != 0 || mq_node_attr_int(bn, "spatial", 1) != 1)
+        return 0;
+    struct mq_tensor t[4];
+    int ok = 1, k;
+    for (k = 0; ok && k < 4; k++)
+        ok = decode_f32(idx, mq_graph_input_at(bn, (size_t)k + 1), &t[k]) && t[k].count == c &&
+             t[k].rank == 1;
+    double epsilon = mq_node_attr_float(bn, "epsilon", 1e-5f);
+    const float *scale = ok ? t[0].data : NULL, *shift = ok ? t[1].data : NULL,
+                *mean = ok ? t[2].data : NULL, *var = ok ? t[3].data : NULL;
+    for (int64_t o = 0; ok && o < c; o++) {
+        double denom = (double)var[o] + epsilon;
+        ok = denom > 0.0;
+        a[o] = ok ? (double)scale[o] / sqrt(denom) : 0.0;
+        s[o] = (double)shift[o] - (double)mean[o] * a[o];
+    }
+    for (int j = 0; j < k; j++)
+        mq_tensor_free(&t[j]);
+    return ok;
 }
 
 /*
- * Whether BatchNormalization `bn_index` can be folded into its producer: 1
- * with *conv_index set and the parameters decoded, 0 when not.
+ * The constant operand of an elementwise op on the Conv's output, when it is one value or one
+ * value per output channel (its dims all 1 but the one numpy broadcasting puts on the output's
+ * axis 1): 1 with values[c] filled, 0 otherwise.
  */
-static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_index,
+static int channel_constant(const struct mq_graph_index *idx, const char *name, int64_t c,
+                            int rank, double *values)
+{
+    struct mq_tensor t;
+    if (!decode_f32(idx, name, &t))
+        return 0;
+    int channel_dim = t.rank - rank + 1; /* the constant's dim facing the output's axis 1 */
+    int ok = t.rank <= rank && t.count >= 1;
+    for (int d = 0; ok && d < t.rank; d++)
+        ok = t.dims[d] == 1 || (d == channel_dim && t.dims[d] == c);
+    const float *v = t.data;
+    for (int64_t o = 0; ok && o < c; o++)
+        values[o] = (double)v[t.count == 1 ? 0 : o];
+    mq_tensor_free(&t);
+    return ok;
+}
+
+/* x * k, x + k, x - k, x / k with k constant per channel (either side for Mul and Add). */
+static int elementwise_affine(const struct mq_graph_index *idx, const Onnx__NodeProto *n,
+                              int64_t c, int rank, double *a, double *s)
+{
+    const char *op = mq_str(n->op_type);
+    const struct mq_tensor_info *x0 = mq_graph_tensor(idx, mq_graph_input_at(n, 0));
+    int conv_first = x0 && x0->producer >= 0;
+    if (!conv_first && (strcmp(op, "Sub") == 0 || strcmp(op, "Div") == 0))
+        return 0;
+    if (!channel_constant(idx, mq_graph_input_at(n, conv_first ? 1 : 0), c, rank,
+                          strcmp(op, "Mul") == 0 || strcmp(op, "Div") == 0 ? a : s))
+        return 0;
+    for (int64_t o = 0; o < c; o++) {
+        if (strcmp(op, "Mul") == 0 || strcmp(op, "Div") == 0) {
+            if (strcmp(op, "Div") == 0)
+                a[o] = 1.0 / a[o];
+            s[o] = 0.0;
+        } else {
+            if (strcmp(op, "Sub") == 0)
+                s[o] = -s[o];
+            a[o] = 1.0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * The ops folded into the Conv before them: BatchNormalization, and the scale and shift some
+ * exporters write as separate ops (caffe2's spatial BN followed by Mul and Add by a [C,1,1]
+ * constant, a Scale layer as Mul).  `data` is the input the Conv's output arrives in (-1:
+ * either of two).
+ */
+static const struct {
+    const char *op_type;
+    int data;
+    int (*affine)(const struct mq_graph_index *idx, const Onnx__NodeProto *node, int64_t c,
+                  int rank, double *a, double *s);
+} affine_ops[] = {
+    {"BatchNormalization", 0, batchnorm_affine},
+    {"Mul", -1, elementwise_affine},
+    {"Add", -1, elementwise_affine},
+    {"Sub", 0, elementwise_affine},
+    {"Div", 0, elementwise_affine},
+};
+
+/*
+ * Whether node `index` (an op of affine_ops) can be folded into the Conv that produces its data
+ * input: 1 with *conv_index set and the parameters decoded, 0 when not.
+ */
+static int foldable(const struct mq_graph_index *idx, int index, int *conv_index,
                     struct fold_params *p)
 {
     Onnx__GraphProto *g = idx->graph;
-    const Onnx__NodeProto *bn = g->node[bn_index];
+    const Onnx__NodeProto *node = g->node[index];
     memset(p, 0, sizeof *p);
-    if (!mq_node_is_op(bn, "BatchNormalization") || bn->n_output < 1 || !*mq_str(bn->output[0]))
+    int k = -1;
+    for (size_t r = 0; r < sizeof affine_ops / sizeof affine_ops[0] && k < 0; r++)
+        if (mq_node_is_op(node, affine_ops[r].op_type))
+            k = (int)r;
+    if (k < 0 || node->n_output < 1 || !*mq_str(node->output[0]))
         return 0;
-    /* Training mode, or the running statistics asked for as outputs. */
-    for (size_t o = 1; o < bn->n_output; o++)
-        if (*mq_str(bn->output[o]))
-            return 0;
-    if (mq_node_attr_int(bn, "training_mode", 0) != 0 || mq_node_attr_int(bn, "spatial", 1) != 1)
-        return 0;
-    const char *x = mq_graph_input_at(bn, 0);
+    int data = affine_ops[k].data;
+    if (data < 0) { /* either input: the one a node produces */
+        const struct mq_tensor_info *t0 = mq_graph_tensor(idx, mq_graph_input_at(node, 0));
+        data = t0 && t0->producer >= 0 ? 0 : 1;
+    }
+    const char *x = mq_graph_input_at(node, (size_t)data);
     const struct mq_tensor_info *xt = x ? mq_graph_tensor(idx, x) : NULL;
-    if (!xt || xt->producer < 0 || !only_reader(idx, x, bn_index))
+    if (!xt || xt->producer < 0 || !only_reader(idx, x, index))
         return 0;
     const Onnx__NodeProto *conv = g->node[xt->producer];
     if (!mq_node_is_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
@@ -172,10 +276,11 @@ static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_in
         ok = decode_f32(idx, mq_graph_input_at(conv, 2), &p->b) && p->b.count == c;
         p->has_b = 1;
     }
-    struct mq_tensor *bn_params[4] = {&p->scale, &p->shift, &p->mean, &p->var};
-    for (int k = 0; ok && k < 4; k++)
-        ok = decode_f32(idx, mq_graph_input_at(bn, (size_t)k + 1), bn_params[k]) &&
-             bn_params[k]->count == c && bn_params[k]->rank == 1;
+    if (ok) {
+        p->a = malloc((size_t)c * sizeof *p->a);
+        p->s = malloc((size_t)c * sizeof *p->s);
+        ok = p->a && p->s && affine_ops[k].affine(idx, node, c, p->w.rank, p->a, p->s);
+    }
     if (!ok) {
         params_free(p);
         return 0;
@@ -185,22 +290,17 @@ static int foldable(const struct mq_graph_index *idx, int bn_index, int *conv_in
 }
 
 /*
- * W'[o] = W[o] * a[o], b'[o] = (b[o] - mean[o]) * a[o] + shift[o], with
- * a = scale / sqrt(var + epsilon), in double.  0 when a value would not be
- * finite (a zero or negative variance): that BatchNormalization stays.
+ * W'[o] = W[o] * a[o], b'[o] = b[o] * a[o] + s[o], in double.  0 when a value would not be
+ * finite (a zero or negative variance, a division by zero): that node stays.
  */
-static int fold_values(struct fold_params *p, double epsilon, struct mq_tensor *bias)
+static int fold_values(struct fold_params *p, struct mq_tensor *bias)
 {
     int64_t c = p->w.dims[0], inner = p->w.count / c;
     float *w = p->w.data, *out = bias->data;
-    const float *scale = p->scale.data, *shift = p->shift.data, *mean = p->mean.data,
-                *var = p->var.data, *b = p->has_b ? p->b.data : NULL;
+    const float *b = p->has_b ? p->b.data : NULL;
     for (int64_t o = 0; o < c; o++) {
-        double denom = (double)var[o] + epsilon;
-        if (!(denom > 0.0))
-            return 0;
-        double a = (double)scale[o] / sqrt(denom);
-        double nb = ((b ? (double)b[o] : 0.0) - (double)mean[o]) * a + (double)shift[o];
+        double a = p->a[o];
+        double nb = (b ? (double)b[o] : 0.0) * a + p->s[o];
         if (!isfinite(a) || !isfinite((float)nb))
             return 0;
         for (int64_t e = 0; e < inner; e++) {
@@ -249,13 +349,12 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
 {
     Onnx__GraphProto *g = idx->graph;
     Onnx__NodeProto *bn = g->node[bn_index], *conv = g->node[conv_index];
-    double epsilon = mq_node_attr_float(bn, "epsilon", 1e-5f);
     struct mq_tensor bias = {0};
     int64_t c = p->w.dims[0];
     int rc = mq_tensor_alloc(&bias, MQ_DTYPE_FLOAT, 1, &c, "folded bias", fc->err);
     if (rc)
         return rc;
-    if (!fold_values(p, epsilon, &bias)) {
+    if (!fold_values(p, &bias)) {
         mq_tensor_free(&bias);
         return MQ_OK;
     }
@@ -264,7 +363,12 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
     char *b_name = mq_graph_input_at(conv, 2) ? strdup(mq_graph_input_at(conv, 2)) : NULL;
     char *w_target = NULL, *b_target = NULL;
     char *w_base = w_name ? mq_str_printf("%s_folded", w_name) : NULL;
-    char *b_base = mq_str_printf("%s_folded", b_name ? b_name : mq_str(bn->input[2]));
+    /* a new bias is named after BatchNormalization's shift, else after the weight */
+    const char *b_from = b_name ? b_name
+                         : mq_node_is_op(bn, "BatchNormalization") ? mq_str(bn->input[2])
+                         : NULL;
+    char *b_base = b_from ? mq_str_printf("%s_folded", b_from)
+                          : mq_str_printf("%s_bias_folded", w_name ? w_name : "conv");
     int w_slot, b_slot;
     if (!w_name || (mq_graph_input_at(conv, 2) && !b_name) || !w_base || !b_base)
         rc = oom(fc);
@@ -280,7 +384,8 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
     if (!rc && (mq_str_replace(&conv->input[1], w_target) || add_bias_input(conv, b_target) ||
                 mq_str_replace(&conv->output[0], bn->output[0])))
         rc = oom(fc);
-    for (size_t k = 1; !rc && k < 5; k++)
+    /* its parameters (the data input is no initializer: add_candidate passes over it) */
+    for (size_t k = 0; !rc && k < bn->n_input; k++)
         if (add_candidate(fc, idx, mq_graph_input_at(bn, k)))
             rc = oom(fc);
     if (!rc && ((w_slot < 0 && add_candidate(fc, idx, w_name)) ||
@@ -295,10 +400,11 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
         } else {
             out->items = v;
             struct mq_fold_record *r = &v[out->n++];
+            r->op_type = strdup(mq_str(bn->op_type));
             r->batchnorm = display_name(bn, bn_index);
             r->conv = display_name(conv, conv_index);
             r->graph = strdup(path);
-            if (!r->batchnorm || !r->conv || !r->graph)
+            if (!r->op_type || !r->batchnorm || !r->conv || !r->graph)
                 rc = oom(fc);
         }
     }
@@ -347,11 +453,10 @@ static int fold_subgraph(Onnx__GraphProto *sub, const char *attr_name, void *use
     return rc;
 }
 
-static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
-                      const struct mq_graph_index *parent, const char *path, int depth)
+/* One pass over g's nodes, folding what can be folded into the Conv before it. */
+static int fold_round(struct fold_ctx *fc, Onnx__GraphProto *g,
+                      const struct mq_graph_index *parent, const char *path)
 {
-    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
-        return mq_error_set(fc->err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
     struct mq_graph_index idx;
     int rc = mq_graph_index_build(g, parent, &idx, fc->err);
     if (rc)
@@ -386,8 +491,25 @@ static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
     free(vanished);
     free(removed);
     mq_graph_index_free(&idx);
+    return rc;
+}
+
+static int fold_graph(struct fold_ctx *fc, Onnx__GraphProto *g,
+                      const struct mq_graph_index *parent, const char *path, int depth)
+{
+    if (depth > MQ_MAX_SUBGRAPH_DEPTH)
+        return mq_error_set(fc->err, "subgraphs nest deeper than %d levels", MQ_MAX_SUBGRAPH_DEPTH);
+    /* Rounds until nothing folds: Conv -> BatchNormalization -> Mul -> Add folds one op per
+       round, each round on an index of the graph as the last one left it. */
+    int rc = MQ_OK;
+    for (int folded = 1; folded && !rc;) {
+        int before = fc->out->n;
+        rc = fold_round(fc, g, parent, path);
+        folded = fc->out->n > before;
+    }
     if (rc)
         return rc;
+    struct mq_graph_index idx;
     /* Subgraphs see this graph as it is now. */
     rc = mq_graph_index_build(g, parent, &idx, fc->err);
     for (size_t i = 0; !rc && i < g->n_node; i++) {
@@ -430,6 +552,7 @@ static int remove_unused(struct fold_ctx *fc, Onnx__ModelProto *model)
 void mq_fold_result_free(struct mq_fold_result *r)
 {
     for (int i = 0; i < r->n; i++) {
+        free(r->items[i].op_type);
         free(r->items[i].batchnorm);
         free(r->items[i].conv);
         free(r->items[i].graph);

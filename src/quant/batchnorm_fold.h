@@ -6,7 +6,10 @@
  * onnxruntime fuses (Conv's output would be quantized, then normalized in
  * float, then quantized again), and its float parameters stay in the file.
  * Folded, the Conv computes the normalized values directly with scaled
- * weights and a new bias, which are quantized like any other.
+ * weights and a new bias, which are quantized like any other.  The same
+ * holds for the per-channel scale and shift some exporters write as separate
+ * ops after a Conv (caffe2: Mul and Add by a [C,1,1] constant; a Scale layer):
+ * two int8 ops and two quantization steps less each.
  */
 #ifndef MQ_BATCHNORM_FOLD_H
 #define MQ_BATCHNORM_FOLD_H
@@ -14,9 +17,10 @@
 #include "onnx.pb-c.h"
 #include "util/error.h"
 
-/* One BatchNormalization folded into a Conv. */
+/* One node folded into a Conv. */
 struct mq_fold_record {
-    char *batchnorm;   /* the BatchNormalization node's name, or "<op>#<k>" */
+    char *op_type;     /* BatchNormalization, Mul, Add, Sub or Div */
+    char *batchnorm;   /* the folded node's name, or "<op>#<k>" */
     char *conv;        /* the Conv's name, likewise */
     char *graph;       /* "" main graph, else "node/attribute" path of the subgraph */
 };
@@ -27,10 +31,13 @@ struct mq_fold_result {
 };
 
 /*
- * Folds every BatchNormalization (inference form, one output) whose input is
- * produced by a Conv read by nothing else and not returned by the graph,
- * when the Conv's weight and bias and the four normalization parameters are
- * float32 initializers with one value per output channel.  Weights read by
+ * Folds every BatchNormalization (inference form, one output), and every Mul,
+ * Add (by a constant on either side), Sub or Div (by a constant on the right)
+ * whose constant holds one value or one per channel, whose input is produced
+ * by a Conv read by nothing else and not returned by the graph, when the
+ * Conv's weight and bias and the parameters are float32 initializers with
+ * one value per output channel; chains (BatchNormalization, then Mul, then
+ * Add) fold one after the other.  Weights read by
  * other nodes too are copied, not changed.  Subgraphs are folded as well.
  * Other BatchNormalizations stay as they are.  On failure the model must not
  * be used.

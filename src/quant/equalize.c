@@ -255,14 +255,15 @@ static int observe_channels(void *user, const struct mq_kernel_node *producer, c
     return MQ_OK;
 }
 
-static int measure(struct mq_model *model, const char *calib_dir, int64_t limit,
-                   struct channel_ranges *r, struct mq_error *err)
+static int measure(struct mq_model *model, const char *calib_dir,
+                   const struct mq_calib_open_options *open, struct channel_ranges *r,
+                   struct mq_error *err)
 {
     struct mq_plan *plan = NULL;
     struct mq_calib_source *source = NULL;
     int rc = mq_plan_build(model, &plan, err);
     if (rc == MQ_OK)
-        rc = mq_calib_source_open_for_plan(calib_dir, plan, limit, &source, err);
+        rc = mq_calib_source_open_for_plan_with(calib_dir, plan, open, &source, err);
     void *workers[1] = {r};
     struct mq_sample_pass pass = {
         .plan = plan, .source = source, .jobs = 1, .workers = workers,
@@ -276,11 +277,10 @@ static int measure(struct mq_model *model, const char *calib_dir, int64_t limit,
     return rc;
 }
 
-int mq_quant_equalize_conv_pairs(struct mq_model *model, const char *calib_dir, int64_t limit,
-                                 int *n_pairs, struct mq_error *err)
+int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
+                              const struct mq_calib_open_options *open, struct mq_ranges *into,
+                              struct mq_error *err)
 {
-    if (n_pairs)
-        *n_pairs = 0;
     Onnx__GraphProto *g = model->proto->graph;
     if (!g || !calib_dir)
         return MQ_OK;
@@ -292,16 +292,40 @@ int mq_quant_equalize_conv_pairs(struct mq_model *model, const char *calib_dir, 
     if (collect_pairs(&idx, &ranges))
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
     if (!rc && ranges.n)
-        rc = measure(model, calib_dir, limit, &ranges, err);
+        rc = measure(model, calib_dir, open, &ranges, err);
+    for (size_t a = 0; a < g->n_node && !rc && ranges.n; a++) {
+        const char *name = mq_str(g->node[a]->output ? g->node[a]->output[0] : NULL);
+        int k = g->node[a]->n_output ? mq_strmap_get(ranges.of_tensor, name) : -1;
+        if (k >= 0)
+            rc = mq_ranges_add_channel_maxima(into, name, ranges.channels[k], ranges.max[k], err);
+    }
+    channel_ranges_free(&ranges);
+    mq_graph_index_free(&idx);
+    return rc;
+}
+
+int mq_quant_equalize_apply(struct mq_model *model, const struct mq_ranges *maxima, int *n_pairs,
+                            struct mq_error *err)
+{
+    if (n_pairs)
+        *n_pairs = 0;
+    Onnx__GraphProto *g = model->proto->graph;
+    if (!g || !maxima || !maxima->n_channel_maxima)
+        return MQ_OK;
+    struct mq_graph_index idx;
+    int rc = mq_graph_index_build(g, NULL, &idx, err);
+    if (rc)
+        return rc;
     /* In graph order, decoding the weights again for each pair: a Conv rescaled as the second
        of one pair may be the first of the next. */
-    for (size_t a = 0; a < g->n_node && !rc && ranges.n; a++) {
+    for (size_t a = 0; a < g->n_node && !rc; a++) {
         struct pair p;
         int b;
         if (!find_pair(&idx, (int)a, &p, &b))
             continue;
-        int k = mq_strmap_get(ranges.of_tensor, mq_str(g->node[a]->output[0]));
-        int changed = k >= 0 ? equalize(&p, ranges.max[k]) : 0;
+        const struct mq_channel_maxima *m =
+            mq_ranges_find_channel_maxima(maxima, mq_str(g->node[a]->output[0]));
+        int changed = m && m->channels == p.w1.dims[0] ? equalize(&p, m->max) : 0;
         if (changed < 0)
             rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
         if (changed > 0) {
@@ -315,7 +339,6 @@ int mq_quant_equalize_conv_pairs(struct mq_model *model, const char *calib_dir, 
         }
         pair_free(&p);
     }
-    channel_ranges_free(&ranges);
     mq_graph_index_free(&idx);
     return rc;
 }

@@ -21,15 +21,26 @@
 
 #include <stdint.h>
 
+#include "calib/ranges.h"
+#include "calib/reader.h"
 #include "model/model.h"
 #include "util/error.h"
 
 /*
- * Equalizes every such pair of the main graph, measuring the tensors between
- * them on the samples of calib_dir (the first `limit`, 0: all), in float32.
- * *n_pairs (may be NULL) gets how many pairs changed.
+ * Measures, on the samples of calib_dir read as `open` says (limit,
+ * pre-processing; NULL: every sample, tensors only), the largest |value| of
+ * each channel of every tensor between such a pair, in float32, and adds them
+ * to `into`'s channel maxima (kept with the calibrated ranges).
  */
-int mq_quant_equalize_conv_pairs(struct mq_model *model, const char *calib_dir, int64_t limit,
-                                 int *n_pairs, struct mq_error *err);
+int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
+                              const struct mq_calib_open_options *open, struct mq_ranges *into,
+                              struct mq_error *err);
+/*
+ * Equalizes every pair whose tensor between has channel maxima in `maxima`
+ * (and needs it: see above).  *n_pairs (may be NULL) gets how many changed.
+ * The same maxima give the same graph, measured now or loaded from a file.
+ */
+int mq_quant_equalize_apply(struct mq_model *model, const struct mq_ranges *maxima, int *n_pairs,
+                            struct mq_error *err);
 
 #endif

@@ -13,6 +13,7 @@ struct guard {
     const struct mq_graph_index *idx;
     Onnx__GraphProto *g;
     const char **why; /* per node: the pattern it belongs to, or NULL */
+    char *integer;    /* per node: every output holds integers (filled in node order) */
 };
 
 static int is_op(const Onnx__NodeProto *n, const char *op)
@@ -181,6 +182,82 @@ static int integers_only(const struct guard *gd, const Onnx__NodeProto *n)
     return known > 0;
 }
 
+/* A name holds integers or bools: its declared type, else what its producer was found to write. */
+static int integer_name(const struct guard *gd, const char *name)
+{
+    int type = mq_graph_elem_type(gd->idx, name);
+    if (type)
+        return !mq_dtype_is_float(type);
+    int p = producer_of(gd, name);
+    return p >= 0 && gd->integer[p];
+}
+
+static int constant_of_shape_type(const Onnx__NodeProto *n)
+{
+    const Onnx__AttributeProto *v = mq_node_attr(n, "value");
+    return v && v->t ? v->t->data_type : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+}
+
+static int cast_type(const Onnx__NodeProto *n)
+{
+    return (int)mq_node_attr_int(n, "to", 0);
+}
+
+/* The ops whose output type comes from an attribute, not from their inputs. */
+static const struct {
+    const char *op_type;
+    int (*output_type)(const Onnx__NodeProto *n);
+} typed_by_attribute[] = {
+    {"ConstantOfShape", constant_of_shape_type},
+    {"Cast", cast_type},
+};
+
+/* Its row of typed_by_attribute, or -1. */
+static int attribute_typed(const Onnx__NodeProto *n)
+{
+    for (size_t i = 0; i < sizeof typed_by_attribute / sizeof typed_by_attribute[0]; i++)
+        if (is_op(n, typed_by_attribute[i].op_type))
+            return (int)i;
+    return -1;
+}
+
+/*
+ * Whether every output of node i holds integers or bools (Shape, an int64
+ * Concat, Equal): shape arithmetic.  Outputs the model leaves untyped are
+ * typed here the way ONNX types them: by an attribute (typed_by_attribute),
+ * else after the inputs (an int64 Where or Expand).  Nodes are visited in
+ * order, so a producer's answer is known.
+ */
+static int integer_outputs(const struct guard *gd, int i)
+{
+    const Onnx__NodeProto *n = gd->g->node[i];
+    size_t known = 0;
+    for (size_t k = 0; k < n->n_output; k++) {
+        if (!n->output[k] || !n->output[k][0])
+            continue;
+        int type = mq_graph_elem_type(gd->idx, n->output[k]);
+        int row = attribute_typed(n);
+        if (!type && row >= 0)
+            type = typed_by_attribute[row].output_type(n);
+        if (type && mq_dtype_is_float(type))
+            return 0;
+        if (!type) {
+            size_t inputs = 0;
+            for (size_t j = 0; j < n->n_input; j++) {
+                if (!n->input[j] || !n->input[j][0])
+                    continue;
+                if (!integer_name(gd, n->input[j]))
+                    return 0;
+                inputs++;
+            }
+            if (!inputs || row >= 0)
+                return 0;
+        }
+        known++;
+    }
+    return known > 0;
+}
+
 int mq_select_keep_fusions(Onnx__ModelProto *model, struct mq_selection *sel,
                            struct mq_error *err)
 {
@@ -190,8 +267,11 @@ int mq_select_keep_fusions(Onnx__ModelProto *model, struct mq_selection *sel,
     int rc = mq_graph_index_build(g, NULL, &idx, err);
     if (rc)
         return rc;
-    struct guard gd = {&idx, g, calloc(g->n_node + 1, sizeof(const char *))};
-    if (!gd.why) {
+    struct guard gd = {&idx, g, calloc(g->n_node + 1, sizeof(const char *)),
+                       calloc(g->n_node + 1, 1)};
+    if (!gd.why || !gd.integer) {
+        free(gd.why);
+        free(gd.integer);
         mq_graph_index_free(&idx);
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     }
@@ -202,6 +282,9 @@ int mq_select_keep_fusions(Onnx__ModelProto *model, struct mq_selection *sel,
     }
     for (size_t i = 0; i < g->n_node; i++) {
         struct mq_node_choice *c = mq_selection_find(sel, g->node[i]);
+        gd.integer[i] = (char)integer_outputs(&gd, (int)i);
+        if (c)
+            c->integer_only = gd.integer[i];
         if (!c || c->status != MQ_NODE_SELECTED)
             continue;
         /* MatMul, Gemm, Conv keep their integer kernels whatever pattern they border */
@@ -211,6 +294,7 @@ int mq_select_keep_fusions(Onnx__ModelProto *model, struct mq_selection *sel,
             mq_choice_set(c, MQ_NODE_SKIPPED, "integer shape arithmetic is not quantized");
     }
     free(gd.why);
+    free(gd.integer);
     mq_graph_index_free(&idx);
     return MQ_OK;
 }

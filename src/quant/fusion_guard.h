@@ -5,7 +5,9 @@
  * Div/Mul/Add, an Add of two activations feeding a LayerNormalization (SkipLayerNormalization))
  * go back to float even when their op type was named: a Q/DQ pair inside the pattern would
  * stop the fusion and cost more than it saves.  Selected nodes whose every tensor is an
- * integer (int64 shape arithmetic) are marked as such, so summaries need not list them.
+ * integer are skipped, and every node whose outputs all hold integers or bools (int64 shape
+ * arithmetic: Shape, Gather, Unsqueeze, Concat, ...) gets integer_only set in its choice, so
+ * the summary counts them on one line instead of listing them as staying float.
  */
 #ifndef MQ_QUANT_FUSION_GUARD_H
 #define MQ_QUANT_FUSION_GUARD_H

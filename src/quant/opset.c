@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "interp/plan.h"
+#include "core/limits.h"
 #include "core/tensor.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
@@ -245,28 +246,54 @@ static int refuse(struct convert_ctx *c, const Onnx__NodeProto *n, const char *w
                         mq_str(n->name), mq_str(n->op_type), c->from, c->to, why);
 }
 
-/* ---- rank knowledge ---- */
+/* ---- shape knowledge ---- */
 
-static int rank_from_infos(Onnx__ValueInfoProto **infos, size_t n, const char *name)
+static int shape_from_infos(Onnx__ValueInfoProto **infos, size_t n, const char *name,
+                            int64_t *dims)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(mq_str(infos[i]->name), name) == 0 && infos[i]->type &&
-            infos[i]->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
-            infos[i]->type->tensor_type->shape)
-            return (int)infos[i]->type->tensor_type->shape->n_dim;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(mq_str(infos[i]->name), name) != 0 || !infos[i]->type ||
+            infos[i]->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+            !infos[i]->type->tensor_type->shape)
+            continue;
+        const Onnx__TensorShapeProto *shape = infos[i]->type->tensor_type->shape;
+        if (shape->n_dim > MQ_MAX_RANK)
+            return -1;
+        for (size_t d = 0; d < shape->n_dim; d++)
+            dims[d] = shape->dim[d]->value_case ==
+                              ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+                          ? shape->dim[d]->dim_value : -1;
+        return (int)shape->n_dim;
+    }
     return -1;
+}
+
+/* The shape of `name` (value_info, graph inputs and outputs, initializers, then the hints):
+   its rank with dims[] filled (-1 for a dim not known), or -1. */
+static int shape_of(struct convert_ctx *c, const Onnx__GraphProto *g, const char *name,
+                    int64_t *dims)
+{
+    int r = shape_from_infos(g->value_info, g->n_value_info, name, dims);
+    if (r < 0)
+        r = shape_from_infos(g->input, g->n_input, name, dims);
+    if (r < 0)
+        r = shape_from_infos(g->output, g->n_output, name, dims);
+    for (size_t i = 0; r < 0 && i < g->n_initializer; i++)
+        if (strcmp(mq_str(g->initializer[i]->name), name) == 0 &&
+            g->initializer[i]->n_dims <= MQ_MAX_RANK) {
+            r = (int)g->initializer[i]->n_dims;
+            for (int d = 0; d < r; d++)
+                dims[d] = g->initializer[i]->dims[d];
+        }
+    if (r < 0 && c->hints && c->hints->shape_of)
+        r = c->hints->shape_of(c->hints->user, name, dims);
+    return r;
 }
 
 static int rank_of(struct convert_ctx *c, const Onnx__GraphProto *g, const char *name)
 {
-    int r = rank_from_infos(g->value_info, g->n_value_info, name);
-    if (r < 0)
-        r = rank_from_infos(g->input, g->n_input, name);
-    if (r < 0)
-        r = rank_from_infos(g->output, g->n_output, name);
-    if (r < 0 && c->hints && c->hints->rank_of)
-        r = c->hints->rank_of(c->hints->user, name);
-    return r;
+    int64_t dims[MQ_MAX_RANK];
+    return shape_of(c, g, name, dims);
 }
 
 /* ---- converters ---- */
@@ -362,6 +389,57 @@ done:
     free(shape_name);
     free(flat_name);
     free(flat_out);
+    return rc;
+}
+
+/*
+ * Before opset 7, B combined with A at A's axes [axis, axis + rank(B)) (binary ops with
+ * broadcast=1 and an axis; PRelu's 1-D slope on axis 1); numpy broadcasting aligns B's last
+ * axis with A's last.  An Unsqueeze giving B the trailing 1s A has after `axis` makes the
+ * two agree.  Needs both ranks.
+ */
+static int align_legacy_operand(struct convert_ctx *c, Onnx__GraphProto *g, Onnx__NodeProto *n,
+                                int64_t axis, Onnx__NodeProto **extra, int *n_extra)
+{
+    int64_t a_dims[MQ_MAX_RANK], b_dims[MQ_MAX_RANK];
+    int ra = shape_of(c, g, mq_str(n->input[0]), a_dims);
+    int rb = n->n_input > 1 ? shape_of(c, g, mq_str(n->input[1]), b_dims) : -1;
+    if (ra < 0 || rb < 0)
+        return refuse(c, n, "legacy broadcasting with an explicit axis needs the ranks of both "
+                      "inputs, which neither the graph's value_info nor a sample run gave");
+    if (axis < 0)
+        axis += ra;
+    int64_t trailing = (int64_t)ra - axis - rb;
+    if (axis < 0 || trailing < 0)
+        return refuse(c, n, "its broadcast axis does not fit input B into input A");
+    if (trailing == 0)
+        return 0;
+    int64_t axes[MQ_MAX_RANK];
+    for (int64_t k = 0; k < trailing; k++)
+        axes[k] = rb + k;
+    char base[256];
+    const char *label = *mq_str(n->name) ? n->name : mq_str(n->op_type);
+    snprintf(base, sizeof base, "%s_b_axes", label);
+    char *axes_name = add_initializer(c, g, base, MQ_DTYPE_INT64, 1, trailing, axes);
+    if (!axes_name)
+        return c->err->message[0] ? MQ_ERR : oom(c);
+    snprintf(base, sizeof base, "%s_b_aligned", label);
+    char *aligned = fresh_name(c, base);
+    snprintf(base, sizeof base, "%s_align", label);
+    Onnx__NodeProto *unsqueeze = aligned ? node_new("Unsqueeze", base) : NULL;
+    int rc = MQ_OK;
+    if (!unsqueeze || input_set(unsqueeze, 0, n->input[1]) ||
+        input_set(unsqueeze, 1, axes_name) || node_add_output(unsqueeze, aligned) ||
+        input_set(n, 1, aligned)) {
+        rc = oom(c);
+        if (unsqueeze)
+            onnx__node_proto__free_unpacked(unsqueeze, NULL);
+    } else {
+        extra[(*n_extra)++] = unsqueeze;
+        extra[(*n_extra)++] = n;
+    }
+    free(axes_name);
+    free(aligned);
     return rc;
 }
 
@@ -532,11 +610,23 @@ static int convert_node(struct convert_ctx *c, Onnx__GraphProto *g, Onnx__NodePr
     } else if (strcmp(op, "Gemm") == 0 && v < 7) {
         attr_remove(n, "broadcast");
     } else if (is_one_of(op, legacy_broadcast_ops) && v < 7) {
-        Onnx__AttributeProto *b = attr_find(n, "broadcast");
-        if (b && b->i && attr_find(n, "axis"))
-            return refuse(c, n, "legacy broadcasting with an explicit axis");
+        Onnx__AttributeProto *b = attr_find(n, "broadcast"), *axis = attr_find(n, "axis");
+        int64_t axis_value = axis && axis->has_i ? axis->i : 0;
+        int aligned = b && b->i && axis;
         attr_remove(n, "broadcast");
         attr_remove(n, "axis");
+        if (aligned)
+            return align_legacy_operand(c, g, n, axis_value, extra, n_extra);
+    } else if (strcmp(op, "PRelu") == 0 && v < 7) {
+        /* A 1-D slope of one value per channel (the size of X's axis 1) sat on axis 1. */
+        int64_t x_dims[MQ_MAX_RANK], s_dims[MQ_MAX_RANK];
+        int rx = shape_of(c, g, mq_str(n->input[0]), x_dims);
+        int rs = n->n_input > 1 ? shape_of(c, g, mq_str(n->input[1]), s_dims) : -1;
+        if (rs == 1 && s_dims[0] != 1 && (rx < 0 || (rx > 2 && x_dims[1] < 0)))
+            return refuse(c, n, "a per-channel slope needs X's shape, which neither the graph's "
+                          "value_info nor a sample run gave");
+        if (rs == 1 && rx > 2 && s_dims[0] != 1 && s_dims[0] == x_dims[1])
+            return align_legacy_operand(c, g, n, 1, extra, n_extra);
     } else if (strcmp(op, "Reshape") == 0 && v < 5) {
         if (ints_attr_to_input(c, g, n, "shape", 1, "shape"))
             return MQ_ERR;

@@ -8,12 +8,18 @@
 #ifndef MQ_OPSET_H
 #define MQ_OPSET_H
 
+#include <stdint.h>
+
 #include "onnx.pb-c.h"
 #include "util/error.h"
 
-/* Optional knowledge of tensor ranks (from value_info or a calibration run); -1 when unknown. */
+/*
+ * Optional knowledge of tensor shapes beyond the graph's value_info (e.g.
+ * from running a sample): the rank, dims[] filled (MQ_MAX_RANK room, -1 for
+ * an unknown dim), or -1 when unknown.
+ */
 struct mq_opset_hints {
-    int (*rank_of)(void *user, const char *tensor_name);
+    int (*shape_of)(void *user, const char *tensor_name, int64_t *dims);
     void *user;
 };
 

@@ -24,6 +24,8 @@ struct mq_quant_stats;
 /* dB: an error amplitude about a third of the signal's on the worst sample. */
 #define MQ_DEFAULT_MIN_SAMPLE_SQNR_DB 10.0
 
+struct mq_weight_rounding;
+
 struct mq_quant_options {
     int activation_type;        /* MQ_DTYPE_UINT8, INT8, UINT16, INT16 */
     int weight_type;            /* MQ_DTYPE_INT8, UINT8, INT4, UINT4 (16-bit also works) */
@@ -46,6 +48,11 @@ struct mq_quant_options {
     double min_sample_sqnr_db;
     /* Biases absorb the mean error the weights' rounding causes (bias correction). */
     int bias_correction;
+    /*
+     * GPTQ's integers for the weights it prepared (quant/weight_rounding.h); NULL: every
+     * weight rounds to nearest.
+     */
+    const struct mq_weight_rounding *weight_rounding;
 };
 
 /* The ort-cpu profile: uint8 asymmetric activations, int8 symmetric per-channel weights. */

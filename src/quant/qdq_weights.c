@@ -15,6 +15,7 @@
 #include "model/tensor_proto.h"
 #include "quant/params.h"
 #include "quant/qdq_internal.h"
+#include "quant/weight_rounding.h"
 #include "util/strutil.h"
 
 /* Channel count, and elements per channel block, of a tensor split along axis. */
@@ -156,6 +157,31 @@ int mq_qdq_quantize_initializer(struct graph_ctx *gc, struct mark *mk)
 }
 
 
+/*
+ * The integers of a weight with its final scales: GPTQ's where it prepared the weight
+ * (quant/weight_rounding.h), else each value rounded to nearest.
+ */
+static int round_weight(const struct mq_quant_options *o, const struct mark *mk,
+                        const struct mq_tensor *t, int32_t *q)
+{
+    struct mq_qrange full = mq_qrange_full(mk->qtype);
+    int done = mq_weight_rounding_apply(o->weight_rounding, mk->name, t, mk->axis, mk->scales,
+                                        mk->zps, mk->n_ch, full, q);
+    if (done < 0)
+        return -1;
+    if (done)
+        return 0;
+    int64_t channels, inner;
+    mq_qdq_channel_layout(t, mk->axis, &channels, &inner);
+    const float *x = t->data;
+    for (int64_t e = 0; e < t->count; e++) {
+        int64_t c = mk->axis >= 0 ? (e / inner) % channels : 0;
+        struct mq_qparams p = {mk->scales[c], mk->zps[c]};
+        q[e] = mq_quantize_value(x[e], p, full);
+    }
+    return 0;
+}
+
 /* Quantizes a weight's values with its final scales into its initializer. */
 int mq_qdq_write_weight(struct graph_ctx *gc, struct mark *mk)
 {
@@ -168,16 +194,9 @@ int mq_qdq_write_weight(struct graph_ctx *gc, struct mark *mk)
         mq_tensor_free(&t);
         return mq_qdq_oom(gc->m);
     }
-    int64_t channels, inner;
-    mq_qdq_channel_layout(&t, mk->axis, &channels, &inner);
-    struct mq_qrange full = mq_qrange_full(mk->qtype);
-    const float *x = t.data;
-    for (int64_t e = 0; e < t.count; e++) {
-        int64_t c = mk->axis >= 0 ? (e / inner) % channels : 0;
-        struct mq_qparams p = {mk->scales[c], mk->zps[c]};
-        q[e] = mq_quantize_value(x[e], p, full);
-    }
-    rc = mq_qdq_encode_ints(mk->qtype, q, t.count, &mk->q_init->raw_data) ? mq_qdq_oom(gc->m) : 0;
+    if (round_weight(gc->m->o, mk, &t, q) ||
+        mq_qdq_encode_ints(mk->qtype, q, t.count, &mk->q_init->raw_data))
+        rc = mq_qdq_oom(gc->m);
     free(q);
     mq_tensor_free(&t);
     return rc;
@@ -424,7 +443,13 @@ static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
         return 0;
     }
     double alpha = is_gemm ? mq_node_attr_float(node, "alpha", 1.0f) : 1.0;
-    struct mq_qrange full = mq_qrange_full(w->qtype);
+    /* The integers the weight will hold (GPTQ's or the nearest). */
+    int32_t *qv = malloc((size_t)t.count * sizeof *qv);
+    if (!qv || round_weight(m->o, w, &t, qv)) {
+        free(qv);
+        mq_tensor_free(&t);
+        return mq_qdq_oom(m);
+    }
     const float *x = t.data;
     int64_t outs_per_group = outs / group;
     for (int64_t o = 0; o < outs; o++) {
@@ -436,7 +461,7 @@ static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
             for (int64_t k = 0; k < taps; k++) {
                 int64_t e = is_gemm ? (trans_b ? o * per_group_in + i : i * outs + o)
                                     : (o * per_group_in + i) * taps + k;
-                float back = mq_dequantize_value(mq_quantize_value(x[e], p, full), p);
+                float back = mq_dequantize_value(qv[e], p);
                 shift += ((double)back - (double)x[e]) * mean_base[i * taps + k];
             }
         shift *= alpha;
@@ -445,6 +470,7 @@ static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
             j->max_shift = fabs(shift);
     }
     j->corrected = 1;
+    free(qv);
     mq_tensor_free(&t);
     return 0;
 }

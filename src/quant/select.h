@@ -57,6 +57,7 @@ struct mq_node_choice {
     char *graph;         /* "" for the main graph, else "node/attribute" path of the subgraph */
     enum mq_node_status status;
     char *reason;        /* why skipped, or what was done; may be NULL */
+    int integer_only;    /* every output an integer or bool tensor: shape arithmetic */
 };
 
 struct mq_selection {

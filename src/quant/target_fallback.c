@@ -1,6 +1,6 @@
 /*
- * 16-bit Q/DQ pairs in front of the accuracy search's fallback nodes
- * (quant/target_fallback.h).
+ * 16-bit Q/DQ pairs in front of the accuracy search's fallback nodes, and which float nodes
+ * onnxruntime would quantize by itself (quant/target_fallback.h).
  */
 #include "quant/target_fallback.h"
 
@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "graph/edit.h"
 #include "quant/graph.h"
+#include "quant/op_rules.h"
 #include "quant/params.h"
 
 int mq_fallback_required_opset(enum mq_fallback_type type)
@@ -222,4 +223,84 @@ int mq_fallback_apply_int16(Onnx__ModelProto *model, Onnx__NodeProto *const *nod
     if (rc)
         mq_error_prefix(err, "--fallback int16: ");
     return rc;
+}
+
+/* The one node reading `tensor` (index), -1 when none or several, or a graph output reads it. */
+static int sole_consumer(const Onnx__GraphProto *g, const struct mq_strmap *outputs,
+                         const char *tensor)
+{
+    if (mq_strmap_get(outputs, tensor) >= 0)
+        return -1;
+    int found = -1;
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; j < g->node[i]->n_input; j++)
+            if (strcmp(mq_str(g->node[i]->input[j]), tensor) == 0) {
+                if (found >= 0 && found != (int)i)
+                    return -1;
+                found = (int)i;
+            }
+    return found;
+}
+
+/* Every reader of `tensor` is a QuantizeLinear, and there is one; no graph output. */
+static int read_only_by_quantize(const Onnx__GraphProto *g, const struct mq_strmap *outputs,
+                                 const char *tensor)
+{
+    if (mq_strmap_get(outputs, tensor) >= 0)
+        return 0;
+    int readers = 0;
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; j < g->node[i]->n_input; j++)
+            if (strcmp(mq_str(g->node[i]->input[j]), tensor) == 0) {
+                if (strcmp(mq_str(g->node[i]->op_type), "QuantizeLinear") != 0)
+                    return 0;
+                readers++;
+            }
+    return readers > 0;
+}
+
+int mq_fallback_requantized_by_runtime(const Onnx__ModelProto *model,
+                                       Onnx__NodeProto *const *nodes, int n_nodes, int *out,
+                                       struct mq_error *err)
+{
+    const Onnx__GraphProto *g = model->graph;
+    struct mq_strmap *producer = mq_strmap_new(), *outputs = mq_strmap_new(),
+                     *initializers = mq_strmap_new();
+    int rc = producer && outputs && initializers ? MQ_OK : MQ_ERR_MEMORY;
+    for (size_t i = 0; rc == MQ_OK && g && i < g->n_node; i++)
+        for (size_t j = 0; rc == MQ_OK && j < g->node[i]->n_output; j++)
+            if (mq_strmap_put(producer, mq_str(g->node[i]->output[j]), (int)i))
+                rc = MQ_ERR_MEMORY;
+    for (size_t i = 0; rc == MQ_OK && g && i < g->n_output; i++)
+        if (mq_strmap_put(outputs, mq_str(g->output[i]->name), 0))
+            rc = MQ_ERR_MEMORY;
+    for (size_t i = 0; rc == MQ_OK && g && i < g->n_initializer; i++)
+        if (mq_strmap_put(initializers, mq_str(g->initializer[i]->name), 0))
+            rc = MQ_ERR_MEMORY;
+    for (int k = 0; rc == MQ_OK && k < n_nodes; k++) {
+        const Onnx__NodeProto *node = nodes[k];
+        const struct mq_op_rule *r = mq_op_rule_find(mq_str(node->op_type));
+        out[k] = 0;
+        if (!g || !r || r->role != MQ_ROLE_WEIGHTED || r->weight_input < 0 ||
+            node->n_input <= (size_t)r->weight_input || node->n_output < 1 ||
+            mq_strmap_get(initializers, mq_str(node->input[r->weight_input])) < 0)
+            continue;
+        int p = mq_strmap_get(producer, mq_str(node->input[0]));
+        if (p < 0 || strcmp(mq_str(g->node[p]->op_type), "DequantizeLinear") != 0)
+            continue;
+        /* Through the activations onnxruntime drops in front of a QuantizeLinear. */
+        const char *t = mq_str(node->output[0]);
+        for (int hops = 0; hops < 8; hops++) {
+            int c = sole_consumer(g, outputs, t);
+            if (c < 0 || mq_op_role(mq_str(g->node[c]->op_type)) != MQ_ROLE_ACTIVATION ||
+                g->node[c]->n_output < 1)
+                break;
+            t = mq_str(g->node[c]->output[0]);
+        }
+        out[k] = read_only_by_quantize(g, outputs, t);
+    }
+    mq_strmap_free(producer);
+    mq_strmap_free(outputs);
+    mq_strmap_free(initializers);
+    return rc ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory") : MQ_OK;
 }

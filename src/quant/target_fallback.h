@@ -30,4 +30,17 @@ int mq_fallback_required_opset(enum mq_fallback_type type);
 int mq_fallback_apply_int16(Onnx__ModelProto *model, Onnx__NodeProto *const *nodes, int n_nodes,
                             const struct mq_ranges *ranges, struct mq_error *err);
 
+/*
+ * onnxruntime (1.30, from its basic optimization level on) quantizes a float Conv, Gemm or
+ * MatMul by itself when the node's data input comes out of a DequantizeLinear and its output,
+ * through Relu or Clip nodes that the QuantizeLinear after them makes redundant, reaches only
+ * QuantizeLinear nodes: it quantizes the float weight per tensor and fuses the lot into an
+ * integer kernel.  Leaving such a node float buys nothing there and costs the per-channel
+ * weights.  Sets out[k] to 1 for each of `nodes` (main-graph nodes of the rewritten model)
+ * that is so placed, 0 otherwise.
+ */
+int mq_fallback_requantized_by_runtime(const Onnx__ModelProto *model,
+                                       Onnx__NodeProto *const *nodes, int n_nodes, int *out,
+                                       struct mq_error *err);
+
 #endif

@@ -9,7 +9,8 @@
  * model (quant/qdq.h) with the calibration's ranges, and compares it with the
  * FP32 model on the samples (quant/check.h).  The steps, all deterministic:
  *
- *  1. everything quantized, with the per-node error attribution of
+ *  1. everything quantized (with each weight rounding offered: the one nearer the target
+ *     stays), with the per-node error attribution of
  *     `compare --per-layer`: the nodes, worst first, become the ranked list
  *     (a Conv and the Relu folded into it form one unit; nodes the
  *     attribution did not reach come last, in model order);
@@ -46,7 +47,16 @@ struct mq_target {
     double sqnr_db;          /* every output at least this pooled SQNR */
     int has_agreement;
     double agreement_pct;    /* every class-score output at least this top-1 agreement */
+    /*
+     * Every output's SQNR is taken less this many of its standard errors over the samples
+     * (mq_error_stats_sqnr_stderr_db): the search aims above the target by what the spread
+     * of its samples says other samples may lose.  0: the figure as measured.
+     */
+    double stderr_multiple;
 };
+
+/* The SQNR multiple of the standard error the command line aims above the target by. */
+#define MQ_TARGET_DEFAULT_STDERR_MULTIPLE 1.0
 
 /* Whether a check result meets the target. */
 int mq_target_met(const struct mq_target *t, const struct mq_check_result *r);
@@ -70,6 +80,11 @@ struct mq_target_search_options {
     struct mq_check_options eval;              /* the samples; attribution is set as needed */
     struct mq_target target;
     enum mq_fallback_type fallback;            /* what the nodes left out of int8 become */
+    /*
+     * Another weight rounding to try (quant/weight_rounding.h), NULL: none.  The first step
+     * measures the all-int8 model with both and keeps the one nearer the target.
+     */
+    const struct mq_weight_rounding *other_rounding;
     mq_target_progress_fn progress;
     void *progress_user;
 };
@@ -91,6 +106,8 @@ struct mq_target_search_result {
     int passes;
     double reached_sqnr_db;          /* the final trial: lowest output SQNR */
     double reached_agreement_pct;    /* and lowest class-score top-1 agreement (-1: none) */
+    double reached_sqnr_stderr_db;   /* the standard error of the output with the lowest SQNR */
+    int uses_other_rounding;         /* the search kept options->other_rounding */
     int64_t macs_int8, macs_total;   /* Conv/ConvTranspose/Gemm/MatMul, one sample's shapes */
     int weighted_int8, weighted_total; /* those nodes, counted */
 };

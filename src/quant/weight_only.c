@@ -38,7 +38,7 @@ void mq_weight_only_block_params(const struct mq_block_quantizer *bq, const floa
     *zero = (int)(z < 0.0f ? 0.0f : z > levels ? levels : z);
 }
 
-static uint8_t code_of(float v, float scale, int zero, int bits)
+uint8_t mq_weight_only_code(float v, float scale, int zero, int bits)
 {
     float levels = (float)((1 << bits) - 1);
     float u = nearbyintf(v / scale) + (float)zero;
@@ -59,25 +59,21 @@ static void quantize_rtn(const struct mq_block_quantizer *bq, const float *w, in
             scales[j * n + c] = s;
             zeros[j * n + c] = z;
             for (int64_t r = 0; r < rows; r++)
-                u[(j * block + r) * n + c] = code_of(w[(j * block + r) * n + c], s, z, bq->bits);
+                u[(j * block + r) * n + c] =
+                    mq_weight_only_code(w[(j * block + r) * n + c], s, z, bq->bits);
         }
     }
 }
 
-/* Packs values `bits` wide, lowest bits first, into out (zeroed by the caller). */
-static void pack_at(uint8_t *out, int64_t j, unsigned v, int bits)
+void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits)
 {
     int per_byte = 8 / bits;
     out[j / per_byte] |= (uint8_t)(v << ((j % per_byte) * bits));
 }
 
-struct wo_names {
-    char *b, *scales, *zeros, *node, *deq;
-};
-
-static void names_free(struct wo_names *nm)
+void mq_weight_only_names_free(struct mq_weight_only_names *nm)
 {
-    free(nm->b);
+    free(nm->data);
     free(nm->scales);
     free(nm->zeros);
     free(nm->node);
@@ -85,7 +81,7 @@ static void names_free(struct wo_names *nm)
 }
 
 /* MatMulNBits(A, B [N, kb, blob], scales [N * kb], zero_points) replacing the MatMul. */
-static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_names *nm,
+static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct mq_weight_only_names *nm,
                       const struct mq_block_quantizer *bq, int64_t k, int64_t n, int64_t block,
                       const uint8_t *u, const float *scales, const int *zeros,
                       struct mq_node_list *list, unsigned long long *bytes, struct mq_error *err)
@@ -104,20 +100,20 @@ static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_
         for (int64_t j = 0; j < kb; j++) {
             s[c * kb + j] = scales[j * n + c];
             if (zp)
-                pack_at(zp + c * zrow, j, (unsigned)zeros[j * n + c], bq->bits);
+                mq_weight_only_pack(zp + c * zrow, j, (unsigned)zeros[j * n + c], bq->bits);
             uint8_t *dst = b + (c * kb + j) * blob;
             for (int64_t r = 0; r < block; r++) {
                 int64_t row = j * block + r;
                 /* the tail past K holds the zero point: it dequantizes to 0 */
                 unsigned v = row < k ? u[row * n + c] : (unsigned)zeros[j * n + c];
-                pack_at(dst, r, v, bq->bits);
+                mq_weight_only_pack(dst, r, v, bq->bits);
             }
         }
     int64_t bdims[3] = {n, kb, blob}, sdims[1] = {n * kb}, zdims[1] = {n * zrow};
     /* a weight several MatMuls read is stored once */
-    int stored = mq_matmul_find_initializer(g, nm->b) != NULL;
+    int stored = mq_matmul_find_initializer(g, nm->data) != NULL;
     if (!stored)
-        rc = mq_matmul_add_raw(g, nm->b, MQ_DTYPE_UINT8, 3, bdims, b, (size_t)(n * kb * blob),
+        rc = mq_matmul_add_raw(g, nm->data, MQ_DTYPE_UINT8, 3, bdims, b, (size_t)(n * kb * blob),
                                err);
     if (rc == MQ_OK && !stored)
         rc = mq_matmul_add_raw(g, nm->scales, MQ_DTYPE_FLOAT, 1, sdims, s,
@@ -129,7 +125,7 @@ static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_
         goto done;
     if (!stored)
         *bytes += (unsigned long long)(n * kb * blob + n * kb * 4 + (zp ? n * zrow : 0));
-    const char *in[4] = {mm->input[0], nm->b, nm->scales, nm->zeros};
+    const char *in[4] = {mm->input[0], nm->data, nm->scales, nm->zeros};
     Onnx__NodeProto *node = mq_graph_new_node("MatMulNBits", nm->node, in, zp ? 4 : 3,
                                               mm->output[0], -1);
     if ((rc = mq_node_list_push(list, node, err)) == MQ_OK &&
@@ -145,15 +141,18 @@ done:
     return rc;
 }
 
-/* DequantizeLinear(B_q [K, N], scales [kb, N], zero points, axis 0, block_size) -> MatMul. */
-static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_names *nm,
-                    const struct mq_block_quantizer *bq, int qtype, int64_t k, int64_t n,
-                    int64_t block, const uint8_t *u, const float *scales, const int *zeros,
-                    struct mq_node_list *list, unsigned long long *bytes, struct mq_error *err)
+int mq_weight_only_emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *reader, size_t reader_input,
+                            const struct mq_weight_only_names *nm,
+                            const struct mq_block_quantizer *bq, int qtype, const int64_t dims[2],
+                            int axis, int64_t block, const uint8_t *u, const float *scales,
+                            const int *zeros, struct mq_node_list *list,
+                            unsigned long long *bytes, struct mq_error *err)
 {
-    int64_t kb = (k + block - 1) / block, count = k * n;
+    int64_t sdims[2] = {dims[0], dims[1]};
+    sdims[axis] = (dims[axis] + block - 1) / block;
+    int64_t count = dims[0] * dims[1], n_blocks = sdims[0] * sdims[1];
     int64_t vbytes = bq->bits == 4 ? (count + 1) / 2 : count;
-    int64_t zbytes = bq->bits == 4 ? (kb * n + 1) / 2 : kb * n;
+    int64_t zbytes = bq->bits == 4 ? (n_blocks + 1) / 2 : n_blocks;
     uint8_t *q = calloc((size_t)vbytes, 1);
     uint8_t *zp = bq->is_signed ? NULL : calloc((size_t)zbytes, 1);
     int rc = MQ_OK;
@@ -165,35 +164,34 @@ static int emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct wo_na
     for (int64_t i = 0; i < count; i++) {
         /* a signed type stores u - 2^(bits-1), two's complement in `bits` bits */
         int v = bq->is_signed ? (int)u[i] - (1 << (bq->bits - 1)) : (int)u[i];
-        pack_at(q, i, (unsigned)v & mask, bq->bits);
+        mq_weight_only_pack(q, i, (unsigned)v & mask, bq->bits);
     }
-    for (int64_t i = 0; zp && i < kb * n; i++)
-        pack_at(zp, i, (unsigned)zeros[i], bq->bits);
-    int64_t wdims[2] = {k, n}, sdims[2] = {kb, n};
-    int stored = mq_matmul_find_initializer(g, nm->b) != NULL;
+    for (int64_t i = 0; zp && i < n_blocks; i++)
+        mq_weight_only_pack(zp, i, (unsigned)zeros[i], bq->bits);
+    int stored = mq_matmul_find_initializer(g, nm->data) != NULL;
     if (!stored)
-        rc = mq_matmul_add_raw(g, nm->b, qtype, 2, wdims, q, (size_t)vbytes, err);
+        rc = mq_matmul_add_raw(g, nm->data, qtype, 2, dims, q, (size_t)vbytes, err);
     if (rc == MQ_OK && !stored)
         rc = mq_matmul_add_raw(g, nm->scales, MQ_DTYPE_FLOAT, 2, sdims, scales,
-                               (size_t)(kb * n) * sizeof *scales, err);
+                               (size_t)n_blocks * sizeof *scales, err);
     if (rc == MQ_OK && zp && !stored)
         rc = mq_matmul_add_raw(g, nm->zeros, qtype, 2, sdims, zp, (size_t)zbytes, err);
     if (rc)
         goto done;
     if (!stored)
-        *bytes += (unsigned long long)(vbytes + kb * n * 4 + (zp ? zbytes : 0));
-    const char *in[3] = {nm->b, nm->scales, nm->zeros};
+        *bytes += (unsigned long long)(vbytes + n_blocks * 4 + (zp ? zbytes : 0));
+    const char *in[3] = {nm->data, nm->scales, nm->zeros};
     /* the first reader of a shared weight made its DequantizeLinear */
     Onnx__NodeProto *dq = stored ? NULL : mq_graph_new_node("DequantizeLinear", nm->node, in,
-                                                            zp ? 3 : 2, nm->deq, 0);
+                                                            zp ? 3 : 2, nm->deq, axis);
     if (stored || ((rc = mq_node_list_push(list, dq, err)) == MQ_OK &&
                    (rc = mq_matmul_set_int_attr(dq, "block_size", block, err)) == MQ_OK)) {
-        char *from = strdup(mm->input[1]);
-        rc = !from || mq_graph_node_rename_input(mm, from, nm->deq)
+        char *from = strdup(reader->input[reader_input]);
+        rc = !from || mq_graph_node_rename_input(reader, from, nm->deq)
                  ? mq_error_code(err, MQ_ERR_MEMORY, "out of memory") : MQ_OK;
         free(from);
         if (rc == MQ_OK)
-            rc = mq_node_list_push(list, mm, err);
+            rc = mq_node_list_push(list, reader, err);
     }
 done:
     free(q);
@@ -217,14 +215,14 @@ static int rewrite_one(Onnx__GraphProto *g, Onnx__NodeProto *mm, Onnx__TensorPro
     float *scales = malloc((size_t)(kb * n) * sizeof *scales);
     int *zeros = malloc((size_t)(kb * n) * sizeof *zeros);
     const char *base = mm->name && mm->name[0] ? mm->name : mm->output[0];
-    struct wo_names nm = {mq_str_printf("%s_Q%d", wt->name, bq.bits),
+    struct mq_weight_only_names nm = {mq_str_printf("%s_Q%d", wt->name, bq.bits),
                           mq_str_printf("%s_scales", wt->name),
                           mq_str_printf("%s_zero_points", wt->name),
                           mq_str_printf(o->format_qdq ? "%s_weight_dequantize" : "%s_Q%d", base,
                                         bq.bits),
                           mq_str_printf("%s_dequantized", wt->name)};
     int rc = MQ_OK;
-    if (!u || !scales || !zeros || !nm.b || !nm.scales || !nm.zeros || !nm.node || !nm.deq) {
+    if (!u || !scales || !zeros || !nm.data || !nm.scales || !nm.zeros || !nm.node || !nm.deq) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
         goto done;
     }
@@ -234,11 +232,11 @@ static int rewrite_one(Onnx__GraphProto *g, Onnx__NodeProto *mm, Onnx__TensorPro
         quantize_rtn(&bq, w.data, k, n, block, u, scales, zeros);
     if (rc)
         goto done;
-    if (!mq_matmul_find_initializer(g, nm.b))
+    if (!mq_matmul_find_initializer(g, nm.data))
         res->float_bytes += (unsigned long long)(k * n * 4);
     if (o->format_qdq)
-        rc = emit_qdq(g, mm, &nm, &bq, o->qtype, k, n, block, u, scales, zeros, list,
-                      &res->quant_bytes, err);
+        rc = mq_weight_only_emit_qdq(g, mm, 1, &nm, &bq, o->qtype, (int64_t[2]){k, n}, 0, block,
+                                     u, scales, zeros, list, &res->quant_bytes, err);
     else
         rc = emit_nbits(g, mm, &nm, &bq, k, n, block, u, scales, zeros, list,
                         &res->quant_bytes, err);
@@ -247,7 +245,7 @@ done:
     free(u);
     free(scales);
     free(zeros);
-    names_free(&nm);
+    mq_weight_only_names_free(&nm);
     mq_tensor_free(&w);
     return rc;
 }
@@ -260,11 +258,12 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
     memset(result, 0, sizeof *result);
     size_t n_nodes = g->n_node;
     Onnx__TensorProto **weights = calloc(n_nodes + 1, sizeof *weights);
+    Onnx__TensorProto **tables = calloc(n_nodes + 1, sizeof *tables); /* Gather sites */
     double **hessians = calloc(n_nodes + 1, sizeof *hessians);
     char **inputs = calloc(n_nodes + 1, sizeof *inputs);
     int64_t *ks = calloc(n_nodes + 1, sizeof *ks), *rows = calloc(n_nodes + 1, sizeof *rows);
     int n_sites = 0, rc = MQ_OK;
-    if (!weights || !hessians || !inputs || !ks || !rows)
+    if (!weights || !tables || !hessians || !inputs || !ks || !rows)
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
     /* the sites first: GPTQ needs every site's input statistics before any rewrite */
     for (size_t i = 0; rc == MQ_OK && i < n_nodes; i++) {
@@ -273,6 +272,9 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
             weights[i] = w;
             inputs[n_sites] = g->node[i]->input[0];
             ks[n_sites++] = w->dims[0];
+        } else if (mq_weight_only_gather_site(g, sel, g->node[i],
+                                              o->qtype == MQ_DTYPE_INT8 ? 8 : 4, &w, NULL)) {
+            tables[i] = w;
         }
     }
     if (rc == MQ_OK && o->method == MQ_WEIGHT_ONLY_GPTQ && n_sites)
@@ -307,19 +309,46 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
             result->quantized++;
             continue;
         }
+        if (tables[i]) {
+            int replaced = 0;
+            rc = mq_weight_only_gather_rewrite(g, node, tables[i], o, &list, result, &replaced,
+                                               err);
+            if (rc) {
+                mq_error_prefix(err, "node '%s' (Gather): ", c ? c->name : node->name);
+                break;
+            }
+            mq_choice_set(c, MQ_NODE_QUANTIZED, "weight-only: embedding table in %s blocks of %d "
+                          "along its rows", o->qtype == MQ_DTYPE_INT8 ? "int8"
+                          : o->qtype == MQ_DTYPE_INT4 ? "int4" : "uint4", o->block_size);
+            if (replaced)
+                old[n_old++] = node;
+            continue;
+        }
         if (c && c->status == MQ_NODE_SELECTED) {
             const char *why = NULL;
             Onnx__TensorProto *w;
-            mq_matmul_weight_site(g, sel, node, &w, &why);
+            if (strcmp(node->op_type, "Gather") == 0)
+                mq_weight_only_gather_site(g, sel, node, o->qtype == MQ_DTYPE_INT8 ? 8 : 4, &w,
+                                           &why);
+            else
+                mq_matmul_weight_site(g, sel, node, &w, &why);
             mq_choice_set(c, MQ_NODE_SKIPPED, "%s", why ? why
-                              : "--weight-only quantizes MatMuls with a constant weight only");
+                              : "--weight-only quantizes MatMuls with a constant weight and "
+                                "Gathers of rows of a constant table only");
             result->kept_float += strcmp(node->op_type, "MatMul") == 0;
         }
         rc = mq_node_list_push(&list, node, err);
     }
     if (rc == MQ_OK) {
         mq_matmul_commit(&list, g, old, n_old, weights, n_nodes);
-        if (!o->format_qdq && result->quantized)
+        for (size_t i = 0; i < n_nodes; i++) {
+            int seen = 0;
+            for (size_t j = 0; j < i && tables[i]; j++)
+                seen |= tables[j] == tables[i];
+            if (tables[i] && !seen)
+                mq_matmul_drop_if_unread(g, tables[i]);
+        }
+        if (!o->format_qdq && (result->quantized || result->gathers))
             rc = mq_matmul_import_domain(model->proto, "com.microsoft", 1, err);
     } else {
         free(list.items); /* the caller discards the model */
@@ -328,6 +357,7 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
         free(hessians[i]);
     free(hessians);
     free(weights);
+    free(tables);
     free(inputs);
     free(ks);
     free(rows);

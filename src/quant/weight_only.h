@@ -3,7 +3,9 @@
  * float weight [K, N] gets B quantized block-wise along K (one scale, and for unsigned types
  * one zero point, per block of `block_size` values of a column), activations staying float.
  * Written as com.microsoft MatMulNBits (default) or, with format_qdq, as an opset-21 blocked
- * DequantizeLinear feeding the original MatMul.
+ * DequantizeLinear feeding the original MatMul.  Each selected Gather of rows of a constant
+ * 2-D float table (an embedding) gets its table quantized the same way along its rows
+ * (weight_only_gather.c).
  *
  * Two ways to choose the quantized values: round to nearest (default), or GPTQ, which rounds
  * one row of B at a time and moves each row's rounding error onto the rows not yet rounded,
@@ -34,12 +36,30 @@ struct mq_weight_only_result {
     int kept_float;                /* selected MatMuls left float */
     unsigned long long float_bytes; /* their weights' float32 bytes */
     unsigned long long quant_bytes; /* what replaced them: packed values, scales, zero points */
+    int gathers;                   /* embedding Gathers rewritten (weight_only_gather.c) */
+    unsigned long long gather_float_bytes, gather_quant_bytes; /* their tables, before/after */
 };
 
 /* `model` is the loaded model whose proto is rewritten (GPTQ runs it on the samples first). */
 int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
                          const struct mq_weight_only_options *o,
                          struct mq_weight_only_result *result, struct mq_error *err);
+
+/*
+ * Embedding tables (weight_only_gather.c): whether node is a selected Gather of the main graph
+ * along axis 0 of a 2-D float32 initializer that only such Gathers read (*table gets it; *why,
+ * when not NULL, says why not), and its rewrite into GatherBlockQuantized, or with format_qdq
+ * a blocked DequantizeLinear before it (*replaced: the node left the graph).
+ */
+struct mq_node_list;
+int mq_weight_only_gather_site(const Onnx__GraphProto *g, const struct mq_selection *sel,
+                               const Onnx__NodeProto *node, int bits,
+                               Onnx__TensorProto **table, const char **why);
+int mq_weight_only_gather_rewrite(Onnx__GraphProto *g, Onnx__NodeProto *gather,
+                                  Onnx__TensorProto *table,
+                                  const struct mq_weight_only_options *o,
+                                  struct mq_node_list *list, struct mq_weight_only_result *res,
+                                  int *replaced, struct mq_error *err);
 
 /* The part GPTQ needs from the samples: for each name, the K x K matrix sum of x^T x over the
    rows x of that tensor (its last dimension K), and the row count.  h[i] is NULL for a tensor
@@ -55,6 +75,30 @@ struct mq_block_quantizer {
 };
 void mq_weight_only_block_params(const struct mq_block_quantizer *bq, const float *v,
                                  int64_t count, int64_t stride, float *scale, int *zero);
+/* The unsigned code of v in a block with this scale and zero point, clamped to `bits` bits. */
+uint8_t mq_weight_only_code(float v, float scale, int zero, int bits);
+/* Stores value j of a row packed `bits` wide, lowest bits first, into out (zeroed first). */
+void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits);
+/* The names of what a blocked weight or table becomes: the quantized data, its block scales and
+   zero points, the DequantizeLinear (or MatMulNBits/GatherBlockQuantized) node and its output. */
+struct mq_weight_only_names {
+    char *data, *scales, *zeros, *node, *deq;
+};
+void mq_weight_only_names_free(struct mq_weight_only_names *nm);
+
+/*
+ * `--format qdq`: stores codes u [dims[0], dims[1]] (their block scales and zero points, blocked
+ * along `axis`) as an opset-21 blocked DequantizeLinear and points input `reader_input` of
+ * `reader` at its output; reader goes on `list`.  Data already stored (a table two readers
+ * share) is neither stored nor dequantized twice.  *bytes grows by what was stored.
+ */
+int mq_weight_only_emit_qdq(Onnx__GraphProto *g, Onnx__NodeProto *reader, size_t reader_input,
+                            const struct mq_weight_only_names *nm,
+                            const struct mq_block_quantizer *bq, int qtype, const int64_t dims[2],
+                            int axis, int64_t block, const uint8_t *u, const float *scales,
+                            const int *zeros, struct mq_node_list *list,
+                            unsigned long long *bytes, struct mq_error *err);
+
 int mq_weight_only_gptq(const struct mq_block_quantizer *bq, float *w, int64_t k, int64_t n,
                         int64_t block, const double *h, uint8_t *u, float *scales, int *zeros,
                         struct mq_error *err);

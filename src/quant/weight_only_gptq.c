@@ -13,6 +13,7 @@
 
 #include "calib/driver.h"
 #include "interp/plan.h"
+#include "quant/gptq.h"
 #include "quant/weight_only.h"
 
 /* ---- second moments of the MatMul inputs over the samples ------------------------------- */
@@ -143,21 +144,16 @@ static void inverse_from_cholesky(const double *l, int64_t n, double *out, doubl
         }
 }
 
-int mq_weight_only_gptq(const struct mq_block_quantizer *bq, float *w, int64_t k, int64_t n,
-                        int64_t block, const double *hessian, uint8_t *u, float *scales,
-                        int *zeros, struct mq_error *err)
+int mq_gptq_factor(const double *hessian, int64_t k, double *u, struct mq_error *err)
 {
-    double *h = malloc((size_t)(k * k) * sizeof *h);
     double *tmp = malloc((size_t)(k * k) * sizeof *tmp);
     double *inv = malloc((size_t)(k * k) * sizeof *inv);
-    float *err_row = malloc((size_t)n * sizeof *err_row);
-    if (!h || !tmp || !inv || !err_row) {
-        free(h);
+    if (!tmp || !inv) {
         free(tmp);
         free(inv);
-        free(err_row);
         return mq_error_code(err, MQ_ERR_MEMORY, "GPTQ: out of memory");
     }
+    double *h = u;
     memcpy(h, hessian, (size_t)(k * k) * sizeof *h);
     double mean_diag = 0.0;
     for (int64_t i = 0; i < k; i++)
@@ -180,12 +176,29 @@ int mq_weight_only_gptq(const struct mq_block_quantizer *bq, float *w, int64_t k
         ok = cholesky(h, k);
     }
     free(inv);
-    if (!ok) {
-        free(h);
-        free(tmp);
-        free(err_row);
+    free(tmp);
+    if (!ok)
         return mq_error_set(err, "GPTQ: the input's second-moment matrix is not positive "
                             "definite");
+    return MQ_OK;
+}
+
+int mq_weight_only_gptq(const struct mq_block_quantizer *bq, float *w, int64_t k, int64_t n,
+                        int64_t block, const double *hessian, uint8_t *u, float *scales,
+                        int *zeros, struct mq_error *err)
+{
+    double *h = malloc((size_t)(k * k) * sizeof *h);
+    float *err_row = malloc((size_t)n * sizeof *err_row);
+    if (!h || !err_row) {
+        free(h);
+        free(err_row);
+        return mq_error_code(err, MQ_ERR_MEMORY, "GPTQ: out of memory");
+    }
+    int rc = mq_gptq_factor(hessian, k, h, err);
+    if (rc) {
+        free(h);
+        free(err_row);
+        return rc;
     }
     float levels = (float)((1 << bq->bits) - 1);
     for (int64_t i = 0; i < k; i++) {
@@ -214,7 +227,6 @@ int mq_weight_only_gptq(const struct mq_block_quantizer *bq, float *w, int64_t k
         }
     }
     free(h);
-    free(tmp);
     free(err_row);
     return MQ_OK;
 }

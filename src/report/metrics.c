@@ -104,6 +104,9 @@ int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *referen
     s->nonfinite_equal += equal;
     s->nonfinite_mismatch += mismatch;
     s->samples++;
+    s->sum_sample_r2 += ref2 * ref2;
+    s->sum_sample_e2 += err2 * err2;
+    s->sum_sample_re += ref2 * err2;
     double sample_sqnr = mq_sqnr_db(ref2, err2);
     if (sample_sqnr < s->min_sample_sqnr_db)
         s->min_sample_sqnr_db = sample_sqnr;
@@ -113,6 +116,19 @@ int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *referen
 double mq_error_stats_sqnr_db(const struct mq_error_stats *s)
 {
     return mq_sqnr_db(s->sum_ref2, s->sum_err2);
+}
+
+double mq_error_stats_sqnr_stderr_db(const struct mq_error_stats *s)
+{
+    if (s->samples < 2 || s->sum_err2 == 0.0)
+        return 0.0;
+    if (s->sum_ref2 == 0.0)
+        return INFINITY;
+    double r = s->sum_err2 / s->sum_ref2;
+    double d2 = s->sum_sample_e2 - 2.0 * r * s->sum_sample_re + r * r * s->sum_sample_r2;
+    double n = (double)s->samples;
+    double var = d2 > 0.0 ? n / (n - 1.0) * d2 / (s->sum_ref2 * s->sum_ref2) : 0.0;
+    return 10.0 / log(10.0) * sqrt(var) / r;
 }
 
 double mq_error_stats_cosine(const struct mq_error_stats *s)

@@ -26,6 +26,9 @@ struct mq_error_stats {
     int64_t nonfinite_mismatch; /* NaN or infinity on one side only, or infinities that differ */
     int64_t samples;
     double min_sample_sqnr_db; /* worst single sample; +inf until one has an error */
+    /* Per-sample sums of squares and products (r: a sample's sum ref^2, e: its sum err^2),
+       for the standard error of the pooled SQNR. */
+    double sum_sample_r2, sum_sample_e2, sum_sample_re;
 };
 
 void mq_error_stats_init(struct mq_error_stats *s);
@@ -49,6 +52,14 @@ double mq_error_stats_sqnr_db(const struct mq_error_stats *s);
 double mq_error_stats_cosine(const struct mq_error_stats *s);
 /* Noise power relative to signal power, sum err^2 / sum ref^2 (0 when exact). */
 double mq_error_stats_relative_noise(const struct mq_error_stats *s);
+
+/*
+ * Standard error, in dB, of the pooled SQNR as an estimate over samples like these: the
+ * pooled noise ratio R = sum e / sum r is a ratio estimator with variance
+ * n / (n - 1) * sum (e_i - R r_i)^2 / (sum r_i)^2, carried to dB (10 / ln 10 * se(R) / R).
+ * 0 with fewer than two samples or no error; +inf when the signal is zero.
+ */
+double mq_error_stats_sqnr_stderr_db(const struct mq_error_stats *s);
 
 /* The SQNR of two sums as above; exposed for callers that keep their own sums. */
 double mq_sqnr_db(double signal_power, double noise_power);

@@ -109,6 +109,7 @@ static void write_calibration(struct mq_json *j, const struct mq_report *r)
     /* The second pass over the samples: bias correction and the quiet-sample check. */
     mq_json_key_bool(j, "statistics_pass", r->options->stats != NULL);
     mq_json_key_bool(j, "bias_correction", r->options->stats && r->options->bias_correction);
+    json_key_string(j, "weight_rounding", r->options->weight_rounding ? "gptq" : "nearest");
     mq_json_key(j, "min_sample_sqnr_db");
     double floor_db = r->options->min_sample_sqnr_db;
     if (!r->options->stats || !(floor_db > 0.0))
@@ -148,9 +149,39 @@ static void write_nodes(struct mq_json *j, const struct mq_selection *sel)
         json_key_string(j, "status", status_name(c->status));
         if (c->reason)
             json_key_string(j, "reason", c->reason);
+        if (c->integer_only)
+            mq_json_key_bool(j, "shape_arithmetic", 1);
         mq_json_object_end(j);
     }
     mq_json_array_end(j);
+}
+
+/*
+ * What onnxruntime's CPU provider makes of the quantized nodes (predicted
+ * from its QDQ rules) and how many nodes compute on integers only.
+ */
+static void write_onnxruntime(struct mq_json *j, const struct mq_report *r)
+{
+    int shape_nodes = 0;
+    for (int i = 0; i < r->selection->n; i++)
+        shape_nodes += r->selection->items[i].integer_only &&
+                       r->selection->items[i].status != MQ_NODE_QUANTIZED;
+    mq_json_key(j, "onnxruntime");
+    mq_json_object_begin(j);
+    mq_json_key(j, "fusions");
+    mq_json_array_begin(j);
+    for (int i = 0; r->ort_fusions && i < r->ort_fusions->n; i++) {
+        const struct mq_ort_fusion_count *f = &r->ort_fusions->items[i];
+        mq_json_object_begin(j);
+        json_key_string(j, "op_type", f->op_type);
+        json_key_string(j, "kernel", f->kernel);
+        mq_json_key_bool(j, "qdq_dropped", f->kernel == NULL);
+        mq_json_key_int(j, "nodes", f->nodes);
+        mq_json_object_end(j);
+    }
+    mq_json_array_end(j);
+    mq_json_key_int(j, "shape_arithmetic_nodes", shape_nodes);
+    mq_json_object_end(j);
 }
 
 static void write_channels(struct mq_json *j, const struct mq_qtensor_record *t)
@@ -318,6 +349,8 @@ static void write_search(struct mq_json *j, const struct mq_report *r)
     mq_json_key_bool(j, "met_with_all_int8", s->met_with_all_int8);
     mq_json_key_int(j, "passes", s->passes);
     mq_json_key_double(j, "reached_sqnr_db", s->reached_sqnr_db);
+    mq_json_key_double(j, "reached_sqnr_stderr_db", s->reached_sqnr_stderr_db);
+    mq_json_key_double(j, "stderr_multiple", r->target->stderr_multiple);
     mq_json_key(j, "reached_agreement_pct");
     if (s->reached_agreement_pct >= 0)
         mq_json_double(j, s->reached_agreement_pct);
@@ -379,19 +412,20 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "skipped", c.skipped);
     mq_json_key_int(&j, "quantized_tensors", r->result->n_tensors);
     mq_json_key_int(&j, "float_tensors", r->result->n_skipped);
-    mq_json_key_int(&j, "batchnorm_folded", r->folds ? r->folds->n : 0);
     mq_json_key_int(&j, "pads_folded", r->pads_folded);
     mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
     mq_json_key_int(&j, "channels_padded", r->channels_padded);
     mq_json_object_end(&j);
     write_check(&j, r);
     write_search(&j, r);
+    write_onnxruntime(&j, r);
     write_nodes(&j, r->selection);
     mq_json_key(&j, "batchnorm_folded");
     mq_json_array_begin(&j);
     for (int i = 0; r->folds && i < r->folds->n; i++) {
         const struct mq_fold_record *f = &r->folds->items[i];
         mq_json_object_begin(&j);
+        json_key_string(&j, "op_type", f->op_type);
         json_key_string(&j, "batchnorm", f->batchnorm);
         json_key_string(&j, "into", f->conv);
         json_key_string(&j, "graph", f->graph);
@@ -483,13 +517,17 @@ static void print_search(FILE *out, const struct mq_report *r)
                  r->target->has_sqnr ? " " : "", r->target->agreement_pct);
     format_db(reached, sizeof reached, s->reached_sqnr_db);
     mq_text_printf(out, "  accuracy search (%s): lowest output SQNR %s dB", target, reached);
+    if (r->target->has_sqnr && s->reached_sqnr_stderr_db > 0)
+        mq_text_printf(out, " (standard error %.2f dB over the samples; aimed %g of them above "
+                       "the target)", s->reached_sqnr_stderr_db, r->target->stderr_multiple);
     if (s->reached_agreement_pct >= 0)
         mq_text_printf(out, ", lowest top-1 agreement %.2f%%", s->reached_agreement_pct);
     mq_text_printf(out, " after %d passes; %d nodes left %s\n", s->passes, s->n_fallback,
             r->fallback == MQ_FALLBACK_INT16 ? "out of int8 (16-bit activations)" : "float");
     mq_text_printf(out, "  int8: %d of %d Conv/ConvTranspose/Gemm/MatMul nodes, %.1f%% of their "
-            "multiply-accumulates\n", s->weighted_int8, s->weighted_total,
-            s->macs_total ? 100.0 * (double)s->macs_int8 / (double)s->macs_total : 0.0);
+            "multiply-accumulates; weights rounded %s\n", s->weighted_int8, s->weighted_total,
+            s->macs_total ? 100.0 * (double)s->macs_int8 / (double)s->macs_total : 0.0,
+            r->options && r->options->weight_rounding ? "with GPTQ" : "to nearest");
     for (int i = 0; i < s->n_fallback && i < SUMMARY_MAX_FALLBACK; i++) {
         const struct mq_fallback_node *f = &s->fallback[i];
         char alone[32], again[32];
@@ -505,6 +543,80 @@ static void print_search(FILE *out, const struct mq_report *r)
                 s->n_fallback - SUMMARY_MAX_FALLBACK);
 }
 
+/* What onnxruntime's CPU provider runs the nodes of one op type as: "QLinearMatMul 24". */
+static void print_ort_column(FILE *out, const struct mq_report *r, const char *op_type)
+{
+    int k = 0;
+    for (int i = 0; r->ort_fusions && i < r->ort_fusions->n; i++) {
+        const struct mq_ort_fusion_count *f = &r->ort_fusions->items[i];
+        if (strcmp(f->op_type, op_type) != 0)
+            continue;
+        if (f->kernel)
+            mq_text_printf(out, "%s%s %d", k++ ? ", " : "  ", f->kernel, f->nodes);
+        else
+            mq_text_printf(out, "%s8-bit %s %d", k++ ? ", " : "  ", f->op_type, f->nodes);
+    }
+}
+
+/*
+ * Op types in order of first appearance with their node counts and what
+ * onnxruntime runs them as; the nodes that compute on integers only (shape
+ * arithmetic) are not candidates for quantization and share one line.
+ */
+static void print_op_table(FILE *out, const struct mq_report *r)
+{
+    const struct mq_selection *sel = r->selection;
+    const char *ops[SUMMARY_MAX_OPS], *shape_ops[SUMMARY_MAX_OPS];
+    int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
+    int shape_n[SUMMARY_MAX_OPS], n_shape_ops = 0, shape_total = 0;
+    for (int i = 0; i < sel->n; i++) {
+        const struct mq_node_choice *ch = &sel->items[i];
+        int shape = ch->integer_only && ch->status != MQ_NODE_QUANTIZED;
+        const char **names = shape ? shape_ops : ops;
+        int *n_names = shape ? &n_shape_ops : &n_ops;
+        int k = 0;
+        while (k < *n_names && strcmp(names[k], ch->op_type) != 0)
+            k++;
+        if (k == *n_names) {
+            if (*n_names == SUMMARY_MAX_OPS) {
+                others++;
+                continue;
+            }
+            names[k] = ch->op_type;
+            if (shape)
+                shape_n[k] = 0;
+            else
+                q[k] = f[k] = s[k] = 0;
+            (*n_names)++;
+        }
+        if (shape) {
+            shape_n[k]++;
+            shape_total++;
+        } else if (ch->status == MQ_NODE_QUANTIZED) {
+            q[k]++;
+        } else if (ch->status == MQ_NODE_FOLDED) {
+            f[k]++;
+        } else {
+            s[k]++;
+        }
+    }
+    mq_text_printf(out, "  %-22s %9s %7s %8s%s\n", "op type", "quantized", "folded", "skipped",
+                   r->ort_fusions ? "  onnxruntime CPU runs" : "");
+    for (int k = 0; k < n_ops; k++) {
+        mq_text_printf(out, "  %-22s %9d %7d %8d", ops[k], q[k], f[k], s[k]);
+        print_ort_column(out, r, ops[k]);
+        fputc('\n', out);
+    }
+    if (others)
+        mq_text_printf(out, "  (%d nodes of further op types)\n", others);
+    if (shape_total) {
+        mq_text_printf(out, "  integer shape arithmetic, not quantized: %d nodes (", shape_total);
+        for (int k = 0; k < n_shape_ops; k++)
+            mq_text_printf(out, "%s%s %d", k ? ", " : "", shape_ops[k], shape_n[k]);
+        mq_text_printf(out, ")\n");
+    }
+}
+
 void mq_report_print_summary(FILE *out, const struct mq_report *r)
 {
     const struct mq_selection *sel = r->selection;
@@ -518,9 +630,16 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                    type_name(o->activation_type), o->symmetric_activations ? " symmetric" : "",
                    type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
                    o->reduce_range ? " (reduced range)" : "", r->profile);
-    if (r->folds && r->folds->n)
-        mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n",
-                       r->folds->n);
+    if (r->folds && r->folds->n) {
+        int n_bn = 0;
+        for (int i = 0; i < r->folds->n; i++)
+            n_bn += strcmp(r->folds->items[i].op_type, "BatchNormalization") == 0;
+        if (n_bn)
+            mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n", n_bn);
+        if (r->folds->n > n_bn)
+            mq_text_printf(out, "  %d per-channel Mul/Add/Sub/Div by a constant folded into the "
+                           "Conv before it\n", r->folds->n - n_bn);
+    }
     if (r->pads_folded)
         mq_text_printf(out, "  %d Pad folded into the Conv after it\n", r->pads_folded);
     if (r->hardswish_split)
@@ -528,35 +647,7 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     if (r->channels_padded)
         mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
                        "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
-    /* Op types in order of first appearance, with their node counts. */
-    const char *ops[SUMMARY_MAX_OPS];
-    int q[SUMMARY_MAX_OPS], f[SUMMARY_MAX_OPS], s[SUMMARY_MAX_OPS], n_ops = 0, others = 0;
-    for (int i = 0; i < sel->n; i++) {
-        const struct mq_node_choice *ch = &sel->items[i];
-        int k = 0;
-        while (k < n_ops && strcmp(ops[k], ch->op_type) != 0)
-            k++;
-        if (k == n_ops) {
-            if (n_ops == SUMMARY_MAX_OPS) {
-                others++;
-                continue;
-            }
-            ops[n_ops] = ch->op_type;
-            q[n_ops] = f[n_ops] = s[n_ops] = 0;
-            n_ops++;
-        }
-        if (ch->status == MQ_NODE_QUANTIZED)
-            q[k]++;
-        else if (ch->status == MQ_NODE_FOLDED)
-            f[k]++;
-        else
-            s[k]++;
-    }
-    mq_text_printf(out, "  %-22s %9s %7s %8s\n", "op type", "quantized", "folded", "skipped");
-    for (int k = 0; k < n_ops; k++)
-        mq_text_printf(out, "  %-22s %9d %7d %8d\n", ops[k], q[k], f[k], s[k]);
-    if (others)
-        mq_text_printf(out, "  (%d nodes of further op types)\n", others);
+    print_op_table(out, r);
     char before[32], after[32];
     human_bytes(r->model_bytes_before, before, sizeof before);
     human_bytes(r->model_bytes_after, after, sizeof after);

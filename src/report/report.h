@@ -11,6 +11,7 @@
 #include "calib/ranges.h"
 #include "quant/check.h"
 #include "quant/batchnorm_fold.h"
+#include "quant/ort_fusion.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/target_search.h"
@@ -38,6 +39,7 @@ struct mq_report {
     const struct mq_target *target;       /* --target-sqnr/--target-agreement; may be NULL */
     const struct mq_target_search_result *search; /* what the search left float; may be NULL */
     enum mq_fallback_type fallback;       /* what those nodes became */
+    const struct mq_ort_fusions *ort_fusions; /* what onnxruntime fuses; may be NULL */
 };
 
 /* Writes the report as JSON; -1 when a write failed. */

@@ -2,8 +2,8 @@
  * libFuzzer target: a saved ranges file (--load-ranges, calibrate's shards):
  * the strict JSON reader on the bytes, then mq_ranges_load on them as a file,
  * as the commands read it.  A file that loads must save and load back to the
- * same state, merge with itself into doubled counts (or refuse an overflow),
- * and give every range a scale and zero point or a message.
+ * same state (channel maxima included), merge with itself into doubled counts and the same
+ * channel maxima (or refuse an overflow), and give every range a scale and zero point or a message.
  */
 #include <math.h>
 #include <stddef.h>
@@ -40,6 +40,19 @@ static void check_same(const struct mq_ranges *a, const struct mq_ranges *b)
         if (x->histogram && (x->histogram->exponent != y->histogram->exponent ||
                              memcmp(x->histogram->counts, y->histogram->counts,
                                     sizeof x->histogram->counts) != 0))
+            abort();
+    }
+}
+
+/* Channel maxima: kept exactly by saving and by merging a file with itself. */
+static void check_same_maxima(const struct mq_ranges *a, const struct mq_ranges *b)
+{
+    if (a->n_channel_maxima != b->n_channel_maxima)
+        abort();
+    for (int i = 0; i < a->n_channel_maxima; i++) {
+        const struct mq_channel_maxima *x = &a->channel_maxima[i], *y = &b->channel_maxima[i];
+        if (strcmp(x->name, y->name) != 0 || x->channels != y->channels ||
+            memcmp(x->max, y->max, (size_t)x->channels * sizeof *x->max) != 0)
             abort();
     }
 }
@@ -111,12 +124,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mq_ranges_load(saved, &back, &err) != 0)
         abort(); /* a file we wrote ourselves must load */
     check_same(&loaded, &back);
+    check_same_maxima(&loaded, &back);
     mq_ranges_free(&back);
 
     const char *twice[2] = {path, path};
     struct mq_ranges merged;
     if (mq_ranges_load_all(twice, 2, &merged, &err) == 0) {
         check_doubled(&loaded, &merged);
+        check_same_maxima(&loaded, &merged);
         mq_ranges_free(&merged);
     } else if (!err.message[0]) {
         abort();

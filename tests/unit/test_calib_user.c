@@ -6,8 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <png.h>
+
 #include "calib/image.h"
 #include "calib/preprocess.h"
+#include "core/tensor.h"
 #include "calib/wav.h"
 #include "check_main.h"
 
@@ -203,13 +206,57 @@ START_TEST(image_refusals_name_the_file)
 }
 END_TEST
 
+/* Decoded and resized pixels count against the memory cap (--max-memory) and leave it when freed. */
+START_TEST(image_pixels_count_against_the_memory_cap)
+{
+    enum { W = 64, H = 48 };
+    static uint8_t rgb[W * H * 3];
+    for (int i = 0; i < W * H * 3; i++)
+        rgb[i] = (uint8_t)(i * 7);
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = W;
+    img.height = H;
+    img.format = PNG_FORMAT_RGB;
+    png_alloc_size_t size = 0;
+    ck_assert(png_image_write_to_memory(&img, NULL, &size, 0, rgb, 0, NULL));
+    uint8_t *png = malloc(size);
+    ck_assert(png_image_write_to_memory(&img, png, &size, 0, rgb, 0, NULL));
+
+    uint64_t base = mq_memory_in_use();
+    struct mq_image image;
+    struct mq_error err;
+    mq_memory_set_limit(base + W * H * 3 - 1);
+    ck_assert_int_eq(mq_image_decode(png, size, "big.png", &image, &err), MQ_ERR_MEMORY);
+    ck_assert_msg(strstr(err.message, "big.png") && strstr(err.message, "--max-memory"), "%s",
+                  err.message);
+    ck_assert_uint_eq(mq_memory_in_use(), base);
+    mq_memory_set_limit(base + W * H * 3 + W * H * 3 / 4);
+    ck_assert_int_eq(mq_image_decode(png, size, "ok.png", &image, &err), MQ_OK);
+    ck_assert_uint_eq(mq_memory_in_use(), base + W * H * 3);
+    ck_assert(memcmp(image.pixels, rgb, sizeof rgb) == 0);
+    /* twice the size does not fit beside the decoded image; half the size does */
+    ck_assert_int_eq(mq_image_resize(&image, 2 * W, 2 * H, MQ_FILTER_BILINEAR, &err),
+                     MQ_ERR_MEMORY);
+    ck_assert_msg(strstr(err.message, "--max-memory"), "%s", err.message);
+    ck_assert_uint_eq(mq_memory_in_use(), base + W * H * 3);
+    ck_assert_int_eq(mq_image_resize(&image, W / 2, H / 2, MQ_FILTER_BILINEAR, &err), MQ_OK);
+    ck_assert_uint_eq(mq_memory_in_use(), base + W * H * 3 / 4);
+    mq_image_free(&image);
+    ck_assert_uint_eq(mq_memory_in_use(), base);
+    mq_memory_set_limit(0);
+    free(png);
+}
+END_TEST
+
 START_TEST(image_preprocess_orders_channels_and_normalises)
 {
     /* A 2x1 image, red then blue; stretched to itself, BGR, NCHW, (x - 10) / 2. */
     uint8_t *px = malloc(6);
     const uint8_t pixels[6] = {200, 0, 0, 0, 0, 100};
     memcpy(px, pixels, 6);
-    struct mq_image image = {2, 1, 3, px};
+    struct mq_image image = {2, 1, 3, px, 0};
     struct mq_preprocess p;
     mq_preprocess_init(&p);
     p.color = MQ_COLOR_BGR;
@@ -224,7 +271,7 @@ START_TEST(image_preprocess_orders_channels_and_normalises)
     ck_assert_float_eq(out[4], 95.0f); /* red of pixel 0 */
     mq_image_free(&image);
     /* A uniform image stays uniform whatever the resize. */
-    struct mq_image flat = {37, 23, 3, malloc(37 * 23 * 3)};
+    struct mq_image flat = {37, 23, 3, malloc(37 * 23 * 3), 0};
     memset(flat.pixels, 77, 37 * 23 * 3);
     mq_preprocess_init(&p);
     p.resize = MQ_RESIZE_SHORTER;
@@ -249,5 +296,6 @@ int main(void)
     tcase_add_test(tc, wav_refusals_name_the_file);
     tcase_add_test(tc, image_refusals_name_the_file);
     tcase_add_test(tc, image_preprocess_orders_channels_and_normalises);
+    tcase_add_test(tc, image_pixels_count_against_the_memory_cap);
     return mq_check_run(s, tc);
 }

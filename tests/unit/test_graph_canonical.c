@@ -183,6 +183,51 @@ START_TEST(test_ir3_inputs)
 }
 END_TEST
 
+static int conv_weight(const Onnx__NodeProto *reader, size_t input, void *user)
+{
+    (void)user;
+    return strcmp(reader->op_type, "Conv") == 0 && input == 1;
+}
+
+/*
+ * Exporters' other spellings: Sum of two becomes Add (its legacy attribute dropped), a one-input
+ * Sum becomes an Identity and goes, a three-input Sum stays; a ConstantOfShape weight is folded
+ * only when the caller wants its readers' slot constant, since storing it grows the file.
+ */
+START_TEST(test_aliases_and_expanding_weights)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t d4[4] = {1, 64, 8, 8};
+    qb_input(g, "x", 1, 4, d4);
+    qb_input(g, "y", 1, 4, d4);
+    qb_init_i64(g, "wshape", 1, (int64_t[]){4}, (int64_t[]){64, 64, 1, 1});
+    qb_node(g, "ConstantOfShape", "make_w", "wshape", "w");
+    qb_node(g, "Conv", "conv", "x,w", "c");
+    Onnx__NodeProto *sum2 = qb_node(g, "Sum", "sum2", "c,y", "s2");
+    qb_attr(sum2, "consumed_inputs", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    qb_node(g, "Sum", "sum1", "s2", "s1");
+    qb_node(g, "Sum", "sum3", "s1,x,y", "out");
+    qb_output(g, "out", 1);
+    struct mq_error err = {{0}};
+    struct mq_graph_canonical_counts counts;
+    ck_assert_int_eq(mq_graph_canonicalize(m, NULL, &counts, &err), 0);
+    ck_assert_int_eq(counts.aliases, 2);
+    ck_assert_int_eq(counts.identities, 1);
+    ck_assert_str_eq(g->node[2]->op_type, "Add");
+    ck_assert_int_eq((int)g->node[2]->n_attribute, 0);
+    ck_assert_str_eq(find_op(g, "Sum")->name, "sum3");
+    ck_assert_str_eq(find_op(g, "Sum")->input[0], "s2");
+    /* 64 KiB of zeros from 32 bytes: left a node by default */
+    ck_assert_ptr_nonnull(find_op(g, "ConstantOfShape"));
+    struct mq_graph_canonical_options expand = {0, conv_weight, NULL};
+    ck_assert_int_eq(mq_graph_canonicalize(m, &expand, &counts, &err), 0);
+    ck_assert_ptr_null(find_op(g, "ConstantOfShape"));
+    ck_assert(has_initializer(g, "w"));
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 /*
  * If(true) whose branch returns a node's output, an outer tensor and a Constant: each output
  * stays produced under the If's name (the producer renamed, or an Identity for the outer one).
@@ -298,6 +343,7 @@ int main(void)
     tcase_add_test(tc, test_dequantize_rule);
     tcase_add_test(tc, test_ir3_inputs);
     tcase_add_test(tc, test_inline_constant_if);
+    tcase_add_test(tc, test_aliases_and_expanding_weights);
     tcase_add_test(tc, test_decision_paths);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -50,6 +50,31 @@ START_TEST(pooled_over_samples_and_worst_sample)
 }
 END_TEST
 
+START_TEST(sqnr_standard_error_over_samples)
+{
+    struct mq_error_stats s;
+    mq_error_stats_init(&s);
+    struct mq_error err;
+    /* Two samples of signal 1 with noise 0.01 and 0.03: R = 0.02, residuals -+0.01, so
+       var(R) = 2/1 * 2e-4 / 2^2 = 1e-4 and the standard error is 10/ln10 * 0.01/0.02 dB. */
+    struct mq_tensor r = vec(1, (const float[]){1}), t1 = vec(1, (const float[]){1.1f}),
+                     t2 = vec(1, (const float[]){1.0f + (float)sqrt(0.03)});
+    ck_assert_int_eq(mq_error_stats_add(&s, &r, &t1, "y", &err), MQ_OK);
+    ck_assert_double_eq(mq_error_stats_sqnr_stderr_db(&s), 0.0);   /* one sample: none */
+    ck_assert_int_eq(mq_error_stats_add(&s, &r, &t2, "y", &err), MQ_OK);
+    ck_assert_double_eq_tol(mq_error_stats_sqnr_stderr_db(&s), 10.0 / log(10.0) * 0.5, 1e-5);
+    /* The same noise on every sample: no spread, no error. */
+    struct mq_error_stats e;
+    mq_error_stats_init(&e);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mq_error_stats_add(&e, &r, &t1, "y", &err), MQ_OK);
+    ck_assert_double_eq_tol(mq_error_stats_sqnr_stderr_db(&e), 0.0, 1e-9);
+    mq_tensor_free(&r);
+    mq_tensor_free(&t1);
+    mq_tensor_free(&t2);
+}
+END_TEST
+
 START_TEST(exact_zero_and_opposite)
 {
     struct mq_error err;
@@ -173,6 +198,7 @@ int main(void)
     tcase_add_test(tc, sqnr_cosine_and_max_error);
     tcase_add_test(tc, pooled_over_samples_and_worst_sample);
     tcase_add_test(tc, exact_zero_and_opposite);
+    tcase_add_test(tc, sqnr_standard_error_over_samples);
     tcase_add_test(tc, float16_against_float32);
     tcase_add_test(tc, nonfinite_values_are_counted_not_summed);
     tcase_add_test(tc, shape_mismatch_is_an_error);

@@ -118,7 +118,7 @@ static struct mq_tensor test_input(void)
 
 static void assert_same_outputs(const Onnx__ModelProto *a, const Onnx__ModelProto *b, int n_out)
 {
-    struct mq_tensor x = test_input(), ya[2], yb[2];
+    struct mq_tensor x = test_input(), ya[3], yb[3];
     mr_run(a, &x, 1, ya, n_out);
     mr_run(b, &x, 1, yb, n_out);
     for (int k = 0; k < n_out; k++) {
@@ -291,6 +291,64 @@ START_TEST(test_fold_in_subgraph)
 }
 END_TEST
 
+/*
+ * caffe2's spelling: Conv -> BN -> Mul by [2,1,1] -> Add by [2,1,1] -> Div by a scalar -> y; all
+ * three fold one after the other.  Beside it, Conv -> Mul by a [1,4,4] (per position) constant
+ * and Conv -> Sub with the constant on the left stay.
+ */
+START_TEST(test_affine_chain_folded)
+{
+    Onnx__ModelProto *m = conv_bn_model(1);
+    Onnx__GraphProto *g = m->graph;
+    /* conv_bn_model ends bn -> n -> Relu -> y: put the affine ops between n and the Relu */
+    free(g->node[2]->input[0]);
+    g->node[2]->input[0] = strdup("d");
+    int64_t cd[3] = {2, 1, 1}, pd[3] = {1, 4, 4};
+    const float mul_c[2] = {2.0f, -3.0f}, add_c[2] = {0.5f, -0.25f}, div_c[1] = {4.0f};
+    float per_pos[16];
+    for (int i = 0; i < 16; i++)
+        per_pos[i] = 0.1f * (float)(i + 1);
+    qb_init_f32(g, "mul_c", 3, cd, mul_c);
+    qb_init_f32(g, "add_c", 3, cd, add_c);
+    qb_init_f32(g, "div_c", 0, NULL, div_c);
+    qb_init_f32(g, "pos_c", 3, pd, per_pos);
+    qb_node(g, "Mul", "scale", "n,mul_c", "s");
+    qb_node(g, "Add", "shift", "add_c,s", "a");
+    qb_node(g, "Div", "div", "a,div_c", "d");
+    /* a second branch whose affine ops may not fold */
+    Onnx__NodeProto *conv2 = qb_node(g, "Conv", "conv2", "x,w2", "c2");
+    int64_t wd[4] = {2, 1, 3, 3}, pads[4] = {1, 1, 1, 1};
+    qb_attr_ints(conv2, "pads", 4, pads);
+    qb_init_f32(g, "w2", 4, wd, conv_w);
+    qb_node(g, "Mul", "per_position", "c2,pos_c", "p2");
+    Onnx__NodeProto *conv3 = qb_node(g, "Conv", "conv3", "x,w3", "c3");
+    qb_attr_ints(conv3, "pads", 4, pads);
+    qb_init_f32(g, "w3", 4, wd, conv_w);
+    qb_node(g, "Sub", "reversed", "add_c,c3", "r3");
+    qb_output(g, "p2", 1);
+    qb_output(g, "r3", 1);
+    Onnx__ModelProto *orig = copy_model(m);
+    struct mq_fold_result r;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(r.n, 4);
+    const char *ops[4] = {"BatchNormalization", "Mul", "Add", "Div"};
+    for (int k = 0; k < 4; k++) {
+        ck_assert_str_eq(r.items[k].op_type, ops[k]);
+        ck_assert_str_eq(r.items[k].conv, "conv");
+    }
+    ck_assert_str_eq(node_named(m->graph, "conv")->output[0], "d");
+    ck_assert_ptr_nonnull(node_named(m->graph, "per_position"));
+    ck_assert_ptr_nonnull(node_named(m->graph, "reversed"));
+    ck_assert_ptr_null(init_named(m->graph, "mul_c"));
+    ck_assert_ptr_nonnull(init_named(m->graph, "add_c")); /* still read by 'reversed' */
+    assert_same_outputs(m, orig, 3);
+    mq_fold_result_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+    onnx__model_proto__free_unpacked(orig, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_batchnorm_fold");
@@ -299,6 +357,7 @@ int main(void)
     tcase_add_test(tc, test_shared_weight_copied);
     tcase_add_test(tc, test_not_folded);
     tcase_add_test(tc, test_fold_in_subgraph);
+    tcase_add_test(tc, test_affine_chain_folded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -102,12 +102,23 @@ static const float *values(const Onnx__GraphProto *g, const char *name)
     return NULL;
 }
 
+/* Measure on `dir` then apply, as quantize --calib does. */
+static int equalize_from(struct mq_model *model, const char *dir, int *n, struct mq_error *err)
+{
+    struct mq_ranges maxima = {0};
+    int rc = mq_quant_equalize_measure(model, dir, NULL, &maxima, err);
+    if (rc == MQ_OK)
+        rc = mq_quant_equalize_apply(model, &maxima, n, err);
+    mq_ranges_free(&maxima);
+    return rc;
+}
+
 START_TEST(test_pair_equalized)
 {
     struct mq_model *model = pair_model(0, 0);
     struct mq_error err;
     int n = -1;
-    ck_assert_msg(mq_quant_equalize_conv_pairs(model, calib, 0, &n, &err) == MQ_OK, "%s",
+    ck_assert_msg(equalize_from(model, calib, &n, &err) == MQ_OK, "%s",
                   err.message);
     ck_assert_int_eq(n, 1);
     const Onnx__GraphProto *g = model->proto->graph;
@@ -143,14 +154,14 @@ START_TEST(test_shared_weight_untouched)
     struct mq_model *model = pair_model(1, 0);
     struct mq_error err;
     int n = -1;
-    ck_assert_int_eq(mq_quant_equalize_conv_pairs(model, calib, 0, &n, &err), MQ_OK);
+    ck_assert_int_eq(equalize_from(model, calib, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 0);
     ck_assert(memcmp(values(model->proto->graph, "w1"), W1, sizeof W1) == 0);
     ck_assert(memcmp(values(model->proto->graph, "w2"), W2, sizeof W2) == 0);
     /* Without samples (ranges loaded from a file) nothing is equalized either. */
     mq_model_free(model);
     model = pair_model(0, 0);
-    ck_assert_int_eq(mq_quant_equalize_conv_pairs(model, NULL, 0, &n, &err), MQ_OK);
+    ck_assert_int_eq(equalize_from(model, NULL, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 0);
     ck_assert(memcmp(values(model->proto->graph, "w1"), W1, sizeof W1) == 0);
     mq_model_free(model);
@@ -164,10 +175,50 @@ START_TEST(test_no_pair_across_other_ops)
     struct mq_model *model = pair_model(0, 1);
     struct mq_error err;
     int n = -1;
-    ck_assert_int_eq(mq_quant_equalize_conv_pairs(model, calib, 0, &n, &err), MQ_OK);
+    ck_assert_int_eq(equalize_from(model, calib, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 0);
     ck_assert(memcmp(values(model->proto->graph, "w1"), W1, sizeof W1) == 0);
     mq_model_free(model);
+}
+END_TEST
+
+/* The maxima saved with the ranges and loaded again equalize to the same bits. */
+START_TEST(test_saved_maxima_equalize_the_same)
+{
+    struct mq_model *measured = pair_model(0, 0), *loaded_model = pair_model(0, 0);
+    struct mq_error err;
+    struct mq_ranges maxima = {0}, loaded = {0};
+    int n = -1;
+    ck_assert_int_eq(mq_quant_equalize_measure(measured, calib, NULL, &maxima, &err), MQ_OK);
+    ck_assert_int_eq(maxima.n_channel_maxima, 1);
+    ck_assert_int_eq(maxima.channel_maxima[0].channels, 2);
+    ck_assert(fabs(maxima.channel_maxima[0].max[1] - MID[1]) < 1e-5);
+    maxima.method = strdup("minmax");
+    char path[128];
+    snprintf(path, sizeof path, "%s/ranges.json", calib);
+    ck_assert_msg(mq_ranges_save(&maxima, path, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_ranges_load(path, &loaded, &err) == MQ_OK, "%s", err.message);
+    unlink(path);
+    ck_assert_int_eq(mq_quant_equalize_apply(measured, &maxima, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(mq_quant_equalize_apply(loaded_model, &loaded, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    const char *names[3] = {"w1", "b1", "w2"};
+    size_t sizes[3] = {sizeof W1, sizeof B1, sizeof W2};
+    for (int k = 0; k < 3; k++)
+        ck_assert(memcmp(values(measured->proto->graph, names[k]),
+                         values(loaded_model->proto->graph, names[k]), sizes[k]) == 0);
+    /* Merging a shard's equal maxima changes nothing; a different channel count is refused. */
+    ck_assert_int_eq(mq_ranges_merge_channel_maxima(&loaded, &maxima, &err), MQ_OK);
+    ck_assert_int_eq(loaded.n_channel_maxima, 1);
+    ck_assert(loaded.channel_maxima[0].max[1] == maxima.channel_maxima[0].max[1]);
+    double three[3] = {1, 2, 3};
+    ck_assert_int_ne(mq_ranges_add_channel_maxima(&loaded, maxima.channel_maxima[0].name, 3,
+                                                  three, &err), MQ_OK);
+    mq_ranges_free(&maxima);
+    mq_ranges_free(&loaded);
+    mq_model_free(measured);
+    mq_model_free(loaded_model);
 }
 END_TEST
 
@@ -179,6 +230,7 @@ int main(void)
     tcase_add_test(tc, test_pair_equalized);
     tcase_add_test(tc, test_shared_weight_untouched);
     tcase_add_test(tc, test_no_pair_across_other_ops);
+    tcase_add_test(tc, test_saved_maxima_equalize_the_same);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -38,11 +38,11 @@ START_TEST(test_target_met)
     r.compare.n_outputs = 2;
     set_output(&r.compare.outputs[0], "boxes", 31.0, 0, 0);
     set_output(&r.compare.outputs[1], "scores", 26.0, 100, 97);
-    struct mq_target t = {1, 25.0, 0, 0};
+    struct mq_target t = {1, 25.0, 0, 0, 0};
     ck_assert(mq_target_met(&t, &r));
     t.sqnr_db = 30.0;   /* "scores" is short */
     ck_assert(!mq_target_met(&t, &r));
-    struct mq_target a = {0, 0, 1, 97.0};
+    struct mq_target a = {0, 0, 1, 97.0, 0};
     ck_assert(mq_target_met(&a, &r));
     a.agreement_pct = 98.0;
     ck_assert(!mq_target_met(&a, &r));
@@ -51,6 +51,34 @@ START_TEST(test_target_met)
     t.sqnr_db = 1.0;
     ck_assert(!mq_target_met(&t, &r));
     ck_assert(isinf(mq_check_output_sqnr_db(&r, 0)));
+    mq_check_result_free(&r);
+}
+END_TEST
+
+/* With a margin, an output must clear the target by that many standard errors of its SQNR. */
+START_TEST(test_target_margin)
+{
+    struct mq_check_result r;
+    memset(&r, 0, sizeof r);
+    r.compare.outputs = calloc(1, sizeof *r.compare.outputs);
+    r.compare.n_outputs = 1;
+    /* Two samples of signal 1, noise 0.01 and 0.03: 16.99 dB pooled, standard error 2.17 dB. */
+    set_output(&r.compare.outputs[0], "y", 10.0 * log10(1 / 0.02), 0, 0);
+    struct mq_error_stats *st = &r.compare.outputs[0].stats;
+    st->sum_ref2 = 2.0;
+    st->sum_err2 = 0.04;
+    st->samples = 2;
+    st->sum_sample_r2 = 2.0;
+    st->sum_sample_e2 = 0.01 * 0.01 + 0.03 * 0.03;
+    st->sum_sample_re = 0.04;
+    struct mq_target t = {1, 16.0, 0, 0, 0};
+    ck_assert(mq_target_met(&t, &r));
+    t.stderr_multiple = 0.4;   /* 16.99 - 0.87 */
+    ck_assert(mq_target_met(&t, &r));
+    t.stderr_multiple = 1.0;   /* 16.99 - 2.17 */
+    ck_assert(!mq_target_met(&t, &r));
+    t.sqnr_db = 14.5;
+    ck_assert(mq_target_met(&t, &r));
     mq_check_result_free(&r);
 }
 END_TEST
@@ -122,12 +150,57 @@ START_TEST(test_fallback_int16_pairs)
 }
 END_TEST
 
+/*
+ * x -> Q -> DQ -> conv (float weight) -> relu -> [tail] : onnxruntime quantizes conv itself
+ * when everything after the Relu is QuantizeLinear, and only then.
+ */
+static int requantized(const char *tail, int conv_input_float)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t dims[4] = {1, 2, 4, 4}, wd[4] = {2, 2, 1, 1}, one[1] = {1};
+    float w[4] = {1, 2, 3, 4}, scale[1] = {0.1f};
+    qb_input(g, "x", MQ_DTYPE_FLOAT, 4, dims);
+    qb_init_f32(g, "w", 4, wd, w);
+    qb_init_f32(g, "s", 1, one, scale);
+    qb_node(g, "QuantizeLinear", "q0", "x,s", "xq");
+    qb_node(g, "DequantizeLinear", "dq0", "xq,s", "xd");
+    Onnx__NodeProto *conv = qb_node(g, "Conv", "conv", conv_input_float ? "x,w" : "xd,w", "c");
+    qb_node(g, "Relu", "relu", "c", "r");
+    if (strcmp(tail, "quantize") == 0 || strcmp(tail, "quantize+output") == 0) {
+        qb_node(g, "QuantizeLinear", "q1", "r,s", "rq");
+        qb_node(g, "DequantizeLinear", "dq1", "rq,s", "y");
+    } else {
+        qb_node(g, "Sigmoid", "sig", "r", "y");
+    }
+    qb_output(g, "y", MQ_DTYPE_FLOAT);
+    if (strcmp(tail, "quantize+output") == 0)
+        qb_output(g, "r", MQ_DTYPE_FLOAT);
+    Onnx__NodeProto *nodes[1] = {conv};
+    int flag = -1;
+    struct mq_error err;
+    ck_assert_int_eq(mq_fallback_requantized_by_runtime(m, nodes, 1, &flag, &err), MQ_OK);
+    onnx__model_proto__free_unpacked(m, NULL);
+    return flag;
+}
+
+START_TEST(test_fallback_requantized_by_runtime)
+{
+    ck_assert_int_eq(requantized("quantize", 0), 1);
+    ck_assert_int_eq(requantized("quantize", 1), 0);        /* float input: stays float */
+    ck_assert_int_eq(requantized("float", 0), 0);           /* a float reader after it */
+    ck_assert_int_eq(requantized("quantize+output", 0), 0); /* the model returns its output */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_target");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_target_met);
+    tcase_add_test(tc, test_target_margin);
     tcase_add_test(tc, test_exclusions_match_only_their_node);
     tcase_add_test(tc, test_fallback_int16_pairs);
+    tcase_add_test(tc, test_fallback_requantized_by_runtime);
     return mq_check_run(s, tc);
 }

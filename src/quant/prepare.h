@@ -1,0 +1,56 @@
+/*
+ * The graph that gets calibrated and quantized, made from a loaded model the
+ * same way by every command that observes or quantizes tensors (quantize,
+ * calibrate), so that ranges one saves name and describe the tensors the
+ * other quantizes: the canonical pass (weights made by expanding nodes such
+ * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization and
+ * Pad folded into the Conv before or after them, optionally HardSwish split
+ * into ops onnxruntime runs in int8 and Conv inputs padded to the channels its
+ * fast int8 kernel takes, and cross-layer range equalization
+ * measured on the calibration samples.
+ */
+#ifndef MQ_QUANT_PREPARE_H
+#define MQ_QUANT_PREPARE_H
+
+#include "calib/ranges.h"
+#include "calib/reader.h"
+#include "graph/canonical.h"
+#include "model/model.h"
+#include "quant/batchnorm_fold.h"
+#include "util/error.h"
+
+struct mq_quant_prepare_options {
+    /* Ranges loaded from files: their channel maxima decide the equalization (the graph they
+       were calibrated on is made again); NULL: measured on calib_dir. */
+    const struct mq_ranges *loaded;
+    /* Samples for equalization when nothing is loaded; NULL: nothing equalized. */
+    const char *calib_dir;
+    /* How they are read: limit and pre-processing; shards are ignored, since every shard of a
+       sharded calibration must equalize the same way to describe the same graph. */
+    const struct mq_calib_open_options *open;
+    int split_hardswish;
+    /* > 0: a model importing an older opset is converted after the canonical pass to this
+       one (13 at least: what the quantization scheme needs), `opset_reason` saying why. */
+    int min_opset;
+    const char *opset_reason;
+    /* Conv inputs padded to the channel count onnxruntime's fast int8 kernel takes
+       (quant/channel_pad.h). */
+    int pad_channels;
+};
+
+struct mq_quant_prepare_result {
+    struct mq_graph_canonical_counts canonical;
+    struct mq_fold_result batchnorm_folds;
+    int pads_folded;
+    int hardswish_split;
+    int channels_padded;
+    int pairs_equalized;
+    /* The channel maxima equalization used (loaded or measured): saved with the ranges. */
+    struct mq_ranges channel_maxima;
+};
+
+int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare_options *options,
+                           struct mq_quant_prepare_result *out, struct mq_error *err);
+void mq_quant_prepare_result_free(struct mq_quant_prepare_result *r);
+
+#endif
