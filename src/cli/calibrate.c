@@ -297,8 +297,9 @@ int mq_cli_calibrate(int argc, char **argv)
     struct mq_quant_prepare_result prep = {0};
     if (rc == MQ_OK) {
         struct mq_calib_open_options open = {limit, 0, 0, &preprocess};
+        /* quantize's channel pads (default scheme): their outputs are tensors it observes */
         struct mq_quant_prepare_options po = {have_loaded ? &loaded : NULL, calib, &open,
-                                              split_hardswish, 0, NULL};
+                                              split_hardswish, 0, NULL, 1};
         rc = mq_quant_prepare_graph(model, &po, &prep, &err);
     }
     if (rc == MQ_OK)

@@ -77,6 +77,9 @@ int mq_cli_dequantize(int argc, char **argv)
                            r.restored_by_guess ? " (Relus where a pair clamps at 0: the model "
                                                  "has no record of what the quantizer folded)"
                                                : "");
+        if (r.channels_unpadded)
+            mq_text_printf(stderr, "  Conv input channel padding taken out: %d\n",
+                           r.channels_unpadded);
         if (r.kept_quantize || r.kept_dequantize)
             mq_text_printf(stderr,
                            "  left in place: %d QuantizeLinear, %d DequantizeLinear (read by "

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/channel_pad.h"
 #include "quant/dequantize_state.h"
 #include "core/limits.h"
 #include "graph/edit.h"
@@ -251,10 +252,16 @@ int mq_dequantize(Onnx__ModelProto *model, const struct mq_dequantize_options *o
         rc = dequantize_oom(&m);
     if (rc == MQ_OK)
         rc = mq_dequantize_read_record(&m);
+    /* A channel Pad the quantizer moved onto 8-bit data goes back in front of its pair */
+    if (rc == MQ_OK && !m.o->weights_only)
+        rc = mq_channel_pads_to_float(model, err);
     if (rc == MQ_OK)
         rc = process_graph(&m, model->graph, NULL, 0);
     if (rc == MQ_OK)
         rc = mq_dequantize_cleanup(&m);
+    /* With the pairs gone the Pad feeds the Conv directly again and its zero weights are float */
+    if (rc == MQ_OK && !m.o->weights_only)
+        rc = mq_unpad_conv_input_channels(model, &result->channels_unpadded, err);
     if (rc == MQ_OK && result->weights_folded == 0 && result->pairs_removed == 0)
         rc = mq_error_set(err, "none of the model's %d QuantizeLinear/DequantizeLinear nodes "
                           "could be removed (no DequantizeLinear of a constant, no "

@@ -14,6 +14,9 @@
  *     exactly zero after an op that can go negative (Conv, Gemm, MatMul, Add,
  *     ...), which also catches tensors that were merely never negative on
  *     the calibration samples;
+ *   - where the quantizer padded a Conv's input with zero channels for
+ *     onnxruntime's fast kernel (its record, MQ_PADDED_CHANNELS_KEY in
+ *     quant/channel_pad.h), the Pad and the zero weights go again;
  *   - everything else stays as it is; initializers and value infos that only
  *     the removed nodes used are dropped.
  * Subgraphs are processed like the main graph.  The weights keep their
@@ -49,6 +52,7 @@ struct mq_dequantize_result {
     int kept_quantize;        /* QuantizeLinear left: an output not read by DequantizeLinear only */
     int kept_dequantize;      /* DequantizeLinear left: of a graph input or a kept QuantizeLinear */
     int initializers_removed;
+    int channels_unpadded;    /* Conv inputs the quantizer padded with zero channels, restored */
 };
 
 /*

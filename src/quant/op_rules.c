@@ -91,7 +91,23 @@ static int clip_bounds(const struct mq_op_query *q, const Onnx__NodeProto *node,
      .weight_input = -1, .bias_input = -1}
 
 static const struct mq_op_rule rules[] = {
-    WEIGHTED("Conv", MQ_AXIS_CONV, 2, NULL, 1, 1),
+    /*
+     * onnxruntime 1.30's fast int8 Conv (x86: AVX2, AVX-512) wants the input
+     * channels a multiple of 4 and at least 16 output channels, a multiple of
+     * 8 on AVX2 (4 on AVX-512).  Measured, one thread, kernel time: squeezenet's
+     * first Conv (3 -> 64, 3x3 stride 2, 224x224) 1299 us in int8, 423 us in
+     * float, 356 us with its input padded to 4 channels (+71 us for the Pad);
+     * 1 -> 64 5x5 on 224x224 10.7 ms, 3.8 ms padded to 4 channels.  The gain
+     * shrinks as the kernel dimension C*kh*kw grows (generic path against
+     * padded, us): 25 -> 10680/3792, 27 -> 1299/393, 42 -> 34/20, 54 -> 554/394,
+     * but 75 (3 -> 24 5x5, blazeface's first Conv) 216/217 and 147 (3 -> 96
+     * 7x7) 1963/1942, where the Pad is a pure cost: padded up to 64.
+     */
+    {.op_type = "Conv", .role = MQ_ROLE_WEIGHTED, .by_default = 1, .n_data_inputs = 1,
+     .weight_input = 1, .weight_axis = MQ_AXIS_CONV, .bias_input = 2,
+     .weight_zero_point_optional = 1, .bias_correction = 1, .starts_island = 1,
+     .fast_input_channel_align = 4, .fast_min_outputs = 16, .fast_output_align = 8,
+     .fast_pad_max_kernel_dim = 64, .float_reads_float = 1},
     /*
      * onnxruntime's CPU provider has no integer ConvTranspose: quantized, it
      * runs DequantizeLinear -> float ConvTranspose -> QuantizeLinear on an

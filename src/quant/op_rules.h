@@ -91,6 +91,20 @@ struct mq_op_rule {
      * float, 0.7 dB so requantized).
      */
     int float_reads_float;
+    /*
+     * The shapes onnxruntime's fast int8 kernel (its indirect symmetric
+     * convolution) takes, for a group-1 node with a [M, C, k...] weight: C a
+     * multiple of fast_input_channel_align, M at least fast_min_outputs and a
+     * multiple of fast_output_align; other shapes run a generic im2col path,
+     * up to 3.6x slower, often slower than float.  When only C is off, the
+     * quantizer pads the input channels with zeros up to the multiple
+     * (channel_pad.c), where the node's kernel dimension (C times the kernel
+     * elements) is at most fast_pad_max_kernel_dim: past it the generic path
+     * is about as fast and the Pad would cost more than it saves.  0: no such
+     * rule.
+     */
+    int fast_input_channel_align, fast_min_outputs, fast_output_align;
+    int fast_pad_max_kernel_dim;
     /* The output's range is fixed, whatever calibration saw (Softmax: [0, 1]). */
     int fixed_output_range;
     float output_min, output_max;

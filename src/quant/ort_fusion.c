@@ -119,6 +119,12 @@ static int dq_input_type(const struct mq_graph_index *idx, const Onnx__NodeProto
     const Onnx__TensorProto *x = mq_graph_find_initializer(idx, dq->input[0]);
     if (x)
         return x->data_type;
+    /* x and the zero point share their type: this also covers 8-bit data an op such as a
+       channel Pad wrote after the QuantizeLinear */
+    const Onnx__TensorProto *zp = input_present(dq, 2) ? mq_graph_find_initializer(idx, dq->input[2])
+                                                        : NULL;
+    if (zp && zp->has_data_type)
+        return zp->data_type;
     const Onnx__NodeProto *q = producer(idx, dq->input[0]);
     return is_op(q, "QuantizeLinear") ? q_output_type(idx, q) : 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "graph/edit.h"
+#include "quant/channel_pad.h"
 #include "quant/equalize.h"
 #include "quant/hardswish_split.h"
 #include "quant/opset.h"
@@ -73,6 +74,8 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_fold_pad_into_conv(proto, &out->pads_folded, err);
     if (rc == MQ_OK && options->split_hardswish)
         rc = mq_split_hardswish(proto, &out->hardswish_split, err);
+    if (rc == MQ_OK && options->pad_channels)
+        rc = mq_pad_conv_input_channels(proto, &out->channels_padded, err);
     if (rc == MQ_OK && options->loaded) {
         rc = mq_ranges_merge_channel_maxima(&out->channel_maxima, options->loaded, err);
     } else if (rc == MQ_OK && options->calib_dir) {

@@ -5,7 +5,8 @@
  * other quantizes: the canonical pass (weights made by expanding nodes such
  * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization and
  * Pad folded into the Conv before or after them, optionally HardSwish split
- * into ops onnxruntime runs in int8, and cross-layer range equalization
+ * into ops onnxruntime runs in int8 and Conv inputs padded to the channels its
+ * fast int8 kernel takes, and cross-layer range equalization
  * measured on the calibration samples.
  */
 #ifndef MQ_QUANT_PREPARE_H
@@ -32,6 +33,9 @@ struct mq_quant_prepare_options {
        one (13 at least: what the quantization scheme needs), `opset_reason` saying why. */
     int min_opset;
     const char *opset_reason;
+    /* Conv inputs padded to the channel count onnxruntime's fast int8 kernel takes
+       (quant/channel_pad.h). */
+    int pad_channels;
 };
 
 struct mq_quant_prepare_result {
@@ -39,6 +43,7 @@ struct mq_quant_prepare_result {
     struct mq_fold_result batchnorm_folds;
     int pads_folded;
     int hardswish_split;
+    int channels_padded;
     int pairs_equalized;
     /* The channel maxima equalization used (loaded or measured): saved with the ranges. */
     struct mq_ranges channel_maxima;

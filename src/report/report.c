@@ -412,6 +412,9 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "skipped", c.skipped);
     mq_json_key_int(&j, "quantized_tensors", r->result->n_tensors);
     mq_json_key_int(&j, "float_tensors", r->result->n_skipped);
+    mq_json_key_int(&j, "pads_folded", r->pads_folded);
+    mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
+    mq_json_key_int(&j, "channels_padded", r->channels_padded);
     mq_json_object_end(&j);
     write_check(&j, r);
     write_search(&j, r);
@@ -637,6 +640,13 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
             mq_text_printf(out, "  %d per-channel Mul/Add/Sub/Div by a constant folded into the "
                            "Conv before it\n", r->folds->n - n_bn);
     }
+    if (r->pads_folded)
+        mq_text_printf(out, "  %d Pad folded into the Conv after it\n", r->pads_folded);
+    if (r->hardswish_split)
+        mq_text_printf(out, "  %d HardSwish written as Add, Clip, Mul, Mul\n", r->hardswish_split);
+    if (r->channels_padded)
+        mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
+                       "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
     print_op_table(out, r);
     char before[32], after[32];
     human_bytes(r->model_bytes_before, before, sizeof before);
