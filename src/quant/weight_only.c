@@ -71,6 +71,24 @@ void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits)
     out[j / per_byte] |= (uint8_t)(v << ((j % per_byte) * bits));
 }
 
+int mq_weight_only_names_make(struct mq_weight_only_names *nm, const char *tensor,
+                              const Onnx__NodeProto *node, const char *role, int format_qdq,
+                              int bits)
+{
+    const char *base = node->name && node->name[0] ? node->name : node->output[0];
+    nm->data = mq_str_printf("%s_Q%d", tensor, bits);
+    nm->scales = mq_str_printf("%s_scales", tensor);
+    nm->zeros = mq_str_printf("%s_zero_points", tensor);
+    nm->node = format_qdq ? mq_str_printf("%s_%s_dequantize", base, role)
+                          : mq_str_printf("%s_Q%d", base, bits);
+    nm->deq = mq_str_printf("%s_dequantized", tensor);
+    if (nm->data && nm->scales && nm->zeros && nm->node && nm->deq)
+        return 0;
+    mq_weight_only_names_free(nm);
+    memset(nm, 0, sizeof *nm);
+    return -1;
+}
+
 void mq_weight_only_names_free(struct mq_weight_only_names *nm)
 {
     free(nm->data);
@@ -214,15 +232,11 @@ static int rewrite_one(Onnx__GraphProto *g, Onnx__NodeProto *mm, Onnx__TensorPro
     uint8_t *u = malloc((size_t)(k * n));
     float *scales = malloc((size_t)(kb * n) * sizeof *scales);
     int *zeros = malloc((size_t)(kb * n) * sizeof *zeros);
-    const char *base = mm->name && mm->name[0] ? mm->name : mm->output[0];
-    struct mq_weight_only_names nm = {mq_str_printf("%s_Q%d", wt->name, bq.bits),
-                          mq_str_printf("%s_scales", wt->name),
-                          mq_str_printf("%s_zero_points", wt->name),
-                          mq_str_printf(o->format_qdq ? "%s_weight_dequantize" : "%s_Q%d", base,
-                                        bq.bits),
-                          mq_str_printf("%s_dequantized", wt->name)};
+    struct mq_weight_only_names nm = {0};
+    int named =
+        mq_weight_only_names_make(&nm, wt->name, mm, "weight", o->format_qdq, bq.bits) == 0;
     int rc = MQ_OK;
-    if (!u || !scales || !zeros || !nm.data || !nm.scales || !nm.zeros || !nm.node || !nm.deq) {
+    if (!u || !scales || !zeros || !named) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
         goto done;
     }

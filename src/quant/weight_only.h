@@ -84,6 +84,12 @@ void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits);
 struct mq_weight_only_names {
     char *data, *scales, *zeros, *node, *deq;
 };
+/* The names for weight `tensor` read by `node` (named after the node, else its first output);
+   `role` names the DequantizeLinear (`--format qdq`): "weight", "table".  0, or -1 when out of
+   memory (nothing left to free). */
+int mq_weight_only_names_make(struct mq_weight_only_names *nm, const char *tensor,
+                              const Onnx__NodeProto *node, const char *role, int format_qdq,
+                              int bits);
 void mq_weight_only_names_free(struct mq_weight_only_names *nm);
 
 /*

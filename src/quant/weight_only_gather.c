@@ -167,15 +167,11 @@ int mq_weight_only_gather_rewrite(Onnx__GraphProto *g, Onnx__NodeProto *gather,
     uint8_t *u = malloc((size_t)(rows * cols));
     float *scales = malloc((size_t)(rows * nb) * sizeof *scales);
     int *zeros = malloc((size_t)(rows * nb) * sizeof *zeros);
-    const char *base = gather->name && gather->name[0] ? gather->name : gather->output[0];
-    struct mq_weight_only_names nm = {mq_str_printf("%s_Q%d", table->name, bq.bits),
-                              mq_str_printf("%s_scales", table->name),
-                              mq_str_printf("%s_zero_points", table->name),
-                              mq_str_printf(o->format_qdq ? "%s_table_dequantize" : "%s_Q%d",
-                                            base, bq.bits),
-                              mq_str_printf("%s_dequantized", table->name)};
+    struct mq_weight_only_names nm = {0};
+    int named = mq_weight_only_names_make(&nm, table->name, gather, "table", o->format_qdq,
+                                          bq.bits) == 0;
     int rc = MQ_OK;
-    if (!u || !scales || !zeros || !nm.data || !nm.scales || !nm.zeros || !nm.node || !nm.deq) {
+    if (!u || !scales || !zeros || !named) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
         goto done;
     }
