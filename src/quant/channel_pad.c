@@ -87,7 +87,12 @@ static int decode_float(const Onnx__TensorProto *init, struct mq_tensor *t)
         init->n_external_data || (init->has_data_location && init->data_location))
         return 0;
     struct mq_error ignored;
-    return mq_tensor_from_proto(init, mq_str(init->name), t, &ignored) == MQ_OK && t->rank >= 3;
+    if (mq_tensor_from_proto(init, mq_str(init->name), t, &ignored) != MQ_OK)
+        return 0;
+    if (t->rank >= 3)
+        return 1;
+    mq_tensor_free(t); /* a Gemm's or MatMul's 2-D weight: decoded, not a Conv's */
+    return 0;
 }
 
 /*
