@@ -130,6 +130,7 @@ static char *display_name(const Onnx__NodeProto *node, int index)
 struct fold_params {
     struct mq_tensor w, b;
     int has_b;
+    int transposed; /* a ConvTranspose: its weight [C_in, C_out, k...] has the outputs on axis 1 */
     double *a, *s;
 };
 
@@ -266,11 +267,15 @@ static int foldable(const struct mq_graph_index *idx, int index, int *conv_index
     if (!xt || xt->producer < 0 || !only_reader(idx, x, index))
         return 0;
     const Onnx__NodeProto *conv = g->node[xt->producer];
-    if (!mq_node_is_op(conv, "Conv") || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
+    /* A grouped ConvTranspose's output channels are spread over groups: only group 1 here. */
+    p->transposed =
+        mq_node_is_op(conv, "ConvTranspose") && mq_node_attr_int(conv, "group", 1) == 1;
+    if ((!mq_node_is_op(conv, "Conv") && !p->transposed) || conv->n_output != 1 ||
+        strcmp(conv->output[0], x) != 0)
         return 0;
     if (!decode_f32(idx, mq_graph_input_at(conv, 1), &p->w))
         return 0;
-    int64_t c = p->w.rank >= 3 ? p->w.dims[0] : 0;
+    int64_t c = p->w.rank >= 3 ? p->w.dims[p->transposed] : 0;
     int ok = c > 0;
     if (ok && mq_graph_input_at(conv, 2)) {
         ok = decode_f32(idx, mq_graph_input_at(conv, 2), &p->b) && p->b.count == c;
@@ -295,7 +300,9 @@ static int foldable(const struct mq_graph_index *idx, int index, int *conv_index
  */
 static int fold_values(struct fold_params *p, struct mq_tensor *bias)
 {
-    int64_t c = p->w.dims[0], inner = p->w.count / c;
+    /* [outer, c, inner]: outer 1 for a Conv ([M, C/g, k...]), C_in for a ConvTranspose */
+    int64_t c = p->w.dims[p->transposed], outer = p->transposed ? p->w.dims[0] : 1;
+    int64_t inner = p->w.count / (c * outer);
     float *w = p->w.data, *out = bias->data;
     const float *b = p->has_b ? p->b.data : NULL;
     for (int64_t o = 0; o < c; o++) {
@@ -303,12 +310,14 @@ static int fold_values(struct fold_params *p, struct mq_tensor *bias)
         double nb = (b ? (double)b[o] : 0.0) * a + p->s[o];
         if (!isfinite(a) || !isfinite((float)nb))
             return 0;
-        for (int64_t e = 0; e < inner; e++) {
-            float v = (float)((double)w[o * inner + e] * a);
-            if (!isfinite(v))
-                return 0;
-            w[o * inner + e] = v;
-        }
+        for (int64_t i = 0; i < outer; i++)
+            for (int64_t e = 0; e < inner; e++) {
+                float *wv = &w[(i * c + o) * inner + e];
+                float v = (float)((double)*wv * a);
+                if (!isfinite(v))
+                    return 0;
+                *wv = v;
+            }
         out[o] = (float)nb;
     }
     return 1;
@@ -350,7 +359,7 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
     Onnx__GraphProto *g = idx->graph;
     Onnx__NodeProto *bn = g->node[bn_index], *conv = g->node[conv_index];
     struct mq_tensor bias = {0};
-    int64_t c = p->w.dims[0];
+    int64_t c = p->w.dims[p->transposed];
     int rc = mq_tensor_alloc(&bias, MQ_DTYPE_FLOAT, 1, &c, "folded bias", fc->err);
     if (rc)
         return rc;

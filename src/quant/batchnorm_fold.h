@@ -34,7 +34,8 @@ struct mq_fold_result {
  * Folds every BatchNormalization (inference form, one output), and every Mul,
  * Add (by a constant on either side), Sub or Div (by a constant on the right)
  * whose constant holds one value or one per channel, whose input is produced
- * by a Conv read by nothing else and not returned by the graph, when the
+ * by a Conv (or a ConvTranspose of group 1, whose weight holds the output
+ * channels on axis 1) read by nothing else and not returned by the graph, when the
  * Conv's weight and bias and the parameters are float32 initializers with
  * one value per output channel; chains (BatchNormalization, then Mul, then
  * Add) fold one after the other.  Weights read by

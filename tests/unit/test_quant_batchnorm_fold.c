@@ -349,6 +349,53 @@ START_TEST(test_affine_chain_folded)
 }
 END_TEST
 
+/* ConvTranspose (group 1: output channels on the weight's axis 1) -> BatchNormalization folds;
+   with group 2 it stays. */
+START_TEST(test_conv_transpose_bn_folded)
+{
+    for (int grouped = 0; grouped < 2; grouped++) {
+        Onnx__ModelProto *m = qb_model(13);
+        Onnx__GraphProto *g = m->graph;
+        int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {1, 4, 2, 2}, cd[1] = {4};
+        float w[16], b[4] = {0.1f, -0.2f, 0.3f, 0.0f};
+        float scale[4] = {1.5f, -0.5f, 2.0f, 0.7f}, shift[4] = {0.25f, 1.0f, -1.0f, 0.0f};
+        float mean[4] = {0.2f, -0.3f, 0.1f, 0.05f}, var[4] = {0.5f, 2.0f, 1.0f, 0.25f};
+        for (int i = 0; i < 16; i++)
+            w[i] = 0.1f * (float)(i % 7) - 0.3f;
+        if (grouped) {
+            xd[1] = 2;
+            wd[0] = 2;
+            wd[1] = 2;
+        }
+        qb_input(g, "x", 1, 4, xd);
+        qb_init_f32(g, "w", 4, wd, w);
+        qb_init_f32(g, "b", 1, cd, b);
+        qb_init_f32(g, "s", 1, cd, scale);
+        qb_init_f32(g, "t", 1, cd, shift);
+        qb_init_f32(g, "m", 1, cd, mean);
+        qb_init_f32(g, "v", 1, cd, var);
+        Onnx__NodeProto *ct = qb_node(g, "ConvTranspose", "up", "x,w,b", "c");
+        if (grouped)
+            qb_attr_int(ct, "group", 2);
+        qb_node(g, "BatchNormalization", "bn", "c,s,t,m,v", "y");
+        qb_output(g, "y", 1);
+        Onnx__ModelProto *orig = copy_model(m);
+        struct mq_fold_result r;
+        struct mq_error err;
+        ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+        ck_assert_int_eq(r.n, grouped ? 0 : 1);
+        ck_assert_int_eq((int)m->graph->n_node, grouped ? 2 : 1);
+        if (!grouped) {
+            ck_assert_str_eq(m->graph->node[0]->output[0], "y");
+            assert_same_outputs(m, orig, 1);
+        }
+        mq_fold_result_free(&r);
+        onnx__model_proto__free_unpacked(m, NULL);
+        onnx__model_proto__free_unpacked(orig, NULL);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_batchnorm_fold");
@@ -358,6 +405,7 @@ int main(void)
     tcase_add_test(tc, test_not_folded);
     tcase_add_test(tc, test_fold_in_subgraph);
     tcase_add_test(tc, test_affine_chain_folded);
+    tcase_add_test(tc, test_conv_transpose_bn_folded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
