@@ -411,6 +411,8 @@ done:
 
 struct mq_tensor_info *mq_graph_tensor(const struct mq_graph_index *index, const char *name)
 {
+    if (!name)
+        return NULL; /* an absent input: no tensor */
     int i = mq_strmap_get(index->by_name, name);
     return i >= 0 ? &index->tensors[i] : NULL;
 }

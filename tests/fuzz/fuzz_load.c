@@ -1,8 +1,15 @@
-/* libFuzzer target: the model loader (wire pre-check, protobuf-c, validation) and the summary. */
+/*
+ * libFuzzer target: the model loader (wire pre-check, protobuf-c, validation), the summary,
+ * the planner, and the graph quantize prepares before it calibrates (quant/prepare.h without
+ * samples: the canonical pass with constant folding through the interpreter, opset conversion
+ * to 13, BatchNormalization/Mul/Add/Pad folds, HardSwish split, channel padding), which must leave
+ * a model the planner and the packer take, or fail with a message.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "quant/prepare.h"
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/summary.h"
@@ -22,6 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mq_plan *plan;
     if (mq_plan_build(model, &plan, &err) == 0)
         mq_plan_free(plan);
+    struct mq_quant_prepare_options prepare = {NULL, NULL, NULL, 1, 13, "fuzzing", 1};
+    struct mq_quant_prepare_result prepared;
+    err.message[0] = 0;
+    if (mq_quant_prepare_graph(model, &prepare, &prepared, &err) == 0) {
+        if (mq_plan_build(model, &plan, &err) == 0)
+            mq_plan_free(plan);
+    } else if (!err.message[0]) {
+        abort(); /* a failure must say why */
+    }
+    mq_quant_prepare_result_free(&prepared);
     size_t packed = onnx__model_proto__get_packed_size(model->proto);
     uint8_t *buf = malloc(packed ? packed : 1);
     if (buf) {
