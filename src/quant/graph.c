@@ -31,6 +31,65 @@ long long mq_node_attr_int(const Onnx__NodeProto *node, const char *name, long l
     return a && a->has_i ? a->i : fallback;
 }
 
+/* n integers of an INTS attribute, `fallback` each when absent; 0 when it holds another count. */
+static int attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, int n,
+                     int64_t fallback)
+{
+    const Onnx__AttributeProto *a = mq_node_attr(node, name);
+    for (int i = 0; i < n; i++)
+        out[i] = fallback;
+    if (!a)
+        return 1;
+    if ((int)a->n_ints != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        out[i] = a->ints[i];
+    return 1;
+}
+
+int mq_conv_attrs_read(const Onnx__NodeProto *node, int spatial, struct mq_conv_attrs *out)
+{
+    int k = spatial;
+    if (k < 1 || k > MQ_CONV_MAX_SPATIAL || !attr_ints(node, "strides", out->strides, k, 1) ||
+        !attr_ints(node, "dilations", out->dilations, k, 1) ||
+        !attr_ints(node, "pads", out->pads, 2 * k, 0))
+        return 0;
+    for (int d = 0; d < k; d++)
+        if (out->strides[d] < 1 || out->dilations[d] < 1 || out->pads[d] < 0 ||
+            out->pads[k + d] < 0)
+            return 0;
+    char pad[32];
+    mq_node_attr_string(node, "auto_pad", pad, sizeof pad);
+    out->auto_pad = !pad[0] || strcmp(pad, "NOTSET") == 0 ? 0
+                    : strcmp(pad, "VALID") == 0           ? 1
+                    : strcmp(pad, "SAME_UPPER") == 0      ? 2
+                    : strcmp(pad, "SAME_LOWER") == 0      ? 3
+                                                          : -1;
+    return out->auto_pad >= 0;
+}
+
+int mq_conv_output_dim(int auto_pad, int64_t in, int64_t kernel, int64_t stride,
+                       int64_t dilation, int64_t pad_begin, int64_t pad_end, int64_t *out,
+                       int64_t *pad)
+{
+    int64_t span = dilation * (kernel - 1) + 1;
+    if (auto_pad >= 2) {
+        int64_t o = (in + stride - 1) / stride, total = (o - 1) * stride + span - in;
+        total = total < 0 ? 0 : total;
+        *pad = auto_pad == 2 ? total / 2 : total - total / 2;
+        *out = o;
+        return o > 0;
+    }
+    if (auto_pad == 1)
+        pad_begin = pad_end = 0;
+    int64_t room = in + pad_begin + pad_end - span;
+    if (room < 0)
+        return 0;
+    *out = room / stride + 1;
+    *pad = pad_begin;
+    return 1;
+}
+
 float mq_node_attr_float(const Onnx__NodeProto *node, const char *name, float fallback)
 {
     const Onnx__AttributeProto *a = mq_node_attr(node, name);

@@ -8,6 +8,7 @@
 #define MQ_QUANT_GRAPH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "graph/edit.h"
 #include "onnx.pb-c.h"
@@ -84,6 +85,24 @@ float mq_node_attr_float(const Onnx__NodeProto *node, const char *name, float fa
 /* A string attribute copied into buf ("" when absent). */
 const char *mq_node_attr_string(const Onnx__NodeProto *node, const char *name, char *buf,
                                 size_t size);
+
+/* A Conv's geometry attributes, for up to MQ_CONV_MAX_SPATIAL spatial dims. */
+#define MQ_CONV_MAX_SPATIAL 3
+struct mq_conv_attrs {
+    int64_t strides[MQ_CONV_MAX_SPATIAL], dilations[MQ_CONV_MAX_SPATIAL];
+    int64_t pads[2 * MQ_CONV_MAX_SPATIAL]; /* the begins, then the ends */
+    int auto_pad;                          /* 0 NOTSET, 1 VALID, 2 SAME_UPPER, 3 SAME_LOWER */
+};
+
+/* Reads strides and dilations (default 1), pads (default 0) and auto_pad for `spatial` dims:
+   1, or 0 when one is malformed (wrong count, below its minimum, unknown auto_pad). */
+int mq_conv_attrs_read(const Onnx__NodeProto *node, int spatial, struct mq_conv_attrs *out);
+
+/* One spatial dim of a Conv: its output size and leading pad; 0 when the input is too small
+   for the kernel. */
+int mq_conv_output_dim(int auto_pad, int64_t in, int64_t kernel, int64_t stride,
+                       int64_t dilation, int64_t pad_begin, int64_t pad_end, int64_t *out,
+                       int64_t *pad);
 
 /*
  * Adds to refs every name a node of g (or of its subgraphs) reads and every

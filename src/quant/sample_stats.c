@@ -18,7 +18,7 @@
 #include "quant/graph.h"
 #include "quant/params.h"
 
-#define MAX_SPATIAL 3
+#define MAX_SPATIAL MQ_CONV_MAX_SPATIAL
 /* Means per node (channels x taps), and doubles of scratch: beyond these a node goes uncorrected. */
 #define MAX_CELLS ((int64_t)1 << 26)
 
@@ -41,9 +41,8 @@ struct mean_stat {
     int is_gemm, trans_a;
     int spatial;                /* Conv: number of spatial dims */
     int64_t channels;           /* Conv: C = C/group * group; Gemm: K */
-    int64_t kernel[MAX_SPATIAL], strides[MAX_SPATIAL], dilations[MAX_SPATIAL];
-    int64_t pads[2 * MAX_SPATIAL];
-    int auto_pad;               /* 0 NOTSET, 1 VALID, 2 SAME_UPPER, 3 SAME_LOWER */
+    int64_t kernel[MAX_SPATIAL];
+    struct mq_conv_attrs conv;  /* strides, dilations, pads, auto_pad */
     int64_t taps;
     double *sums;               /* channels * taps; means once the pass is over */
     double positions;           /* output positions summed over (per channel and tap) */
@@ -79,21 +78,6 @@ static char *mean_key(const char *input, const char *weight)
 
 /* ------------------------------------------------------------ requests */
 
-static int attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, int n,
-                     int64_t fallback)
-{
-    const Onnx__AttributeProto *a = mq_node_attr(node, name);
-    for (int i = 0; i < n; i++)
-        out[i] = fallback;
-    if (!a)
-        return 1;
-    if ((int)a->n_ints != n)
-        return 0;
-    for (int i = 0; i < n; i++)
-        out[i] = a->ints[i];
-    return 1;
-}
-
 /* A request for a Conv or Gemm; 0 when the node is not one this pass can describe. */
 static int describe(const Onnx__NodeProto *node, const Onnx__TensorProto *w, struct mean_stat *ms)
 {
@@ -126,24 +110,7 @@ static int describe(const Onnx__NodeProto *node, const Onnx__TensorProto *w, str
     }
     if (ms->channels > MAX_CELLS || ms->taps > MAX_CELLS / ms->channels)
         return 0;
-    if (!attr_ints(node, "strides", ms->strides, k, 1) ||
-        !attr_ints(node, "dilations", ms->dilations, k, 1) ||
-        !attr_ints(node, "pads", ms->pads, 2 * k, 0))
-        return 0;
-    for (int d = 0; d < k; d++)
-        if (ms->strides[d] < 1 || ms->dilations[d] < 1 || ms->pads[d] < 0 || ms->pads[k + d] < 0)
-            return 0;
-    char pad[32];
-    mq_node_attr_string(node, "auto_pad", pad, sizeof pad);
-    if (!pad[0] || strcmp(pad, "NOTSET") == 0)
-        ms->auto_pad = 0;
-    else if (strcmp(pad, "VALID") == 0)
-        ms->auto_pad = 1;
-    else if (strcmp(pad, "SAME_UPPER") == 0)
-        ms->auto_pad = 2;
-    else if (strcmp(pad, "SAME_LOWER") == 0)
-        ms->auto_pad = 3;
-    else
+    if (!mq_conv_attrs_read(node, k, &ms->conv))
         return 0;
     return 1;
 }
@@ -363,25 +330,9 @@ static void measure_activation(struct mq_quant_stats *s, struct act_stat *a,
 /* Output size and leading pad of one spatial dim; 0 when the shape does not fit. */
 static int conv_dim(const struct mean_stat *ms, int d, int64_t in, int64_t *out, int64_t *pad)
 {
-    int64_t k = ms->kernel[d], st = ms->strides[d], dil = ms->dilations[d];
-    int64_t span = dil * (k - 1) + 1;
-    if (ms->auto_pad >= 2) {
-        int64_t o = (in + st - 1) / st;
-        int64_t total = (o - 1) * st + span - in;
-        if (total < 0)
-            total = 0;
-        *pad = ms->auto_pad == 2 ? total / 2 : total - total / 2;
-        *out = o;
-        return o > 0;
-    }
-    int64_t pb = ms->auto_pad == 1 ? 0 : ms->pads[d];
-    int64_t pe = ms->auto_pad == 1 ? 0 : ms->pads[ms->spatial + d];
-    int64_t room = in + pb + pe - span;
-    if (room < 0)
-        return 0;
-    *out = room / st + 1;
-    *pad = pb;
-    return 1;
+    const struct mq_conv_attrs *c = &ms->conv;
+    return mq_conv_output_dim(c->auto_pad, in, ms->kernel[d], c->strides[d], c->dilations[d],
+                              c->pads[d], c->pads[ms->spatial + d], out, pad);
 }
 
 /*
@@ -438,7 +389,7 @@ static int measure_conv(struct mq_quant_stats *s, struct mean_stat *ms, const st
                     b[i] = 0.0;
                 for (int64_t tap = 0; tap < kd; tap++)
                     for (int64_t o = 0; o < outs[d]; o++) {
-                        int64_t j = o * ms->strides[d] + tap * ms->dilations[d] - pads[d];
+                        int64_t j = o * ms->conv.strides[d] + tap * ms->conv.dilations[d] - pads[d];
                         if (j < 0 || j >= dn)
                             continue;
                         const double *src = a + j * r;

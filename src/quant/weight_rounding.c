@@ -61,21 +61,6 @@ static int oom(struct mq_error *err)
     return mq_error_code(err, MQ_ERR_MEMORY, "weight rounding: out of memory");
 }
 
-static int attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, int n,
-                     int64_t fallback)
-{
-    const Onnx__AttributeProto *a = mq_node_attr(node, name);
-    for (int i = 0; i < n; i++)
-        out[i] = fallback;
-    if (!a)
-        return 1;
-    if ((int)a->n_ints != n)
-        return 0;
-    for (int i = 0; i < n; i++)
-        out[i] = a->ints[i];
-    return 1;
-}
-
 /* Conv geometry into s; 0 when this pass cannot describe it. */
 static int describe_conv(const Onnx__NodeProto *node, struct site *s)
 {
@@ -83,21 +68,13 @@ static int describe_conv(const Onnx__NodeProto *node, struct site *s)
     long long group = mq_node_attr_int(node, "group", 1);
     if (k < 1 || k > 2 || group < 1 || s->dims[0] % group)
         return 0;
-    int64_t kernel[2], strides[2], dil[2], pads[4];
-    if (!attr_ints(node, "strides", strides, k, 1) || !attr_ints(node, "dilations", dil, k, 1) ||
-        !attr_ints(node, "pads", pads, 2 * k, 0))
+    struct mq_conv_attrs ca;
+    if (!mq_conv_attrs_read(node, k, &ca))
         return 0;
-    for (int d = 0; d < k; d++) {
+    int64_t kernel[2], *strides = ca.strides, *dil = ca.dilations, *pads = ca.pads;
+    for (int d = 0; d < k; d++)
         kernel[d] = s->dims[2 + d];
-        if (strides[d] < 1 || dil[d] < 1 || pads[d] < 0 || pads[k + d] < 0)
-            return 0;
-    }
-    char pad[32];
-    mq_node_attr_string(node, "auto_pad", pad, sizeof pad);
-    s->auto_pad = !pad[0] || strcmp(pad, "NOTSET") == 0 ? 0 : strcmp(pad, "VALID") == 0 ? 1
-                  : strcmp(pad, "SAME_UPPER") == 0 ? 2 : strcmp(pad, "SAME_LOWER") == 0 ? 3 : -1;
-    if (s->auto_pad < 0)
-        return 0;
+    s->auto_pad = ca.auto_pad;
     /* 1-D as 2-D of height 1. */
     s->kh = k == 2 ? kernel[0] : 1;
     s->kw = kernel[k - 1];
@@ -242,28 +219,6 @@ static int64_t budget(const struct site *s, int64_t total)
     return n < total ? n : total;
 }
 
-/* Output size and leading pad of one spatial dim; 0 when the shape does not fit. */
-static int conv_dim(const struct site *s, int64_t in, int64_t k, int64_t st, int64_t dil,
-                    int64_t pb, int64_t pe, int64_t *out, int64_t *pad)
-{
-    int64_t span = dil * (k - 1) + 1;
-    if (s->auto_pad >= 2) {
-        int64_t o = (in + st - 1) / st, total = (o - 1) * st + span - in;
-        total = total < 0 ? 0 : total;
-        *pad = s->auto_pad == 2 ? total / 2 : total - total / 2;
-        *out = o;
-        return o > 0;
-    }
-    if (s->auto_pad == 1)
-        pb = pe = 0;
-    int64_t room = in + pb + pe - span;
-    if (room < 0)
-        return 0;
-    *out = room / st + 1;
-    *pad = pb;
-    return 1;
-}
-
 static void measure_conv(struct site *s, const struct mq_tensor *t)
 {
     int spatial2 = s->rank == 4;
@@ -271,8 +226,10 @@ static void measure_conv(struct site *s, const struct mq_tensor *t)
         return;
     int64_t n = t->dims[0], c = t->dims[1], ih = spatial2 ? t->dims[2] : 1,
             iw = t->dims[t->rank - 1], oh, ow, ph, pw;
-    if (!conv_dim(s, ih, s->kh, s->sh, s->dh, s->pads[0], s->pads[2], &oh, &ph) ||
-        !conv_dim(s, iw, s->kw, s->sw, s->dw, s->pads[1], s->pads[3], &ow, &pw))
+    if (!mq_conv_output_dim(s->auto_pad, ih, s->kh, s->sh, s->dh, s->pads[0], s->pads[2], &oh,
+                            &ph) ||
+        !mq_conv_output_dim(s->auto_pad, iw, s->kw, s->sw, s->dw, s->pads[1], s->pads[3], &ow,
+                            &pw))
         return;
     int64_t total = n * oh * ow, visit = budget(s, total);
     const float *x = t->data;
