@@ -71,6 +71,12 @@ void mq_weight_only_pack(uint8_t *out, int64_t j, unsigned v, int bits)
     out[j / per_byte] |= (uint8_t)(v << ((j % per_byte) * bits));
 }
 
+struct mq_block_quantizer mq_weight_only_quantizer(int qtype)
+{
+    struct mq_block_quantizer bq = {qtype == MQ_DTYPE_INT8 ? 8 : 4, qtype != MQ_DTYPE_UINT4};
+    return bq;
+}
+
 int mq_weight_only_names_make(struct mq_weight_only_names *nm, const char *tensor,
                               const Onnx__NodeProto *node, const char *role, int format_qdq,
                               int bits)
@@ -99,8 +105,9 @@ void mq_weight_only_names_free(struct mq_weight_only_names *nm)
 }
 
 /* MatMulNBits(A, B [N, kb, blob], scales [N * kb], zero_points) replacing the MatMul. */
-static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm, const struct mq_weight_only_names *nm,
-                      const struct mq_block_quantizer *bq, int64_t k, int64_t n, int64_t block,
+static int emit_nbits(Onnx__GraphProto *g, Onnx__NodeProto *mm,
+                      const struct mq_weight_only_names *nm, const struct mq_block_quantizer *bq,
+                      int64_t k, int64_t n, int64_t block,
                       const uint8_t *u, const float *scales, const int *zeros,
                       struct mq_node_list *list, unsigned long long *bytes, struct mq_error *err)
 {
@@ -223,7 +230,7 @@ static int rewrite_one(Onnx__GraphProto *g, Onnx__NodeProto *mm, Onnx__TensorPro
                        struct mq_node_list *list, struct mq_weight_only_result *res,
                        int *replaced, struct mq_error *err)
 {
-    struct mq_block_quantizer bq = {o->qtype == MQ_DTYPE_INT8 ? 8 : 4, o->qtype != MQ_DTYPE_UINT4};
+    struct mq_block_quantizer bq = mq_weight_only_quantizer(o->qtype);
     struct mq_tensor w = {0};
     if (mq_matmul_weight_load(wt, &w, err))
         return MQ_ERR;
@@ -287,7 +294,7 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
             inputs[n_sites] = g->node[i]->input[0];
             ks[n_sites++] = w->dims[0];
         } else if (mq_weight_only_gather_site(g, sel, g->node[i],
-                                              o->qtype == MQ_DTYPE_INT8 ? 8 : 4, &w, NULL)) {
+                                              mq_weight_only_quantizer(o->qtype).bits, &w, NULL)) {
             tables[i] = w;
         }
     }
@@ -342,8 +349,8 @@ int mq_quant_weight_only(struct mq_model *model, struct mq_selection *sel,
             const char *why = NULL;
             Onnx__TensorProto *w;
             if (strcmp(node->op_type, "Gather") == 0)
-                mq_weight_only_gather_site(g, sel, node, o->qtype == MQ_DTYPE_INT8 ? 8 : 4, &w,
-                                           &why);
+                mq_weight_only_gather_site(g, sel, node, mq_weight_only_quantizer(o->qtype).bits,
+                                           &w, &why);
             else
                 mq_matmul_weight_site(g, sel, node, &w, &why);
             mq_choice_set(c, MQ_NODE_SKIPPED, "%s", why ? why

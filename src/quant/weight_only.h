@@ -73,6 +73,8 @@ int mq_weight_only_hessians(struct mq_model *model, const char *calib, long long
 struct mq_block_quantizer {
     int bits, is_signed;
 };
+/* The block quantizer of a --weight-only type: int8 (8 bits), int4 or uint4. */
+struct mq_block_quantizer mq_weight_only_quantizer(int qtype);
 void mq_weight_only_block_params(const struct mq_block_quantizer *bq, const float *v,
                                  int64_t count, int64_t stride, float *scale, int *zero);
 /* The unsigned code of v in a block with this scale and zero point, clamped to `bits` bits. */

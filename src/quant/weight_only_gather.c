@@ -158,7 +158,7 @@ int mq_weight_only_gather_rewrite(Onnx__GraphProto *g, Onnx__NodeProto *gather,
                                   struct mq_node_list *list, struct mq_weight_only_result *res,
                                   int *replaced, struct mq_error *err)
 {
-    struct mq_block_quantizer bq = {o->qtype == MQ_DTYPE_INT8 ? 8 : 4, o->qtype != MQ_DTYPE_UINT4};
+    struct mq_block_quantizer bq = mq_weight_only_quantizer(o->qtype);
     struct mq_tensor w = {0};
     if (mq_matmul_weight_load(table, &w, err))
         return MQ_ERR;
