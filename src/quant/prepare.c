@@ -66,7 +66,8 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         mq_shape_probe_free(probe);
         if (rc)
             mq_error_prefix(err, "the model imports opset %d but %s: ", have,
-                            options->opset_reason ? options->opset_reason : "the scheme needs more");
+                            options->opset_reason ? options->opset_reason
+                                                  : "the scheme needs more");
     }
     if (rc == MQ_OK)
         rc = mq_fold_batchnorm(proto, &out->batchnorm_folds, err);
