@@ -908,6 +908,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.pads_folded = prep.pads_folded;
         report.hardswish_split = prep.hardswish_split;
         report.channels_padded = prep.channels_padded;
+        report.ranges_equalized = prep.pairs_equalized;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";
         report.calibration_paths = a.calib ? paths : a.loads;
