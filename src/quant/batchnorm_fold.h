@@ -19,10 +19,11 @@
 
 /* One node folded into a Conv. */
 struct mq_fold_record {
-    char *op_type;     /* BatchNormalization, Mul, Add, Sub or Div */
+    char *op_type;     /* BatchNormalization, Mul, Add, Sub, Div or HardSigmoid */
     char *batchnorm;   /* the folded node's name, or "<op>#<k>" */
     char *conv;        /* the Conv's name, likewise */
     char *graph;       /* "" main graph, else "node/attribute" path of the subgraph */
+    int clip_left;     /* the node stays, as a Clip of the Conv's output (HardSigmoid) */
 };
 
 struct mq_fold_result {
@@ -38,7 +39,10 @@ struct mq_fold_result {
  * channels on axis 1) read by nothing else and not returned by the graph, when the
  * Conv's weight and bias and the parameters are float32 initializers with
  * one value per output channel; chains (BatchNormalization, then Mul, then
- * Add) fold one after the other.  Weights read by
+ * Add) fold one after the other.  A HardSigmoid there folds its affine part
+ * (alpha, beta) the same way and becomes Clip(0, 1) of the Conv's output,
+ * which the Conv now writes under a new name (so ranges calibrated on the
+ * old tensor cannot be mistaken for the new one's).  Weights read by
  * other nodes too are copied, not changed.  Subgraphs are folded as well.
  * Other BatchNormalizations stay as they are.  On failure the model must not
  * be used.

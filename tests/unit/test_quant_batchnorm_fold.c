@@ -1,7 +1,8 @@
 /*
- * BatchNormalization folded into the Conv before it (quant/batchnorm_fold.c): which
- * pairs fold, what the Conv's weight and bias become, that the graph still
- * computes the same values, and the cases that must stay as they are.
+ * BatchNormalization, per-channel affine ops and HardSigmoid's affine part folded into the
+ * Conv before them (quant/batchnorm_fold.c): which pairs fold, what the Conv's weight and bias
+ * become, that the graph still computes the same values, and the cases that must stay as they
+ * are.
  */
 #include <check.h>
 #include <math.h>
@@ -396,6 +397,99 @@ START_TEST(test_conv_transpose_bn_folded)
 }
 END_TEST
 
+/*
+ * Squeeze-excitation's Conv -> HardSigmoid -> Mul: the HardSigmoid's alpha and beta go into the
+ * Conv's weight and bias and it stays as Clip(0, 1) of the Conv's output, renamed; bounds as
+ * inputs from opset 11, as attributes before.  Same outputs.  Conv -> BatchNormalization ->
+ * HardSigmoid folds both; a HardSigmoid whose input another node reads too (HardSwish written as
+ * x * HardSigmoid(x)) stays.
+ */
+static Onnx__ModelProto *conv_hardsigmoid_model(int opset, int with_bn, int shared)
+{
+    Onnx__ModelProto *m = qb_model(opset);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, bd[1] = {2};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_f32(g, "b", 1, bd, conv_b);
+    int64_t pads[4] = {1, 1, 1, 1};
+    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w,b", "c"), "pads", 4, pads);
+    if (with_bn) {
+        add_bn_params(g, "bn");
+        add_bn(g, "bn", "c", "n", "bn");
+    }
+    Onnx__NodeProto *hs = qb_node(g, "HardSigmoid", "hsig", with_bn ? "n" : "c", "h");
+    qb_attr_float(hs, "alpha", 0.75f);
+    qb_attr_float(hs, "beta", 0.375f);
+    qb_node(g, "Mul", "excite", shared ? "c,h" : "x,h", "y");
+    qb_output(g, "y", 1);
+    qb_push((void ***)&g->value_info, &g->n_value_info, qb_value_info("c", 1, -1, NULL));
+    return m;
+}
+
+START_TEST(test_conv_hardsigmoid_folded)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        int opset = variant == 1 ? 10 : 13, with_bn = variant == 2;
+        Onnx__ModelProto *m = conv_hardsigmoid_model(opset, with_bn, 0), *orig = copy_model(m);
+        struct mq_fold_result r;
+        struct mq_error err;
+        ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+        const Onnx__GraphProto *g = m->graph;
+        ck_assert_int_eq(r.n, 1 + with_bn);
+        const struct mq_fold_record *f = &r.items[with_bn];
+        ck_assert_str_eq(f->op_type, "HardSigmoid");
+        ck_assert_str_eq(f->batchnorm, "hsig");
+        ck_assert_str_eq(f->conv, "conv");
+        ck_assert_int_eq(f->clip_left, 1);
+        ck_assert_int_eq(r.items[0].clip_left, !with_bn);
+        ck_assert_int_eq((int)g->n_node, 3);
+        const Onnx__NodeProto *conv = node_named(g, "conv"), *clip = node_named(g, "hsig");
+        /* The Conv's output has a new name, which only the Clip reads. */
+        ck_assert_str_eq(conv->output[0], "h_affine");
+        ck_assert_str_eq(clip->op_type, "Clip");
+        ck_assert_str_eq(clip->input[0], "h_affine");
+        ck_assert_str_eq(clip->output[0], "h");
+        if (opset >= 11) {
+            ck_assert_int_eq((int)clip->n_input, 3);
+            ck_assert_int_eq((int)clip->n_attribute, 0);
+            ck_assert(f32_at(g, clip->input[1], 0) == 0.0f);
+            ck_assert(f32_at(g, clip->input[2], 0) == 1.0f);
+        } else {
+            ck_assert_int_eq((int)clip->n_input, 1);
+            ck_assert_int_eq((int)clip->n_attribute, 2);
+            ck_assert_str_eq(clip->attribute[0]->name, "min");
+            ck_assert(clip->attribute[0]->f == 0.0f);
+            ck_assert_str_eq(clip->attribute[1]->name, "max");
+            ck_assert(clip->attribute[1]->f == 1.0f);
+        }
+        if (!with_bn) {
+            /* W * alpha, b * alpha + beta */
+            ck_assert(fabs(f32_at(g, "w", 0) - 0.5 * 0.75) < 1e-7);
+            ck_assert(fabs(f32_at(g, "w", 9) - (-1.0 * 0.75)) < 1e-7);
+            ck_assert(fabs(f32_at(g, "b", 0) - (0.1 * 0.75 + 0.375)) < 1e-7);
+            ck_assert(fabs(f32_at(g, "b", 1) - (-0.2 * 0.75 + 0.375)) < 1e-7);
+        }
+        ck_assert_int_eq((int)g->n_value_info, 0); /* the old output "c" is gone */
+        assert_same_outputs(m, orig, 1);
+        mq_fold_result_free(&r);
+        onnx__model_proto__free_unpacked(m, NULL);
+        onnx__model_proto__free_unpacked(orig, NULL);
+    }
+    /* x * HardSigmoid(x), x a Conv's output: the Conv has two readers, nothing folds. */
+    Onnx__ModelProto *m = conv_hardsigmoid_model(13, 0, 1);
+    struct mq_fold_result r;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_str_eq(node_named(m->graph, "hsig")->op_type, "HardSigmoid");
+    ck_assert_str_eq(node_named(m->graph, "conv")->output[0], "c");
+    ck_assert(f32_at(m->graph, "w", 0) == 0.5f);
+    mq_fold_result_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_batchnorm_fold");
@@ -406,6 +500,7 @@ int main(void)
     tcase_add_test(tc, test_fold_in_subgraph);
     tcase_add_test(tc, test_affine_chain_folded);
     tcase_add_test(tc, test_conv_transpose_bn_folded);
+    tcase_add_test(tc, test_conv_hardsigmoid_folded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
