@@ -9,7 +9,9 @@
  * weights and a new bias, which are quantized like any other.  The same
  * holds for the per-channel scale and shift some exporters write as separate
  * ops after a Conv (caffe2: Mul and Add by a [C,1,1] constant; a Scale layer):
- * two int8 ops and two quantization steps less each.
+ * two int8 ops and two quantization steps less each.  A HardSigmoid after a
+ * Conv folds its affine part and stays as a Clip, which the quantizer folds
+ * into the Conv's output quantization (onnxruntime has no int8 HardSigmoid).
  */
 #ifndef MQ_BATCHNORM_FOLD_H
 #define MQ_BATCHNORM_FOLD_H
