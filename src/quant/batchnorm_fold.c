@@ -137,7 +137,7 @@ static char *display_name(const Onnx__NodeProto *node, int index)
 struct fold_params {
     struct mq_tensor w, b;
     int has_b;
-    int transposed; /* a ConvTranspose: its weight [C_in, C_out, k...] has the outputs on axis 1 */
+    int channel_axis; /* the weight's axis holding the output channels: 0 or 1 */
     double *a, *s;
 };
 
@@ -282,6 +282,49 @@ static int affine_op_row(const Onnx__NodeProto *node)
     return -1;
 }
 
+/* Where a Conv's weight [M, C/g, k...] holds the output channels. */
+static int conv_channel_axis(const Onnx__NodeProto *conv)
+{
+    (void)conv;
+    return 0;
+}
+
+/* A ConvTranspose's weight [C_in, M/g, k...]: axis 1, when group is 1 (a grouped one's output
+   channels are spread over the groups). */
+static int conv_transpose_channel_axis(const Onnx__NodeProto *conv)
+{
+    return mq_node_attr_int(conv, "group", 1) == 1 ? 1 : -1;
+}
+
+/* Gemm, alpha A B + beta C: B [K, N] (axis 1) or, transposed, [N, K] (axis 0); only with beta 1,
+   so that the folded shift goes into C as it is. */
+static int gemm_channel_axis(const Onnx__NodeProto *gemm)
+{
+    if (mq_node_attr_float(gemm, "beta", 1.0f) != 1.0f)
+        return -1;
+    return mq_node_attr_int(gemm, "transB", 0) ? 0 : 1;
+}
+
+/* The ops folded into, with their weight (input 1, of min_rank to max_rank dims) and bias
+   (input 2, one value per output channel). */
+static const struct {
+    const char *op_type;
+    int (*channel_axis)(const Onnx__NodeProto *node); /* -1: not this node */
+    int min_rank, max_rank;
+} weighted_ops[] = {
+    {"Conv", conv_channel_axis, 3, MQ_MAX_RANK},
+    {"ConvTranspose", conv_transpose_channel_axis, 3, MQ_MAX_RANK},
+    {"Gemm", gemm_channel_axis, 2, 2},
+};
+
+static int weighted_op_row(const Onnx__NodeProto *node)
+{
+    for (size_t r = 0; r < sizeof weighted_ops / sizeof weighted_ops[0]; r++)
+        if (mq_node_is_op(node, weighted_ops[r].op_type))
+            return (int)r;
+    return -1;
+}
+
 /*
  * Whether node `index` (an op of affine_ops) can be folded into the Conv that produces its data
  * input: 1 with *conv_index set and the parameters decoded, 0 when not.
@@ -305,18 +348,20 @@ static int foldable(const struct mq_graph_index *idx, int index, int *conv_index
     if (!xt || xt->producer < 0 || !only_reader(idx, x, index))
         return 0;
     const Onnx__NodeProto *conv = g->node[xt->producer];
-    /* A grouped ConvTranspose's output channels are spread over groups: only group 1 here. */
-    p->transposed =
-        mq_node_is_op(conv, "ConvTranspose") && mq_node_attr_int(conv, "group", 1) == 1;
-    if ((!mq_node_is_op(conv, "Conv") && !p->transposed) || conv->n_output != 1 ||
-        strcmp(conv->output[0], x) != 0)
+    int row = weighted_op_row(conv);
+    p->channel_axis = row >= 0 ? weighted_ops[row].channel_axis(conv) : -1;
+    if (p->channel_axis < 0 || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
         return 0;
     if (!decode_f32(idx, mq_graph_input_at(conv, 1), &p->w))
         return 0;
-    int64_t c = p->w.rank >= 3 ? p->w.dims[p->transposed] : 0;
+    int64_t c = p->w.rank >= weighted_ops[row].min_rank && p->w.rank <= weighted_ops[row].max_rank
+                    ? p->w.dims[p->channel_axis]
+                    : 0;
     int ok = c > 0;
     if (ok && mq_graph_input_at(conv, 2)) {
-        ok = decode_f32(idx, mq_graph_input_at(conv, 2), &p->b) && p->b.count == c;
+        /* one value per channel along the output's axis 1 (a Gemm's C may be [1, N]) */
+        ok = decode_f32(idx, mq_graph_input_at(conv, 2), &p->b) && p->b.count == c &&
+             (p->b.rank <= 1 || (p->b.rank == 2 && p->b.dims[0] == 1));
         p->has_b = 1;
     }
     if (ok) {
@@ -338,8 +383,9 @@ static int foldable(const struct mq_graph_index *idx, int index, int *conv_index
  */
 static int fold_values(struct fold_params *p, struct mq_tensor *bias)
 {
-    /* [outer, c, inner]: outer 1 for a Conv ([M, C/g, k...]), C_in for a ConvTranspose */
-    int64_t c = p->w.dims[p->transposed], outer = p->transposed ? p->w.dims[0] : 1;
+    /* [outer, c, inner]: outer 1 for a Conv ([M, C/g, k...]) or a Gemm's [N, K], C_in for a
+       ConvTranspose, K for a Gemm's [K, N] */
+    int64_t c = p->w.dims[p->channel_axis], outer = p->channel_axis == 1 ? p->w.dims[0] : 1;
     int64_t inner = p->w.count / (c * outer);
     float *w = p->w.data, *out = bias->data;
     const float *b = p->has_b ? p->b.data : NULL;
@@ -455,7 +501,7 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
     Onnx__GraphProto *g = idx->graph;
     Onnx__NodeProto *bn = g->node[bn_index], *conv = g->node[conv_index];
     struct mq_tensor bias = {0};
-    int64_t c = p->w.dims[p->transposed];
+    int64_t c = p->w.dims[p->channel_axis];
     int rc = mq_tensor_alloc(&bias, MQ_DTYPE_FLOAT, 1, &c, "folded bias", fc->err);
     if (rc)
         return rc;

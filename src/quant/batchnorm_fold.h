@@ -38,7 +38,9 @@ struct mq_fold_result {
  * Add (by a constant on either side), Sub or Div (by a constant on the right)
  * whose constant holds one value or one per channel, whose input is produced
  * by a Conv (or a ConvTranspose of group 1, whose weight holds the output
- * channels on axis 1) read by nothing else and not returned by the graph, when the
+ * channels on axis 1, or a Gemm with beta 1, its B [K, N] or transposed
+ * [N, K], its C one value per column) read by nothing else and not returned
+ * by the graph, when the
  * Conv's weight and bias and the parameters are float32 initializers with
  * one value per output channel; chains (BatchNormalization, then Mul, then
  * Add) fold one after the other.  A HardSigmoid there folds its affine part

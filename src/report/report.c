@@ -643,13 +643,14 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                               : NULL;
         }
         if (n_bn)
-            mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n", n_bn);
+            mq_text_printf(out, "  %d BatchNormalization folded into the Conv or Gemm before it\n",
+                           n_bn);
         if (r->folds->n > n_bn + n_clip)
             mq_text_printf(out, "  %d per-channel Mul/Add/Sub/Div by a constant folded into the "
-                           "Conv before it\n", r->folds->n - n_bn - n_clip);
+                           "Conv or Gemm before it\n", r->folds->n - n_bn - n_clip);
         if (n_clip)
-            mq_text_printf(out, "  %d %s folded into the Conv before it (the affine part in its "
-                           "weights, the clamp left as a Clip)\n", n_clip,
+            mq_text_printf(out, "  %d %s folded into the Conv or Gemm before it (the affine part "
+                           "in its weights, the clamp left as a Clip)\n", n_clip,
                            clip_op ? clip_op : "activations");
     }
     if (r->pads_folded)

@@ -490,6 +490,96 @@ START_TEST(test_conv_hardsigmoid_folded)
 }
 END_TEST
 
+/*
+ * Gemm -> HardSigmoid, B as [K, N] and transposed as [N, K], with C as [N], [1, N] or none: folds
+ * (same outputs; C becomes [N]).  Gemm -> Mul by a per-column constant folds too.  With beta 0.5
+ * nothing folds.
+ */
+START_TEST(test_gemm_folded)
+{
+    static const float b_kn[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 1.5f}; /* [3, 2] */
+    static const float b_nk[6] = {0.5f, 0.25f, -0.75f, -1.0f, 2.0f, 1.5f}; /* the same, [2, 3] */
+    static const float c_n[2] = {0.3f, -0.6f}, mul_c[2] = {2.0f, -0.5f};
+    for (int variant = 0; variant < 6; variant++) {
+        int trans_b = variant & 1, c_kind = variant / 2; /* 0: none, 1: [N], 2: [1, N] */
+        for (int with_mul = 0; with_mul < 2; with_mul++) {
+            Onnx__ModelProto *m = qb_model(13);
+            Onnx__GraphProto *g = m->graph;
+            int64_t xd[2] = {4, 3}, bd[2] = {trans_b ? 2 : 3, trans_b ? 3 : 2}, cd[2] = {1, 2};
+            qb_input(g, "x", 1, 2, xd);
+            qb_init_f32(g, "B", 2, bd, trans_b ? b_nk : b_kn);
+            if (c_kind)
+                qb_init_f32(g, "C", c_kind == 1 ? 1 : 2, c_kind == 1 ? cd + 1 : cd, c_n);
+            Onnx__NodeProto *gemm = qb_node(g, "Gemm", "fc", c_kind ? "x,B,C" : "x,B", "f");
+            qb_attr_float(gemm, "alpha", 1.5f);
+            if (trans_b)
+                qb_attr_int(gemm, "transB", 1);
+            const char *hs_in = "f";
+            if (with_mul) {
+                qb_init_f32(g, "mul_c", 1, cd + 1, mul_c);
+                qb_node(g, "Mul", "scale", "f,mul_c", "s");
+                hs_in = "s";
+            }
+            Onnx__NodeProto *hs = qb_node(g, "HardSigmoid", "hsig", hs_in, "y");
+            qb_attr_float(hs, "alpha", 0.5f);
+            qb_output(g, "y", 1);
+            Onnx__ModelProto *orig = copy_model(m);
+            struct mq_fold_result r;
+            struct mq_error err;
+            ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+            ck_assert_int_eq(r.n, 1 + with_mul);
+            ck_assert_str_eq(r.items[r.n - 1].op_type, "HardSigmoid");
+            ck_assert_str_eq(r.items[r.n - 1].conv, "fc");
+            ck_assert_int_eq((int)g->n_node, 2);
+            const Onnx__NodeProto *fc = node_named(g, "fc");
+            ck_assert_int_eq((int)fc->n_input, 3);
+            const Onnx__TensorProto *c = init_named(g, fc->input[2]);
+            ck_assert_int_eq((int)c->n_dims, 1);
+            ck_assert_str_eq(node_named(g, "hsig")->op_type, "Clip");
+            /* x in [-1, 1): values on both sides of the clamp */
+            struct mq_tensor x, ya, yb;
+            ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 2, xd, "x", &err), MQ_OK);
+            for (int i = 0; i < 12; i++)
+                ((float *)x.data)[i] = (float)((i * 5) % 12) / 6.0f - 1.0f;
+            mr_run(m, &x, 1, &ya, 1);
+            mr_run(orig, &x, 1, &yb, 1);
+            int low = 0, high = 0;
+            for (int64_t i = 0; i < ya.count; i++) {
+                float u = ((float *)ya.data)[i], v = ((float *)yb.data)[i];
+                ck_assert_msg(fabsf(u - v) <= 1e-6f, "[%lld]: %g vs %g", (long long)i, (double)u,
+                              (double)v);
+                low += v == 0.0f;
+                high += v == 1.0f;
+            }
+            ck_assert_msg(low > 0 && high > 0, "the test values miss a clamp");
+            mq_tensor_free(&x);
+            mq_tensor_free(&ya);
+            mq_tensor_free(&yb);
+            mq_fold_result_free(&r);
+            onnx__model_proto__free_unpacked(m, NULL);
+            onnx__model_proto__free_unpacked(orig, NULL);
+        }
+    }
+    /* beta 0.5: the shift would have to be divided by it; left as it is */
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[2] = {4, 3}, bd[2] = {3, 2}, cd[1] = {2};
+    qb_input(g, "x", 1, 2, xd);
+    qb_init_f32(g, "B", 2, bd, b_kn);
+    qb_init_f32(g, "C", 1, cd, c_n);
+    qb_attr_float(qb_node(g, "Gemm", "fc", "x,B,C", "f"), "beta", 0.5f);
+    qb_node(g, "HardSigmoid", "hsig", "f", "y");
+    qb_output(g, "y", 1);
+    struct mq_fold_result r;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_str_eq(node_named(g, "hsig")->op_type, "HardSigmoid");
+    mq_fold_result_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_batchnorm_fold");
@@ -501,6 +591,7 @@ int main(void)
     tcase_add_test(tc, test_affine_chain_folded);
     tcase_add_test(tc, test_conv_transpose_bn_folded);
     tcase_add_test(tc, test_conv_hardsigmoid_folded);
+    tcase_add_test(tc, test_gemm_folded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
