@@ -45,6 +45,7 @@ struct mq_divergence_options {
     const struct mq_preprocess *preprocess; /* images and WAV files (calib/preprocess.h) */
     struct mq_divergence_cache *reference;  /* A's outputs across calls, or NULL; unused with
                                               per_layer (A's tensors are observed then) */
+    int jobs;                /* threads; 0 means 1.  The figures do not depend on it. */
 };
 
 struct mq_divergence_output {
