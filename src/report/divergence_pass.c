@@ -224,7 +224,8 @@ static int worker_init(struct worker *w, struct shared *s)
 static int copy_as_float(struct mq_tensor *dst, const struct mq_tensor *src, const char *what,
                          struct mq_error *err)
 {
-    if (mq_tensor_alloc(dst, MQ_DTYPE_FLOAT, src->rank, src->dims, what, err))
+    /* Every element is written below: no zero fill first. */
+    if (mq_tensor_alloc_uninit(dst, MQ_DTYPE_FLOAT, src->rank, src->dims, what, err))
         return MQ_ERR;
     float *d = dst->data;
     if (src->dtype == MQ_DTYPE_FLOAT)
