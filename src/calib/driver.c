@@ -113,8 +113,10 @@ static int run_sample(const struct mq_sample_pass *p, void *worker, int64_t i,
     if (rc == MQ_OK && p->inputs)
         rc = p->inputs(worker, i, inputs, n_inputs, err);
     struct mq_run_options run = {p->observe, worker};
-    int64_t repeat = p->repeat > 0 ? p->repeat : 1;
+    int64_t repeat = p->run ? 0 : p->repeat > 0 ? p->repeat : 1;
     memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
+    if (rc == MQ_OK && p->run)
+        rc = p->run(worker, i, inputs, n_inputs, err);
     for (int64_t r = 0; rc == MQ_OK && r < repeat; r++) {
         for (int k = 0; k < n_outputs; k++)
             mq_tensor_free(&outputs[k]);
@@ -125,8 +127,8 @@ static int run_sample(const struct mq_sample_pass *p, void *worker, int64_t i,
             p->timed(worker, now_ms() - t0);
     }
     if (rc == MQ_OK)
-        rc = keep_carried(p, outputs, n_inputs, carried, err);
-    if (rc == MQ_OK && p->done)
+        rc = p->run ? MQ_OK : keep_carried(p, outputs, n_inputs, carried, err);
+    if (rc == MQ_OK && p->done && !p->run)
         rc = p->done(worker, i, outputs, n_outputs, err);
     for (int k = 0; k < n_outputs; k++)
         mq_tensor_free(&outputs[k]);
