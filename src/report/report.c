@@ -641,7 +641,8 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                            "Conv before it\n", r->folds->n - n_bn);
     }
     if (r->pads_folded)
-        mq_text_printf(out, "  %d Pad folded into the Conv after it\n", r->pads_folded);
+        mq_text_printf(out, "  %d Pad folded into the Conv or AveragePool after it\n",
+                       r->pads_folded);
     if (r->hardswish_split)
         mq_text_printf(out, "  %d HardSwish written as Add, Clip, Mul, Mul\n", r->hardswish_split);
     if (r->channels_padded)
