@@ -4,7 +4,8 @@
  * calibrate), so that ranges one saves name and describe the tensors the
  * other quantizes: the canonical pass (weights made by expanding nodes such
  * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization and
- * Pad folded into the Conv before or after them, optionally HardSwish split
+ * Pad folded into the Conv before or after them, channel shuffles written as
+ * one Gather (with shapes from one calibration sample), optionally HardSwish split
  * into ops onnxruntime runs in int8 and Conv inputs padded to the channels its
  * fast int8 kernel takes, and cross-layer range equalization
  * measured on the calibration samples.
@@ -42,6 +43,7 @@ struct mq_quant_prepare_result {
     struct mq_graph_canonical_counts canonical;
     struct mq_fold_result batchnorm_folds;
     int pads_folded;
+    int shuffles_as_gather;
     int hardswish_split;
     int channels_padded;
     int pairs_equalized;

@@ -416,6 +416,7 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
     mq_json_key_int(&j, "channels_padded", r->channels_padded);
     mq_json_key_int(&j, "pools_as_conv", r->pools_as_conv);
+    mq_json_key_int(&j, "shuffles_as_gather", r->shuffles_as_gather);
     mq_json_object_end(&j);
     write_check(&j, r);
     write_search(&j, r);
@@ -649,6 +650,9 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     if (r->channels_padded)
         mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
                        "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
+    if (r->shuffles_as_gather)
+        mq_text_printf(out, "  %d channel shuffle (Reshape, Transpose, Reshape) written as one "
+                       "Gather of its channels\n", r->shuffles_as_gather);
     if (r->pools_as_conv)
         mq_text_printf(out, "  %d AveragePool written as the depthwise Conv that averages the same "
                        "(onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)\n",

@@ -28,6 +28,7 @@ struct mq_report {
     int hardswish_split;                  /* HardSwish written out (--split-hardswish) */
     int channels_padded;                  /* Conv inputs padded to the fast kernel's channels */
     int pools_as_conv;                    /* AveragePools written as depthwise Convs */
+    int shuffles_as_gather;               /* Reshape-Transpose-Reshape shuffles as a Gather */
     const struct mq_ranges *ranges;       /* may be NULL */
     const char *calibration_source;       /* "calib" or "ranges" */
     const char *const *calibration_paths; /* the folder, or the ranges files */
