@@ -942,6 +942,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.hardswish_split = prep.hardswish_split;
         report.channels_padded = prep.channels_padded;
         report.pools_as_conv = n_pools_as_conv;
+        report.depthwise_padded = prep.depthwise_padded;
         report.shuffles_as_gather = prep.shuffles_as_gather;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";

@@ -8,6 +8,7 @@
 
 #include "graph/edit.h"
 #include "quant/channel_pad.h"
+#include "quant/depthwise_pad.h"
 #include "quant/equalize.h"
 #include "quant/hardswish_split.h"
 #include "quant/opset.h"
@@ -106,6 +107,9 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
     }
     if (rc == MQ_OK)
         rc = mq_quant_equalize_apply(model, &out->channel_maxima, &out->pairs_equalized, err);
+    /* after equalization, which measured and scaled the channels as they were */
+    if (rc == MQ_OK && options->pad_channels)
+        rc = mq_pad_depthwise_channels(proto, &out->depthwise_padded, err);
     return rc;
 }
 

@@ -35,7 +35,7 @@ struct mq_quant_prepare_options {
     int min_opset;
     const char *opset_reason;
     /* Conv inputs padded to the channel count onnxruntime's fast int8 kernel takes
-       (quant/channel_pad.h). */
+       (quant/channel_pad.h), depthwise Convs widened to it (quant/depthwise_pad.h). */
     int pad_channels;
 };
 
@@ -46,6 +46,7 @@ struct mq_quant_prepare_result {
     int shuffles_as_gather;
     int hardswish_split;
     int channels_padded;
+    int depthwise_padded;
     int pairs_equalized;
     /* The channel maxima equalization used (loaded or measured): saved with the ranges. */
     struct mq_ranges channel_maxima;
