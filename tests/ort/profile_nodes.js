@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 'use strict';
 // Where onnxruntime-node spends a model's time, node by node, in the graph it actually runs:
-// the FP32 model and its quantized version side by side, so that a quantized model that runs no
-// faster than FP32 shows which kernels eat the gain.
+// the FP32 model and its quantized versions side by side (up to three models: FP32, INT8 before
+// and after a change), so that a quantized model that runs no faster than FP32 shows which
+// kernels eat the gain.
 //
-//   node tests/ort/profile_nodes.js A.onnx [B.onnx] --inputs DIR [--runs N] [--top N]
+//   node tests/ort/profile_nodes.js A.onnx [B.onnx [C.onnx]] --inputs DIR [--runs N] [--top N]
 //                                   [--threads N] [--optimized-dir DIR] [--json]
 //
 // Each model gets a session with onnxruntime's profiler on (sessionOptions.enableProfiling; the
@@ -13,12 +14,13 @@
 // sample, --runs times (default 20), so that load from other processes slows both alike. A node's
 // time is the median of its runs (robust to a run disturbed by another process); an op type's
 // time is the sum of its nodes'. Prints on stdout:
-//   - per op type of the optimised graph: node count and milliseconds per inference for A and B,
-//     and B - A, largest first (op types are those of onnxruntime's graph after its fusions:
-//     QLinearConv, FusedConv, Transpose inserted by its layout pass, ...);
+//   - per op type of the optimised graph: node count and milliseconds per inference for each
+//     model, and the last model's minus A's, the largest difference to A first (op types are
+//     those of onnxruntime's graph after its fusions: QLinearConv, FusedConv, Transpose
+//     inserted by its layout pass, ...);
 //   - the --top N (default 15) slowest nodes of each model, with op type and milliseconds;
 //   - the total of node times per inference (the whole run adds the session's own overhead).
-// --optimized-dir DIR also saves each optimised graph there (A.opt.onnx, B.opt.onnx) for
+// --optimized-dir DIR also saves each optimised graph there (A.opt.onnx, B.opt.onnx, ...) for
 // tools/ort-fusion or a graph viewer. --json prints one JSON object instead of the tables.
 // The profiler's per-node timing costs a little per node, so compare these figures with each
 // other, not with tests/ort/time_pair.js's.
@@ -31,8 +33,9 @@ const { decodeTensor } = require('./tensor_proto');
 
 function usage(msg) {
   process.stderr.write(`profile_nodes.js: ${msg}\n` +
-    'usage: profile_nodes.js A.onnx [B.onnx] --inputs DIR [--runs N] [--top N] [--threads N]\n' +
-    '                        [--optimized-dir DIR] [--json]\n');
+    'usage: profile_nodes.js A.onnx [B.onnx [C.onnx]] --inputs DIR [--runs N] [--top N]\n' +
+    '                        [--threads N]' +
+    ' [--optimized-dir DIR] [--json]\n');
   process.exit(2);
 }
 
@@ -59,7 +62,7 @@ function parseArgs(argv) {
       o.models.push(a);
     }
   }
-  if (o.models.length < 1 || o.models.length > 2) usage('needs one or two models');
+  if (o.models.length < 1 || o.models.length > 3) usage('needs one to three models');
   if (!o.inputs) usage('missing --inputs DIR');
   return o;
 }
@@ -143,12 +146,17 @@ function printTables(o, labels, sums) {
   for (const s of sums) for (const k of s.byOp.keys()) ops.add(k);
   const rows = [...ops].map((op) => {
     const cells = sums.map((s) => s.byOp.get(op) || { count: 0, ms: 0 });
-    return { op, cells, diff: cells.length > 1 ? cells[1].ms - cells[0].ms : cells[0].ms };
+    const diff = cells.length > 1 ? cells[cells.length - 1].ms - cells[0].ms : cells[0].ms;
+    // the order: the largest difference to A of any model (A's own time when alone)
+    const spread = cells.length > 1
+      ? Math.max(...cells.slice(1).map((c) => Math.abs(c.ms - cells[0].ms))) : cells[0].ms;
+    return { op, cells, diff, spread };
   });
-  rows.sort((a, b) => Math.abs(b.diff) - Math.abs(a.diff) || naturalCompare(a.op, b.op));
+  rows.sort((a, b) => b.spread - a.spread || naturalCompare(a.op, b.op));
   const head = ['op type'.padEnd(28)];
   for (const l of labels) head.push(pad(`${l} n`, 6, true), pad(`${l} ms`, 9, true));
-  if (sums.length > 1) head.push(pad('B-A ms', 9, true));
+  const last = labels[labels.length - 1];
+  if (sums.length > 1) head.push(pad(`${last}-A ms`, 9, true));
   const out = [head.join(' ')];
   for (const r of rows) {
     const line = [pad(r.op, 28)];
@@ -158,7 +166,9 @@ function printTables(o, labels, sums) {
   }
   const tot = [pad('total (sum of nodes)', 28)];
   for (const s of sums) tot.push(pad(s.byNode.length, 6, true), pad(s.total.toFixed(3), 9, true));
-  if (sums.length > 1) tot.push(pad((sums[1].total - sums[0].total).toFixed(3), 9, true));
+  if (sums.length > 1) {
+    tot.push(pad((sums[sums.length - 1].total - sums[0].total).toFixed(3), 9, true));
+  }
   out.push(tot.join(' '));
   sums.forEach((s, k) => {
     if (o.top === 0) return;
@@ -174,7 +184,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   const ort = require('onnxruntime-node');
   const traceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'profile_nodes-'));
-  const labels = o.models.length > 1 ? ['A', 'B'] : ['A'];
+  const labels = ['A', 'B', 'C'].slice(0, o.models.length);
   try {
     const sessions = [];
     for (let k = 0; k < o.models.length; k++) {
