@@ -62,6 +62,20 @@ static int is_initializer(const Onnx__GraphProto *g, const char *name)
     return 0;
 }
 
+/* Whether the DequantizeLinear reads 8-bit data (its zero point's type): onnxruntime's
+   QLinearConv takes uint8 and int8 only. */
+static int dequantizes_8_bit(const Onnx__GraphProto *g, const Onnx__NodeProto *dq)
+{
+    const char *zp = dq->n_input > 2 ? dq->input[2] : NULL;
+    for (size_t i = 0; zp && *zp && i < g->n_initializer; i++) {
+        const Onnx__TensorProto *t = g->initializer[i];
+        if (t->name && strcmp(t->name, zp) == 0)
+            return t->has_data_type &&
+                   (t->data_type == MQ_DTYPE_UINT8 || t->data_type == MQ_DTYPE_INT8);
+    }
+    return 0;
+}
+
 static const Onnx__NodeProto *producer(const Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_node; i++)
@@ -117,7 +131,7 @@ static int is_candidate(const Onnx__GraphProto *g, size_t i)
         return 0;
     const Onnx__NodeProto *dq = producer(g, n->input[0]);
     if (!dq || !mq_node_is_op(dq, "DequantizeLinear") || dq->n_input < 1 || !dq->input[0] ||
-        is_initializer(g, dq->input[0]))
+        is_initializer(g, dq->input[0]) || !dequantizes_8_bit(g, dq))
         return 0;
     size_t reader = 0;
     if (readers(g, n->output[0], &reader) != 1 || !mq_node_is_op(g->node[reader], "QuantizeLinear"))
