@@ -200,6 +200,14 @@ static int64_t depthwise_channels(const Onnx__GraphProto *g, const Onnx__NodePro
     return group;
 }
 
+/* Whether initializer `name` has rank >= `rank` and `len` entries along `axis` (absent: yes). */
+static int has_dim(const Onnx__GraphProto *g, const char *name, size_t rank, int axis, int64_t len)
+{
+    size_t slot;
+    const Onnx__TensorProto *t = name ? initializer(g, name, &slot) : NULL;
+    return !name || (t && t->n_dims >= rank && t->dims[axis] == len);
+}
+
 /* Where the pattern holds around depthwise Conv d: its producer Conv and its consumer Convs. */
 static int plan(const Onnx__GraphProto *g, int opset, size_t d, size_t *prod, size_t *cons,
                 int *n_cons)
@@ -213,7 +221,10 @@ static int plan(const Onnx__GraphProto *g, int opset, size_t d, size_t *prod, si
             !only_reader(g, g->node[p], &r))
             return 0;
     }
-    if (!own_conv(g, g->node[p]))
+    int64_t channels = mq_node_attr_int(dw, "group", 1);
+    if (!own_conv(g, g->node[p]) || !has_dim(g, input_at(g->node[p], 1), 3, 0, channels) ||
+        !has_dim(g, input_at(g->node[p], 2), 1, 0, channels) ||
+        !has_dim(g, input_at(dw, 2), 1, 0, channels))
         return 0;
     *prod = p;
     const char *out = dw->n_output == 1 ? dw->output[0] : NULL;
@@ -228,7 +239,8 @@ static int plan(const Onnx__GraphProto *g, int opset, size_t d, size_t *prod, si
         return 0;
     for (int k = 0; k < n; k++) {
         const Onnx__NodeProto *c = g->node[after[k]];
-        if (!own_conv(g, c) || strcmp(c->input[0], out) != 0)
+        if (!own_conv(g, c) || strcmp(c->input[0], out) != 0 ||
+            !has_dim(g, input_at(c, 1), 3, 1, channels))
             return 0;
         for (size_t i = 1; i < c->n_input; i++) /* read once, as its data */
             if (c->input[i] && strcmp(c->input[i], out) == 0)
