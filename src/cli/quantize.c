@@ -28,7 +28,6 @@
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/sample_stats.h"
-#include "quant/shape_probe.h"
 #include "quant/target_search.h"
 #include "quant/weight_rounding.h"
 #include "report/html.h"
@@ -667,27 +666,6 @@ static int apply_fallback(const struct mq_selection *sel, const struct mq_target
 }
 
 /*
- * Quantized AveragePools written as depthwise Convs (quant/pool_conv.h), with the channel
- * counts one calibration sample through the quantized model gives; nothing to learn, and
- * no sample run, when no pool qualifies.  Without samples (--load-ranges) pools stay.
- */
-static int pools_as_conv(const struct quantize_args *a, struct mq_model *model, int *n,
-                         struct mq_error *err)
-{
-    *n = 0;
-    if (!a->calib || !mq_pool_conv_candidates(model->proto))
-        return MQ_OK;
-    struct mq_calib_open_options open = {a->limit, 0, 0, &a->preprocess};
-    struct mq_shape_probe *probe = NULL;
-    int rc = mq_shape_probe_run(model, a->calib, &open, &probe, err);
-    struct mq_opset_hints shapes = mq_shape_probe_hints(probe);
-    if (rc == MQ_OK)
-        rc = mq_pools_as_depthwise_conv(model->proto, &shapes, n, err);
-    mq_shape_probe_free(probe);
-    return rc;
-}
-
-/*
  * The check of the quantized model against FP32; the per-node attribution
  * (a slower pass) only when some output is below the warning threshold.
  */
@@ -916,8 +894,10 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK && prep.channels_padded)
         rc = mq_channel_pads_to_integer(model->proto, &n_pads_integer, &err);
     int n_pools_as_conv = 0;
-    if (rc == MQ_OK && !a.no_pool_conv && strcmp(a.profile, "ort-cpu") == 0)
-        rc = pools_as_conv(&a, model, &n_pools_as_conv, &err);
+    if (rc == MQ_OK && !a.no_pool_conv && strcmp(a.profile, "ort-cpu") == 0 && a.calib) {
+        struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
+        rc = mq_pools_as_conv_learning_shapes(model, a.calib, &open, &n_pools_as_conv, &err);
+    }
     struct mq_ort_fusions fusions = {0};
     int have_fusions = 0;
     if (rc == MQ_OK) {

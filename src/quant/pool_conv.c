@@ -28,6 +28,7 @@
 #include "graph/edit.h"
 #include "quant/graph.h"
 #include "quant/op_rules.h"
+#include "quant/shape_probe.h"
 #include "util/strutil.h"
 
 /* A weight past this many values is no pool anyone wrote (and would not pay). */
@@ -281,4 +282,20 @@ int mq_pools_as_depthwise_conv(Onnx__ModelProto *model, const struct mq_opset_hi
         }
     }
     return MQ_OK;
+}
+
+int mq_pools_as_conv_learning_shapes(struct mq_model *model, const char *calib_dir,
+                                     const struct mq_calib_open_options *open, int *n_rewritten,
+                                     struct mq_error *err)
+{
+    *n_rewritten = 0;
+    if (!calib_dir || !mq_pool_conv_candidates(model->proto))
+        return MQ_OK;
+    struct mq_shape_probe *probe = NULL;
+    int rc = mq_shape_probe_run(model, calib_dir, open, &probe, err);
+    struct mq_opset_hints shapes = mq_shape_probe_hints(probe);
+    if (rc == MQ_OK)
+        rc = mq_pools_as_depthwise_conv(model->proto, &shapes, n_rewritten, err);
+    mq_shape_probe_free(probe);
+    return rc;
 }

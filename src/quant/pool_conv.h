@@ -8,6 +8,8 @@
 #ifndef MQ_POOL_CONV_H
 #define MQ_POOL_CONV_H
 
+#include "calib/reader.h"
+#include "model/model.h"
 #include "onnx.pb-c.h"
 #include "quant/opset.h"
 #include "util/error.h"
@@ -30,5 +32,13 @@ int mq_pool_conv_candidates(const Onnx__ModelProto *model);
  */
 int mq_pools_as_depthwise_conv(Onnx__ModelProto *model, const struct mq_opset_hints *shapes,
                                int *n_rewritten, struct mq_error *err);
+
+/*
+ * The rewrite above with the channel counts that one sample of calib_dir (read as `open`
+ * says) gives when run through the model; nothing is run when no pool qualifies.
+ */
+int mq_pools_as_conv_learning_shapes(struct mq_model *model, const char *calib_dir,
+                                     const struct mq_calib_open_options *open, int *n_rewritten,
+                                     struct mq_error *err);
 
 #endif

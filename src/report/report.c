@@ -666,15 +666,15 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
         mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
                        "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
     if (r->depthwise_padded)
-        mq_text_printf(out, "  %d depthwise Conv widened with zero channels to a multiple of 16 (the "
-                       "count onnxruntime's fast int8 depthwise kernel takes)\n",
+        mq_text_printf(out, "  %d depthwise Conv widened with zero channels to a multiple of "
+                       "16 (the count onnxruntime's fast int8 depthwise kernel takes)\n",
                        r->depthwise_padded);
     if (r->shuffles_as_gather)
         mq_text_printf(out, "  %d channel shuffle (Reshape, Transpose, Reshape) written as one "
                        "Gather of its channels\n", r->shuffles_as_gather);
     if (r->pools_as_conv)
-        mq_text_printf(out, "  %d AveragePool written as the depthwise Conv that averages the same "
-                       "(onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)\n",
+        mq_text_printf(out, "  %d AveragePool written as the depthwise Conv that averages the "
+                       "same (onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)\n",
                        r->pools_as_conv);
     if (r->ranges_equalized)
         mq_text_printf(out, "  %d Conv outputs rescaled per channel so one scale fits their "
