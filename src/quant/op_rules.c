@@ -107,7 +107,7 @@ static const struct mq_op_rule rules[] = {
      .weight_input = 1, .weight_axis = MQ_AXIS_CONV, .bias_input = 2,
      .weight_zero_point_optional = 1, .bias_correction = 1, .starts_island = 1,
      .fast_input_channel_align = 4, .fast_min_outputs = 16, .fast_output_align = 8,
-     .fast_pad_max_kernel_dim = 64, .float_reads_float = 1},
+     .fast_pad_max_kernel_dim = 64, .fast_depthwise_channel_align = 16, .float_reads_float = 1},
     /*
      * onnxruntime's CPU provider has no integer ConvTranspose: quantized, it
      * runs DequantizeLinear -> float ConvTranspose -> QuantizeLinear on an
@@ -155,7 +155,8 @@ static const struct mq_op_rule rules[] = {
     COMPUTE("Add", 2, 1),
     COMPUTE("Mul", 2, 1),
     COMPUTE("Concat", -1, 1),
-    COMPUTE("AveragePool", 1, 1),
+    {.op_type = "AveragePool", .role = MQ_ROLE_COMPUTE, .by_default = 1, .n_data_inputs = 1,
+     .weight_input = -1, .bias_input = -1, .int8_as_depthwise_conv = 1},
     COMPUTE("GlobalAveragePool", 1, 1),
     COMPUTE("Sigmoid", 1, 1),
     COMPUTE("LeakyRelu", 1, 1),

@@ -105,6 +105,23 @@ struct mq_op_rule {
      */
     int fast_input_channel_align, fast_min_outputs, fast_output_align;
     int fast_pad_max_kernel_dim;
+    /*
+     * The same kernel's depthwise form (group = channels) takes channel
+     * counts that are a multiple of this (16 on x86, 8 on ARM64: the larger);
+     * others run a generic per-channel loop about 3x slower per value.  The
+     * quantizer widens a depthwise Conv between two group-1 Convs with zero
+     * channels up to the multiple (depthwise_pad.c).  0: no such rule.
+     */
+    int fast_depthwise_channel_align;
+    /*
+     * onnxruntime's int8 kernel for the quantized op is a scalar loop slower
+     * than its int8 depthwise Conv computing the same values (AveragePool:
+     * QLinearAveragePool dequantizes, averages one float at a time and
+     * requantizes, 0.26 ms where QLinearConv takes 0.03 ms on fastestdet's
+     * pool): after the QDQ rewrite the quantizer writes it as that Conv
+     * (pool_conv.c), unless --no-pool-conv.
+     */
+    int int8_as_depthwise_conv;
     /* The output's range is fixed, whatever calibration saw (Softmax: [0, 1]). */
     int fixed_output_range;
     float output_min, output_max;

@@ -1,12 +1,15 @@
 /*
- * A zero Pad in front of a Conv folded into the Conv's own pads, before
- * selection and calibration.
+ * A zero Pad in front of a Conv or an AveragePool folded into the node's own
+ * pads, before selection and calibration.
  *
  * onnxruntime folds such a Pad into a float Conv itself, but not in a QDQ
  * model: there the Pad stays, and onnxruntime has no rule that runs it on
  * int8 data, so it costs DequantizeLinear -> float Pad -> QuantizeLinear on
  * the whole tensor (mlsd: three Pads before stride-2 depthwise Convs, about a
  * third of its int8 run time).  A Conv pads with zeros, so the fold is exact.
+ * An AveragePool that then averages the zeros in (count_include_pad) is the
+ * same as the Pad before it (fastestdet's neck: Pad -> AveragePool, which
+ * onnxruntime left as DequantizeLinear -> float Pad -> QuantizeLinear).
  */
 #include "quant/pad_fold.h"
 
@@ -136,7 +139,29 @@ static int zero_spatial_pads(const Onnx__GraphProto *g, const Onnx__NodeProto *p
     return n;
 }
 
-/* Adds the Pad's spatial pads to the Conv's; 0 when the Conv cannot take them. */
+/*
+ * Whether an AveragePool counts the Pad's zeros as its own pads would: it does
+ * so with count_include_pad, which it may take on when it pads nothing yet.
+ * No ceil_mode (a last window past the pads divides by fewer) and no dilation.
+ */
+static int average_takes_pads(Onnx__NodeProto *pool, int opset)
+{
+    if (opset < 7 || mq_node_attr_int(pool, "ceil_mode", 0) != 0)
+        return 0;
+    const Onnx__AttributeProto *d = mq_node_attr(pool, "dilations");
+    for (size_t i = 0; d && i < d->n_ints; i++)
+        if (d->ints[i] != 1)
+            return 0;
+    if (mq_node_attr_int(pool, "count_include_pad", 0) != 0)
+        return 1;
+    const Onnx__AttributeProto *a = mq_node_attr(pool, "pads");
+    for (size_t i = 0; a && i < a->n_ints; i++)
+        if (a->ints[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* Adds the Pad's spatial pads to the node's; 0 when the node cannot take them. */
 static int add_conv_pads(Onnx__NodeProto *conv, const int64_t *pads, int n, int *oom)
 {
     char auto_pad[32];
@@ -147,6 +172,10 @@ static int add_conv_pads(Onnx__NodeProto *conv, const int64_t *pads, int n, int 
     Onnx__AttributeProto *a = attr(conv, "pads");
     if (a && (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS ||
               a->n_ints != (size_t)(2 * spatial)))
+        return 0;
+    const Onnx__AttributeProto *k = mq_node_attr(conv, "kernel_shape");
+    if (strcmp(mq_str(conv->op_type), "AveragePool") == 0 &&
+        (!k || k->n_ints != (size_t)spatial))
         return 0;
     if (!a) {
         a = malloc(sizeof *a);
@@ -174,6 +203,22 @@ static int add_conv_pads(Onnx__NodeProto *conv, const int64_t *pads, int n, int 
     return 1;
 }
 
+/* Sets count_include_pad to 1; 0, or -1 (and *oom) when out of memory. */
+static int set_count_include_pad(Onnx__NodeProto *pool, int *oom)
+{
+    Onnx__AttributeProto *a = attr(pool, "count_include_pad");
+    if (a) {
+        a->has_i = 1;
+        a->i = 1;
+        return 0;
+    }
+    if (mq_graph_add_int_attr(pool, "count_include_pad", 1)) {
+        *oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
 static int has_subgraphs(const Onnx__GraphProto *g)
 {
     for (size_t i = 0; i < g->n_node; i++)
@@ -196,8 +241,10 @@ int mq_fold_pad_into_conv(Onnx__ModelProto *model, int *n_folded, struct mq_erro
     for (size_t c = 0; c < g->n_node; c++) {
         Onnx__NodeProto *conv = g->node[c];
         const char *x = input_at(conv, 0);
-        if (strcmp(mq_str(conv->op_type), "Conv") != 0 || !mq_node_is_onnx(conv) || !x ||
-            readers(g, x) != 1 || is_graph_output(g, x))
+        int is_conv = strcmp(mq_str(conv->op_type), "Conv") == 0;
+        int is_average = strcmp(mq_str(conv->op_type), "AveragePool") == 0;
+        if (!(is_conv || (is_average && average_takes_pads(conv, opset))) ||
+            !mq_node_is_onnx(conv) || !x || readers(g, x) != 1 || is_graph_output(g, x))
             continue;
         size_t p = 0;
         while (p < c && !(g->node[p]->n_output >= 1 && g->node[p]->output[0] &&
@@ -209,7 +256,8 @@ int mq_fold_pad_into_conv(Onnx__ModelProto *model, int *n_folded, struct mq_erro
         Onnx__NodeProto *pad = g->node[p];
         int64_t pads[MAX_PADS];
         int n = zero_spatial_pads(g, pad, opset, pads), oom = 0;
-        if (n < 0 || !add_conv_pads(conv, pads, n, &oom)) {
+        if (n < 0 || !add_conv_pads(conv, pads, n, &oom) ||
+            (is_average && set_count_include_pad(conv, &oom))) {
             if (oom)
                 return mq_error_code(err, MQ_ERR_MEMORY, "out of memory while folding Pad");
             continue;

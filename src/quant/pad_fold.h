@@ -1,6 +1,7 @@
 /*
- * A Pad that adds zeros on spatial axes, read only by a Conv, folded into the
- * Conv's pads before selection and calibration (pad_fold.c says why).
+ * A Pad that adds zeros on spatial axes, read only by a Conv or an
+ * AveragePool, folded into the node's pads before selection and calibration
+ * (the AveragePool then counts them: count_include_pad; pad_fold.c says why).
  */
 #ifndef MQ_PAD_FOLD_H
 #define MQ_PAD_FOLD_H

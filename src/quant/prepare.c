@@ -8,12 +8,14 @@
 
 #include "graph/edit.h"
 #include "quant/channel_pad.h"
+#include "quant/depthwise_pad.h"
 #include "quant/equalize.h"
 #include "quant/hardswish_split.h"
 #include "quant/opset.h"
 #include "quant/op_rules.h"
 #include "quant/pad_fold.h"
 #include "quant/shape_probe.h"
+#include "quant/shuffle_gather.h"
 
 /* Inputs an op folded away before quantization reads as constants: BatchNormalization's
    scale, bias, mean and variance go into the Conv before it. */
@@ -45,6 +47,19 @@ static int wants_constant(const Onnx__NodeProto *reader, size_t input, void *use
     return 0;
 }
 
+/* Channel shuffles as Gathers (quant/shuffle_gather.h), with the shapes one sample gives. */
+static int shuffles_as_gather(struct mq_model *model, const struct mq_quant_prepare_options *o,
+                              int *n, struct mq_error *err)
+{
+    struct mq_shape_probe *probe = NULL;
+    int rc = mq_shape_probe_run(model, o->calib_dir, o->open, &probe, err);
+    struct mq_opset_hints shapes = mq_shape_probe_hints(probe);
+    if (rc == MQ_OK)
+        rc = mq_shuffles_as_gather(model->proto, &shapes, n, err);
+    mq_shape_probe_free(probe);
+    return rc;
+}
+
 int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare_options *options,
                            struct mq_quant_prepare_result *out, struct mq_error *err)
 {
@@ -73,6 +88,8 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_fold_batchnorm(proto, &out->batchnorm_folds, err);
     if (rc == MQ_OK)
         rc = mq_fold_pad_into_conv(proto, &out->pads_folded, err);
+    if (rc == MQ_OK && options->calib_dir && mq_shuffle_candidates(proto))
+        rc = shuffles_as_gather(model, options, &out->shuffles_as_gather, err);
     if (rc == MQ_OK && options->split_hardswish)
         rc = mq_split_hardswish(proto, &out->hardswish_split, err);
     if (rc == MQ_OK && options->pad_channels)
@@ -90,6 +107,9 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
     }
     if (rc == MQ_OK)
         rc = mq_quant_equalize_apply(model, &out->channel_maxima, &out->pairs_equalized, err);
+    /* after equalization, which measured and scaled the channels as they were */
+    if (rc == MQ_OK && options->pad_channels)
+        rc = mq_pad_depthwise_channels(proto, &out->depthwise_padded, err);
     return rc;
 }
 

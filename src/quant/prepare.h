@@ -5,7 +5,8 @@
  * other quantizes: the canonical pass (weights made by expanding nodes such
  * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization,
  * a HardSigmoid's affine part (a Clip left) and Pad folded into the Conv before or after
- * them, optionally HardSwish split
+ * them, channel shuffles written as one Gather (with shapes from one calibration sample),
+ * optionally HardSwish split
  * into ops onnxruntime runs in int8 and Conv inputs padded to the channels its
  * fast int8 kernel takes, and cross-layer range equalization
  * measured on the calibration samples.
@@ -35,7 +36,7 @@ struct mq_quant_prepare_options {
     int min_opset;
     const char *opset_reason;
     /* Conv inputs padded to the channel count onnxruntime's fast int8 kernel takes
-       (quant/channel_pad.h). */
+       (quant/channel_pad.h), depthwise Convs widened to it (quant/depthwise_pad.h). */
     int pad_channels;
 };
 
@@ -43,8 +44,10 @@ struct mq_quant_prepare_result {
     struct mq_graph_canonical_counts canonical;
     struct mq_fold_result batchnorm_folds;
     int pads_folded;
+    int shuffles_as_gather;
     int hardswish_split;
     int channels_padded;
+    int depthwise_padded;
     int pairs_equalized;
     /* The channel maxima equalization used (loaded or measured): saved with the ranges. */
     struct mq_ranges channel_maxima;

@@ -265,6 +265,51 @@ static int observe_a(void *user, const struct mq_kernel_node *producer, const ch
     return MQ_OK;
 }
 
+/*
+ * The axis along which B holds more entries than A, all else equal: a tensor
+ * the quantizer widened with zero channels (a depthwise Conv padded to the
+ * count onnxruntime's fast kernel takes); -1 when the shapes differ otherwise.
+ */
+static int widened_axis(const struct mq_tensor *a, const struct mq_tensor *b)
+{
+    if (a->rank != b->rank)
+        return -1;
+    int axis = -1;
+    for (int d = 0; d < a->rank; d++) {
+        if (a->dims[d] == b->dims[d])
+            continue;
+        if (axis >= 0 || b->dims[d] < a->dims[d])
+            return -1;
+        axis = d;
+    }
+    return axis;
+}
+
+/* B's leading entries along `axis`, as many as A has: what A's tensor is compared with. */
+static int leading_entries(const struct mq_tensor *a, const struct mq_tensor *b, int axis,
+                           struct mq_tensor *out, const char *what, struct mq_error *err)
+{
+    struct mq_tensor wide;
+    if (copy_as_float(&wide, b, what, err))
+        return MQ_ERR;
+    if (mq_tensor_alloc(out, MQ_DTYPE_FLOAT, a->rank, a->dims, what, err)) {
+        mq_tensor_free(&wide);
+        return MQ_ERR;
+    }
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= a->dims[d];
+    for (int d = axis + 1; d < a->rank; d++)
+        inner *= a->dims[d];
+    const float *src = wide.data;
+    float *dst = out->data;
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(dst + o * a->dims[axis] * inner, src + o * b->dims[axis] * inner,
+               (size_t)(a->dims[axis] * inner) * sizeof *dst);
+    mq_tensor_free(&wide);
+    return MQ_OK;
+}
+
 static int observe_b(void *user, const struct mq_kernel_node *producer, const char *name,
                      const struct mq_tensor *value, struct mq_error *err)
 {
@@ -283,7 +328,14 @@ static int observe_b(void *user, const struct mq_kernel_node *producer, const ch
     if (!mq_dtype_is_float(value->dtype)) {
         /* The other model holds something else under this name: not comparable. */
     } else if (!mq_shape_equal(&p->copy, value)) {
-        p->shape_mismatches++;
+        int axis = widened_axis(&p->copy, value);
+        struct mq_tensor lead;
+        if (axis < 0) {
+            p->shape_mismatches++;
+        } else if ((rc = leading_entries(&p->copy, value, axis, &lead, name, err)) == MQ_OK) {
+            rc = mq_error_stats_add(&p->stats, &p->copy, &lead, name, err);
+            mq_tensor_free(&lead);
+        }
     } else {
         rc = mq_error_stats_add(&p->stats, &p->copy, value, name, err);
     }

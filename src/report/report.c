@@ -415,6 +415,9 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "pads_folded", r->pads_folded);
     mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
     mq_json_key_int(&j, "channels_padded", r->channels_padded);
+    mq_json_key_int(&j, "depthwise_padded", r->depthwise_padded);
+    mq_json_key_int(&j, "pools_as_conv", r->pools_as_conv);
+    mq_json_key_int(&j, "shuffles_as_gather", r->shuffles_as_gather);
     mq_json_key_int(&j, "ranges_equalized", r->ranges_equalized);
     mq_json_object_end(&j);
     write_check(&j, r);
@@ -655,12 +658,24 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                            clip_op ? clip_op : "activations");
     }
     if (r->pads_folded)
-        mq_text_printf(out, "  %d Pad folded into the Conv after it\n", r->pads_folded);
+        mq_text_printf(out, "  %d Pad folded into the Conv or AveragePool after it\n",
+                       r->pads_folded);
     if (r->hardswish_split)
         mq_text_printf(out, "  %d HardSwish written as Add, Clip, Mul, Mul\n", r->hardswish_split);
     if (r->channels_padded)
         mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
                        "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
+    if (r->depthwise_padded)
+        mq_text_printf(out, "  %d depthwise Conv widened with zero channels to a multiple of "
+                       "16 (the count onnxruntime's fast int8 depthwise kernel takes)\n",
+                       r->depthwise_padded);
+    if (r->shuffles_as_gather)
+        mq_text_printf(out, "  %d channel shuffle (Reshape, Transpose, Reshape) written as one "
+                       "Gather of its channels\n", r->shuffles_as_gather);
+    if (r->pools_as_conv)
+        mq_text_printf(out, "  %d AveragePool written as the depthwise Conv that averages the "
+                       "same (onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)\n",
+                       r->pools_as_conv);
     if (r->ranges_equalized)
         mq_text_printf(out, "  %d Conv outputs rescaled per channel so one scale fits their "
                        "channels (cross-layer equalization)\n", r->ranges_equalized);

@@ -27,6 +27,9 @@ struct mq_report {
     int pads_folded;                      /* Pad nodes folded into the Conv after them */
     int hardswish_split;                  /* HardSwish written out (--split-hardswish) */
     int channels_padded;                  /* Conv inputs padded to the fast kernel's channels */
+    int depthwise_padded;                 /* depthwise Convs widened to the fast kernel's */
+    int pools_as_conv;                    /* AveragePools written as depthwise Convs */
+    int shuffles_as_gather;               /* Reshape-Transpose-Reshape shuffles as a Gather */
     int ranges_equalized;                 /* Conv outputs rescaled per channel (equalization) */
     const struct mq_ranges *ranges;       /* may be NULL */
     const char *calibration_source;       /* "calib" or "ranges" */

@@ -1207,6 +1207,75 @@ START_TEST(test_pad_folded_into_conv)
 }
 END_TEST
 
+/*
+ * A zero Pad read only by an AveragePool becomes the pool's pads, the zeros
+ * counted (count_include_pad): the same averages.  A pool that already pads
+ * without counting, or rounds its windows up (ceil_mode), keeps its Pad.
+ */
+START_TEST(test_pad_folded_into_average_pool)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 2, 5, 5}, pd[1] = {8};
+    int64_t pads[8] = {0, 0, 1, 1, 0, 0, 1, 2};
+    int64_t k3[2] = {3, 3}, s2[2] = {2, 2}, own[4] = {1, 1, 1, 1};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_i64(g, "pads", 1, pd, pads);
+    qb_node(g, "Pad", "pad", "x,pads", "p");
+    Onnx__NodeProto *pool = qb_node(g, "AveragePool", "pool", "p", "y");
+    qb_attr_ints(pool, "kernel_shape", 2, k3);
+    qb_attr_ints(pool, "strides", 2, s2);
+    qb_node(g, "Pad", "pad_own", "x,pads", "p2"); /* the pool pads without counting: stays */
+    Onnx__NodeProto *pool2 = qb_node(g, "AveragePool", "pool2", "p2", "y2");
+    qb_attr_ints(pool2, "kernel_shape", 2, k3);
+    qb_attr_ints(pool2, "pads", 4, own);
+    qb_node(g, "Pad", "pad_ceil", "x,pads", "p3"); /* ceil_mode: stays */
+    Onnx__NodeProto *pool3 = qb_node(g, "AveragePool", "pool3", "p3", "y3");
+    qb_attr_ints(pool3, "kernel_shape", 2, k3);
+    qb_attr_ints(pool3, "strides", 2, s2);
+    qb_attr_int(pool3, "ceil_mode", 1);
+    qb_output(g, "y", 1);
+    qb_output(g, "y2", 1);
+    qb_output(g, "y3", 1);
+    Onnx__ModelProto *orig = copy_model(m);
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_fold_pad_into_conv(m, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_ptr_null(node_named(g, "pad"));
+    ck_assert_ptr_nonnull(node_named(g, "pad_own"));
+    ck_assert_ptr_nonnull(node_named(g, "pad_ceil"));
+    const Onnx__NodeProto *folded = node_named(g, "pool");
+    ck_assert_str_eq(folded->input[0], "x");
+    int counted = 0;
+    for (size_t i = 0; i < folded->n_attribute; i++)
+        if (strcmp(folded->attribute[i]->name, "count_include_pad") == 0)
+            counted = (int)folded->attribute[i]->i;
+    ck_assert_int_eq(counted, 1);
+
+    float xv[50];
+    for (int i = 0; i < 50; i++)
+        xv[i] = (float)((i * 7) % 13) / 4.0f - 1.0f;
+    struct mq_tensor x = tensor_f32(4, xd, xv), r[3], e[3];
+    mr_run(m, &x, 1, r, 3);
+    mr_run(orig, &x, 1, e, 3);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(r[k].count, e[k].count);
+        for (int d = 0; d < r[k].rank; d++)
+            ck_assert_int_eq(r[k].dims[d], e[k].dims[d]);
+        const float *pr = r[k].data, *pe = e[k].data;
+        for (int64_t i = 0; i < r[k].count; i++)
+            ck_assert_msg(fabsf(pr[i] - pe[i]) <= 1e-5f, "output %d[%lld]: %g, Pad + pool %g", k,
+                          (long long)i, (double)pr[i], (double)pe[i]);
+        mq_tensor_free(&r[k]);
+        mq_tensor_free(&e[k]);
+    }
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(orig, NULL);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 /* Asymmetric uint8 weights per tensor have a zero point that is not 0: it stays. */
 START_TEST(test_nonzero_weight_zero_point_kept)
 {
@@ -1252,6 +1321,7 @@ int main(void)
     tcase_add_test(tc, test_hardswish_split);
     tcase_add_test(tc, test_hardsigmoid_fold_leaves_int8_chain);
     tcase_add_test(tc, test_pad_folded_into_conv);
+    tcase_add_test(tc, test_pad_folded_into_average_pool);
     tcase_add_test(tc, test_nonzero_weight_zero_point_kept);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
