@@ -49,6 +49,10 @@ struct mq_sample_pass {
     mq_sample_inputs_fn inputs;       /* each may be NULL */
     mq_tensor_observer_fn observe;    /* every tensor a node produces (plan.h) */
     mq_sample_done_fn done;
+    /* Non-zero: `done` runs for sample 0, then 1, 2, ... one at a time (a thread whose sample
+       finished early waits its turn), so sums the callbacks keep in shared state come out the
+       same whatever the number of threads. */
+    int done_in_order;
     /* Runs of each sample (timing); 0 means 1.  Only the last run's outputs reach `done`. */
     int64_t repeat;
     /* Receives the wall time of every run, in milliseconds, on the running thread. */

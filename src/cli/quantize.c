@@ -539,7 +539,10 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
     }
     if (rc == MQ_OK)
         rc = mq_quant_stats_collect(plan, source, model->proto, sel, names, n_names, ranges,
-                                    &a->quant, out, err);
+                                    &a->quant,
+                                    a->calib_options.jobs > 0 ? a->calib_options.jobs
+                                                              : mq_calib_default_jobs(),
+                                    out, err);
     mq_calib_source_free(source);
     mq_plan_free(plan);
     return rc;

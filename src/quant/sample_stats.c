@@ -28,8 +28,6 @@ struct act_stat {
     int usable;                 /* has a finite range: qparams computed */
     struct mq_qparams p;
     struct mq_qrange full;
-    double sample_signal, sample_noise; /* the sample being run */
-    int64_t touched_in;         /* sample index of the last touch, -1 none */
     double worst_db;
     int64_t worst_sample;
     int seen;
@@ -49,6 +47,34 @@ struct mean_stat {
     int broken;                 /* a shape it cannot handle, or two nodes with this key */
 };
 
+/* What one thread measures of one activation on the sample it runs. */
+struct act_sample {
+    double signal, noise;
+    int64_t touched_in;         /* sample index of the last touch, -1 none */
+};
+
+/* What one thread sums for one weighted node on the sample it runs. */
+struct mean_sample {
+    double *sums;               /* channels * taps, allocated on first use */
+    double positions;
+    int64_t touched_in;         /* sample index of the last touch, -1 none */
+    int broken;
+};
+
+/*
+ * One thread's state.  Each sample's sums start from zero here and are added to the totals
+ * by `finish_sample`, which the driver calls in sample order: the totals are the same doubles
+ * whatever the number of threads.
+ */
+struct worker {
+    struct mq_quant_stats *s;
+    int64_t sample;
+    struct act_sample *acts;    /* per activation */
+    struct mean_sample *means;  /* per weighted node */
+    double *scratch;
+    size_t scratch_cap;
+};
+
 struct mq_quant_stats {
     const struct mq_plan *plan;  /* during the pass */
     struct act_stat *acts;
@@ -60,9 +86,6 @@ struct mq_quant_stats {
     /* Per tensor name: the mean requests reading it (a tensor may feed several). */
     struct mq_strmap *reader_of; /* tensor -> first index into reader_next chain + 1 */
     int *reader_next;
-    int64_t sample;
-    double *scratch;
-    size_t scratch_cap;
 };
 
 static int oom(struct mq_error *err)
@@ -220,38 +243,56 @@ static int walk_graph(struct walk *w, Onnx__GraphProto *g, const struct mq_graph
 
 /* ------------------------------------------------------------ measuring */
 
-static int scratch(struct mq_quant_stats *s, size_t n, struct mq_error *err)
+static int scratch(struct worker *w, size_t n, struct mq_error *err)
 {
-    if (n <= s->scratch_cap)
+    if (n <= w->scratch_cap)
         return MQ_OK;
-    double *v = realloc(s->scratch, n * sizeof *v);
+    double *v = realloc(w->scratch, n * sizeof *v);
     if (!v)
         return oom(err);
-    s->scratch = v;
-    s->scratch_cap = n;
+    w->scratch = v;
+    w->scratch_cap = n;
     return MQ_OK;
 }
 
-/* After a sample's run: its SQNR per activation, against the worst so far. */
+/*
+ * After a sample's run, in sample order: its SQNR per activation against the worst so far, its
+ * sums added to the totals.
+ */
 static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, int n_outputs,
                          struct mq_error *err)
 {
-    (void)sample, (void)outputs, (void)n_outputs, (void)err;
-    struct mq_quant_stats *s = user;
+    (void)outputs, (void)n_outputs, (void)err;
+    struct worker *w = user;
+    struct mq_quant_stats *s = w->s;
     for (int i = 0; i < s->n_acts; i++) {
         struct act_stat *a = &s->acts[i];
-        if (a->touched_in != s->sample)
+        struct act_sample *as = &w->acts[i];
+        if (as->touched_in != sample)
             continue;
         /* A silent or exactly representable sample says nothing about the scale. */
-        if (a->sample_signal > 0.0 && a->sample_noise > 0.0) {
-            double db = 10.0 * log10(a->sample_signal / a->sample_noise);
+        if (as->signal > 0.0 && as->noise > 0.0) {
+            double db = 10.0 * log10(as->signal / as->noise);
             if (!a->seen || db < a->worst_db) {
                 a->worst_db = db;
-                a->worst_sample = s->sample;
+                a->worst_sample = sample;
             }
             a->seen = 1;
         }
-        a->sample_signal = a->sample_noise = 0.0;
+        as->signal = as->noise = 0.0;
+    }
+    for (int m = 0; m < s->n_means; m++) {
+        struct mean_stat *ms = &s->means[m];
+        struct mean_sample *part = &w->means[m];
+        if (part->touched_in != sample || part->broken)
+            continue;
+        int64_t cells = ms->channels * ms->taps;
+        for (int64_t i = 0; i < cells; i++) {
+            ms->sums[i] += part->sums[i];
+            part->sums[i] = 0.0;
+        }
+        ms->positions += part->positions;
+        part->positions = 0.0;
     }
     return MQ_OK;
 }
@@ -296,8 +337,8 @@ static void rounding_errors(const float *x, int64_t n, float scale, float zero, 
     }
 }
 
-static void measure_activation(struct mq_quant_stats *s, struct act_stat *a,
-                               const struct mq_tensor *t)
+static void measure_activation(struct worker *w, const struct act_stat *a,
+                               struct act_sample *as, const struct mq_tensor *t)
 {
     if (!a->usable || t->dtype != MQ_DTYPE_FLOAT)
         return;
@@ -321,10 +362,10 @@ static void measure_activation(struct mq_quant_stats *s, struct act_stat *a,
             }
     }
     for (int l = 0; l < LANES; l++) {
-        a->sample_signal += signal[l];
-        a->sample_noise += noise[l];
+        as->signal += signal[l];
+        as->noise += noise[l];
     }
-    a->touched_in = s->sample;
+    as->touched_in = w->sample;
 }
 
 /* Output size and leading pad of one spatial dim; 0 when the shape does not fit. */
@@ -341,18 +382,18 @@ static int conv_dim(const struct mean_stat *ms, int d, int64_t in, int64_t *out,
  * at a time is contracted against the tap's index set: [D1, R] becomes
  * [R, K1], so after the last dim the taps are in row-major kernel order.
  */
-static int measure_conv(struct mq_quant_stats *s, struct mean_stat *ms, const struct mq_tensor *t,
-                        struct mq_error *err)
+static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mean_sample *part,
+                        const struct mq_tensor *t, struct mq_error *err)
 {
     int k = ms->spatial;
     if (t->dtype != MQ_DTYPE_FLOAT || t->rank != k + 2 || t->dims[1] != ms->channels) {
-        ms->broken = 1;
+        part->broken = 1;
         return MQ_OK;
     }
     int64_t outs[MAX_SPATIAL], pads[MAX_SPATIAL], size = 1, positions = 1;
     for (int d = 0; d < k; d++) {
         if (t->dims[2 + d] <= 0 || !conv_dim(ms, d, t->dims[2 + d], &outs[d], &pads[d])) {
-            ms->broken = 1;
+            part->broken = 1;
             return MQ_OK;
         }
         size *= t->dims[2 + d];
@@ -370,12 +411,12 @@ static int measure_conv(struct mq_quant_stats *s, struct mean_stat *ms, const st
         }
     }
     if (biggest > MAX_CELLS) {
-        ms->broken = 1;
+        part->broken = 1;
         return MQ_OK;
     }
-    if (scratch(s, (size_t)biggest * 2, err))
+    if (scratch(w, (size_t)biggest * 2, err))
         return MQ_ERR;
-    double *a = s->scratch, *b = s->scratch + biggest;
+    double *a = w->scratch, *b = w->scratch + biggest;
     const float *x = t->data;
     for (int64_t n = 0; n < t->dims[0]; n++) {
         for (int64_t c = 0; c < ms->channels; c++) {
@@ -401,49 +442,56 @@ static int measure_conv(struct mq_quant_stats *s, struct mean_stat *ms, const st
                 b = swap;
                 rows = r * kd;
             }
-            double *sums = ms->sums + c * ms->taps;
+            double *sums = part->sums + c * ms->taps;
             for (int64_t tap = 0; tap < ms->taps; tap++)
                 sums[tap] += a[tap];
         }
-        ms->positions += (double)positions;
+        part->positions += (double)positions;
     }
     return MQ_OK;
 }
 
-static void measure_gemm(struct mean_stat *ms, const struct mq_tensor *t)
+static void measure_gemm(const struct mean_stat *ms, struct mean_sample *part,
+                         const struct mq_tensor *t)
 {
     if (t->dtype != MQ_DTYPE_FLOAT || t->rank != 2) {
-        ms->broken = 1;
+        part->broken = 1;
         return;
     }
     int64_t rows = ms->trans_a ? t->dims[1] : t->dims[0];
     int64_t cols = ms->trans_a ? t->dims[0] : t->dims[1];
     if (cols != ms->channels) {
-        ms->broken = 1;
+        part->broken = 1;
         return;
     }
     const float *x = t->data;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) {
             float v = ms->trans_a ? x[c * rows + r] : x[r * cols + c];
-            ms->sums[c] += isfinite(v) ? (double)v : 0.0;
+            part->sums[c] += isfinite(v) ? (double)v : 0.0;
         }
-    ms->positions += (double)rows;
+    part->positions += (double)rows;
 }
 
-static int observe(struct mq_quant_stats *s, const char *name, const struct mq_tensor *t,
+static int observe(struct worker *w, const char *name, const struct mq_tensor *t,
                    struct mq_error *err)
 {
+    struct mq_quant_stats *s = w->s;
     int a = mq_strmap_get(s->act_of, name);
     if (a >= 0)
-        measure_activation(s, &s->acts[a], t);
+        measure_activation(w, &s->acts[a], &w->acts[a], t);
     for (int m = mq_strmap_get(s->reader_of, name); m >= 0; m = s->reader_next[m]) {
-        struct mean_stat *ms = &s->means[m];
-        if (ms->broken)
+        const struct mean_stat *ms = &s->means[m];
+        struct mean_sample *part = &w->means[m];
+        if (ms->broken || part->broken)
             continue;
+        if (!part->sums && !(part->sums = calloc((size_t)(ms->channels * ms->taps),
+                                                 sizeof *part->sums)))
+            return oom(err);
+        part->touched_in = w->sample;
         if (ms->is_gemm)
-            measure_gemm(ms, t);
-        else if (measure_conv(s, ms, t, err))
+            measure_gemm(ms, part, t);
+        else if (measure_conv(w, ms, part, t, err))
             return MQ_ERR;
     }
     return MQ_OK;
@@ -460,10 +508,10 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer, c
 static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *inputs,
                           int n_inputs, struct mq_error *err)
 {
-    struct mq_quant_stats *s = user;
-    s->sample = sample;
+    struct worker *w = user;
+    w->sample = sample;
     for (int k = 0; k < n_inputs; k++)
-        if (observe(s, mq_str(mq_plan_input(s->plan, k)->name), &inputs[k], err))
+        if (observe(w, mq_str(mq_plan_input(w->s->plan, k)->name), &inputs[k], err))
             return MQ_ERR;
     return MQ_OK;
 }
@@ -486,7 +534,6 @@ static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
         if (!a->name || mq_strmap_put(s->act_of, names[i], s->n_acts))
             return oom(err);
         s->n_acts++;
-        a->touched_in = -1;
         a->full = mq_qrange_full(o->activation_type);
         const struct mq_tensor_range *r = ranges ? mq_ranges_find(ranges, names[i]) : NULL;
         struct mq_error ignored;
@@ -498,11 +545,34 @@ static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
     return MQ_OK;
 }
 
+static int worker_init(struct worker *w, struct mq_quant_stats *s)
+{
+    w->s = s;
+    w->acts = calloc((size_t)(s->n_acts ? s->n_acts : 1), sizeof *w->acts);
+    w->means = calloc((size_t)(s->n_means ? s->n_means : 1), sizeof *w->means);
+    if (!w->acts || !w->means)
+        return -1;
+    for (int i = 0; i < s->n_acts; i++)
+        w->acts[i].touched_in = -1;
+    for (int m = 0; m < s->n_means; m++)
+        w->means[m].touched_in = -1;
+    return 0;
+}
+
+static void worker_free(struct worker *w, const struct mq_quant_stats *s)
+{
+    for (int m = 0; w->means && m < s->n_means; m++)
+        free(w->means[m].sums);
+    free(w->means);
+    free(w->acts);
+    free(w->scratch);
+}
+
 int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_source *source,
                            const Onnx__ModelProto *model, const struct mq_selection *sel,
                            char *const *names, int n_names, const struct mq_ranges *ranges,
-                           const struct mq_quant_options *o, struct mq_quant_stats **out,
-                           struct mq_error *err)
+                           const struct mq_quant_options *o, int jobs,
+                           struct mq_quant_stats **out, struct mq_error *err)
 {
     *out = NULL;
     struct mq_quant_stats *s = calloc(1, sizeof *s);
@@ -519,28 +589,43 @@ int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_sou
         struct walk w = {s, sel, err};
         rc = walk_graph(&w, model->graph, NULL, 0);
     }
-    /* One job: the sums run in sample order, so every run gives the same doubles. */
-    void *workers[1] = {s};
+    /* The totals take each sample's sums in sample order, so every run gives the same doubles
+       whatever the number of threads. */
     struct mq_sample_pass pass = {
         .plan = plan,
         .source = source,
-        .jobs = 1,
-        .workers = workers,
+        .jobs = jobs,
         .inputs = observe_inputs,
         .observe = observe_produced,
         .done = finish_sample,
+        .done_in_order = 1,
         .label = "calibration statistics, sample",
     };
+    int n_workers = mq_sample_pass_jobs(&pass);
+    struct worker *workers = calloc((size_t)n_workers, sizeof *workers);
+    void **worker_ptrs = calloc((size_t)n_workers, sizeof *worker_ptrs);
+    if (!rc && (!workers || !worker_ptrs))
+        rc = oom(err);
+    for (int t = 0; !rc && t < n_workers; t++)
+        rc = worker_init(&workers[t], s) ? oom(err) : MQ_OK;
+    for (int t = 0; !rc && t < n_workers; t++)
+        worker_ptrs[t] = &workers[t];
+    pass.workers = worker_ptrs;
     int64_t done;
     if (!rc)
         rc = mq_sample_pass_run(&pass, &done, err);
+    /* A node some thread could not measure is uncorrected. */
+    for (int t = 0; !rc && t < n_workers; t++)
+        for (int m = 0; m < s->n_means; m++)
+            s->means[m].broken |= workers[t].means[m].broken;
+    for (int t = 0; workers && t < n_workers; t++)
+        worker_free(&workers[t], s);
+    free(workers);
+    free(worker_ptrs);
     if (rc) {
         mq_quant_stats_free(s);
         return rc;
     }
-    free(s->scratch);
-    s->scratch = NULL;
-    s->scratch_cap = 0;
     for (int m = 0; m < s->n_means; m++) {
         struct mean_stat *ms = &s->means[m];
         for (int64_t i = 0; ms->positions > 0.0 && i < ms->channels * ms->taps; i++)
@@ -567,7 +652,6 @@ void mq_quant_stats_free(struct mq_quant_stats *s)
     mq_strmap_free(s->mean_of);
     mq_strmap_free(s->reader_of);
     free(s->reader_next);
-    free(s->scratch);
     free(s);
 }
 
