@@ -63,24 +63,28 @@ static struct vector_run vector_min_max_sse2(const float *x, int64_t n)
         return r;
     const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
     const __m128 largest = _mm_set1_ps(FLT_MAX);
-    __m128 lo[4], hi[4], bad = _mm_setzero_ps();
-    for (int k = 0; k < 4; k++) {
-        lo[k] = _mm_set1_ps(INFINITY);
-        hi[k] = _mm_set1_ps(-INFINITY);
-    }
+    __m128 lo0 = _mm_set1_ps(INFINITY), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m128 hi0 = _mm_set1_ps(-INFINITY), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+    __m128 bad = _mm_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 4; k++) {
-            __m128 v = _mm_loadu_ps(x + i + 4 * k);
-            /* NaN compares unordered, so !(|v| <= FLT_MAX) flags NaN and both infinities. */
-            bad = _mm_or_ps(bad, _mm_cmpnle_ps(_mm_and_ps(v, abs_mask), largest));
-            lo[k] = _mm_min_ps(lo[k], v);
-            hi[k] = _mm_max_ps(hi[k], v);
-        }
+    /* Named accumulators, not an array: -O2 does not unroll a loop over one, and would keep it
+       in memory. */
+    /* NaN compares unordered, so !(|v| <= FLT_MAX) flags NaN and both infinities. */
+#define STEP(k)                                                                                  \
+    {                                                                                            \
+        __m128 v = _mm_loadu_ps(x + i + 4 * k);                                                  \
+        bad = _mm_or_ps(bad, _mm_cmpnle_ps(_mm_and_ps(v, abs_mask), largest));                   \
+        lo##k = _mm_min_ps(lo##k, v);                                                            \
+        hi##k = _mm_max_ps(hi##k, v);                                                            \
+    }
+    for (; i + 16 <= n; i += 16) {
+        STEP(0) STEP(1) STEP(2) STEP(3)
+    }
+#undef STEP
     r.done = i;
     r.bad = _mm_movemask_ps(bad) != 0;
-    __m128 l = _mm_min_ps(_mm_min_ps(lo[0], lo[1]), _mm_min_ps(lo[2], lo[3]));
-    __m128 h = _mm_max_ps(_mm_max_ps(hi[0], hi[1]), _mm_max_ps(hi[2], hi[3]));
+    __m128 l = _mm_min_ps(_mm_min_ps(lo0, lo1), _mm_min_ps(lo2, lo3));
+    __m128 h = _mm_max_ps(_mm_max_ps(hi0, hi1), _mm_max_ps(hi2, hi3));
     float lv[4], hv[4];
     _mm_storeu_ps(lv, l);
     _mm_storeu_ps(hv, h);
@@ -101,24 +105,25 @@ __attribute__((target("avx2"))) static struct vector_run vector_min_max_avx2(con
         return r;
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 largest = _mm256_set1_ps(FLT_MAX);
-    __m256 lo[4], hi[4], bad = _mm256_setzero_ps();
-    for (int k = 0; k < 4; k++) {
-        lo[k] = _mm256_set1_ps(INFINITY);
-        hi[k] = _mm256_set1_ps(-INFINITY);
-    }
+    __m256 lo0 = _mm256_set1_ps(INFINITY), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m256 hi0 = _mm256_set1_ps(-INFINITY), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+    __m256 bad = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int k = 0; k < 4; k++) {
-            __m256 v = _mm256_loadu_ps(x + i + 8 * k);
-            bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), largest,
-                                                  _CMP_NLE_UQ));
-            lo[k] = _mm256_min_ps(lo[k], v);
-            hi[k] = _mm256_max_ps(hi[k], v);
-        }
+#define STEP(k)                                                                                  \
+    {                                                                                            \
+        __m256 v = _mm256_loadu_ps(x + i + 8 * k);                                               \
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), largest, _CMP_NLE_UQ)); \
+        lo##k = _mm256_min_ps(lo##k, v);                                                         \
+        hi##k = _mm256_max_ps(hi##k, v);                                                         \
+    }
+    for (; i + 32 <= n; i += 32) {
+        STEP(0) STEP(1) STEP(2) STEP(3)
+    }
+#undef STEP
     r.done = i;
     r.bad = _mm256_movemask_ps(bad) != 0;
-    __m256 l = _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3]));
-    __m256 h = _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3]));
+    __m256 l = _mm256_min_ps(_mm256_min_ps(lo0, lo1), _mm256_min_ps(lo2, lo3));
+    __m256 h = _mm256_max_ps(_mm256_max_ps(hi0, hi1), _mm256_max_ps(hi2, hi3));
     float lv[8], hv[8];
     _mm256_storeu_ps(lv, l);
     _mm256_storeu_ps(hv, h);
@@ -136,24 +141,25 @@ __attribute__((target("avx512f"))) static struct vector_run vector_min_max_avx51
     if (n < 64)
         return r;
     const __m512 largest = _mm512_set1_ps(FLT_MAX);
-    __m512 lo[4], hi[4];
+    __m512 lo0 = _mm512_set1_ps(INFINITY), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m512 hi0 = _mm512_set1_ps(-INFINITY), hi1 = hi0, hi2 = hi0, hi3 = hi0;
     __mmask16 bad = 0;
-    for (int k = 0; k < 4; k++) {
-        lo[k] = _mm512_set1_ps(INFINITY);
-        hi[k] = _mm512_set1_ps(-INFINITY);
-    }
     int64_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        for (int k = 0; k < 4; k++) {
-            __m512 v = _mm512_loadu_ps(x + i + 16 * k);
-            bad |= _mm512_cmp_ps_mask(_mm512_abs_ps(v), largest, _CMP_NLE_UQ);
-            lo[k] = _mm512_min_ps(lo[k], v);
-            hi[k] = _mm512_max_ps(hi[k], v);
-        }
+#define STEP(k)                                                                                  \
+    {                                                                                            \
+        __m512 v = _mm512_loadu_ps(x + i + 16 * k);                                              \
+        bad |= _mm512_cmp_ps_mask(_mm512_abs_ps(v), largest, _CMP_NLE_UQ);                       \
+        lo##k = _mm512_min_ps(lo##k, v);                                                         \
+        hi##k = _mm512_max_ps(hi##k, v);                                                         \
+    }
+    for (; i + 64 <= n; i += 64) {
+        STEP(0) STEP(1) STEP(2) STEP(3)
+    }
+#undef STEP
     r.done = i;
     r.bad = bad != 0;
-    __m512 l = _mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]));
-    __m512 h = _mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]));
+    __m512 l = _mm512_min_ps(_mm512_min_ps(lo0, lo1), _mm512_min_ps(lo2, lo3));
+    __m512 h = _mm512_max_ps(_mm512_max_ps(hi0, hi1), _mm512_max_ps(hi2, hi3));
     float lv[16], hv[16];
     _mm512_storeu_ps(lv, l);
     _mm512_storeu_ps(hv, h);
