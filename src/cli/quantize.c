@@ -828,7 +828,8 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK) {
         struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
         struct mq_quant_prepare_options po = {have_ranges ? &ranges : NULL, a.calib, &open,
-                                              a.split_hardswish, 0, NULL, 0};
+                                              a.split_hardswish, 0, NULL, 0, 0};
+        po.jobs = a.calib_options.jobs;
         po.min_opset = required_opset(&a.quant, a.fallback, &po.opset_reason);
         /*
          * onnxruntime's fast int8 Conv wants symmetric int8 weights and 4k input channels.
