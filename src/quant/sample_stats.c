@@ -4,9 +4,6 @@
 #include "quant/sample_stats.h"
 
 #include <math.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +14,7 @@
 #include "core/tensor.h"
 #include "quant/graph.h"
 #include "quant/params.h"
+#include "quant/rounding_sums.h"
 
 #define MAX_SPATIAL MQ_CONV_MAX_SPATIAL
 /* Means per node (channels x taps), and doubles of scratch: beyond these a node goes uncorrected. */
@@ -297,71 +295,17 @@ static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, 
     return MQ_OK;
 }
 
-/*
- * Quantizes and dequantizes n values with one scale, as QuantizeLinear then DequantizeLinear
- * would (round half to even, clamp to the type), writing each value and what comes back; a
- * value that is not finite counts as 0 (no signal, no error).  Bit for bit what mq_quantize_value and
- * mq_dequantize_value give, written so the compiler vectorizes it: x / scale is clamped to
- * +-2^22 first (any such value clamps to the type's range anyway, which spans fewer than 2^17
- * steps), where adding and subtracting 1.5 * 2^23 rounds to the nearest integer, ties to even.
- */
-static void rounding_errors(const float *x, int64_t n, float scale, float zero, float qmin,
-                            float qmax, float *value, float *back)
-{
-    const float magic = 12582912.0f, limit = 4194304.0f; /* 1.5 * 2^23, 2^22 */
-    int64_t i = 0;
-#ifdef __SSE2__
-    /* The same steps four at a time (the compiler keeps the scalar loop's compares as
-       branches); SSE2 is in every x86-64. */
-    const __m128 vscale = _mm_set1_ps(scale), vzero = _mm_set1_ps(zero);
-    const __m128 vlo = _mm_set1_ps(qmin), vhi = _mm_set1_ps(qmax), vmagic = _mm_set1_ps(magic);
-    const __m128 vlim = _mm_set1_ps(limit), vnlim = _mm_set1_ps(-limit);
-    for (; i + 4 <= n; i += 4) {
-        __m128 v = _mm_loadu_ps(x + i);
-        v = _mm_and_ps(v, _mm_cmpeq_ps(_mm_sub_ps(v, v), _mm_setzero_ps())); /* NaN, inf: 0 */
-        __m128 t = _mm_min_ps(_mm_max_ps(_mm_div_ps(v, vscale), vnlim), vlim);
-        __m128 q = _mm_add_ps(_mm_sub_ps(_mm_add_ps(t, vmagic), vmagic), vzero);
-        q = _mm_min_ps(_mm_max_ps(q, vlo), vhi);
-        _mm_storeu_ps(value + i, v);
-        _mm_storeu_ps(back + i, _mm_mul_ps(_mm_sub_ps(q, vzero), vscale));
-    }
-#endif
-    for (; i < n; i++) {
-        float v = x[i] - x[i] == 0.0f ? x[i] : 0.0f; /* NaN and infinities give NaN */
-        float t = v / scale;
-        t = t < -limit ? -limit : t > limit ? limit : t;
-        float q = (t + magic) - magic + zero;
-        q = q < qmin ? qmin : q > qmax ? qmax : q;
-        value[i] = v;
-        back[i] = (q - zero) * scale;
-    }
-}
-
 static void measure_activation(struct worker *w, const struct act_stat *a,
                                struct act_sample *as, const struct mq_tensor *t)
 {
     if (!a->usable || t->dtype != MQ_DTYPE_FLOAT)
         return;
-    /* LANES independent sums (a fixed order, so every run gives the same doubles): one chain
-       of dependent additions would cost 4 cycles a value. */
-    enum { CHUNK = 1024, LANES = 8 };
-    float value[CHUNK], back[CHUNK];
-    const float *x = t->data;
-    double signal[LANES] = {0}, noise[LANES] = {0};
-    for (int64_t start = 0; start < t->count; start += CHUNK) {
-        int64_t n = t->count - start < CHUNK ? t->count - start : CHUNK;
-        rounding_errors(x + start, n, a->p.scale, (float)a->p.zero_point, (float)a->full.qmin,
-                        (float)a->full.qmax, value, back);
-        for (int64_t i = n; i % LANES; i++)
-            value[i] = back[i] = 0.0f; /* pads the last chunk to whole groups */
-        for (int64_t i = 0; i < n; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                double v = (double)value[i + l], e = (double)back[i + l] - v;
-                signal[l] += v * v;
-                noise[l] += e * e;
-            }
-    }
-    for (int l = 0; l < LANES; l++) {
+    /* Lanes of independent sums, in a fixed order (every run gives the same doubles): one
+       chain of dependent additions would cost 4 cycles a value. */
+    double signal[MQ_ROUNDING_LANES] = {0}, noise[MQ_ROUNDING_LANES] = {0};
+    mq_quant_rounding_sums(t->data, t->count, a->p.scale, (float)a->p.zero_point,
+                           (float)a->full.qmin, (float)a->full.qmax, signal, noise);
+    for (int l = 0; l < MQ_ROUNDING_LANES; l++) {
         as->signal += signal[l];
         as->noise += noise[l];
     }

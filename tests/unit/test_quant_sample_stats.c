@@ -20,6 +20,7 @@
 #include "model/tensor_proto.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
+#include "quant/rounding_sums.h"
 #include "quant/sample_stats.h"
 #include "model_run.h"
 #include "quant_builder.h"
@@ -549,6 +550,46 @@ START_TEST(test_threads_give_the_same_doubles)
 }
 END_TEST
 
+/* The lanes one value at a time, as rounding_sums.h specifies them. */
+static void rounding_sums_by_hand(const float *x, int64_t n, float scale, float zero, float qmin,
+                                  float qmax, double *signal, double *noise)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = isfinite(x[i]) ? x[i] : 0.0f;
+        float q = nearbyintf(v / scale) + zero; /* round half to even */
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        float back = (q - zero) * scale;
+        double dv = v, e = (double)back - dv;
+        double vv = dv * dv, ee = e * e;
+        signal[i % MQ_ROUNDING_LANES] += vv;
+        noise[i % MQ_ROUNDING_LANES] += ee;
+    }
+}
+
+START_TEST(test_rounding_sums_match_one_value_at_a_time)
+{
+    enum { N = 203 };
+    float x[N] = {0};
+    for (int n = 0; n <= N; n += (n < 40 ? 1 : 17)) {
+        for (int i = 0; i < n; i++)
+            x[i] = sinf((float)i * 1.3f) * 9.0f + (i % 11 == 0 ? 400.0f : 0.0f);
+        if (n > 5) {
+            x[1] = NAN;
+            x[n / 2] = -INFINITY;
+            x[n - 2] = 0.75f * 0.05f; /* a tie: rounds to even */
+            x[n - 3] = -1e30f;        /* far outside the range: clamps */
+        }
+        double s1[MQ_ROUNDING_LANES] = {0}, n1[MQ_ROUNDING_LANES] = {0};
+        double s2[MQ_ROUNDING_LANES] = {0}, n2[MQ_ROUNDING_LANES] = {0};
+        mq_quant_rounding_sums(x, n, 0.05f, 3.0f, -128.0f, 127.0f, s1, n1);
+        rounding_sums_by_hand(x, n, 0.05f, 3.0f, -128.0f, 127.0f, s2, n2);
+        ck_assert_msg(memcmp(s1, s2, sizeof s1) == 0 && memcmp(n1, n2, sizeof n1) == 0,
+                      "n %d: signal %.17g vs %.17g, noise %.17g vs %.17g", n, s1[0], s2[0],
+                      n1[0], n2[0]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_stats");
@@ -562,6 +603,7 @@ int main(void)
     tcase_add_test(tc, test_bias_correction_removes_mean_error);
     tcase_add_test(tc, test_quiet_sample_stays_float);
     tcase_add_test(tc, test_threads_give_the_same_doubles);
+    tcase_add_test(tc, test_rounding_sums_match_one_value_at_a_time);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
