@@ -15,6 +15,9 @@
 #include "quant/graph.h"
 #include "quant/params.h"
 #include "quant/rounding_sums.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_SPATIAL MQ_CONV_MAX_SPATIAL
 /* Means per node (channels x taps), and doubles of scratch: beyond these a node goes uncorrected. */
@@ -320,11 +323,43 @@ static int conv_dim(const struct mean_stat *ms, int d, int64_t in, int64_t *out,
                               c->pads[d], c->pads[ms->spatial + d], out, pad);
 }
 
+/* n values as doubles, 0 for those that are not finite. */
+static void widen_finite(const float *x, int64_t n, double *out)
+{
+    int64_t i = 0;
+#ifdef __SSE2__
+    for (; i + 4 <= n; i += 4) {
+        __m128 v = _mm_loadu_ps(x + i);
+        v = _mm_and_ps(v, _mm_cmpeq_ps(_mm_sub_ps(v, v), _mm_setzero_ps())); /* NaN, inf: 0 */
+        _mm_storeu_pd(out + i, _mm_cvtps_pd(v));
+        _mm_storeu_pd(out + i + 2, _mm_cvtps_pd(_mm_movehl_ps(v, v)));
+    }
+#endif
+    for (; i < n; i++)
+        out[i] = isfinite(x[i]) ? (double)x[i] : 0.0;
+}
+
+/* dst[i] += src[i]: four independent statements a step, which -O2 makes vector adds. */
+static void add_row(double *restrict dst, const double *restrict src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        dst[i] += src[i];
+        dst[i + 1] += src[i + 1];
+        dst[i + 2] += src[i + 2];
+        dst[i + 3] += src[i + 3];
+    }
+    for (; i < n; i++)
+        dst[i] += src[i];
+}
+
 /*
  * Adds, for every input channel and kernel tap, the sum over all output
  * positions of the input value that tap reads.  Per channel, one spatial dim
- * at a time is contracted against the tap's index set: [D1, R] becomes
- * [R, K1], so after the last dim the taps are in row-major kernel order.
+ * at a time is contracted against the tap's index set: [T, D, R] (T the taps
+ * of the dims done, R the dims to come) becomes [T, K, R], so rows of R stay
+ * contiguous and after the last dim the taps are in row-major kernel order.
+ * Each cell adds its rows in output-position order, whatever the layout.
  */
 static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mean_sample *part,
                         const struct mq_tensor *t, struct mq_error *err)
@@ -364,27 +399,26 @@ static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mea
     const float *x = t->data;
     for (int64_t n = 0; n < t->dims[0]; n++) {
         for (int64_t c = 0; c < ms->channels; c++) {
-            const float *xc = x + (n * ms->channels + c) * size;
-            for (int64_t i = 0; i < size; i++)
-                a[i] = isfinite(xc[i]) ? (double)xc[i] : 0.0;
-            int64_t rows = size; /* elements of the current [D, R] array */
+            widen_finite(x + (n * ms->channels + c) * size, size, a);
+            int64_t done_taps = 1, rest = size; /* the current array is [done_taps, rest] */
             for (int d = 0; d < k; d++) {
-                int64_t dn = t->dims[2 + d], r = rows / dn, kd = ms->kernel[d];
-                for (int64_t i = 0; i < r * kd; i++)
-                    b[i] = 0.0;
-                for (int64_t tap = 0; tap < kd; tap++)
-                    for (int64_t o = 0; o < outs[d]; o++) {
-                        int64_t j = o * ms->conv.strides[d] + tap * ms->conv.dilations[d] - pads[d];
-                        if (j < 0 || j >= dn)
-                            continue;
-                        const double *src = a + j * r;
-                        for (int64_t q = 0; q < r; q++)
-                            b[q * kd + tap] += src[q];
+                int64_t dn = t->dims[2 + d], r = rest / dn, kd = ms->kernel[d];
+                memset(b, 0, (size_t)(done_taps * kd * r) * sizeof *b);
+                for (int64_t before = 0; before < done_taps; before++)
+                    for (int64_t tap = 0; tap < kd; tap++) {
+                        double *dst = b + (before * kd + tap) * r;
+                        for (int64_t o = 0; o < outs[d]; o++) {
+                            int64_t j = o * ms->conv.strides[d] +
+                                        tap * ms->conv.dilations[d] - pads[d];
+                            if (j >= 0 && j < dn)
+                                add_row(dst, a + (before * dn + j) * r, r);
+                        }
                     }
                 double *swap = a;
                 a = b;
                 b = swap;
-                rows = r * kd;
+                done_taps *= kd;
+                rest = r;
             }
             double *sums = part->sums + c * ms->taps;
             for (int64_t tap = 0; tap < ms->taps; tap++)
