@@ -1,7 +1,7 @@
 /*
  * The signal and rounding-error energy of activation values under one scale
- * (see rounding_sums.h), in one pass: scalar, SSE2 and AVX2 paths that add
- * the same values to the same lanes in the same order.
+ * (see rounding_sums.h), in one pass: scalar, SSE2, AVX2 and AVX-512 paths
+ * that add the same values to the same lanes in the same order.
  *
  * Quantizing is bit for bit what mq_quantize_value and mq_dequantize_value
  * give: x / scale is clamped to +-2^22 first (any such value clamps to the
@@ -19,7 +19,7 @@
 #endif
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
-#define HAVE_X86_AVX2 1
+#define HAVE_X86_WIDE 1
 #include <immintrin.h>
 #include <stdatomic.h>
 #endif
@@ -108,7 +108,7 @@ static int64_t sums_sse2(const struct qparams *p, const float *x, int64_t n, dou
 #undef ADD_PAIR
 #endif
 
-#ifdef HAVE_X86_AVX2
+#ifdef HAVE_X86_WIDE
 /* Eight values at a time; lanes 0-3 and 4-7 each in one register of doubles. */
 __attribute__((target("avx2"))) static int64_t sums_avx2(const struct qparams *p, const float *x,
                                                          int64_t n, double *signal,
@@ -145,18 +145,59 @@ __attribute__((target("avx2"))) static int64_t sums_avx2(const struct qparams *p
     return i;
 }
 
-/* Whether this CPU runs the AVX2 path, decided once. */
-static int use_avx2(void)
+/* Sixteen values at a time: floats in one register, lanes 0-7 in one register of doubles,
+   which takes values i .. i+7 and then i+8 .. i+15 (each lane in index order). */
+__attribute__((target("avx512f"))) static int64_t sums_avx512(const struct qparams *p,
+                                                              const float *x, int64_t n,
+                                                              double *signal, double *noise)
+{
+    const __m512 scale = _mm512_set1_ps(p->scale), zero = _mm512_set1_ps(p->zero);
+    const __m512 lo = _mm512_set1_ps(p->qmin), hi = _mm512_set1_ps(p->qmax);
+    const __m512 magic = _mm512_set1_ps(MAGIC), lim = _mm512_set1_ps(LIMIT);
+    const __m512 nlim = _mm512_set1_ps(-LIMIT);
+    __m512d sig = _mm512_loadu_pd(signal), noi = _mm512_loadu_pd(noise);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 xv = _mm512_loadu_ps(x + i);
+        __mmask16 finite = _mm512_cmp_ps_mask(_mm512_sub_ps(xv, xv), _mm512_setzero_ps(),
+                                              _CMP_EQ_OQ);
+        __m512 v = _mm512_maskz_mov_ps(finite, xv); /* NaN, inf: +0 */
+        __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, scale), nlim), lim);
+        __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(t, magic), magic), zero);
+        q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+        __m512 back = _mm512_mul_ps(_mm512_sub_ps(q, zero), scale);
+        __m512d v_lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        __m512d v_hi = _mm512_cvtps_pd(
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        __m512d e_lo = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(back)), v_lo);
+        __m512d e_hi = _mm512_sub_pd(
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(back), 1))),
+            v_hi);
+        sig = _mm512_add_pd(sig, _mm512_mul_pd(v_lo, v_lo));
+        noi = _mm512_add_pd(noi, _mm512_mul_pd(e_lo, e_lo));
+        sig = _mm512_add_pd(sig, _mm512_mul_pd(v_hi, v_hi));
+        noi = _mm512_add_pd(noi, _mm512_mul_pd(e_hi, e_hi));
+    }
+    _mm512_storeu_pd(signal, sig);
+    _mm512_storeu_pd(noise, noi);
+    return i;
+}
+
+typedef int64_t (*sums_fn)(const struct qparams *p, const float *x, int64_t n, double *signal,
+                           double *noise);
+
+/* The widest path this CPU runs, decided once. */
+static sums_fn widest(void)
 {
     /* every thread that finds it unset computes the same value: storing it twice is harmless */
     static _Atomic int cached = -1;
-    int yes = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (yes < 0) {
+    int which = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (which < 0) {
         __builtin_cpu_init();
-        yes = __builtin_cpu_supports("avx2") ? 1 : 0;
-        atomic_store_explicit(&cached, yes, memory_order_relaxed);
+        which = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        atomic_store_explicit(&cached, which, memory_order_relaxed);
     }
-    return yes;
+    return which == 2 ? sums_avx512 : which == 1 ? sums_avx2 : sums_sse2;
 }
 #endif
 
@@ -166,11 +207,8 @@ void mq_quant_rounding_sums(const float *x, int64_t n, float scale, float zero, 
 {
     const struct qparams p = {scale, zero, qmin, qmax};
     int64_t done = 0;
-#ifdef HAVE_X86_AVX2
-    if (use_avx2())
-        done = sums_avx2(&p, x, n, signal, noise);
-    else
-        done = sums_sse2(&p, x, n, signal, noise);
+#ifdef HAVE_X86_WIDE
+    done = widest()(&p, x, n, signal, noise);
 #elif defined(__SSE2__)
     done = sums_sse2(&p, x, n, signal, noise);
 #endif
