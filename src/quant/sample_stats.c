@@ -404,14 +404,26 @@ static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mea
             for (int d = 0; d < k; d++) {
                 int64_t dn = t->dims[2 + d], r = rest / dn, kd = ms->kernel[d];
                 memset(b, 0, (size_t)(done_taps * kd * r) * sizeof *b);
+                int64_t stride = ms->conv.strides[d];
                 for (int64_t before = 0; before < done_taps; before++)
                     for (int64_t tap = 0; tap < kd; tap++) {
+                        /* the output positions whose row j = o * stride + offset is inside */
+                        int64_t offset = tap * ms->conv.dilations[d] - pads[d];
+                        int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+                        int64_t last = dn - 1 - offset < 0 ? -1 : (dn - 1 - offset) / stride;
+                        if (last > outs[d] - 1)
+                            last = outs[d] - 1;
                         double *dst = b + (before * kd + tap) * r;
-                        for (int64_t o = 0; o < outs[d]; o++) {
-                            int64_t j = o * ms->conv.strides[d] +
-                                        tap * ms->conv.dilations[d] - pads[d];
-                            if (j >= 0 && j < dn)
-                                add_row(dst, a + (before * dn + j) * r, r);
+                        int64_t row0 = before * dn + offset; /* row of o = 0, maybe outside */
+                        if (r == 1) {
+                            /* the last dim: one value a row, summed in a register */
+                            double sum = 0.0;
+                            for (int64_t o = first; o <= last; o++)
+                                sum += a[row0 + o * stride];
+                            dst[0] = sum;
+                        } else {
+                            for (int64_t o = first; o <= last; o++)
+                                add_row(dst, a + (row0 + o * stride) * r, r);
                         }
                     }
                 double *swap = a;
