@@ -137,8 +137,10 @@ static int run_sample(struct shared *s, void *worker, int64_t i,
     if (rc == MQ_OK && p->inputs)
         rc = p->inputs(worker, i, inputs, n_inputs, err);
     struct mq_run_options run = {p->observe, worker};
-    int64_t repeat = p->repeat > 0 ? p->repeat : 1;
+    int64_t repeat = p->run ? 0 : p->repeat > 0 ? p->repeat : 1;
     memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
+    if (rc == MQ_OK && p->run)
+        rc = p->run(worker, i, inputs, n_inputs, err);
     for (int64_t r = 0; rc == MQ_OK && r < repeat; r++) {
         for (int k = 0; k < n_outputs; k++)
             mq_tensor_free(&outputs[k]);
@@ -149,8 +151,8 @@ static int run_sample(struct shared *s, void *worker, int64_t i,
             p->timed(worker, now_ms() - t0);
     }
     if (rc == MQ_OK)
-        rc = keep_carried(p, outputs, n_inputs, carried, err);
-    if (rc == MQ_OK && p->done && p->done_in_order) {
+        rc = p->run ? MQ_OK : keep_carried(p, outputs, n_inputs, carried, err);
+    if (rc == MQ_OK && p->done && !p->run && p->done_in_order) {
         if (wait_turn(s, i))
             rc = mq_error_code(err, MQ_ERR_INTERRUPTED, "an earlier sample failed");
         else {
@@ -159,7 +161,7 @@ static int run_sample(struct shared *s, void *worker, int64_t i,
             if (rc == MQ_OK)
                 pass_turn(s, i);
         }
-    } else if (rc == MQ_OK && p->done) {
+    } else if (rc == MQ_OK && p->done && !p->run) {
         rc = p->done(worker, i, outputs, n_outputs, err);
     }
     for (int k = 0; k < n_outputs; k++)

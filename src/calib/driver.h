@@ -49,6 +49,10 @@ struct mq_sample_pass {
     mq_sample_inputs_fn inputs;       /* each may be NULL */
     mq_tensor_observer_fn observe;    /* every tensor a node produces (plan.h) */
     mq_sample_done_fn done;
+    /* When given, called with the loaded inputs of sample i in place of running the plan (which
+       then only names the inputs the source loads; repeat, timed and done are not used): for
+       passes that run something else on each sample, such as two models side by side. */
+    mq_sample_inputs_fn run;
     /* Non-zero: `done` runs for sample 0, then 1, 2, ... one at a time (a thread whose sample
        finished early waits its turn), so sums the callbacks keep in shared state come out the
        same whatever the number of threads. */

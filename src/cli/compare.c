@@ -9,6 +9,7 @@
 #include "graph/canonical.h"
 #include "cli/commands_tools.h"
 #include "model/model.h"
+#include "calib/ranges.h"
 #include "report/divergence.h"
 #include "report/html.h"
 #include "util/fileio.h"
@@ -33,6 +34,7 @@ static const char compare_help[] =
     "                 that add the most error: candidates for --exclude-nodes\n"
     "  --top N        how many nodes --per-layer lists (default 10; all in JSON)\n"
     "  --limit N      use only the first N samples\n"
+    "  --jobs N       threads (default: the CPU count; the figures do not depend on N)\n"
     "  --html FILE    write a self-contained page: per-output figures and the\n"
     "                 error along the network (implies the per-layer comparison)\n"
     "  --json FILE    write every figure as JSON (\"-\" for stdout); SQNR of an\n"
@@ -41,7 +43,7 @@ static const char compare_help[] =
 struct compare_args {
     const char *a, *b, *inputs, *json, *html;
     int per_layer;
-    long long top, limit;
+    long long top, limit, jobs;
     struct mq_preprocess preprocess;
 };
 
@@ -209,6 +211,9 @@ static int parse(int argc, char **argv, struct compare_args *a)
         } else if ((m = mq_cli_option(argc, argv, &i, "limit", &v))) {
             if (m < 0 || (a->limit = mq_cli_parse_count(v)) < 1)
                 return mq_cli_usage_error("compare", "--limit needs a count from 1");
+        } else if ((m = mq_cli_option(argc, argv, &i, "jobs", &v))) {
+            if (m < 0 || (a->jobs = mq_cli_parse_count(v)) < 1 || a->jobs > 1024)
+                return mq_cli_usage_error("compare", "--jobs takes a count from 1 to 1024");
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return mq_cli_usage_error("compare", "unknown option '%s'", argv[i]);
         } else if (!a->a) {
@@ -243,7 +248,7 @@ int mq_cli_compare(int argc, char **argv)
     struct mq_divergence_result r;
     memset(&r, 0, sizeof r);
     struct mq_divergence_options o = {a.inputs, a.limit, a.per_layer || a.html, &a.preprocess,
-                                   NULL};
+                                      NULL, a.jobs > 0 ? (int)a.jobs : mq_calib_default_jobs()};
     int rc = MQ_OK;
     if (a.html)
         rc = mq_path_check_distinct(a.a, a.html, &err);

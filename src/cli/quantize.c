@@ -53,8 +53,9 @@ static const char quantize_help[] =
     "  --calibrate M            minmax (default), percentile, entropy or mse\n"
     "  --percentile P           for percentile: keep P percent (default 99.999)\n"
     "  --calib-limit N          use the first N samples\n"
-    "  --jobs N                 threads for the passes over the samples (the result does\n"
-    "                           not depend on N)\n"
+    "  --jobs N                 threads for the passes over the samples (calibration, the\n"
+    "                           second pass, the accuracy check; the result does not\n"
+    "                           depend on N; default: the CPU count)\n"
     "  --save-ranges FILE       also save the calibrated ranges\n"
     "\n"
     "Selection (a name or pattern that matches nothing is an error):\n"
@@ -446,6 +447,12 @@ static void show_progress(void *user, const struct mq_calib_progress *p)
     s->shown = 1;
 }
 
+/* --jobs, else the CPU count: for calibration and the check alike. */
+static int jobs_of(const struct quantize_args *a)
+{
+    return a->calib_options.jobs > 0 ? a->calib_options.jobs : mq_calib_default_jobs();
+}
+
 /*
  * Ranges for the tensors to observe: calibration on the samples, or saved
  * files.  The one place that talks to calib/.
@@ -475,9 +482,7 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
                 rc = mq_ranges_finalize(out, a->calib_options.method,
                                         a->calib_options.percentile,
                                         a->calib_options.symmetric,
-                                        a->calib_options.jobs > 0 ? a->calib_options.jobs
-                                                                  : mq_calib_default_jobs(),
-                                        err);
+                                        jobs_of(a), err);
         }
         if (rc)
             mq_ranges_free(out);
@@ -576,11 +581,16 @@ static int get_rounding(const struct quantize_args *a, const struct mq_model *mo
     return rc;
 }
 
-/* The samples the check and the search run on: --eval, else the calibration samples. */
-static struct mq_check_options eval_options(const struct quantize_args *a)
+/*
+ * The samples the check and the search run on: --eval, else the calibration samples.  The
+ * FP32 outputs on them are kept in `reference`, shared by the search and the final check.
+ */
+static struct mq_check_options eval_options(const struct quantize_args *a,
+                                            struct mq_divergence_cache *reference)
 {
     struct mq_check_options o = {a->eval ? a->eval : a->calib,
-                                 a->eval ? a->eval_limit : a->limit, 0, &a->preprocess, NULL};
+                                 a->eval ? a->eval_limit : a->limit, 0, &a->preprocess,
+                                 reference, jobs_of(a)};
     return o;
 }
 
@@ -600,7 +610,8 @@ static void show_search_progress(void *user, const struct mq_target_progress *p)
  * works on copies of the model as it is now, ready for the rewrite; its
  * fallback nodes then join the exclusions and `sel` is made again.
  */
-static int run_search(const struct quantize_args *a, const struct mq_model *model,
+static int run_search(const struct quantize_args *a, struct mq_divergence_cache *reference,
+                      const struct mq_model *model,
                       const struct mq_model *fp32, const struct mq_weight_rounding *other_rounding,
                       struct mq_selection *sel,
                       const struct mq_ranges *ranges, struct mq_target_search_result *out,
@@ -616,7 +627,7 @@ static int run_search(const struct quantize_args *a, const struct mq_model *mode
                                    &a->exclude_nodes, 1};
     struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
     struct mq_target_search_options o = {bytes, size, model->dir, &so, ranges, &a->quant, fp32,
-                                         eval_options(a), a->target, a->fallback, other_rounding,
+                                         eval_options(a, reference), a->target, a->fallback, other_rounding,
                                          show_search_progress, &progress};
     int rc = mq_target_search(&o, out, err);
     if (progress.shown)
@@ -667,11 +678,12 @@ static int apply_fallback(const struct mq_selection *sel, const struct mq_target
  * The check of the quantized model against FP32; the per-node attribution
  * (a slower pass) only when some output is below the warning threshold.
  */
-static int run_check(const struct quantize_args *a, const struct mq_model *fp32,
+static int run_check(const struct quantize_args *a, struct mq_divergence_cache *reference,
+                     const struct mq_model *fp32,
                      const Onnx__ModelProto *quantized, struct mq_check_result *out,
                      struct mq_error *err)
 {
-    struct mq_check_options o = eval_options(a);
+    struct mq_check_options o = eval_options(a, reference);
     int tty = !a->quiet && isatty(STDERR_FILENO);
     if (tty)
         fprintf(stderr, "\rchecking against FP32\033[K"), fflush(stderr);
@@ -724,7 +736,8 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
     memset(&cmp, 0, sizeof cmp);
     int have_cmp = 0, rc = MQ_OK;
     if (!measured && a->calib) {
-        struct mq_divergence_options co = {a->calib, a->limit, 1, &a->preprocess, NULL};
+        struct mq_divergence_options co = {a->calib, a->limit, 1, &a->preprocess, NULL,
+                                           jobs_of(a)};
         int progress = !a->quiet && isatty(STDERR_FILENO);
         if (progress)
             fputs("\rcomparing with the float model for --html\033[K", stderr), fflush(stderr);
@@ -791,6 +804,8 @@ int mq_cli_quantize(int argc, char **argv)
     struct mq_model *fp32 = NULL;
     struct mq_check_result check;
     struct mq_target_search_result search;
+    /* FP32 outputs on the samples, computed once for the search and the check. */
+    struct mq_divergence_cache reference = {0};
     int have_check = 0, have_search = 0;
     memset(&check, 0, sizeof check);
     memset(&search, 0, sizeof search);
@@ -877,7 +892,7 @@ int mq_cli_quantize(int argc, char **argv)
         a.quant.weight_rounding = a.gptq_rounding == 1 ? rounding : NULL;
     }
     if (rc == MQ_OK && want_search) {
-        rc = run_search(&a, model, fp32, a.gptq_rounding < 0 ? rounding : NULL, &sel, &ranges,
+        rc = run_search(&a, &reference, model, fp32, a.gptq_rounding < 0 ? rounding : NULL, &sel, &ranges,
                         &search, &err);
         have_search = rc == MQ_OK;
         if (have_search && search.uses_other_rounding)
@@ -899,7 +914,7 @@ int mq_cli_quantize(int argc, char **argv)
         have_fusions = rc == MQ_OK;
     }
     if (rc == MQ_OK && want_check) {
-        rc = run_check(&a, fp32, model->proto, &check, &err);
+        rc = run_check(&a, &reference, fp32, model->proto, &check, &err);
         have_check = rc == MQ_OK;
     }
 
@@ -917,6 +932,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.pads_folded = prep.pads_folded;
         report.hardswish_split = prep.hardswish_split;
         report.channels_padded = prep.channels_padded;
+        report.ranges_equalized = prep.pairs_equalized;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";
         report.calibration_paths = a.calib ? paths : a.loads;
@@ -974,6 +990,7 @@ int mq_cli_quantize(int argc, char **argv)
     if (have_search)
         mq_target_search_result_free(&search);
     mq_model_free(fp32);
+    mq_divergence_cache_free(&reference);
     mq_quant_prepare_result_free(&prep);
     mq_quant_stats_free(stats);
     mq_weight_rounding_free(rounding);

@@ -1,6 +1,7 @@
 /*
- * Graph clean-up before quantization: folding BatchNormalization into the preceding Conv/Gemm
- * weights and dropping initializers left unused (see batchnorm_fold.h).
+ * Graph clean-up before quantization: folding BatchNormalization and the other per-channel
+ * affine maps (a HardSigmoid's, leaving its clamp as a Clip) into the preceding Conv's weights,
+ * and dropping initializers left unused (see batchnorm_fold.h).
  */
 #include "quant/batchnorm_fold.h"
 
@@ -13,6 +14,7 @@
 #include "core/limits.h"
 #include "graph/edit.h"
 #include "core/tensor.h"
+#include "model/model.h"
 #include "model/tensor_proto.h"
 #include "quant/graph.h"
 #include "util/strutil.h"
@@ -24,6 +26,11 @@ struct candidate {
 
 struct fold_ctx {
     struct mq_names names;
+    int opset; /* the default domain's: Clip's bounds are attributes before 11, inputs after */
+    /* The bounds of the last Clip a fold left, as initializers of clip_graph (shared). */
+    Onnx__GraphProto *clip_graph;
+    float clip_lo, clip_hi;
+    char *clip_lo_name, *clip_hi_name;
     struct mq_fold_result *out;
     /* Initializers a fold stopped reading: dropped at the end when nothing reads them. */
     struct candidate *cands;
@@ -130,7 +137,7 @@ static char *display_name(const Onnx__NodeProto *node, int index)
 struct fold_params {
     struct mq_tensor w, b;
     int has_b;
-    int transposed; /* a ConvTranspose: its weight [C_in, C_out, k...] has the outputs on axis 1 */
+    int channel_axis; /* the weight's axis holding the output channels: 0 or 1 */
     double *a, *s;
 };
 
@@ -222,24 +229,101 @@ static int elementwise_affine(const struct mq_graph_index *idx, const Onnx__Node
     return 1;
 }
 
+/* HardSigmoid: max(0, min(1, alpha * x + beta)), the affine part a = alpha, s = beta. */
+static int hardsigmoid_affine(const struct mq_graph_index *idx, const Onnx__NodeProto *n,
+                              int64_t c, int rank, double *a, double *s)
+{
+    (void)idx, (void)rank;
+    if (n->n_input != 1 || n->n_output != 1)
+        return 0;
+    double alpha = mq_node_attr_float(n, "alpha", 0.2f), beta = mq_node_attr_float(n, "beta", 0.5f);
+    for (int64_t o = 0; o < c; o++) {
+        a[o] = alpha;
+        s[o] = beta;
+    }
+    return 1;
+}
+
 /*
  * The ops folded into the Conv before them: BatchNormalization, and the scale and shift some
  * exporters write as separate ops (caffe2's spatial BN followed by Mul and Add by a [C,1,1]
  * constant, a Scale layer as Mul).  `data` is the input the Conv's output arrives in (-1:
  * either of two).
+ *
+ * An activation that is an affine map followed by a clamp to [clip_lo, clip_hi] folds its map
+ * the same way and stays as Clip(clip_lo, clip_hi) (`clamps`): the quantizer folds a Clip after
+ * a Conv into the Conv's output quantization, so the pair runs as one int8 Conv where
+ * onnxruntime has no int8 kernel for the activation (HardSigmoid, in squeeze-excitation
+ * blocks: Conv -> HardSigmoid -> Mul).  Relu and Clip themselves need no entry (their affine
+ * map is the identity); HardSwish is x times a HardSigmoid of x, no affine map of x.
  */
 static const struct {
     const char *op_type;
     int data;
     int (*affine)(const struct mq_graph_index *idx, const Onnx__NodeProto *node, int64_t c,
                   int rank, double *a, double *s);
+    int clamps;
+    float clip_lo, clip_hi;
 } affine_ops[] = {
-    {"BatchNormalization", 0, batchnorm_affine},
-    {"Mul", -1, elementwise_affine},
-    {"Add", -1, elementwise_affine},
-    {"Sub", 0, elementwise_affine},
-    {"Div", 0, elementwise_affine},
+    {"BatchNormalization", 0, batchnorm_affine, 0, 0.0f, 0.0f},
+    {"Mul", -1, elementwise_affine, 0, 0.0f, 0.0f},
+    {"Add", -1, elementwise_affine, 0, 0.0f, 0.0f},
+    {"Sub", 0, elementwise_affine, 0, 0.0f, 0.0f},
+    {"Div", 0, elementwise_affine, 0, 0.0f, 0.0f},
+    {"HardSigmoid", 0, hardsigmoid_affine, 1, 0.0f, 1.0f},
 };
+
+/* The row of affine_ops for a node, -1 when none. */
+static int affine_op_row(const Onnx__NodeProto *node)
+{
+    for (size_t r = 0; r < sizeof affine_ops / sizeof affine_ops[0]; r++)
+        if (mq_node_is_op(node, affine_ops[r].op_type))
+            return (int)r;
+    return -1;
+}
+
+/* Where a Conv's weight [M, C/g, k...] holds the output channels. */
+static int conv_channel_axis(const Onnx__NodeProto *conv)
+{
+    (void)conv;
+    return 0;
+}
+
+/* A ConvTranspose's weight [C_in, M/g, k...]: axis 1, when group is 1 (a grouped one's output
+   channels are spread over the groups). */
+static int conv_transpose_channel_axis(const Onnx__NodeProto *conv)
+{
+    return mq_node_attr_int(conv, "group", 1) == 1 ? 1 : -1;
+}
+
+/* Gemm, alpha A B + beta C: B [K, N] (axis 1) or, transposed, [N, K] (axis 0); only with beta 1,
+   so that the folded shift goes into C as it is. */
+static int gemm_channel_axis(const Onnx__NodeProto *gemm)
+{
+    if (mq_node_attr_float(gemm, "beta", 1.0f) != 1.0f)
+        return -1;
+    return mq_node_attr_int(gemm, "transB", 0) ? 0 : 1;
+}
+
+/* The ops folded into, with their weight (input 1, of min_rank to max_rank dims) and bias
+   (input 2, one value per output channel). */
+static const struct {
+    const char *op_type;
+    int (*channel_axis)(const Onnx__NodeProto *node); /* -1: not this node */
+    int min_rank, max_rank;
+} weighted_ops[] = {
+    {"Conv", conv_channel_axis, 3, MQ_MAX_RANK},
+    {"ConvTranspose", conv_transpose_channel_axis, 3, MQ_MAX_RANK},
+    {"Gemm", gemm_channel_axis, 2, 2},
+};
+
+static int weighted_op_row(const Onnx__NodeProto *node)
+{
+    for (size_t r = 0; r < sizeof weighted_ops / sizeof weighted_ops[0]; r++)
+        if (mq_node_is_op(node, weighted_ops[r].op_type))
+            return (int)r;
+    return -1;
+}
 
 /*
  * Whether node `index` (an op of affine_ops) can be folded into the Conv that produces its data
@@ -251,10 +335,7 @@ static int foldable(const struct mq_graph_index *idx, int index, int *conv_index
     Onnx__GraphProto *g = idx->graph;
     const Onnx__NodeProto *node = g->node[index];
     memset(p, 0, sizeof *p);
-    int k = -1;
-    for (size_t r = 0; r < sizeof affine_ops / sizeof affine_ops[0] && k < 0; r++)
-        if (mq_node_is_op(node, affine_ops[r].op_type))
-            k = (int)r;
+    int k = affine_op_row(node);
     if (k < 0 || node->n_output < 1 || !*mq_str(node->output[0]))
         return 0;
     int data = affine_ops[k].data;
@@ -267,18 +348,20 @@ static int foldable(const struct mq_graph_index *idx, int index, int *conv_index
     if (!xt || xt->producer < 0 || !only_reader(idx, x, index))
         return 0;
     const Onnx__NodeProto *conv = g->node[xt->producer];
-    /* A grouped ConvTranspose's output channels are spread over groups: only group 1 here. */
-    p->transposed =
-        mq_node_is_op(conv, "ConvTranspose") && mq_node_attr_int(conv, "group", 1) == 1;
-    if ((!mq_node_is_op(conv, "Conv") && !p->transposed) || conv->n_output != 1 ||
-        strcmp(conv->output[0], x) != 0)
+    int row = weighted_op_row(conv);
+    p->channel_axis = row >= 0 ? weighted_ops[row].channel_axis(conv) : -1;
+    if (p->channel_axis < 0 || conv->n_output != 1 || strcmp(conv->output[0], x) != 0)
         return 0;
     if (!decode_f32(idx, mq_graph_input_at(conv, 1), &p->w))
         return 0;
-    int64_t c = p->w.rank >= 3 ? p->w.dims[p->transposed] : 0;
+    int64_t c = p->w.rank >= weighted_ops[row].min_rank && p->w.rank <= weighted_ops[row].max_rank
+                    ? p->w.dims[p->channel_axis]
+                    : 0;
     int ok = c > 0;
     if (ok && mq_graph_input_at(conv, 2)) {
-        ok = decode_f32(idx, mq_graph_input_at(conv, 2), &p->b) && p->b.count == c;
+        /* one value per channel along the output's axis 1 (a Gemm's C may be [1, N]) */
+        ok = decode_f32(idx, mq_graph_input_at(conv, 2), &p->b) && p->b.count == c &&
+             (p->b.rank <= 1 || (p->b.rank == 2 && p->b.dims[0] == 1));
         p->has_b = 1;
     }
     if (ok) {
@@ -300,8 +383,9 @@ static int foldable(const struct mq_graph_index *idx, int index, int *conv_index
  */
 static int fold_values(struct fold_params *p, struct mq_tensor *bias)
 {
-    /* [outer, c, inner]: outer 1 for a Conv ([M, C/g, k...]), C_in for a ConvTranspose */
-    int64_t c = p->w.dims[p->transposed], outer = p->transposed ? p->w.dims[0] : 1;
+    /* [outer, c, inner]: outer 1 for a Conv ([M, C/g, k...]) or a Gemm's [N, K], C_in for a
+       ConvTranspose, K for a Gemm's [K, N] */
+    int64_t c = p->w.dims[p->channel_axis], outer = p->channel_axis == 1 ? p->w.dims[0] : 1;
     int64_t inner = p->w.count / (c * outer);
     float *w = p->w.data, *out = bias->data;
     const float *b = p->has_b ? p->b.data : NULL;
@@ -353,13 +437,71 @@ static int pick_slot(struct fold_ctx *fc, const struct mq_graph_index *idx, cons
     return *target ? 0 : oom(fc);
 }
 
+/* Graph g's scalar initializers holding a Clip's bounds: made once per graph and bounds. */
+static int clip_bounds(struct fold_ctx *fc, Onnx__GraphProto *g, float lo, float hi)
+{
+    if (fc->clip_graph == g && fc->clip_lo == lo && fc->clip_hi == hi)
+        return MQ_OK;
+    free(fc->clip_lo_name);
+    free(fc->clip_hi_name);
+    fc->clip_graph = NULL;
+    fc->clip_lo_name = mq_names_fresh(&fc->names, "clip_min");
+    fc->clip_hi_name = mq_names_fresh(&fc->names, "clip_max");
+    if (!fc->clip_lo_name || !fc->clip_hi_name)
+        return oom(fc);
+    struct mq_tensor t;
+    int rc = mq_tensor_alloc(&t, MQ_DTYPE_FLOAT, 0, NULL, "clip bound", fc->err);
+    if (rc)
+        return rc;
+    for (int k = 0; k < 2 && !rc; k++) {
+        *(float *)t.data = k ? hi : lo;
+        rc = store(fc, g, -1, k ? fc->clip_hi_name : fc->clip_lo_name, &t);
+    }
+    mq_tensor_free(&t);
+    if (rc)
+        return rc;
+    fc->clip_graph = g;
+    fc->clip_lo = lo;
+    fc->clip_hi = hi;
+    return MQ_OK;
+}
+
+/*
+ * Rewrites a folded activation, in place, as Clip(input, lo, hi): bounds as attributes before
+ * opset 11, as inputs from then on.  Its name and output stay.
+ */
+static int rewrite_as_clip(struct fold_ctx *fc, Onnx__GraphProto *g, Onnx__NodeProto *node,
+                           const char *input, float lo, float hi)
+{
+    for (size_t a = 0; a < node->n_attribute; a++)
+        onnx__attribute_proto__free_unpacked(node->attribute[a], NULL);
+    free(node->attribute);
+    node->attribute = NULL;
+    node->n_attribute = 0;
+    if (mq_str_replace(&node->op_type, "Clip") || mq_str_replace(&node->input[0], input))
+        return oom(fc);
+    if (fc->opset < 11)
+        return mq_graph_add_float_attr(node, "min", lo) || mq_graph_add_float_attr(node, "max", hi)
+                   ? oom(fc)
+                   : MQ_OK;
+    int rc = clip_bounds(fc, g, lo, hi);
+    char **v = rc ? NULL : realloc(node->input, 3 * sizeof *v);
+    if (rc || !v)
+        return rc ? rc : oom(fc);
+    node->input = v;
+    v[1] = strdup(fc->clip_lo_name);
+    v[2] = strdup(fc->clip_hi_name);
+    node->n_input = 3;
+    return v[1] && v[2] ? MQ_OK : oom(fc);
+}
+
 static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char *path,
                     int bn_index, int conv_index, struct fold_params *p, char *removed)
 {
     Onnx__GraphProto *g = idx->graph;
     Onnx__NodeProto *bn = g->node[bn_index], *conv = g->node[conv_index];
     struct mq_tensor bias = {0};
-    int64_t c = p->w.dims[p->transposed];
+    int64_t c = p->w.dims[p->channel_axis];
     int rc = mq_tensor_alloc(&bias, MQ_DTYPE_FLOAT, 1, &c, "folded bias", fc->err);
     if (rc)
         return rc;
@@ -378,8 +520,14 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
                          : NULL;
     char *b_base = b_from ? mq_str_printf("%s_folded", b_from)
                           : mq_str_printf("%s_bias_folded", w_name ? w_name : "conv");
+    /* An activation with a clamp stays, as a Clip, reading the Conv's output under a new name
+       (its values are no longer the old tensor's, nor are its calibrated ranges). */
+    int row = affine_op_row(bn), clamps = affine_ops[row].clamps;
+    char *affine_base = clamps ? mq_str_printf("%s_affine", mq_str(bn->output[0])) : NULL;
+    char *affine_name = affine_base ? mq_names_fresh(&fc->names, affine_base) : NULL;
     int w_slot, b_slot;
-    if (!w_name || (mq_graph_input_at(conv, 2) && !b_name) || !w_base || !b_base)
+    if (!w_name || (mq_graph_input_at(conv, 2) && !b_name) || !w_base || !b_base ||
+        (clamps && !affine_name))
         rc = oom(fc);
     if (!rc)
         rc = pick_slot(fc, idx, w_name, conv_index, w_base, &w_target, &w_slot);
@@ -389,9 +537,9 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
         rc = store(fc, g, w_slot, w_target, &p->w);
     if (!rc)
         rc = store(fc, g, b_slot, b_target, &bias);
-    /* The Conv now writes the normalized tensor itself. */
+    /* The Conv now writes the normalized tensor itself (or the clamp's input). */
     if (!rc && (mq_str_replace(&conv->input[1], w_target) || add_bias_input(conv, b_target) ||
-                mq_str_replace(&conv->output[0], bn->output[0])))
+                mq_str_replace(&conv->output[0], clamps ? affine_name : bn->output[0])))
         rc = oom(fc);
     /* its parameters (the data input is no initializer: add_candidate passes over it) */
     for (size_t k = 0; !rc && k < bn->n_input; k++)
@@ -401,7 +549,7 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
                 (b_name && b_slot < 0 && add_candidate(fc, idx, b_name))))
         rc = oom(fc);
     if (!rc) {
-        removed[bn_index] = 1;
+        removed[bn_index] = !clamps;
         struct mq_fold_result *out = fc->out;
         struct mq_fold_record *v = realloc(out->items, (size_t)(out->n + 1) * sizeof *v);
         if (!v) {
@@ -413,10 +561,16 @@ static int fold_one(struct fold_ctx *fc, struct mq_graph_index *idx, const char 
             r->batchnorm = display_name(bn, bn_index);
             r->conv = display_name(conv, conv_index);
             r->graph = strdup(path);
+            r->clip_left = clamps;
             if (!r->op_type || !r->batchnorm || !r->conv || !r->graph)
                 rc = oom(fc);
         }
     }
+    if (!rc && clamps)
+        rc = rewrite_as_clip(fc, g, bn, affine_name, affine_ops[row].clip_lo,
+                             affine_ops[row].clip_hi);
+    free(affine_base);
+    free(affine_name);
     free(w_name);
     free(b_name);
     free(w_base);
@@ -478,7 +632,7 @@ static int fold_round(struct fold_ctx *fc, Onnx__GraphProto *g,
         rc = oom(fc);
     for (size_t i = 0; !rc && i < n; i++) {
         struct fold_params p;
-        int conv_index;
+        int conv_index, before = fc->out->n;
         if (!foldable(&idx, (int)i, &conv_index, &p))
             continue;
         /* The Conv's old output disappears; its name is kept to drop its value info. */
@@ -487,7 +641,7 @@ static int fold_round(struct fold_ctx *fc, Onnx__GraphProto *g,
             rc = oom(fc);
         if (!rc)
             rc = fold_one(fc, &idx, path, (int)i, conv_index, &p, removed);
-        if (!rc && removed[i])
+        if (!rc && fc->out->n > before)
             vanished[n_vanished++] = gone;
         else
             free(gone);
@@ -579,6 +733,7 @@ int mq_fold_batchnorm(Onnx__ModelProto *model, struct mq_fold_result *out, struc
     memset(&fc, 0, sizeof fc);
     fc.out = out;
     fc.err = err;
+    fc.opset = mq_model_proto_opset(model, "");
     int rc = mq_names_collect(model, &fc.names, err);
     if (rc)
         return rc;
@@ -586,6 +741,8 @@ int mq_fold_batchnorm(Onnx__ModelProto *model, struct mq_fold_result *out, struc
     if (!rc)
         rc = remove_unused(&fc, model);
     mq_names_free(&fc.names);
+    free(fc.clip_lo_name);
+    free(fc.clip_hi_name);
     for (int c = 0; c < fc.n_cands; c++)
         free(fc.cands[c].name);
     free(fc.cands);

@@ -18,7 +18,7 @@ int mq_check_models(const struct mq_model *fp32, const Onnx__ModelProto *quantiz
     char label[] = "the quantized model", dir[] = ".";
     struct mq_model view = {(Onnx__ModelProto *)quantized, label, dir};
     struct mq_divergence_options co = {o->eval_dir, o->limit, o->attribution, o->preprocess,
-                                   o->reference};
+                                       o->reference, o->jobs};
     int rc = mq_divergence_compare(fp32, &view, &co, &r->compare, err);
     if (rc == MQ_OK && r->compare.samples == 0) {
         mq_divergence_result_free(&r->compare);

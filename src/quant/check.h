@@ -31,6 +31,7 @@ struct mq_check_options {
     int attribution;        /* also rank nodes by the error they add (per layer) */
     const struct mq_preprocess *preprocess; /* for folders of images or WAV files, or NULL */
     struct mq_divergence_cache *reference;   /* FP32 outputs kept across checks, or NULL */
+    int jobs;               /* threads; 0 means 1.  The figures do not depend on it. */
 };
 
 struct mq_check_result {

@@ -3,8 +3,9 @@
  * same way by every command that observes or quantizes tensors (quantize,
  * calibrate), so that ranges one saves name and describe the tensors the
  * other quantizes: the canonical pass (weights made by expanding nodes such
- * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization and
- * Pad folded into the Conv before or after them, optionally HardSwish split
+ * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization,
+ * a HardSigmoid's affine part (a Clip left) and Pad folded into the Conv before or after
+ * them, optionally HardSwish split
  * into ops onnxruntime runs in int8 and Conv inputs padded to the channels its
  * fast int8 kernel takes, and cross-layer range equalization
  * measured on the calibration samples.

@@ -321,7 +321,8 @@ static int trial(struct search *s, int attribution, int base, struct mq_check_re
     if (rc == MQ_OK && out) {
         struct mq_check_options co = o->eval;
         co.attribution = attribution;
-        co.reference = &s->reference;
+        /* The caller's cache when it shares one (with its own check), else the search's. */
+        co.reference = o->eval.reference ? o->eval.reference : &s->reference;
         rc = mq_check_models(o->fp32, m->proto, &co, out, err);
         s->passes++;
     }

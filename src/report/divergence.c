@@ -12,6 +12,7 @@
 #include "calib/reader.h"
 #include "interp/plan.h"
 #include "quant/graph.h"
+#include "report/divergence_pass.h"
 
 /* ------------------------------------------------------- names across models */
 
@@ -164,49 +165,28 @@ static int name_map_build(struct name_map *m, const Onnx__ModelProto *model)
 
 /* ------------------------------------------------------------ the pairs */
 
-struct pair {
-    struct mq_divergence_layer layer;
-    int seen_a, seen_b;     /* this sample */
-    struct mq_tensor copy;  /* A's value this sample, float32, until B produces its own */
-    int have_copy;
-};
+void mq_divergence_producer_free(struct mq_divergence_producer *t)
+{
+    free(t->node);
+    free(t->op_type);
+    for (int k = 0; k < t->n_inputs; k++)
+        free(t->inputs[k]);
+    free(t->inputs);
+    memset(t, 0, sizeof *t);
+}
 
-/* Who produced each tensor of A (matched or not), to follow the error upstream. */
-struct a_tensor {
-    char *node, *op_type;
-    char **inputs;
-    int n_inputs;
-};
-
-struct ctx {
-    struct pair *pairs;
-    int n_pairs;
-    struct mq_strmap *by_a, *by_b;   /* observed name -> pair */
-    struct a_tensor *produced;
-    int n_produced, cap_produced;
-    struct mq_strmap *produced_by_name;
-    int64_t next_order;
-};
-
-static void ctx_free(struct ctx *c)
+static void ctx_free(struct mq_divergence_pairs *c)
 {
     for (int i = 0; i < c->n_pairs; i++) {
-        struct pair *p = &c->pairs[i];
+        struct mq_divergence_pair *p = &c->pairs[i];
         free(p->layer.tensor_a);
         free(p->layer.tensor_b);
         free(p->layer.node);
         free(p->layer.op_type);
-        mq_tensor_free(&p->copy);
     }
     free(c->pairs);
-    for (int i = 0; i < c->n_produced; i++) {
-        struct a_tensor *t = &c->produced[i];
-        free(t->node);
-        free(t->op_type);
-        for (int k = 0; k < t->n_inputs; k++)
-            free(t->inputs[k]);
-        free(t->inputs);
-    }
+    for (int i = 0; i < c->n_produced; i++)
+        mq_divergence_producer_free(&c->produced[i]);
     free(c->produced);
     mq_strmap_free(c->produced_by_name);
     mq_strmap_free(c->by_a);
@@ -214,8 +194,8 @@ static void ctx_free(struct ctx *c)
     memset(c, 0, sizeof *c);
 }
 
-static int ctx_build(struct ctx *c, const struct mq_model *a, const struct mq_model *b,
-                     int *n_matched, struct mq_error *err)
+static int ctx_build(struct mq_divergence_pairs *c, const struct mq_model *a,
+                     const struct mq_model *b, int *n_matched, struct mq_error *err)
 {
     struct name_map ma, mb;
     memset(c, 0, sizeof *c);
@@ -240,7 +220,7 @@ static int ctx_build(struct ctx *c, const struct mq_model *a, const struct mq_mo
         /* One pair per tensor on each side: t and t_QuantizeLinear_Input may both lead to t. */
         if (mq_strmap_get(c->by_a, an) >= 0 || mq_strmap_get(c->by_b, bn) >= 0)
             continue;
-        struct pair *p = &c->pairs[c->n_pairs];
+        struct mq_divergence_pair *p = &c->pairs[c->n_pairs];
         p->layer.tensor_a = strdup(an);
         p->layer.tensor_b = strdup(bn);
         mq_error_stats_init(&p->layer.stats);
@@ -260,120 +240,6 @@ static int ctx_build(struct ctx *c, const struct mq_model *a, const struct mq_mo
     return MQ_OK;
 }
 
-static int record_producer(struct ctx *c, const char *name, const struct mq_kernel_node *producer)
-{
-    if (mq_strmap_get(c->produced_by_name, name) >= 0)
-        return 0;
-    if (c->n_produced == c->cap_produced) {
-        int cap = c->cap_produced ? c->cap_produced * 2 : 64;
-        struct a_tensor *v = realloc(c->produced, (size_t)cap * sizeof *v);
-        if (!v)
-            return -1;
-        c->produced = v;
-        c->cap_produced = cap;
-    }
-    struct a_tensor *t = &c->produced[c->n_produced];
-    memset(t, 0, sizeof *t);
-    c->n_produced++;
-    t->node = strdup(mq_str(producer->name));
-    t->op_type = strdup(mq_str(producer->op_type));
-    if (!t->node || !t->op_type || mq_strmap_put(c->produced_by_name, name, c->n_produced - 1))
-        return -1;
-    const Onnx__NodeProto *proto = producer->proto;
-    if (!proto || proto->n_input == 0)
-        return 0;
-    t->inputs = calloc(proto->n_input, sizeof *t->inputs);
-    if (!t->inputs)
-        return -1;
-    for (size_t k = 0; k < proto->n_input; k++) {
-        if (!proto->input[k] || !*proto->input[k])
-            continue;
-        if (!(t->inputs[t->n_inputs] = strdup(proto->input[k])))
-            return -1;
-        t->n_inputs++;
-    }
-    return 0;
-}
-
-/* A float32 copy of a float value (float16 and double widened or narrowed). */
-static int copy_as_float(struct mq_tensor *dst, const struct mq_tensor *src, const char *what,
-                         struct mq_error *err)
-{
-    if (mq_tensor_alloc(dst, MQ_DTYPE_FLOAT, src->rank, src->dims, what, err))
-        return MQ_ERR;
-    float *d = dst->data;
-    if (src->dtype == MQ_DTYPE_FLOAT)
-        memcpy(d, src->data, (size_t)src->count * sizeof *d);
-    else
-        for (int64_t i = 0; i < src->count; i++)
-            d[i] = (float)mq_tensor_get_double(src, i);
-    return MQ_OK;
-}
-
-static int observe_a(void *user, const struct mq_kernel_node *producer, const char *name,
-                     const struct mq_tensor *value, struct mq_error *err)
-{
-    struct ctx *c = user;
-    if (record_producer(c, name, producer))
-        return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-    int i = mq_strmap_get(c->by_a, name);
-    if (i < 0)
-        return MQ_OK;
-    struct pair *p = &c->pairs[i];
-    if (p->seen_a)
-        return MQ_OK;
-    p->seen_a = 1;
-    if (p->layer.order < 0) {
-        p->layer.order = c->next_order++;
-        p->layer.node = strdup(mq_str(producer->name));
-        p->layer.op_type = strdup(mq_str(producer->op_type));
-        if (!p->layer.node || !p->layer.op_type)
-            return mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-    }
-    if (!mq_dtype_is_float(value->dtype) || value->dtype == MQ_DTYPE_BFLOAT16)
-        return MQ_OK;
-    if (copy_as_float(&p->copy, value, name, err))
-        return MQ_ERR;
-    p->have_copy = 1;
-    return MQ_OK;
-}
-
-static int observe_b(void *user, const struct mq_kernel_node *producer, const char *name,
-                     const struct mq_tensor *value, struct mq_error *err)
-{
-    (void)producer;
-    struct ctx *c = user;
-    int i = mq_strmap_get(c->by_b, name);
-    if (i < 0)
-        return MQ_OK;
-    struct pair *p = &c->pairs[i];
-    if (p->seen_b)
-        return MQ_OK;
-    p->seen_b = 1;
-    if (!p->have_copy)
-        return MQ_OK;
-    int rc = MQ_OK;
-    if (!mq_dtype_is_float(value->dtype)) {
-        /* The other model holds something else under this name: not comparable. */
-    } else if (!mq_shape_equal(&p->copy, value)) {
-        p->layer.shape_mismatches++;
-    } else {
-        rc = mq_error_stats_add(&p->layer.stats, &p->copy, value, name, err);
-    }
-    mq_tensor_free(&p->copy);
-    p->have_copy = 0;
-    return rc;
-}
-
-static void ctx_end_sample(struct ctx *c)
-{
-    for (int i = 0; i < c->n_pairs; i++) {
-        struct pair *p = &c->pairs[i];
-        mq_tensor_free(&p->copy);
-        p->have_copy = p->seen_a = p->seen_b = 0;
-    }
-}
-
 /* ------------------------------------------------------------- running */
 
 /* B's input k is A's input map[k]; the two may differ in float width. */
@@ -390,30 +256,6 @@ static int map_inputs(const struct mq_plan *pa, const struct mq_plan *pb, int *m
         if (map[k] < 0)
             return mq_error_set(err, "model B takes input '%s', which model A does not have",
                                 name);
-    }
-    return MQ_OK;
-}
-
-/* Feeds A's input to B: a view, or a converted copy where B declares another float width. */
-static int feed_b(const struct mq_tensor *src, const Onnx__ValueInfoProto *info,
-                  struct mq_tensor *dst, struct mq_error *err)
-{
-    int want = mq_value_info_dtype(info);
-    const char *name = mq_str(info->name);
-    if (want == src->dtype || !want || !mq_dtype_is_float(want) || !mq_dtype_is_float(src->dtype)) {
-        mq_tensor_view(dst, src);
-        return MQ_OK;
-    }
-    if (mq_tensor_alloc(dst, want, src->rank, src->dims, name, err))
-        return MQ_ERR;
-    for (int64_t i = 0; i < src->count; i++) {
-        double v = mq_tensor_get_double(src, i);
-        switch (want) {
-        case MQ_DTYPE_FLOAT: ((float *)dst->data)[i] = (float)v; break;
-        case MQ_DTYPE_DOUBLE: ((double *)dst->data)[i] = v; break;
-        case MQ_DTYPE_FLOAT16: ((uint16_t *)dst->data)[i] = mq_float_to_half((float)v); break;
-        default: ((uint16_t *)dst->data)[i] = mq_float_to_bfloat16((float)v); break;
-        }
     }
     return MQ_OK;
 }
@@ -455,7 +297,7 @@ static int match_outputs(const struct mq_plan *pa, const struct mq_plan *pb, int
 
 /* Upstream nodes folded into a matched tensor's producer (Conv+Relu), nearest last. */
 struct chain {
-    const struct a_tensor *nodes[8];
+    const struct mq_divergence_producer *nodes[8];
     int n;
 };
 
@@ -465,12 +307,12 @@ struct chain {
  * quantizer folded) is looked through to its own producer's inputs, and that
  * producer joins the chain of nodes the error is charged to.
  */
-static double input_noise(const struct ctx *c, const char *name, struct chain *chain, int depth)
+static double input_noise(const struct mq_divergence_pairs *c, const char *name, struct chain *chain, int depth)
 {
     int t = mq_strmap_get(c->produced_by_name, name);
     if (t < 0 || depth > 8)
         return 0;
-    const struct a_tensor *at = &c->produced[t];
+    const struct mq_divergence_producer *at = &c->produced[t];
     double worst = 0;
     for (int k = 0; k < at->n_inputs; k++) {
         const char *in = at->inputs[k];
@@ -515,7 +357,7 @@ static char *join_chain(const struct chain *chain, int op_types, const char *las
     return label;
 }
 
-static int charge_chain(struct pair *p, const struct chain *chain)
+static int charge_chain(struct mq_divergence_pair *p, const struct chain *chain)
 {
     if (chain->n == 0 || !p->layer.node || !p->layer.op_type)
         return 0;
@@ -541,21 +383,21 @@ static int layer_order(const void *x, const void *y)
 }
 
 /* Moves the compared pairs into the result, worst node first. */
-static int finish_layers(struct ctx *c, struct mq_divergence_result *r)
+static int finish_layers(struct mq_divergence_pairs *c, struct mq_divergence_result *r)
 {
     r->layers = calloc((size_t)c->n_pairs + 1, sizeof *r->layers);
     if (!r->layers)
         return -1;
     /* Every input's noise first: moving a pair out below clears it. */
     for (int i = 0; i < c->n_pairs; i++) {
-        struct pair *p = &c->pairs[i];
+        struct mq_divergence_pair *p = &c->pairs[i];
         struct chain chain = {{0}, 0};
         p->layer.input_relative_noise = input_noise(c, p->layer.tensor_a, &chain, 0);
         if (charge_chain(p, &chain))
             return -1;
     }
     for (int i = 0; i < c->n_pairs; i++) {
-        struct pair *p = &c->pairs[i];
+        struct mq_divergence_pair *p = &c->pairs[i];
         if (p->layer.stats.elements == 0 && p->layer.stats.nonfinite_mismatch == 0 &&
             p->layer.shape_mismatches == 0)
             continue;
@@ -572,68 +414,6 @@ static int finish_layers(struct ctx *c, struct mq_divergence_result *r)
     return 0;
 }
 
-#define REFERENCE_CACHE_DEFAULT_BYTES ((size_t)256 << 20)
-
-void mq_divergence_cache_free(struct mq_divergence_cache *cache)
-{
-    int64_t n = cache->n_samples * cache->n_outputs;
-    for (int64_t i = 0; cache->outputs && i < n; i++)
-        mq_tensor_free(&cache->outputs[i]);
-    free(cache->outputs);
-    free(cache->filled);
-    memset(cache, 0, sizeof *cache);
-}
-
-/* A's outputs for sample s when the cache holds them, else NULL. */
-static const struct mq_tensor *reference_lookup(const struct mq_divergence_cache *cache,
-                                                int64_t s, int64_t n_samples, int n_outputs)
-{
-    if (!cache || !cache->filled || cache->n_samples != n_samples ||
-        cache->n_outputs != n_outputs || !cache->filled[s])
-        return NULL;
-    return &cache->outputs[s * n_outputs];
-}
-
-/* Keeps copies of A's outputs for sample s while they fit; a sample that does not fit is
-   simply run again next time, so failing to store is never an error. */
-static void reference_store(struct mq_divergence_cache *cache, int64_t s, int64_t n_samples,
-                            const struct mq_tensor *outputs, int n_outputs)
-{
-    if (!cache)
-        return;
-    if (!cache->filled) {
-        cache->outputs = calloc((size_t)(n_samples * n_outputs) + 1, sizeof *cache->outputs);
-        cache->filled = calloc((size_t)n_samples + 1, 1);
-        if (!cache->outputs || !cache->filled) {
-            free(cache->outputs);
-            free(cache->filled);
-            cache->outputs = NULL;
-            cache->filled = NULL;
-            return;
-        }
-        cache->n_samples = n_samples;
-        cache->n_outputs = n_outputs;
-    }
-    if (cache->n_samples != n_samples || cache->n_outputs != n_outputs || cache->filled[s])
-        return;
-    size_t need = 0;
-    for (int i = 0; i < n_outputs; i++)
-        need += (size_t)outputs[i].count * mq_dtype_size(outputs[i].dtype);
-    size_t cap = cache->max_bytes ? cache->max_bytes : REFERENCE_CACHE_DEFAULT_BYTES;
-    if (need > cap - cache->bytes) /* bytes never exceeds cap: only stores that fit add to it */
-        return;
-    struct mq_error ignored;
-    struct mq_tensor *slot = &cache->outputs[s * n_outputs];
-    for (int i = 0; i < n_outputs; i++)
-        if (mq_tensor_copy(&slot[i], &outputs[i], "reference output", &ignored)) {
-            for (int k = 0; k < i; k++)
-                mq_tensor_free(&slot[k]);
-            return;
-        }
-    cache->bytes += need;
-    cache->filled[s] = 1;
-}
-
 int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
                       const struct mq_divergence_options *o, struct mq_divergence_result *r,
                       struct mq_error *err)
@@ -641,31 +421,30 @@ int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
     memset(r, 0, sizeof *r);
     struct mq_plan *pa = NULL, *pb = NULL;
     struct mq_calib_source *source = NULL;
-    struct ctx c;
+    struct mq_divergence_pairs c;
     memset(&c, 0, sizeof c);
-    struct mq_tensor *in_a = NULL, *in_b = NULL, *out_a = NULL, *out_b = NULL;
     int *in_map = NULL, *out_map = NULL;
     const Onnx__ValueInfoProto **infos = NULL;
-    int rc = mq_plan_build(a, &pa, err);
+    /* Graph outputs alone: fused operators and packed weights are faster, and differ from the
+       plain plan by float rounding only.  Per layer, every tensor must be observed. */
+    struct mq_plan_options fast = {.fuse = 1, .pack_weights = 1};
+    const struct mq_plan_options *plan_options = o->per_layer ? NULL : &fast;
+    int rc = mq_plan_build_with_options(a, plan_options, &pa, err);
     if (rc) {
         mq_error_prefix(err, "model A: ");
         return rc;
     }
-    if ((rc = mq_plan_build(b, &pb, err))) {
+    if ((rc = mq_plan_build_with_options(b, plan_options, &pb, err))) {
         mq_error_prefix(err, "model B: ");
         goto out;
     }
     int na_in = mq_plan_input_count(pa), nb_in = mq_plan_input_count(pb);
-    int na_out = mq_plan_output_count(pa), nb_out = mq_plan_output_count(pb);
-    in_a = calloc((size_t)na_in + 1, sizeof *in_a);
-    in_b = calloc((size_t)nb_in + 1, sizeof *in_b);
-    out_a = calloc((size_t)na_out + 1, sizeof *out_a);
-    out_b = calloc((size_t)nb_out + 1, sizeof *out_b);
+    int na_out = mq_plan_output_count(pa);
     in_map = calloc((size_t)nb_in + 1, sizeof *in_map);
     out_map = calloc((size_t)na_out + 1, sizeof *out_map);
     infos = calloc((size_t)na_in + 1, sizeof *infos);
     r->outputs = calloc((size_t)na_out + 1, sizeof *r->outputs);
-    if (!in_a || !in_b || !out_a || !out_b || !in_map || !out_map || !infos || !r->outputs) {
+    if (!in_map || !out_map || !infos || !r->outputs) {
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
         goto out;
     }
@@ -687,61 +466,14 @@ int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
         goto out;
     if (o->per_layer && (rc = ctx_build(&c, a, b, &r->n_matched_names, err)))
         goto out;
-    struct mq_run_options run_a = {observe_a, &c}, run_b = {observe_b, &c};
-    int64_t n_samples = mq_calib_source_count(source);
-    for (int64_t s = 0; s < n_samples && rc == MQ_OK; s++) {
-        const char *label = mq_calib_source_sample_name(source, s);
-        rc = mq_calib_source_load(source, s, in_a, err);
-        for (int k = 0; rc == MQ_OK && k < nb_in; k++)
-            rc = feed_b(&in_a[in_map[k]], mq_plan_input(pb, k), &in_b[k], err);
-        struct mq_divergence_cache *cache = o->per_layer ? NULL : o->reference;
-        const struct mq_tensor *ref = reference_lookup(cache, s, n_samples, na_out);
-        if (rc == MQ_OK && !ref) {
-            if ((rc = mq_plan_run(pa, in_a, na_in, out_a, na_out,
-                                  o->per_layer ? &run_a : NULL, err)))
-                mq_error_prefix(err, "model A: ");
-            else
-                reference_store(cache, s, n_samples, out_a, na_out);
-        }
-        if (rc == MQ_OK && (rc = mq_plan_run(pb, in_b, nb_in, out_b, nb_out,
-                                             o->per_layer ? &run_b : NULL, err)))
-            mq_error_prefix(err, "model B: ");
-        for (int i = 0; rc == MQ_OK && i < na_out; i++) {
-            struct mq_divergence_output *oc = &r->outputs[i];
-            const struct mq_tensor *ta = ref ? &ref[i] : &out_a[i], *tb = &out_b[out_map[i]];
-            rc = mq_error_stats_add(&oc->stats, ta, tb, oc->name, err);
-            if (rc == MQ_OK && oc->class_scores) {
-                if (mq_looks_like_class_scores(ta))
-                    rc = mq_top1_add(&oc->top1, ta, tb, oc->name, err);
-                else
-                    oc->class_scores = 0;
-            }
-            if (rc)
-                mq_error_prefix(err, "output ");
-        }
-        if (rc)
-            mq_error_prefix(err, "%s: ", label);
-        else
-            r->samples++;
-        ctx_end_sample(&c);
-        for (int i = 0; i < na_in; i++)
-            mq_tensor_free(&in_a[i]);
-        for (int k = 0; k < nb_in; k++)
-            mq_tensor_free(&in_b[k]);
-        for (int i = 0; i < na_out; i++)
-            mq_tensor_free(&out_a[i]);
-        for (int k = 0; k < nb_out; k++)
-            mq_tensor_free(&out_b[k]);
-    }
+    struct mq_divergence_pass pass = {o, pa, pb, source, in_map, out_map,
+                                      o->per_layer ? &c : NULL, r};
+    rc = mq_divergence_pass_run(&pass, err);
     if (rc == MQ_OK && o->per_layer && finish_layers(&c, r))
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
 out:
     ctx_free(&c);
     mq_calib_source_free(source);
-    free(in_a);
-    free(in_b);
-    free(out_a);
-    free(out_b);
     free(in_map);
     free(out_map);
     free(infos);

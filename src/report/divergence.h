@@ -8,10 +8,16 @@
  * its consumers see is the DequantizeLinear output, so that is what stands
  * for `t`.  A float16 model keeps its tensor names and is read as float.
  *
- * Memory stays bounded whatever the number of samples: statistics are
- * running sums, and only one sample's tensors of A are held, each until B
- * has produced its counterpart.  Inside loop bodies a tensor is compared at
- * its first iteration of each sample.
+ * Samples run on `jobs` threads, each sample's statistics merged in sample
+ * order: the figures do not depend on the number of threads.  Memory stays
+ * bounded whatever the number of samples: statistics are running sums, and
+ * each thread holds one sample's tensors of A, each until B has produced its
+ * counterpart.  Inside loop bodies a tensor is compared at its first
+ * iteration of each sample.
+ *
+ * Comparing graph outputs alone runs both models with fused operators and
+ * packed weights (interp/plan.h), per layer as the graphs are written: the
+ * output figures of the two may differ by float rounding.
  */
 #ifndef MQ_REPORT_DIVERGENCE_H
 #define MQ_REPORT_DIVERGENCE_H
@@ -45,6 +51,7 @@ struct mq_divergence_options {
     const struct mq_preprocess *preprocess; /* images and WAV files (calib/preprocess.h) */
     struct mq_divergence_cache *reference;  /* A's outputs across calls, or NULL; unused with
                                               per_layer (A's tensors are observed then) */
+    int jobs;                /* threads; 0 means 1.  The figures do not depend on it. */
 };
 
 struct mq_divergence_output {

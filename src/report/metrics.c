@@ -113,6 +113,27 @@ int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *referen
     return MQ_OK;
 }
 
+void mq_error_stats_merge(struct mq_error_stats *into, const struct mq_error_stats *from)
+{
+    if (from->samples == 0)
+        return;
+    into->sum_ref2 += from->sum_ref2;
+    into->sum_test2 += from->sum_test2;
+    into->sum_dot += from->sum_dot;
+    into->sum_err2 += from->sum_err2;
+    if (from->max_abs_error > into->max_abs_error)
+        into->max_abs_error = from->max_abs_error;
+    into->elements += from->elements;
+    into->nonfinite_equal += from->nonfinite_equal;
+    into->nonfinite_mismatch += from->nonfinite_mismatch;
+    into->samples += from->samples;
+    into->sum_sample_r2 += from->sum_sample_r2;
+    into->sum_sample_e2 += from->sum_sample_e2;
+    into->sum_sample_re += from->sum_sample_re;
+    if (from->min_sample_sqnr_db < into->min_sample_sqnr_db)
+        into->min_sample_sqnr_db = from->min_sample_sqnr_db;
+}
+
 double mq_error_stats_sqnr_db(const struct mq_error_stats *s)
 {
     return mq_sqnr_db(s->sum_ref2, s->sum_err2);

@@ -43,6 +43,13 @@ int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *referen
                        const struct mq_tensor *test, const char *what, struct mq_error *err);
 
 /*
+ * into += from, for statistics gathered apart (one sample each on worker threads) and merged
+ * in sample order: merging one-sample statistics in order gives the very sums, bit for bit,
+ * that adding the samples one after the other does.
+ */
+void mq_error_stats_merge(struct mq_error_stats *into, const struct mq_error_stats *from);
+
+/*
  * Signal to quantization noise ratio, 10*log10(sum ref^2 / sum err^2):
  * +inf when there is no error, -inf when the reference is all zeros but
  * the test is not.

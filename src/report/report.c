@@ -415,6 +415,7 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "pads_folded", r->pads_folded);
     mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
     mq_json_key_int(&j, "channels_padded", r->channels_padded);
+    mq_json_key_int(&j, "ranges_equalized", r->ranges_equalized);
     mq_json_object_end(&j);
     write_check(&j, r);
     write_search(&j, r);
@@ -429,6 +430,7 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
         json_key_string(&j, "batchnorm", f->batchnorm);
         json_key_string(&j, "into", f->conv);
         json_key_string(&j, "graph", f->graph);
+        mq_json_key_int(&j, "clip_left", f->clip_left);
         mq_json_object_end(&j);
     }
     mq_json_array_end(&j);
@@ -631,14 +633,26 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                    type_name(o->weight_type), o->per_channel ? "per channel" : "per tensor",
                    o->reduce_range ? " (reduced range)" : "", r->profile);
     if (r->folds && r->folds->n) {
-        int n_bn = 0;
-        for (int i = 0; i < r->folds->n; i++)
-            n_bn += strcmp(r->folds->items[i].op_type, "BatchNormalization") == 0;
+        int n_bn = 0, n_clip = 0;
+        const char *clip_op = NULL; /* the op type of the folds that left a Clip, when one */
+        for (int i = 0; i < r->folds->n; i++) {
+            const struct mq_fold_record *f = &r->folds->items[i];
+            n_bn += strcmp(f->op_type, "BatchNormalization") == 0;
+            if (f->clip_left)
+                clip_op = n_clip++ == 0 || (clip_op && strcmp(clip_op, f->op_type) == 0)
+                              ? f->op_type
+                              : NULL;
+        }
         if (n_bn)
-            mq_text_printf(out, "  %d BatchNormalization folded into the Conv before it\n", n_bn);
-        if (r->folds->n > n_bn)
+            mq_text_printf(out, "  %d BatchNormalization folded into the Conv or Gemm before it\n",
+                           n_bn);
+        if (r->folds->n > n_bn + n_clip)
             mq_text_printf(out, "  %d per-channel Mul/Add/Sub/Div by a constant folded into the "
-                           "Conv before it\n", r->folds->n - n_bn);
+                           "Conv or Gemm before it\n", r->folds->n - n_bn - n_clip);
+        if (n_clip)
+            mq_text_printf(out, "  %d %s folded into the Conv or Gemm before it (the affine part "
+                           "in its weights, the clamp left as a Clip)\n", n_clip,
+                           clip_op ? clip_op : "activations");
     }
     if (r->pads_folded)
         mq_text_printf(out, "  %d Pad folded into the Conv after it\n", r->pads_folded);
@@ -647,6 +661,9 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     if (r->channels_padded)
         mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
                        "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
+    if (r->ranges_equalized)
+        mq_text_printf(out, "  %d Conv outputs rescaled per channel so one scale fits their "
+                       "channels (cross-layer equalization)\n", r->ranges_equalized);
     print_op_table(out, r);
     char before[32], after[32];
     human_bytes(r->model_bytes_before, before, sizeof before);

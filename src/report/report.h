@@ -23,10 +23,11 @@ struct mq_report {
     const struct mq_quant_options *options;
     const struct mq_selection *selection;
     const struct mq_quant_result *result;
-    const struct mq_fold_result *folds;   /* BatchNormalizations folded first; may be NULL */
+    const struct mq_fold_result *folds;   /* nodes folded into the Conv first; may be NULL */
     int pads_folded;                      /* Pad nodes folded into the Conv after them */
     int hardswish_split;                  /* HardSwish written out (--split-hardswish) */
     int channels_padded;                  /* Conv inputs padded to the fast kernel's channels */
+    int ranges_equalized;                 /* Conv outputs rescaled per channel (equalization) */
     const struct mq_ranges *ranges;       /* may be NULL */
     const char *calibration_source;       /* "calib" or "ranges" */
     const char *const *calibration_paths; /* the folder, or the ranges files */

@@ -1,6 +1,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check_main.h"
 #include "op_harness.h"
@@ -191,6 +192,36 @@ START_TEST(top1_rows_and_ties)
 }
 END_TEST
 
+START_TEST(merging_one_sample_stats_in_order_is_bit_exact)
+{
+    /* Values whose sums round differently depending on the grouping. */
+    const float v[4][3] = {{0.1f, 1e7f, 3.3f}, {0.7f, NAN, 2.1f}, {1e-3f, 5.5f, 1e6f},
+                           {9.9f, 0.3f, 4.4f}};
+    const float w[4][3] = {{0.2f, 1e7f + 1, 3.1f}, {0.6f, NAN, 2.2f}, {2e-3f, 5.0f, 1e6f + 64},
+                           {9.8f, 0.1f, 4.7f}};
+    struct mq_error_stats whole, merged;
+    mq_error_stats_init(&whole);
+    mq_error_stats_init(&merged);
+    struct mq_error err;
+    for (int i = 0; i < 4; i++) {
+        struct mq_tensor a = vec(3, v[i]), b = vec(3, w[i]);
+        struct mq_error_stats one;
+        mq_error_stats_init(&one);
+        ck_assert_int_eq(mq_error_stats_add(&whole, &a, &b, "y", &err), MQ_OK);
+        ck_assert_int_eq(mq_error_stats_add(&one, &a, &b, "y", &err), MQ_OK);
+        mq_error_stats_merge(&merged, &one);
+        mq_tensor_free(&a);
+        mq_tensor_free(&b);
+    }
+    struct mq_error_stats none;
+    mq_error_stats_init(&none);
+    mq_error_stats_merge(&merged, &none);   /* a sample that compared nothing changes nothing */
+    ck_assert(memcmp(&whole, &merged, sizeof whole) == 0);
+    ck_assert_int_eq(merged.samples, 4);
+    ck_assert_int_eq(merged.nonfinite_equal, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
@@ -204,5 +235,6 @@ int main(void)
     tcase_add_test(tc, shape_mismatch_is_an_error);
     tcase_add_test(tc, class_scores_shape);
     tcase_add_test(tc, top1_rows_and_ties);
+    tcase_add_test(tc, merging_one_sample_stats_in_order_is_bit_exact);
     return mq_check_run(s, tc);
 }

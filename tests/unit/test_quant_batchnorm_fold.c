@@ -1,7 +1,8 @@
 /*
- * BatchNormalization folded into the Conv before it (quant/batchnorm_fold.c): which
- * pairs fold, what the Conv's weight and bias become, that the graph still
- * computes the same values, and the cases that must stay as they are.
+ * BatchNormalization, per-channel affine ops and HardSigmoid's affine part folded into the
+ * Conv before them (quant/batchnorm_fold.c): which pairs fold, what the Conv's weight and bias
+ * become, that the graph still computes the same values, and the cases that must stay as they
+ * are.
  */
 #include <check.h>
 #include <math.h>
@@ -396,6 +397,189 @@ START_TEST(test_conv_transpose_bn_folded)
 }
 END_TEST
 
+/*
+ * Squeeze-excitation's Conv -> HardSigmoid -> Mul: the HardSigmoid's alpha and beta go into the
+ * Conv's weight and bias and it stays as Clip(0, 1) of the Conv's output, renamed; bounds as
+ * inputs from opset 11, as attributes before.  Same outputs.  Conv -> BatchNormalization ->
+ * HardSigmoid folds both; a HardSigmoid whose input another node reads too (HardSwish written as
+ * x * HardSigmoid(x)) stays.
+ */
+static Onnx__ModelProto *conv_hardsigmoid_model(int opset, int with_bn, int shared)
+{
+    Onnx__ModelProto *m = qb_model(opset);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, bd[1] = {2};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, conv_w);
+    qb_init_f32(g, "b", 1, bd, conv_b);
+    int64_t pads[4] = {1, 1, 1, 1};
+    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w,b", "c"), "pads", 4, pads);
+    if (with_bn) {
+        add_bn_params(g, "bn");
+        add_bn(g, "bn", "c", "n", "bn");
+    }
+    Onnx__NodeProto *hs = qb_node(g, "HardSigmoid", "hsig", with_bn ? "n" : "c", "h");
+    qb_attr_float(hs, "alpha", 0.75f);
+    qb_attr_float(hs, "beta", 0.375f);
+    qb_node(g, "Mul", "excite", shared ? "c,h" : "x,h", "y");
+    qb_output(g, "y", 1);
+    qb_push((void ***)&g->value_info, &g->n_value_info, qb_value_info("c", 1, -1, NULL));
+    return m;
+}
+
+START_TEST(test_conv_hardsigmoid_folded)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        int opset = variant == 1 ? 10 : 13, with_bn = variant == 2;
+        Onnx__ModelProto *m = conv_hardsigmoid_model(opset, with_bn, 0), *orig = copy_model(m);
+        struct mq_fold_result r;
+        struct mq_error err;
+        ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+        const Onnx__GraphProto *g = m->graph;
+        ck_assert_int_eq(r.n, 1 + with_bn);
+        const struct mq_fold_record *f = &r.items[with_bn];
+        ck_assert_str_eq(f->op_type, "HardSigmoid");
+        ck_assert_str_eq(f->batchnorm, "hsig");
+        ck_assert_str_eq(f->conv, "conv");
+        ck_assert_int_eq(f->clip_left, 1);
+        ck_assert_int_eq(r.items[0].clip_left, !with_bn);
+        ck_assert_int_eq((int)g->n_node, 3);
+        const Onnx__NodeProto *conv = node_named(g, "conv"), *clip = node_named(g, "hsig");
+        /* The Conv's output has a new name, which only the Clip reads. */
+        ck_assert_str_eq(conv->output[0], "h_affine");
+        ck_assert_str_eq(clip->op_type, "Clip");
+        ck_assert_str_eq(clip->input[0], "h_affine");
+        ck_assert_str_eq(clip->output[0], "h");
+        if (opset >= 11) {
+            ck_assert_int_eq((int)clip->n_input, 3);
+            ck_assert_int_eq((int)clip->n_attribute, 0);
+            ck_assert(f32_at(g, clip->input[1], 0) == 0.0f);
+            ck_assert(f32_at(g, clip->input[2], 0) == 1.0f);
+        } else {
+            ck_assert_int_eq((int)clip->n_input, 1);
+            ck_assert_int_eq((int)clip->n_attribute, 2);
+            ck_assert_str_eq(clip->attribute[0]->name, "min");
+            ck_assert(clip->attribute[0]->f == 0.0f);
+            ck_assert_str_eq(clip->attribute[1]->name, "max");
+            ck_assert(clip->attribute[1]->f == 1.0f);
+        }
+        if (!with_bn) {
+            /* W * alpha, b * alpha + beta */
+            ck_assert(fabs(f32_at(g, "w", 0) - 0.5 * 0.75) < 1e-7);
+            ck_assert(fabs(f32_at(g, "w", 9) - (-1.0 * 0.75)) < 1e-7);
+            ck_assert(fabs(f32_at(g, "b", 0) - (0.1 * 0.75 + 0.375)) < 1e-7);
+            ck_assert(fabs(f32_at(g, "b", 1) - (-0.2 * 0.75 + 0.375)) < 1e-7);
+        }
+        ck_assert_int_eq((int)g->n_value_info, 0); /* the old output "c" is gone */
+        assert_same_outputs(m, orig, 1);
+        mq_fold_result_free(&r);
+        onnx__model_proto__free_unpacked(m, NULL);
+        onnx__model_proto__free_unpacked(orig, NULL);
+    }
+    /* x * HardSigmoid(x), x a Conv's output: the Conv has two readers, nothing folds. */
+    Onnx__ModelProto *m = conv_hardsigmoid_model(13, 0, 1);
+    struct mq_fold_result r;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_str_eq(node_named(m->graph, "hsig")->op_type, "HardSigmoid");
+    ck_assert_str_eq(node_named(m->graph, "conv")->output[0], "c");
+    ck_assert(f32_at(m->graph, "w", 0) == 0.5f);
+    mq_fold_result_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/*
+ * Gemm -> HardSigmoid, B as [K, N] and transposed as [N, K], with C as [N], [1, N] or none: folds
+ * (same outputs; C becomes [N]).  Gemm -> Mul by a per-column constant folds too.  With beta 0.5
+ * nothing folds.
+ */
+START_TEST(test_gemm_folded)
+{
+    static const float b_kn[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 1.5f}; /* [3, 2] */
+    static const float b_nk[6] = {0.5f, 0.25f, -0.75f, -1.0f, 2.0f, 1.5f}; /* the same, [2, 3] */
+    static const float c_n[2] = {0.3f, -0.6f}, mul_c[2] = {2.0f, -0.5f};
+    for (int variant = 0; variant < 6; variant++) {
+        int trans_b = variant & 1, c_kind = variant / 2; /* 0: none, 1: [N], 2: [1, N] */
+        for (int with_mul = 0; with_mul < 2; with_mul++) {
+            Onnx__ModelProto *m = qb_model(13);
+            Onnx__GraphProto *g = m->graph;
+            int64_t xd[2] = {4, 3}, bd[2] = {trans_b ? 2 : 3, trans_b ? 3 : 2}, cd[2] = {1, 2};
+            qb_input(g, "x", 1, 2, xd);
+            qb_init_f32(g, "B", 2, bd, trans_b ? b_nk : b_kn);
+            if (c_kind)
+                qb_init_f32(g, "C", c_kind == 1 ? 1 : 2, c_kind == 1 ? cd + 1 : cd, c_n);
+            Onnx__NodeProto *gemm = qb_node(g, "Gemm", "fc", c_kind ? "x,B,C" : "x,B", "f");
+            qb_attr_float(gemm, "alpha", 1.5f);
+            if (trans_b)
+                qb_attr_int(gemm, "transB", 1);
+            const char *hs_in = "f";
+            if (with_mul) {
+                qb_init_f32(g, "mul_c", 1, cd + 1, mul_c);
+                qb_node(g, "Mul", "scale", "f,mul_c", "s");
+                hs_in = "s";
+            }
+            Onnx__NodeProto *hs = qb_node(g, "HardSigmoid", "hsig", hs_in, "y");
+            qb_attr_float(hs, "alpha", 0.5f);
+            qb_output(g, "y", 1);
+            Onnx__ModelProto *orig = copy_model(m);
+            struct mq_fold_result r;
+            struct mq_error err;
+            ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+            ck_assert_int_eq(r.n, 1 + with_mul);
+            ck_assert_str_eq(r.items[r.n - 1].op_type, "HardSigmoid");
+            ck_assert_str_eq(r.items[r.n - 1].conv, "fc");
+            ck_assert_int_eq((int)g->n_node, 2);
+            const Onnx__NodeProto *fc = node_named(g, "fc");
+            ck_assert_int_eq((int)fc->n_input, 3);
+            const Onnx__TensorProto *c = init_named(g, fc->input[2]);
+            ck_assert_int_eq((int)c->n_dims, 1);
+            ck_assert_str_eq(node_named(g, "hsig")->op_type, "Clip");
+            /* x in [-1, 1): values on both sides of the clamp */
+            struct mq_tensor x, ya, yb;
+            ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 2, xd, "x", &err), MQ_OK);
+            for (int i = 0; i < 12; i++)
+                ((float *)x.data)[i] = (float)((i * 5) % 12) / 6.0f - 1.0f;
+            mr_run(m, &x, 1, &ya, 1);
+            mr_run(orig, &x, 1, &yb, 1);
+            int low = 0, high = 0;
+            for (int64_t i = 0; i < ya.count; i++) {
+                float u = ((float *)ya.data)[i], v = ((float *)yb.data)[i];
+                ck_assert_msg(fabsf(u - v) <= 1e-6f, "[%lld]: %g vs %g", (long long)i, (double)u,
+                              (double)v);
+                low += v == 0.0f;
+                high += v == 1.0f;
+            }
+            ck_assert_msg(low > 0 && high > 0, "the test values miss a clamp");
+            mq_tensor_free(&x);
+            mq_tensor_free(&ya);
+            mq_tensor_free(&yb);
+            mq_fold_result_free(&r);
+            onnx__model_proto__free_unpacked(m, NULL);
+            onnx__model_proto__free_unpacked(orig, NULL);
+        }
+    }
+    /* beta 0.5: the shift would have to be divided by it; left as it is */
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[2] = {4, 3}, bd[2] = {3, 2}, cd[1] = {2};
+    qb_input(g, "x", 1, 2, xd);
+    qb_init_f32(g, "B", 2, bd, b_kn);
+    qb_init_f32(g, "C", 1, cd, c_n);
+    qb_attr_float(qb_node(g, "Gemm", "fc", "x,B,C", "f"), "beta", 0.5f);
+    qb_node(g, "HardSigmoid", "hsig", "f", "y");
+    qb_output(g, "y", 1);
+    struct mq_fold_result r;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_str_eq(node_named(g, "hsig")->op_type, "HardSigmoid");
+    mq_fold_result_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_batchnorm_fold");
@@ -406,6 +590,8 @@ int main(void)
     tcase_add_test(tc, test_fold_in_subgraph);
     tcase_add_test(tc, test_affine_chain_folded);
     tcase_add_test(tc, test_conv_transpose_bn_folded);
+    tcase_add_test(tc, test_conv_hardsigmoid_folded);
+    tcase_add_test(tc, test_gemm_folded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

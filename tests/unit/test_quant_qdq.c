@@ -13,6 +13,7 @@
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
+#include "quant/batchnorm_fold.h"
 #include "quant/dequantize.h"
 #include "quant/graph.h"
 #include "quant/hardswish_split.h"
@@ -1077,6 +1078,63 @@ START_TEST(test_hardswish_split)
 END_TEST
 
 /*
+ * Conv -> HardSigmoid -> Mul after the fold (quant/batchnorm_fold.c): the Clip(0, 1) left in
+ * the HardSigmoid's place folds into the Conv's output quantization, so the Conv writes the
+ * Mul's quantized input directly, range [0, 1], and no float op is left between them.
+ */
+START_TEST(test_hardsigmoid_fold_leaves_int8_chain)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, bd[1] = {2}, pads[4] = {1, 1, 1, 1};
+    int64_t w2d[4] = {2, 2, 1, 1};
+    float w2[4] = {1, -1, 0.5f, 0.25f};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w0", 4, wd, conv_w);
+    qb_init_f32(g, "w", 4, w2d, w2);
+    qb_init_f32(g, "b", 1, bd, conv_b);
+    qb_attr_ints(qb_node(g, "Conv", "conv0", "x,w0", "t"), "pads", 4, pads);
+    qb_node(g, "Conv", "conv", "t,w,b", "c");
+    qb_node(g, "HardSigmoid", "hsig", "c", "h");
+    qb_node(g, "Mul", "excite", "t,h", "y");
+    qb_init_f32(g, "w3", 4, w2d, w2);
+    qb_node(g, "Conv", "conv3", "y,w3", "z"); /* the Mul must reach an integer kernel */
+    qb_output(g, "z", 1);
+    struct mq_fold_result folds;
+    struct mq_error err;
+    ck_assert_msg(mq_fold_batchnorm(m, &folds, &err) == MQ_OK, "%s", err.message);
+    ck_assert_int_eq(folds.n, 1);
+    mq_fold_result_free(&folds);
+    struct range_spec ranges[] = {
+        {"x", -1, 1}, {"t", -2, 2}, {"h_affine", -1.5f, 1.25f}, {"h", 0, 1}, {"y", -2, 2},
+        {"z", -4, 4}};
+    struct mq_quant_options o;
+    mq_quant_options_default(&o);
+    struct run r;
+    quantize(m, ranges, 6, &o, &r);
+    ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
+    ck_assert_int_eq(choice(&r, "hsig")->status, MQ_NODE_FOLDED);
+    ck_assert_int_eq(choice(&r, "conv")->status, MQ_NODE_QUANTIZED);
+    ck_assert_int_eq(choice(&r, "excite")->status, MQ_NODE_QUANTIZED);
+    for (size_t i = 0; i < g->n_node; i++)
+        ck_assert_msg(strcmp(g->node[i]->op_type, "Clip") != 0 &&
+                          strcmp(g->node[i]->op_type, "HardSigmoid") != 0,
+                      "%s left", g->node[i]->op_type);
+    /* The Conv's output quantized with the Clip's range: [0, 1], zero point 0. */
+    assert_io(node_named(g, "conv"), "Conv", "t_dequantized,w_dequantized,b_dequantized", "h");
+    assert_io(node_named(g, "h_QuantizeLinear"), "QuantizeLinear", "h,h_scale,h_zero_point",
+              "h_quantized");
+    ck_assert(f32_at(g, "h_scale", 0) == (float)(1.0 / 255.0));
+    ck_assert_int_eq(int_at(g, "h_zero_point", 0), 0);
+    /* recorded, for dequantize to put the Clip back */
+    ck_assert_str_eq(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY), "h\tClip\thsig\t0\t1\n");
+    assert_io(node_named(g, "excite"), "Mul", "t_dequantized,h_dequantized", "y");
+    run_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/*
  * A zero Pad read only by a Conv goes into the Conv's pads (same values); a
  * Pad with a non-zero value, or whose output something else reads too, stays.
  */
@@ -1192,6 +1250,7 @@ int main(void)
     tcase_add_test(tc, test_islands);
     tcase_add_test(tc, test_islands_add_mul_convtranspose);
     tcase_add_test(tc, test_hardswish_split);
+    tcase_add_test(tc, test_hardsigmoid_fold_leaves_int8_chain);
     tcase_add_test(tc, test_pad_folded_into_conv);
     tcase_add_test(tc, test_nonzero_weight_zero_point_kept);
     suite_add_tcase(s, tc);
