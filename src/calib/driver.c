@@ -15,6 +15,7 @@ struct shared {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int64_t next, done, total;
+    int64_t turn;                /* done_in_order: the sample whose `done` may run next */
     int running;
     int interrupted;
     int64_t failed_at;           /* lowest failing sample; INT64_MAX while none */
@@ -103,10 +104,33 @@ static int keep_carried(const struct mq_sample_pass *p, const struct mq_tensor *
     return MQ_OK;
 }
 
-static int run_sample(const struct mq_sample_pass *p, void *worker, int64_t i,
+/*
+ * done_in_order: waits until every sample before i has had its `done`; 0 then, or non-zero
+ * when one of them failed (the pass is stopping, and i's result would be dropped anyway).
+ */
+static int wait_turn(struct shared *s, int64_t i)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->turn < i && s->failed_at > s->turn)
+        pthread_cond_wait(&s->changed, &s->lock);
+    int abandoned = s->turn < i;
+    pthread_mutex_unlock(&s->lock);
+    return abandoned;
+}
+
+static void pass_turn(struct shared *s, int64_t i)
+{
+    pthread_mutex_lock(&s->lock);
+    s->turn = i + 1;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int run_sample(struct shared *s, void *worker, int64_t i,
                       struct mq_tensor *inputs, int n_inputs, struct mq_tensor *outputs,
                       int n_outputs, struct mq_tensor *carried, struct mq_error *err)
 {
+    const struct mq_sample_pass *p = s->pass;
     int rc = mq_calib_source_load(p->source, i, inputs, err);
     if (rc == MQ_OK)
         rc = feed_carried(p, i, inputs, n_inputs, carried, err);
@@ -128,8 +152,18 @@ static int run_sample(const struct mq_sample_pass *p, void *worker, int64_t i,
     }
     if (rc == MQ_OK)
         rc = p->run ? MQ_OK : keep_carried(p, outputs, n_inputs, carried, err);
-    if (rc == MQ_OK && p->done && !p->run)
+    if (rc == MQ_OK && p->done && !p->run && p->done_in_order) {
+        if (wait_turn(s, i))
+            rc = mq_error_code(err, MQ_ERR_INTERRUPTED, "an earlier sample failed");
+        else {
+            rc = p->done(worker, i, outputs, n_outputs, err);
+            /* A failure here is recorded before the turn passes: later samples abandon. */
+            if (rc == MQ_OK)
+                pass_turn(s, i);
+        }
+    } else if (rc == MQ_OK && p->done && !p->run) {
         rc = p->done(worker, i, outputs, n_outputs, err);
+    }
     for (int k = 0; k < n_outputs; k++)
         mq_tensor_free(&outputs[k]);
     for (int k = 0; k < n_inputs; k++)
@@ -176,7 +210,7 @@ static void *thread_main(void *arg)
         }
         int64_t i = s->next++;
         pthread_mutex_unlock(&s->lock);
-        int rc = run_sample(p, t->worker, i, inputs, n_inputs, outputs, n_outputs, t->carried,
+        int rc = run_sample(s, t->worker, i, inputs, n_inputs, outputs, n_outputs, t->carried,
                             &err);
         pthread_mutex_lock(&s->lock);
         if (rc)

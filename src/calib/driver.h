@@ -53,6 +53,10 @@ struct mq_sample_pass {
        then only names the inputs the source loads; repeat, timed and done are not used): for
        passes that run something else on each sample, such as two models side by side. */
     mq_sample_inputs_fn run;
+    /* Non-zero: `done` runs for sample 0, then 1, 2, ... one at a time (a thread whose sample
+       finished early waits its turn), so sums the callbacks keep in shared state come out the
+       same whatever the number of threads. */
+    int done_in_order;
     /* Runs of each sample (timing); 0 means 1.  Only the last run's outputs reach `done`. */
     int64_t repeat;
     /* Receives the wall time of every run, in milliseconds, on the running thread. */

@@ -9,6 +9,7 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,40 +24,183 @@ void mq_minmax_init(struct mq_minmax *m)
 
 /*
  * Min and max of an all-finite run, or 0 when the run holds NaN or an
- * infinity.  The compiler may not turn `v < lo ? v : lo` into vector min
- * instructions without -ffinite-math-only, so x86-64 (where SSE2 is always
- * there) gets the vector loop written out: this is the calibrator's hottest
- * loop, run over every observed activation.
+ * infinity: this is the calibrator's hottest loop, run over every observed
+ * activation.  The compiler may not turn `v < lo ? v : lo` into vector min
+ * instructions without -ffinite-math-only, so x86-64 gets the vector loops
+ * written out, for SSE2 (always there), AVX2 and AVX-512, the widest the CPU
+ * has picked once.  Each keeps four independent pairs of accumulators: one
+ * chain of min instructions would wait on its own latency, not on memory.
+ * Min and max do not depend on the order values come in (-0 and +0 aside,
+ * which the caller makes +0), so every path gives the same result.
  */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
+#define HAVE_X86_WIDE 1
+#include <immintrin.h>
+#include <stdatomic.h>
+#endif
+
+/* What a vector loop leaves: the min and max of x[0 .. done-1], or bad when one is not finite. */
+struct vector_run {
+    int64_t done;
+    int bad;
+    float lo, hi;
+};
+
+#if !defined(__SSE2__)
+static struct vector_run vector_min_max_none(const float *x, int64_t n)
+{
+    (void)x, (void)n;
+    return (struct vector_run){0, 0, INFINITY, -INFINITY};
+}
+#endif
+
+#if defined(__SSE2__)
+static struct vector_run vector_min_max_sse2(const float *x, int64_t n)
+{
+    struct vector_run r = {0, 0, INFINITY, -INFINITY};
+    if (n < 16)
+        return r;
+    const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    const __m128 largest = _mm_set1_ps(FLT_MAX);
+    __m128 lo0 = _mm_set1_ps(INFINITY), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m128 hi0 = _mm_set1_ps(-INFINITY), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+    __m128 bad = _mm_setzero_ps();
+    int64_t i = 0;
+    /* Named accumulators, not an array: -O2 does not unroll a loop over one, and would keep it
+       in memory. */
+    /* NaN compares unordered, so !(|v| <= FLT_MAX) flags NaN and both infinities. */
+#define STEP(k)                                                                                  \
+    {                                                                                            \
+        __m128 v = _mm_loadu_ps(x + i + 4 * k);                                                  \
+        bad = _mm_or_ps(bad, _mm_cmpnle_ps(_mm_and_ps(v, abs_mask), largest));                   \
+        lo##k = _mm_min_ps(lo##k, v);                                                            \
+        hi##k = _mm_max_ps(hi##k, v);                                                            \
+    }
+    for (; i + 16 <= n; i += 16) {
+        STEP(0) STEP(1) STEP(2) STEP(3)
+    }
+#undef STEP
+    r.done = i;
+    r.bad = _mm_movemask_ps(bad) != 0;
+    __m128 l = _mm_min_ps(_mm_min_ps(lo0, lo1), _mm_min_ps(lo2, lo3));
+    __m128 h = _mm_max_ps(_mm_max_ps(hi0, hi1), _mm_max_ps(hi2, hi3));
+    float lv[4], hv[4];
+    _mm_storeu_ps(lv, l);
+    _mm_storeu_ps(hv, h);
+    for (int k = 0; k < 4; k++) {
+        r.lo = lv[k] < r.lo ? lv[k] : r.lo;
+        r.hi = hv[k] > r.hi ? hv[k] : r.hi;
+    }
+    return r;
+}
+#endif
+
+#ifdef HAVE_X86_WIDE
+__attribute__((target("avx2"))) static struct vector_run vector_min_max_avx2(const float *x,
+                                                                             int64_t n)
+{
+    struct vector_run r = {0, 0, INFINITY, -INFINITY};
+    if (n < 32)
+        return r;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 largest = _mm256_set1_ps(FLT_MAX);
+    __m256 lo0 = _mm256_set1_ps(INFINITY), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m256 hi0 = _mm256_set1_ps(-INFINITY), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+    __m256 bad = _mm256_setzero_ps();
+    int64_t i = 0;
+#define STEP(k)                                                                                  \
+    {                                                                                            \
+        __m256 v = _mm256_loadu_ps(x + i + 8 * k);                                               \
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), largest, _CMP_NLE_UQ)); \
+        lo##k = _mm256_min_ps(lo##k, v);                                                         \
+        hi##k = _mm256_max_ps(hi##k, v);                                                         \
+    }
+    for (; i + 32 <= n; i += 32) {
+        STEP(0) STEP(1) STEP(2) STEP(3)
+    }
+#undef STEP
+    r.done = i;
+    r.bad = _mm256_movemask_ps(bad) != 0;
+    __m256 l = _mm256_min_ps(_mm256_min_ps(lo0, lo1), _mm256_min_ps(lo2, lo3));
+    __m256 h = _mm256_max_ps(_mm256_max_ps(hi0, hi1), _mm256_max_ps(hi2, hi3));
+    float lv[8], hv[8];
+    _mm256_storeu_ps(lv, l);
+    _mm256_storeu_ps(hv, h);
+    for (int k = 0; k < 8; k++) {
+        r.lo = lv[k] < r.lo ? lv[k] : r.lo;
+        r.hi = hv[k] > r.hi ? hv[k] : r.hi;
+    }
+    return r;
+}
+
+__attribute__((target("avx512f"))) static struct vector_run vector_min_max_avx512(const float *x,
+                                                                                  int64_t n)
+{
+    struct vector_run r = {0, 0, INFINITY, -INFINITY};
+    if (n < 64)
+        return r;
+    const __m512 largest = _mm512_set1_ps(FLT_MAX);
+    __m512 lo0 = _mm512_set1_ps(INFINITY), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m512 hi0 = _mm512_set1_ps(-INFINITY), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+    __mmask16 bad = 0;
+    int64_t i = 0;
+#define STEP(k)                                                                                  \
+    {                                                                                            \
+        __m512 v = _mm512_loadu_ps(x + i + 16 * k);                                              \
+        bad |= _mm512_cmp_ps_mask(_mm512_abs_ps(v), largest, _CMP_NLE_UQ);                       \
+        lo##k = _mm512_min_ps(lo##k, v);                                                         \
+        hi##k = _mm512_max_ps(hi##k, v);                                                         \
+    }
+    for (; i + 64 <= n; i += 64) {
+        STEP(0) STEP(1) STEP(2) STEP(3)
+    }
+#undef STEP
+    r.done = i;
+    r.bad = bad != 0;
+    __m512 l = _mm512_min_ps(_mm512_min_ps(lo0, lo1), _mm512_min_ps(lo2, lo3));
+    __m512 h = _mm512_max_ps(_mm512_max_ps(hi0, hi1), _mm512_max_ps(hi2, hi3));
+    float lv[16], hv[16];
+    _mm512_storeu_ps(lv, l);
+    _mm512_storeu_ps(hv, h);
+    for (int k = 0; k < 16; k++) {
+        r.lo = lv[k] < r.lo ? lv[k] : r.lo;
+        r.hi = hv[k] > r.hi ? hv[k] : r.hi;
+    }
+    return r;
+}
+#endif
+
+typedef struct vector_run (*vector_min_max_fn)(const float *x, int64_t n);
+
+/* The widest loop this CPU runs, decided once. */
+static vector_min_max_fn vector_min_max(void)
+{
+#ifdef HAVE_X86_WIDE
+    /* every thread that finds it unset computes the same value: storing it twice is harmless */
+    static _Atomic int cached = -1;
+    int which = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (which < 0) {
+        __builtin_cpu_init();
+        which = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        atomic_store_explicit(&cached, which, memory_order_relaxed);
+    }
+    return which == 2 ? vector_min_max_avx512 : which == 1 ? vector_min_max_avx2
+                                                           : vector_min_max_sse2;
+#elif defined(__SSE2__)
+    return vector_min_max_sse2;
+#else
+    return vector_min_max_none;
+#endif
+}
+
 static int finite_min_max(const float *x, int64_t n, float *lo_out, float *hi_out)
 {
-    float lo = INFINITY, hi = -INFINITY;
-    int64_t i = 0;
-#if defined(__SSE2__)
-    if (n >= 8) {
-        const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
-        const __m128 largest = _mm_set1_ps(FLT_MAX);
-        __m128 lo4 = _mm_set1_ps(INFINITY), hi4 = _mm_set1_ps(-INFINITY);
-        __m128 bad = _mm_setzero_ps();
-        for (; i + 4 <= n; i += 4) {
-            __m128 v = _mm_loadu_ps(x + i);
-            /* NaN compares unordered, so !(|v| <= FLT_MAX) flags NaN and both infinities. */
-            bad = _mm_or_ps(bad, _mm_cmpnle_ps(_mm_and_ps(v, abs_mask), largest));
-            lo4 = _mm_min_ps(lo4, v);
-            hi4 = _mm_max_ps(hi4, v);
-        }
-        if (_mm_movemask_ps(bad))
-            return 0;
-        float l[4], h[4];
-        _mm_storeu_ps(l, lo4);
-        _mm_storeu_ps(h, hi4);
-        for (int k = 0; k < 4; k++) {
-            lo = l[k] < lo ? l[k] : lo;
-            hi = h[k] > hi ? h[k] : hi;
-        }
-    }
-#endif
-    for (; i < n; i++) {
+    struct vector_run r = vector_min_max()(x, n);
+    if (r.bad)
+        return 0;
+    float lo = r.lo, hi = r.hi;
+    for (int64_t i = r.done; i < n; i++) {
         float v = x[i];
         if (!(fabsf(v) <= FLT_MAX))
             return 0;

@@ -299,7 +299,8 @@ int mq_cli_calibrate(int argc, char **argv)
         struct mq_calib_open_options open = {limit, 0, 0, &preprocess};
         /* quantize's channel pads (default scheme): their outputs are tensors it observes */
         struct mq_quant_prepare_options po = {have_loaded ? &loaded : NULL, calib, &open,
-                                              split_hardswish, 0, NULL, 1};
+                                              split_hardswish, 0, NULL, 1, 0};
+        po.jobs = options.jobs;
         rc = mq_quant_prepare_graph(model, &po, &prep, &err);
     }
     if (rc == MQ_OK)

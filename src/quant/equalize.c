@@ -306,8 +306,13 @@ static int observe_channels(void *user, const struct mq_kernel_node *producer, c
     return MQ_OK;
 }
 
+/*
+ * Runs the samples on `jobs` threads, each with maxima of its own (sharing the names and
+ * channel counts of r), then keeps the largest of each channel: a maximum does not depend on
+ * the order values come in, so the result does not depend on the number of threads.
+ */
 static int measure(struct mq_model *model, const char *calib_dir,
-                   const struct mq_calib_open_options *open, struct channel_ranges *r,
+                   const struct mq_calib_open_options *open, int jobs, struct channel_ranges *r,
                    struct mq_error *err)
 {
     struct mq_plan *plan = NULL;
@@ -315,14 +320,47 @@ static int measure(struct mq_model *model, const char *calib_dir,
     int rc = mq_plan_build(model, &plan, err);
     if (rc == MQ_OK)
         rc = mq_calib_source_open_for_plan_with(calib_dir, plan, open, &source, err);
-    void *workers[1] = {r};
     struct mq_sample_pass pass = {
-        .plan = plan, .source = source, .jobs = 1, .workers = workers,
+        .plan = plan, .source = source, .jobs = jobs,
         .observe = observe_channels, .label = "equalizing Conv ranges: sample",
     };
+    int n_workers = rc == MQ_OK ? mq_sample_pass_jobs(&pass) : 0;
+    struct channel_ranges *workers = calloc((size_t)n_workers + 1, sizeof *workers);
+    void **worker_ptrs = calloc((size_t)n_workers + 1, sizeof *worker_ptrs);
+    if (rc == MQ_OK && (!workers || !worker_ptrs))
+        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
+    for (int t = 0; rc == MQ_OK && t < n_workers; t++) {
+        struct channel_ranges *w = &workers[t];
+        worker_ptrs[t] = w;
+        w->of_tensor = r->of_tensor;
+        w->channels = r->channels;
+        if (t == 0) {
+            w->max = r->max; /* the first thread fills r itself */
+            continue;
+        }
+        w->max = calloc((size_t)r->n + 1, sizeof *w->max);
+        for (int k = 0; w->max && k < r->n &&
+                        (w->max[k] = calloc((size_t)r->channels[k] + 1, sizeof **w->max));
+             k++)
+            w->n = k + 1;
+        if (!w->max || w->n < r->n)
+            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
+    }
+    pass.workers = worker_ptrs;
     int64_t done;
     if (rc == MQ_OK)
         rc = mq_sample_pass_run(&pass, &done, err);
+    for (int t = 1; workers && t < n_workers; t++) {
+        for (int k = 0; rc == MQ_OK && k < r->n; k++)
+            for (int64_t ch = 0; ch < r->channels[k]; ch++)
+                if (workers[t].max[k][ch] > r->max[k][ch])
+                    r->max[k][ch] = workers[t].max[k][ch];
+        for (int k = 0; workers[t].max && k < workers[t].n; k++)
+            free(workers[t].max[k]);
+        free(workers[t].max);
+    }
+    free(workers);
+    free(worker_ptrs);
     mq_calib_source_free(source);
     mq_plan_free(plan);
     return rc;
@@ -356,8 +394,8 @@ static int record_in_graph(struct mq_graph_index *idx, void *user, struct mq_err
 }
 
 int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
-                              const struct mq_calib_open_options *open, struct mq_ranges *into,
-                              struct mq_error *err)
+                              const struct mq_calib_open_options *open, int jobs,
+                              struct mq_ranges *into, struct mq_error *err)
 {
     Onnx__GraphProto *g = model->proto->graph;
     if (!g || !calib_dir)
@@ -365,7 +403,7 @@ int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
     struct channel_ranges ranges = {0};
     int rc = each_graph(g, collect_in_graph, &ranges, err);
     if (!rc && ranges.n)
-        rc = measure(model, calib_dir, open, &ranges, err);
+        rc = measure(model, calib_dir, open, jobs, &ranges, err);
     struct maxima_out out = {&ranges, into};
     if (!rc && ranges.n)
         rc = each_graph(g, record_in_graph, &out, err);

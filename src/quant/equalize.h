@@ -33,8 +33,8 @@
  * to `into`'s channel maxima (kept with the calibrated ranges).
  */
 int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
-                              const struct mq_calib_open_options *open, struct mq_ranges *into,
-                              struct mq_error *err);
+                              const struct mq_calib_open_options *open, int jobs,
+                              struct mq_ranges *into, struct mq_error *err);
 /*
  * Equalizes every pair, in the main graph and every subgraph, whose tensor between has channel
  * maxima in `maxima`

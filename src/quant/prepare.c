@@ -102,8 +102,9 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
             open = *options->open;
         open.shard_index = 0;
         open.shard_count = 0;
-        rc = mq_quant_equalize_measure(model, options->calib_dir, &open, &out->channel_maxima,
-                                       err);
+        rc = mq_quant_equalize_measure(model, options->calib_dir, &open,
+                                       options->jobs > 0 ? options->jobs : mq_calib_default_jobs(),
+                                       &out->channel_maxima, err);
     }
     if (rc == MQ_OK)
         rc = mq_quant_equalize_apply(model, &out->channel_maxima, &out->pairs_equalized, err);

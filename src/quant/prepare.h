@@ -38,6 +38,9 @@ struct mq_quant_prepare_options {
     /* Conv inputs padded to the channel count onnxruntime's fast int8 kernel takes
        (quant/channel_pad.h), depthwise Convs widened to it (quant/depthwise_pad.h). */
     int pad_channels;
+    /* Threads measuring the equalization (the result does not depend on them); 0: the
+       default of calib/calibrate.h. */
+    int jobs;
 };
 
 struct mq_quant_prepare_result {

@@ -4,9 +4,6 @@
 #include "quant/sample_stats.h"
 
 #include <math.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +14,10 @@
 #include "core/tensor.h"
 #include "quant/graph.h"
 #include "quant/params.h"
+#include "quant/rounding_sums.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_SPATIAL MQ_CONV_MAX_SPATIAL
 /* Means per node (channels x taps), and doubles of scratch: beyond these a node goes uncorrected. */
@@ -28,8 +29,6 @@ struct act_stat {
     int usable;                 /* has a finite range: qparams computed */
     struct mq_qparams p;
     struct mq_qrange full;
-    double sample_signal, sample_noise; /* the sample being run */
-    int64_t touched_in;         /* sample index of the last touch, -1 none */
     double worst_db;
     int64_t worst_sample;
     int seen;
@@ -49,6 +48,34 @@ struct mean_stat {
     int broken;                 /* a shape it cannot handle, or two nodes with this key */
 };
 
+/* What one thread measures of one activation on the sample it runs. */
+struct act_sample {
+    double signal, noise;
+    int64_t touched_in;         /* sample index of the last touch, -1 none */
+};
+
+/* What one thread sums for one weighted node on the sample it runs. */
+struct mean_sample {
+    double *sums;               /* channels * taps, allocated on first use */
+    double positions;
+    int64_t touched_in;         /* sample index of the last touch, -1 none */
+    int broken;
+};
+
+/*
+ * One thread's state.  Each sample's sums start from zero here and are added to the totals
+ * by `finish_sample`, which the driver calls in sample order: the totals are the same doubles
+ * whatever the number of threads.
+ */
+struct worker {
+    struct mq_quant_stats *s;
+    int64_t sample;
+    struct act_sample *acts;    /* per activation */
+    struct mean_sample *means;  /* per weighted node */
+    double *scratch;
+    size_t scratch_cap;
+};
+
 struct mq_quant_stats {
     const struct mq_plan *plan;  /* during the pass */
     struct act_stat *acts;
@@ -60,9 +87,6 @@ struct mq_quant_stats {
     /* Per tensor name: the mean requests reading it (a tensor may feed several). */
     struct mq_strmap *reader_of; /* tensor -> first index into reader_next chain + 1 */
     int *reader_next;
-    int64_t sample;
-    double *scratch;
-    size_t scratch_cap;
 };
 
 static int oom(struct mq_error *err)
@@ -220,111 +244,75 @@ static int walk_graph(struct walk *w, Onnx__GraphProto *g, const struct mq_graph
 
 /* ------------------------------------------------------------ measuring */
 
-static int scratch(struct mq_quant_stats *s, size_t n, struct mq_error *err)
+static int scratch(struct worker *w, size_t n, struct mq_error *err)
 {
-    if (n <= s->scratch_cap)
+    if (n <= w->scratch_cap)
         return MQ_OK;
-    double *v = realloc(s->scratch, n * sizeof *v);
+    double *v = realloc(w->scratch, n * sizeof *v);
     if (!v)
         return oom(err);
-    s->scratch = v;
-    s->scratch_cap = n;
-    return MQ_OK;
-}
-
-/* After a sample's run: its SQNR per activation, against the worst so far. */
-static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, int n_outputs,
-                         struct mq_error *err)
-{
-    (void)sample, (void)outputs, (void)n_outputs, (void)err;
-    struct mq_quant_stats *s = user;
-    for (int i = 0; i < s->n_acts; i++) {
-        struct act_stat *a = &s->acts[i];
-        if (a->touched_in != s->sample)
-            continue;
-        /* A silent or exactly representable sample says nothing about the scale. */
-        if (a->sample_signal > 0.0 && a->sample_noise > 0.0) {
-            double db = 10.0 * log10(a->sample_signal / a->sample_noise);
-            if (!a->seen || db < a->worst_db) {
-                a->worst_db = db;
-                a->worst_sample = s->sample;
-            }
-            a->seen = 1;
-        }
-        a->sample_signal = a->sample_noise = 0.0;
-    }
+    w->scratch = v;
+    w->scratch_cap = n;
     return MQ_OK;
 }
 
 /*
- * Quantizes and dequantizes n values with one scale, as QuantizeLinear then DequantizeLinear
- * would (round half to even, clamp to the type), writing each value and what comes back; a
- * value that is not finite counts as 0 (no signal, no error).  Bit for bit what mq_quantize_value and
- * mq_dequantize_value give, written so the compiler vectorizes it: x / scale is clamped to
- * +-2^22 first (any such value clamps to the type's range anyway, which spans fewer than 2^17
- * steps), where adding and subtracting 1.5 * 2^23 rounds to the nearest integer, ties to even.
+ * After a sample's run, in sample order: its SQNR per activation against the worst so far, its
+ * sums added to the totals.
  */
-static void rounding_errors(const float *x, int64_t n, float scale, float zero, float qmin,
-                            float qmax, float *value, float *back)
+static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, int n_outputs,
+                         struct mq_error *err)
 {
-    const float magic = 12582912.0f, limit = 4194304.0f; /* 1.5 * 2^23, 2^22 */
-    int64_t i = 0;
-#ifdef __SSE2__
-    /* The same steps four at a time (the compiler keeps the scalar loop's compares as
-       branches); SSE2 is in every x86-64. */
-    const __m128 vscale = _mm_set1_ps(scale), vzero = _mm_set1_ps(zero);
-    const __m128 vlo = _mm_set1_ps(qmin), vhi = _mm_set1_ps(qmax), vmagic = _mm_set1_ps(magic);
-    const __m128 vlim = _mm_set1_ps(limit), vnlim = _mm_set1_ps(-limit);
-    for (; i + 4 <= n; i += 4) {
-        __m128 v = _mm_loadu_ps(x + i);
-        v = _mm_and_ps(v, _mm_cmpeq_ps(_mm_sub_ps(v, v), _mm_setzero_ps())); /* NaN, inf: 0 */
-        __m128 t = _mm_min_ps(_mm_max_ps(_mm_div_ps(v, vscale), vnlim), vlim);
-        __m128 q = _mm_add_ps(_mm_sub_ps(_mm_add_ps(t, vmagic), vmagic), vzero);
-        q = _mm_min_ps(_mm_max_ps(q, vlo), vhi);
-        _mm_storeu_ps(value + i, v);
-        _mm_storeu_ps(back + i, _mm_mul_ps(_mm_sub_ps(q, vzero), vscale));
+    (void)outputs, (void)n_outputs, (void)err;
+    struct worker *w = user;
+    struct mq_quant_stats *s = w->s;
+    for (int i = 0; i < s->n_acts; i++) {
+        struct act_stat *a = &s->acts[i];
+        struct act_sample *as = &w->acts[i];
+        if (as->touched_in != sample)
+            continue;
+        /* A silent or exactly representable sample says nothing about the scale. */
+        if (as->signal > 0.0 && as->noise > 0.0) {
+            double db = 10.0 * log10(as->signal / as->noise);
+            if (!a->seen || db < a->worst_db) {
+                a->worst_db = db;
+                a->worst_sample = sample;
+            }
+            a->seen = 1;
+        }
+        as->signal = as->noise = 0.0;
     }
-#endif
-    for (; i < n; i++) {
-        float v = x[i] - x[i] == 0.0f ? x[i] : 0.0f; /* NaN and infinities give NaN */
-        float t = v / scale;
-        t = t < -limit ? -limit : t > limit ? limit : t;
-        float q = (t + magic) - magic + zero;
-        q = q < qmin ? qmin : q > qmax ? qmax : q;
-        value[i] = v;
-        back[i] = (q - zero) * scale;
+    for (int m = 0; m < s->n_means; m++) {
+        struct mean_stat *ms = &s->means[m];
+        struct mean_sample *part = &w->means[m];
+        if (part->touched_in != sample || part->broken)
+            continue;
+        int64_t cells = ms->channels * ms->taps;
+        for (int64_t i = 0; i < cells; i++) {
+            ms->sums[i] += part->sums[i];
+            part->sums[i] = 0.0;
+        }
+        ms->positions += part->positions;
+        part->positions = 0.0;
     }
+    return MQ_OK;
 }
 
-static void measure_activation(struct mq_quant_stats *s, struct act_stat *a,
-                               const struct mq_tensor *t)
+static void measure_activation(struct worker *w, const struct act_stat *a,
+                               struct act_sample *as, const struct mq_tensor *t)
 {
     if (!a->usable || t->dtype != MQ_DTYPE_FLOAT)
         return;
-    /* LANES independent sums (a fixed order, so every run gives the same doubles): one chain
-       of dependent additions would cost 4 cycles a value. */
-    enum { CHUNK = 1024, LANES = 8 };
-    float value[CHUNK], back[CHUNK];
-    const float *x = t->data;
-    double signal[LANES] = {0}, noise[LANES] = {0};
-    for (int64_t start = 0; start < t->count; start += CHUNK) {
-        int64_t n = t->count - start < CHUNK ? t->count - start : CHUNK;
-        rounding_errors(x + start, n, a->p.scale, (float)a->p.zero_point, (float)a->full.qmin,
-                        (float)a->full.qmax, value, back);
-        for (int64_t i = n; i % LANES; i++)
-            value[i] = back[i] = 0.0f; /* pads the last chunk to whole groups */
-        for (int64_t i = 0; i < n; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                double v = (double)value[i + l], e = (double)back[i + l] - v;
-                signal[l] += v * v;
-                noise[l] += e * e;
-            }
+    /* Lanes of independent sums, in a fixed order (every run gives the same doubles): one
+       chain of dependent additions would cost 4 cycles a value. */
+    double signal[MQ_ROUNDING_LANES] = {0}, noise[MQ_ROUNDING_LANES] = {0};
+    mq_quant_rounding_sums(t->data, t->count, a->p.scale, (float)a->p.zero_point,
+                           (float)a->full.qmin, (float)a->full.qmax, signal, noise);
+    for (int l = 0; l < MQ_ROUNDING_LANES; l++) {
+        as->signal += signal[l];
+        as->noise += noise[l];
     }
-    for (int l = 0; l < LANES; l++) {
-        a->sample_signal += signal[l];
-        a->sample_noise += noise[l];
-    }
-    a->touched_in = s->sample;
+    as->touched_in = w->sample;
 }
 
 /* Output size and leading pad of one spatial dim; 0 when the shape does not fit. */
@@ -335,24 +323,56 @@ static int conv_dim(const struct mean_stat *ms, int d, int64_t in, int64_t *out,
                               c->pads[d], c->pads[ms->spatial + d], out, pad);
 }
 
+/* n values as doubles, 0 for those that are not finite. */
+static void widen_finite(const float *x, int64_t n, double *out)
+{
+    int64_t i = 0;
+#ifdef __SSE2__
+    for (; i + 4 <= n; i += 4) {
+        __m128 v = _mm_loadu_ps(x + i);
+        v = _mm_and_ps(v, _mm_cmpeq_ps(_mm_sub_ps(v, v), _mm_setzero_ps())); /* NaN, inf: 0 */
+        _mm_storeu_pd(out + i, _mm_cvtps_pd(v));
+        _mm_storeu_pd(out + i + 2, _mm_cvtps_pd(_mm_movehl_ps(v, v)));
+    }
+#endif
+    for (; i < n; i++)
+        out[i] = isfinite(x[i]) ? (double)x[i] : 0.0;
+}
+
+/* dst[i] += src[i]: four independent statements a step, which -O2 makes vector adds. */
+static void add_row(double *restrict dst, const double *restrict src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        dst[i] += src[i];
+        dst[i + 1] += src[i + 1];
+        dst[i + 2] += src[i + 2];
+        dst[i + 3] += src[i + 3];
+    }
+    for (; i < n; i++)
+        dst[i] += src[i];
+}
+
 /*
  * Adds, for every input channel and kernel tap, the sum over all output
  * positions of the input value that tap reads.  Per channel, one spatial dim
- * at a time is contracted against the tap's index set: [D1, R] becomes
- * [R, K1], so after the last dim the taps are in row-major kernel order.
+ * at a time is contracted against the tap's index set: [T, D, R] (T the taps
+ * of the dims done, R the dims to come) becomes [T, K, R], so rows of R stay
+ * contiguous and after the last dim the taps are in row-major kernel order.
+ * Each cell adds its rows in output-position order, whatever the layout.
  */
-static int measure_conv(struct mq_quant_stats *s, struct mean_stat *ms, const struct mq_tensor *t,
-                        struct mq_error *err)
+static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mean_sample *part,
+                        const struct mq_tensor *t, struct mq_error *err)
 {
     int k = ms->spatial;
     if (t->dtype != MQ_DTYPE_FLOAT || t->rank != k + 2 || t->dims[1] != ms->channels) {
-        ms->broken = 1;
+        part->broken = 1;
         return MQ_OK;
     }
     int64_t outs[MAX_SPATIAL], pads[MAX_SPATIAL], size = 1, positions = 1;
     for (int d = 0; d < k; d++) {
         if (t->dims[2 + d] <= 0 || !conv_dim(ms, d, t->dims[2 + d], &outs[d], &pads[d])) {
-            ms->broken = 1;
+            part->broken = 1;
             return MQ_OK;
         }
         size *= t->dims[2 + d];
@@ -370,80 +390,98 @@ static int measure_conv(struct mq_quant_stats *s, struct mean_stat *ms, const st
         }
     }
     if (biggest > MAX_CELLS) {
-        ms->broken = 1;
+        part->broken = 1;
         return MQ_OK;
     }
-    if (scratch(s, (size_t)biggest * 2, err))
+    if (scratch(w, (size_t)biggest * 2, err))
         return MQ_ERR;
-    double *a = s->scratch, *b = s->scratch + biggest;
+    double *a = w->scratch, *b = w->scratch + biggest;
     const float *x = t->data;
     for (int64_t n = 0; n < t->dims[0]; n++) {
         for (int64_t c = 0; c < ms->channels; c++) {
-            const float *xc = x + (n * ms->channels + c) * size;
-            for (int64_t i = 0; i < size; i++)
-                a[i] = isfinite(xc[i]) ? (double)xc[i] : 0.0;
-            int64_t rows = size; /* elements of the current [D, R] array */
+            widen_finite(x + (n * ms->channels + c) * size, size, a);
+            int64_t done_taps = 1, rest = size; /* the current array is [done_taps, rest] */
             for (int d = 0; d < k; d++) {
-                int64_t dn = t->dims[2 + d], r = rows / dn, kd = ms->kernel[d];
-                for (int64_t i = 0; i < r * kd; i++)
-                    b[i] = 0.0;
-                for (int64_t tap = 0; tap < kd; tap++)
-                    for (int64_t o = 0; o < outs[d]; o++) {
-                        int64_t j = o * ms->conv.strides[d] + tap * ms->conv.dilations[d] - pads[d];
-                        if (j < 0 || j >= dn)
-                            continue;
-                        const double *src = a + j * r;
-                        for (int64_t q = 0; q < r; q++)
-                            b[q * kd + tap] += src[q];
+                int64_t dn = t->dims[2 + d], r = rest / dn, kd = ms->kernel[d];
+                memset(b, 0, (size_t)(done_taps * kd * r) * sizeof *b);
+                int64_t stride = ms->conv.strides[d];
+                for (int64_t before = 0; before < done_taps; before++)
+                    for (int64_t tap = 0; tap < kd; tap++) {
+                        /* the output positions whose row j = o * stride + offset is inside */
+                        int64_t offset = tap * ms->conv.dilations[d] - pads[d];
+                        int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+                        int64_t last = dn - 1 - offset < 0 ? -1 : (dn - 1 - offset) / stride;
+                        if (last > outs[d] - 1)
+                            last = outs[d] - 1;
+                        double *dst = b + (before * kd + tap) * r;
+                        int64_t row0 = before * dn + offset; /* row of o = 0, maybe outside */
+                        if (r == 1) {
+                            /* the last dim: one value a row, summed in a register */
+                            double sum = 0.0;
+                            for (int64_t o = first; o <= last; o++)
+                                sum += a[row0 + o * stride];
+                            dst[0] = sum;
+                        } else {
+                            for (int64_t o = first; o <= last; o++)
+                                add_row(dst, a + (row0 + o * stride) * r, r);
+                        }
                     }
                 double *swap = a;
                 a = b;
                 b = swap;
-                rows = r * kd;
+                done_taps *= kd;
+                rest = r;
             }
-            double *sums = ms->sums + c * ms->taps;
+            double *sums = part->sums + c * ms->taps;
             for (int64_t tap = 0; tap < ms->taps; tap++)
                 sums[tap] += a[tap];
         }
-        ms->positions += (double)positions;
+        part->positions += (double)positions;
     }
     return MQ_OK;
 }
 
-static void measure_gemm(struct mean_stat *ms, const struct mq_tensor *t)
+static void measure_gemm(const struct mean_stat *ms, struct mean_sample *part,
+                         const struct mq_tensor *t)
 {
     if (t->dtype != MQ_DTYPE_FLOAT || t->rank != 2) {
-        ms->broken = 1;
+        part->broken = 1;
         return;
     }
     int64_t rows = ms->trans_a ? t->dims[1] : t->dims[0];
     int64_t cols = ms->trans_a ? t->dims[0] : t->dims[1];
     if (cols != ms->channels) {
-        ms->broken = 1;
+        part->broken = 1;
         return;
     }
     const float *x = t->data;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) {
             float v = ms->trans_a ? x[c * rows + r] : x[r * cols + c];
-            ms->sums[c] += isfinite(v) ? (double)v : 0.0;
+            part->sums[c] += isfinite(v) ? (double)v : 0.0;
         }
-    ms->positions += (double)rows;
+    part->positions += (double)rows;
 }
 
-static int observe(struct mq_quant_stats *s, const char *name, const struct mq_tensor *t,
+static int observe(struct worker *w, const char *name, const struct mq_tensor *t,
                    struct mq_error *err)
 {
+    struct mq_quant_stats *s = w->s;
     int a = mq_strmap_get(s->act_of, name);
     if (a >= 0)
-        measure_activation(s, &s->acts[a], t);
+        measure_activation(w, &s->acts[a], &w->acts[a], t);
     for (int m = mq_strmap_get(s->reader_of, name); m >= 0; m = s->reader_next[m]) {
-        struct mean_stat *ms = &s->means[m];
-        if (ms->broken)
+        const struct mean_stat *ms = &s->means[m];
+        struct mean_sample *part = &w->means[m];
+        if (ms->broken || part->broken)
             continue;
+        if (!part->sums && !(part->sums = calloc((size_t)(ms->channels * ms->taps),
+                                                 sizeof *part->sums)))
+            return oom(err);
+        part->touched_in = w->sample;
         if (ms->is_gemm)
-            measure_gemm(ms, t);
-        else if (measure_conv(s, ms, t, err))
+            measure_gemm(ms, part, t);
+        else if (measure_conv(w, ms, part, t, err))
             return MQ_ERR;
     }
     return MQ_OK;
@@ -460,10 +498,10 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer, c
 static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *inputs,
                           int n_inputs, struct mq_error *err)
 {
-    struct mq_quant_stats *s = user;
-    s->sample = sample;
+    struct worker *w = user;
+    w->sample = sample;
     for (int k = 0; k < n_inputs; k++)
-        if (observe(s, mq_str(mq_plan_input(s->plan, k)->name), &inputs[k], err))
+        if (observe(w, mq_str(mq_plan_input(w->s->plan, k)->name), &inputs[k], err))
             return MQ_ERR;
     return MQ_OK;
 }
@@ -486,7 +524,6 @@ static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
         if (!a->name || mq_strmap_put(s->act_of, names[i], s->n_acts))
             return oom(err);
         s->n_acts++;
-        a->touched_in = -1;
         a->full = mq_qrange_full(o->activation_type);
         const struct mq_tensor_range *r = ranges ? mq_ranges_find(ranges, names[i]) : NULL;
         struct mq_error ignored;
@@ -498,11 +535,34 @@ static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
     return MQ_OK;
 }
 
+static int worker_init(struct worker *w, struct mq_quant_stats *s)
+{
+    w->s = s;
+    w->acts = calloc((size_t)(s->n_acts ? s->n_acts : 1), sizeof *w->acts);
+    w->means = calloc((size_t)(s->n_means ? s->n_means : 1), sizeof *w->means);
+    if (!w->acts || !w->means)
+        return -1;
+    for (int i = 0; i < s->n_acts; i++)
+        w->acts[i].touched_in = -1;
+    for (int m = 0; m < s->n_means; m++)
+        w->means[m].touched_in = -1;
+    return 0;
+}
+
+static void worker_free(struct worker *w, const struct mq_quant_stats *s)
+{
+    for (int m = 0; w->means && m < s->n_means; m++)
+        free(w->means[m].sums);
+    free(w->means);
+    free(w->acts);
+    free(w->scratch);
+}
+
 int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_source *source,
                            const Onnx__ModelProto *model, const struct mq_selection *sel,
                            char *const *names, int n_names, const struct mq_ranges *ranges,
-                           const struct mq_quant_options *o, struct mq_quant_stats **out,
-                           struct mq_error *err)
+                           const struct mq_quant_options *o, int jobs,
+                           struct mq_quant_stats **out, struct mq_error *err)
 {
     *out = NULL;
     struct mq_quant_stats *s = calloc(1, sizeof *s);
@@ -519,28 +579,43 @@ int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_sou
         struct walk w = {s, sel, err};
         rc = walk_graph(&w, model->graph, NULL, 0);
     }
-    /* One job: the sums run in sample order, so every run gives the same doubles. */
-    void *workers[1] = {s};
+    /* The totals take each sample's sums in sample order, so every run gives the same doubles
+       whatever the number of threads. */
     struct mq_sample_pass pass = {
         .plan = plan,
         .source = source,
-        .jobs = 1,
-        .workers = workers,
+        .jobs = jobs,
         .inputs = observe_inputs,
         .observe = observe_produced,
         .done = finish_sample,
+        .done_in_order = 1,
         .label = "calibration statistics, sample",
     };
+    int n_workers = mq_sample_pass_jobs(&pass);
+    struct worker *workers = calloc((size_t)n_workers, sizeof *workers);
+    void **worker_ptrs = calloc((size_t)n_workers, sizeof *worker_ptrs);
+    if (!rc && (!workers || !worker_ptrs))
+        rc = oom(err);
+    for (int t = 0; !rc && t < n_workers; t++)
+        rc = worker_init(&workers[t], s) ? oom(err) : MQ_OK;
+    for (int t = 0; !rc && t < n_workers; t++)
+        worker_ptrs[t] = &workers[t];
+    pass.workers = worker_ptrs;
     int64_t done;
     if (!rc)
         rc = mq_sample_pass_run(&pass, &done, err);
+    /* A node some thread could not measure is uncorrected. */
+    for (int t = 0; !rc && t < n_workers; t++)
+        for (int m = 0; m < s->n_means; m++)
+            s->means[m].broken |= workers[t].means[m].broken;
+    for (int t = 0; workers && t < n_workers; t++)
+        worker_free(&workers[t], s);
+    free(workers);
+    free(worker_ptrs);
     if (rc) {
         mq_quant_stats_free(s);
         return rc;
     }
-    free(s->scratch);
-    s->scratch = NULL;
-    s->scratch_cap = 0;
     for (int m = 0; m < s->n_means; m++) {
         struct mean_stat *ms = &s->means[m];
         for (int64_t i = 0; ms->positions > 0.0 && i < ms->channels * ms->taps; i++)
@@ -567,7 +642,6 @@ void mq_quant_stats_free(struct mq_quant_stats *s)
     mq_strmap_free(s->mean_of);
     mq_strmap_free(s->reader_of);
     free(s->reader_next);
-    free(s->scratch);
     free(s);
 }
 

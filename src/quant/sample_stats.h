@@ -10,8 +10,9 @@
  *    weights' rounding causes (bias correction, Nagel et al. 2019, "Data-Free
  *    Quantization Through Weight Equalization and Bias Correction").
  *
- * Samples run one after another, in order, and every sum is in double: the
- * result is the same on every run.
+ * Samples may run on several threads, but each sample's sums are added to the
+ * totals in sample order, and every sum is in double: the result is the same
+ * on every run, whatever the number of threads.
  */
 #ifndef MQ_QUANT_SAMPLE_STATS_H
 #define MQ_QUANT_SAMPLE_STATS_H
@@ -33,13 +34,14 @@ struct mq_quant_stats;
  * not fused).  `names` are the activations the rewrite may quantize (their
  * ranges come from `ranges`, their scale from o's activation type); the
  * weighted nodes are the selected Conv and Gemm nodes of `sel` whose weight
- * is a float32 initializer.  A sample that fails stops the pass.
+ * is a float32 initializer.  A sample that fails stops the pass.  Samples run on `jobs`
+ * threads (0: one); the result does not depend on how many.
  */
 int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_source *source,
                            const Onnx__ModelProto *model, const struct mq_selection *sel,
                            char *const *names, int n_names, const struct mq_ranges *ranges,
-                           const struct mq_quant_options *o, struct mq_quant_stats **out,
-                           struct mq_error *err);
+                           const struct mq_quant_options *o, int jobs,
+                           struct mq_quant_stats **out, struct mq_error *err);
 void mq_quant_stats_free(struct mq_quant_stats *stats);
 
 /*

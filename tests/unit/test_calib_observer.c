@@ -64,6 +64,56 @@ START_TEST(minmax_counts_and_excludes_nonfinite)
 }
 END_TEST
 
+/* One value at a time, as the observer is specified. */
+static void minmax_by_hand(const float *x, int n, struct mq_minmax *m)
+{
+    mq_minmax_init(m);
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        if (v != v)
+            m->nan++;
+        else if (isinf(v))
+            m->inf++;
+        else {
+            m->count++;
+            v += 0.0f;
+            m->min = v < m->min ? v : m->min;
+            m->max = v > m->max ? v : m->max;
+        }
+    }
+}
+
+START_TEST(minmax_vector_loops_match_one_value_at_a_time)
+{
+    /* Lengths around every vector width and unrolled step (4 to 64 floats), with the extreme
+       values and one non-finite value at every position class: head, vector body, tail. */
+    enum { N = 300 };
+    static float x[N];
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int n = 1; n <= N; n += (n < 140 ? 1 : 7)) {
+        for (int variant = 0; variant < 8; variant++) {
+            fill_wide(x, n, (uint32_t)(n * 31 + variant));
+            if (variant == 1)
+                x[n - 1] = 1e30f; /* the max last, in the scalar tail */
+            if (variant == 2)
+                x[(n * 5) / 7] = -1e30f;
+            if (variant == 3)
+                for (int i = 0; i < n; i++)
+                    x[i] = i % 2 ? -0.0f : 0.0f;
+            if (variant >= 4)
+                x[(n * (variant - 3)) / 5] = bad[variant % 3];
+            struct mq_minmax got, want;
+            mq_minmax_init(&got);
+            mq_minmax_add(&got, x, n);
+            minmax_by_hand(x, n, &want);
+            ck_assert_msg(same_minmax(&got, &want), "n %d variant %d: [%g, %g] vs [%g, %g]", n,
+                          variant, (double)got.min, (double)got.max, (double)want.min,
+                          (double)want.max);
+        }
+    }
+}
+END_TEST
+
 START_TEST(minmax_negative_zero_does_not_depend_on_order)
 {
     float neg[] = {-0.0f}, pos[] = {0.0f};
@@ -409,6 +459,7 @@ int main(void)
     tcase_add_test(tc, minmax_counts_and_excludes_nonfinite);
     tcase_add_test(tc, minmax_negative_zero_does_not_depend_on_order);
     tcase_add_test(tc, minmax_merge_is_order_free);
+    tcase_add_test(tc, minmax_vector_loops_match_one_value_at_a_time);
     tcase_add_test(tc, histogram_exponents);
     tcase_add_test(tc, histogram_bins_by_hand);
     tcase_add_test(tc, histogram_is_order_free);

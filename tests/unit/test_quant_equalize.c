@@ -22,24 +22,24 @@ static const float W2[6] = {1.0f, 0.01f, -2.0f, 0.02f, 0.5f, -0.04f};
 static const double MID[2] = {0.6, 17.0};
 static char calib[64];
 
-static void write_calib(void)
+/* dir/test_data_set_i/input_0.pb holding x = (x0, x1). */
+static void write_sample(const char *dir, int i, float x0, float x1)
 {
-    strcpy(calib, "/tmp/mq-equalize-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(calib));
     char path[128];
-    snprintf(path, sizeof path, "%s/test_data_set_0", calib);
+    snprintf(path, sizeof path, "%s/test_data_set_%d", dir, i);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     struct mq_tensor x;
     struct mq_error err;
     int64_t dims[4] = {1, 2, 1, 1};
     ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 4, dims, "x", &err), MQ_OK);
-    ((float *)x.data)[0] = ((float *)x.data)[1] = 1.0f;
+    ((float *)x.data)[0] = x0;
+    ((float *)x.data)[1] = x1;
     Onnx__TensorProto *p;
     ck_assert_int_eq(mq_tensor_to_proto(&x, "x", &p, &err), MQ_OK);
     size_t size = onnx__tensor_proto__get_packed_size(p);
     uint8_t *buf = malloc(size);
     onnx__tensor_proto__pack(p, buf);
-    snprintf(path, sizeof path, "%s/test_data_set_0/input_0.pb", calib);
+    snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", dir, i);
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
     ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
@@ -47,6 +47,13 @@ static void write_calib(void)
     free(buf);
     onnx__tensor_proto__free_unpacked(p, NULL);
     mq_tensor_free(&x);
+}
+
+static void write_calib(void)
+{
+    strcpy(calib, "/tmp/mq-equalize-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(calib));
+    write_sample(calib, 0, 1.0f, 1.0f);
 }
 
 static void remove_calib(void)
@@ -106,7 +113,7 @@ static const float *values(const Onnx__GraphProto *g, const char *name)
 static int equalize_from(struct mq_model *model, const char *dir, int *n, struct mq_error *err)
 {
     struct mq_ranges maxima = {0};
-    int rc = mq_quant_equalize_measure(model, dir, NULL, &maxima, err);
+    int rc = mq_quant_equalize_measure(model, dir, NULL, 1, &maxima, err);
     if (rc == MQ_OK)
         rc = mq_quant_equalize_apply(model, &maxima, n, err);
     mq_ranges_free(&maxima);
@@ -189,7 +196,7 @@ START_TEST(test_saved_maxima_equalize_the_same)
     struct mq_error err;
     struct mq_ranges maxima = {0}, loaded = {0};
     int n = -1;
-    ck_assert_int_eq(mq_quant_equalize_measure(measured, calib, NULL, &maxima, &err), MQ_OK);
+    ck_assert_int_eq(mq_quant_equalize_measure(measured, calib, NULL, 1, &maxima, &err), MQ_OK);
     ck_assert_int_eq(maxima.n_channel_maxima, 1);
     ck_assert_int_eq(maxima.channel_maxima[0].channels, 2);
     ck_assert(fabs(maxima.channel_maxima[0].max[1] - MID[1]) < 1e-5);
@@ -222,6 +229,41 @@ START_TEST(test_saved_maxima_equalize_the_same)
 }
 END_TEST
 
+/* Samples on several threads: the maxima of one thread, bit for bit. */
+START_TEST(test_threads_measure_the_same_maxima)
+{
+    char dir[64];
+    strcpy(dir, "/tmp/mq-equalize-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    enum { SAMPLES = 9 };
+    for (int i = 0; i < SAMPLES; i++)
+        write_sample(dir, i, 0.3f * (float)(i % 4) - 0.5f, 1.7f - 0.2f * (float)((i * 5) % 7));
+    struct mq_error err;
+    struct mq_ranges one = {0};
+    struct mq_model *model = pair_model(0, 0);
+    ck_assert_msg(mq_quant_equalize_measure(model, dir, NULL, 1, &one, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_int_eq(one.n_channel_maxima, 1);
+    for (int jobs = 2; jobs <= 4; jobs++) {
+        struct mq_ranges many = {0};
+        ck_assert_msg(mq_quant_equalize_measure(model, dir, NULL, jobs, &many, &err) == MQ_OK,
+                      "%s", err.message);
+        ck_assert_int_eq(many.n_channel_maxima, 1);
+        ck_assert_int_eq(many.channel_maxima[0].channels, one.channel_maxima[0].channels);
+        ck_assert(memcmp(many.channel_maxima[0].max, one.channel_maxima[0].max,
+                         (size_t)one.channel_maxima[0].channels * sizeof(double)) == 0);
+        mq_ranges_free(&many);
+    }
+    /* Not the one-sample maxima: the other samples count. */
+    ck_assert(one.channel_maxima[0].max[1] > MID[1] + 1.0);
+    mq_ranges_free(&one);
+    mq_model_free(model);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_equalize");
@@ -231,6 +273,7 @@ int main(void)
     tcase_add_test(tc, test_shared_weight_untouched);
     tcase_add_test(tc, test_no_pair_across_other_ops);
     tcase_add_test(tc, test_saved_maxima_equalize_the_same);
+    tcase_add_test(tc, test_threads_measure_the_same_maxima);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -20,6 +20,7 @@
 #include "model/tensor_proto.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
+#include "quant/rounding_sums.h"
 #include "quant/sample_stats.h"
 #include "model_run.h"
 #include "quant_builder.h"
@@ -112,7 +113,7 @@ static void env_open(struct env *e, const Onnx__ModelProto *m)
                   err.message);
     mq_name_list_free(&list);
     ck_assert_msg(mq_quant_stats_collect(e->plan, e->source, e->model->proto, &e->sel, e->names,
-                                         e->n_names, &e->ranges, &e->o, &e->stats, &err) == MQ_OK,
+                                         e->n_names, &e->ranges, &e->o, 1, &e->stats, &err) == MQ_OK,
                   "%s", err.message);
     e->o.stats = e->stats;
 }
@@ -488,6 +489,107 @@ START_TEST(test_quiet_sample_stays_float)
 }
 END_TEST
 
+/* Samples on several threads: the same doubles as on one, and the lowest failing sample. */
+START_TEST(test_threads_give_the_same_doubles)
+{
+    int64_t xd[3] = {1, 2, 6};
+    for (int s = 0; s < 11; s++) {
+        struct mq_tensor x = tensor(3, xd);
+        for (int64_t i = 0; i < 12; i++)
+            ((float *)x.data)[i] = (1.0f + (float)(s % 4) * 0.7f) * (sample_value(s, i) - 0.3f);
+        write_sample(s, "x", &x);
+        mq_tensor_free(&x);
+    }
+    Onnx__ModelProto *m = conv1d_model();
+    struct env e;
+    env_open(&e, m);
+    int64_t n_ch = 0, taps = 0, n2 = 0, t2 = 0;
+    const double *one = mq_quant_stats_input_means(e.stats, "x", "w", &n_ch, &taps);
+    ck_assert_ptr_nonnull(one);
+    for (int jobs = 2; jobs <= 4; jobs++) {
+        struct mq_quant_stats *other = NULL;
+        ck_assert_msg(mq_quant_stats_collect(e.plan, e.source, e.model->proto, &e.sel, e.names,
+                                             e.n_names, &e.ranges, &e.o, jobs, &other, &err) ==
+                          MQ_OK,
+                      "%s", err.message);
+        const double *many = mq_quant_stats_input_means(other, "x", "w", &n2, &t2);
+        ck_assert_ptr_nonnull(many);
+        ck_assert_int_eq(n2 * t2, n_ch * taps);
+        ck_assert_int_eq(memcmp(one, many, (size_t)(n_ch * taps) * sizeof *one), 0);
+        const char *acts[2] = {"x", "y"};
+        for (int a = 0; a < 2; a++) {
+            int64_t s1 = -1, s2 = -2;
+            double d1 = mq_quant_stats_worst_sqnr(e.stats, acts[a], &s1);
+            double d2 = mq_quant_stats_worst_sqnr(other, acts[a], &s2);
+            ck_assert_int_eq(memcmp(&d1, &d2, sizeof d1), 0);
+            ck_assert_int_eq(s1, s2);
+        }
+        mq_quant_stats_free(other);
+    }
+    /* Samples 4 and 7 of the wrong size: sample 4's error, however many threads. */
+    char path[256];
+    int64_t bad_dims[3] = {1, 2, 5};
+    struct mq_tensor bad = tensor(3, bad_dims);
+    for (int s = 4; s <= 7; s += 3) {
+        snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", root, s);
+        write_pb(path, &bad, "x");
+    }
+    mq_tensor_free(&bad);
+    for (int jobs = 1; jobs <= 4; jobs++) {
+        struct mq_quant_stats *other = NULL;
+        ck_assert_int_ne(mq_quant_stats_collect(e.plan, e.source, e.model->proto, &e.sel,
+                                                e.names, e.n_names, &e.ranges, &e.o, jobs,
+                                                &other, &err),
+                         MQ_OK);
+        ck_assert_ptr_null(other);
+        ck_assert_msg(strstr(err.message, "sample 4 ") != NULL, "jobs %d: %s", jobs,
+                      err.message);
+    }
+    env_close(&e);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/* The lanes one value at a time, as rounding_sums.h specifies them. */
+static void rounding_sums_by_hand(const float *x, int64_t n, float scale, float zero, float qmin,
+                                  float qmax, double *signal, double *noise)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = isfinite(x[i]) ? x[i] : 0.0f;
+        float q = nearbyintf(v / scale) + zero; /* round half to even */
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        float back = (q - zero) * scale;
+        double dv = v, e = (double)back - dv;
+        double vv = dv * dv, ee = e * e;
+        signal[i % MQ_ROUNDING_LANES] += vv;
+        noise[i % MQ_ROUNDING_LANES] += ee;
+    }
+}
+
+START_TEST(test_rounding_sums_match_one_value_at_a_time)
+{
+    enum { N = 203 };
+    float x[N] = {0};
+    for (int n = 0; n <= N; n += (n < 40 ? 1 : 17)) {
+        for (int i = 0; i < n; i++)
+            x[i] = sinf((float)i * 1.3f) * 9.0f + (i % 11 == 0 ? 400.0f : 0.0f);
+        if (n > 5) {
+            x[1] = NAN;
+            x[n / 2] = -INFINITY;
+            x[n - 2] = 0.75f * 0.05f; /* a tie: rounds to even */
+            x[n - 3] = -1e30f;        /* far outside the range: clamps */
+        }
+        double s1[MQ_ROUNDING_LANES] = {0}, n1[MQ_ROUNDING_LANES] = {0};
+        double s2[MQ_ROUNDING_LANES] = {0}, n2[MQ_ROUNDING_LANES] = {0};
+        mq_quant_rounding_sums(x, n, 0.05f, 3.0f, -128.0f, 127.0f, s1, n1);
+        rounding_sums_by_hand(x, n, 0.05f, 3.0f, -128.0f, 127.0f, s2, n2);
+        ck_assert_msg(memcmp(s1, s2, sizeof s1) == 0 && memcmp(n1, n2, sizeof n1) == 0,
+                      "n %d: signal %.17g vs %.17g, noise %.17g vs %.17g", n, s1[0], s2[0],
+                      n1[0], n2[0]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_stats");
@@ -500,6 +602,8 @@ int main(void)
     tcase_add_test(tc, test_gemm_means);
     tcase_add_test(tc, test_bias_correction_removes_mean_error);
     tcase_add_test(tc, test_quiet_sample_stays_float);
+    tcase_add_test(tc, test_threads_give_the_same_doubles);
+    tcase_add_test(tc, test_rounding_sums_match_one_value_at_a_time);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
