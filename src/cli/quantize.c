@@ -36,377 +36,9 @@
 #include "util/fileio.h"
 #include "util/text.h"
 
+#include "cli/quantize_args.h"
 int mq_cli_quantize(int argc, char **argv);
 
-static const char quantize_help[] =
-    "Usage: onnx-monoquant IN.onnx OUT.onnx --calib DIR [options]\n"
-    "       onnx-monoquant IN.onnx OUT.onnx --load-ranges FILE.json [options]\n"
-    "\n"
-    "Quantizes a float model statically into QDQ form (QuantizeLinear/DequantizeLinear\n"
-    "pairs that onnxruntime fuses into integer kernels). OUT is written atomically,\n"
-    "and only when everything succeeded; the same command gives the same bytes.\n"
-    "\n"
-    "Calibration:\n"
-    "  --calib DIR              samples: test_data_set_N/input_K.pb folders, folders of\n"
-    "                           <input>.npy, .npz archives, or stacked <input>.npy\n"
-    "  --load-ranges FILE       ranges saved by --save-ranges or `calibrate` (repeatable:\n"
-    "                           shards are merged) instead of --calib\n"
-    "  --calibrate M            minmax (default), percentile, entropy or mse\n"
-    "  --percentile P           for percentile: keep P percent (default 99.999)\n"
-    "  --calib-limit N          use the first N samples\n"
-    "  --jobs N                 threads for the passes over the samples (calibration, the\n"
-    "                           second pass, the accuracy check; the result does not\n"
-    "                           depend on N; default: the CPU count)\n"
-    "  --save-ranges FILE       also save the calibrated ranges\n"
-    "\n"
-    "Selection (a name or pattern that matches nothing is an error):\n"
-    "  --op-types A,B,...       op types to quantize (default: Conv, ConvTranspose, Gemm,\n"
-    "                           MatMul and the ops around them onnxruntime runs in int8;\n"
-    "                           Softmax only when named)\n"
-    "  --exclude-op-types A,... op types to leave float\n"
-    "  --include-nodes N,...    quantize only these nodes (names or glob patterns such\n"
-    "                           as 'block1/*'; repeatable; @FILE reads one per line)\n"
-    "  --exclude-nodes N,...    leave these nodes float (same forms)\n"
-    "\n"
-    "Scheme (flags override the profile):\n"
-    "  --profile P              ort-cpu (default): uint8 asymmetric activations, int8\n"
-    "                           symmetric per-channel weights; tensorrt: int8 symmetric\n"
-    "                           activations, per-channel weights, Q/DQ on op inputs only\n"
-    "  --activation-type T      uint8, int8, uint16 or int16\n"
-    "  --weight-type T          int8, uint8, int4 or uint4\n"
-    "  --per-tensor             one weight scale per tensor instead of per channel\n"
-    "  --symmetric-activations  activation zero point in the middle of the range\n"
-    "  --reduce-range           7-bit weights (for CPUs without VNNI)\n"
-    "  --no-bias-correction     keep biases as they are (bit-identical to onnxruntime's);\n"
-    "                           by default they absorb the mean error of the weights'\n"
-    "                           rounding, measured on the --calib samples\n"
-    "  --min-sample-sqnr DB     leave an activation float when quantizing it keeps less\n"
-    "                           than DB of SQNR on some --calib sample (default 10; 0: off)\n"
-    "  --weight-rounding M      nearest (default) or gptq: Conv/Gemm/MatMul weights rounded\n"
-    "                           so each error moves onto the weights not yet rounded,\n"
-    "                           weighted by the layer input's second moments on --calib;\n"
-    "                           unless given, --target-* tries both and keeps the better\n"
-    "\n"
-    "Accuracy (measured in the interpreter against the FP32 model):\n"
-    "  --eval DIR               samples for the check and the search (default: the\n"
-    "                           --calib samples, within --calib-limit)\n"
-    "  --eval-limit N           use the first N --eval samples\n"
-    "  --split-hardswish        write HardSwish behind a Conv as Add, Clip, Mul, Mul so it\n"
-    "                           stays in the int8 island (faster in onnxruntime, which has\n"
-    "                           no integer HardSwish; costs some accuracy: the check says)\n"
-    "  --no-channel-pad         keep every Conv's channels (default: an input of 1-3,\n"
-    "                           5-7, ... channels is padded with zeros to a multiple of 4\n"
-    "                           where onnxruntime's fast int8 Conv then applies, and a\n"
-    "                           depthwise Conv between two Convs widened to a multiple\n"
-    "                           of 16, with the Convs around it, for its depthwise form)\n"
-    "  --no-pool-conv           keep a quantized AveragePool as onnxruntime's\n"
-    "                           QLinearAveragePool (default: written as the depthwise\n"
-    "                           Conv that averages the same, which onnxruntime runs in\n"
-    "                           its vectorised int8 kernel, about 8x faster)\n"
-    "  --no-check               skip the check: per output SQNR, cosine, max abs error\n"
-    "                           and top-1 agreement for class scores ([N, C], C >= 2);\n"
-    "                           below 20 dB a warning names the nodes adding most error\n"
-    "  --target-sqnr DB         leave the fewest nodes float (most Conv/MatMul compute\n"
-    "                           in int8) so that every output keeps DB of SQNR\n"
-    "  --target-margin K        aim K standard errors of the SQNR over the samples above\n"
-    "                           --target-sqnr (default 1): what other samples may lose\n"
-    "  --target-agreement PCT   the same for top-1 agreement of class-score outputs\n"
-    "  --fallback T             what the search's nodes become: float (default) or int16\n"
-    "                           (16-bit QuantizeLinear/DequantizeLinear on their\n"
-    "                           activations, opset 21, for runtimes with 16-bit kernels)\n"
-    "Without activation ranges (MatMuls with a constant weight; no --calib needed):\n"
-    "  --dynamic                int8 weights (per column unless --per-tensor), activations\n"
-    "                           quantized at run time (onnxruntime's DynamicQuantizeMatMul)\n"
-    "  --weight-only T          int4, uint4 or int8 weights in blocks along K, activations\n"
-    "                           float: com.microsoft MatMulNBits\n"
-    "  --block-size N           values per block, a power of two from 16 to 256 (default 32)\n"
-    "  --format F               nbits (default) or qdq: an opset-21 blocked DequantizeLinear\n"
-    "  --weight-only-method M   rtn (round to nearest, default) or gptq (needs --calib: the\n"
-    "                           rounding error of each row moves onto the rows after it,\n"
-    "                           weighted by the input's second moments on the samples)\n"
-    "\n"
-    "Output:\n"
-    "  --report FILE.json       every node with its decision and reason, every quantized\n"
-    "                           tensor with range, scale and zero point, sizes\n"
-    "  --html FILE.html         a self-contained page to look at: sizes, the error along\n"
-    "                           the network against the float model (measured on the\n"
-    "                           --calib samples), ranges against histograms, every node\n"
-    "  --external-data          store large initializers in OUT.data next to OUT\n"
-    "  --quiet                  no progress line or summary\n";
-
-struct quantize_args {
-    const char *in, *out, *report, *html, *save_ranges, *calib, *profile;
-    const char **loads;
-    int n_loads;
-    const char *method_name;
-    struct mq_calib_options calib_options;
-    long long limit;
-    struct mq_preprocess preprocess;
-    int quiet;
-    struct mq_quant_options quant;
-    struct mq_pattern_list op_types, exclude_op_types, include_nodes, exclude_nodes;
-    struct mq_save_options save;
-    const char *eval;
-    long long eval_limit;
-    int no_check;
-    int split_hardswish;
-    int no_channel_pad;
-    int no_pool_conv;
-    int gptq_rounding;        /* --weight-rounding: 1 gptq, 0 nearest, -1 not given */
-    struct mq_target target;
-    enum mq_fallback_type fallback;
-    struct mq_weight_mode_args weights; /* --dynamic, --weight-only */
-};
-
-static void args_free(struct quantize_args *a)
-{
-    free(a->loads);
-    mq_pattern_list_free(&a->op_types);
-    mq_pattern_list_free(&a->exclude_op_types);
-    mq_pattern_list_free(&a->include_nodes);
-    mq_pattern_list_free(&a->exclude_nodes);
-}
-
-static int usage(const char *fmt, const char *detail)
-{
-    fprintf(stderr, "onnx-monoquant: ");
-    mq_text_printf(stderr, fmt, detail);
-    fprintf(stderr, "\nTry 'onnx-monoquant IN.onnx OUT.onnx --help'.\n");
-    return MQ_EXIT_USAGE;
-}
-
-/* A pattern-list option: usage errors come back as exit status 2. */
-static int add_patterns(struct mq_pattern_list *list, const char *value, const char *option)
-{
-    struct mq_error err = {{0}};
-    int rc = mq_pattern_list_add(list, value, option, &err);
-    if (rc == MQ_OK)
-        return 0;
-    mq_cli_print_error(&err);
-    return rc == MQ_ERR_MEMORY ? MQ_EXIT_FAILURE : MQ_EXIT_USAGE;
-}
-
-/* Returns -1 to go on, else the exit status. */
-static int parse_args(int argc, char **argv, struct quantize_args *a)
-{
-    int act_type = 0, weight_type = 0, per_tensor = 0, sym_act = 0, reduce = 0;
-    int no_bias_correction = 0;
-    double min_sample_sqnr = MQ_DEFAULT_MIN_SAMPLE_SQNR_DB;
-    a->gptq_rounding = -1;
-    a->target.stderr_multiple = MQ_TARGET_DEFAULT_STDERR_MULTIPLE;
-    a->loads = calloc((size_t)argc + 1, sizeof *a->loads);
-    if (!a->loads) {
-        fprintf(stderr, "onnx-monoquant: out of memory\n");
-        return MQ_EXIT_FAILURE;
-    }
-    mq_calib_options_init(&a->calib_options);
-    mq_preprocess_init(&a->preprocess);
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        int m, rc;
-        if (mq_cli_flag(argv, i, "help")) {
-            fputs(quantize_help, stdout);
-            fputs(mq_cli_preprocess_help, stdout);
-            return MQ_EXIT_OK;
-        } else if ((m = mq_cli_preprocess_option(argc, argv, &i, &a->preprocess, NULL))) {
-            if (m < 0)
-                return MQ_EXIT_USAGE;
-        } else if (mq_cli_flag(argv, i, "quiet")) {
-            a->quiet = 1;
-        } else if (mq_cli_flag(argv, i, "per-tensor")) {
-            per_tensor = 1;
-        } else if (mq_cli_flag(argv, i, "symmetric-activations")) {
-            sym_act = 1;
-        } else if (mq_cli_flag(argv, i, "reduce-range")) {
-            reduce = 1;
-        } else if (mq_cli_flag(argv, i, "no-bias-correction")) {
-            no_bias_correction = 1;
-        } else if ((m = mq_cli_option(argc, argv, &i, "min-sample-sqnr", &v))) {
-            char *end = NULL;
-            double db = m < 0 ? -1 : strtod(v, &end);
-            if (m < 0 || end == v || *end || !(db >= 0) || db > 200)
-                return usage("%s takes a number of dB from 0 to 200", "--min-sample-sqnr");
-            min_sample_sqnr = db;
-        } else if ((m = mq_cli_option(argc, argv, &i, "weight-rounding", &v))) {
-            if (m < 0 || (strcmp(v, "nearest") != 0 && strcmp(v, "gptq") != 0))
-                return usage("%s takes nearest or gptq", "--weight-rounding");
-            a->gptq_rounding = strcmp(v, "gptq") == 0;
-        } else if (mq_cli_flag(argv, i, "no-check")) {
-            a->no_check = 1;
-        } else if (mq_cli_flag(argv, i, "split-hardswish")) {
-            a->split_hardswish = 1;
-        } else if (mq_cli_flag(argv, i, "no-channel-pad")) {
-            a->no_channel_pad = 1;
-        } else if (mq_cli_flag(argv, i, "no-pool-conv")) {
-            a->no_pool_conv = 1;
-        } else if ((m = mq_cli_option(argc, argv, &i, "eval", &v))) {
-            if (m < 0)
-                return usage("%s needs a folder", "--eval");
-            a->eval = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "eval-limit", &v))) {
-            if (m < 0 || (a->eval_limit = mq_cli_parse_count(v)) < 1)
-                return usage("%s takes a count from 1", "--eval-limit");
-        } else if ((m = mq_cli_option(argc, argv, &i, "target-sqnr", &v))) {
-            char *end = NULL;
-            double db = m < 0 ? -1 : strtod(v, &end);
-            if (m < 0 || end == v || *end || !(db > 0) || db > 300)
-                return usage("%s takes a number of dB above 0, at most 300", "--target-sqnr");
-            a->target.has_sqnr = 1;
-            a->target.sqnr_db = db;
-        } else if ((m = mq_cli_option(argc, argv, &i, "target-margin", &v))) {
-            char *end = NULL;
-            double k = m < 0 ? -1 : strtod(v, &end);
-            if (m < 0 || end == v || *end || !(k >= 0) || k > 10)
-                return usage("%s takes a number of standard errors from 0 to 10",
-                             "--target-margin");
-            a->target.stderr_multiple = k;
-        } else if ((m = mq_cli_option(argc, argv, &i, "target-agreement", &v))) {
-            char *end = NULL;
-            double pct = m < 0 ? -1 : strtod(v, &end);
-            if (m < 0 || end == v || *end || !(pct > 0) || pct > 100)
-                return usage("%s takes a percentage in (0, 100]", "--target-agreement");
-            a->target.has_agreement = 1;
-            a->target.agreement_pct = pct;
-        } else if ((m = mq_cli_option(argc, argv, &i, "fallback", &v))) {
-            if (m < 0 || (strcmp(v, "float") != 0 && strcmp(v, "int16") != 0))
-                return usage("%s takes float or int16", "--fallback");
-            a->fallback = strcmp(v, "int16") == 0 ? MQ_FALLBACK_INT16 : MQ_FALLBACK_FLOAT;
-        } else if (mq_cli_flag(argv, i, "external-data")) {
-            a->save.external_data = 1;
-        } else if ((m = mq_cli_option(argc, argv, &i, "calib", &v))) {
-            if (m < 0)
-                return usage("%s needs a folder", "--calib");
-            a->calib = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "load-ranges", &v))) {
-            if (m < 0)
-                return usage("%s needs a file", "--load-ranges");
-            a->loads[a->n_loads++] = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "save-ranges", &v))) {
-            if (m < 0)
-                return usage("%s needs a file", "--save-ranges");
-            a->save_ranges = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "report", &v))) {
-            if (m < 0)
-                return usage("%s needs a file", "--report");
-            a->report = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "html", &v))) {
-            if (m < 0)
-                return usage("%s needs a file", "--html");
-            a->html = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "calibrate", &v))) {
-            if (m < 0 || mq_calib_method_parse(v, &a->calib_options.method))
-                return usage("%s takes minmax, percentile, entropy or mse", "--calibrate");
-            a->method_name = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "percentile", &v))) {
-            char *end = NULL;
-            double p = m < 0 ? 0 : strtod(v, &end);
-            if (m < 0 || end == v || *end || !(p > 0) || p > 100)
-                return usage("%s takes a number in (0, 100]", "--percentile");
-            a->calib_options.percentile = p;
-        } else if ((m = mq_cli_option(argc, argv, &i, "calib-limit", &v))) {
-            if (m < 0 || (a->limit = mq_cli_parse_count(v)) < 1)
-                return usage("%s takes a count from 1", "--calib-limit");
-        } else if ((m = mq_cli_option(argc, argv, &i, "jobs", &v))) {
-            long long jobs = m < 0 ? -1 : mq_cli_parse_count(v);
-            if (jobs < 1 || jobs > 1024)
-                return usage("%s takes a count from 1 to 1024", "--jobs");
-            a->calib_options.jobs = (int)jobs;
-        } else if ((m = mq_cli_option(argc, argv, &i, "profile", &v))) {
-            if (m < 0 || (strcmp(v, "ort-cpu") != 0 && strcmp(v, "tensorrt") != 0))
-                return usage("%s takes ort-cpu or tensorrt", "--profile");
-            a->profile = v;
-        } else if ((m = mq_cli_option(argc, argv, &i, "activation-type", &v))) {
-            if (m < 0 || mq_qtype_parse(v, &act_type) || mq_qtype_bits(act_type) == 4)
-                return usage("%s takes uint8, int8, uint16 or int16", "--activation-type");
-        } else if ((m = mq_cli_option(argc, argv, &i, "weight-type", &v))) {
-            if (m < 0 || mq_qtype_parse(v, &weight_type) || mq_qtype_bits(weight_type) == 16)
-                return usage("%s takes int8, uint8, int4 or uint4", "--weight-type");
-        } else if ((m = mq_cli_option(argc, argv, &i, "op-types", &v))) {
-            if (m < 0)
-                return usage("%s needs a list such as Conv,MatMul", "--op-types");
-            if ((rc = add_patterns(&a->op_types, v, "--op-types")))
-                return rc;
-        } else if ((m = mq_cli_option(argc, argv, &i, "exclude-op-types", &v))) {
-            if (m < 0)
-                return usage("%s needs a list of op types", "--exclude-op-types");
-            if ((rc = add_patterns(&a->exclude_op_types, v, "--exclude-op-types")))
-                return rc;
-        } else if ((m = mq_cli_option(argc, argv, &i, "include-nodes", &v))) {
-            if (m < 0)
-                return usage("%s needs node names or patterns", "--include-nodes");
-            if ((rc = add_patterns(&a->include_nodes, v, "--include-nodes")))
-                return rc;
-        } else if ((m = mq_cli_option(argc, argv, &i, "exclude-nodes", &v))) {
-            if (m < 0)
-                return usage("%s needs node names or patterns", "--exclude-nodes");
-            if ((rc = add_patterns(&a->exclude_nodes, v, "--exclude-nodes")))
-                return rc;
-        } else if ((rc = mq_cli_weight_mode_option(argc, argv, &i, &a->weights))) {
-            if (rc != 1)
-                return rc;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return usage("unknown option '%s'", argv[i]);
-        } else if (!a->in) {
-            a->in = argv[i];
-        } else if (!a->out) {
-            a->out = argv[i];
-        } else {
-            return usage("unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!a->in || !a->out)
-        return usage("%s", "quantizing needs IN.onnx and OUT.onnx");
-    if (a->weights.dynamic && a->weights.weight_only)
-        return usage("%s", "give --dynamic or --weight-only, not both");
-    if ((a->weights.dynamic || a->weights.weight_only) && (a->n_loads || a->report))
-        return usage("%s", "--dynamic and --weight-only take neither --load-ranges nor --report");
-    if (a->weights.weight_only && a->weights.wo.method == MQ_WEIGHT_ONLY_GPTQ && !a->calib)
-        return usage("%s", "--weight-only-method gptq needs --calib DIR");
-    if (!a->calib && !a->n_loads && !a->weights.dynamic && !a->weights.weight_only)
-        return usage("%s", "quantizing needs --calib DIR or --load-ranges FILE.json");
-    if (a->calib && a->n_loads)
-        return usage("%s", "give --calib or --load-ranges, not both");
-    if (a->n_loads && (a->limit || a->save_ranges))
-        return usage("%s", "--calib-limit and --save-ranges go with --calib");
-    if (a->gptq_rounding == 1 && !a->calib)
-        return usage("%s", "--weight-rounding gptq needs --calib DIR");
-    if (a->fallback != MQ_FALLBACK_FLOAT && !a->target.has_sqnr && !a->target.has_agreement)
-        return usage("%s", "--fallback goes with --target-sqnr or --target-agreement");
-    if (a->eval_limit && !a->eval)
-        return usage("%s", "--eval-limit goes with --eval");
-    if ((a->target.has_sqnr || a->target.has_agreement) && !a->eval && !a->calib)
-        return usage("%s", "--target-sqnr and --target-agreement need samples: --calib or --eval");
-    if (a->report && (strcmp(a->report, a->out) == 0 || strcmp(a->report, a->in) == 0))
-        return usage("%s", "--report must name a file other than IN and OUT");
-    if (a->html && (strcmp(a->html, a->out) == 0 || strcmp(a->html, a->in) == 0 ||
-                    (a->report && strcmp(a->html, a->report) == 0)))
-        return usage("%s", "--html must name a file other than IN, OUT and --report");
-
-    /* The profile first, then the flags on top of it. */
-    if (!a->profile)
-        a->profile = "ort-cpu";
-    mq_quant_options_default(&a->quant);
-    if (strcmp(a->profile, "tensorrt") == 0) {
-        a->quant.activation_type = MQ_DTYPE_INT8;
-        a->quant.symmetric_activations = 1;
-        a->quant.quantize_outputs = 0;
-    }
-    if (act_type)
-        a->quant.activation_type = act_type;
-    if (weight_type)
-        a->quant.weight_type = weight_type;
-    a->quant.symmetric_weights = mq_qtype_signed(a->quant.weight_type);
-    if (per_tensor)
-        a->quant.per_channel = 0;
-    if (sym_act)
-        a->quant.symmetric_activations = 1;
-    if (reduce)
-        a->quant.reduce_range = 1;
-    a->quant.bias_correction = !no_bias_correction;
-    a->quant.min_sample_sqnr_db = min_sample_sqnr;
-    a->calib_options.symmetric = a->quant.symmetric_activations;
-    return -1;
-}
 
 /*
  * The scheme needs a minimum opset (per-channel weights 13, 16/4-bit types
@@ -458,7 +90,7 @@ static void show_progress(void *user, const struct mq_calib_progress *p)
 }
 
 /* --jobs, else the CPU count: for calibration and the check alike. */
-static int jobs_of(const struct quantize_args *a)
+static int jobs_of(const struct mq_quantize_args *a)
 {
     return a->calib_options.jobs > 0 ? a->calib_options.jobs : mq_calib_default_jobs();
 }
@@ -467,7 +99,7 @@ static int jobs_of(const struct quantize_args *a)
  * Ranges for the tensors to observe: calibration on the samples, or saved
  * files.  The one place that talks to calib/.
  */
-static int get_ranges(struct quantize_args *a, const struct mq_model *model,
+static int get_ranges(struct mq_quantize_args *a, const struct mq_model *model,
                       char **names, int n_names, const struct mq_ranges *channel_maxima,
                       struct mq_ranges *out, struct mq_error *err)
 {
@@ -538,7 +170,7 @@ static int get_ranges(struct quantize_args *a, const struct mq_model *model,
  * The second pass over the samples (quant/sample_stats.h), once the ranges are known.
  * Nothing to do without samples (--load-ranges) or when both rules are off.
  */
-static int get_stats(const struct quantize_args *a, const struct mq_model *model,
+static int get_stats(const struct mq_quantize_args *a, const struct mq_model *model,
                      const struct mq_selection *sel, char **names, int n_names,
                      const struct mq_ranges *ranges, struct mq_quant_stats **out,
                      struct mq_error *err)
@@ -569,7 +201,7 @@ static int get_stats(const struct quantize_args *a, const struct mq_model *model
 }
 
 /* --weight-rounding gptq: the layer inputs' second moments on the samples (quant/weight_rounding.h). */
-static int get_rounding(const struct quantize_args *a, const struct mq_model *model,
+static int get_rounding(const struct mq_quantize_args *a, const struct mq_model *model,
                         struct mq_weight_rounding **out, struct mq_error *err)
 {
     *out = NULL;
@@ -595,7 +227,7 @@ static int get_rounding(const struct quantize_args *a, const struct mq_model *mo
  * The samples the check and the search run on: --eval, else the calibration samples.  The
  * FP32 outputs on them are kept in `reference`, shared by the search and the final check.
  */
-static struct mq_check_options eval_options(const struct quantize_args *a,
+static struct mq_check_options eval_options(const struct mq_quantize_args *a,
                                             struct mq_divergence_cache *reference)
 {
     struct mq_check_options o = {a->eval ? a->eval : a->calib,
@@ -620,7 +252,7 @@ static void show_search_progress(void *user, const struct mq_target_progress *p)
  * works on copies of the model as it is now, ready for the rewrite; its
  * fallback nodes then join the exclusions and `sel` is made again.
  */
-static int run_search(const struct quantize_args *a, struct mq_divergence_cache *reference,
+static int run_search(const struct mq_quantize_args *a, struct mq_divergence_cache *reference,
                       const struct mq_model *model,
                       const struct mq_model *fp32, const struct mq_weight_rounding *other_rounding,
                       struct mq_selection *sel,
@@ -688,7 +320,7 @@ static int apply_fallback(const struct mq_selection *sel, const struct mq_target
  * The check of the quantized model against FP32; the per-node attribution
  * (a slower pass) only when some output is below the warning threshold.
  */
-static int run_check(const struct quantize_args *a, struct mq_divergence_cache *reference,
+static int run_check(const struct mq_quantize_args *a, struct mq_divergence_cache *reference,
                      const struct mq_model *fp32,
                      const Onnx__ModelProto *quantized, struct mq_check_result *out,
                      struct mq_error *err)
@@ -715,7 +347,7 @@ static int run_check(const struct quantize_args *a, struct mq_divergence_cache *
 
 /* Ranges from another model would leave everything float without a word: refuse them. */
 static int check_ranges_match(const struct mq_ranges *ranges, char **names, int n,
-                              const struct quantize_args *a, struct mq_error *err)
+                              const struct mq_quantize_args *a, struct mq_error *err)
 {
     if (n == 0)
         return MQ_OK;
@@ -736,7 +368,7 @@ static int check_ranges_match(const struct mq_ranges *ranges, char **names, int 
  * `measured_on` (NULL: none), else, with samples, one is made here on them
  * (as `compare --per-layer`), bounded by --calib-limit.
  */
-static int write_html(const struct quantize_args *a, int argc, char **argv,
+static int write_html(const struct mq_quantize_args *a, int argc, char **argv,
                       const struct mq_report *report, const struct mq_model *quantized,
                       const struct mq_divergence_result *measured, const char *measured_on,
                       struct mq_atomic_file *file, struct mq_error *err)
@@ -786,11 +418,11 @@ static int write_html(const struct quantize_args *a, int argc, char **argv,
 
 int mq_cli_quantize(int argc, char **argv)
 {
-    struct quantize_args a;
+    struct mq_quantize_args a;
     memset(&a, 0, sizeof a);
-    int status = parse_args(argc, argv, &a);
+    int status = mq_quantize_args_parse(argc, argv, &a);
     if (status >= 0) {
-        args_free(&a);
+        mq_quantize_args_free(&a);
         return status;
     }
     if (a.weights.dynamic || a.weights.weight_only) {
@@ -800,7 +432,7 @@ int mq_cli_quantize(int argc, char **argv)
                                         &a.exclude_nodes, 0};
         status = mq_cli_quantize_weights(a.in, a.out, a.calib, a.limit, a.quant.per_channel,
                                          a.quiet, &wso, &a.weights, &a.save);
-        args_free(&a);
+        mq_quantize_args_free(&a);
         return status;
     }
     struct mq_error err = {{0}};
@@ -1018,6 +650,6 @@ int mq_cli_quantize(int argc, char **argv)
         mq_selection_free(&sel);
     mq_string_list_free(names, n_names);
     mq_model_free(model);
-    args_free(&a);
+    mq_quantize_args_free(&a);
     return mq_cli_report(rc, &err);
 }
