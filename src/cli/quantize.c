@@ -27,6 +27,7 @@
 #include "quant/pool_conv.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
+#include "quant/shape_probe.h"
 #include "quant/sample_stats.h"
 #include "quant/target_search.h"
 #include "quant/weight_rounding.h"
@@ -518,6 +519,19 @@ int mq_cli_quantize(int argc, char **argv)
         rc = get_ranges(&a, model, names, n_names, &prep.channel_maxima, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }
+    /*
+     * Shapes from one sample for the rewrite (which MatMul outputs may stay float), after the
+     * list above: ranges are observed for those outputs either way, so ranges saved here serve
+     * a later --load-ranges, which has no sample to learn shapes from.
+     */
+    struct mq_shape_probe *probe = NULL;
+    struct mq_opset_hints shapes = {0};
+    if (rc == MQ_OK && a.calib && mq_qdq_wants_shapes(model->proto)) {
+        struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
+        rc = mq_shape_probe_run(model, a.calib, &open, &probe, &err);
+        shapes = mq_shape_probe_hints(probe);
+        a.quant.shapes = probe ? &shapes : NULL;
+    }
     if (rc == MQ_OK)
         rc = check_ranges_match(&ranges, names, n_names, &a, &err);
     if (rc == MQ_OK)
@@ -642,6 +656,7 @@ int mq_cli_quantize(int argc, char **argv)
     mq_model_free(fp32);
     mq_divergence_cache_free(&reference);
     mq_quant_prepare_result_free(&prep);
+    mq_shape_probe_free(probe);
     mq_quant_stats_free(stats);
     mq_weight_rounding_free(rounding);
     if (have_ranges)

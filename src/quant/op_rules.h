@@ -83,6 +83,14 @@ struct mq_op_rule {
      */
     int starts_island;
     /*
+     * onnxruntime also has an integer kernel of it whose output is float
+     * (MatMulIntegerToFloat, QGemm without an output scale): where no
+     * quantized node reads the output, the output stays float, which saves
+     * a QuantizeLinear, a DequantizeLinear and a rounding (a MatMul into a
+     * float bias Add and Gelu, which onnxruntime fuses into BiasGelu).
+     */
+    int float_output;
+    /*
      * Left float, the node must read float data: onnxruntime 1.30 (its basic optimization
      * level) gives a float-weighted node of this type that sits between a DequantizeLinear
      * with one scale and a QuantizeLinear int8 weights of its own, one scale for the whole

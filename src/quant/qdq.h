@@ -17,6 +17,7 @@
 #include "calib/ranges.h"
 #include "onnx.pb-c.h"
 #include "quant/select.h"
+#include "quant/opset.h"
 #include "util/error.h"
 
 struct mq_quant_stats;
@@ -53,6 +54,15 @@ struct mq_quant_options {
      * weight rounds to nearest.
      */
     const struct mq_weight_rounding *weight_rounding;
+    /*
+     * Tensor shapes from one calibration sample (quant/shape_probe.h), or NULL.  A MatMul
+     * whose output only a float bias Add reads keeps that output float (onnxruntime runs it
+     * as MatMulIntegerToFloat) only when its data input is known to have rank 3 or more:
+     * onnxruntime turns a rank-2 MatMul and its Add into a float Gemm first (MatMulAddFusion),
+     * which its QDQ rules then leave float.  `calibrate` has none and observes those outputs
+     * too, so its ranges serve either way.
+     */
+    const struct mq_opset_hints *shapes;
 };
 
 /* The ort-cpu profile: uint8 asymmetric activations, int8 symmetric per-channel weights. */
@@ -79,6 +89,9 @@ int mq_qdq_tensors_to_observe(const Onnx__ModelProto *model, const struct mq_sel
                               const struct mq_quant_options *o, char ***names, int *n,
                               struct mq_error *err);
 void mq_string_list_free(char **names, int n);
+
+/* Whether mq_quant_options.shapes can change how this model is rewritten (it has a MatMul). */
+int mq_qdq_wants_shapes(const Onnx__ModelProto *model);
 
 enum mq_qtensor_role {
     MQ_QT_ACTIVATION,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "graph/edit.h"
+#include "core/limits.h"
 #include "core/tensor.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
@@ -147,6 +148,79 @@ static int add_bias_job(struct graph_ctx *gc, int i, const char *bias, const cha
 }
 
 /*
+ * Whether a node still selected (islands pruned) reads `name` as an input its rule quantizes:
+ * only then does a weighted node with a float-output kernel quantize its output.
+ */
+static int read_quantized(const struct graph_ctx *gc, const char *name)
+{
+    const struct mq_tensor_info *t = name && *name ? mq_graph_tensor(&gc->idx, name) : NULL;
+    for (int k = 0; t && k < t->n_consumers; k++) {
+        const Onnx__NodeProto *reader = gc->g->node[t->consumers[k].node];
+        if (t->consumers[k].implicit || !mq_qdq_is_selected(gc->m->sel, reader))
+            continue;
+        const struct mq_op_rule *rr = mq_op_rule_find(mq_str(reader->op_type));
+        for (size_t in = 0; rr && in < reader->n_input; in++)
+            if (mq_op_rule_links_input(rr, in) && reader->input[in] &&
+                strcmp(reader->input[in], name) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* Whether `name` is a constant of the graph (an initializer here or in an enclosing graph). */
+static int is_constant(const struct graph_ctx *gc, const char *name)
+{
+    return name && *name && mq_graph_find_initializer(&gc->idx, name) != NULL;
+}
+
+/*
+ * Whether onnxruntime may turn the node and an Add of a constant that reads its output into a
+ * float Gemm (MatMulAddFusion: a MatMul whose input has rank 2), which no QDQ rule of its
+ * makes integer: the output then stays quantized, so the MatMul runs as QLinearMatMul.
+ */
+static int may_become_float_gemm(const struct graph_ctx *gc, const Onnx__NodeProto *node)
+{
+    const struct mq_tensor_info *t = mq_graph_tensor(&gc->idx, node->output[0]);
+    int bias_add = 0;
+    for (int k = 0; t && k < t->n_consumers && !bias_add; k++) {
+        const Onnx__NodeProto *reader = gc->g->node[t->consumers[k].node];
+        bias_add = !t->consumers[k].implicit && mq_node_is_op(reader, "Add") &&
+                   reader->n_input == 2 &&
+                   (is_constant(gc, reader->input[0]) || is_constant(gc, reader->input[1]));
+    }
+    if (!bias_add || strcmp(mq_str(node->op_type), "MatMul") != 0)
+        return bias_add;
+    const struct mq_opset_hints *shapes = gc->m->o->shapes;
+    int64_t dims[MQ_MAX_RANK];
+    int rank = shapes && shapes->shape_of ? shapes->shape_of(shapes->user, node->input[0], dims)
+                                          : -1;
+    return rank < 3;
+}
+
+static int has_matmul(const Onnx__GraphProto *g, int depth)
+{
+    for (size_t n = 0; g && depth <= MQ_MAX_SUBGRAPH_DEPTH && n < g->n_node; n++) {
+        const Onnx__NodeProto *node = g->node[n];
+        if (mq_node_is_op(node, "MatMul"))
+            return 1;
+        for (size_t a = 0; a < node->n_attribute; a++) {
+            const Onnx__AttributeProto *attr = node->attribute[a];
+            if (has_matmul(attr->g, depth + 1))
+                return 1;
+            for (size_t k = 0; k < attr->n_graphs; k++)
+                if (has_matmul(attr->graphs[k], depth + 1))
+                    return 1;
+        }
+    }
+    return 0;
+}
+
+int mq_qdq_wants_shapes(const Onnx__ModelProto *model)
+{
+    return model && has_matmul(model->graph, 0);
+}
+
+/*
  * A weighted node: its data inputs, its weight (per channel along the axis
  * its rule gives), its bias (an int32 job), its output.
  */
@@ -189,7 +263,9 @@ static int plan_weighted(struct graph_ctx *gc, int i, Onnx__NodeProto *node,
     }
     if (rc)
         return rc;
-    if (o->quantize_outputs && node->n_output > 0)
+    if (o->quantize_outputs && node->n_output > 0 &&
+        (!r->float_output || read_quantized(gc, node->output[0]) ||
+         may_become_float_gemm(gc, node)))
         return mq_qdq_mark_tensor(gc, i, node->output[0], MK_ACTIVATION, -1, NULL);
     return 0;
 }

@@ -430,8 +430,9 @@ START_TEST(test_matmul_add)
               "y_quantized,y_scale,y_zero_point", "y");
     /* The Relu reads y (now the DQ output) and gets its own pair. */
     assert_io(node_named(g, "after"), "Relu", "y", "z");
-    assert_io(node_named(g, "mm2"), "MatMul", "z_dequantized,W2_dequantized",
-              "out_QuantizeLinear_Input");
+    /* Nothing quantized reads mm2's output (a graph output): it stays float, which
+       onnxruntime runs as MatMulIntegerToFloat. */
+    assert_io(node_named(g, "mm2"), "MatMul", "z_dequantized,W2_dequantized", "out");
     ck_assert_int_eq(choice(&r, "after")->status, MQ_NODE_QUANTIZED);
     ck_assert_str_eq(g->output[0]->name, "y");
     ck_assert_str_eq(g->output[1]->name, "out");
@@ -490,8 +491,7 @@ START_TEST(test_reshape_shares_scale)
     assert_io(node_named(g, "reshape"), "Reshape", "c_dequantized,shape", "r");
     assert_io(node_named(g, "r_QuantizeLinear"), "QuantizeLinear", "r,c_scale,c_zero_point",
               "r_quantized");
-    assert_io(node_named(g, "fc"), "MatMul", "r_dequantized,w2_dequantized",
-              "y_QuantizeLinear_Input");
+    assert_io(node_named(g, "fc"), "MatMul", "r_dequantized,w2_dequantized", "y");
     ck_assert_ptr_null(init_named(g, "r_scale"));
     ck_assert_str_eq(record(&r, "r")->shared_with, "c");
     ck_assert(record(&r, "r")->scales[0] == (float)(6.0 / 255.0));
@@ -1297,6 +1297,59 @@ START_TEST(test_nonzero_weight_zero_point_kept)
 }
 END_TEST
 
+/* Ranks for the MatMul output rule: every tensor has the rank the test sets. */
+static int rank_answer;
+static int fixed_rank(void *user, const char *name, int64_t *dims)
+{
+    (void)user;
+    (void)name;
+    for (int d = 0; d < rank_answer; d++)
+        dims[d] = -1;
+    return rank_answer;
+}
+
+/*
+ * A MatMul whose output only a float bias Add reads: float (MatMulIntegerToFloat) when its
+ * input has rank 3; quantized when the rank is 2 or unknown, since onnxruntime would first
+ * turn MatMul + Add into a float Gemm that stays float.
+ */
+START_TEST(test_matmul_float_output)
+{
+    const int ranks[3] = {-1, 2, 3};
+    const int want_float[3] = {0, 0, 1};
+    for (int k = 0; k < 3; k++) {
+        Onnx__ModelProto *m = qb_model(13);
+        Onnx__GraphProto *g = m->graph;
+        int64_t xd[3] = {1, 2, 4}, wd[2] = {4, 3}, bd[1] = {3};
+        const float w[12] = {1, -2, 0.5f, 0.25f, 3, -1, 0, 1, 2, -0.5f, 0.75f, 1.5f};
+        const float bias[3] = {0.5f, 1.0f, -2.0f};
+        qb_input(g, "x", 1, 3, xd);
+        qb_init_f32(g, "W", 2, wd, w);
+        qb_init_f32(g, "B", 1, bd, bias);
+        qb_node(g, "MatMul", "mm", "x,W", "m");
+        qb_node(g, "Add", "bias", "m,B", "y");
+        qb_output(g, "y", 1);
+        struct range_spec ranges[] = {{"x", -1, 1}, {"m", -6, 6}};
+        struct mq_quant_options o;
+        mq_quant_options_default(&o);
+        rank_answer = ranks[k];
+        struct mq_opset_hints shapes = {fixed_rank, NULL};
+        o.shapes = ranks[k] >= 0 ? &shapes : NULL;
+        struct run r;
+        quantize(m, ranges, 2, &o, &r);
+        ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
+        /* The MatMul writes "m" either way; quantized, a QuantizeLinear reads it. */
+        assert_io(node_named(g, "mm"), "MatMul", "x_dequantized,W_dequantized", "m");
+        int quantized = node_named(g, "m_QuantizeLinear") != NULL;
+        ck_assert_msg(quantized == !want_float[k], "rank %d: output %s", ranks[k],
+                      quantized ? "quantized" : "float");
+        assert_io(node_named(g, "bias"), "Add", quantized ? "m_dequantized,B" : "m,B", "y");
+        run_free(&r);
+        onnx__model_proto__free_unpacked(m, NULL);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_qdq");
@@ -1305,6 +1358,7 @@ int main(void)
     tcase_add_test(tc, test_conv_relu);
     tcase_add_test(tc, test_deterministic_and_names_collide);
     tcase_add_test(tc, test_matmul_add);
+    tcase_add_test(tc, test_matmul_float_output);
     tcase_add_test(tc, test_reshape_shares_scale);
     tcase_add_test(tc, test_bias_overflow_enlarges_weight_scale);
     tcase_add_test(tc, test_gemm_trans_b_and_beta);
