@@ -335,11 +335,28 @@ static int run_check(const struct mq_quantize_args *a, struct mq_divergence_cach
     for (int i = 0; rc == MQ_OK && i < out->compare.n_outputs; i++)
         warns |= mq_check_output_warns(out, i);
     if (rc == MQ_OK && warns) {
-        mq_check_result_free(out);
+        /*
+         * The nodes to blame come from the first MQ_CHECK_BLAME_SAMPLES samples: a ranking,
+         * which a few samples settle, where the per-node pass keeps every tensor of both
+         * models and costs several times a plain run.  The figures stay every sample's.
+         */
+        struct mq_check_result blame;
         o.attribution = 1;
+        if (o.limit <= 0 || o.limit > MQ_CHECK_BLAME_SAMPLES)
+            o.limit = MQ_CHECK_BLAME_SAMPLES;
         if (tty)
             fprintf(stderr, "\rchecking against FP32, per node\033[K"), fflush(stderr);
-        rc = mq_check_models(fp32, quantized, &o, out, err);
+        rc = mq_check_models(fp32, quantized, &o, &blame, err);
+        if (rc == MQ_OK) {
+            out->attribution = 1;
+            out->blame_samples = blame.compare.samples;
+            out->compare.layers = blame.compare.layers;
+            out->compare.n_layers = blame.compare.n_layers;
+            out->compare.n_matched_names = blame.compare.n_matched_names;
+            blame.compare.layers = NULL;
+            blame.compare.n_layers = 0;
+            mq_check_result_free(&blame);
+        }
     }
     if (tty)
         fputs("\r\033[K", stderr);

@@ -24,6 +24,8 @@
 #define MQ_CHECK_WARN_SQNR_DB 20.0
 /* How many nodes a warning names. */
 #define MQ_CHECK_BLAME_NODES 3
+/* How many samples (the first) rank the nodes to blame. */
+#define MQ_CHECK_BLAME_SAMPLES 16
 
 struct mq_check_options {
     const char *eval_dir;   /* samples in any layout calib/reader.h reads */
@@ -38,6 +40,7 @@ struct mq_check_result {
     const char *eval_dir;           /* as given in the options, not owned */
     struct mq_divergence_result compare; /* outputs in the model's order; layers worst first */
     int attribution;                /* compare.layers is filled */
+    int64_t blame_samples;          /* samples compare.layers comes from (0: all of them) */
 };
 
 /*

@@ -323,6 +323,8 @@ static void write_check(struct mq_json *j, const struct mq_report *r)
         mq_json_object_end(j);
     }
     mq_json_array_end(j);
+    mq_json_key_int(j, "nodes_ranked_on_samples",
+                    c->blame_samples > 0 ? c->blame_samples : c->compare.samples);
     mq_json_object_end(j);
 }
 
@@ -740,11 +742,16 @@ int mq_report_print_warnings(FILE *out, const struct mq_report *r)
         mq_text_printf(out, "warning: output '%s' keeps %s dB SQNR against FP32 (below %g dB) on %lld "
                 "samples", c->compare.outputs[i].name, db, MQ_CHECK_WARN_SQNR_DB,
                 (long long)c->compare.samples);
+        char ranked[64] = "";
+        if (c->blame_samples > 0 && c->blame_samples < c->compare.samples)
+            snprintf(ranked, sizeof ranked, " (on the first %lld)", (long long)c->blame_samples);
         for (int k = 0; k < blamed_nodes(c); k++) {
             const struct mq_divergence_layer *l = &c->compare.layers[k];
             format_db(db, sizeof db, l->node_sqnr_db);
-            mq_text_printf(out, "%s%s (%s, adds noise at %s dB)", k ? ", " : "; nodes adding the most "
-                    "error: ", l->node ? l->node : "?", l->op_type ? l->op_type : "?", db);
+            if (k == 0)
+                mq_text_printf(out, "; nodes adding the most error%s: ", ranked);
+            mq_text_printf(out, "%s%s (%s, adds noise at %s dB)", k ? ", " : "",
+                           l->node ? l->node : "?", l->op_type ? l->op_type : "?", db);
         }
         mq_text_printf(out, "; try --target-sqnr or --exclude-nodes\n");
         n++;
