@@ -66,6 +66,15 @@ int mq_graph_rename_reads(Onnx__GraphProto *graph, const char *from, const char 
 /* Whether a graph defines a name itself: an input, an initializer or a node output. */
 int mq_graph_defines(const Onnx__GraphProto *graph, const char *name);
 
+/* Lookups without an index (graph/lookup.c).  How many node inputs of g read `name`;
+   *last_reader (may be NULL) gets the index of the last node reading it. */
+int mq_graph_count_readers(const Onnx__GraphProto *g, const char *name, size_t *last_reader);
+int mq_graph_is_output(const Onnx__GraphProto *g, const char *name);
+int mq_graph_is_input(const Onnx__GraphProto *g, const char *name);
+int mq_graph_is_initializer(const Onnx__GraphProto *g, const char *name);
+/* `base` + suffix, with a counter when g already defines that name; NULL when out of memory. */
+char *mq_graph_fresh_name(const Onnx__GraphProto *g, const char *base, const char *suffix);
+
 /* A node of the default domain with one input and one output; NULL when out of memory. */
 Onnx__NodeProto *mq_graph_new_unary_node(const char *op_type, const char *name,
                                          const char *input, const char *output);

@@ -38,45 +38,12 @@ static Onnx__TensorProto *initializer(const Onnx__GraphProto *g, const char *nam
     return NULL;
 }
 
-/* How many node inputs of the graph read `name`, and the last node reading it. */
-static int readers(const Onnx__GraphProto *g, const char *name, size_t *reader)
-{
-    int n = 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t k = 0; k < g->node[i]->n_input; k++)
-            if (g->node[i]->input[k] && strcmp(g->node[i]->input[k], name) == 0) {
-                n++;
-                if (reader)
-                    *reader = i;
-            }
-    return n;
-}
-
-static int is_graph_output(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
 static int has_subgraphs(const Onnx__GraphProto *g)
 {
     for (size_t i = 0; i < g->n_node; i++)
         if (mq_node_has_subgraph(g->node[i]))
             return 1;
     return 0;
-}
-
-/* `base` + suffix, with a counter when the graph already defines that name; NULL when OOM. */
-static char *fresh_name(const Onnx__GraphProto *g, const char *base, const char *suffix)
-{
-    char *name = mq_str_printf("%s%s", base, suffix);
-    for (int k = 1; name && mq_graph_defines(g, name); k++) {
-        free(name);
-        name = mq_str_printf("%s%s_%d", base, suffix, k);
-    }
-    return name;
 }
 
 /* A float initializer decoded; 0 and nothing allocated when it is not a usable one. */
@@ -211,9 +178,9 @@ static char *insert_pad(Onnx__GraphProto *g, int ir_version, int opset, size_t c
     Onnx__NodeProto *conv = g->node[c];
     const char *x = conv->input[0];
     int as_input = opset >= 11;
-    char *pads_name = fresh_name(g, x, "_channel_pads");
-    char *out = fresh_name(g, x, "_channel_padded");
-    char *node_name = fresh_name(g, *mq_str(conv->name) ? conv->name : x, "_channel_pad");
+    char *pads_name = mq_graph_fresh_name(g, x, "_channel_pads");
+    char *out = mq_graph_fresh_name(g, x, "_channel_padded");
+    char *node_name = mq_graph_fresh_name(g, *mq_str(conv->name) ? conv->name : x, "_channel_pad");
     int64_t dims[1] = {2 * rank};
     int64_t *v = pads_name && out && node_name ? calloc((size_t)(2 * rank), sizeof *v) : NULL;
     Onnx__TensorProto *pads = v && as_input
@@ -284,8 +251,8 @@ int mq_pad_conv_input_channels(Onnx__ModelProto *model, int *n_padded, struct mq
         size_t slot = 0;
         Onnx__TensorProto *init = initializer(g, wname, &slot);
         struct mq_tensor w;
-        if (!x || !init || readers(g, wname, NULL) != 1 || is_graph_output(g, wname) ||
-            !decode_float(init, &w))
+        if (!x || !init || mq_graph_count_readers(g, wname, NULL) != 1 ||
+            mq_graph_is_output(g, wname) || !decode_float(init, &w))
             continue;
         int64_t channels = wanted_channels(n, &w);
         if (channels > 0)
@@ -359,13 +326,13 @@ static int pad_to_integer(Onnx__GraphProto *g, const char *tensor)
     long p = producer(g, tensor);
     size_t q = 0;
     if (p < 0 || !mq_node_is_op(g->node[p], "Pad") || g->node[p]->n_input > 3 ||
-        mq_graph_input_at(g->node[p], 2) || readers(g, tensor, &q) != 1 ||
+        mq_graph_input_at(g->node[p], 2) || mq_graph_count_readers(g, tensor, &q) != 1 ||
         !mq_node_is_op(g->node[q], "QuantizeLinear") || (long)q < p ||
-        is_graph_output(g, tensor) || is_graph_output(g, g->node[q]->output[0]))
+        mq_graph_is_output(g, tensor) || mq_graph_is_output(g, g->node[q]->output[0]))
         return 0;
     Onnx__NodeProto *pad = g->node[p], *quant = g->node[q];
     const char *zero_point = mq_graph_input_at(quant, 2);
-    char *unpadded = fresh_name(g, pad->input[0], "_quantized");
+    char *unpadded = mq_graph_fresh_name(g, pad->input[0], "_quantized");
     char *x = strdup(pad->input[0]), *t = strdup(tensor), *zp = zero_point ? strdup(zero_point)
                                                                             : NULL;
     char **inputs = realloc(pad->input, 3 * sizeof *inputs);
@@ -404,7 +371,8 @@ static int pad_to_float(Onnx__GraphProto *g, const char *tensor)
     long q = p >= 0 ? producer(g, mq_graph_input_at(g->node[p], 0)) : -1;
     if (q < 0 || !mq_node_is_op(g->node[p], "Pad") ||
         !mq_node_is_op(g->node[q], "QuantizeLinear") || !mq_graph_input_at(g->node[q], 0) ||
-        readers(g, g->node[q]->output[0], NULL) != 1 || is_graph_output(g, tensor))
+        mq_graph_count_readers(g, g->node[q]->output[0], NULL) != 1 ||
+        mq_graph_is_output(g, tensor))
         return 0;
     Onnx__NodeProto *pad = g->node[p], *quant = g->node[q];
     /* the DequantizeLinear nodes read the QuantizeLinear's output again */
@@ -511,15 +479,15 @@ static int unpad_one(Onnx__GraphProto *g, const char *tensor, long long channels
                               strcmp(g->node[p]->output[0], tensor) == 0))
         p++;
     if (p == g->n_node || !mq_node_is_op(g->node[p], "Pad") ||
-        !mq_graph_input_at(g->node[p], 0) || readers(g, tensor, &c) != 1 ||
-        is_graph_output(g, tensor) || strcmp(mq_str(g->node[c]->op_type), "Conv") != 0 ||
+        !mq_graph_input_at(g->node[p], 0) || mq_graph_count_readers(g, tensor, &c) != 1 ||
+        mq_graph_is_output(g, tensor) || strcmp(mq_str(g->node[c]->op_type), "Conv") != 0 ||
         !mq_graph_input_at(g->node[c], 0) || strcmp(g->node[c]->input[0], tensor) != 0)
         return 0;
     Onnx__NodeProto *pad = g->node[p], *conv = g->node[c];
     const char *wname = mq_graph_input_at(conv, 1);
     Onnx__TensorProto *init = initializer(g, wname, &slot);
     struct mq_tensor w;
-    if (!init || readers(g, wname, NULL) != 1 || !decode_float(init, &w))
+    if (!init || mq_graph_count_readers(g, wname, NULL) != 1 || !decode_float(init, &w))
         return 0;
     int ok = channels > 0 && channels < w.dims[1] && tail_is_zero(&w, channels);
     int rc = ok ? resize_weight(g, slot, &w, channels, err) : MQ_OK;
@@ -537,8 +505,8 @@ static int unpad_one(Onnx__GraphProto *g, const char *tensor, long long channels
     g->n_node--;
     for (size_t k = 1; k < pad->n_input; k++) {
         const char *name = mq_graph_input_at(pad, k);
-        if (name && initializer(g, name, NULL) && readers(g, name, NULL) == 0 &&
-            !is_graph_output(g, name))
+        if (name && initializer(g, name, NULL) && mq_graph_count_readers(g, name, NULL) == 0 &&
+            !mq_graph_is_output(g, name))
             mq_graph_drop_initializer_named(g, name);
     }
     onnx__node_proto__free_unpacked(pad, NULL);

@@ -32,14 +32,6 @@
 /* At most this many consumers of one depthwise Conv are widened with it. */
 #define MAX_CONSUMERS 8
 
-static int is_graph_output(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Node indices reading `name` as any input, up to cap; the count (may exceed cap). */
 static int readers(const Onnx__GraphProto *g, const char *name, size_t *out, int cap)
 {
@@ -83,7 +75,7 @@ static const char *input_at(const Onnx__NodeProto *n, size_t i)
 /* The only reader of a node's single output (not a graph output); 0 when not one. */
 static int only_reader(const Onnx__GraphProto *g, const Onnx__NodeProto *n, size_t *reader)
 {
-    return n->n_output == 1 && n->output[0] && !is_graph_output(g, n->output[0]) &&
+    return n->n_output == 1 && n->output[0] && !mq_graph_is_output(g, n->output[0]) &&
            readers(g, n->output[0], reader, 1) == 1;
 }
 
@@ -94,7 +86,7 @@ static int own_float(const Onnx__GraphProto *g, const char *name, size_t *slot)
     Onnx__TensorProto *t = initializer(g, name, slot);
     return t && t->has_data_type && t->data_type == MQ_DTYPE_FLOAT && !t->n_external_data &&
            !(t->has_data_location && t->data_location) && readers(g, name, &r, 1) == 1 &&
-           !is_graph_output(g, name);
+           !mq_graph_is_output(g, name);
 }
 
 /* A scalar float initializer's value, for the Clip bounds. */
@@ -229,11 +221,11 @@ static int plan(const Onnx__GraphProto *g, int opset, size_t d, size_t *prod, si
     *prod = p;
     const char *out = dw->n_output == 1 ? dw->output[0] : NULL;
     size_t after[MAX_CONSUMERS];
-    int n = out && !is_graph_output(g, out) ? readers(g, out, after, MAX_CONSUMERS) : 0;
+    int n = out && !mq_graph_is_output(g, out) ? readers(g, out, after, MAX_CONSUMERS) : 0;
     if (n == 1 && keeps_zero(g, opset, g->node[after[0]])) { /* depthwise -> activation */
         const Onnx__NodeProto *a = g->node[after[0]];
         out = a->output[0];
-        n = !is_graph_output(g, out) ? readers(g, out, after, MAX_CONSUMERS) : 0;
+        n = !mq_graph_is_output(g, out) ? readers(g, out, after, MAX_CONSUMERS) : 0;
     }
     if (n < 1 || n > MAX_CONSUMERS)
         return 0;

@@ -66,19 +66,11 @@ static int producer_of(const Onnx__GraphProto *g, const char *name)
     return -1;
 }
 
-static int is_graph_output(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
 static int should_split(const Onnx__GraphProto *g, const Onnx__NodeProto *node)
 {
     if (strcmp(mq_str(node->op_type), "HardSwish") != 0 || (node->domain && *node->domain) ||
         node->n_input != 1 || node->n_output != 1 || !node->input[0] || !*node->input[0] ||
-        !node->output[0] || !*node->output[0] || is_graph_output(g, node->output[0]))
+        !node->output[0] || !*node->output[0] || mq_graph_is_output(g, node->output[0]))
         return 0;
     int p = producer_of(g, node->input[0]);
     if (p < 0)

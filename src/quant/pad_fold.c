@@ -37,32 +37,6 @@ static Onnx__TensorProto *initializer(const Onnx__GraphProto *g, const char *nam
     return NULL;
 }
 
-/* How many node inputs of the graph read `name`. */
-static int readers(const Onnx__GraphProto *g, const char *name)
-{
-    int n = 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t k = 0; k < g->node[i]->n_input; k++)
-            n += g->node[i]->input[k] && strcmp(g->node[i]->input[k], name) == 0;
-    return n;
-}
-
-static int is_graph_output(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
-static int is_graph_input(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_input; i++)
-        if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
 /* The int64 values of a 1-D initializer; the count, or -1 when it is not one. */
 static int int64_values(const Onnx__TensorProto *t, int64_t *out, int cap)
 {
@@ -244,7 +218,8 @@ int mq_fold_pad_into_conv(Onnx__ModelProto *model, int *n_folded, struct mq_erro
         int is_conv = strcmp(mq_str(conv->op_type), "Conv") == 0;
         int is_average = strcmp(mq_str(conv->op_type), "AveragePool") == 0;
         if (!(is_conv || (is_average && average_takes_pads(conv, opset))) ||
-            !mq_node_is_onnx(conv) || !x || readers(g, x) != 1 || is_graph_output(g, x))
+            !mq_node_is_onnx(conv) || !x || mq_graph_count_readers(g, x, NULL) != 1 ||
+            mq_graph_is_output(g, x))
             continue;
         size_t p = 0;
         while (p < c && !(g->node[p]->n_output >= 1 && g->node[p]->output[0] &&
@@ -276,8 +251,8 @@ int mq_fold_pad_into_conv(Onnx__ModelProto *model, int *n_folded, struct mq_erro
         c--;
         for (size_t k = 1; k < pad->n_input; k++) {
             Onnx__TensorProto *t = initializer(g, input_at(pad, k));
-            if (t && readers(g, t->name) == 0 && !is_graph_output(g, t->name) &&
-                !is_graph_input(g, t->name))
+            if (t && mq_graph_count_readers(g, t->name, NULL) == 0 &&
+                !mq_graph_is_output(g, t->name) && !mq_graph_is_input(g, t->name))
                 mq_graph_drop_initializer(g, t);
         }
         onnx__node_proto__free_unpacked(pad, NULL);

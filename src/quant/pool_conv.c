@@ -34,35 +34,6 @@
 /* A weight past this many values is no pool anyone wrote (and would not pay). */
 #define MAX_WEIGHT_VALUES ((int64_t)1 << 26)
 
-/* How many node inputs read `name`; *reader gets the last reading node. */
-static int readers(const Onnx__GraphProto *g, const char *name, size_t *reader)
-{
-    int n = 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t k = 0; k < g->node[i]->n_input; k++)
-            if (g->node[i]->input[k] && strcmp(g->node[i]->input[k], name) == 0) {
-                n++;
-                *reader = i;
-            }
-    return n;
-}
-
-static int is_graph_output(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
-static int is_initializer(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Whether the DequantizeLinear reads 8-bit data (its zero point's type): onnxruntime's
    QLinearConv takes uint8 and int8 only. */
 static int dequantizes_8_bit(const Onnx__GraphProto *g, const Onnx__NodeProto *dq)
@@ -128,14 +99,15 @@ static int is_candidate(const Onnx__GraphProto *g, size_t i)
     const Onnx__NodeProto *n = g->node[i];
     const struct mq_op_rule *r = mq_node_is_onnx(n) ? mq_op_rule_find(mq_str(n->op_type)) : NULL;
     if (!r || !r->int8_as_depthwise_conv || n->n_input != 1 || n->n_output != 1 || !n->input[0] ||
-        !n->output[0] || is_graph_output(g, n->output[0]))
+        !n->output[0] || mq_graph_is_output(g, n->output[0]))
         return 0;
     const Onnx__NodeProto *dq = producer(g, n->input[0]);
     if (!dq || !mq_node_is_op(dq, "DequantizeLinear") || dq->n_input < 1 || !dq->input[0] ||
-        is_initializer(g, dq->input[0]) || !dequantizes_8_bit(g, dq))
+        mq_graph_is_initializer(g, dq->input[0]) || !dequantizes_8_bit(g, dq))
         return 0;
     size_t reader = 0;
-    if (readers(g, n->output[0], &reader) != 1 || !mq_node_is_op(g->node[reader], "QuantizeLinear"))
+    if (mq_graph_count_readers(g, n->output[0], &reader) != 1 ||
+        !mq_node_is_op(g->node[reader], "QuantizeLinear"))
         return 0;
     int spatial;
     return conv_kernel_elements(n, &spatial) > 0;
@@ -148,17 +120,6 @@ int mq_pool_conv_candidates(const Onnx__ModelProto *model)
         if (is_candidate(g, i))
             return 1;
     return 0;
-}
-
-/* `base` + suffix, with a counter when the graph already defines that name; NULL when OOM. */
-static char *fresh_name(const Onnx__GraphProto *g, const char *base, const char *suffix)
-{
-    char *name = mq_str_printf("%s%s", base, suffix);
-    for (int k = 1; name && mq_graph_defines(g, name); k++) {
-        free(name);
-        name = mq_str_printf("%s%s_%d", base, suffix, k);
-    }
-    return name;
 }
 
 /* A scalar initializer of `bytes` raw bytes; 0, or -1 when out of memory. */
@@ -200,11 +161,11 @@ static int rewrite(Onnx__GraphProto *g, size_t i, int64_t channels, struct mq_er
     if (elements <= 0 || channels <= 0 || channels > MAX_WEIGHT_VALUES / elements)
         return MQ_OK; /* left as it is */
     const char *base = *mq_str(pool->name) ? pool->name : pool->output[0];
-    char *wq = fresh_name(g, base, "_average_weight_quantized");
-    char *ws = fresh_name(g, base, "_average_weight_scale");
-    char *wz = fresh_name(g, base, "_average_weight_zero_point");
-    char *w = fresh_name(g, base, "_average_weight");
-    char *dq_name = fresh_name(g, base, "_average_weight_DequantizeLinear");
+    char *wq = mq_graph_fresh_name(g, base, "_average_weight_quantized");
+    char *ws = mq_graph_fresh_name(g, base, "_average_weight_scale");
+    char *wz = mq_graph_fresh_name(g, base, "_average_weight_zero_point");
+    char *w = mq_graph_fresh_name(g, base, "_average_weight");
+    char *dq_name = mq_graph_fresh_name(g, base, "_average_weight_DequantizeLinear");
     int64_t dims[MQ_MAX_RANK] = {channels, 1};
     for (int d = 0; d < spatial; d++)
         dims[2 + d] = k->ints[d];

@@ -28,27 +28,6 @@
 /* An axis longer than this is no channel axis anyone shuffles. */
 #define MAX_SHUFFLED (1 << 20)
 
-static int is_graph_output(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
-            return 1;
-    return 0;
-}
-
-/* How many node inputs read `name`; *reader gets the last reading node. */
-static int readers(const Onnx__GraphProto *g, const char *name, size_t *reader)
-{
-    int n = 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t k = 0; k < g->node[i]->n_input; k++)
-            if (g->node[i]->input[k] && strcmp(g->node[i]->input[k], name) == 0) {
-                n++;
-                *reader = i;
-            }
-    return n;
-}
-
 static int has_subgraphs(const Onnx__GraphProto *g)
 {
     for (size_t i = 0; i < g->n_node; i++)
@@ -60,8 +39,8 @@ static int has_subgraphs(const Onnx__GraphProto *g)
 /* The node's single output, read by one node only (its index in *next) and no graph output. */
 static int feeds_one(const Onnx__GraphProto *g, const Onnx__NodeProto *n, size_t *next)
 {
-    return n->n_output == 1 && n->output[0] && !is_graph_output(g, n->output[0]) &&
-           readers(g, n->output[0], next) == 1;
+    return n->n_output == 1 && n->output[0] && !mq_graph_is_output(g, n->output[0]) &&
+           mq_graph_count_readers(g, n->output[0], next) == 1;
 }
 
 /* The axis c a Transpose swaps with c + 1, all else in place; -1 when it does something else. */
@@ -137,17 +116,6 @@ static int is_shuffle(const struct mq_opset_hints *shapes, const Onnx__NodeProto
     return *a > 0 && *b > 0 && x[c] == *a * *b && x[c] <= MAX_SHUFFLED;
 }
 
-/* `base` + suffix, with a counter when the graph already defines that name; NULL when OOM. */
-static char *fresh_name(const Onnx__GraphProto *g, const char *base, const char *suffix)
-{
-    char *name = mq_str_printf("%s%s", base, suffix);
-    for (int k = 1; name && mq_graph_defines(g, name); k++) {
-        free(name);
-        name = mq_str_printf("%s%s_%d", base, suffix, k);
-    }
-    return name;
-}
-
 static void remove_node(Onnx__GraphProto *g, size_t i)
 {
     Onnx__NodeProto *n = g->node[i];
@@ -168,14 +136,15 @@ static void drop_unread(Onnx__GraphProto *g)
         const Onnx__NodeProto *n = g->node[i];
         int read = n->n_output == 0;
         for (size_t k = 0; k < n->n_output && !read; k++)
-            read = !n->output[k] || !*n->output[k] || is_graph_output(g, n->output[k]) ||
-                   readers(g, n->output[k], &ignored) > 0;
+            read = !n->output[k] || !*n->output[k] || mq_graph_is_output(g, n->output[k]) ||
+                   mq_graph_count_readers(g, n->output[k], &ignored) > 0;
         if (!read)
             remove_node(g, i);
     }
     for (size_t i = g->n_initializer; i-- > 0;) {
         const char *name = g->initializer[i]->name;
-        int used = !name || is_graph_output(g, name) || readers(g, name, &ignored) > 0;
+        int used = !name || mq_graph_is_output(g, name) ||
+                   mq_graph_count_readers(g, name, &ignored) > 0;
         for (size_t k = 0; !used && k < g->n_input; k++)
             used = g->input[k]->name && strcmp(g->input[k]->name, name) == 0;
         if (!used)
@@ -189,8 +158,8 @@ static int rewrite(Onnx__GraphProto *g, size_t r, size_t t, size_t r2, int c, in
 {
     Onnx__NodeProto *first = g->node[r], *swap = g->node[t], *last = g->node[r2];
     const char *base = *mq_str(swap->name) ? swap->name : swap->output[0];
-    char *indices_name = fresh_name(g, base, "_shuffle_indices");
-    char *node_name = fresh_name(g, base, "_as_gather");
+    char *indices_name = mq_graph_fresh_name(g, base, "_shuffle_indices");
+    char *node_name = mq_graph_fresh_name(g, base, "_as_gather");
     int64_t count = a * b;
     Onnx__TensorProto *indices =
         indices_name ? mq_graph_add_initializer(g, indices_name, MQ_DTYPE_INT64, 1, &count) : NULL;
