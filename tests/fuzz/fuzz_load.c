@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mq_plan *plan;
     if (mq_plan_build(model, &plan, &err) == 0)
         mq_plan_free(plan);
-    struct mq_quant_prepare_options prepare = {NULL, NULL, NULL, 1, 13, "fuzzing", 1};
+    struct mq_quant_prepare_options prepare = {
+        .split_hardswish = 1, .min_opset = 13, .opset_reason = "fuzzing", .pad_channels = 1};
     struct mq_quant_prepare_result prepared;
     err.message[0] = 0;
     if (mq_quant_prepare_graph(model, &prepare, &prepared, &err) == 0) {
