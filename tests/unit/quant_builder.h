@@ -212,4 +212,24 @@ static inline Onnx__TensorProto *qb_init_i64(Onnx__GraphProto *g, const char *na
     return t;
 }
 
+/* The node of g named `name`, NULL when none. */
+static inline Onnx__NodeProto *qb_node_named(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_node; i++)
+        if (strcmp(g->node[i]->name ? g->node[i]->name : "", name) == 0)
+            return g->node[i];
+    return NULL;
+}
+
+/* A deep copy of m (packed and unpacked), for comparing a rewrite with the original. */
+static inline Onnx__ModelProto *qb_copy_model(const Onnx__ModelProto *m)
+{
+    size_t size = onnx__model_proto__get_packed_size(m);
+    uint8_t *bytes = malloc(size + 1);
+    onnx__model_proto__pack(m, bytes);
+    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
+    free(bytes);
+    return c;
+}
+
 #endif

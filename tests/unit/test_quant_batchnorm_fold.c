@@ -67,24 +67,6 @@ static Onnx__ModelProto *conv_bn_model(int with_bias)
     return m;
 }
 
-static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
-    free(bytes);
-    return c;
-}
-
-static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_node; i++)
-        if (strcmp(mq_str(g->node[i]->name), name) == 0)
-            return g->node[i];
-    return NULL;
-}
-
 static const Onnx__TensorProto *init_named(const Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_initializer; i++)
@@ -138,7 +120,7 @@ static void assert_same_outputs(const Onnx__ModelProto *a, const Onnx__ModelProt
 START_TEST(test_conv_bn_folded)
 {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
-        Onnx__ModelProto *m = conv_bn_model(with_bias), *orig = copy_model(m);
+        Onnx__ModelProto *m = conv_bn_model(with_bias), *orig = qb_copy_model(m);
         struct mq_fold_result r;
         struct mq_error err;
         ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
@@ -149,8 +131,8 @@ START_TEST(test_conv_bn_folded)
         ck_assert_str_eq(r.items[0].graph, "");
         /* The BatchNormalization is gone; the Conv writes its output directly. */
         ck_assert_int_eq((int)g->n_node, 2);
-        ck_assert_ptr_null(node_named(g, "bn"));
-        const Onnx__NodeProto *conv = node_named(g, "conv");
+        ck_assert_ptr_null(qb_node_named(g, "bn"));
+        const Onnx__NodeProto *conv = qb_node_named(g, "conv");
         ck_assert_str_eq(conv->output[0], "n");
         ck_assert_int_eq((int)conv->n_input, 3);
         /* The weight only this Conv read is scaled in place, under its own name. */
@@ -193,12 +175,12 @@ START_TEST(test_shared_weight_copied)
     add_bn(g, "bn2", "c2", "y2", "p");
     qb_output(g, "y1", 1);
     qb_output(g, "y2", 1);
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     struct mq_fold_result r;
     struct mq_error err;
     ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
     ck_assert_int_eq(r.n, 2);
-    const Onnx__NodeProto *c1 = node_named(g, "conv1"), *c2 = node_named(g, "conv2");
+    const Onnx__NodeProto *c1 = qb_node_named(g, "conv1"), *c2 = qb_node_named(g, "conv2");
     ck_assert_str_eq(c1->input[1], "w_folded");
     ck_assert_str_eq(c2->input[1], "w_folded_1");
     /* Nothing reads the original any more, nor the shared parameters. */
@@ -226,15 +208,15 @@ START_TEST(test_not_folded)
         } else if (variant == 1) {
             qb_output(g, "c", 1);
         } else if (variant == 2) {
-            Onnx__NodeProto *bn = (Onnx__NodeProto *)node_named(g, "bn");
+            Onnx__NodeProto *bn = (Onnx__NodeProto *)qb_node_named(g, "bn");
             free(bn->input[4]);
             bn->input[4] = strdup("v_in");
             int64_t d[1] = {2};
             qb_input(g, "v_in", 1, 1, d);
         } else if (variant == 3) {
-            qb_attr_int((Onnx__NodeProto *)node_named(g, "bn"), "training_mode", 1);
+            qb_attr_int((Onnx__NodeProto *)qb_node_named(g, "bn"), "training_mode", 1);
         } else {
-            Onnx__NodeProto *bn = (Onnx__NodeProto *)node_named(g, "bn");
+            Onnx__NodeProto *bn = (Onnx__NodeProto *)qb_node_named(g, "bn");
             bn->attribute[0]->f = 0.0f;
             const Onnx__TensorProto *var = init_named(g, "bn_var");
             memset(var->raw_data.data, 0, 4);
@@ -244,7 +226,7 @@ START_TEST(test_not_folded)
         ck_assert_msg(r.n == 0, "variant %d folded", variant);
         ck_assert_int_eq((int)g->n_node, (int)nodes);
         ck_assert_int_eq((int)g->n_initializer, (int)inits);
-        ck_assert_str_eq(node_named(g, "conv")->output[0], "c");
+        ck_assert_str_eq(qb_node_named(g, "conv")->output[0], "c");
         ck_assert(f32_at(g, "w", 0) == 0.5f);
         mq_fold_result_free(&r);
         onnx__model_proto__free_unpacked(m, NULL);
@@ -328,7 +310,7 @@ START_TEST(test_affine_chain_folded)
     qb_node(g, "Sub", "reversed", "add_c,c3", "r3");
     qb_output(g, "p2", 1);
     qb_output(g, "r3", 1);
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     struct mq_fold_result r;
     struct mq_error err;
     ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
@@ -338,9 +320,9 @@ START_TEST(test_affine_chain_folded)
         ck_assert_str_eq(r.items[k].op_type, ops[k]);
         ck_assert_str_eq(r.items[k].conv, "conv");
     }
-    ck_assert_str_eq(node_named(m->graph, "conv")->output[0], "d");
-    ck_assert_ptr_nonnull(node_named(m->graph, "per_position"));
-    ck_assert_ptr_nonnull(node_named(m->graph, "reversed"));
+    ck_assert_str_eq(qb_node_named(m->graph, "conv")->output[0], "d");
+    ck_assert_ptr_nonnull(qb_node_named(m->graph, "per_position"));
+    ck_assert_ptr_nonnull(qb_node_named(m->graph, "reversed"));
     ck_assert_ptr_null(init_named(m->graph, "mul_c"));
     ck_assert_ptr_nonnull(init_named(m->graph, "add_c")); /* still read by 'reversed' */
     assert_same_outputs(m, orig, 3);
@@ -380,7 +362,7 @@ START_TEST(test_conv_transpose_bn_folded)
             qb_attr_int(ct, "group", 2);
         qb_node(g, "BatchNormalization", "bn", "c,s,t,m,v", "y");
         qb_output(g, "y", 1);
-        Onnx__ModelProto *orig = copy_model(m);
+        Onnx__ModelProto *orig = qb_copy_model(m);
         struct mq_fold_result r;
         struct mq_error err;
         ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
@@ -431,7 +413,7 @@ START_TEST(test_conv_hardsigmoid_folded)
 {
     for (int variant = 0; variant < 3; variant++) {
         int opset = variant == 1 ? 10 : 13, with_bn = variant == 2;
-        Onnx__ModelProto *m = conv_hardsigmoid_model(opset, with_bn, 0), *orig = copy_model(m);
+        Onnx__ModelProto *m = conv_hardsigmoid_model(opset, with_bn, 0), *orig = qb_copy_model(m);
         struct mq_fold_result r;
         struct mq_error err;
         ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
@@ -444,7 +426,7 @@ START_TEST(test_conv_hardsigmoid_folded)
         ck_assert_int_eq(f->clip_left, 1);
         ck_assert_int_eq(r.items[0].clip_left, !with_bn);
         ck_assert_int_eq((int)g->n_node, 3);
-        const Onnx__NodeProto *conv = node_named(g, "conv"), *clip = node_named(g, "hsig");
+        const Onnx__NodeProto *conv = qb_node_named(g, "conv"), *clip = qb_node_named(g, "hsig");
         /* The Conv's output has a new name, which only the Clip reads. */
         ck_assert_str_eq(conv->output[0], "h_affine");
         ck_assert_str_eq(clip->op_type, "Clip");
@@ -482,8 +464,8 @@ START_TEST(test_conv_hardsigmoid_folded)
     struct mq_error err;
     ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
     ck_assert_int_eq(r.n, 0);
-    ck_assert_str_eq(node_named(m->graph, "hsig")->op_type, "HardSigmoid");
-    ck_assert_str_eq(node_named(m->graph, "conv")->output[0], "c");
+    ck_assert_str_eq(qb_node_named(m->graph, "hsig")->op_type, "HardSigmoid");
+    ck_assert_str_eq(qb_node_named(m->graph, "conv")->output[0], "c");
     ck_assert(f32_at(m->graph, "w", 0) == 0.5f);
     mq_fold_result_free(&r);
     onnx__model_proto__free_unpacked(m, NULL);
@@ -523,7 +505,7 @@ START_TEST(test_gemm_folded)
             Onnx__NodeProto *hs = qb_node(g, "HardSigmoid", "hsig", hs_in, "y");
             qb_attr_float(hs, "alpha", 0.5f);
             qb_output(g, "y", 1);
-            Onnx__ModelProto *orig = copy_model(m);
+            Onnx__ModelProto *orig = qb_copy_model(m);
             struct mq_fold_result r;
             struct mq_error err;
             ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
@@ -531,11 +513,11 @@ START_TEST(test_gemm_folded)
             ck_assert_str_eq(r.items[r.n - 1].op_type, "HardSigmoid");
             ck_assert_str_eq(r.items[r.n - 1].conv, "fc");
             ck_assert_int_eq((int)g->n_node, 2);
-            const Onnx__NodeProto *fc = node_named(g, "fc");
+            const Onnx__NodeProto *fc = qb_node_named(g, "fc");
             ck_assert_int_eq((int)fc->n_input, 3);
             const Onnx__TensorProto *c = init_named(g, fc->input[2]);
             ck_assert_int_eq((int)c->n_dims, 1);
-            ck_assert_str_eq(node_named(g, "hsig")->op_type, "Clip");
+            ck_assert_str_eq(qb_node_named(g, "hsig")->op_type, "Clip");
             /* x in [-1, 1): values on both sides of the clamp */
             struct mq_tensor x, ya, yb;
             ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 2, xd, "x", &err), MQ_OK);
@@ -574,7 +556,7 @@ START_TEST(test_gemm_folded)
     struct mq_error err;
     ck_assert_msg(mq_fold_batchnorm(m, &r, &err) == MQ_OK, "%s", err.message);
     ck_assert_int_eq(r.n, 0);
-    ck_assert_str_eq(node_named(g, "hsig")->op_type, "HardSigmoid");
+    ck_assert_str_eq(qb_node_named(g, "hsig")->op_type, "HardSigmoid");
     mq_fold_result_free(&r);
     onnx__model_proto__free_unpacked(m, NULL);
 }

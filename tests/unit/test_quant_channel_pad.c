@@ -16,14 +16,6 @@
 #include "model_run.h"
 #include "quant_builder.h"
 
-static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_node; i++)
-        if (strcmp(g->node[i]->name ? g->node[i]->name : "", name) == 0)
-            return g->node[i];
-    return NULL;
-}
-
 static const Onnx__TensorProto *init_named(const Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_initializer; i++)
@@ -46,16 +38,6 @@ static const char *metadata(const Onnx__ModelProto *m, const char *key)
         if (strcmp(m->metadata_props[i]->key, key) == 0)
             return m->metadata_props[i]->value;
     return NULL;
-}
-
-static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
-    free(bytes);
-    return c;
 }
 
 static float *weights(int n, int seed)
@@ -159,14 +141,14 @@ END_TEST
 
 START_TEST(test_pad_and_undo)
 {
-    Onnx__ModelProto *m = build(), *orig = copy_model(m);
+    Onnx__ModelProto *m = build(), *orig = qb_copy_model(m);
     Onnx__GraphProto *g = m->graph;
     struct mq_error err;
     int n = -1;
     ck_assert_int_eq(mq_pad_conv_input_channels(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(count_op(g, "Pad"), 1);
-    const Onnx__NodeProto *conv = node_named(g, "pad_me");
+    const Onnx__NodeProto *conv = qb_node_named(g, "pad_me");
     ck_assert_str_eq(conv->input[0], "x_channel_padded");
     const Onnx__TensorProto *w = init_named(g, "w16");
     ck_assert_int_eq(w->dims[1], 4);
@@ -176,11 +158,11 @@ START_TEST(test_pad_and_undo)
         for (int k = 0; k < 9; k++)
             ck_assert(((float *)wt.data)[oc * 36 + 27 + k] == 0.0f);
     mq_tensor_free(&wt);
-    ck_assert_str_eq(node_named(g, "few_out")->input[0], "x");
-    ck_assert_str_eq(node_named(g, "grouped")->input[0], "x");
-    ck_assert_str_eq(node_named(g, "shared_a")->input[0], "x");
-    ck_assert_str_eq(node_named(g, "aligned")->input[0], "x4");
-    ck_assert_str_eq(node_named(g, "big_kernel")->input[0], "x");
+    ck_assert_str_eq(qb_node_named(g, "few_out")->input[0], "x");
+    ck_assert_str_eq(qb_node_named(g, "grouped")->input[0], "x");
+    ck_assert_str_eq(qb_node_named(g, "shared_a")->input[0], "x");
+    ck_assert_str_eq(qb_node_named(g, "aligned")->input[0], "x4");
+    ck_assert_str_eq(qb_node_named(g, "big_kernel")->input[0], "x");
     ck_assert_str_eq(metadata(m, MQ_PADDED_CHANNELS_KEY), "x_channel_padded\t3\n");
     assert_same_outputs(m, orig);
 
@@ -191,7 +173,7 @@ START_TEST(test_pad_and_undo)
     ck_assert_int_eq(mq_unpad_conv_input_channels(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(count_op(g, "Pad"), 0);
-    ck_assert_str_eq(node_named(g, "pad_me")->input[0], "x");
+    ck_assert_str_eq(qb_node_named(g, "pad_me")->input[0], "x");
     ck_assert_int_eq(init_named(g, "w16")->dims[1], 3);
     ck_assert_ptr_null(init_named(g, "x_channel_pads"));
     ck_assert_ptr_null(metadata(m, MQ_PADDED_CHANNELS_KEY));
@@ -206,12 +188,12 @@ END_TEST
 /* Before opset 11 Pad takes its pads as an attribute (the calibrate command pads such models). */
 START_TEST(test_pads_attribute_before_opset_11)
 {
-    Onnx__ModelProto *m = build_opset(10), *orig = copy_model(m);
+    Onnx__ModelProto *m = build_opset(10), *orig = qb_copy_model(m);
     struct mq_error err;
     int n = -1;
     ck_assert_int_eq(mq_pad_conv_input_channels(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
-    const Onnx__NodeProto *pad = node_named(m->graph, "pad_me_channel_pad");
+    const Onnx__NodeProto *pad = qb_node_named(m->graph, "pad_me_channel_pad");
     ck_assert_ptr_nonnull(pad);
     ck_assert_int_eq((int)pad->n_input, 1);
     ck_assert_int_eq((int)pad->n_attribute, 1);
@@ -295,23 +277,23 @@ START_TEST(test_pad_on_integers_and_back)
     int64_t one[1] = {1};
     qb_init_f32(g, "s", 0, one, &scale);
     init_u8_scalar(g, "zp", 128);
-    Onnx__NodeProto *conv = (Onnx__NodeProto *)node_named(g, "pad_me");
+    Onnx__NodeProto *conv = (Onnx__NodeProto *)qb_node_named(g, "pad_me");
     free(conv->input[0]);
     conv->input[0] = strdup("x_channel_padded_dequantized");
     qb_node(g, "QuantizeLinear", "q", "x_channel_padded,s,zp", "x_channel_padded_quantized");
     qb_node(g, "DequantizeLinear", "dq", "x_channel_padded_quantized,s,zp",
             "x_channel_padded_dequantized");
     /* put the pair right after the Pad, as the rewrite does */
-    size_t pad = index_of(g, node_named(g, "pad_me_channel_pad"));
+    size_t pad = index_of(g, qb_node_named(g, "pad_me_channel_pad"));
     Onnx__NodeProto *q = g->node[g->n_node - 2], *dq = g->node[g->n_node - 1];
     memmove(&g->node[pad + 3], &g->node[pad + 1], (g->n_node - 2 - pad - 1) * sizeof *g->node);
     g->node[pad + 1] = q;
     g->node[pad + 2] = dq;
-    Onnx__ModelProto *qdq = copy_model(m);
+    Onnx__ModelProto *qdq = qb_copy_model(m);
 
     ck_assert_int_eq(mq_channel_pads_to_integer(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
-    const Onnx__NodeProto *p = node_named(g, "pad_me_channel_pad");
+    const Onnx__NodeProto *p = qb_node_named(g, "pad_me_channel_pad");
     ck_assert_str_eq(q->input[0], "x");
     ck_assert_str_eq(p->input[0], q->output[0]);
     ck_assert_int_eq((int)p->n_input, 3);

@@ -17,14 +17,6 @@
 #include "model_run.h"
 #include "quant_builder.h"
 
-static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_node; i++)
-        if (strcmp(g->node[i]->name ? g->node[i]->name : "", name) == 0)
-            return g->node[i];
-    return NULL;
-}
-
 static const Onnx__TensorProto *init_named(const Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_initializer; i++)
@@ -39,16 +31,6 @@ static long long group_of(const Onnx__NodeProto *n)
         if (strcmp(n->attribute[i]->name, "group") == 0)
             return n->attribute[i]->i;
     return 1;
-}
-
-static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
-    free(bytes);
-    return c;
 }
 
 static void fill(float *v, int n, int seed)
@@ -112,14 +94,14 @@ END_TEST
 START_TEST(test_depthwise_widened)
 {
     Onnx__ModelProto *m = block_model();
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     Onnx__GraphProto *g = m->graph;
     struct mq_error err;
     int n = -1;
     ck_assert_int_eq(mq_pad_depthwise_channels(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
-    ck_assert_int_eq(group_of(node_named(g, "depthwise")), 16);
-    ck_assert_int_eq(group_of(node_named(g, "depthwise2")), 6);
+    ck_assert_int_eq(group_of(qb_node_named(g, "depthwise")), 16);
+    ck_assert_int_eq(group_of(qb_node_named(g, "depthwise2")), 6);
     ck_assert_int_eq(init_named(g, "pw")->dims[0], 16);
     ck_assert_int_eq(init_named(g, "pb")->dims[0], 16);
     ck_assert_int_eq(init_named(g, "dw")->dims[0], 16);

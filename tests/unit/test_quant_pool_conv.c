@@ -17,30 +17,12 @@
 #include "model_run.h"
 #include "quant_builder.h"
 
-static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_node; i++)
-        if (strcmp(g->node[i]->name ? g->node[i]->name : "", name) == 0)
-            return g->node[i];
-    return NULL;
-}
-
 static const Onnx__AttributeProto *attr_named(const Onnx__NodeProto *n, const char *name)
 {
     for (size_t i = 0; i < n->n_attribute; i++)
         if (strcmp(n->attribute[i]->name, name) == 0)
             return n->attribute[i];
     return NULL;
-}
-
-static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
-    free(bytes);
-    return c;
 }
 
 /* A scalar uint8 initializer (a zero point). */
@@ -139,7 +121,7 @@ END_TEST
 START_TEST(test_pool_becomes_depthwise_conv)
 {
     Onnx__ModelProto *m = pools_model();
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     Onnx__GraphProto *g = m->graph;
     ck_assert_int_eq(mq_pool_conv_candidates(m), 1);
     struct mq_opset_hints shapes = {shape_of, NULL};
@@ -148,16 +130,16 @@ START_TEST(test_pool_becomes_depthwise_conv)
     ck_assert_int_eq(mq_pools_as_depthwise_conv(m, &shapes, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(mq_pool_conv_candidates(m), 0);
-    const Onnx__NodeProto *conv = node_named(g, "pool");
+    const Onnx__NodeProto *conv = qb_node_named(g, "pool");
     ck_assert_str_eq(conv->op_type, "Conv");
     ck_assert_str_eq(conv->input[0], "xd");
     ck_assert_str_eq(conv->output[0], "y1");
     ck_assert_int_eq(attr_named(conv, "group")->i, 3);
     ck_assert_int_eq((int)attr_named(conv, "pads")->n_ints, 4);
     ck_assert_ptr_null(attr_named(conv, "count_include_pad"));
-    ck_assert_str_eq(node_named(g, "pool_ceil")->op_type, "AveragePool");
-    ck_assert_str_eq(node_named(g, "pool_uncounted")->op_type, "AveragePool");
-    ck_assert_str_eq(node_named(g, "pool_shared")->op_type, "AveragePool");
+    ck_assert_str_eq(qb_node_named(g, "pool_ceil")->op_type, "AveragePool");
+    ck_assert_str_eq(qb_node_named(g, "pool_uncounted")->op_type, "AveragePool");
+    ck_assert_str_eq(qb_node_named(g, "pool_shared")->op_type, "AveragePool");
     /* the weight: int8 ones [3, 1, 3, 3] behind a DequantizeLinear of scale 1/9 */
     const Onnx__NodeProto *wdq = NULL;
     for (size_t i = 0; i < g->n_node; i++)
@@ -202,7 +184,7 @@ START_TEST(test_unknown_channels_leave_the_pool)
     int n = -1;
     ck_assert_int_eq(mq_pools_as_depthwise_conv(m, &none, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 0);
-    ck_assert_str_eq(node_named(m->graph, "pool")->op_type, "AveragePool");
+    ck_assert_str_eq(qb_node_named(m->graph, "pool")->op_type, "AveragePool");
     onnx__model_proto__free_unpacked(m, NULL);
 }
 END_TEST

@@ -104,14 +104,6 @@ static void run_free(struct run *r)
     mq_ranges_free(&r->ranges);
 }
 
-static Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_node; i++)
-        if (strcmp(g->node[i]->name ? g->node[i]->name : "", name) == 0)
-            return g->node[i];
-    return NULL;
-}
-
 static int node_index(const Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_node; i++)
@@ -194,16 +186,6 @@ static void run_model(const Onnx__ModelProto *m, const struct mq_tensor *in, int
     mr_run(m, in, n_in, out, 1);
 }
 
-static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
-    free(bytes);
-    return c;
-}
-
 static struct mq_tensor tensor_f32(int rank, const int64_t *dims, const float *v)
 {
     struct mq_tensor t;
@@ -242,7 +224,7 @@ static const struct range_spec conv_ranges[] = {{"x", -1.0f, 1.0f}, {"c", -3.0f,
 
 START_TEST(test_conv_relu)
 {
-    Onnx__ModelProto *m = conv_relu_model(), *orig = copy_model(m);
+    Onnx__ModelProto *m = conv_relu_model(), *orig = qb_copy_model(m);
     struct mq_quant_options o;
     mq_quant_options_default(&o);
     struct run r;
@@ -258,23 +240,23 @@ START_TEST(test_conv_relu)
     ck_assert_str_eq(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY),
                      "y_QuantizeLinear_Input\tRelu\trelu\t0\tinf\n");
     ck_assert_int_eq((int)g->n_node, 7);
-    ck_assert_ptr_null(node_named(g, "relu"));
-    assert_io(node_named(g, "x_QuantizeLinear"), "QuantizeLinear", "x,x_scale,x_zero_point",
+    ck_assert_ptr_null(qb_node_named(g, "relu"));
+    assert_io(qb_node_named(g, "x_QuantizeLinear"), "QuantizeLinear", "x,x_scale,x_zero_point",
               "x_quantized");
-    assert_io(node_named(g, "x_DequantizeLinear"), "DequantizeLinear",
+    assert_io(qb_node_named(g, "x_DequantizeLinear"), "DequantizeLinear",
               "x_quantized,x_scale,x_zero_point", "x_dequantized");
     /* Weight and bias zero points are all 0, DequantizeLinear's default: no input. */
-    assert_io(node_named(g, "w_DequantizeLinear"), "DequantizeLinear", "w_quantized,w_scale",
+    assert_io(qb_node_named(g, "w_DequantizeLinear"), "DequantizeLinear", "w_quantized,w_scale",
               "w_dequantized");
-    assert_io(node_named(g, "b_DequantizeLinear"), "DequantizeLinear", "b_quantized,b_scale",
+    assert_io(qb_node_named(g, "b_DequantizeLinear"), "DequantizeLinear", "b_quantized,b_scale",
               "b_dequantized");
     ck_assert_ptr_null(init_named(g, "w_zero_point"));
     ck_assert_ptr_null(init_named(g, "b_zero_point"));
-    assert_io(node_named(g, "conv"), "Conv", "x_dequantized,w_dequantized,b_dequantized",
+    assert_io(qb_node_named(g, "conv"), "Conv", "x_dequantized,w_dequantized,b_dequantized",
               "y_QuantizeLinear_Input");
-    assert_io(node_named(g, "y_QuantizeLinear"), "QuantizeLinear",
+    assert_io(qb_node_named(g, "y_QuantizeLinear"), "QuantizeLinear",
               "y_QuantizeLinear_Input,y_scale,y_zero_point", "y_quantized");
-    assert_io(node_named(g, "y_DequantizeLinear"), "DequantizeLinear",
+    assert_io(qb_node_named(g, "y_DequantizeLinear"), "DequantizeLinear",
               "y_quantized,y_scale,y_zero_point", "y");
     ck_assert_str_eq(g->output[0]->name, "y");
     /* Topological: the Conv after its inputs' DQs, the output pair after the Conv. */
@@ -303,7 +285,7 @@ START_TEST(test_conv_relu)
     ck_assert_int_eq(int_at(g, "w_quantized", 7), 127);   /* 0.6 / s0 */
     ck_assert_int_eq(int_at(g, "w_quantized", 9), -127);  /* -1.0 / s1 */
     ck_assert_int_eq(int_at(g, "w_quantized", 0), (int)nearbyintf(0.5f / s0));
-    const Onnx__NodeProto *wdq = node_named(g, "w_DequantizeLinear");
+    const Onnx__NodeProto *wdq = qb_node_named(g, "w_DequantizeLinear");
     ck_assert_int_eq((int)wdq->n_attribute, 1);
     ck_assert_str_eq(wdq->attribute[0]->name, "axis");
     ck_assert_int_eq(wdq->attribute[0]->i, 0);
@@ -356,7 +338,7 @@ START_TEST(test_deterministic_and_names_collide)
     qb_init_f32(a->graph, "x_scale", 1, one, &v);
     qb_node(a->graph, "Identity", "x_QuantizeLinear", "x_scale", "x_quantized");
     qb_output(a->graph, "x_quantized", 1);
-    Onnx__ModelProto *b = copy_model(a);
+    Onnx__ModelProto *b = qb_copy_model(a);
     struct mq_quant_options o;
     mq_quant_options_default(&o);
     struct run ra, rb;
@@ -373,9 +355,9 @@ START_TEST(test_deterministic_and_names_collide)
     free(pa);
     free(pb);
     const Onnx__GraphProto *g = a->graph;
-    assert_io(node_named(g, "x_QuantizeLinear_1"), "QuantizeLinear",
+    assert_io(qb_node_named(g, "x_QuantizeLinear_1"), "QuantizeLinear",
               "x,x_scale_1,x_zero_point", "x_quantized_1");
-    ck_assert_ptr_nonnull(node_named(g, "x_QuantizeLinear")); /* the Identity, untouched */
+    ck_assert_ptr_nonnull(qb_node_named(g, "x_QuantizeLinear")); /* the Identity, untouched */
     ck_assert(f32_at(g, "x_scale", 0) == 0.0f);
     run_free(&ra);
     run_free(&rb);
@@ -404,7 +386,7 @@ START_TEST(test_matmul_add)
     qb_node(g, "MatMul", "mm2", "z,W2", "out");
     qb_output(g, "y", 1);
     qb_output(g, "out", 1);
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     struct range_spec ranges[] = {{"x", -1, 1}, {"m", -6, 6}, {"y", -7, 7}, {"z", 0, 7},
                                   {"out", -20, 20}};
     struct mq_quant_options o;
@@ -425,14 +407,14 @@ START_TEST(test_matmul_add)
     ck_assert_int_eq(init_named(g, "B_quantized")->data_type, MQ_DTYPE_UINT8);
     ck_assert(f32_at(g, "B_scale", 0) == (float)(3.0 / 255.0));
     ck_assert_int_eq(int_at(g, "B_zero_point", 0), 170); /* rint(2 / (3/255)) = rint(170) */
-    assert_io(node_named(g, "add"), "Add", "m_dequantized,B_dequantized", "y_QuantizeLinear_Input");
-    assert_io(node_named(g, "y_DequantizeLinear"), "DequantizeLinear",
+    assert_io(qb_node_named(g, "add"), "Add", "m_dequantized,B_dequantized", "y_QuantizeLinear_Input");
+    assert_io(qb_node_named(g, "y_DequantizeLinear"), "DequantizeLinear",
               "y_quantized,y_scale,y_zero_point", "y");
     /* The Relu reads y (now the DQ output) and gets its own pair. */
-    assert_io(node_named(g, "after"), "Relu", "y", "z");
+    assert_io(qb_node_named(g, "after"), "Relu", "y", "z");
     /* Nothing quantized reads mm2's output (a graph output): it stays float, which
        onnxruntime runs as MatMulIntegerToFloat. */
-    assert_io(node_named(g, "mm2"), "MatMul", "z_dequantized,W2_dequantized", "out");
+    assert_io(qb_node_named(g, "mm2"), "MatMul", "z_dequantized,W2_dequantized", "out");
     ck_assert_int_eq(choice(&r, "after")->status, MQ_NODE_QUANTIZED);
     ck_assert_str_eq(g->output[0]->name, "y");
     ck_assert_str_eq(g->output[1]->name, "out");
@@ -488,10 +470,10 @@ START_TEST(test_reshape_shares_scale)
     ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
     ck_assert_int_eq(choice(&r, "reshape")->status, MQ_NODE_QUANTIZED);
     /* The Reshape reads c's DQ and its output's pair uses c's scale and zero point. */
-    assert_io(node_named(g, "reshape"), "Reshape", "c_dequantized,shape", "r");
-    assert_io(node_named(g, "r_QuantizeLinear"), "QuantizeLinear", "r,c_scale,c_zero_point",
+    assert_io(qb_node_named(g, "reshape"), "Reshape", "c_dequantized,shape", "r");
+    assert_io(qb_node_named(g, "r_QuantizeLinear"), "QuantizeLinear", "r,c_scale,c_zero_point",
               "r_quantized");
-    assert_io(node_named(g, "fc"), "MatMul", "r_dequantized,w2_dequantized", "y");
+    assert_io(qb_node_named(g, "fc"), "MatMul", "r_dequantized,w2_dequantized", "y");
     ck_assert_ptr_null(init_named(g, "r_scale"));
     ck_assert_str_eq(record(&r, "r")->shared_with, "c");
     ck_assert(record(&r, "r")->scales[0] == (float)(6.0 / 255.0));
@@ -564,7 +546,7 @@ START_TEST(test_gemm_trans_b_and_beta)
     qb_attr_int(gemm, "transB", 1);
     qb_attr_float(gemm, "beta", 0.5f);
     qb_output(g, "y", 1);
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     struct range_spec ranges[] = {{"x", -1, 1}, {"y", -20, 20}};
     struct mq_quant_options o;
     mq_quant_options_default(&o);
@@ -576,13 +558,13 @@ START_TEST(test_gemm_trans_b_and_beta)
     /* beta went into the values, the node now adds C as it is. */
     float xs = (float)(2.0 / 255.0), s0 = f32_at(g, "B_scale", 0);
     ck_assert_int_eq(int_at(g, "C_quantized", 0), (int64_t)nearbyintf(0.5f / (xs * s0)));
-    ck_assert(mq_node_attr_float(node_named(g, "gemm"), "beta", 0) == 1.0f);
+    ck_assert(mq_node_attr_float(qb_node_named(g, "gemm"), "beta", 0) == 1.0f);
     /* onnxruntime fuses QGemm only when the weight's DQ has a zero point: it keeps it; the
        bias's zero point (0, the default) goes either way. */
-    assert_io(node_named(g, "B_DequantizeLinear"), "DequantizeLinear",
+    assert_io(qb_node_named(g, "B_DequantizeLinear"), "DequantizeLinear",
               "B_quantized,B_scale,B_zero_point", "B_dequantized");
     ck_assert_int_eq(int_at(g, "B_zero_point", 1), 0);
-    assert_io(node_named(g, "C_DequantizeLinear"), "DequantizeLinear", "C_quantized,C_scale",
+    assert_io(qb_node_named(g, "C_DequantizeLinear"), "DequantizeLinear", "C_quantized,C_scale",
               "C_dequantized");
     float xv[3] = {0.5f, -0.25f, 1.0f};
     struct mq_tensor x = tensor_f32(2, xd, xv), yq, yf;
@@ -630,7 +612,7 @@ START_TEST(test_clip_fold_only_when_exact)
             /* Clip(2, 6): zero must stay representable, so [0, 6] would let 1.0 through. */
             ck_assert_int_eq(choice(&r, "clip")->status, MQ_NODE_QUANTIZED);
             ck_assert_ptr_null(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY));
-            assert_io(node_named(g, "clip"), "Clip", "m_dequantized,lo,hi",
+            assert_io(qb_node_named(g, "clip"), "Clip", "m_dequantized,lo,hi",
                       "y_QuantizeLinear_Input");
         }
         run_free(&r);
@@ -663,8 +645,8 @@ START_TEST(test_missing_range_and_types)
     const struct mq_node_choice *c = choice(&r, "conv");
     ck_assert_int_eq(c->status, MQ_NODE_QUANTIZED);
     ck_assert_ptr_nonnull(strstr(c->reason, "'c' stays float: no calibration range"));
-    assert_io(node_named(g, "conv2"), "Conv", "c,w_dequantized", "y_QuantizeLinear_Input");
-    assert_io(node_named(g, "conv"), "Conv", "x_dequantized,w_dequantized", "c");
+    assert_io(qb_node_named(g, "conv2"), "Conv", "c,w_dequantized", "y_QuantizeLinear_Input");
+    assert_io(qb_node_named(g, "conv"), "Conv", "x_dequantized,w_dequantized", "c");
     ck_assert_int_eq(choice(&r, "gather")->status, MQ_NODE_SKIPPED);
     int found = 0;
     for (int i = 0; i < r.res.n_skipped; i++)
@@ -691,10 +673,10 @@ START_TEST(test_tensorrt_profile)
     ck_assert_int_eq(int_at(g, "x_zero_point", 0), 0);
     ck_assert_int_eq(init_named(g, "x_zero_point")->data_type, MQ_DTYPE_INT8);
     ck_assert(f32_at(g, "x_scale", 0) == (float)(2.0 / 254.0));
-    ck_assert_ptr_null(node_named(g, "y_QuantizeLinear"));
-    ck_assert_ptr_null(node_named(g, "c_QuantizeLinear"));
+    ck_assert_ptr_null(qb_node_named(g, "y_QuantizeLinear"));
+    ck_assert_ptr_null(qb_node_named(g, "c_QuantizeLinear"));
     ck_assert_int_eq(choice(&r, "relu")->status, MQ_NODE_SKIPPED);
-    assert_io(node_named(g, "relu"), "Relu", "c", "y");
+    assert_io(qb_node_named(g, "relu"), "Relu", "c", "y");
     run_free(&r);
     onnx__model_proto__free_unpacked(m, NULL);
 }
@@ -727,13 +709,13 @@ START_TEST(test_subgraph_quantized)
     ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
     ck_assert_int_eq(choice(&r, "inner")->status, MQ_NODE_QUANTIZED);
     /* Inside the branch: its own pair on the outer x, its own quantized copy of w. */
-    assert_io(node_named(then_g, "inner"), "Conv", "x_dequantized,w_dequantized",
+    assert_io(qb_node_named(then_g, "inner"), "Conv", "x_dequantized,w_dequantized",
               "t_QuantizeLinear_Input");
-    assert_io(node_named(then_g, "t_DequantizeLinear"), "DequantizeLinear",
+    assert_io(qb_node_named(then_g, "t_DequantizeLinear"), "DequantizeLinear",
               "t_quantized,t_scale,t_zero_point", "t");
     ck_assert_ptr_nonnull(init_named(then_g, "w_quantized"));
     /* The else branch made different names for the same tensors. */
-    assert_io(node_named(else_g, "other"), "Conv", "x_dequantized_1,w_dequantized_1", "e");
+    assert_io(qb_node_named(else_g, "other"), "Conv", "x_dequantized_1,w_dequantized_1", "e");
     ck_assert_ptr_nonnull(strstr(choice(&r, "other")->reason, "'e' stays float"));
     ck_assert_str_eq(record(&r, "t")->graph, "branch/then_branch");
     /* The outer float w is read by nobody now. */
@@ -888,8 +870,8 @@ START_TEST(test_fold_after_shared_scale)
     quantize(m, ranges, 5, &o, &r);
     ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
     ck_assert_int_eq(choice(&r, "relu")->status, MQ_NODE_FOLDED);
-    assert_io(node_named(g, "pool"), "MaxPool", "c_dequantized", "y");
-    assert_io(node_named(g, "y_QuantizeLinear"), "QuantizeLinear", "y,y_scale,y_zero_point",
+    assert_io(qb_node_named(g, "pool"), "MaxPool", "c_dequantized", "y");
+    assert_io(qb_node_named(g, "y_QuantizeLinear"), "QuantizeLinear", "y,y_scale,y_zero_point",
               "y_quantized");
     ck_assert_int_eq(int_at(g, "y_zero_point", 0), 0);
     ck_assert_ptr_null(record(&r, "y")->shared_with);
@@ -946,9 +928,9 @@ START_TEST(test_islands)
     ck_assert_ptr_nonnull(strstr(choice(&r, "head")->reason, "reaches no quantized Conv"));
     ck_assert_int_eq(choice(&r, "gate")->status, MQ_NODE_SKIPPED);
     /* The head reads the Conv outputs' DQs and writes plain floats. */
-    assert_io(node_named(g, "head"), "Concat", "d_dequantized,c_dequantized", "h");
-    assert_io(node_named(g, "gate"), "Sigmoid", "h", "y");
-    ck_assert_ptr_null(node_named(g, "h_QuantizeLinear"));
+    assert_io(qb_node_named(g, "head"), "Concat", "d_dequantized,c_dequantized", "h");
+    assert_io(qb_node_named(g, "gate"), "Sigmoid", "h", "y");
+    ck_assert_ptr_null(qb_node_named(g, "h_QuantizeLinear"));
     run_free(&r);
     onnx__model_proto__free_unpacked(m, NULL);
 }
@@ -994,17 +976,17 @@ START_TEST(test_islands_add_mul_convtranspose)
     ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
     ck_assert_int_eq(choice(&r, "residual")->status, MQ_NODE_QUANTIZED);
     ck_assert_int_eq(choice(&r, "gate")->status, MQ_NODE_QUANTIZED);
-    assert_io(node_named(g, "residual"), "Add", "c_dequantized,d_dequantized", "a");
-    assert_io(node_named(g, "gate"), "Mul", "a_dequantized,d_dequantized", "e");
-    ck_assert_ptr_nonnull(node_named(g, "a_QuantizeLinear"));
-    ck_assert_ptr_nonnull(node_named(g, "e_QuantizeLinear"));
+    assert_io(qb_node_named(g, "residual"), "Add", "c_dequantized,d_dequantized", "a");
+    assert_io(qb_node_named(g, "gate"), "Mul", "a_dequantized,d_dequantized", "e");
+    ck_assert_ptr_nonnull(qb_node_named(g, "a_QuantizeLinear"));
+    ck_assert_ptr_nonnull(qb_node_named(g, "e_QuantizeLinear"));
     ck_assert_int_eq(choice(&r, "state_mul")->status, MQ_NODE_SKIPPED);
     ck_assert_int_eq(choice(&r, "state_add")->status, MQ_NODE_SKIPPED);
     ck_assert_ptr_nonnull(strstr(choice(&r, "state_add")->reason, "reaches no quantized Conv"));
-    assert_io(node_named(g, "state_add"), "Add", "s,f_dequantized", "state");
-    ck_assert_ptr_null(node_named(g, "s_QuantizeLinear"));
+    assert_io(qb_node_named(g, "state_add"), "Add", "s,f_dequantized", "state");
+    ck_assert_ptr_null(qb_node_named(g, "s_QuantizeLinear"));
     ck_assert_int_eq(choice(&r, "up")->status, MQ_NODE_SKIPPED);
-    assert_io(node_named(g, "up"), "ConvTranspose", "f_dequantized,wt", "u");
+    assert_io(qb_node_named(g, "up"), "ConvTranspose", "f_dequantized,wt", "u");
     ck_assert_ptr_nonnull(init_named(g, "wt"));
 
     run_free(&r);
@@ -1033,15 +1015,15 @@ START_TEST(test_hardswish_split)
     qb_node(g, "HardSwish", "hs_input", "x", "z");     /* behind no Conv: stays */
     qb_output(g, "y", 1);
     qb_output(g, "z", 1);
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     struct mq_error err;
     int n = -1;
     ck_assert_int_eq(mq_split_hardswish(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq((int)g->n_node, 8);
-    ck_assert_ptr_null(node_named(g, "hs"));
-    ck_assert_str_eq(node_named(g, "hs_out")->op_type, "HardSwish");
-    ck_assert_str_eq(node_named(g, "hs_input")->op_type, "HardSwish");
+    ck_assert_ptr_null(qb_node_named(g, "hs"));
+    ck_assert_str_eq(qb_node_named(g, "hs_out")->op_type, "HardSwish");
+    ck_assert_str_eq(qb_node_named(g, "hs_input")->op_type, "HardSwish");
     /* In place of the HardSwish, in order: x + 3, Clip to [0, 6], times x, times 1/6. */
     ck_assert_str_eq(g->node[1]->op_type, "Add");
     ck_assert_str_eq(g->node[2]->op_type, "Clip");
@@ -1121,14 +1103,14 @@ START_TEST(test_hardsigmoid_fold_leaves_int8_chain)
                           strcmp(g->node[i]->op_type, "HardSigmoid") != 0,
                       "%s left", g->node[i]->op_type);
     /* The Conv's output quantized with the Clip's range: [0, 1], zero point 0. */
-    assert_io(node_named(g, "conv"), "Conv", "t_dequantized,w_dequantized,b_dequantized", "h");
-    assert_io(node_named(g, "h_QuantizeLinear"), "QuantizeLinear", "h,h_scale,h_zero_point",
+    assert_io(qb_node_named(g, "conv"), "Conv", "t_dequantized,w_dequantized,b_dequantized", "h");
+    assert_io(qb_node_named(g, "h_QuantizeLinear"), "QuantizeLinear", "h,h_scale,h_zero_point",
               "h_quantized");
     ck_assert(f32_at(g, "h_scale", 0) == (float)(1.0 / 255.0));
     ck_assert_int_eq(int_at(g, "h_zero_point", 0), 0);
     /* recorded, for dequantize to put the Clip back */
     ck_assert_str_eq(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY), "h\tClip\thsig\t0\t1\n");
-    assert_io(node_named(g, "excite"), "Mul", "t_dequantized,h_dequantized", "y");
+    assert_io(qb_node_named(g, "excite"), "Mul", "t_dequantized,h_dequantized", "y");
     run_free(&r);
     onnx__model_proto__free_unpacked(m, NULL);
 }
@@ -1160,15 +1142,15 @@ START_TEST(test_pad_folded_into_conv)
     qb_output(g, "y2", 1);
     qb_output(g, "y3", 1);
     qb_output(g, "p3", 1);
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     struct mq_error err;
     int n = -1;
     ck_assert_int_eq(mq_fold_pad_into_conv(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
-    ck_assert_ptr_null(node_named(g, "pad"));
-    ck_assert_ptr_nonnull(node_named(g, "pad_two"));
-    ck_assert_ptr_nonnull(node_named(g, "pad_shared"));
-    const Onnx__NodeProto *conv = node_named(g, "conv");
+    ck_assert_ptr_null(qb_node_named(g, "pad"));
+    ck_assert_ptr_nonnull(qb_node_named(g, "pad_two"));
+    ck_assert_ptr_nonnull(qb_node_named(g, "pad_shared"));
+    const Onnx__NodeProto *conv = qb_node_named(g, "conv");
     ck_assert_str_eq(conv->input[0], "x");
     /* Begins [0, 1] + [1, 0], ends [0, 1] + [1, 2]. */
     const Onnx__AttributeProto *a = NULL;
@@ -1237,15 +1219,15 @@ START_TEST(test_pad_folded_into_average_pool)
     qb_output(g, "y", 1);
     qb_output(g, "y2", 1);
     qb_output(g, "y3", 1);
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     struct mq_error err;
     int n = -1;
     ck_assert_int_eq(mq_fold_pad_into_conv(m, &n, &err), MQ_OK);
     ck_assert_int_eq(n, 1);
-    ck_assert_ptr_null(node_named(g, "pad"));
-    ck_assert_ptr_nonnull(node_named(g, "pad_own"));
-    ck_assert_ptr_nonnull(node_named(g, "pad_ceil"));
-    const Onnx__NodeProto *folded = node_named(g, "pool");
+    ck_assert_ptr_null(qb_node_named(g, "pad"));
+    ck_assert_ptr_nonnull(qb_node_named(g, "pad_own"));
+    ck_assert_ptr_nonnull(qb_node_named(g, "pad_ceil"));
+    const Onnx__NodeProto *folded = qb_node_named(g, "pool");
     ck_assert_str_eq(folded->input[0], "x");
     int counted = 0;
     for (size_t i = 0; i < folded->n_attribute; i++)
@@ -1289,7 +1271,7 @@ START_TEST(test_nonzero_weight_zero_point_kept)
     quantize(m, conv_ranges, 3, &o, &r);
     ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
     const Onnx__GraphProto *g = m->graph;
-    assert_io(node_named(g, "w_DequantizeLinear"), "DequantizeLinear",
+    assert_io(qb_node_named(g, "w_DequantizeLinear"), "DequantizeLinear",
               "w_quantized,w_scale,w_zero_point", "w_dequantized");
     ck_assert_int_ne(int_at(g, "w_zero_point", 0), 0);
     run_free(&r);
@@ -1339,11 +1321,11 @@ START_TEST(test_matmul_float_output)
         quantize(m, ranges, 2, &o, &r);
         ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
         /* The MatMul writes "m" either way; quantized, a QuantizeLinear reads it. */
-        assert_io(node_named(g, "mm"), "MatMul", "x_dequantized,W_dequantized", "m");
-        int quantized = node_named(g, "m_QuantizeLinear") != NULL;
+        assert_io(qb_node_named(g, "mm"), "MatMul", "x_dequantized,W_dequantized", "m");
+        int quantized = qb_node_named(g, "m_QuantizeLinear") != NULL;
         ck_assert_msg(quantized == !want_float[k], "rank %d: output %s", ranks[k],
                       quantized ? "quantized" : "float");
-        assert_io(node_named(g, "bias"), "Add", quantized ? "m_dequantized,B" : "m,B", "y");
+        assert_io(qb_node_named(g, "bias"), "Add", quantized ? "m_dequantized,B" : "m,B", "y");
         run_free(&r);
         onnx__model_proto__free_unpacked(m, NULL);
     }

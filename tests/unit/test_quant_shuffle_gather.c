@@ -14,30 +14,12 @@
 #include "model_run.h"
 #include "quant_builder.h"
 
-static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_node; i++)
-        if (strcmp(g->node[i]->name ? g->node[i]->name : "", name) == 0)
-            return g->node[i];
-    return NULL;
-}
-
 static int count_op(const Onnx__GraphProto *g, const char *op)
 {
     int n = 0;
     for (size_t i = 0; i < g->n_node; i++)
         n += strcmp(g->node[i]->op_type, op) == 0;
     return n;
-}
-
-static Onnx__ModelProto *copy_model(const Onnx__ModelProto *m)
-{
-    size_t size = onnx__model_proto__get_packed_size(m);
-    uint8_t *bytes = malloc(size + 1);
-    onnx__model_proto__pack(m, bytes);
-    Onnx__ModelProto *c = onnx__model_proto__unpack(NULL, size, bytes);
-    free(bytes);
-    return c;
 }
 
 static const int64_t x_dims[4] = {1, 6, 2, 3}, split_dims[5] = {1, 2, 3, 2, 3};
@@ -85,7 +67,7 @@ static Onnx__ModelProto *shuffle_model(void)
 START_TEST(test_shuffle_becomes_gather)
 {
     Onnx__ModelProto *m = shuffle_model();
-    Onnx__ModelProto *orig = copy_model(m);
+    Onnx__ModelProto *orig = qb_copy_model(m);
     Onnx__GraphProto *g = m->graph;
     ck_assert_int_eq(mq_shuffle_candidates(m), 1);
     struct mq_opset_hints shapes = {shape_of, NULL};
@@ -95,9 +77,9 @@ START_TEST(test_shuffle_becomes_gather)
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(count_op(g, "Gather"), 1);
     ck_assert_int_eq(count_op(g, "Transpose"), 1);
-    ck_assert_ptr_null(node_named(g, "swap"));
-    ck_assert_ptr_nonnull(node_named(g, "swap2"));
-    const Onnx__NodeProto *gather = node_named(g, "swap_as_gather");
+    ck_assert_ptr_null(qb_node_named(g, "swap"));
+    ck_assert_ptr_nonnull(qb_node_named(g, "swap2"));
+    const Onnx__NodeProto *gather = qb_node_named(g, "swap_as_gather");
     ck_assert_ptr_nonnull(gather);
     ck_assert_str_eq(gather->input[0], "x");
     ck_assert_str_eq(gather->output[0], "y");
