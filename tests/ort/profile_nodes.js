@@ -29,7 +29,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { decodeTensor } = require('./tensor_proto');
+const { naturalCompare, listSets, loadFeeds, median } = require('./samples');
 
 function usage(msg) {
   process.stderr.write(`profile_nodes.js: ${msg}\n` +
@@ -65,38 +65,6 @@ function parseArgs(argv) {
   if (o.models.length < 1 || o.models.length > 3) usage('needs one to three models');
   if (!o.inputs) usage('missing --inputs DIR');
   return o;
-}
-
-function naturalCompare(a, b) {
-  return a.localeCompare(b, 'en', { numeric: true });
-}
-
-function listSets(dir) {
-  const entries = fs.readdirSync(dir, { withFileTypes: true });
-  const sets = entries.filter((e) => /^test_data_set_\d+$/.test(e.name)).map((e) => e.name)
-    .sort(naturalCompare);
-  if (sets.length) return sets.map((s) => path.join(dir, s));
-  if (entries.some((e) => /^input_\d+\.pb$/.test(e.name))) return [dir];
-  throw new Error(`${dir}: no test_data_set_N folders and no input_K.pb files`);
-}
-
-function loadFeeds(ort, session, setDir) {
-  const files = fs.readdirSync(setDir).filter((f) => /^input_\d+\.pb$/.test(f)).sort(naturalCompare);
-  const feeds = {};
-  for (const f of files) {
-    const k = Number(f.match(/\d+/)[0]);
-    const t = decodeTensor(fs.readFileSync(path.join(setDir, f)));
-    const name = t.name || session.inputNames[k];
-    if (!session.inputNames.includes(name)) throw new Error(`${setDir}/${f}: '${name}' is no input`);
-    feeds[name] = new ort.Tensor(t.ortType, t.data, t.dims);
-  }
-  return feeds;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 // The trace's node events after the warm-up runs: per node, its op type and its durations (ms).
@@ -200,7 +168,7 @@ async function main() {
       sessions.push(await ort.InferenceSession.create(o.models[k], options));
     }
     const sets = listSets(o.inputs);
-    const feeds = sessions.map((s) => sets.map((d) => loadFeeds(ort, s, d)));
+    const feeds = sessions.map((s) => sets.map((d) => loadFeeds(ort, s, d.dir)));
     for (let k = 0; k < sessions.length; k++) for (const f of feeds[k]) await sessions[k].run(f);
     for (let r = 0; r < o.runs; r++) {
       for (let k = 0; k < sessions.length; k++) for (const f of feeds[k]) await sessions[k].run(f);

@@ -22,7 +22,8 @@
 
 const fs = require('fs');
 const path = require('path');
-const { decodeTensor, encodeTensor, ORT_TO_ONNX } = require('./tensor_proto');
+const { encodeTensor, ORT_TO_ONNX } = require('./tensor_proto');
+const { listSets, loadFeeds, median } = require('./samples');
 
 function usage(msg) {
   process.stderr.write(`run_model.js: ${msg}\n` +
@@ -67,42 +68,6 @@ function parseArgs(argv) {
 }
 
 // Natural order, so test_data_set_10 follows test_data_set_9.
-function naturalCompare(a, b) {
-  return a.localeCompare(b, 'en', { numeric: true });
-}
-
-function listSets(dir) {
-  const entries = fs.readdirSync(dir, { withFileTypes: true });
-  const sets = entries
-    .filter((e) => /^test_data_set_\d+$/.test(e.name) && (e.isDirectory() || e.isSymbolicLink()))
-    .map((e) => e.name)
-    .sort(naturalCompare);
-  if (sets.length) return sets.map((s) => ({ name: s, dir: path.join(dir, s) }));
-  // A folder that is itself one sample writes its outputs as test_data_set_0, as ours does.
-  if (entries.some((e) => /^input_\d+\.pb$/.test(e.name))) return [{ name: 'test_data_set_0', dir }];
-  throw new Error(`${dir}: no test_data_set_N folders and no input_K.pb files`);
-}
-
-function loadFeeds(ort, session, setDir) {
-  const files = fs.readdirSync(setDir).filter((f) => /^input_\d+\.pb$/.test(f)).sort(naturalCompare);
-  const feeds = {};
-  for (const f of files) {
-    const k = Number(f.match(/\d+/)[0]);
-    const t = decodeTensor(fs.readFileSync(path.join(setDir, f)));
-    const name = t.name || session.inputNames[k];
-    if (!name) throw new Error(`${path.join(setDir, f)}: unnamed tensor and no graph input ${k}`);
-    if (!session.inputNames.includes(name)) {
-      throw new Error(`${path.join(setDir, f)}: '${name}' is not an input of the model ` +
-        `(inputs: ${session.inputNames.join(', ')})`);
-    }
-    feeds[name] = new ort.Tensor(t.ortType, t.data, t.dims);
-  }
-  for (const n of session.inputNames) {
-    if (!(n in feeds)) throw new Error(`${setDir}: no input_K.pb for graph input '${n}'`);
-  }
-  return feeds;
-}
-
 function writeOutputs(session, results, outDir) {
   fs.mkdirSync(outDir, { recursive: true });
   session.outputNames.forEach((name, k) => {
@@ -112,12 +77,6 @@ function writeOutputs(session, results, outDir) {
     const buf = encodeTensor({ name, dims: t.dims, dataType, data: t.data });
     fs.writeFileSync(path.join(outDir, `output_${k}.pb`), buf);
   });
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 async function main() {

@@ -14,9 +14,7 @@
 // figure), "rounds": [[a, b], ...]}.
 // Exit status: 0 ok, 1 failure, 2 usage.
 
-const fs = require('fs');
-const path = require('path');
-const { decodeTensor } = require('./tensor_proto');
+const { listSets, loadFeeds, median } = require('./samples');
 
 function usage(msg) {
   process.stderr.write(`time_pair.js: ${msg}\n` +
@@ -46,38 +44,6 @@ function parseArgs(argv) {
   return o;
 }
 
-function naturalCompare(a, b) {
-  return a.localeCompare(b, 'en', { numeric: true });
-}
-
-function listSets(dir) {
-  const entries = fs.readdirSync(dir, { withFileTypes: true });
-  const sets = entries.filter((e) => /^test_data_set_\d+$/.test(e.name)).map((e) => e.name)
-    .sort(naturalCompare);
-  if (sets.length) return sets.map((s) => path.join(dir, s));
-  if (entries.some((e) => /^input_\d+\.pb$/.test(e.name))) return [dir];
-  throw new Error(`${dir}: no test_data_set_N folders and no input_K.pb files`);
-}
-
-function loadFeeds(ort, session, setDir) {
-  const files = fs.readdirSync(setDir).filter((f) => /^input_\d+\.pb$/.test(f)).sort(naturalCompare);
-  const feeds = {};
-  for (const f of files) {
-    const k = Number(f.match(/\d+/)[0]);
-    const t = decodeTensor(fs.readFileSync(path.join(setDir, f)));
-    const name = t.name || session.inputNames[k];
-    if (!session.inputNames.includes(name)) throw new Error(`${setDir}/${f}: '${name}' is no input`);
-    feeds[name] = new ort.Tensor(t.ortType, t.data, t.dims);
-  }
-  return feeds;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const ort = require('onnxruntime-node');
@@ -88,7 +54,7 @@ async function main() {
   const sessions = [];
   for (const m of o.models) sessions.push(await ort.InferenceSession.create(m, options));
   const sets = listSets(o.inputs);
-  const feeds = sessions.map((s) => sets.map((d) => loadFeeds(ort, s, d)));
+  const feeds = sessions.map((s) => sets.map((d) => loadFeeds(ort, s, d.dir)));
   for (let k = 0; k < 2; k++) for (const f of feeds[k]) await sessions[k].run(f);
   const all = [[], []];
   const rounds = [];
