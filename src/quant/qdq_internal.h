@@ -203,6 +203,9 @@ void mq_qdq_fold_notes_free(struct graph_ctx *gc);
 
 /* qdq_islands.c */
 int mq_qdq_is_selected(const struct mq_selection *sel, const Onnx__NodeProto *node);
+/* Whether `reader` takes `name` as an input its op rule quantizes (a bias never is; an op
+   without a rule: any input). */
+int mq_qdq_reads_quantized(const Onnx__NodeProto *reader, const char *name);
 /* Per node, whether it stays selected (it reaches an island start); malloc'd. */
 char *mq_qdq_kept_nodes(const struct mq_graph_index *idx, const struct mq_selection *sel);
 /* Selected nodes outside every island become skipped, with the reason. */

@@ -22,6 +22,16 @@ int mq_qdq_is_selected(const struct mq_selection *sel, const Onnx__NodeProto *no
     return c && c->status == MQ_NODE_SELECTED;
 }
 
+int mq_qdq_reads_quantized(const Onnx__NodeProto *reader, const char *name)
+{
+    const struct mq_op_rule *r = mq_op_rule_find(mq_str(reader->op_type));
+    for (size_t in = 0; in < reader->n_input; in++)
+        if ((!r || mq_op_rule_links_input(r, in)) && reader->input[in] &&
+            strcmp(reader->input[in], name) == 0)
+            return 1;
+    return 0;
+}
+
 /*
  * Which selected nodes stay selected: every Conv, ConvTranspose, Gemm and
  * MatMul, and the other ops (Relu, Concat, Reshape, Sigmoid, ...) only where
@@ -58,14 +68,7 @@ char *mq_qdq_kept_nodes(const struct mq_graph_index *idx, const struct mq_select
                     int j = t->consumers[k].node;
                     if (t->consumers[k].implicit || !keep[j])
                         continue;
-                    const Onnx__NodeProto *reader = g->node[j];
-                    /* A weighted node's bias is never an activation it quantizes. */
-                    const struct mq_op_rule *rr = mq_op_rule_find(mq_str(reader->op_type));
-                    int linked = 0;
-                    for (size_t in = 0; in < reader->n_input && !linked; in++)
-                        linked = (!rr || mq_op_rule_links_input(rr, in)) && reader->input[in] &&
-                                 strcmp(reader->input[in], node->output[o]) == 0;
-                    keep[r] = linked;
+                    keep[r] = mq_qdq_reads_quantized(g->node[j], node->output[o]);
                 }
             }
             changed |= keep[r];

@@ -156,13 +156,9 @@ static int read_quantized(const struct graph_ctx *gc, const char *name)
     const struct mq_tensor_info *t = name && *name ? mq_graph_tensor(&gc->idx, name) : NULL;
     for (int k = 0; t && k < t->n_consumers; k++) {
         const Onnx__NodeProto *reader = gc->g->node[t->consumers[k].node];
-        if (t->consumers[k].implicit || !mq_qdq_is_selected(gc->m->sel, reader))
-            continue;
-        const struct mq_op_rule *rr = mq_op_rule_find(mq_str(reader->op_type));
-        for (size_t in = 0; rr && in < reader->n_input; in++)
-            if (mq_op_rule_links_input(rr, in) && reader->input[in] &&
-                strcmp(reader->input[in], name) == 0)
-                return 1;
+        if (!t->consumers[k].implicit && mq_qdq_is_selected(gc->m->sel, reader) &&
+            mq_qdq_reads_quantized(reader, name))
+            return 1;
     }
     return 0;
 }
