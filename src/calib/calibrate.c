@@ -87,6 +87,7 @@ struct calibration {
     int n_folded, cap_folded;
     unsigned char *folded_not_float; /* per name: a folded constant that is not float */
     int with_histogram;
+    const struct mq_calib_options *options;
 };
 
 /* One thread's observers; merged in thread order once the samples are done. */
@@ -179,6 +180,14 @@ static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *in
     return rc;
 }
 
+/* Hands a sample's outputs to the caller's hook (mq_calib_options.outputs). */
+static int pass_outputs(void *user, int64_t sample, struct mq_tensor *outputs, int n_outputs,
+                        struct mq_error *err)
+{
+    struct worker *w = user;
+    return w->c->options->outputs(w->c->options->outputs_user, sample, outputs, n_outputs, err);
+}
+
 /* Merges the workers' observers into ranges, in worker order (exact in any order). */
 static int merge_workers(struct calibration *c, struct worker *workers, int jobs,
                          struct mq_ranges *out, struct mq_error *err)
@@ -253,12 +262,14 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
     c.plan = plan;
     c.names = names;
     c.with_histogram = mq_calib_method_uses_histogram(o.method);
+    c.options = &o;
     struct mq_sample_pass pass = {
         .plan = plan,
         .source = source,
         .jobs = o.jobs > 0 ? o.jobs : mq_calib_default_jobs(),
         .inputs = observe_inputs,
         .observe = observe_produced,
+        .done = o.outputs ? pass_outputs : NULL,
         .label = "calibration sample",
         .cancel = o.cancel,
         .progress = o.progress,

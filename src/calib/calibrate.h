@@ -51,6 +51,12 @@ struct mq_calib_options {
     /* Optional: receives (finished) the names to observe that turned out to hold no float
        values (integer shape arithmetic whose type the model does not declare). */
     struct mq_name_list *not_float;
+    /* Optional: each sample's graph outputs, in the plan's output order, on the thread that
+       ran it and in no particular sample order (the outputs are freed after the call): for
+       keeping the float model's outputs, which calibration computes anyway. */
+    int (*outputs)(void *user, int64_t sample, const struct mq_tensor *outputs, int n_outputs,
+                   struct mq_error *err);
+    void *outputs_user;
 };
 
 void mq_calib_options_init(struct mq_calib_options *options);

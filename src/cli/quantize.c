@@ -97,11 +97,73 @@ static int jobs_of(const struct mq_quantize_args *a)
 }
 
 /*
+ * The float model's outputs, which calibration computes on every sample anyway, kept for the
+ * check and the search when they run on the same samples (no --eval): they then run only the
+ * quantized model.  Calibration runs the prepared graph (folded, equalized, padded: exact
+ * rewrites), so its outputs are the input model's up to float rounding in the last bits.
+ */
+struct reference_fill {
+    struct mq_divergence_cache *cache;
+    int n_outputs;      /* the input model's graph outputs */
+    int *from;          /* per input-model output, the calibration plan's output index */
+    int *dtypes;        /* per input-model output, its declared type (0: not declared) */
+};
+
+static int keep_reference(void *user, int64_t sample, const struct mq_tensor *outputs,
+                          int n_outputs, struct mq_error *err)
+{
+    (void)err;
+    struct reference_fill *f = user;
+    struct mq_tensor ordered[64];
+    for (int k = 0; k < f->n_outputs; k++) {
+        if (f->from[k] >= n_outputs)
+            return MQ_OK;
+        ordered[k] = outputs[f->from[k]];
+        /* a type the prepare step changed: the float model computes something else there */
+        if (f->dtypes[k] && f->dtypes[k] != ordered[k].dtype)
+            return MQ_OK;
+    }
+    mq_divergence_cache_store(f->cache, sample, ordered, f->n_outputs);
+    return MQ_OK;
+}
+
+/* Sets up `f` when every output of `fp32` is an output of the calibration plan; else leaves
+   f->from NULL (no filling: the check runs the float model itself). */
+static void reference_fill_setup(struct reference_fill *f, const struct mq_model *fp32,
+                                 const struct mq_plan *plan, const struct mq_calib_source *source)
+{
+    const Onnx__GraphProto *g = fp32 ? fp32->proto->graph : NULL;
+    if (!g || !f->cache || g->n_output == 0 || g->n_output > 64)
+        return;
+    int *from = calloc(g->n_output * 2, sizeof *from);
+    if (!from)
+        return;
+    int *dtypes = from + g->n_output;
+    for (size_t k = 0; k < g->n_output; k++) {
+        from[k] = -1;
+        dtypes[k] = mq_value_info_dtype(g->output[k]);
+        for (int j = 0; j < mq_plan_output_count(plan); j++)
+            if (strcmp(mq_str(mq_plan_output(plan, j)->name), mq_str(g->output[k]->name)) == 0)
+                from[k] = j;
+        if (from[k] < 0) {
+            free(from);
+            return;
+        }
+    }
+    f->n_outputs = (int)g->n_output;
+    f->from = from;
+    f->dtypes = dtypes;
+    mq_divergence_cache_prepare(f->cache, mq_calib_source_count(source), f->n_outputs);
+}
+
+/*
  * Ranges for the tensors to observe: calibration on the samples, or saved
- * files.  The one place that talks to calib/.
+ * files.  The one place that talks to calib/.  `reference` (may be NULL): the
+ * float model whose outputs the calibration run keeps in `cache` on the way.
  */
 static int get_ranges(struct mq_quantize_args *a, const struct mq_model *model,
                       char **names, int n_names, const struct mq_ranges *channel_maxima,
+                      const struct mq_model *reference, struct mq_divergence_cache *cache,
                       struct mq_ranges *out, struct mq_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -150,7 +212,14 @@ static int get_ranges(struct mq_quantize_args *a, const struct mq_model *model,
         struct progress_state progress = {!a->quiet && isatty(STDERR_FILENO), 0};
         options.progress = show_progress;
         options.progress_user = &progress;
+        struct reference_fill fill = {cache, 0, NULL, NULL};
+        reference_fill_setup(&fill, reference, plan, source);
+        if (fill.from) {
+            options.outputs = keep_reference;
+            options.outputs_user = &fill;
+        }
         rc = mq_calibrate(plan, source, &list, &options, out, err);
+        free(fill.from);
         if (progress.shown)
             fputs("\r\033[K", stderr);
     }
@@ -501,7 +570,7 @@ int mq_cli_quantize(int argc, char **argv)
     }
     /* Loaded ranges first: they say how the graph they describe was equalized. */
     if (rc == MQ_OK && a.n_loads) {
-        rc = get_ranges(&a, model, NULL, 0, NULL, &ranges, &err);
+        rc = get_ranges(&a, model, NULL, 0, NULL, NULL, NULL, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }
     /* Before selection and calibration: both see the graph that gets quantized. */
@@ -532,8 +601,16 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_select_keep_fusions(model->proto, &sel, &err);
     if (rc == MQ_OK)
         rc = mq_qdq_tensors_to_observe(model->proto, &sel, &a.quant, &names, &n_names, &err);
+    int want_check = !a.no_check && (a.eval || a.calib);
+    int want_search = a.target.has_sqnr || a.target.has_agreement;
+    /* The reference: the input as given, before any conversion.  Loaded before calibration,
+       which keeps its outputs when the check runs on the calibration samples. */
+    if (rc == MQ_OK && (want_check || want_search))
+        rc = mq_model_load(a.in, &fp32, &err);
     if (rc == MQ_OK && !have_ranges) {
-        rc = get_ranges(&a, model, names, n_names, &prep.channel_maxima, &ranges, &err);
+        int same_samples = !a.eval && a.preprocess.n_carry == 0;
+        rc = get_ranges(&a, model, names, n_names, &prep.channel_maxima,
+                        same_samples ? fp32 : NULL, &reference, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }
     /*
@@ -555,11 +632,6 @@ int mq_cli_quantize(int argc, char **argv)
         rc = get_stats(&a, model, &sel, names, n_names, &ranges, &stats, &err);
     if (rc == MQ_OK)
         rc = get_rounding(&a, model, &rounding, &err);
-    int want_check = !a.no_check && (a.eval || a.calib);
-    int want_search = a.target.has_sqnr || a.target.has_agreement;
-    /* The reference: the input as given, before any conversion. */
-    if (rc == MQ_OK && (want_check || want_search))
-        rc = mq_model_load(a.in, &fp32, &err);
     if (rc == MQ_OK) {
         a.quant.stats = stats;
         a.quant.weight_rounding = a.gptq_rounding == 1 ? rounding : NULL;

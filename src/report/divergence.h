@@ -44,6 +44,19 @@ struct mq_divergence_cache {
 };
 void mq_divergence_cache_free(struct mq_divergence_cache *cache);
 
+/*
+ * Filling the cache from elsewhere (calibration runs the float model on the
+ * same samples): prepare makes room for n_samples samples of A's n_outputs
+ * outputs (a cache already prepared is left as it is); store then keeps a
+ * copy of sample i's outputs, in A's output order, while they fit (a sample
+ * that does not fit is run again when compared).  Stores of different
+ * samples may run on different threads at once.
+ */
+void mq_divergence_cache_prepare(struct mq_divergence_cache *cache, int64_t n_samples,
+                                 int n_outputs);
+void mq_divergence_cache_store(struct mq_divergence_cache *cache, int64_t i,
+                               const struct mq_tensor *outputs, int n_outputs);
+
 struct mq_divergence_options {
     const char *inputs_dir;  /* any layout calib/reader.h accepts */
     int64_t limit;           /* > 0: only the first `limit` samples */

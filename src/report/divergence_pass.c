@@ -434,8 +434,8 @@ void mq_divergence_cache_free(struct mq_divergence_cache *cache)
 
 /* Makes room for the index before the threads start, so they only ever touch their own
    samples' slots; a cache made for other samples is left alone (and not used). */
-static void reference_prepare(struct mq_divergence_cache *cache, int64_t n_samples,
-                              int n_outputs)
+void mq_divergence_cache_prepare(struct mq_divergence_cache *cache, int64_t n_samples,
+                                 int n_outputs)
 {
     if (!cache || cache->filled)
         return;
@@ -462,27 +462,33 @@ static const struct mq_tensor *reference_lookup(const struct shared *s, int64_t 
     return &cache->outputs[i * s->na_out];
 }
 
+/* Adds `need` to the bytes held when the total stays within the cap; 0 when it would not.
+   Atomic: stores of different samples run on different threads. */
+static int reserve_bytes(struct mq_divergence_cache *cache, size_t need)
+{
+    size_t cap = cache->max_bytes ? cache->max_bytes : REFERENCE_CACHE_DEFAULT_BYTES;
+    size_t held = __atomic_load_n(&cache->bytes, __ATOMIC_RELAXED);
+    do {
+        if (held > cap || need > cap - held)
+            return 0;
+    } while (!__atomic_compare_exchange_n(&cache->bytes, &held, held + need, 1,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return 1;
+}
+
 /* Keeps copies of A's outputs for sample i while they fit; a sample that does not fit is
    simply run again next time, so failing to store is never an error.  Which samples fit
    may depend on the threads' timing, never the figures: the cache holds what A computes. */
-static void reference_store(struct shared *s, int64_t i, const struct mq_tensor *outputs)
+void mq_divergence_cache_store(struct mq_divergence_cache *cache, int64_t i,
+                               const struct mq_tensor *outputs, int n)
 {
-    struct mq_divergence_cache *cache = s->cache;
-    int n = s->na_out;
-    if (!cache || !cache->filled || cache->n_samples != s->n_samples || cache->n_outputs != n ||
+    if (!cache || !cache->filled || i < 0 || i >= cache->n_samples || cache->n_outputs != n ||
         cache->filled[i])
         return;
     size_t need = 0;
     for (int k = 0; k < n; k++)
         need += (size_t)outputs[k].count * mq_dtype_size(outputs[k].dtype);
-    size_t cap = cache->max_bytes ? cache->max_bytes : REFERENCE_CACHE_DEFAULT_BYTES;
-    int fits;
-    pthread_mutex_lock(&s->lock);
-    /* bytes never exceeds cap: only stores that fit add to it */
-    if ((fits = need <= cap - cache->bytes))
-        cache->bytes += need;
-    pthread_mutex_unlock(&s->lock);
-    if (!fits)
+    if (!reserve_bytes(cache, need))
         return;
     struct mq_error ignored;
     struct mq_tensor *slot = &cache->outputs[i * n];
@@ -490,9 +496,7 @@ static void reference_store(struct shared *s, int64_t i, const struct mq_tensor 
         if (mq_tensor_copy(&slot[k], &outputs[k], "reference output", &ignored)) {
             for (int j = 0; j < k; j++)
                 mq_tensor_free(&slot[j]);
-            pthread_mutex_lock(&s->lock);
-            cache->bytes -= need;
-            pthread_mutex_unlock(&s->lock);
+            __atomic_fetch_sub(&cache->bytes, need, __ATOMIC_RELAXED);
             return;
         }
     cache->filled[i] = 1;
@@ -564,7 +568,7 @@ static int run_sample(void *user, int64_t i, const struct mq_tensor *in_a, int n
                               per_layer ? &run_a : NULL, err)))
             mq_error_prefix(err, "model A: ");
         else
-            reference_store(s, i, w->out_a);
+            mq_divergence_cache_store(s->cache, i, w->out_a, s->na_out);
     }
     if (rc == MQ_OK && (rc = mq_plan_run(pass->b, w->in_b, s->nb_in, w->out_b, s->nb_out,
                                          per_layer ? &run_b : NULL, err)))
@@ -597,7 +601,9 @@ int mq_divergence_pass_run(const struct mq_divergence_pass *pass, struct mq_erro
     s.n_pairs = pass->pairs ? pass->pairs->n_pairs : 0;
     s.n_samples = mq_calib_source_count(pass->source);
     s.cache = pass->pairs ? NULL : o->reference;
-    reference_prepare(s.cache, s.n_samples, s.na_out);
+    if (s.cache && s.cache->filled && s.cache->n_samples != s.n_samples)
+        s.cache = NULL; /* filled for other samples */
+    mq_divergence_cache_prepare(s.cache, s.n_samples, s.na_out);
     struct mq_sample_pass sp = {.plan = pass->a, .source = pass->source, .jobs = o->jobs,
                                 .run = run_sample};
     int jobs = mq_sample_pass_jobs(&sp);

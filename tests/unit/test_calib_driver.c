@@ -8,6 +8,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,79 @@ START_TEST(reports_progress_and_stops_when_asked)
 }
 END_TEST
 
+/* Each sample's outputs as the hook saw them: a checksum of every output's values. */
+struct seen_outputs {
+    pthread_mutex_t lock;
+    int calls[SAMPLES];
+    double sum[SAMPLES];
+};
+
+static double checksum(const struct mq_tensor *t, int n)
+{
+    double sum = 0.0;
+    for (int k = 0; k < n; k++)
+        for (int64_t i = 0; i < t[k].count; i++)
+            sum += (i + 1.0) * (k + 1.0) * mq_tensor_get_double(&t[k], i);
+    return sum;
+}
+
+static int record_outputs(void *user, int64_t sample, const struct mq_tensor *outputs,
+                          int n_outputs, struct mq_error *e)
+{
+    (void)e;
+    struct seen_outputs *seen = user;
+    ck_assert(sample >= 0 && sample < SAMPLES);
+    ck_assert_int_eq(n_outputs, mq_plan_output_count(plan));
+    double sum = checksum(outputs, n_outputs);
+    pthread_mutex_lock(&seen->lock);
+    seen->calls[sample]++;
+    seen->sum[sample] = sum;
+    pthread_mutex_unlock(&seen->lock);
+    return MQ_OK;
+}
+
+/* The float model's outputs reach the caller once per sample, as a plain run computes them. */
+START_TEST(hands_every_samples_outputs_to_the_caller)
+{
+    const char *dir = write_samples("all", 0, SAMPLES);
+    struct mq_name_list names;
+    collect(&names);
+    struct mq_calib_source *src = open_source(dir, 0);
+    int n_in = mq_plan_input_count(plan), n_out = mq_plan_output_count(plan);
+    ck_assert(n_out > 0 && n_out <= 8 && n_in <= 4);
+    for (int jobs = 1; jobs <= 3; jobs += 2) {
+        struct seen_outputs seen;
+        memset(&seen, 0, sizeof seen);
+        pthread_mutex_init(&seen.lock, NULL);
+        struct mq_calib_options o;
+        mq_calib_options_init(&o);
+        o.jobs = jobs;
+        o.outputs = record_outputs;
+        o.outputs_user = &seen;
+        struct mq_ranges r;
+        ck_assert_msg(mq_calibrate(plan, src, &names, &o, &r, &err) == 0, "%s", err.message);
+        mq_ranges_free(&r);
+        pthread_mutex_destroy(&seen.lock);
+        for (int s = 0; s < SAMPLES; s++) {
+            ck_assert_int_eq(seen.calls[s], 1);
+            struct mq_tensor in[4], out[8];
+            memset(in, 0, sizeof in);
+            memset(out, 0, sizeof out);
+            ck_assert_int_eq(mq_calib_source_load(src, s, in, &err), 0);
+            ck_assert_msg(mq_plan_run(plan, in, n_in, out, n_out, NULL, &err) == 0, "%s",
+                          err.message);
+            ck_assert_msg(checksum(out, n_out) == seen.sum[s], "sample %d", s);
+            for (int k = 0; k < n_in; k++)
+                mq_tensor_free(&in[k]);
+            for (int k = 0; k < n_out; k++)
+                mq_tensor_free(&out[k]);
+        }
+    }
+    mq_calib_source_free(src);
+    mq_name_list_free(&names);
+}
+END_TEST
+
 START_TEST(reports_the_lowest_failing_sample)
 {
     char dir[200];
@@ -601,6 +675,7 @@ int main(void)
     tcase_add_test(tc, shards_merge_bit_identically);
     tcase_add_test(tc, reports_progress_and_stops_when_asked);
     tcase_add_test(tc, reports_the_lowest_failing_sample);
+    tcase_add_test(tc, hands_every_samples_outputs_to_the_caller);
     tcase_add_test(tc, sample_pass_runs_every_sample_once_on_any_number_of_threads);
     tcase_add_test(tc, sample_pass_reports_the_lowest_failing_sample);
     tcase_add_test(tc, a_folder_of_input_files_is_one_sample);
