@@ -616,11 +616,11 @@ int mq_cli_quantize(int argc, char **argv)
     /*
      * Shapes from one sample for the rewrite (which MatMul outputs may stay float), after the
      * list above: ranges are observed for those outputs either way, so ranges saved here serve
-     * a later --load-ranges, which has no sample to learn shapes from.
+     * a later --load-ranges, which learns the shapes from zeros of the declared input shapes.
      */
     struct mq_shape_probe *probe = NULL;
     struct mq_opset_hints shapes = {0};
-    if (rc == MQ_OK && a.calib && mq_qdq_wants_shapes(model->proto)) {
+    if (rc == MQ_OK && mq_qdq_wants_shapes(model->proto)) {
         struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
         rc = mq_shape_probe_run(model, a.calib, &open, &probe, &err);
         shapes = mq_shape_probe_hints(probe);
@@ -653,7 +653,7 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK && prep.channels_padded)
         rc = mq_channel_pads_to_integer(model->proto, &n_pads_integer, &err);
     int n_pools_as_conv = 0;
-    if (rc == MQ_OK && !a.no_pool_conv && strcmp(a.profile, "ort-cpu") == 0 && a.calib) {
+    if (rc == MQ_OK && !a.no_pool_conv && strcmp(a.profile, "ort-cpu") == 0) {
         struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
         rc = mq_pools_as_conv_learning_shapes(model, a.calib, &open, &n_pools_as_conv, &err);
     }

@@ -250,7 +250,7 @@ int mq_pools_as_conv_learning_shapes(struct mq_model *model, const char *calib_d
                                      struct mq_error *err)
 {
     *n_rewritten = 0;
-    if (!calib_dir || !mq_pool_conv_candidates(model->proto))
+    if (!mq_pool_conv_candidates(model->proto))
         return MQ_OK;
     struct mq_shape_probe *probe = NULL;
     int rc = mq_shape_probe_run(model, calib_dir, open, &probe, err);

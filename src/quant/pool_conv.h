@@ -35,7 +35,8 @@ int mq_pools_as_depthwise_conv(Onnx__ModelProto *model, const struct mq_opset_hi
 
 /*
  * The rewrite above with the channel counts that one sample of calib_dir (read as `open`
- * says) gives when run through the model; nothing is run when no pool qualifies.
+ * says; NULL: zeros of the declared input shapes, quant/shape_probe.h) gives when run
+ * through the model; nothing is run when no pool qualifies.
  */
 int mq_pools_as_conv_learning_shapes(struct mq_model *model, const char *calib_dir,
                                      const struct mq_calib_open_options *open, int *n_rewritten,

@@ -71,8 +71,7 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
     if (rc == MQ_OK && options->min_opset > 0 && have < options->min_opset) {
         /* Shapes from one sample for what old files do not declare (legacy broadcasting). */
         struct mq_shape_probe *probe = NULL;
-        if (options->calib_dir)
-            rc = mq_shape_probe_run(model, options->calib_dir, options->open, &probe, err);
+        rc = mq_shape_probe_run(model, options->calib_dir, options->open, &probe, err);
         struct mq_opset_hints hints = mq_shape_probe_hints(probe);
         /* converting at all goes to 13 at least: per-axis QuantizeLinear, the int8 kernels */
         if (rc == MQ_OK)
@@ -88,7 +87,7 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_fold_batchnorm(proto, &out->batchnorm_folds, err);
     if (rc == MQ_OK)
         rc = mq_fold_pad_into_conv(proto, &out->pads_folded, err);
-    if (rc == MQ_OK && options->calib_dir && mq_shuffle_candidates(proto))
+    if (rc == MQ_OK && mq_shuffle_candidates(proto))
         rc = shuffles_as_gather(model, options, &out->shuffles_as_gather, err);
     if (rc == MQ_OK && options->split_hardswish)
         rc = mq_split_hardswish(proto, &out->hardswish_split, err);

@@ -5,7 +5,8 @@
  * other quantizes: the canonical pass (weights made by expanding nodes such
  * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization,
  * a HardSigmoid's affine part (a Clip left) and Pad folded into the Conv before or after
- * them, channel shuffles written as one Gather (with shapes from one calibration sample),
+ * them, channel shuffles written as one Gather (with shapes from one calibration sample, or
+ * without samples from zeros of the declared input shapes),
  * optionally HardSwish split
  * into ops onnxruntime runs in int8 and Conv inputs padded to the channels its
  * fast int8 kernel takes, and cross-layer range equalization

@@ -16,7 +16,14 @@
 
 struct mq_shape_probe;
 
-/* Runs the first sample of calib_dir (read as `open` says; NULL: tensors only). */
+/*
+ * Runs the first sample of calib_dir (read as `open` says; NULL: tensors only).
+ * Without calib_dir (ranges loaded from a file), runs zeros of the shapes the
+ * graph's inputs declare, when it fixes every dimension of every input: the
+ * shapes of a network whose shapes do not depend on its values, the same as a
+ * sample gives.  *out stays NULL (and MQ_OK) when it declares no such shapes or
+ * the run on zeros fails: callers then do without shapes.
+ */
 int mq_shape_probe_run(const struct mq_model *model, const char *calib_dir,
                        const struct mq_calib_open_options *open, struct mq_shape_probe **out,
                        struct mq_error *err);
