@@ -1292,20 +1292,27 @@ static int fixed_rank(void *user, const char *name, int64_t *dims)
 
 /*
  * A MatMul whose output only a float bias Add reads: float (MatMulIntegerToFloat) when its
- * input has rank 3; quantized when the rank is 2 or unknown, since onnxruntime would first
- * turn MatMul + Add into a float Gemm that stays float.
+ * input has rank 3 and the graph input leaves a dimension open; quantized when the rank is 2
+ * or unknown, or when every input dimension is fixed, since onnxruntime would then first turn
+ * MatMul + Add into a float Gemm (reshaping a rank-3 input to rank 2) that stays float.
  */
 START_TEST(test_matmul_float_output)
 {
-    const int ranks[3] = {-1, 2, 3};
-    const int want_float[3] = {0, 0, 1};
-    for (int k = 0; k < 3; k++) {
+    const int ranks[4] = {-1, 2, 3, 3};
+    const int open_batch[4] = {0, 0, 0, 1};
+    const int want_float[4] = {0, 0, 0, 1};
+    for (int k = 0; k < 4; k++) {
         Onnx__ModelProto *m = qb_model(13);
         Onnx__GraphProto *g = m->graph;
         int64_t xd[3] = {1, 2, 4}, wd[2] = {4, 3}, bd[1] = {3};
         const float w[12] = {1, -2, 0.5f, 0.25f, 3, -1, 0, 1, 2, -0.5f, 0.75f, 1.5f};
         const float bias[3] = {0.5f, 1.0f, -2.0f};
         qb_input(g, "x", 1, 3, xd);
+        if (open_batch[k]) {
+            Onnx__TensorShapeProto__Dimension *d = g->input[0]->type->tensor_type->shape->dim[0];
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            d->dim_param = strdup("batch");
+        }
         qb_init_f32(g, "W", 2, wd, w);
         qb_init_f32(g, "B", 1, bd, bias);
         qb_node(g, "MatMul", "mm", "x,W", "m");
@@ -1323,8 +1330,8 @@ START_TEST(test_matmul_float_output)
         /* The MatMul writes "m" either way; quantized, a QuantizeLinear reads it. */
         assert_io(qb_node_named(g, "mm"), "MatMul", "x_dequantized,W_dequantized", "m");
         int quantized = qb_node_named(g, "m_QuantizeLinear") != NULL;
-        ck_assert_msg(quantized == !want_float[k], "rank %d: output %s", ranks[k],
-                      quantized ? "quantized" : "float");
+        ck_assert_msg(quantized == !want_float[k], "rank %d%s: output %s", ranks[k],
+                      open_batch[k] ? ", open batch" : "", quantized ? "quantized" : "float");
         assert_io(qb_node_named(g, "bias"), "Add", quantized ? "m_dequantized,B" : "m,B", "y");
         run_free(&r);
         onnx__model_proto__free_unpacked(m, NULL);
