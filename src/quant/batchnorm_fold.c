@@ -153,10 +153,9 @@ static void params_free(struct fold_params *p)
 /* ---- the ops folded, each as a per-channel affine map ------------------------------------ */
 
 /* Inference BatchNormalization: a = scale / sqrt(var + epsilon), s = shift - mean * a. */
-static int batchnorm_affine(const struct mq_graph_index *idx, const Onnx__NodeProto *bn,
-                            int64_t c, int rank, double *a, double *s)
+int mq_batchnorm_affine(const struct mq_graph_index *idx, const Onnx__NodeProto *bn, int64_t c,
+                        double *a, double *s)
 {
-    (void)rank;
     for (size_t o = 1; o < bn->n_output; o++)
         if (*mq_str(bn->output[o]))
             return 0; /* training mode, or the running statistics asked for as outputs */
@@ -179,6 +178,13 @@ static int batchnorm_affine(const struct mq_graph_index *idx, const Onnx__NodePr
     for (int j = 0; j < k; j++)
         mq_tensor_free(&t[j]);
     return ok;
+}
+
+static int batchnorm_affine(const struct mq_graph_index *idx, const Onnx__NodeProto *bn,
+                            int64_t c, int rank, double *a, double *s)
+{
+    (void)rank;
+    return mq_batchnorm_affine(idx, bn, c, a, s);
 }
 
 /*

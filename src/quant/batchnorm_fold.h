@@ -52,6 +52,15 @@ struct mq_fold_result {
  * be used.
  */
 int mq_fold_batchnorm(Onnx__ModelProto *model, struct mq_fold_result *out, struct mq_error *err);
+
+struct mq_graph_index;
+/*
+ * An inference BatchNormalization of c channels as the affine map x * a[k] + s[k] of each
+ * channel k (a = scale / sqrt(var + epsilon), s = B - mean * a), its parameters float32
+ * initializers of c values: 1, or 0 when it is not one (training mode, other parameters).
+ */
+int mq_batchnorm_affine(const struct mq_graph_index *idx, const Onnx__NodeProto *bn, int64_t c,
+                        double *a, double *s);
 void mq_fold_result_free(struct mq_fold_result *r);
 
 #endif

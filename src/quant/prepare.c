@@ -9,6 +9,7 @@
 #include "graph/edit.h"
 #include "quant/channel_pad.h"
 #include "quant/depthwise_pad.h"
+#include "quant/batchnorm_conv.h"
 #include "quant/equalize.h"
 #include "quant/hardswish_split.h"
 #include "quant/opset.h"
@@ -45,6 +46,19 @@ static int wants_constant(const Onnx__NodeProto *reader, size_t input, void *use
             input >= folded_constant_inputs[k].first && input <= folded_constant_inputs[k].last)
             return 1;
     return 0;
+}
+
+/* BatchNormalizations between int8 ops as Convs (quant/batchnorm_conv.h), ranks from a probe. */
+static int batchnorms_as_conv(struct mq_model *model, const struct mq_quant_prepare_options *o,
+                              int *n, struct mq_error *err)
+{
+    struct mq_shape_probe *probe = NULL;
+    int rc = mq_shape_probe_run(model, o->calib_dir, o->open, &probe, err);
+    struct mq_opset_hints shapes = mq_shape_probe_hints(probe);
+    if (rc == MQ_OK)
+        rc = mq_batchnorms_as_conv(model->proto, &shapes, n, err);
+    mq_shape_probe_free(probe);
+    return rc;
 }
 
 /* Channel shuffles as Gathers (quant/shuffle_gather.h), with the shapes one sample gives. */
@@ -89,6 +103,8 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_fold_pad_into_conv(proto, &out->pads_folded, err);
     if (rc == MQ_OK && mq_shuffle_candidates(proto))
         rc = shuffles_as_gather(model, options, &out->shuffles_as_gather, err);
+    if (rc == MQ_OK && mq_batchnorm_conv_candidates(proto))
+        rc = batchnorms_as_conv(model, options, &out->batchnorms_as_conv, err);
     if (rc == MQ_OK && options->split_hardswish)
         rc = mq_split_hardswish(proto, &out->hardswish_split, err);
     if (rc == MQ_OK && options->pad_channels)

@@ -49,6 +49,7 @@ struct mq_quant_prepare_result {
     struct mq_fold_result batchnorm_folds;
     int pads_folded;
     int shuffles_as_gather;
+    int batchnorms_as_conv;   /* BatchNormalizations between int8 ops as depthwise 1x1 Convs */
     int hardswish_split;
     int channels_padded;
     int depthwise_padded;

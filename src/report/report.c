@@ -420,6 +420,7 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "depthwise_padded", r->depthwise_padded);
     mq_json_key_int(&j, "pools_as_conv", r->pools_as_conv);
     mq_json_key_int(&j, "shuffles_as_gather", r->shuffles_as_gather);
+    mq_json_key_int(&j, "batchnorms_as_conv", r->batchnorms_as_conv);
     mq_json_key_int(&j, "ranges_equalized", r->ranges_equalized);
     mq_json_object_end(&j);
     write_check(&j, r);
@@ -674,6 +675,10 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
     if (r->shuffles_as_gather)
         mq_text_printf(out, "  %d channel shuffle (Reshape, Transpose, Reshape) written as one "
                        "Gather of its channels\n", r->shuffles_as_gather);
+    if (r->batchnorms_as_conv)
+        mq_text_printf(out, "  %d BatchNormalization written as a depthwise 1x1 Conv "
+                       "(onnxruntime has no integer BatchNormalization)\n",
+                       r->batchnorms_as_conv);
     if (r->pools_as_conv)
         mq_text_printf(out, "  %d AveragePool written as the depthwise Conv that averages the "
                        "same (onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)\n",
