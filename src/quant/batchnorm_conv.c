@@ -32,10 +32,12 @@
 /* Channels beyond this are left alone (a corrupt shape; no real layer has so many). */
 #define MAX_CHANNELS ((int64_t)1 << 20)
 
-/* An op the quantizer has a rule for, in the default domain. */
+/* An op the quantizer quantizes by default (it has a rule for it), in the default domain. */
 static int has_rule(const Onnx__NodeProto *node)
 {
-    return mq_node_is_onnx(node) && mq_op_rule_find(mq_str(node->op_type)) != NULL;
+    const struct mq_op_rule *r = mq_node_is_onnx(node) ? mq_op_rule_find(mq_str(node->op_type))
+                                                        : NULL;
+    return r && r->by_default;
 }
 
 /* The structural conditions, before shapes: an inference BatchNormalization between int8 ops. */
