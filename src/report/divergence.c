@@ -414,6 +414,17 @@ static int finish_layers(struct mq_divergence_pairs *c, struct mq_divergence_res
     return 0;
 }
 
+/* Whether the cache holds A's outputs for every sample it was made for: A then never runs. */
+static int cache_complete(const struct mq_divergence_cache *cache)
+{
+    if (!cache || !cache->filled || cache->n_samples <= 0)
+        return 0;
+    for (int64_t i = 0; i < cache->n_samples; i++)
+        if (!cache->filled[i])
+            return 0;
+    return 1;
+}
+
 int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
                       const struct mq_divergence_options *o, struct mq_divergence_result *r,
                       struct mq_error *err)
@@ -429,7 +440,9 @@ int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
        plain plan by float rounding only.  Per layer, every tensor must be observed. */
     struct mq_plan_options fast = {.fuse = 1, .pack_weights = 1};
     const struct mq_plan_options *plan_options = o->per_layer ? NULL : &fast;
-    int rc = mq_plan_build_with_options(a, plan_options, &pa, err);
+    /* A whose outputs are all cached only names the inputs and outputs: no packed weights. */
+    int rc = mq_plan_build_with_options(
+        a, !o->per_layer && cache_complete(o->reference) ? NULL : plan_options, &pa, err);
     if (rc) {
         mq_error_prefix(err, "model A: ");
         return rc;
