@@ -351,6 +351,8 @@ int mq_qdq_plan_node(struct graph_ctx *gc, int i)
         return plan_activation(gc, i, node);
     case MQ_ROLE_SHARED:
         return plan_shared(gc, i, node, r);
+    case MQ_ROLE_CODES:
+        return mq_qdq_plan_codes(gc, i, r);
     case MQ_ROLE_NONE:
         break;
     }
