@@ -33,8 +33,7 @@ int mq_quant_codes_output(float alpha, float beta, struct mq_qparams x, int k,
     out->h.scale = (float)((double)alpha * (double)x.scale);
     out->h.zero_point = (int32_t)zp_h;
     /* Codes from the lower clamp (h = 0) to the upper one (h = 1): 1 / (alpha * s). */
-    double span = ((1.0 - (double)beta) / (double)alpha + (double)beta / (double)alpha) /
-                  (double)x.scale;
+    double span = 1.0 / ((double)alpha * (double)x.scale);
     double steps = nearbyint(span);
     out->upper_rounded = fabs(span - steps) > 1e-3;
     out->clip_lo = (int32_t)zp_h;
@@ -248,6 +247,8 @@ int mq_qdq_quantize_codes(struct graph_ctx *gc, struct mark *mk)
     if (why) {
         /* As before the rule: the HardSigmoid in float, a Q/DQ pair on its output. */
         mk->kind = MK_ACTIVATION;
+        free(mk->share_from);
+        mk->share_from = NULL;
         skip(gc, i, "not a clamp of its input's codes, so it stays float: %s", why);
         return mq_qdq_quantize_activation(gc, mk);
     }

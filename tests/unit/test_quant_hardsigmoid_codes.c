@@ -375,6 +375,42 @@ START_TEST(test_rewrite_declined)
 }
 END_TEST
 
+/*
+ * Two HardSigmoids of one x with different maps: x's scale serves the first only, the second
+ * stays float and says why.  The first's output needs no calibrated range of its own.
+ */
+START_TEST(test_two_maps_one_input)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t xd[4] = {1, 1, 1, N}, wd[4] = {1, 1, 1, 1};
+    float w[1] = {1.0f};
+    qb_input(g, "x", 1, 4, xd);
+    qb_init_f32(g, "w", 4, wd, w);
+    Onnx__NodeProto *hs = qb_node(g, "HardSigmoid", "hs", "x", "h");
+    qb_attr_float(hs, "alpha", sixth);
+    qb_attr_float(hs, "beta", 0.5f);
+    qb_node(g, "HardSigmoid", "hs2", "x", "h2"); /* the default map, 0.2 and 0.5 */
+    qb_node(g, "Mul", "mul", "x,h", "y");
+    qb_node(g, "Mul", "mul2", "y,h2", "y2");
+    qb_node(g, "Conv", "conv", "y2,w", "out");
+    qb_output(g, "out", 1);
+    struct range_spec ranges[] = {{"x", -8.0f, 8.0f}, {"h2", 0.0f, 1.0f}, {"y", -0.375f, 8.0f},
+                                  {"y2", -0.2f, 8.0f}, {"out", -0.2f, 8.0f}};
+    struct mq_quant_options o;
+    mq_quant_options_default(&o);
+    struct run r;
+    quantize(m, ranges, 5, &o, &r);
+    ck_assert_int_eq(r.res.hardsigmoid_codes, 1);
+    ck_assert_str_eq(qb_node_named(g, "hs")->op_type, "Clip");
+    ck_assert_str_eq(qb_node_named(g, "hs2")->op_type, "HardSigmoid");
+    ck_assert_msg(strstr(skipped_reason(&r, "hs2"), "already chosen for another HardSigmoid"),
+                  "%s", skipped_reason(&r, "hs2"));
+    run_free(&r);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 START_TEST(test_rewrite_int8)
 {
     Onnx__ModelProto *m = hardswish_model();
@@ -456,6 +492,7 @@ int main(void)
     tcase_add_test(tc, test_plan_int8);
     tcase_add_test(tc, test_rewrite_nodes_and_interpreter);
     tcase_add_test(tc, test_rewrite_declined);
+    tcase_add_test(tc, test_two_maps_one_input);
     tcase_add_test(tc, test_rewrite_int8);
     tcase_add_test(tc, test_hardswish_as_hardsigmoid);
     suite_add_tcase(s, tc);
