@@ -52,6 +52,7 @@ static const char calibrate_help[] =
     "  --shard K/N           samples K, K+N, K+2N, ... only (after --calib-limit): N\n"
     "                        workers' ranges files merge into one run's result\n"
     "  --split-hardswish     observe the graph quantize --split-hardswish quantizes\n"
+    "  --hardswish-codes     observe the graph quantize --hardswish-codes quantizes\n"
     "  --quiet               no progress line or summary\n";
 
 static volatile sig_atomic_t interrupted;
@@ -180,7 +181,7 @@ int mq_cli_calibrate(int argc, char **argv)
     struct mq_calib_options options;
     mq_calib_options_init(&options);
     long long limit = 0, shard_index = 0, shard_count = 0;
-    int split_hardswish = 0;
+    int split_hardswish = 0, hardswish_codes = 0;
     struct mq_preprocess preprocess;
     mq_preprocess_init(&preprocess);
     if (!loads) {
@@ -208,6 +209,8 @@ int mq_cli_calibrate(int argc, char **argv)
             quiet = 1;
         } else if (mq_cli_flag(argv, i, "split-hardswish")) {
             split_hardswish = 1;
+        } else if (mq_cli_flag(argv, i, "hardswish-codes")) {
+            hardswish_codes = 1;
         } else if (mq_cli_flag(argv, i, "symmetric")) {
             options.symmetric = 1;
             symmetric_given = 1;
@@ -292,14 +295,15 @@ int mq_cli_calibrate(int argc, char **argv)
     }
     /*
      * The graph quantize calibrates and quantizes (quant/prepare.h), so that saved ranges name
-     * and describe the tensors quantize observes; --split-hardswish as quantize's.
+     * and describe the tensors quantize observes; --split-hardswish and --hardswish-codes as
+     * quantize's.
      */
     struct mq_quant_prepare_result prep = {0};
     if (rc == MQ_OK) {
         struct mq_calib_open_options open = {limit, 0, 0, &preprocess};
         /* quantize's channel pads (default scheme): their outputs are tensors it observes */
         struct mq_quant_prepare_options po = {have_loaded ? &loaded : NULL, calib, &open,
-                                              split_hardswish, 0, NULL, 1, 0};
+                                              split_hardswish, 0, NULL, 1, 0, hardswish_codes};
         po.jobs = options.jobs;
         rc = mq_quant_prepare_graph(model, &po, &prep, &err);
     }

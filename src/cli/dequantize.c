@@ -80,6 +80,9 @@ int mq_cli_dequantize(int argc, char **argv)
         if (r.channels_unpadded)
             mq_text_printf(stderr, "  Conv input channel padding taken out: %d\n",
                            r.channels_unpadded);
+        if (r.hardsigmoids_restored)
+            mq_text_printf(stderr, "  HardSigmoid on integer codes made float again: %d\n",
+                           r.hardsigmoids_restored);
         if (r.kept_quantize || r.kept_dequantize)
             mq_text_printf(stderr,
                            "  left in place: %d QuantizeLinear, %d DequantizeLinear (read by "

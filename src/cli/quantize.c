@@ -577,7 +577,7 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK) {
         struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
         struct mq_quant_prepare_options po = {have_ranges ? &ranges : NULL, a.calib, &open,
-                                              a.split_hardswish, 0, NULL, 0, 0};
+                                              a.split_hardswish, 0, NULL, 0, 0, 0};
         po.jobs = a.calib_options.jobs;
         po.min_opset = required_opset(&a.quant, a.fallback, &po.opset_reason);
         /*
@@ -589,6 +589,8 @@ int mq_cli_quantize(int argc, char **argv)
         po.pad_channels = !a.no_channel_pad && strcmp(a.profile, "ort-cpu") == 0 &&
                           a.quant.weight_type == MQ_DTYPE_INT8 && a.quant.symmetric_weights &&
                           !a.target.has_sqnr && !a.target.has_agreement;
+        /* Its HardSigmoid then runs on x's codes (quant/hardsigmoid_codes.h). */
+        po.hardswish_as_hardsigmoid = a.hardswish_codes;
         rc = mq_quant_prepare_graph(model, &po, &prep, &err);
     }
     if (rc == MQ_OK) {
@@ -681,6 +683,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.folds = &prep.batchnorm_folds;
         report.pads_folded = prep.pads_folded;
         report.hardswish_split = prep.hardswish_split;
+        report.hardswish_as_hardsigmoid = prep.hardswish_as_hardsigmoid;
         report.channels_padded = prep.channels_padded;
         report.pools_as_conv = n_pools_as_conv;
         report.depthwise_padded = prep.depthwise_padded;

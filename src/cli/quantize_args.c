@@ -65,6 +65,10 @@ static const char quantize_help[] =
     "  --split-hardswish        write HardSwish behind a Conv as Add, Clip, Mul, Mul so it\n"
     "                           stays in the int8 island (faster in onnxruntime, which has\n"
     "                           no integer HardSwish; costs some accuracy: the check says)\n"
+    "  --hardswish-codes        write HardSwish behind a Conv as x * HardSigmoid(x), the\n"
+    "                           HardSigmoid run as a Clip of x's integer codes and the Mul\n"
+    "                           as QLinearMul: no float pass left, no rounding added, but x\n"
+    "                           gets a slightly coarser scale (the check says what it costs)\n"
     "  --no-channel-pad         keep every Conv's channels (default: an input of 1-3,\n"
     "                           5-7, ... channels is padded with zeros to a multiple of 4\n"
     "                           where onnxruntime's fast int8 Conv then applies, and a\n"
@@ -182,6 +186,8 @@ int mq_quantize_args_parse(int argc, char **argv, struct mq_quantize_args *a)
             a->no_check = 1;
         } else if (mq_cli_flag(argv, i, "split-hardswish")) {
             a->split_hardswish = 1;
+        } else if (mq_cli_flag(argv, i, "hardswish-codes")) {
+            a->hardswish_codes = 1;
         } else if (mq_cli_flag(argv, i, "no-channel-pad")) {
             a->no_channel_pad = 1;
         } else if (mq_cli_flag(argv, i, "no-pool-conv")) {

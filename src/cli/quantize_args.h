@@ -30,6 +30,7 @@ struct mq_quantize_args {
     long long eval_limit;
     int no_check;
     int split_hardswish;
+    int hardswish_codes;      /* HardSwish as x * HardSigmoid(x), run on x's codes */
     int no_channel_pad;
     int no_pool_conv;
     int gptq_rounding;        /* --weight-rounding: 1 gptq, 0 nearest, -1 not given */

@@ -181,6 +181,9 @@ static int process_graph(struct model_ctx *m, Onnx__GraphProto *g, const struct 
         if (mq_node_is_op(g->node[i], "DequantizeLinear"))
             rc = mq_dequantize_fold_weight(&gc, (int)i);
     for (size_t i = 0; rc == MQ_OK && !m->o->weights_only && i < g->n_node; i++)
+        if (!gc.removed[i] && mq_node_is_op(g->node[i], "Clip"))
+            rc = mq_dequantize_restore_hardsigmoid(&gc, (int)i);
+    for (size_t i = 0; rc == MQ_OK && !m->o->weights_only && i < g->n_node; i++)
         if (!gc.removed[i] && mq_node_is_op(g->node[i], "QuantizeLinear"))
             rc = mq_dequantize_remove_pair(&gc, (int)i);
     for (size_t i = 0; rc == MQ_OK && i < g->n_node; i++)

@@ -14,6 +14,8 @@
  *     exactly zero after an op that can go negative (Conv, Gemm, MatMul, Add,
  *     ...), which also catches tensors that were merely never negative on
  *     the calibration samples;
+ *   - where the quantizer wrote a HardSigmoid as a Clip of its input's codes and a
+ *     DequantizeLinear (quant/hardsigmoid_codes.h), the float HardSigmoid comes back;
  *   - where the quantizer padded a Conv's input with zero channels for
  *     onnxruntime's fast kernel (its record, MQ_PADDED_CHANNELS_KEY in
  *     quant/channel_pad.h), the Pad and the zero weights go again;
@@ -53,6 +55,7 @@ struct mq_dequantize_result {
     int kept_dequantize;      /* DequantizeLinear left: of a graph input or a kept QuantizeLinear */
     int initializers_removed;
     int channels_unpadded;    /* Conv inputs the quantizer padded with zero channels, restored */
+    int hardsigmoids_restored; /* Clips of integer codes (HardSigmoid on codes) made float again */
 };
 
 /*

@@ -66,6 +66,9 @@ int mq_dequantize_fold_weight(struct graph_ctx *gc, int i);
 /* Quantized integers as int32 (dequantize_weights.c). */
 int mq_dequantize_decode_ints(const Onnx__TensorProto *p, const char *what, struct mq_tensor *out,
                               struct mq_error *err);
+/* Clip node i on a QuantizeLinear's codes, read by one DequantizeLinear (the quantizer's
+   HardSigmoid on codes), back to a float HardSigmoid of the float input (dequantize_codes.c). */
+int mq_dequantize_restore_hardsigmoid(struct graph_ctx *gc, int i);
 /* Removes the pair of QuantizeLinear node i and its DequantizeLinear readers
    (dequantize_pairs.c). */
 int mq_dequantize_remove_pair(struct graph_ctx *gc, int i);

@@ -14,6 +14,11 @@
  * it stays in the integer island.  Only a HardSwish whose input comes out of
  * an op that starts an island (a Conv) and that the graph does not return is
  * split: elsewhere the float HardSwish is faster.
+ *
+ * The other form (--hardswish-codes) is the op's own definition,
+ * `Mul(x, HardSigmoid(x, 1/6, 1/2))`, which is what onnxruntime runs anyway: the quantizer
+ * then writes the HardSigmoid as a Clip of x's codes (hardsigmoid_codes.c), no rounding
+ * added, and the Mul fuses into QLinearMul.
  */
 #include "quant/hardswish_split.h"
 
@@ -32,6 +37,7 @@ struct split_ctx {
     struct mq_names names;
     /* The scalar constants, added once per graph on first use. */
     char *c3, *c0, *c6, *c_sixth;
+    int as_hardsigmoid;         /* Mul(x, HardSigmoid(x)) instead of Add, Clip, Mul, Mul */
     int n_split;
     struct mq_error *err;
 };
@@ -77,6 +83,44 @@ static int should_split(const Onnx__GraphProto *g, const Onnx__NodeProto *node)
         return 0;
     const struct mq_op_rule *r = mq_op_rule_find(mq_str(g->node[p]->op_type));
     return r && r->starts_island && !(g->node[p]->domain && *g->node[p]->domain);
+}
+
+/* The HardSigmoid and Mul that replace `node` (the op's definition), appended to *out. */
+static int as_hardsigmoid(struct split_ctx *sc, const Onnx__NodeProto *node,
+                          Onnx__NodeProto ***out, size_t *n_out)
+{
+    const char *x = node->input[0], *y = node->output[0];
+    const char *base = node->name && *node->name ? node->name : y;
+    char *u_base = mq_str_printf("%s_hardsigmoid", y);
+    char *u = u_base ? mq_names_fresh(&sc->names, u_base) : NULL;
+    char *names[2] = {mq_str_printf("%s_hardsigmoid", base), mq_str_printf("%s_mul", base)};
+    char *fresh[2] = {0};
+    for (int k = 0; k < 2; k++)
+        fresh[k] = names[k] ? mq_names_fresh(&sc->names, names[k]) : NULL;
+    Onnx__NodeProto *nodes[2] = {0};
+    if (u && fresh[0] && fresh[1]) {
+        const char *hs_in[1] = {x}, *mul_in[2] = {x, u};
+        nodes[0] = mq_graph_new_node("HardSigmoid", fresh[0], hs_in, 1, u, -1);
+        nodes[1] = mq_graph_new_node("Mul", fresh[1], mul_in, 2, y, -1);
+    }
+    int rc = !nodes[0] || !nodes[1] || mq_graph_add_float_attr(nodes[0], "alpha", 1.0f / 6.0f) ||
+             mq_graph_add_float_attr(nodes[0], "beta", 0.5f);
+    for (int k = 0; k < 2 && !rc; k++) {
+        rc = mq_graph_append_ptr((void ***)out, n_out, nodes[k]);
+        if (!rc)
+            nodes[k] = NULL;
+    }
+    for (int k = 0; k < 2; k++) {
+        if (nodes[k])
+            onnx__node_proto__free_unpacked(nodes[k], NULL);
+        free(names[k]);
+        free(fresh[k]);
+    }
+    free(u_base), free(u);
+    if (rc)
+        return oom(sc);
+    sc->n_split++;
+    return 0;
 }
 
 /* The four nodes that replace `node`, appended to *out. */
@@ -147,7 +191,8 @@ static int split_graph(struct split_ctx *sc)
         split[i] = (char)should_split(g, g->node[i]);
     for (size_t i = 0; i < g->n_node && !rc; i++) {
         if (split[i])
-            rc = split_one(sc, g->node[i], &out, &n_out);
+            rc = sc->as_hardsigmoid ? as_hardsigmoid(sc, g->node[i], &out, &n_out)
+                                    : split_one(sc, g->node[i], &out, &n_out);
         else if (mq_graph_append_ptr((void ***)&out, &n_out, g->node[i]))
             rc = oom(sc);
     }
@@ -173,12 +218,13 @@ static int split_graph(struct split_ctx *sc)
     return 0;
 }
 
-int mq_split_hardswish(Onnx__ModelProto *model, int *n_split, struct mq_error *err)
+static int split_model(Onnx__ModelProto *model, int as_hardsigmoid_form, int *n_split,
+                       struct mq_error *err)
 {
     *n_split = 0;
     if (!model->graph)
         return 0;
-    struct split_ctx sc = {.g = model->graph, .err = err};
+    struct split_ctx sc = {.g = model->graph, .as_hardsigmoid = as_hardsigmoid_form, .err = err};
     if (mq_names_collect(model, &sc.names, err))
         return MQ_ERR;
     int rc = split_graph(&sc);
@@ -186,4 +232,14 @@ int mq_split_hardswish(Onnx__ModelProto *model, int *n_split, struct mq_error *e
     mq_names_free(&sc.names);
     *n_split = sc.n_split;
     return rc;
+}
+
+int mq_split_hardswish(Onnx__ModelProto *model, int *n_split, struct mq_error *err)
+{
+    return split_model(model, 0, n_split, err);
+}
+
+int mq_hardswish_as_hardsigmoid(Onnx__ModelProto *model, int *n_written, struct mq_error *err)
+{
+    return split_model(model, 1, n_written, err);
 }

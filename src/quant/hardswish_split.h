@@ -18,4 +18,11 @@
  */
 int mq_split_hardswish(Onnx__ModelProto *model, int *n_split, struct mq_error *err);
 
+/*
+ * The same HardSwish written as its definition, Mul(x, HardSigmoid(x, 1/6, 1/2)), exact in
+ * float: the quantizer runs that HardSigmoid on x's codes (hardsigmoid_codes.h).  Run by
+ * quantize's opt-in --hardswish-codes; *n_written gets how many.
+ */
+int mq_hardswish_as_hardsigmoid(Onnx__ModelProto *model, int *n_written, struct mq_error *err);
+
 #endif

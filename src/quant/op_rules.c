@@ -75,6 +75,13 @@ static int clip_bounds(const struct mq_op_query *q, const Onnx__NodeProto *node,
     return 1;
 }
 
+/* HardSigmoid: clamp(alpha * x + beta, 0, 1), alpha 0.2 and beta 0.5 by default. */
+static void hardsigmoid_map(const Onnx__NodeProto *node, float *alpha, float *beta)
+{
+    *alpha = mq_node_attr_float(node, "alpha", 0.2f);
+    *beta = mq_node_attr_float(node, "beta", 0.5f);
+}
+
 /* ------------------------------------------------------------------ table */
 
 #define WEIGHTED(op, axis, bias, beta, zp_optional, correct)                                      \
@@ -162,6 +169,14 @@ static const struct mq_op_rule rules[] = {
     COMPUTE("GlobalAveragePool", 1, 1),
     COMPUTE("Sigmoid", 1, 1),
     COMPUTE("LeakyRelu", 1, 1),
+    /*
+     * onnxruntime has no integer HardSigmoid: it would run it in float between a
+     * DequantizeLinear and a QuantizeLinear.  Its input's codes, clamped by a Clip on the
+     * integers and read with the scale alpha * s and a shifted zero point, are the output,
+     * with no rounding of their own (hardsigmoid_codes.c; HardSwish is x * HardSigmoid(x)).
+     */
+    {.op_type = "HardSigmoid", .role = MQ_ROLE_CODES, .by_default = 1, .n_data_inputs = 1,
+     .weight_input = -1, .bias_input = -1, .unit_clamp = hardsigmoid_map},
     /* Opt-in: a fixed [0, 1] range in 8 bits flushes small attention weights to zero. */
     {.op_type = "Softmax", .role = MQ_ROLE_COMPUTE, .n_data_inputs = 1, .weight_input = -1,
      .bias_input = -1, .fixed_output_range = 1, .output_min = 0.0f, .output_max = 1.0f},

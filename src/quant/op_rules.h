@@ -23,6 +23,8 @@ enum mq_op_role {
     MQ_ROLE_COMPUTE,     /* Add, Mul, Concat, Softmax, ...: every data input and the output */
     MQ_ROLE_ACTIVATION,  /* Relu, Clip: folded into the op before them when possible */
     MQ_ROLE_SHARED,      /* Reshape, Transpose, ...: output reuses the input's scale */
+    MQ_ROLE_CODES,       /* HardSigmoid: a Clip of its input's integer codes, read with a scale
+                            and zero point of its own (hardsigmoid_codes.c) */
 };
 
 /* Which axis of a constant weight holds the output channels (per-channel scales). */
@@ -52,6 +54,8 @@ typedef int (*mq_op_moves_values_fn)(const Onnx__NodeProto *node);
 /* The interval a Relu or Clip clamps to; 0 when its bounds are not constants known here. */
 typedef int (*mq_op_bounds_fn)(const struct mq_op_query *q, const Onnx__NodeProto *node,
                                float *lo, float *hi);
+/* The map y = clamp(alpha * x + beta, 0, 1) the node computes (codes role). */
+typedef void (*mq_op_unit_clamp_fn)(const Onnx__NodeProto *node, float *alpha, float *beta);
 
 struct mq_op_rule {
     const char *op_type;
@@ -138,6 +142,7 @@ struct mq_op_rule {
     mq_op_blocker_fn blocker;           /* NULL: nothing blocks it */
     mq_op_moves_values_fn moves_values; /* shared role: NULL always; else a compute op when 0 */
     mq_op_bounds_fn clamp_bounds;       /* activation role: its bounds */
+    mq_op_unit_clamp_fn unit_clamp;     /* codes role: its affine map */
 };
 
 /* The row of an op type (default ONNX domain), NULL when the quantizer does not know it. */

@@ -107,6 +107,8 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = batchnorms_as_conv(model, options, &out->batchnorms_as_conv, err);
     if (rc == MQ_OK && options->split_hardswish)
         rc = mq_split_hardswish(proto, &out->hardswish_split, err);
+    if (rc == MQ_OK && options->hardswish_as_hardsigmoid)
+        rc = mq_hardswish_as_hardsigmoid(proto, &out->hardswish_as_hardsigmoid, err);
     if (rc == MQ_OK && options->pad_channels)
         rc = mq_pad_conv_input_channels(proto, &out->channels_padded, err);
     if (rc == MQ_OK && options->loaded) {

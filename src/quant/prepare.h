@@ -42,6 +42,9 @@ struct mq_quant_prepare_options {
     /* Threads measuring the equalization (the result does not depend on them); 0: the
        default of calib/calibrate.h. */
     int jobs;
+    /* HardSwish behind a Conv written as x * HardSigmoid(x) (quant/hardswish_split.h), which
+       the quantizer runs on x's codes (--hardswish-codes). */
+    int hardswish_as_hardsigmoid;
 };
 
 struct mq_quant_prepare_result {
@@ -51,6 +54,7 @@ struct mq_quant_prepare_result {
     int shuffles_as_gather;
     int batchnorms_as_conv;   /* BatchNormalizations between int8 ops as depthwise 1x1 Convs */
     int hardswish_split;
+    int hardswish_as_hardsigmoid;
     int channels_padded;
     int depthwise_padded;
     int pairs_equalized;

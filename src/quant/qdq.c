@@ -82,6 +82,7 @@ static void graph_ctx_free(struct graph_ctx *gc, int n_nodes)
         free(mk->zp_name);
         free(mk->dq_name);
         free(mk->q_input);
+        free(mk->q_output);
         free(mk->scales);
         free(mk->zps);
         free(mk->ch_lo);
@@ -194,6 +195,8 @@ static int process_graph(struct model_ctx *m, Onnx__GraphProto *g,
             rc = mq_qdq_quantize_activation(&gc, mk);
         else if (mk->kind == MK_SHARED)
             rc = mq_qdq_quantize_shared(&gc, mk);
+        else if (mk->kind == MK_CODES)
+            rc = mq_qdq_quantize_codes(&gc, mk);
         else
             rc = mq_qdq_quantize_initializer(&gc, mk);
     }

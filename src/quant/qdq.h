@@ -131,6 +131,7 @@ struct mq_quant_result {
     struct mq_skipped_tensor *skipped;
     int n_skipped;
     int folded;              /* Relu/Clip nodes merged into the op before them */
+    int hardsigmoid_codes;   /* HardSigmoid written as a Clip of its input's codes */
 };
 void mq_quant_result_free(struct mq_quant_result *r);
 

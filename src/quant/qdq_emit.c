@@ -68,6 +68,8 @@ int mq_qdq_insert_qdq(struct graph_ctx *gc, struct mark *mk)
     dq_out = NULL;
     mk->q_input = q_in;
     q_in = NULL;
+    mk->q_output = q_out;
+    q_out = NULL;
 done:
     free(q_in);
     free(dq_out);
@@ -123,6 +125,8 @@ int mq_qdq_quantize_activation(struct graph_ctx *gc, struct mark *mk)
     struct mq_error perr;
     if (mq_qparams_compute(lo, hi, mk->qr, mk->symmetric, &p, &perr))
         return mq_qdq_fail_mark(gc, mk, "%s", perr.message);
+    if (mk->has_codes_map)
+        mq_qdq_codes_constrain(mk, &lo, hi, &p);
     mk->has_range = 1;
     mk->lo = lo;
     mk->hi = hi;

@@ -24,7 +24,8 @@ struct nodevec {
     int n, cap;
 };
 
-enum mark_kind { MK_ACTIVATION, MK_WEIGHT, MK_CONSTANT, MK_SHARED };
+/* MK_CODES: a HardSigmoid's output, the clamped codes of share_from (hardsigmoid_codes.c). */
+enum mark_kind { MK_ACTIVATION, MK_WEIGHT, MK_CONSTANT, MK_SHARED, MK_CODES };
 enum mark_state { MS_PENDING, MS_DONE, MS_FAILED };
 
 /* A tensor some selected node wants quantized, and what became of it. */
@@ -38,6 +39,7 @@ struct mark {
     /* results */
     char *scale_name, *zp_name, *dq_name;
     char *q_input;              /* what its QuantizeLinear reads (activations and shared) */
+    char *q_output;             /* what its QuantizeLinear writes (activations and shared) */
     int qtype;
     int symmetric;
     struct mq_qrange qr;
@@ -52,6 +54,13 @@ struct mark {
     int keep_zp;                /* read by a node whose fusion needs the zero-point input */
     struct intvec adjusted;     /* channels enlarged for an int32 bias */
     char *note;
+    /*
+     * A HardSigmoid clamps this activation's codes (hardsigmoid_codes.c): its map, which
+     * decides the scale (beta / alpha over an integer codes_k), and codes_k once applied.
+     */
+    int has_codes_map;
+    float codes_alpha, codes_beta;
+    int codes_k;
 };
 
 struct bias_job {
@@ -222,6 +231,16 @@ int mq_qdq_quantize_activation(struct graph_ctx *gc, struct mark *mk);
 int mq_qdq_quantize_shared(struct graph_ctx *gc, struct mark *mk);
 /* Writes a mark's scales and zero points into its initializers. */
 int mq_qdq_write_params(struct graph_ctx *gc, struct mark *mk);
+
+/* hardsigmoid_codes.c */
+/* Plans a HardSigmoid (codes role) as a Clip of its input's codes, or skips it with why. */
+int mq_qdq_plan_codes(struct graph_ctx *gc, int i, const struct mq_op_rule *r);
+/* An activation a HardSigmoid reads: *p and *lo become the constrained scale, zero point
+   and range when the plan still holds (mk->codes_k set), else stay as they are. */
+void mq_qdq_codes_constrain(struct mark *mk, float *lo, float hi, struct mq_qparams *p);
+/* The HardSigmoid's output: its Clip and DequantizeLinear, or a plain Q/DQ pair (and the
+   node float) when its input's scale could not be constrained. */
+int mq_qdq_quantize_codes(struct graph_ctx *gc, struct mark *mk);
 
 /* qdq_weights.c */
 void mq_qdq_channel_layout(const struct mq_tensor *t, int axis, int64_t *channels, int64_t *inner);

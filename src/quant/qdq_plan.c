@@ -73,7 +73,9 @@ int mq_qdq_mark_tensor(struct graph_ctx *gc, int node, const char *name, enum ma
         int type = mq_graph_elem_type(&gc->idx, name);
         float lo, hi;
         const char *no_range;
-        if (type == 0 && kind != MK_SHARED && !mq_qdq_get_range(m, name, &lo, &hi, &no_range))
+        /* A shared scale or a HardSigmoid's codes (hardsigmoid_codes.c): no range of its own. */
+        if (type == 0 && kind != MK_SHARED && kind != MK_CODES &&
+            !mq_qdq_get_range(m, name, &lo, &hi, &no_range))
             why = "its type cannot be inferred and calibration never observed it";
         else if (type != 0 && type != MQ_DTYPE_FLOAT)
             why = mq_dtype_is_float(type) ? "only float32 tensors are quantized"
@@ -371,6 +373,8 @@ int mq_qdq_plan_node(struct graph_ctx *gc, int i)
         return plan_activation(gc, i, node);
     case MQ_ROLE_SHARED:
         return plan_shared(gc, i, node, r);
+    case MQ_ROLE_CODES:
+        return mq_qdq_plan_codes(gc, i, r);
     case MQ_ROLE_NONE:
         break;
     }

@@ -416,6 +416,8 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "float_tensors", r->result->n_skipped);
     mq_json_key_int(&j, "pads_folded", r->pads_folded);
     mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
+    mq_json_key_int(&j, "hardswish_as_hardsigmoid", r->hardswish_as_hardsigmoid);
+    mq_json_key_int(&j, "hardsigmoid_codes", r->result->hardsigmoid_codes);
     mq_json_key_int(&j, "channels_padded", r->channels_padded);
     mq_json_key_int(&j, "depthwise_padded", r->depthwise_padded);
     mq_json_key_int(&j, "pools_as_conv", r->pools_as_conv);
@@ -665,6 +667,13 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                        r->pads_folded);
     if (r->hardswish_split)
         mq_text_printf(out, "  %d HardSwish written as Add, Clip, Mul, Mul\n", r->hardswish_split);
+    if (r->hardswish_as_hardsigmoid)
+        mq_text_printf(out, "  %d HardSwish written as x * HardSigmoid(x)\n",
+                       r->hardswish_as_hardsigmoid);
+    if (r->result->hardsigmoid_codes)
+        mq_text_printf(out, "  %d HardSigmoid as a clamp of its input's codes (an integer Clip "
+                       "and a DequantizeLinear, no float HardSigmoid)\n",
+                       r->result->hardsigmoid_codes);
     if (r->channels_padded)
         mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
                        "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);

@@ -26,6 +26,7 @@ struct mq_report {
     const struct mq_fold_result *folds;   /* nodes folded into the Conv first; may be NULL */
     int pads_folded;                      /* Pad nodes folded into the Conv after them */
     int hardswish_split;                  /* HardSwish written out (--split-hardswish) */
+    int hardswish_as_hardsigmoid;         /* HardSwish written as x * HardSigmoid(x) */
     int channels_padded;                  /* Conv inputs padded to the fast kernel's channels */
     int depthwise_padded;                 /* depthwise Convs widened to the fast kernel's */
     int pools_as_conv;                    /* AveragePools written as depthwise Convs */
