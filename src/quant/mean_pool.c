@@ -24,6 +24,12 @@
 
 /* The opset from which ReduceMean takes its axes as an input instead of an attribute. */
 #define AXES_INPUT_OPSET 18
+/*
+ * The smallest rank taken: an image's [N, C, H, W] (or a volume's).  A 3-D
+ * mean over axis 2 is a transformer's LayerNorm over [B, T, D] as often as a
+ * 1-D pool, and onnxruntime fuses LayerNorm from the ReduceMean it finds.
+ */
+#define MIN_RANK 4
 
 static int has_subgraphs(const Onnx__GraphProto *g)
 {
@@ -105,7 +111,7 @@ static int declared_rank(const Onnx__GraphProto *g, const char *name, int *dtype
 /* Whether the axes are exactly 2 .. rank - 1, each once (negative ones counted from the end). */
 static int spatial_axes(const int64_t *axes, int count, int rank)
 {
-    if (rank < 3 || rank > MQ_MAX_RANK || count != rank - 2)
+    if (rank < MIN_RANK || rank > MQ_MAX_RANK || count != rank - 2)
         return 0;
     int seen[MQ_MAX_RANK] = {0};
     for (int i = 0; i < count; i++) {
@@ -125,7 +131,7 @@ int mq_mean_pool_candidates(const Onnx__ModelProto *model)
     int opset = mq_model_proto_opset(model, "");
     int64_t axes[MQ_MAX_RANK];
     for (size_t i = 0; i < g->n_node; i++) {
-        int count = mean_axes(g, g->node[i], opset, axes), spatial = count > 0;
+        int count = mean_axes(g, g->node[i], opset, axes), spatial = count >= MIN_RANK - 2;
         for (int k = 0; k < count; k++)
             spatial = spatial && (axes[k] >= 2 || axes[k] < 0);
         if (spatial)

@@ -1,6 +1,6 @@
 /*
- * A ReduceMean over every spatial axis of an [N, C, spatial...] tensor
- * written as the GlobalAveragePool it is, before selection and calibration
+ * A ReduceMean over every spatial axis of an [N, C, H, W] (or [N, C, D, H, W])
+ * tensor written as the GlobalAveragePool it is, before selection and calibration
  * (mean_pool.c says why).
  */
 #ifndef MQ_QUANT_MEAN_POOL_H
@@ -16,7 +16,7 @@ int mq_mean_pool_candidates(const Onnx__ModelProto *model);
 
 /*
  * Rewrites every ReduceMean of the main graph whose axes are exactly 2 ..
- * rank - 1 of its input (rank >= 3, from the graph's value_info, inputs and
+ * rank - 1 of its input (rank >= 4, from the graph's value_info, inputs and
  * outputs, else from `shapes`, which may be NULL) into GlobalAveragePool,
  * followed by Flatten (axis 1) when it dropped the reduced axes (keepdims 0):
  * the same tensor.  An axes initializer nothing else reads goes too.

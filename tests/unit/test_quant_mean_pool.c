@@ -1,7 +1,8 @@
 /*
  * Spatial means as GlobalAveragePool (quant/mean_pool.c): which ReduceMeans
- * it takes (axes 2 .. rank - 1, as attribute or as opset 18's input, negative
- * or not, the rank declared or from a sample), what it leaves, and that the
+ * it takes (axes 2 .. rank - 1 of a 4-D or 5-D tensor, as attribute or as
+ * opset 18's input, negative or not, the rank declared or from a sample), what
+ * it leaves (3-D means, partial ones), and that the
  * pool (with a Flatten for keepdims 0) gives the same tensor.
  */
 #include <check.h>
@@ -185,6 +186,28 @@ START_TEST(test_axes_input_and_partial_means)
 }
 END_TEST
 
+/* A 3-D mean over its last axis is left alone: as often a transformer's LayerNorm over
+   [B, T, D] (which onnxruntime fuses from the ReduceMean) as a 1-D pool. */
+START_TEST(test_three_dimensional_mean_stays)
+{
+    Onnx__ModelProto *m = qb_model(13);
+    Onnx__GraphProto *g = m->graph;
+    int64_t dims[3] = {2, 5, 8}, last[1] = {-1}, two[1] = {2};
+    qb_input(g, "x", 1, 3, dims);
+    qb_attr_ints(qb_node(g, "ReduceMean", "layer_mean", "x", "m"), "axes", 1, last);
+    qb_attr_ints(qb_node(g, "ReduceMean", "pool_mean", "x", "p"), "axes", 1, two);
+    qb_output(g, "m", 1);
+    qb_output(g, "p", 1);
+    ck_assert_int_eq(mq_mean_pool_candidates(m), 0);
+    struct mq_error err;
+    int n = -1;
+    ck_assert_int_eq(mq_means_as_pool(m, NULL, &n, &err), MQ_OK);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(count_op(g, "ReduceMean"), 2);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_mean_pool");
@@ -192,6 +215,7 @@ int main(void)
     tcase_add_test(tc, test_spatial_means_become_pools);
     tcase_add_test(tc, test_unknown_rank_leaves_the_mean);
     tcase_add_test(tc, test_axes_input_and_partial_means);
+    tcase_add_test(tc, test_three_dimensional_mean_stays);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
