@@ -140,7 +140,7 @@ int mq_mean_pool_candidates(const Onnx__ModelProto *model)
     return 0;
 }
 
-/* Whether the mean at node i is one over the spatial axes of a float tensor. */
+/* Whether the node is a mean over the spatial axes of a floating-point tensor. */
 static int is_spatial_mean(const Onnx__GraphProto *g, const Onnx__NodeProto *n, int opset,
                            const struct mq_opset_hints *shapes)
 {
