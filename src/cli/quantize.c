@@ -689,6 +689,7 @@ int mq_cli_quantize(int argc, char **argv)
         report.depthwise_padded = prep.depthwise_padded;
         report.shuffles_as_gather = prep.shuffles_as_gather;
         report.batchnorms_as_conv = prep.batchnorms_as_conv;
+        report.means_as_pool = prep.means_as_pool;
         report.ranges_equalized = prep.pairs_equalized;
         report.ranges = &ranges;
         report.calibration_source = a.calib ? "calib" : "ranges";

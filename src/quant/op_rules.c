@@ -15,12 +15,23 @@
 
 /* ------------------------------------------------------------ predicates */
 
-/* Resize moves values only in nearest mode; linear and cubic compute new ones. */
-static int resize_is_nearest(const Onnx__NodeProto *node)
+/*
+ * Resize moves values only in nearest mode; linear and cubic compute new
+ * ones, and onnxruntime (1.30) keeps such a Resize float between its
+ * DequantizeLinear and QuantizeLinear whatever the scales (its rule that runs
+ * Resize on 8-bit data refuses any mode but nearest: integer interpolation
+ * would round differently).  Quantized, it would be a float op inside an
+ * island; left float, the island ends before it and the next one starts after
+ * it, with the same Q/DQ its neighbours need anyway.
+ */
+static const char *resize_blocker(const struct mq_op_query *q, const Onnx__NodeProto *node)
 {
+    (void)q;
     char mode[32];
     mq_node_attr_string(node, "mode", mode, sizeof mode);
-    return mode[0] == '\0' || strcmp(mode, "nearest") == 0;
+    if (mode[0] == '\0' || strcmp(mode, "nearest") == 0)
+        return NULL;
+    return "onnxruntime runs Resize on 8-bit data in nearest mode only; it interpolates in float";
 }
 
 static const char *input_name(const Onnx__NodeProto *node, size_t i)
@@ -151,9 +162,9 @@ static const struct mq_op_rule rules[] = {
      .min_opset_reason = "onnxruntime runs MaxPool in 8 bits from opset 12"},
     {.op_type = "Pad", .role = MQ_ROLE_SHARED, .by_default = 1, .n_data_inputs = 1,
      .weight_input = -1, .bias_input = -1, .blocker = pad_blocker},
-    /* A compute op when not in nearest mode. */
+    /* Float when not in nearest mode. */
     {.op_type = "Resize", .role = MQ_ROLE_SHARED, .by_default = 1, .n_data_inputs = 1,
-     .weight_input = -1, .bias_input = -1, .moves_values = resize_is_nearest},
+     .weight_input = -1, .bias_input = -1, .blocker = resize_blocker},
     /*
      * onnxruntime's QLinearAdd/QLinearMul: inside an island they save the
      * DequantizeLinear/QuantizeLinear pair a float Add would cost (a residual

@@ -12,6 +12,7 @@
 #include "quant/batchnorm_conv.h"
 #include "quant/equalize.h"
 #include "quant/hardswish_split.h"
+#include "quant/mean_pool.h"
 #include "quant/opset.h"
 #include "quant/op_rules.h"
 #include "quant/pad_fold.h"
@@ -48,29 +49,46 @@ static int wants_constant(const Onnx__NodeProto *reader, size_t input, void *use
     return 0;
 }
 
-/* BatchNormalizations between int8 ops as Convs (quant/batchnorm_conv.h), ranks from a probe. */
-static int batchnorms_as_conv(struct mq_model *model, const struct mq_quant_prepare_options *o,
-                              int *n, struct mq_error *err)
+/*
+ * Shapes for the rewrites that need them (channel shuffles, BatchNormalizations as Convs,
+ * spatial means as pools): one probe (quant/shape_probe.h: one calibration sample, or zeros of
+ * the declared input shapes), run for the first rewrite that has a candidate and kept for the
+ * others.  The rewrites before them keep the names of the tensors those look up.
+ */
+struct lazy_shapes {
+    struct mq_model *model;
+    const struct mq_quant_prepare_options *options;
+    struct mq_shape_probe *probe;
+    int ran;
+};
+
+static int shapes_get(struct lazy_shapes *l, struct mq_opset_hints *hints, struct mq_error *err)
 {
-    struct mq_shape_probe *probe = NULL;
-    int rc = mq_shape_probe_run(model, o->calib_dir, o->open, &probe, err);
-    struct mq_opset_hints shapes = mq_shape_probe_hints(probe);
-    if (rc == MQ_OK)
-        rc = mq_batchnorms_as_conv(model->proto, &shapes, n, err);
-    mq_shape_probe_free(probe);
+    int rc = MQ_OK;
+    if (!l->ran)
+        rc = mq_shape_probe_run(l->model, l->options->calib_dir, l->options->open, &l->probe, err);
+    l->ran = 1;
+    *hints = mq_shape_probe_hints(l->probe);
     return rc;
 }
 
-/* Channel shuffles as Gathers (quant/shuffle_gather.h), with the shapes one sample gives. */
-static int shuffles_as_gather(struct mq_model *model, const struct mq_quant_prepare_options *o,
-                              int *n, struct mq_error *err)
+/* The shape rewrites, each where the graph has a candidate. */
+static int shape_rewrites(struct mq_model *model, const struct mq_quant_prepare_options *o,
+                          struct mq_quant_prepare_result *out, struct mq_error *err)
 {
-    struct mq_shape_probe *probe = NULL;
-    int rc = mq_shape_probe_run(model, o->calib_dir, o->open, &probe, err);
-    struct mq_opset_hints shapes = mq_shape_probe_hints(probe);
-    if (rc == MQ_OK)
-        rc = mq_shuffles_as_gather(model->proto, &shapes, n, err);
-    mq_shape_probe_free(probe);
+    Onnx__ModelProto *proto = model->proto;
+    struct lazy_shapes lazy = {model, o, NULL, 0};
+    struct mq_opset_hints shapes;
+    int rc = MQ_OK;
+    if (mq_shuffle_candidates(proto) && (rc = shapes_get(&lazy, &shapes, err)) == MQ_OK)
+        rc = mq_shuffles_as_gather(proto, &shapes, &out->shuffles_as_gather, err);
+    if (rc == MQ_OK && mq_batchnorm_conv_candidates(proto) &&
+        (rc = shapes_get(&lazy, &shapes, err)) == MQ_OK)
+        rc = mq_batchnorms_as_conv(proto, &shapes, &out->batchnorms_as_conv, err);
+    if (rc == MQ_OK && mq_mean_pool_candidates(proto) &&
+        (rc = shapes_get(&lazy, &shapes, err)) == MQ_OK)
+        rc = mq_means_as_pool(proto, &shapes, &out->means_as_pool, err);
+    mq_shape_probe_free(lazy.probe);
     return rc;
 }
 
@@ -101,10 +119,8 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_fold_batchnorm(proto, &out->batchnorm_folds, err);
     if (rc == MQ_OK)
         rc = mq_fold_pad_into_conv(proto, &out->pads_folded, err);
-    if (rc == MQ_OK && mq_shuffle_candidates(proto))
-        rc = shuffles_as_gather(model, options, &out->shuffles_as_gather, err);
-    if (rc == MQ_OK && mq_batchnorm_conv_candidates(proto))
-        rc = batchnorms_as_conv(model, options, &out->batchnorms_as_conv, err);
+    if (rc == MQ_OK)
+        rc = shape_rewrites(model, options, out, err);
     if (rc == MQ_OK && options->split_hardswish)
         rc = mq_split_hardswish(proto, &out->hardswish_split, err);
     if (rc == MQ_OK && options->hardswish_as_hardsigmoid)

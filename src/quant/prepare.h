@@ -5,8 +5,9 @@
  * other quantizes: the canonical pass (weights made by expanding nodes such
  * as ConstantOfShape folded too: the quantizer stores them in int8), BatchNormalization,
  * a HardSigmoid's affine part (a Clip left) and Pad folded into the Conv before or after
- * them, channel shuffles written as one Gather (with shapes from one calibration sample, or
- * without samples from zeros of the declared input shapes),
+ * them, channel shuffles written as one Gather and means over the spatial axes as
+ * GlobalAveragePool (with shapes from one calibration sample, or without samples from zeros
+ * of the declared input shapes),
  * optionally HardSwish split
  * into ops onnxruntime runs in int8 and Conv inputs padded to the channels its
  * fast int8 kernel takes, and cross-layer range equalization
@@ -53,6 +54,7 @@ struct mq_quant_prepare_result {
     int pads_folded;
     int shuffles_as_gather;
     int batchnorms_as_conv;   /* BatchNormalizations between int8 ops as depthwise 1x1 Convs */
+    int means_as_pool;        /* spatial ReduceMeans as GlobalAveragePool */
     int hardswish_split;
     int hardswish_as_hardsigmoid;
     int channels_padded;

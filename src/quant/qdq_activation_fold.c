@@ -206,6 +206,16 @@ int mq_qdq_try_fold(struct graph_ctx *gc, int i, int *folded)
         ut->consumers[0].node != i || ut->consumers[0].implicit || ut->graph_output ||
         ut->graph_input || ut->initializer >= 0)
         return 0;
+    /*
+     * Not into an op that only moves values (Unsqueeze, Reshape, MaxPool...) and shares its
+     * input's scale: folded, its output would clamp to a range of its own, and onnxruntime
+     * runs such an op in int8 only when the scales on both sides are one; with two it stays
+     * DequantizeLinear -> float op -> QuantizeLinear.  Left in place, the op keeps the shared
+     * scale and runs in int8, and the activation's own Q/DQ clamps after it.
+     */
+    int k = mq_strmap_get(gc->mark_of, up);
+    if (k >= 0 && gc->marks[k].kind == MK_SHARED && gc->marks[k].share_from)
+        return 0;
     int p = ut->producer;
     Onnx__NodeProto *prod = gc->g->node[p];
     if (mq_graph_node_rename_output(prod, up, out))
@@ -221,7 +231,6 @@ int mq_qdq_try_fold(struct graph_ctx *gc, int i, int *folded)
      * The producer's own mark now names the activation's output, with a range
      * of its own: a scale shared from before the activation would not clamp.
      */
-    int k = mq_strmap_get(gc->mark_of, up);
     if (k >= 0 && mq_strmap_get(gc->mark_of, out) < 0) {
         struct mark *mk = &gc->marks[k];
         mq_strmap_del(gc->mark_of, up);

@@ -423,6 +423,7 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "pools_as_conv", r->pools_as_conv);
     mq_json_key_int(&j, "shuffles_as_gather", r->shuffles_as_gather);
     mq_json_key_int(&j, "batchnorms_as_conv", r->batchnorms_as_conv);
+    mq_json_key_int(&j, "means_as_pool", r->means_as_pool);
     mq_json_key_int(&j, "ranges_equalized", r->ranges_equalized);
     mq_json_object_end(&j);
     write_check(&j, r);
@@ -688,6 +689,9 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
         mq_text_printf(out, "  %d BatchNormalization written as a depthwise 1x1 Conv "
                        "(onnxruntime has no integer BatchNormalization)\n",
                        r->batchnorms_as_conv);
+    if (r->means_as_pool)
+        mq_text_printf(out, "  %d ReduceMean over the spatial axes written as GlobalAveragePool "
+                       "(onnxruntime has no integer ReduceMean)\n", r->means_as_pool);
     if (r->pools_as_conv)
         mq_text_printf(out, "  %d AveragePool written as the depthwise Conv that averages the "
                        "same (onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)\n",

@@ -32,6 +32,7 @@ struct mq_report {
     int pools_as_conv;                    /* AveragePools written as depthwise Convs */
     int shuffles_as_gather;               /* Reshape-Transpose-Reshape shuffles as a Gather */
     int batchnorms_as_conv;               /* BatchNormalizations as depthwise 1x1 Convs */
+    int means_as_pool;                    /* spatial ReduceMeans as GlobalAveragePool */
     int ranges_equalized;                 /* Conv outputs rescaled per channel (equalization) */
     const struct mq_ranges *ranges;       /* may be NULL */
     const char *calibration_source;       /* "calib" or "ranges" */
