@@ -95,6 +95,8 @@ struct worker {
     struct calibration *c;
     struct mq_observer *observers; /* one per name */
     unsigned char *not_float;      /* per name: seen holding a non-float value */
+    void *extra;                   /* this thread's state of options->extra */
+    int64_t sample;                /* the sample running */
 };
 
 static int note_constant(void *user, const char *name, const struct mq_tensor *value,
@@ -145,6 +147,10 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer,
                             const char *name, const struct mq_tensor *value, struct mq_error *err)
 {
     struct worker *w = user;
+    const struct mq_calib_extra *extra = w->c->options->extra;
+    if (extra && extra->observe && mq_dtype_is_float(value->dtype) &&
+        extra->observe(w->extra, w->sample, name, value, err))
+        return MQ_ERR;
     int index = mq_strmap_get(w->c->index, name);
     if (index < 0)
         return MQ_OK;
@@ -164,10 +170,15 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer,
 static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *inputs,
                           int n_inputs, struct mq_error *err)
 {
-    (void)sample;
     struct worker *w = user;
     struct calibration *c = w->c;
+    const struct mq_calib_extra *extra = c->options->extra;
+    w->sample = sample;
     int rc = MQ_OK;
+    for (int k = 0; rc == MQ_OK && extra && extra->observe && k < n_inputs; k++)
+        if (mq_dtype_is_float(inputs[k].dtype))
+            rc = extra->observe(w->extra, sample, mq_str(mq_plan_input(c->plan, k)->name),
+                                &inputs[k], err);
     for (int k = 0; rc == MQ_OK && k < n_inputs; k++) {
         int index = mq_strmap_get(c->index, mq_str(mq_plan_input(c->plan, k)->name));
         if (index >= 0 && mq_dtype_is_float(inputs[k].dtype))
@@ -181,11 +192,18 @@ static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *in
 }
 
 /* Hands a sample's outputs to the caller's hook (mq_calib_options.outputs). */
-static int pass_outputs(void *user, int64_t sample, struct mq_tensor *outputs, int n_outputs,
-                        struct mq_error *err)
+/* After each sample: the outputs hook, then the extra work's (in sample order when there is
+   extra work). */
+static int sample_finished(void *user, int64_t sample, struct mq_tensor *outputs, int n_outputs,
+                           struct mq_error *err)
 {
     struct worker *w = user;
-    return w->c->options->outputs(w->c->options->outputs_user, sample, outputs, n_outputs, err);
+    const struct mq_calib_options *o = w->c->options;
+    if (o->outputs && o->outputs(o->outputs_user, sample, outputs, n_outputs, err))
+        return MQ_ERR;
+    if (o->extra && o->extra->sample_done && o->extra->sample_done(w->extra, sample, err))
+        return MQ_ERR;
+    return MQ_OK;
 }
 
 /* Merges the workers' observers into ranges, in worker order (exact in any order). */
@@ -269,7 +287,8 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
         .jobs = o.jobs > 0 ? o.jobs : mq_calib_default_jobs(),
         .inputs = observe_inputs,
         .observe = observe_produced,
-        .done = o.outputs ? pass_outputs : NULL,
+        .done = o.outputs || o.extra ? sample_finished : NULL,
+        .done_in_order = o.extra != NULL,
         .label = "calibration sample",
         .cancel = o.cancel,
         .progress = o.progress,
@@ -302,6 +321,13 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
         for (int i = 0; rc == MQ_OK && i < names->n; i++)
             mq_minmax_init(&workers[t].observers[i].minmax);
     }
+    void **extra_workers = o.extra ? calloc((size_t)jobs, sizeof *extra_workers) : NULL;
+    if (rc == MQ_OK && o.extra && !extra_workers)
+        rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
+    if (rc == MQ_OK && o.extra && o.extra->begin)
+        rc = o.extra->begin(o.extra->user, jobs, extra_workers, err);
+    for (int t = 0; rc == MQ_OK && o.extra && t < jobs; t++)
+        workers[t].extra = extra_workers[t];
     int64_t done = 0;
     if (rc == MQ_OK) {
         pass.workers = worker_ptrs;
@@ -333,6 +359,7 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
     }
     free(workers);
     free(worker_ptrs);
+    free(extra_workers);
     free(c.folded);
     free(c.folded_not_float);
     mq_strmap_free(c.index);

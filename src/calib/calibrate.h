@@ -37,6 +37,25 @@ void mq_name_list_finish(struct mq_name_list *list);
 int mq_name_list_contains(const struct mq_name_list *list, const char *name); /* after finish */
 void mq_name_list_free(struct mq_name_list *list);
 
+/*
+ * More work on every sample of the calibration pass, for what needs only the float model's
+ * tensors and so need not run the samples again (e.g. statistics the quantizer keeps besides
+ * the ranges).  begin runs once before the samples with the number of threads and fills
+ * workers[0 .. n_threads-1] with per-thread state; observe sees every float tensor a node
+ * produces and every graph input fed, on the thread running that sample; sample_done runs after
+ * each sample, in sample order (0, 1, 2, ...: a thread whose sample finished early waits its
+ * turn), so sums kept in shared state come out the same whatever the number of threads.
+ * Any callback may be NULL; a non-zero return stops calibration with that error.  The
+ * per-thread states are the caller's: it frees them after mq_calibrate returns.
+ */
+struct mq_calib_extra {
+    int (*begin)(void *user, int n_threads, void **workers, struct mq_error *err);
+    int (*observe)(void *worker, int64_t sample, const char *name, const struct mq_tensor *value,
+                   struct mq_error *err);
+    int (*sample_done)(void *worker, int64_t sample, struct mq_error *err);
+    void *user;
+};
+
 struct mq_calib_options {
     enum mq_calib_method method;
     double percentile;     /* for MQ_CALIB_PERCENTILE; 0 means MQ_CALIB_DEFAULT_PERCENTILE */
@@ -57,6 +76,8 @@ struct mq_calib_options {
     int (*outputs)(void *user, int64_t sample, const struct mq_tensor *outputs, int n_outputs,
                    struct mq_error *err);
     void *outputs_user;
+    /* Optional: more work on each sample (above). */
+    const struct mq_calib_extra *extra;
 };
 
 void mq_calib_options_init(struct mq_calib_options *options);

@@ -483,6 +483,78 @@ START_TEST(hands_every_samples_outputs_to_the_caller)
 }
 END_TEST
 
+/* The extra work: every sample's tensors seen on its thread, sample_done in sample order. */
+struct extra_state {
+    int n_threads;
+    int64_t next_done;       /* the sample sample_done must see next */
+    int64_t seen[SAMPLES];   /* tensors observed per sample */
+    int in_order;
+};
+
+static int extra_begin(void *user, int n_threads, void **workers, struct mq_error *e)
+{
+    (void)e;
+    struct extra_state *st = user;
+    st->n_threads = n_threads;
+    for (int t = 0; t < n_threads; t++)
+        workers[t] = st;
+    return MQ_OK;
+}
+
+static int extra_observe(void *worker, int64_t sample, const char *name,
+                         const struct mq_tensor *value, struct mq_error *e)
+{
+    (void)name, (void)e;
+    struct extra_state *st = worker;
+    ck_assert(sample >= 0 && sample < SAMPLES && mq_dtype_is_float(value->dtype));
+    __atomic_fetch_add(&st->seen[sample], 1, __ATOMIC_RELAXED);
+    return MQ_OK;
+}
+
+static int extra_done(void *worker, int64_t sample, struct mq_error *e)
+{
+    (void)e;
+    struct extra_state *st = worker;
+    st->in_order &= sample == st->next_done;
+    st->next_done++;
+    return MQ_OK;
+}
+
+START_TEST(runs_extra_work_on_every_sample_in_order)
+{
+    const char *dir = write_samples("all", 0, SAMPLES);
+    struct mq_name_list names;
+    collect(&names);
+    struct mq_calib_source *src = open_source(dir, 0);
+    int64_t first_run[SAMPLES];
+    for (int jobs = 1; jobs <= 3; jobs += 2) {
+        struct extra_state st;
+        memset(&st, 0, sizeof st);
+        st.in_order = 1;
+        struct mq_calib_extra extra = {extra_begin, extra_observe, extra_done, &st};
+        struct mq_calib_options o;
+        mq_calib_options_init(&o);
+        o.jobs = jobs;
+        o.extra = &extra;
+        struct mq_ranges r;
+        ck_assert_msg(mq_calibrate(plan, src, &names, &o, &r, &err) == 0, "%s", err.message);
+        mq_ranges_free(&r);
+        ck_assert_int_eq(st.n_threads, jobs);
+        ck_assert_int_eq(st.next_done, SAMPLES);
+        ck_assert(st.in_order);
+        /* each sample's tensors (an If takes one branch or the other), whatever the threads */
+        for (int s = 0; s < SAMPLES; s++) {
+            ck_assert_int_gt(st.seen[s], 0);
+            if (jobs == 1)
+                first_run[s] = st.seen[s];
+            ck_assert_int_eq(st.seen[s], first_run[s]);
+        }
+    }
+    mq_calib_source_free(src);
+    mq_name_list_free(&names);
+}
+END_TEST
+
 START_TEST(reports_the_lowest_failing_sample)
 {
     char dir[200];
@@ -676,6 +748,7 @@ int main(void)
     tcase_add_test(tc, reports_progress_and_stops_when_asked);
     tcase_add_test(tc, reports_the_lowest_failing_sample);
     tcase_add_test(tc, hands_every_samples_outputs_to_the_caller);
+    tcase_add_test(tc, runs_extra_work_on_every_sample_in_order);
     tcase_add_test(tc, sample_pass_runs_every_sample_once_on_any_number_of_threads);
     tcase_add_test(tc, sample_pass_reports_the_lowest_failing_sample);
     tcase_add_test(tc, a_folder_of_input_files_is_one_sample);
