@@ -95,7 +95,7 @@ struct worker {
     struct calibration *c;
     struct mq_observer *observers; /* one per name */
     unsigned char *not_float;      /* per name: seen holding a non-float value */
-    void *extra;                   /* this thread's state of options->extra */
+    void **extra;                  /* this thread's state of each options->extra[k] */
     int64_t sample;                /* the sample running */
 };
 
@@ -147,10 +147,11 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer,
                             const char *name, const struct mq_tensor *value, struct mq_error *err)
 {
     struct worker *w = user;
-    const struct mq_calib_extra *extra = w->c->options->extra;
-    if (extra && extra->observe && mq_dtype_is_float(value->dtype) &&
-        extra->observe(w->extra, w->sample, name, value, err))
-        return MQ_ERR;
+    const struct mq_calib_options *o = w->c->options;
+    for (int k = 0; k < o->n_extra && mq_dtype_is_float(value->dtype); k++)
+        if (o->extra[k]->observe &&
+            o->extra[k]->observe(w->extra[k], w->sample, name, value, err))
+            return MQ_ERR;
     int index = mq_strmap_get(w->c->index, name);
     if (index < 0)
         return MQ_OK;
@@ -172,13 +173,15 @@ static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *in
 {
     struct worker *w = user;
     struct calibration *c = w->c;
-    const struct mq_calib_extra *extra = c->options->extra;
+    const struct mq_calib_options *o = c->options;
     w->sample = sample;
     int rc = MQ_OK;
-    for (int k = 0; rc == MQ_OK && extra && extra->observe && k < n_inputs; k++)
-        if (mq_dtype_is_float(inputs[k].dtype))
-            rc = extra->observe(w->extra, sample, mq_str(mq_plan_input(c->plan, k)->name),
-                                &inputs[k], err);
+    for (int e = 0; rc == MQ_OK && e < o->n_extra; e++)
+        for (int k = 0; rc == MQ_OK && o->extra[e]->observe && k < n_inputs; k++)
+            if (mq_dtype_is_float(inputs[k].dtype))
+                rc = o->extra[e]->observe(w->extra[e], sample,
+                                          mq_str(mq_plan_input(c->plan, k)->name), &inputs[k],
+                                          err);
     for (int k = 0; rc == MQ_OK && k < n_inputs; k++) {
         int index = mq_strmap_get(c->index, mq_str(mq_plan_input(c->plan, k)->name));
         if (index >= 0 && mq_dtype_is_float(inputs[k].dtype))
@@ -201,8 +204,9 @@ static int sample_finished(void *user, int64_t sample, struct mq_tensor *outputs
     const struct mq_calib_options *o = w->c->options;
     if (o->outputs && o->outputs(o->outputs_user, sample, outputs, n_outputs, err))
         return MQ_ERR;
-    if (o->extra && o->extra->sample_done && o->extra->sample_done(w->extra, sample, err))
-        return MQ_ERR;
+    for (int k = 0; k < o->n_extra; k++)
+        if (o->extra[k]->sample_done && o->extra[k]->sample_done(w->extra[k], sample, err))
+            return MQ_ERR;
     return MQ_OK;
 }
 
@@ -287,8 +291,8 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
         .jobs = o.jobs > 0 ? o.jobs : mq_calib_default_jobs(),
         .inputs = observe_inputs,
         .observe = observe_produced,
-        .done = o.outputs || o.extra ? sample_finished : NULL,
-        .done_in_order = o.extra != NULL,
+        .done = o.outputs || o.n_extra ? sample_finished : NULL,
+        .done_in_order = o.n_extra > 0,
         .label = "calibration sample",
         .cancel = o.cancel,
         .progress = o.progress,
@@ -321,13 +325,22 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
         for (int i = 0; rc == MQ_OK && i < names->n; i++)
             mq_minmax_init(&workers[t].observers[i].minmax);
     }
-    void **extra_workers = o.extra ? calloc((size_t)jobs, sizeof *extra_workers) : NULL;
-    if (rc == MQ_OK && o.extra && !extra_workers)
+    /* extra_workers[t * n_extra + k]: thread t's state of extra k */
+    void **extra_workers =
+        o.n_extra > 0 ? calloc((size_t)jobs * (size_t)o.n_extra, sizeof *extra_workers) : NULL;
+    void **begun = o.n_extra > 0 ? calloc((size_t)jobs, sizeof *begun) : NULL;
+    if (rc == MQ_OK && o.n_extra > 0 && (!extra_workers || !begun))
         rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-    if (rc == MQ_OK && o.extra && o.extra->begin)
-        rc = o.extra->begin(o.extra->user, jobs, extra_workers, err);
-    for (int t = 0; rc == MQ_OK && o.extra && t < jobs; t++)
-        workers[t].extra = extra_workers[t];
+    for (int k = 0; rc == MQ_OK && k < o.n_extra; k++) {
+        memset(begun, 0, (size_t)jobs * sizeof *begun);
+        if (o.extra[k]->begin)
+            rc = o.extra[k]->begin(o.extra[k]->user, jobs, begun, err);
+        for (int t = 0; rc == MQ_OK && t < jobs; t++)
+            extra_workers[t * o.n_extra + k] = begun[t];
+    }
+    for (int t = 0; rc == MQ_OK && o.n_extra > 0 && t < jobs; t++)
+        workers[t].extra = &extra_workers[t * o.n_extra];
+    free(begun);
     int64_t done = 0;
     if (rc == MQ_OK) {
         pass.workers = worker_ptrs;

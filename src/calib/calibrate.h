@@ -76,8 +76,9 @@ struct mq_calib_options {
     int (*outputs)(void *user, int64_t sample, const struct mq_tensor *outputs, int n_outputs,
                    struct mq_error *err);
     void *outputs_user;
-    /* Optional: more work on each sample (above). */
-    const struct mq_calib_extra *extra;
+    /* Optional: more work on each sample (above), each of n_extra in turn. */
+    const struct mq_calib_extra *const *extra;
+    int n_extra;
 };
 
 void mq_calib_options_init(struct mq_calib_options *options);

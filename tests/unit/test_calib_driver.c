@@ -532,10 +532,12 @@ START_TEST(runs_extra_work_on_every_sample_in_order)
         memset(&st, 0, sizeof st);
         st.in_order = 1;
         struct mq_calib_extra extra = {extra_begin, extra_observe, extra_done, &st};
+        const struct mq_calib_extra *extras[1] = {&extra};
         struct mq_calib_options o;
         mq_calib_options_init(&o);
         o.jobs = jobs;
-        o.extra = &extra;
+        o.extra = extras;
+        o.n_extra = 1;
         struct mq_ranges r;
         ck_assert_msg(mq_calibrate(plan, src, &names, &o, &r, &err) == 0, "%s", err.message);
         mq_ranges_free(&r);
