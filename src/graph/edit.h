@@ -72,6 +72,9 @@ int mq_graph_count_readers(const Onnx__GraphProto *g, const char *name, size_t *
 int mq_graph_is_output(const Onnx__GraphProto *g, const char *name);
 int mq_graph_is_input(const Onnx__GraphProto *g, const char *name);
 int mq_graph_is_initializer(const Onnx__GraphProto *g, const char *name);
+/* g's initializer of this name (its index in *slot when slot is not NULL), or NULL. */
+Onnx__TensorProto *mq_graph_initializer_named(const Onnx__GraphProto *g, const char *name,
+                                              size_t *slot);
 /* `base` + suffix, with a counter when g already defines that name; NULL when out of memory. */
 char *mq_graph_fresh_name(const Onnx__GraphProto *g, const char *base, const char *suffix);
 

@@ -36,12 +36,21 @@ int mq_graph_is_input(const Onnx__GraphProto *g, const char *name)
     return 0;
 }
 
+Onnx__TensorProto *mq_graph_initializer_named(const Onnx__GraphProto *g, const char *name,
+                                              size_t *slot)
+{
+    for (size_t i = 0; name && i < g->n_initializer; i++)
+        if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0) {
+            if (slot)
+                *slot = i;
+            return g->initializer[i];
+        }
+    return NULL;
+}
+
 int mq_graph_is_initializer(const Onnx__GraphProto *g, const char *name)
 {
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0)
-            return 1;
-    return 0;
+    return mq_graph_initializer_named(g, name, NULL) != NULL;
 }
 
 char *mq_graph_fresh_name(const Onnx__GraphProto *g, const char *base, const char *suffix)

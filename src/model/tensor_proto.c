@@ -252,3 +252,21 @@ int mq_tensor_write_pb(const char *path, const struct mq_tensor *t, const char *
     free(buf);
     return rc;
 }
+
+int mq_tensor_proto_int64_values(const Onnx__TensorProto *t, int64_t *out, int cap)
+{
+    if (!t || !t->has_data_type || t->data_type != MQ_DTYPE_INT64 || t->n_dims != 1 ||
+        t->dims[0] < 0 || t->dims[0] > cap || t->n_external_data)
+        return -1;
+    int n = (int)t->dims[0];
+    if (t->has_raw_data && t->raw_data.len == (size_t)n * 8) {
+        memcpy(out, t->raw_data.data, (size_t)n * 8); /* little-endian hosts, as elsewhere */
+        return n;
+    }
+    if (t->n_int64_data == (size_t)n) {
+        for (int i = 0; i < n; i++)
+            out[i] = t->int64_data[i];
+        return n;
+    }
+    return -1;
+}

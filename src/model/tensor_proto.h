@@ -17,6 +17,9 @@ int mq_tensor_proto_validate(const Onnx__TensorProto *proto, const char *what,
                              struct mq_error *err);
 /* Byte size of the decoded data, or -1 when dims are invalid. */
 int64_t mq_tensor_proto_count(const Onnx__TensorProto *proto);
+/* The values of a 1-D int64 tensor of at most `cap` values (raw or int64_data, in this
+   file); their count, or -1 when it is not one. */
+int mq_tensor_proto_int64_values(const Onnx__TensorProto *t, int64_t *out, int cap);
 
 /* A new TensorProto (free with onnx__tensor_proto__free_unpacked) holding t in raw_data. */
 int mq_tensor_to_proto(const struct mq_tensor *t, const char *name, Onnx__TensorProto **out,

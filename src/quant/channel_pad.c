@@ -27,17 +27,6 @@
 #include "quant/op_rules.h"
 #include "util/strutil.h"
 
-static Onnx__TensorProto *initializer(const Onnx__GraphProto *g, const char *name, size_t *slot)
-{
-    for (size_t i = 0; name && i < g->n_initializer; i++)
-        if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0) {
-            if (slot)
-                *slot = i;
-            return g->initializer[i];
-        }
-    return NULL;
-}
-
 static int has_subgraphs(const Onnx__GraphProto *g)
 {
     for (size_t i = 0; i < g->n_node; i++)
@@ -249,7 +238,7 @@ int mq_pad_conv_input_channels(Onnx__ModelProto *model, int *n_padded, struct mq
         Onnx__NodeProto *n = g->node[c];
         const char *x = mq_graph_input_at(n, 0), *wname = mq_graph_input_at(n, 1);
         size_t slot = 0;
-        Onnx__TensorProto *init = initializer(g, wname, &slot);
+        Onnx__TensorProto *init = mq_graph_initializer_named(g, wname, &slot);
         struct mq_tensor w;
         if (!x || !init || mq_graph_count_readers(g, wname, NULL) != 1 ||
             mq_graph_is_output(g, wname) || !decode_float(init, &w))
@@ -485,7 +474,7 @@ static int unpad_one(Onnx__GraphProto *g, const char *tensor, long long channels
         return 0;
     Onnx__NodeProto *pad = g->node[p], *conv = g->node[c];
     const char *wname = mq_graph_input_at(conv, 1);
-    Onnx__TensorProto *init = initializer(g, wname, &slot);
+    Onnx__TensorProto *init = mq_graph_initializer_named(g, wname, &slot);
     struct mq_tensor w;
     if (!init || mq_graph_count_readers(g, wname, NULL) != 1 || !decode_float(init, &w))
         return 0;
@@ -505,7 +494,8 @@ static int unpad_one(Onnx__GraphProto *g, const char *tensor, long long channels
     g->n_node--;
     for (size_t k = 1; k < pad->n_input; k++) {
         const char *name = mq_graph_input_at(pad, k);
-        if (name && initializer(g, name, NULL) && mq_graph_count_readers(g, name, NULL) == 0 &&
+        if (name && mq_graph_initializer_named(g, name, NULL) &&
+            mq_graph_count_readers(g, name, NULL) == 0 &&
             !mq_graph_is_output(g, name))
             mq_graph_drop_initializer_named(g, name);
     }

@@ -57,21 +57,6 @@ static int producer(const Onnx__GraphProto *g, const char *name, size_t *index)
     return 0;
 }
 
-static Onnx__TensorProto *initializer(const Onnx__GraphProto *g, const char *name, size_t *slot)
-{
-    for (size_t i = 0; name && i < g->n_initializer; i++)
-        if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0) {
-            *slot = i;
-            return g->initializer[i];
-        }
-    return NULL;
-}
-
-static const char *input_at(const Onnx__NodeProto *n, size_t i)
-{
-    return i < n->n_input && n->input[i] && *n->input[i] ? n->input[i] : NULL;
-}
-
 /* The only reader of a node's single output (not a graph output); 0 when not one. */
 static int only_reader(const Onnx__GraphProto *g, const Onnx__NodeProto *n, size_t *reader)
 {
@@ -83,7 +68,7 @@ static int only_reader(const Onnx__GraphProto *g, const Onnx__NodeProto *n, size
 static int own_float(const Onnx__GraphProto *g, const char *name, size_t *slot)
 {
     size_t r;
-    Onnx__TensorProto *t = initializer(g, name, slot);
+    Onnx__TensorProto *t = mq_graph_initializer_named(g, name, slot);
     return t && t->has_data_type && t->data_type == MQ_DTYPE_FLOAT && !t->n_external_data &&
            !(t->has_data_location && t->data_location) && readers(g, name, &r, 1) == 1 &&
            !mq_graph_is_output(g, name);
@@ -94,7 +79,7 @@ static int constant_scalar(const void *user, const char *name, float *out)
 {
     const Onnx__GraphProto *g = user;
     size_t slot;
-    const Onnx__TensorProto *t = initializer(g, name, &slot);
+    const Onnx__TensorProto *t = mq_graph_initializer_named(g, name, &slot);
     struct mq_tensor v;
     struct mq_error ignored;
     if (!t || mq_tensor_from_proto(t, name, &v, &ignored) != MQ_OK)
@@ -121,9 +106,9 @@ static int keeps_zero(const Onnx__GraphProto *g, int opset, const Onnx__NodeProt
 static int own_conv(const Onnx__GraphProto *g, const Onnx__NodeProto *n)
 {
     size_t slot;
-    return mq_node_is_op(n, "Conv") && mq_node_attr_int(n, "group", 1) == 1 && input_at(n, 0) &&
-           own_float(g, input_at(n, 1), &slot) &&
-           (!input_at(n, 2) || own_float(g, input_at(n, 2), &slot));
+    return mq_node_is_op(n, "Conv") && mq_node_attr_int(n, "group", 1) == 1 && mq_graph_input_at(n, 0) &&
+           own_float(g, mq_graph_input_at(n, 1), &slot) &&
+           (!mq_graph_input_at(n, 2) || own_float(g, mq_graph_input_at(n, 2), &slot));
 }
 
 /*
@@ -173,7 +158,7 @@ static int grow_named(Onnx__GraphProto *g, const char *name, int axis, int64_t l
     size_t slot;
     if (!name)
         return MQ_OK;
-    if (!initializer(g, name, &slot))
+    if (!mq_graph_initializer_named(g, name, &slot))
         return mq_error_set(err, "'%s' is no initializer", name);
     return grow(g, slot, axis, len, err);
 }
@@ -183,11 +168,11 @@ static int64_t depthwise_channels(const Onnx__GraphProto *g, const Onnx__NodePro
 {
     size_t slot;
     int64_t group = mq_node_attr_int(n, "group", 1);
-    const Onnx__TensorProto *w = own_float(g, input_at(n, 1), &slot) ? g->initializer[slot]
+    const Onnx__TensorProto *w = own_float(g, mq_graph_input_at(n, 1), &slot) ? g->initializer[slot]
                                                                       : NULL;
     if (!mq_node_is_op(n, "Conv") || group <= 1 || !w || w->n_dims < 3 || w->dims[0] != group ||
-        w->dims[1] != 1 || !input_at(n, 0) ||
-        (input_at(n, 2) && !own_float(g, input_at(n, 2), &slot)))
+        w->dims[1] != 1 || !mq_graph_input_at(n, 0) ||
+        (mq_graph_input_at(n, 2) && !own_float(g, mq_graph_input_at(n, 2), &slot)))
         return 0;
     return group;
 }
@@ -196,7 +181,7 @@ static int64_t depthwise_channels(const Onnx__GraphProto *g, const Onnx__NodePro
 static int has_dim(const Onnx__GraphProto *g, const char *name, size_t rank, int axis, int64_t len)
 {
     size_t slot;
-    const Onnx__TensorProto *t = name ? initializer(g, name, &slot) : NULL;
+    const Onnx__TensorProto *t = name ? mq_graph_initializer_named(g, name, &slot) : NULL;
     return !name || (t && t->n_dims >= rank && t->dims[axis] == len);
 }
 
@@ -209,14 +194,14 @@ static int plan(const Onnx__GraphProto *g, int opset, size_t d, size_t *prod, si
     if (!producer(g, dw->input[0], &p) || !only_reader(g, g->node[p], &r) || r != d)
         return 0;
     if (keeps_zero(g, opset, g->node[p])) { /* Conv -> activation -> depthwise */
-        if (!input_at(g->node[p], 0) || !producer(g, g->node[p]->input[0], &p) ||
+        if (!mq_graph_input_at(g->node[p], 0) || !producer(g, g->node[p]->input[0], &p) ||
             !only_reader(g, g->node[p], &r))
             return 0;
     }
     int64_t channels = mq_node_attr_int(dw, "group", 1);
-    if (!own_conv(g, g->node[p]) || !has_dim(g, input_at(g->node[p], 1), 3, 0, channels) ||
-        !has_dim(g, input_at(g->node[p], 2), 1, 0, channels) ||
-        !has_dim(g, input_at(dw, 2), 1, 0, channels))
+    if (!own_conv(g, g->node[p]) || !has_dim(g, mq_graph_input_at(g->node[p], 1), 3, 0, channels) ||
+        !has_dim(g, mq_graph_input_at(g->node[p], 2), 1, 0, channels) ||
+        !has_dim(g, mq_graph_input_at(dw, 2), 1, 0, channels))
         return 0;
     *prod = p;
     const char *out = dw->n_output == 1 ? dw->output[0] : NULL;
@@ -232,7 +217,7 @@ static int plan(const Onnx__GraphProto *g, int opset, size_t d, size_t *prod, si
     for (int k = 0; k < n; k++) {
         const Onnx__NodeProto *c = g->node[after[k]];
         if (!own_conv(g, c) || strcmp(c->input[0], out) != 0 ||
-            !has_dim(g, input_at(c, 1), 3, 1, channels))
+            !has_dim(g, mq_graph_input_at(c, 1), 3, 1, channels))
             return 0;
         for (size_t i = 1; i < c->n_input; i++) /* read once, as its data */
             if (c->input[i] && strcmp(c->input[i], out) == 0)
@@ -269,15 +254,15 @@ int mq_pad_depthwise_channels(Onnx__ModelProto *model, int *n_padded, struct mq_
             continue;
         int64_t wide = (channels + align - 1) / align * align;
         const Onnx__NodeProto *p = g->node[prod];
-        int rc = grow_named(g, input_at(p, 1), 0, wide, err);
+        int rc = grow_named(g, mq_graph_input_at(p, 1), 0, wide, err);
         if (!rc)
-            rc = grow_named(g, input_at(p, 2), 0, wide, err);
+            rc = grow_named(g, mq_graph_input_at(p, 2), 0, wide, err);
         if (!rc)
-            rc = grow_named(g, input_at(dw, 1), 0, wide, err);
+            rc = grow_named(g, mq_graph_input_at(dw, 1), 0, wide, err);
         if (!rc)
-            rc = grow_named(g, input_at(dw, 2), 0, wide, err);
+            rc = grow_named(g, mq_graph_input_at(dw, 2), 0, wide, err);
         for (int k = 0; !rc && k < n_cons; k++)
-            rc = grow_named(g, input_at(g->node[cons[k]], 1), 1, wide, err);
+            rc = grow_named(g, mq_graph_input_at(g->node[cons[k]], 1), 1, wide, err);
         Onnx__AttributeProto *group = NULL;
         for (size_t i = 0; !rc && i < dw->n_attribute; i++)
             if (dw->attribute[i]->name && strcmp(dw->attribute[i]->name, "group") == 0)

@@ -19,6 +19,7 @@
 
 #include "core/tensor.h"
 #include "graph/edit.h"
+#include "model/tensor_proto.h"
 #include "model/model.h"
 #include "quant/graph.h"
 
@@ -39,33 +40,6 @@ static int has_subgraphs(const Onnx__GraphProto *g)
     return 0;
 }
 
-static Onnx__TensorProto *initializer(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; name && i < g->n_initializer; i++)
-        if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0)
-            return g->initializer[i];
-    return NULL;
-}
-
-/* The values of a 1-D int64 initializer of at most `cap` values; the count, or -1. */
-static int int64_values(const Onnx__TensorProto *t, int64_t *out, int cap)
-{
-    if (!t || !t->has_data_type || t->data_type != MQ_DTYPE_INT64 || t->n_dims != 1 ||
-        t->dims[0] < 0 || t->dims[0] > cap || t->n_external_data)
-        return -1;
-    int n = (int)t->dims[0];
-    if (t->has_raw_data && t->raw_data.len == (size_t)n * 8) {
-        memcpy(out, t->raw_data.data, (size_t)n * 8); /* little-endian hosts, as elsewhere */
-        return n;
-    }
-    if (t->n_int64_data == (size_t)n) {
-        for (int i = 0; i < n; i++)
-            out[i] = t->int64_data[i];
-        return n;
-    }
-    return -1;
-}
-
 /* The ReduceMean's axes (attribute before opset 18, constant input from it); the count, or -1
    when they are not known constants or absent (absent: every axis, or none). */
 static int mean_axes(const Onnx__GraphProto *g, const Onnx__NodeProto *n, int opset,
@@ -83,7 +57,8 @@ static int mean_axes(const Onnx__GraphProto *g, const Onnx__NodeProto *n, int op
         for (int i = 0; i < count; i++)
             axes[i] = a->ints[i];
     } else {
-        count = int64_values(initializer(g, mq_graph_input_at(n, 1)), axes, MQ_MAX_RANK);
+        count = mq_tensor_proto_int64_values(
+            mq_graph_initializer_named(g, mq_graph_input_at(n, 1), NULL), axes, MQ_MAX_RANK);
     }
     return count > 0 ? count : -1;
 }
@@ -200,7 +175,7 @@ static int rewrite(Onnx__GraphProto *g, size_t i, struct mq_error *err)
     }
     g->node[i] = pool;
     /* the axes input of opset 18, when nothing else reads it */
-    Onnx__TensorProto *axes = initializer(g, mq_graph_input_at(mean, 1));
+    Onnx__TensorProto *axes = mq_graph_initializer_named(g, mq_graph_input_at(mean, 1), NULL);
     char *axes_name = axes ? axes->name : NULL;
     size_t ignored;
     if (axes && mq_graph_count_readers(g, axes_name, &ignored) == 0 &&

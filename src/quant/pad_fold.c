@@ -18,43 +18,12 @@
 #include <string.h>
 
 #include "graph/edit.h"
+#include "model/tensor_proto.h"
 #include "core/tensor.h"
 #include "model/model.h"
 #include "quant/graph.h"
 
 #define MAX_PADS 16 /* 2 * rank, rank <= 8 */
-
-static const char *input_at(const Onnx__NodeProto *n, size_t i)
-{
-    return i < n->n_input && n->input[i] && *n->input[i] ? n->input[i] : NULL;
-}
-
-static Onnx__TensorProto *initializer(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; name && i < g->n_initializer; i++)
-        if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0)
-            return g->initializer[i];
-    return NULL;
-}
-
-/* The int64 values of a 1-D initializer; the count, or -1 when it is not one. */
-static int int64_values(const Onnx__TensorProto *t, int64_t *out, int cap)
-{
-    if (!t || !t->has_data_type || t->data_type != MQ_DTYPE_INT64 || t->n_dims != 1 ||
-        t->dims[0] < 0 || t->dims[0] > cap || t->n_external_data)
-        return -1;
-    int n = (int)t->dims[0];
-    if (t->has_raw_data && t->raw_data.len == (size_t)n * 8) {
-        memcpy(out, t->raw_data.data, (size_t)n * 8); /* little-endian hosts, as elsewhere */
-        return n;
-    }
-    if (t->n_int64_data == (size_t)n) {
-        for (int i = 0; i < n; i++)
-            out[i] = t->int64_data[i];
-        return n;
-    }
-    return -1;
-}
 
 /* Whether a float initializer (or absent value) is the scalar 0. */
 static int is_zero_value(const Onnx__TensorProto *t)
@@ -99,9 +68,11 @@ static int zero_spatial_pads(const Onnx__GraphProto *g, const Onnx__NodeProto *p
         for (int i = 0; i < n; i++)
             pads[i] = a->ints[i];
     } else {
-        n = int64_values(initializer(g, input_at(pad, 1)), pads, MAX_PADS);
-        const char *value = input_at(pad, 2);
-        if (n < 0 || (value && !is_zero_value(initializer(g, value))) || input_at(pad, 3))
+        n = mq_tensor_proto_int64_values(
+            mq_graph_initializer_named(g, mq_graph_input_at(pad, 1), NULL), pads, MAX_PADS);
+        const char *value = mq_graph_input_at(pad, 2);
+        if (n < 0 || (value && !is_zero_value(mq_graph_initializer_named(g, value, NULL))) ||
+            mq_graph_input_at(pad, 3))
             return -1;
     }
     int rank = n / 2;
@@ -214,7 +185,7 @@ int mq_fold_pad_into_conv(Onnx__ModelProto *model, int *n_folded, struct mq_erro
     int opset = mq_model_proto_opset(model, "");
     for (size_t c = 0; c < g->n_node; c++) {
         Onnx__NodeProto *conv = g->node[c];
-        const char *x = input_at(conv, 0);
+        const char *x = mq_graph_input_at(conv, 0);
         int is_conv = strcmp(mq_str(conv->op_type), "Conv") == 0;
         int is_average = strcmp(mq_str(conv->op_type), "AveragePool") == 0;
         if (!(is_conv || (is_average && average_takes_pads(conv, opset))) ||
@@ -226,7 +197,7 @@ int mq_fold_pad_into_conv(Onnx__ModelProto *model, int *n_folded, struct mq_erro
                           strcmp(g->node[p]->output[0], x) == 0))
             p++;
         if (p == c || strcmp(mq_str(g->node[p]->op_type), "Pad") != 0 ||
-            !mq_node_is_onnx(g->node[p]) || !input_at(g->node[p], 0))
+            !mq_node_is_onnx(g->node[p]) || !mq_graph_input_at(g->node[p], 0))
             continue;
         Onnx__NodeProto *pad = g->node[p];
         int64_t pads[MAX_PADS];
@@ -250,7 +221,8 @@ int mq_fold_pad_into_conv(Onnx__ModelProto *model, int *n_folded, struct mq_erro
         g->n_node--;
         c--;
         for (size_t k = 1; k < pad->n_input; k++) {
-            Onnx__TensorProto *t = initializer(g, input_at(pad, k));
+            Onnx__TensorProto *t =
+                mq_graph_initializer_named(g, mq_graph_input_at(pad, k), NULL);
             if (t && mq_graph_count_readers(g, t->name, NULL) == 0 &&
                 !mq_graph_is_output(g, t->name) && !mq_graph_is_input(g, t->name))
                 mq_graph_drop_initializer(g, t);
