@@ -21,6 +21,7 @@
 #include "quant/select.h"
 #include "model_run.h"
 #include "quant_builder.h"
+#include "quant_run.h"
 
 static const float sixth = 1.0f / 6.0f;
 
@@ -107,59 +108,12 @@ END_TEST
 
 /* --------------------------------------------------------------- the rewrite */
 
-struct range_spec {
-    const char *name;
-    float lo, hi;
-};
-
-static int compare_range(const void *a, const void *b)
+/* The rewrite with the given ranges, which must succeed. */
+static void quantize_ok(Onnx__ModelProto *m, const struct range_spec *specs, int n,
+                        const struct mq_quant_options *o, struct run *r)
 {
-    return strcmp(((const struct mq_tensor_range *)a)->name,
-                  ((const struct mq_tensor_range *)b)->name);
-}
-
-static struct mq_ranges make_ranges(const struct range_spec *specs, int n)
-{
-    struct mq_ranges r;
-    memset(&r, 0, sizeof r);
-    r.method = strdup("minmax");
-    r.samples = 4;
-    r.n = n;
-    r.items = calloc((size_t)n, sizeof *r.items);
-    for (int i = 0; i < n; i++) {
-        r.items[i].name = strdup(specs[i].name);
-        r.items[i].min = r.items[i].observed_min = specs[i].lo;
-        r.items[i].max = r.items[i].observed_max = specs[i].hi;
-        r.items[i].count = 100;
-    }
-    qsort(r.items, (size_t)n, sizeof *r.items, compare_range);
-    return r;
-}
-
-struct run {
-    struct mq_selection sel;
-    struct mq_quant_result res;
-    struct mq_ranges ranges;
-    struct mq_error err;
-    int rc;
-};
-
-static void quantize(Onnx__ModelProto *m, const struct range_spec *specs, int n,
-                     const struct mq_quant_options *o, struct run *r)
-{
-    struct mq_select_options so = {0};
-    memset(r, 0, sizeof *r);
-    ck_assert_int_eq(mq_select_nodes(m, &so, &r->sel, &r->err), MQ_OK);
-    r->ranges = make_ranges(specs, n);
-    r->rc = mq_qdq_rewrite(m, &r->sel, &r->ranges, o, &r->res, &r->err);
+    quantize(m, specs, n, o, r);
     ck_assert_msg(r->rc == MQ_OK, "%s", r->err.message);
-}
-
-static void run_free(struct run *r)
-{
-    mq_quant_result_free(&r->res);
-    mq_selection_free(&r->sel);
-    mq_ranges_free(&r->ranges);
 }
 
 static const Onnx__TensorProto *init_named(const Onnx__GraphProto *g, const char *name)
@@ -226,7 +180,7 @@ START_TEST(test_rewrite_nodes_and_interpreter)
     struct mq_quant_options o;
     mq_quant_options_default(&o);
     struct run r;
-    quantize(m, hs_ranges, 4, &o, &r);
+    quantize_ok(m, hs_ranges, 4, &o, &r);
     const Onnx__GraphProto *g = m->graph;
     ck_assert_int_eq(r.res.hardsigmoid_codes, 1);
     /* The HardSigmoid is now a Clip of x's QuantizeLinear output. */
@@ -342,7 +296,7 @@ START_TEST(test_rewrite_declined)
     struct range_spec narrow[4] = {{"x", -0.3f, 0.37f}, {"h", 0.45f, 0.57f}, {"y", -0.1f, 0.3f},
                                    {"out", -0.1f, 0.3f}};
     struct run r;
-    quantize(m, narrow, 4, &o, &r);
+    quantize_ok(m, narrow, 4, &o, &r);
     ck_assert_int_eq(r.res.hardsigmoid_codes, 0);
     ck_assert_str_eq(qb_node_named(m->graph, "hs")->op_type, "HardSigmoid");
     ck_assert_msg(strstr(skipped_reason(&r, "hs"), "would have to reach -3") != NULL, "%s",
@@ -356,7 +310,7 @@ START_TEST(test_rewrite_declined)
     o.activation_type = MQ_DTYPE_INT8;
     o.symmetric_activations = 1;
     o.quantize_outputs = 0;
-    quantize(m, hs_ranges, 4, &o, &r);
+    quantize_ok(m, hs_ranges, 4, &o, &r);
     ck_assert_str_eq(qb_node_named(m->graph, "hs")->op_type, "HardSigmoid");
     ck_assert(strstr(skipped_reason(&r, "hs"), "op inputs only") != NULL);
     run_free(&r);
@@ -367,7 +321,7 @@ START_TEST(test_rewrite_declined)
     mq_quant_options_default(&o);
     o.activation_type = MQ_DTYPE_UINT16;
     m->opset_import[0]->version = 21;
-    quantize(m, hs_ranges, 4, &o, &r);
+    quantize_ok(m, hs_ranges, 4, &o, &r);
     ck_assert_str_eq(qb_node_named(m->graph, "hs")->op_type, "HardSigmoid");
     ck_assert(strstr(skipped_reason(&r, "hs"), "no uint16 kernel") != NULL);
     run_free(&r);
@@ -400,7 +354,7 @@ START_TEST(test_two_maps_one_input)
     struct mq_quant_options o;
     mq_quant_options_default(&o);
     struct run r;
-    quantize(m, ranges, 5, &o, &r);
+    quantize_ok(m, ranges, 5, &o, &r);
     ck_assert_int_eq(r.res.hardsigmoid_codes, 1);
     ck_assert_str_eq(qb_node_named(g, "hs")->op_type, "Clip");
     ck_assert_str_eq(qb_node_named(g, "hs2")->op_type, "HardSigmoid");
@@ -418,7 +372,7 @@ START_TEST(test_rewrite_int8)
     mq_quant_options_default(&o);
     o.activation_type = MQ_DTYPE_INT8;
     struct run r;
-    quantize(m, hs_ranges, 4, &o, &r);
+    quantize_ok(m, hs_ranges, 4, &o, &r);
     const Onnx__GraphProto *g = m->graph;
     const Onnx__NodeProto *clip = qb_node_named(g, "hs");
     ck_assert_str_eq(clip->op_type, "Clip");
