@@ -304,11 +304,12 @@ int mq_cli_calibrate(int argc, char **argv)
         /* quantize's channel pads (default scheme): their outputs are tensors it observes */
         struct mq_quant_prepare_options po = {have_loaded ? &loaded : NULL, calib, &open,
                                               split_hardswish, 0, NULL, 1, 0, hardswish_codes,
-                                              0};
+                                              0, 0};
         po.jobs = options.jobs;
-        /* as quantize: measured in the calibration pass (not in shards: each must equalize
-           as all the samples say) */
-        po.fold_equalization = shard_count == 0 && !mq_calib_method_uses_histogram(options.method);
+        /* as quantize: measured in the calibration pass (a shard's maxima on all the samples
+           still: each must equalize as all the samples say) */
+        po.fold_equalization = !mq_calib_method_uses_histogram(options.method);
+        po.fold_measure_all = shard_count > 0;
         rc = mq_quant_prepare_graph(model, &po, &prep, &err);
     }
     if (rc == MQ_OK)

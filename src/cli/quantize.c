@@ -586,7 +586,7 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK) {
         struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
         struct mq_quant_prepare_options po = {have_ranges ? &ranges : NULL, a.calib, &open,
-                                              a.split_hardswish, 0, NULL, 0, 0, 0, 0};
+                                              a.split_hardswish, 0, NULL, 0, 0, 0, 0, 0};
         po.jobs = a.calib_options.jobs;
         /* measured in the calibration pass, whose ranges it can rescale (minmax) */
         po.fold_equalization = !mq_calib_method_uses_histogram(a.calib_options.method);

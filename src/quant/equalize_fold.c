@@ -25,6 +25,7 @@ struct mq_quant_equalize_fold {
     struct mq_calib_extra extra;
     int n_workers;
     struct fold_worker *workers;
+    int keep_maxima; /* finish equalizes from the maxima given (mq_quant_equalize_fold_keep_maxima) */
 };
 
 static void worker_free(struct fold_worker *w, int n_tensors)
@@ -208,12 +209,18 @@ int mq_quant_equalize_fold_finish(struct mq_quant_equalize_fold *fold, struct mq
             /* the largest |value|, as mq_quant_equalize_measure has it: 0 when none */
             m->max[c] = lo <= hi ? fmax(fabs((double)lo), fabs((double)hi)) : 0.0;
         }
-        rc = rc ? rc : mq_ranges_add_channel_maxima(maxima, m->name, m->channels, m->max, err);
+        if (!fold->keep_maxima && rc == MQ_OK)
+            rc = mq_ranges_add_channel_maxima(maxima, m->name, m->channels, m->max, err);
     }
     struct derive d = {fold, ranges};
     if (rc == MQ_OK)
         rc = mq_quant_equalize_apply_with(model, maxima, n_pairs, derive_range, &d, err);
     return rc;
+}
+
+void mq_quant_equalize_fold_keep_maxima(struct mq_quant_equalize_fold *fold)
+{
+    fold->keep_maxima = 1;
 }
 
 void mq_quant_equalize_fold_free(struct mq_quant_equalize_fold *fold)

@@ -39,6 +39,13 @@ const struct mq_calib_extra *mq_quant_equalize_fold_extra(struct mq_quant_equali
 int mq_quant_equalize_fold_finish(struct mq_quant_equalize_fold *fold, struct mq_model *model,
                                   struct mq_ranges *ranges, struct mq_ranges *maxima,
                                   int *n_pairs, struct mq_error *err);
+/*
+ * Makes finish equalize from the maxima it is given (measured on all the samples of a
+ * sharded calibration, mq_quant_equalize_measure), the pass's extremes only deriving the
+ * ranges: a shard's derived range is then the one a single run derives from that shard's
+ * values, and the smallest and largest over shards are exactly a single run's.
+ */
+void mq_quant_equalize_fold_keep_maxima(struct mq_quant_equalize_fold *fold);
 void mq_quant_equalize_fold_free(struct mq_quant_equalize_fold *fold);
 
 /*

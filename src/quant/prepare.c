@@ -129,14 +129,11 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_pad_conv_input_channels(proto, &out->channels_padded, err);
     if (rc == MQ_OK && !options->loaded && options->calib_dir && options->fold_equalization)
         rc = mq_quant_equalize_fold_new(model, &out->equalize_pending, err);
-    if (rc == MQ_OK && out->equalize_pending) {
-        /* measured in the calibration pass: equalized, then widened, in finish */
-        out->depthwise_pad_pending = options->pad_channels;
-        return MQ_OK;
-    }
+    /* a shard measures the maxima on all the samples still (the ranges come from its own) */
+    int measure_here = !out->equalize_pending || options->fold_measure_all;
     if (rc == MQ_OK && options->loaded) {
         rc = mq_ranges_merge_channel_maxima(&out->channel_maxima, options->loaded, err);
-    } else if (rc == MQ_OK && options->calib_dir) {
+    } else if (rc == MQ_OK && options->calib_dir && measure_here) {
         struct mq_calib_open_options open = {0};
         if (options->open)
             open = *options->open;
@@ -145,6 +142,13 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_quant_equalize_measure(model, options->calib_dir, &open,
                                        options->jobs > 0 ? options->jobs : mq_calib_default_jobs(),
                                        &out->channel_maxima, err);
+    }
+    if (rc == MQ_OK && out->equalize_pending) {
+        /* measured in the calibration pass: equalized, then widened, in finish */
+        if (options->fold_measure_all)
+            mq_quant_equalize_fold_keep_maxima(out->equalize_pending);
+        out->depthwise_pad_pending = options->pad_channels;
+        return MQ_OK;
     }
     if (rc == MQ_OK)
         rc = mq_quant_equalize_apply(model, &out->channel_maxima, &out->pairs_equalized, err);

@@ -52,6 +52,10 @@ struct mq_quant_prepare_options {
        calibration pass measures it (mq_quant_prepare_calib_extra) and mq_quant_prepare_finish
        equalizes after it (quant/equalize_fold.h; for minmax ranges only). */
     int fold_equalization;
+    /* With fold_equalization, for a shard of a calibration: the maxima still measured on all
+       the samples (every shard must equalize alike), the calibration pass giving the ranges
+       of the graph before equalizing, so that shards merge into one run's ranges exactly. */
+    int fold_measure_all;
 };
 
 struct mq_quant_prepare_result {
