@@ -99,8 +99,8 @@ static int jobs_of(const struct mq_quantize_args *a)
 /*
  * The float model's outputs, which calibration computes on every sample anyway, kept for the
  * check and the search when they run on the same samples (no --eval): they then run only the
- * quantized model.  Calibration runs the prepared graph (folded, equalized, padded: exact
- * rewrites), so its outputs are the input model's up to float rounding in the last bits.
+ * quantized model.  Calibration runs the prepared graph (folded, padded, equalized or about to
+ * be: exact rewrites), so its outputs are the input model's up to float rounding in the last bits.
  */
 struct reference_fill {
     struct mq_divergence_cache *cache;
