@@ -279,6 +279,11 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
             return mq_error_code(err, MQ_ERR_USAGE, "the names to observe are not sorted and "
                                  "unique (call mq_name_list_finish)");
 
+    /* only a per-sample callback needs the samples' turns: an extra work that only observes
+       does not make threads wait for one another */
+    int in_order = 0;
+    for (int k = 0; k < o.n_extra; k++)
+        in_order |= o.extra[k]->sample_done != NULL;
     struct calibration c;
     memset(&c, 0, sizeof c);
     c.plan = plan;
@@ -291,8 +296,8 @@ int mq_calibrate(const struct mq_plan *plan, const struct mq_calib_source *sourc
         .jobs = o.jobs > 0 ? o.jobs : mq_calib_default_jobs(),
         .inputs = observe_inputs,
         .observe = observe_produced,
-        .done = o.outputs || o.n_extra ? sample_finished : NULL,
-        .done_in_order = o.n_extra > 0,
+        .done = o.outputs || in_order ? sample_finished : NULL,
+        .done_in_order = in_order,
         .label = "calibration sample",
         .cancel = o.cancel,
         .progress = o.progress,

@@ -40,8 +40,8 @@ struct mq_tensor_range {
 
 /*
  * The largest |value| of each channel (axis 1) of one tensor over the
- * samples, measured before calibration for the graph rewrites that depend on
- * the data (cross-layer equalization).  Kept with the ranges, so that a file
+ * samples, measured on the graph before the rewrites that depend on the data
+ * (cross-layer equalization), in the calibration pass or one before it.  Kept with the ranges, so that a file
  * loaded later rewrites the graph exactly as it was when calibrated.
  */
 struct mq_channel_maxima {

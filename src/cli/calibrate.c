@@ -303,8 +303,13 @@ int mq_cli_calibrate(int argc, char **argv)
         struct mq_calib_open_options open = {limit, 0, 0, &preprocess};
         /* quantize's channel pads (default scheme): their outputs are tensors it observes */
         struct mq_quant_prepare_options po = {have_loaded ? &loaded : NULL, calib, &open,
-                                              split_hardswish, 0, NULL, 1, 0, hardswish_codes};
+                                              split_hardswish, 0, NULL, 1, 0, hardswish_codes,
+                                              0, 0};
         po.jobs = options.jobs;
+        /* as quantize: measured in the calibration pass (a shard's maxima on all the samples
+           still: each must equalize as all the samples say) */
+        po.fold_equalization = !mq_calib_method_uses_histogram(options.method);
+        po.fold_measure_all = shard_count > 0;
         rc = mq_quant_prepare_graph(model, &po, &prep, &err);
     }
     if (rc == MQ_OK)
@@ -330,7 +335,12 @@ int mq_cli_calibrate(int argc, char **argv)
         options.not_float = &not_float;
         options.progress = show_progress;
         options.progress_user = &progress;
+        const struct mq_calib_extra *extras[1] = {mq_quant_prepare_calib_extra(&prep)};
+        options.extra = extras;
+        options.n_extra = extras[0] ? 1 : 0;
         rc = mq_calibrate(plan, source, &names, &options, &result, &err);
+        if (rc == MQ_OK)
+            rc = mq_quant_prepare_finish(model, &prep, &result, &err);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
         if (progress.shown)

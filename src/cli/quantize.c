@@ -99,8 +99,8 @@ static int jobs_of(const struct mq_quantize_args *a)
 /*
  * The float model's outputs, which calibration computes on every sample anyway, kept for the
  * check and the search when they run on the same samples (no --eval): they then run only the
- * quantized model.  Calibration runs the prepared graph (folded, equalized, padded: exact
- * rewrites), so its outputs are the input model's up to float rounding in the last bits.
+ * quantized model.  Calibration runs the prepared graph (folded, padded, equalized or about to
+ * be: exact rewrites), so its outputs are the input model's up to float rounding in the last bits.
  */
 struct reference_fill {
     struct mq_divergence_cache *cache;
@@ -161,8 +161,8 @@ static void reference_fill_setup(struct reference_fill *f, const struct mq_model
  * files.  The one place that talks to calib/.  `reference` (may be NULL): the
  * float model whose outputs the calibration run keeps in `cache` on the way.
  */
-static int get_ranges(struct mq_quantize_args *a, const struct mq_model *model,
-                      char **names, int n_names, const struct mq_ranges *channel_maxima,
+static int get_ranges(struct mq_quantize_args *a, struct mq_model *model,
+                      char **names, int n_names, struct mq_quant_prepare_result *prep,
                       const struct mq_model *reference, struct mq_divergence_cache *cache,
                       struct mq_ranges *out, struct mq_error *err)
 {
@@ -218,14 +218,23 @@ static int get_ranges(struct mq_quantize_args *a, const struct mq_model *model,
             options.outputs = keep_reference;
             options.outputs_user = &fill;
         }
+        /* the equalization's measure, when the prepare step left it to this pass */
+        const struct mq_calib_extra *extras[1];
+        options.n_extra = 0;
+        if (prep && mq_quant_prepare_calib_extra(prep))
+            extras[options.n_extra++] = mq_quant_prepare_calib_extra(prep);
+        options.extra = extras;
         rc = mq_calibrate(plan, source, &list, &options, out, err);
+        /* then the graph equalized, and its rescaled tensors' ranges with it */
+        if (rc == MQ_OK && prep)
+            rc = mq_quant_prepare_finish(model, prep, out, err);
         free(fill.from);
         if (progress.shown)
             fputs("\r\033[K", stderr);
     }
     /* What equalized the graph goes with its ranges: loading them makes the same graph again. */
-    if (rc == MQ_OK)
-        rc = mq_ranges_merge_channel_maxima(out, channel_maxima, err);
+    if (rc == MQ_OK && prep)
+        rc = mq_ranges_merge_channel_maxima(out, &prep->channel_maxima, err);
     if (rc == MQ_OK && a->save_ranges)
         rc = mq_ranges_save(out, a->save_ranges, err);
     if (rc)
@@ -577,8 +586,10 @@ int mq_cli_quantize(int argc, char **argv)
     if (rc == MQ_OK) {
         struct mq_calib_open_options open = {a.limit, 0, 0, &a.preprocess};
         struct mq_quant_prepare_options po = {have_ranges ? &ranges : NULL, a.calib, &open,
-                                              a.split_hardswish, 0, NULL, 0, 0, 0};
+                                              a.split_hardswish, 0, NULL, 0, 0, 0, 0, 0};
         po.jobs = a.calib_options.jobs;
+        /* measured in the calibration pass, whose ranges it can rescale (minmax) */
+        po.fold_equalization = !mq_calib_method_uses_histogram(a.calib_options.method);
         po.min_opset = required_opset(&a.quant, a.fallback, &po.opset_reason);
         /*
          * onnxruntime's fast int8 Conv wants symmetric int8 weights and 4k input channels.
@@ -611,7 +622,7 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_model_load(a.in, &fp32, &err);
     if (rc == MQ_OK && !have_ranges) {
         int same_samples = !a.eval && a.preprocess.n_carry == 0;
-        rc = get_ranges(&a, model, names, n_names, &prep.channel_maxima,
+        rc = get_ranges(&a, model, names, n_names, &prep,
                         same_samples ? fp32 : NULL, &reference, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }

@@ -12,8 +12,11 @@
  * Convs: the first one gets zero output channels (its output there is 0, and
  * Relu or Clip keep it 0), the depthwise Conv zero weights for them, the next
  * Conv zero input weights, so the outputs are the same and only the three
- * weights grow.  Runs in the prepare step, after equalization, so calibration
- * and every later step see the wider tensors.
+ * weights grow.  Runs after equalization, which measured and scaled the
+ * channels as they were: in the prepare step, or after calibration when the
+ * calibration pass measures the equalization (quant/equalize_fold.h; the
+ * tensors widened then were calibrated without their zero channels, which
+ * changes nothing the quantizer uses: every quantized range includes 0).
  */
 #include "quant/depthwise_pad.h"
 

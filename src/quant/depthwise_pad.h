@@ -1,7 +1,7 @@
 /*
  * Depthwise Convs widened with zero channels to the channel count
  * onnxruntime's fast int8 depthwise kernel takes, together with the Conv
- * that feeds them and the Convs they feed, before calibration
+ * that feeds them and the Convs they feed, after equalization
  * (depthwise_pad.c says why).
  */
 #ifndef MQ_DEPTHWISE_PAD_H

@@ -137,7 +137,8 @@ static int outlier_dominated(const double *act, int64_t c)
     return median > 0.0 && loudest >= MIN_OUTLIER_RATIO * median;
 }
 
-static int equalize(struct pair *p, const double *act)
+/* s (c values) gets the scales when it returns 1. */
+static int equalize(struct pair *p, const double *act, double *s)
 {
     int64_t c = p->w1.dims[0], inner1 = p->w1.count / c;
     int dominated = outlier_dominated(act, c);
@@ -145,9 +146,6 @@ static int equalize(struct pair *p, const double *act)
         return dominated;
     int64_t out2 = p->w2.dims[0], inner2 = p->w2.count / (out2 * c);
     float *w1 = p->w1.data, *w2 = p->w2.data, *b1 = p->b1.data;
-    double *s = malloc((size_t)c * sizeof *s);
-    if (!s)
-        return -1;
     double log_sum = 0.0;
     int64_t n_log = 0;
     for (int64_t k = 0; k < c; k++) {
@@ -161,10 +159,8 @@ static int equalize(struct pair *p, const double *act)
             n_log++;
         }
     }
-    if (!n_log) {
-        free(s);
+    if (!n_log)
         return 0;
-    }
     /* Divided by their geometric mean: the tensor between keeps its overall magnitude. */
     double mean = exp(log_sum / (double)n_log);
     for (int64_t k = 0; k < c; k++) {
@@ -180,7 +176,6 @@ static int equalize(struct pair *p, const double *act)
             for (int64_t e = 0; e < inner2; e++)
                 w2[(o * c + k) * inner2 + e] = (float)(w2[(o * c + k) * inner2 + e] * s[k]);
     }
-    free(s);
     return 1;
 }
 
@@ -393,6 +388,21 @@ static int record_in_graph(struct mq_graph_index *idx, void *user, struct mq_err
     return MQ_OK;
 }
 
+int mq_quant_equalize_pair_tensors(struct mq_model *model, struct mq_ranges *into,
+                                   struct mq_error *err)
+{
+    Onnx__GraphProto *g = model->proto->graph;
+    if (!g)
+        return MQ_OK;
+    struct channel_ranges ranges = {0};
+    int rc = each_graph(g, collect_in_graph, &ranges, err);
+    struct maxima_out out = {&ranges, into};
+    if (!rc && ranges.n)
+        rc = each_graph(g, record_in_graph, &out, err);
+    channel_ranges_free(&ranges);
+    return rc;
+}
+
 int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
                               const struct mq_calib_open_options *open, int jobs,
                               struct mq_ranges *into, struct mq_error *err)
@@ -414,6 +424,8 @@ int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
 struct apply_state {
     const struct mq_ranges *maxima;
     int n_pairs;
+    mq_quant_equalize_scales_fn on_scales;
+    void *user;
 };
 
 /* In graph order, decoding the weights again for each pair: a Conv rescaled as the second of
@@ -430,7 +442,9 @@ static int apply_in_graph(struct mq_graph_index *idx, void *user, struct mq_erro
             continue;
         const struct mq_channel_maxima *m =
             mq_ranges_find_channel_maxima(st->maxima, mq_str(g->node[a]->output[0]));
-        int changed = m && m->channels == p.w1.dims[0] ? equalize(&p, m->max) : 0;
+        int fits = m && m->channels == p.w1.dims[0];
+        double *s = fits ? malloc((size_t)m->channels * sizeof *s) : NULL;
+        int changed = !fits ? 0 : s ? equalize(&p, m->max, s) : -1;
         if (changed < 0)
             rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory equalizing Conv ranges");
         if (changed > 0) {
@@ -439,8 +453,11 @@ static int apply_in_graph(struct mq_graph_index *idx, void *user, struct mq_erro
                 rc = store(g, p.slot_b1, &p.b1, err);
             if (!rc)
                 rc = store(g, p.slot_w2, &p.w2, err);
+            if (!rc && st->on_scales)
+                rc = st->on_scales(st->user, m->name, m->channels, s, err);
             st->n_pairs += !rc;
         }
+        free(s);
         pair_free(&p);
     }
     return rc;
@@ -449,12 +466,19 @@ static int apply_in_graph(struct mq_graph_index *idx, void *user, struct mq_erro
 int mq_quant_equalize_apply(struct mq_model *model, const struct mq_ranges *maxima, int *n_pairs,
                             struct mq_error *err)
 {
+    return mq_quant_equalize_apply_with(model, maxima, n_pairs, NULL, NULL, err);
+}
+
+int mq_quant_equalize_apply_with(struct mq_model *model, const struct mq_ranges *maxima,
+                                 int *n_pairs, mq_quant_equalize_scales_fn on_scales, void *user,
+                                 struct mq_error *err)
+{
     if (n_pairs)
         *n_pairs = 0;
     Onnx__GraphProto *g = model->proto->graph;
     if (!g || !maxima || !maxima->n_channel_maxima)
         return MQ_OK;
-    struct apply_state st = {maxima, 0};
+    struct apply_state st = {maxima, 0, on_scales, user};
     int rc = each_graph(g, apply_in_graph, &st, err);
     if (n_pairs)
         *n_pairs = st.n_pairs;

@@ -44,4 +44,23 @@ int mq_quant_equalize_measure(struct mq_model *model, const char *calib_dir,
 int mq_quant_equalize_apply(struct mq_model *model, const struct mq_ranges *maxima, int *n_pairs,
                             struct mq_error *err);
 
+/*
+ * As mq_quant_equalize_apply, and after each pair it changes calls on_scales (may be NULL)
+ * with the name of the tensor between and its channel scales: channel c of that tensor now
+ * holds its values divided by s[c] (up to float rounding); no other tensor's values change.
+ */
+typedef int (*mq_quant_equalize_scales_fn)(void *user, const char *tensor, int64_t channels,
+                                           const double *s, struct mq_error *err);
+int mq_quant_equalize_apply_with(struct mq_model *model, const struct mq_ranges *maxima,
+                                 int *n_pairs, mq_quant_equalize_scales_fn on_scales, void *user,
+                                 struct mq_error *err);
+
+/*
+ * Adds to `into`'s channel maxima, zero, each tensor between a pair (the tensors
+ * mq_quant_equalize_measure measures, in the same order): what a measurement made elsewhere
+ * (the calibration pass, quant/equalize_fold.h) fills.
+ */
+int mq_quant_equalize_pair_tensors(struct mq_model *model, struct mq_ranges *into,
+                                   struct mq_error *err);
+
 #endif

@@ -127,9 +127,13 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
         rc = mq_hardswish_as_hardsigmoid(proto, &out->hardswish_as_hardsigmoid, err);
     if (rc == MQ_OK && options->pad_channels)
         rc = mq_pad_conv_input_channels(proto, &out->channels_padded, err);
+    if (rc == MQ_OK && !options->loaded && options->calib_dir && options->fold_equalization)
+        rc = mq_quant_equalize_fold_new(model, &out->equalize_pending, err);
+    /* a shard measures the maxima on all the samples still (the ranges come from its own) */
+    int measure_here = !out->equalize_pending || options->fold_measure_all;
     if (rc == MQ_OK && options->loaded) {
         rc = mq_ranges_merge_channel_maxima(&out->channel_maxima, options->loaded, err);
-    } else if (rc == MQ_OK && options->calib_dir) {
+    } else if (rc == MQ_OK && options->calib_dir && measure_here) {
         struct mq_calib_open_options open = {0};
         if (options->open)
             open = *options->open;
@@ -139,6 +143,13 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
                                        options->jobs > 0 ? options->jobs : mq_calib_default_jobs(),
                                        &out->channel_maxima, err);
     }
+    if (rc == MQ_OK && out->equalize_pending) {
+        /* measured in the calibration pass: equalized, then widened, in finish */
+        if (options->fold_measure_all)
+            mq_quant_equalize_fold_keep_maxima(out->equalize_pending);
+        out->depthwise_pad_pending = options->pad_channels;
+        return MQ_OK;
+    }
     if (rc == MQ_OK)
         rc = mq_quant_equalize_apply(model, &out->channel_maxima, &out->pairs_equalized, err);
     /* after equalization, which measured and scaled the channels as they were */
@@ -147,8 +158,31 @@ int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare
     return rc;
 }
 
+const struct mq_calib_extra *mq_quant_prepare_calib_extra(const struct mq_quant_prepare_result *r)
+{
+    return r->equalize_pending ? mq_quant_equalize_fold_extra(r->equalize_pending) : NULL;
+}
+
+int mq_quant_prepare_finish(struct mq_model *model, struct mq_quant_prepare_result *r,
+                            struct mq_ranges *ranges, struct mq_error *err)
+{
+    if (!r->equalize_pending)
+        return MQ_OK;
+    int rc = mq_quant_equalize_fold_finish(r->equalize_pending, model, ranges, &r->channel_maxima,
+                                           &r->pairs_equalized, err);
+    mq_quant_equalize_fold_free(r->equalize_pending);
+    r->equalize_pending = NULL;
+    /* The zero channels it adds widen tensors calibration saw without them: their ranges
+       still hold what they hold, and 0, which every quantized range includes. */
+    if (rc == MQ_OK && r->depthwise_pad_pending)
+        rc = mq_pad_depthwise_channels(model->proto, &r->depthwise_padded, err);
+    r->depthwise_pad_pending = 0;
+    return rc;
+}
+
 void mq_quant_prepare_result_free(struct mq_quant_prepare_result *r)
 {
+    mq_quant_equalize_fold_free(r->equalize_pending);
     mq_fold_result_free(&r->batchnorm_folds);
     mq_ranges_free(&r->channel_maxima);
 }

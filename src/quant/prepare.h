@@ -16,11 +16,13 @@
 #ifndef MQ_QUANT_PREPARE_H
 #define MQ_QUANT_PREPARE_H
 
+#include "calib/calibrate.h"
 #include "calib/ranges.h"
 #include "calib/reader.h"
 #include "graph/canonical.h"
 #include "model/model.h"
 #include "quant/batchnorm_fold.h"
+#include "quant/equalize_fold.h"
 #include "util/error.h"
 
 struct mq_quant_prepare_options {
@@ -46,6 +48,14 @@ struct mq_quant_prepare_options {
     /* HardSwish behind a Conv written as x * HardSigmoid(x) (quant/hardswish_split.h), which
        the quantizer runs on x's codes (--hardswish-codes). */
     int hardswish_as_hardsigmoid;
+    /* With calib_dir and nothing loaded: no pass of its own measuring the equalization; the
+       calibration pass measures it (mq_quant_prepare_calib_extra) and mq_quant_prepare_finish
+       equalizes after it (quant/equalize_fold.h; for minmax ranges only). */
+    int fold_equalization;
+    /* With fold_equalization, for a shard of a calibration: the maxima still measured on all
+       the samples (every shard must equalize alike), the calibration pass giving the ranges
+       of the graph before equalizing, so that shards merge into one run's ranges exactly. */
+    int fold_measure_all;
 };
 
 struct mq_quant_prepare_result {
@@ -62,10 +72,24 @@ struct mq_quant_prepare_result {
     int pairs_equalized;
     /* The channel maxima equalization used (loaded or measured): saved with the ranges. */
     struct mq_ranges channel_maxima;
+    /* Non-NULL: equalization, and the depthwise widening after it, wait for the calibration
+       pass (fold_equalization above). */
+    struct mq_quant_equalize_fold *equalize_pending;
+    int depthwise_pad_pending;
 };
 
 int mq_quant_prepare_graph(struct mq_model *model, const struct mq_quant_prepare_options *options,
                            struct mq_quant_prepare_result *out, struct mq_error *err);
 void mq_quant_prepare_result_free(struct mq_quant_prepare_result *r);
+
+/* The calibration pass's extra work for what waits (NULL: nothing waits). */
+const struct mq_calib_extra *mq_quant_prepare_calib_extra(const struct mq_quant_prepare_result *r);
+/*
+ * After calibrating the graph as prepared (with that extra work, minmax): the steps that
+ * waited, on `model` and on `ranges` (the rescaled tensors' ranges; the channel maxima go
+ * into r->channel_maxima).  Nothing when nothing waits.
+ */
+int mq_quant_prepare_finish(struct mq_model *model, struct mq_quant_prepare_result *r,
+                            struct mq_ranges *ranges, struct mq_error *err);
 
 #endif
