@@ -1,0 +1,71 @@
+/* The signal energy the calibration pass sums, and the SQNR floor it gives under a scale. */
+#include "quant/sqnr_bound.h"
+
+#include <math.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+void mq_quant_signal_energy(const float *x, int64_t n, double energy[MQ_ROUNDING_LANES],
+                            int64_t *nonzero)
+{
+    int64_t i = 0, count = 0;
+#if defined(__SSE2__)
+    /* lanes 0-1, 2-3, 4-5, 6-7: value i goes to lane i % 8, each lane in index order */
+    __m128d e0 = _mm_loadu_pd(energy), e1 = _mm_loadu_pd(energy + 2);
+    __m128d e2 = _mm_loadu_pd(energy + 4), e3 = _mm_loadu_pd(energy + 6);
+    const __m128 zero = _mm_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
+        a = _mm_and_ps(a, _mm_cmpeq_ps(_mm_sub_ps(a, a), zero)); /* NaN, inf: 0 */
+        b = _mm_and_ps(b, _mm_cmpeq_ps(_mm_sub_ps(b, b), zero));
+        count += __builtin_popcount((unsigned)_mm_movemask_ps(_mm_cmpneq_ps(a, zero))) +
+                 __builtin_popcount((unsigned)_mm_movemask_ps(_mm_cmpneq_ps(b, zero)));
+        __m128d a0 = _mm_cvtps_pd(a), a1 = _mm_cvtps_pd(_mm_movehl_ps(a, a));
+        __m128d b0 = _mm_cvtps_pd(b), b1 = _mm_cvtps_pd(_mm_movehl_ps(b, b));
+        e0 = _mm_add_pd(e0, _mm_mul_pd(a0, a0));
+        e1 = _mm_add_pd(e1, _mm_mul_pd(a1, a1));
+        e2 = _mm_add_pd(e2, _mm_mul_pd(b0, b0));
+        e3 = _mm_add_pd(e3, _mm_mul_pd(b1, b1));
+    }
+    _mm_storeu_pd(energy, e0);
+    _mm_storeu_pd(energy + 2, e1);
+    _mm_storeu_pd(energy + 4, e2);
+    _mm_storeu_pd(energy + 6, e3);
+#endif
+    for (; i < n; i++) {
+        float v = x[i] - x[i] == 0.0f ? x[i] : 0.0f;
+        double d = (double)v, dd = d * d;
+        energy[i % MQ_ROUNDING_LANES] += dd;
+        count += v != 0.0f;
+    }
+    *nonzero += count;
+}
+
+int mq_quant_bound_holds(double lo, double hi, struct mq_qparams p, struct mq_qrange full)
+{
+    double s = (double)p.scale;
+    if (!(s > 0.0) || !isfinite(s) || p.zero_point < full.qmin || p.zero_point > full.qmax)
+        return 0;
+    /* Beyond half a step, clamping errs by more; a value a few float bits past it (the measuring
+       plan computing it apart) errs by those bits more, which the margin covers. */
+    double low = ((double)full.qmin - p.zero_point - 0.5) * s;
+    double high = ((double)full.qmax - p.zero_point + 0.5) * s;
+    return lo >= low && hi <= high;
+}
+
+double mq_quant_sqnr_floor_db(double energy_per_value, struct mq_qparams p, struct mq_qrange full)
+{
+    double s = (double)p.scale;
+    /*
+     * |v / s| <= m.  The float divide errs by |v / s| 2^-24, rounding by 1/2, the float
+     * multiply back by (|v / s| + 1/2) 2^-24 of a step: |error| <= s (1/2 + (2m + 1/2) 2^-24).
+     */
+    double m = fabs((double)full.qmin - p.zero_point);
+    if (fabs((double)full.qmax - p.zero_point) > m)
+        m = fabs((double)full.qmax - p.zero_point);
+    m += 0.5;
+    double worst = s * (0.5 + (2.0 * m + 0.5) * 0x1p-24);
+    return 10.0 * log10(energy_per_value / (worst * worst));
+}
