@@ -7,6 +7,9 @@
 #include <emmintrin.h>
 #endif
 
+/* Of a step: how far past the half-step edge an observed end may lie (see below). */
+#define TOLERANCE 0x1p-10
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
 #define HAVE_AVX2_PATH 1
@@ -110,10 +113,12 @@ int mq_quant_bound_holds(double lo, double hi, struct mq_qparams p, struct mq_qr
     double s = (double)p.scale;
     if (!(s > 0.0) || !isfinite(s) || p.zero_point < full.qmin || p.zero_point > full.qmax)
         return 0;
-    /* Beyond half a step, clamping errs by more; a value a few float bits past it (the measuring
-       plan computing it apart) errs by those bits more, which the margin covers. */
-    double low = ((double)full.qmin - p.zero_point - 0.5) * s;
-    double high = ((double)full.qmax - p.zero_point + 0.5) * s;
+    /* Beyond half a step, clamping errs by more.  A rounded zero point can put the observed
+       end right on that edge: TOLERANCE of a step past it is allowed (and counted in the
+       floor); values a few float bits further (the measuring plan computing them apart) err by
+       those bits more, which the margin covers. */
+    double low = ((double)full.qmin - p.zero_point - 0.5 - TOLERANCE) * s;
+    double high = ((double)full.qmax - p.zero_point + 0.5 + TOLERANCE) * s;
     return lo >= low && hi <= high;
 }
 
@@ -121,13 +126,13 @@ double mq_quant_sqnr_floor_db(double energy_per_value, struct mq_qparams p, stru
 {
     double s = (double)p.scale;
     /*
-     * |v / s| <= m.  The float divide errs by |v / s| 2^-24, rounding by 1/2, the float
-     * multiply back by (|v / s| + 1/2) 2^-24 of a step: |error| <= s (1/2 + (2m + 1/2) 2^-24).
+     * |v / s| <= m.  The float divide errs by |v / s| 2^-24, rounding by 1/2 (clamping by
+     * 1/2 + TOLERANCE), the float multiply back by (|v / s| + 1/2) 2^-24 of a step.
      */
     double m = fabs((double)full.qmin - p.zero_point);
     if (fabs((double)full.qmax - p.zero_point) > m)
         m = fabs((double)full.qmax - p.zero_point);
-    m += 0.5;
-    double worst = s * (0.5 + (2.0 * m + 0.5) * 0x1p-24);
+    m += 0.5 + TOLERANCE;
+    double worst = s * (0.5 + TOLERANCE + (2.0 * m + 0.5) * 0x1p-24);
     return 10.0 * log10(energy_per_value / (worst * worst));
 }
