@@ -28,6 +28,7 @@
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/shape_probe.h"
+#include "quant/equalize_fold.h"
 #include "quant/sample_stats.h"
 #include "quant/target_search.h"
 #include "quant/weight_rounding.h"
@@ -159,12 +160,13 @@ static void reference_fill_setup(struct reference_fill *f, const struct mq_model
 /*
  * Ranges for the tensors to observe: calibration on the samples, or saved
  * files.  The one place that talks to calib/.  `reference` (may be NULL): the
- * float model whose outputs the calibration run keeps in `cache` on the way.
+ * float model whose outputs the calibration run keeps in `cache` on the way; `stats` (may be
+ * NULL): the statistics the calibration run gathers on the way (quant/sample_stats.h).
  */
 static int get_ranges(struct mq_quantize_args *a, struct mq_model *model,
                       char **names, int n_names, struct mq_quant_prepare_result *prep,
                       const struct mq_model *reference, struct mq_divergence_cache *cache,
-                      struct mq_ranges *out, struct mq_error *err)
+                      struct mq_quant_stats *stats, struct mq_ranges *out, struct mq_error *err)
 {
     memset(out, 0, sizeof *out);
     if (a->n_loads) {
@@ -218,14 +220,20 @@ static int get_ranges(struct mq_quantize_args *a, struct mq_model *model,
             options.outputs = keep_reference;
             options.outputs_user = &fill;
         }
-        /* the equalization's measure, when the prepare step left it to this pass */
-        const struct mq_calib_extra *extras[1];
+        /* the equalization's measure, when the prepare step left it to this pass, and the
+           statistics the rewrite wants besides the ranges (quant/sample_stats.h) */
+        const struct mq_calib_extra *extras[2];
         options.n_extra = 0;
         if (prep && mq_quant_prepare_calib_extra(prep))
             extras[options.n_extra++] = mq_quant_prepare_calib_extra(prep);
+        if (stats)
+            extras[options.n_extra++] = mq_quant_stats_extra(stats)[0];
         options.extra = extras;
         rc = mq_calibrate(plan, source, &list, &options, out, err);
-        /* then the graph equalized, and its rescaled tensors' ranges with it */
+        /* then the graph equalized, and its rescaled tensors' ranges with it; the statistics
+           of the same pass saw those tensors before equalizing and follow them */
+        if (rc == MQ_OK && prep && stats)
+            mq_quant_equalize_fold_follow(prep->equalize_pending, mq_quant_stats_rescale, stats);
         if (rc == MQ_OK && prep)
             rc = mq_quant_prepare_finish(model, prep, out, err);
         free(fill.from);
@@ -245,17 +253,30 @@ static int get_ranges(struct mq_quantize_args *a, struct mq_model *model,
     return rc;
 }
 
+/* Whether the quantizer wants statistics of the samples (quant/sample_stats.h). */
+static int wants_stats(const struct mq_quantize_args *a)
+{
+    return a->calib && (a->quant.bias_correction || a->quant.min_sample_sqnr_db > 0.0);
+}
+
 /*
- * The second pass over the samples (quant/sample_stats.h), once the ranges are known.
- * Nothing to do without samples (--load-ranges) or when both rules are off.
+ * The statistics once the ranges are known.  Gathered by calibration (*out on entry): settled,
+ * and a second pass over the samples only for the activations the SQNR floor leaves undecided.
+ * Otherwise (ranges from a file) the whole second pass.  Nothing to do without samples
+ * (--load-ranges alone) or when both rules are off.
  */
 static int get_stats(const struct mq_quantize_args *a, const struct mq_model *model,
                      const struct mq_selection *sel, char **names, int n_names,
                      const struct mq_ranges *ranges, struct mq_quant_stats **out,
                      struct mq_error *err)
 {
-    *out = NULL;
-    if (!a->calib || (!a->quant.bias_correction && !(a->quant.min_sample_sqnr_db > 0.0)))
+    int n_undecided = 0;
+    if (*out) {
+        int rc = mq_quant_stats_settle(*out, ranges, &a->quant, &n_undecided, err);
+        if (rc || n_undecided == 0)
+            return rc;
+    }
+    if (!*out && !wants_stats(a))
         return MQ_OK;
     struct mq_plan *plan = NULL;
     struct mq_calib_source *source = NULL;
@@ -268,12 +289,11 @@ static int get_stats(const struct mq_quantize_args *a, const struct mq_model *mo
         rc = mq_calib_source_open_for_plan_with(a->calib, plan, &(struct mq_calib_open_options){
             a->limit, 0, 0, &a->preprocess}, &source, err);
     }
-    if (rc == MQ_OK)
+    if (rc == MQ_OK && *out)
+        rc = mq_quant_stats_measure_undecided(*out, plan, source, jobs_of(a), err);
+    else if (rc == MQ_OK)
         rc = mq_quant_stats_collect(plan, source, model->proto, sel, names, n_names, ranges,
-                                    &a->quant,
-                                    a->calib_options.jobs > 0 ? a->calib_options.jobs
-                                                              : mq_calib_default_jobs(),
-                                    out, err);
+                                    &a->quant, jobs_of(a), out, err);
     mq_calib_source_free(source);
     mq_plan_free(plan);
     return rc;
@@ -579,7 +599,7 @@ int mq_cli_quantize(int argc, char **argv)
     }
     /* Loaded ranges first: they say how the graph they describe was equalized. */
     if (rc == MQ_OK && a.n_loads) {
-        rc = get_ranges(&a, model, NULL, 0, NULL, NULL, NULL, &ranges, &err);
+        rc = get_ranges(&a, model, NULL, 0, NULL, NULL, NULL, NULL, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }
     /* Before selection and calibration: both see the graph that gets quantized. */
@@ -622,8 +642,13 @@ int mq_cli_quantize(int argc, char **argv)
         rc = mq_model_load(a.in, &fp32, &err);
     if (rc == MQ_OK && !have_ranges) {
         int same_samples = !a.eval && a.preprocess.n_carry == 0;
-        rc = get_ranges(&a, model, names, n_names, &prep,
-                        same_samples ? fp32 : NULL, &reference, &ranges, &err);
+        /* The statistics the quantizer wants come with calibration, on the same pass. */
+        if (wants_stats(&a))
+            rc = mq_quant_stats_prepare(model->proto, &sel, names, n_names, &a.quant, &stats,
+                                        &err);
+        if (rc == MQ_OK)
+            rc = get_ranges(&a, model, names, n_names, &prep, same_samples ? fp32 : NULL,
+                            &reference, stats, &ranges, &err);
         have_ranges = rc == MQ_OK;
     }
     /*

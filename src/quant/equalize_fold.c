@@ -26,6 +26,8 @@ struct mq_quant_equalize_fold {
     int n_workers;
     struct fold_worker *workers;
     int keep_maxima; /* finish equalizes from the maxima given (mq_quant_equalize_fold_keep_maxima) */
+    mq_quant_equalize_scales_fn follower; /* told each rescaled tensor (may be NULL) */
+    void *follower_user;
 };
 
 static void worker_free(struct fold_worker *w, int n_tensors)
@@ -169,11 +171,12 @@ struct derive {
 static int derive_range(void *user, const char *tensor, int64_t channels, const double *s,
                         struct mq_error *err)
 {
-    (void)err;
     struct derive *d = user;
     int k = mq_strmap_get(d->fold->of_tensor, tensor);
     /* the ranges' own items (mq_ranges_find hands them out read-only) */
     struct mq_tensor_range *r = (struct mq_tensor_range *)mq_ranges_find(d->ranges, tensor);
+    if (d->fold->follower && d->fold->follower(d->fold->follower_user, tensor, channels, s, err))
+        return MQ_ERR;
     if (k < 0 || !r || r->count == 0 || !d->fold->n_workers ||
         d->fold->pairs.channel_maxima[k].channels != channels)
         return MQ_OK;
@@ -184,6 +187,15 @@ static int derive_range(void *user, const char *tensor, int64_t channels, const 
         r->observed_max = r->max = hi;
     }
     return MQ_OK;
+}
+
+void mq_quant_equalize_fold_follow(struct mq_quant_equalize_fold *fold,
+                                   mq_quant_equalize_scales_fn fn, void *user)
+{
+    if (!fold)
+        return;
+    fold->follower = fn;
+    fold->follower_user = user;
 }
 
 int mq_quant_equalize_fold_finish(struct mq_quant_equalize_fold *fold, struct mq_model *model,

@@ -19,6 +19,7 @@
 #include "calib/calibrate.h"
 #include "calib/ranges.h"
 #include "model/model.h"
+#include "quant/equalize.h"
 #include "util/error.h"
 
 struct mq_quant_equalize_fold;
@@ -46,6 +47,12 @@ int mq_quant_equalize_fold_finish(struct mq_quant_equalize_fold *fold, struct mq
  * values, and the smallest and largest over shards are exactly a single run's.
  */
 void mq_quant_equalize_fold_keep_maxima(struct mq_quant_equalize_fold *fold);
+/*
+ * Makes finish also tell `fn` each rescaled tensor and its channel scales (after deriving its
+ * range): for statistics gathered on the same pass, which saw the tensor before equalizing.
+ */
+void mq_quant_equalize_fold_follow(struct mq_quant_equalize_fold *fold,
+                                   mq_quant_equalize_scales_fn fn, void *user);
 void mq_quant_equalize_fold_free(struct mq_quant_equalize_fold *fold);
 
 /*

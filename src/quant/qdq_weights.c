@@ -405,6 +405,23 @@ done:
  * says bias_correction (Conv of any group, Gemm); a weight computed at run time, or a node the statistics could not
  * describe, keeps its bias as it is.
  */
+/* Whether every Conv weight reading an input channel from `first` on is 0 (t: [M, C/g, k...]). */
+static int extra_channels_zero(const struct mq_tensor *t, int64_t outs_per_group,
+                               int64_t per_group_in, int64_t taps, int64_t first)
+{
+    const float *x = t->data;
+    int64_t outs = t->dims[0];
+    for (int64_t o = 0; o < outs; o++)
+        for (int64_t i = 0; i < per_group_in; i++) {
+            if ((o / outs_per_group) * per_group_in + i < first)
+                continue;
+            for (int64_t k = 0; k < taps; k++)
+                if (x[(o * per_group_in + i) * taps + k] != 0.0f)
+                    return 0;
+        }
+    return 1;
+}
+
 static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
 {
     struct model_ctx *m = gc->m;
@@ -437,8 +454,23 @@ static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
         per_group_in = t.rank >= 3 ? t.dims[1] : -1;
     }
     int64_t kernel = t.count / (outs > 0 && per_group_in > 0 ? outs * per_group_in : 1);
+    double *widened = NULL;
+    if (!is_gemm && outs > 0 && per_group_in > 0 && group >= 1 && outs % group == 0 &&
+        j->count == outs && taps == kernel && n_ch > 0 && n_ch < per_group_in * group &&
+        extra_channels_zero(&t, outs / group, per_group_in, kernel, n_ch)) {
+        /* Widened with zero channels after the means were measured (quant/depthwise_pad.h):
+           those channels' weights are 0 and stay 0, so their means do not matter. */
+        if (!(widened = calloc((size_t)(per_group_in * group * taps), sizeof *widened))) {
+            mq_tensor_free(&t);
+            return mq_qdq_oom(m);
+        }
+        memcpy(widened, means, (size_t)(n_ch * taps) * sizeof *widened);
+        means = widened;
+        n_ch = per_group_in * group;
+    }
     if (outs <= 0 || per_group_in <= 0 || group < 1 || outs % group || j->count != outs ||
         n_ch != per_group_in * group || taps != kernel) {
+        free(widened);
         mq_tensor_free(&t);
         return 0;
     }
@@ -447,6 +479,7 @@ static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
     int32_t *qv = malloc((size_t)t.count * sizeof *qv);
     if (!qv || round_weight(m->o, w, &t, qv)) {
         free(qv);
+        free(widened);
         mq_tensor_free(&t);
         return mq_qdq_oom(m);
     }
@@ -471,6 +504,7 @@ static int correct_bias(struct graph_ctx *gc, struct bias_job *j)
     }
     j->corrected = 1;
     free(qv);
+    free(widened);
     mq_tensor_free(&t);
     return 0;
 }

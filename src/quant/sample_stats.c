@@ -1,5 +1,6 @@
-/* The second pass over the calibration samples: per-sample SQNR of activations, input means
-   for bias correction. */
+/* Calibration statistics: input means for bias correction and the signal energy behind a
+   per-sample SQNR floor, gathered on the calibration pass; the exact per-sample SQNR of the
+   activations the floor leaves undecided, on a second pass. */
 #define _GNU_SOURCE /* asprintf */
 #include "quant/sample_stats.h"
 
@@ -15,6 +16,7 @@
 #include "quant/graph.h"
 #include "quant/params.h"
 #include "quant/rounding_sums.h"
+#include "quant/sqnr_bound.h"
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -32,6 +34,12 @@ struct act_stat {
     double worst_db;
     int64_t worst_sample;
     int seen;
+    int exact;                  /* measured by the exact pass */
+    /* From the calibration pass: the least energy per non-zero value of a sample. */
+    double least_energy;
+    int64_t least_sample;
+    int energy_seen;
+    double floor_db;            /* the SQNR floor that settled it; NAN when none */
 };
 
 /* One weighted node whose input means are gathered. */
@@ -50,7 +58,8 @@ struct mean_stat {
 
 /* What one thread measures of one activation on the sample it runs. */
 struct act_sample {
-    double signal, noise;
+    double signal, noise;       /* on the calibration pass, signal is the energy */
+    int64_t nonzero;
     int64_t touched_in;         /* sample index of the last touch, -1 none */
 };
 
@@ -87,6 +96,12 @@ struct mq_quant_stats {
     /* Per tensor name: the mean requests reading it (a tensor may feed several). */
     struct mq_strmap *reader_of; /* tensor -> first index into reader_next chain + 1 */
     int *reader_next;
+    int on_calibration;          /* energies, not rounding errors; means on the way */
+    int skip_means;              /* the exact pass for undecided activations only */
+    struct worker *workers;      /* the calibration pass's, until settled */
+    int n_workers;
+    struct mq_calib_extra extra;
+    const struct mq_calib_extra *extra_list[1];
 };
 
 static int oom(struct mq_error *err)
@@ -271,6 +286,20 @@ static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, 
         struct act_sample *as = &w->acts[i];
         if (as->touched_in != sample)
             continue;
+        if (s->on_calibration) {
+            /* the floor of a sample is lowest where its energy per non-zero value is */
+            if (as->signal > 0.0) {
+                double e = as->signal / (double)as->nonzero;
+                if (!a->energy_seen || e < a->least_energy) {
+                    a->least_energy = e;
+                    a->least_sample = sample;
+                }
+                a->energy_seen = 1;
+            }
+            as->signal = 0.0;
+            as->nonzero = 0;
+            continue;
+        }
         /* A silent or exactly representable sample says nothing about the scale. */
         if (as->signal > 0.0 && as->noise > 0.0) {
             double db = 10.0 * log10(as->signal / as->noise);
@@ -282,7 +311,7 @@ static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, 
         }
         as->signal = as->noise = 0.0;
     }
-    for (int m = 0; m < s->n_means; m++) {
+    for (int m = 0; !s->skip_means && m < s->n_means; m++) {
         struct mean_stat *ms = &s->means[m];
         struct mean_sample *part = &w->means[m];
         if (part->touched_in != sample || part->broken)
@@ -301,7 +330,17 @@ static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, 
 static void measure_activation(struct worker *w, const struct act_stat *a,
                                struct act_sample *as, const struct mq_tensor *t)
 {
-    if (!a->usable || t->dtype != MQ_DTYPE_FLOAT)
+    if (t->dtype != MQ_DTYPE_FLOAT)
+        return;
+    if (w->s->on_calibration) {
+        double energy[MQ_ROUNDING_LANES] = {0};
+        mq_quant_signal_energy(t->data, t->count, energy, &as->nonzero);
+        for (int l = 0; l < MQ_ROUNDING_LANES; l++)
+            as->signal += energy[l];
+        as->touched_in = w->sample;
+        return;
+    }
+    if (!a->usable || !a->exact)
         return;
     /* Lanes of independent sums, in a fixed order (every run gives the same doubles): one
        chain of dependent additions would cost 4 cycles a value. */
@@ -470,7 +509,8 @@ static int observe(struct worker *w, const char *name, const struct mq_tensor *t
     int a = mq_strmap_get(s->act_of, name);
     if (a >= 0)
         measure_activation(w, &s->acts[a], &w->acts[a], t);
-    for (int m = mq_strmap_get(s->reader_of, name); m >= 0; m = s->reader_next[m]) {
+    for (int m = s->skip_means ? -1 : mq_strmap_get(s->reader_of, name); m >= 0;
+         m = s->reader_next[m]) {
         const struct mean_stat *ms = &s->means[m];
         struct mean_sample *part = &w->means[m];
         if (ms->broken || part->broken)
@@ -508,14 +548,11 @@ static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *in
 
 /* --------------------------------------------------------------- the pass */
 
-static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
-                      const struct mq_ranges *ranges, const struct mq_quant_options *o,
-                      struct mq_error *err)
+static int setup_acts(struct mq_quant_stats *s, char *const *names, int n, struct mq_error *err)
 {
     s->acts = calloc((size_t)(n ? n : 1), sizeof *s->acts);
     if (!s->acts)
         return oom(err);
-    struct mq_qrange range = mq_qrange_for(o->activation_type, o->symmetric_activations, 0);
     for (int i = 0; i < n; i++) {
         struct act_stat *a = &s->acts[s->n_acts];
         if (mq_strmap_get(s->act_of, names[i]) >= 0)
@@ -523,15 +560,53 @@ static int setup_acts(struct mq_quant_stats *s, char *const *names, int n,
         a->name = strdup(names[i]);
         if (!a->name || mq_strmap_put(s->act_of, names[i], s->n_acts))
             return oom(err);
+        a->floor_db = NAN;
         s->n_acts++;
+    }
+    return MQ_OK;
+}
+
+/* Each activation's scale: the rewrite's, from its range and o's activation type. */
+static void set_params(struct mq_quant_stats *s, const struct mq_ranges *ranges,
+                       const struct mq_quant_options *o)
+{
+    struct mq_qrange range = mq_qrange_for(o->activation_type, o->symmetric_activations, 0);
+    for (int i = 0; i < s->n_acts; i++) {
+        struct act_stat *a = &s->acts[i];
         a->full = mq_qrange_full(o->activation_type);
-        const struct mq_tensor_range *r = ranges ? mq_ranges_find(ranges, names[i]) : NULL;
+        const struct mq_tensor_range *r = ranges ? mq_ranges_find(ranges, a->name) : NULL;
         struct mq_error ignored;
         a->usable = r && r->count > 0 && isfinite(r->min) && isfinite(r->max) &&
                     r->min <= r->max &&
                     mq_qparams_compute(r->min, r->max, range, o->symmetric_activations, &a->p,
                                        &ignored) == MQ_OK;
     }
+}
+
+/* Sets up the maps, the activations and (unless without_means) the mean requests. */
+static int stats_new(const Onnx__ModelProto *model, const struct mq_selection *sel,
+                     char *const *names, int n_names, int without_means,
+                     struct mq_quant_stats **out, struct mq_error *err)
+{
+    *out = NULL;
+    struct mq_quant_stats *s = calloc(1, sizeof *s);
+    if (!s)
+        return oom(err);
+    s->act_of = mq_strmap_new();
+    s->mean_of = mq_strmap_new();
+    s->reader_of = mq_strmap_new();
+    int rc = s->act_of && s->mean_of && s->reader_of ? MQ_OK : oom(err);
+    if (!rc)
+        rc = setup_acts(s, names, n_names, err);
+    if (!rc && model->graph && !without_means) {
+        struct walk w = {s, sel, err};
+        rc = walk_graph(&w, model->graph, NULL, 0);
+    }
+    if (rc) {
+        mq_quant_stats_free(s);
+        return rc;
+    }
+    *out = s;
     return MQ_OK;
 }
 
@@ -558,27 +633,41 @@ static void worker_free(struct worker *w, const struct mq_quant_stats *s)
     free(w->scratch);
 }
 
-int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_source *source,
-                           const Onnx__ModelProto *model, const struct mq_selection *sel,
-                           char *const *names, int n_names, const struct mq_ranges *ranges,
-                           const struct mq_quant_options *o, int jobs,
-                           struct mq_quant_stats **out, struct mq_error *err)
+static struct worker *workers_new(struct mq_quant_stats *s, int n)
 {
-    *out = NULL;
-    struct mq_quant_stats *s = calloc(1, sizeof *s);
-    if (!s)
-        return oom(err);
-    s->plan = plan;
-    s->act_of = mq_strmap_new();
-    s->mean_of = mq_strmap_new();
-    s->reader_of = mq_strmap_new();
-    int rc = s->act_of && s->mean_of && s->reader_of ? MQ_OK : oom(err);
-    if (!rc)
-        rc = setup_acts(s, names, n_names, ranges, o, err);
-    if (!rc && model->graph) {
-        struct walk w = {s, sel, err};
-        rc = walk_graph(&w, model->graph, NULL, 0);
+    struct worker *workers = calloc((size_t)(n > 0 ? n : 1), sizeof *workers);
+    for (int t = 0; workers && t < n; t++)
+        if (worker_init(&workers[t], s)) {
+            for (int k = 0; k <= t; k++)
+                worker_free(&workers[k], s);
+            free(workers);
+            return NULL;
+        }
+    return workers;
+}
+
+/* After the samples: the nodes some thread could not measure go uncorrected, the sums become
+   means, the workers go. */
+static void workers_done(struct mq_quant_stats *s, struct worker *workers, int n, int finish)
+{
+    for (int t = 0; finish && t < n; t++)
+        for (int m = 0; m < s->n_means; m++)
+            s->means[m].broken |= workers[t].means[m].broken;
+    for (int t = 0; workers && t < n; t++)
+        worker_free(&workers[t], s);
+    free(workers);
+    for (int m = 0; finish && !s->skip_means && m < s->n_means; m++) {
+        struct mean_stat *ms = &s->means[m];
+        for (int64_t i = 0; ms->positions > 0.0 && i < ms->channels * ms->taps; i++)
+            ms->sums[i] /= ms->positions;
     }
+}
+
+/* A pass of its own over the samples, measuring exactly (and the means unless skip_means). */
+static int run_pass(struct mq_quant_stats *s, const struct mq_plan *plan,
+                    const struct mq_calib_source *source, int jobs, struct mq_error *err)
+{
+    s->plan = plan;
     /* The totals take each sample's sums in sample order, so every run gives the same doubles
        whatever the number of threads. */
     struct mq_sample_pass pass = {
@@ -592,43 +681,149 @@ int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_sou
         .label = "calibration statistics, sample",
     };
     int n_workers = mq_sample_pass_jobs(&pass);
-    struct worker *workers = calloc((size_t)n_workers, sizeof *workers);
+    struct worker *workers = workers_new(s, n_workers);
     void **worker_ptrs = calloc((size_t)n_workers, sizeof *worker_ptrs);
-    if (!rc && (!workers || !worker_ptrs))
-        rc = oom(err);
-    for (int t = 0; !rc && t < n_workers; t++)
-        rc = worker_init(&workers[t], s) ? oom(err) : MQ_OK;
+    int rc = workers && worker_ptrs ? MQ_OK : oom(err);
     for (int t = 0; !rc && t < n_workers; t++)
         worker_ptrs[t] = &workers[t];
     pass.workers = worker_ptrs;
     int64_t done;
     if (!rc)
         rc = mq_sample_pass_run(&pass, &done, err);
-    /* A node some thread could not measure is uncorrected. */
-    for (int t = 0; !rc && t < n_workers; t++)
-        for (int m = 0; m < s->n_means; m++)
-            s->means[m].broken |= workers[t].means[m].broken;
-    for (int t = 0; workers && t < n_workers; t++)
-        worker_free(&workers[t], s);
-    free(workers);
+    workers_done(s, workers, workers ? n_workers : 0, rc == MQ_OK);
     free(worker_ptrs);
+    s->plan = NULL;
+    return rc;
+}
+
+int mq_quant_stats_collect(const struct mq_plan *plan, const struct mq_calib_source *source,
+                           const Onnx__ModelProto *model, const struct mq_selection *sel,
+                           char *const *names, int n_names, const struct mq_ranges *ranges,
+                           const struct mq_quant_options *o, int jobs,
+                           struct mq_quant_stats **out, struct mq_error *err)
+{
+    struct mq_quant_stats *s;
+    int rc = stats_new(model, sel, names, n_names, 0, &s, err);
+    if (rc)
+        return rc;
+    set_params(s, ranges, o);
+    for (int i = 0; i < s->n_acts; i++)
+        s->acts[i].exact = 1;
+    rc = run_pass(s, plan, source, jobs, err);
     if (rc) {
         mq_quant_stats_free(s);
         return rc;
     }
-    for (int m = 0; m < s->n_means; m++) {
-        struct mean_stat *ms = &s->means[m];
-        for (int64_t i = 0; ms->positions > 0.0 && i < ms->channels * ms->taps; i++)
-            ms->sums[i] /= ms->positions;
-    }
     *out = s;
     return MQ_OK;
+}
+
+/* ------------------------------------------------ on the calibration pass */
+
+static int extra_begin(void *user, int n_threads, void **workers, struct mq_error *err)
+{
+    struct mq_quant_stats *s = user;
+    if (s->workers)
+        return mq_error_code(err, MQ_ERR_USAGE, "calibration statistics gathered twice");
+    s->workers = workers_new(s, n_threads);
+    if (!s->workers)
+        return oom(err);
+    s->n_workers = n_threads;
+    for (int t = 0; t < n_threads; t++)
+        workers[t] = &s->workers[t];
+    return MQ_OK;
+}
+
+static int extra_observe(void *worker, int64_t sample, const char *name,
+                         const struct mq_tensor *value, struct mq_error *err)
+{
+    struct worker *w = worker;
+    w->sample = sample;
+    return observe(w, name, value, err);
+}
+
+static int extra_done(void *worker, int64_t sample, struct mq_error *err)
+{
+    return finish_sample(worker, sample, NULL, 0, err);
+}
+
+int mq_quant_stats_prepare(const Onnx__ModelProto *model, const struct mq_selection *sel,
+                           char *const *names, int n_names, const struct mq_quant_options *o,
+                           struct mq_quant_stats **out, struct mq_error *err)
+{
+    int rc = stats_new(model, sel, names, n_names, !o->bias_correction, out, err);
+    if (rc)
+        return rc;
+    struct mq_quant_stats *s = *out;
+    s->on_calibration = 1;
+    s->extra = (struct mq_calib_extra){extra_begin, extra_observe, extra_done, s};
+    s->extra_list[0] = &s->extra;
+    return MQ_OK;
+}
+
+const struct mq_calib_extra *const *mq_quant_stats_extra(struct mq_quant_stats *s)
+{
+    return s->extra_list;
+}
+
+int mq_quant_stats_settle(struct mq_quant_stats *s, const struct mq_ranges *ranges,
+                          const struct mq_quant_options *o, int *n_undecided,
+                          struct mq_error *err)
+{
+    *n_undecided = 0;
+    if (!s->on_calibration || !s->workers)
+        return mq_error_code(err, MQ_ERR_USAGE, "no calibration pass gathered the statistics");
+    workers_done(s, s->workers, s->n_workers, 1);
+    s->workers = NULL;
+    s->n_workers = 0;
+    s->on_calibration = 0;
+    set_params(s, ranges, o);
+    double floor_needed = o->min_sample_sqnr_db + MQ_QUANT_SQNR_FLOOR_MARGIN_DB;
+    for (int i = 0; i < s->n_acts; i++) {
+        struct act_stat *a = &s->acts[i];
+        /* No scale, or no sample with signal: the exact pass would measure nothing either. */
+        if (!a->usable || !a->energy_seen)
+            continue;
+        const struct mq_tensor_range *r = mq_ranges_find(ranges, a->name);
+        if (mq_quant_bound_holds(r->observed_min, r->observed_max, a->p, a->full))
+            a->floor_db = mq_quant_sqnr_floor_db(a->least_energy, a->p, a->full);
+        /* A rule that is off decides nothing: the floor is all the report gets. */
+        if (o->min_sample_sqnr_db > 0.0 && !(a->floor_db >= floor_needed)) {
+            a->floor_db = NAN;
+            a->exact = 1;
+            (*n_undecided)++;
+        }
+    }
+    return MQ_OK;
+}
+
+int mq_quant_stats_measure_undecided(struct mq_quant_stats *s, const struct mq_plan *plan,
+                                     const struct mq_calib_source *source, int jobs,
+                                     struct mq_error *err)
+{
+    if (s->on_calibration)
+        return mq_error_code(err, MQ_ERR_USAGE, "calibration statistics not settled");
+    s->skip_means = 1;
+    return run_pass(s, plan, source, jobs, err);
+}
+
+double mq_quant_stats_worst_sqnr_floor(const struct mq_quant_stats *s, const char *name,
+                                       int64_t *sample)
+{
+    int a = s ? mq_strmap_get(s->act_of, name) : -1;
+    if (a < 0 || isnan(s->acts[a].floor_db))
+        return NAN;
+    if (sample)
+        *sample = s->acts[a].least_sample;
+    return s->acts[a].floor_db;
 }
 
 void mq_quant_stats_free(struct mq_quant_stats *s)
 {
     if (!s)
         return;
+    if (s->workers)
+        workers_done(s, s->workers, s->n_workers, 0);
     for (int i = 0; i < s->n_acts; i++)
         free(s->acts[i].name);
     free(s->acts);
@@ -672,4 +867,33 @@ const double *mq_quant_stats_input_means(const struct mq_quant_stats *s, const c
     *n_channels = ms->channels;
     *taps = ms->taps;
     return ms->sums;
+}
+
+int mq_quant_stats_rescale(void *stats, const char *tensor, int64_t channels, const double *s,
+                           struct mq_error *err)
+{
+    (void)err;
+    struct mq_quant_stats *st = stats;
+    if (!st || channels <= 0)
+        return MQ_OK;
+    double largest = 0.0;
+    for (int64_t c = 0; c < channels; c++)
+        largest = s[c] > largest ? s[c] : largest;
+    int a = mq_strmap_get(st->act_of, tensor);
+    if (a >= 0 && st->acts[a].energy_seen)
+        st->acts[a].least_energy = largest > 0.0 ? st->acts[a].least_energy / (largest * largest)
+                                                 : 0.0;
+    for (int m = mq_strmap_get(st->reader_of, tensor); m >= 0; m = st->reader_next[m]) {
+        struct mean_stat *ms = &st->means[m];
+        if (ms->broken || !ms->sums)
+            continue;
+        if (ms->is_gemm || ms->channels != channels) {
+            ms->broken = 1;
+            continue;
+        }
+        for (int64_t c = 0; c < channels; c++)
+            for (int64_t t = 0; t < ms->taps; t++)
+                ms->sums[c * ms->taps + t] /= s[c];
+    }
+    return MQ_OK;
 }

@@ -336,6 +336,13 @@ static void write_tensors(struct mq_json *j, const struct mq_report *q)
             mq_json_key(j, "worst_db");
             db_value(j, worst);
         }
+        double floor_db = t->role == MQ_QT_ACTIVATION && q->options->stats && isnan(worst)
+                              ? mq_quant_stats_worst_sqnr_floor(q->options->stats, t->name, NULL)
+                              : NAN;
+        if (!isnan(floor_db)) {
+            mq_json_key(j, "worst_db_at_least");
+            db_value(j, floor_db);
+        }
         const struct mq_tensor_range *cr =
             q->ranges && t->role == MQ_QT_ACTIVATION && !t->shared_with
                 ? mq_ranges_find(q->ranges, t->name) : NULL;

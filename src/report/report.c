@@ -250,6 +250,15 @@ static void write_tensor(struct mq_json *j, const struct mq_report *r,
         mq_json_key_double(j, "worst_sample_sqnr_db", worst);
         mq_json_key_int(j, "worst_sample", worst_sample);
     }
+    /* Not measured: decided by a floor no sample can fall below (quant/sqnr_bound.h). */
+    double floor_db = t->role == MQ_QT_ACTIVATION && r->options->stats && isnan(worst)
+                          ? mq_quant_stats_worst_sqnr_floor(r->options->stats, t->name,
+                                                            &worst_sample)
+                          : NAN;
+    if (!isnan(floor_db)) {
+        mq_json_key_double(j, "worst_sample_sqnr_db_at_least", floor_db);
+        mq_json_key_int(j, "worst_sample", worst_sample);
+    }
     const struct mq_tensor_range *cr =
         r->ranges && (t->role == MQ_QT_ACTIVATION) ? mq_ranges_find(r->ranges, t->name) : NULL;
     if (cr) {

@@ -3,7 +3,9 @@
  * two rules of the rewrite that use it: the input means of Conv and Gemm
  * against a brute-force computation (strides, pads, dilations, groups,
  * auto_pad, 1-D and 2-D), bias correction, and activations left float
- * because a quiet sample would drown in the quantization step.
+ * because a quiet sample would drown in the quantization step; the same
+ * statistics gathered on the calibration pass, settled by the SQNR floor or
+ * measured again, deciding as the whole second pass does.
  */
 #include <check.h>
 #include <math.h>
@@ -22,6 +24,7 @@
 #include "quant/select.h"
 #include "quant/rounding_sums.h"
 #include "quant/sample_stats.h"
+#include "quant/sqnr_bound.h"
 #include "model_run.h"
 #include "quant_builder.h"
 #include "report/report.h"
@@ -246,6 +249,24 @@ static void check_conv_means(const struct conv_case *cc)
         }
     /* A pair the model does not have. */
     ck_assert_ptr_null(mq_quant_stats_input_means(e.stats, "y", "w", &n_ch, &taps));
+    /* Equalization dividing channel c of x by (c + 2) divides its means alike. */
+    double *before = malloc((size_t)(n_ch * taps) * sizeof *before);
+    double *scales = malloc((size_t)(n_ch + 1) * sizeof *scales);
+    memcpy(before, means, (size_t)(n_ch * taps) * sizeof *before);
+    for (int64_t c = 0; c <= n_ch; c++)
+        scales[c] = (double)c + 2.0;
+    ck_assert_int_eq(mq_quant_stats_rescale(e.stats, "x", n_ch, scales, &err), MQ_OK);
+    means = mq_quant_stats_input_means(e.stats, "x", "w", &n_ch, &taps);
+    ck_assert_ptr_nonnull(means);
+    for (int64_t c = 0; c < n_ch; c++)
+        for (int64_t t = 0; t < taps; t++)
+            ck_assert_msg(means[c * taps + t] == before[c * taps + t] / scales[c],
+                          "rescaled channel %lld tap %lld", (long long)c, (long long)t);
+    /* scales of another layout: the node forgets its means rather than use wrong ones */
+    ck_assert_int_eq(mq_quant_stats_rescale(e.stats, "x", n_ch + 1, scales, &err), MQ_OK);
+    ck_assert_ptr_null(mq_quant_stats_input_means(e.stats, "x", "w", &n_ch, &taps));
+    free(before);
+    free(scales);
     env_close(&e);
     for (int s = 0; s < 2; s++)
         mq_tensor_free(&xs[s]);
@@ -590,6 +611,196 @@ START_TEST(test_rounding_sums_match_one_value_at_a_time)
 }
 END_TEST
 
+/* ------------------------------------------------ gathered on the calibration pass */
+
+/* Calibration on e's samples with the statistics gathered on its way, settled, and the
+   undecided activations measured: what quantize does. */
+static struct mq_quant_stats *stats_on_calibration(struct env *e, int jobs, int *n_undecided)
+{
+    struct mq_quant_stats *s = NULL;
+    ck_assert_msg(mq_quant_stats_prepare(e->model->proto, &e->sel, e->names, e->n_names, &e->o,
+                                         &s, &err) == MQ_OK,
+                  "%s", err.message);
+    struct mq_name_list list = {0};
+    for (int i = 0; i < e->n_names; i++)
+        ck_assert_int_eq(mq_name_list_add(&list, e->names[i], &err), MQ_OK);
+    mq_name_list_finish(&list);
+    struct mq_calib_options co;
+    mq_calib_options_init(&co);
+    co.jobs = jobs;
+    co.extra = mq_quant_stats_extra(s);
+    co.n_extra = 1;
+    struct mq_ranges ranges;
+    ck_assert_msg(mq_calibrate(e->plan, e->source, &list, &co, &ranges, &err) == MQ_OK, "%s",
+                  err.message);
+    mq_name_list_free(&list);
+    ck_assert_msg(mq_quant_stats_settle(s, &ranges, &e->o, n_undecided, &err) == MQ_OK, "%s",
+                  err.message);
+    if (*n_undecided)
+        ck_assert_msg(mq_quant_stats_measure_undecided(s, e->plan, e->source, jobs, &err) ==
+                          MQ_OK,
+                      "%s", err.message);
+    mq_ranges_free(&ranges);
+    return s;
+}
+
+/* Whether the rewrite of a fresh copy of m, with `stats`, leaves x float. */
+static int rewrite_keeps_x_float(const Onnx__ModelProto *m, const struct env *e,
+                                 const struct mq_quant_stats *stats)
+{
+    struct mq_model *copy = mr_reload(m);
+    struct mq_selection sel = {0};
+    struct mq_select_options so = {0};
+    ck_assert_int_eq(mq_select_nodes(copy->proto, &so, &sel, &err), MQ_OK);
+    struct mq_quant_options o = e->o;
+    o.stats = stats;
+    struct mq_quant_result res;
+    ck_assert_msg(mq_qdq_rewrite(copy->proto, &sel, &e->ranges, &o, &res, &err) == MQ_OK, "%s",
+                  err.message);
+    int x_float = 0;
+    for (int i = 0; i < res.n_skipped; i++)
+        x_float |= strcmp(res.skipped[i].name, "x") == 0;
+    mq_quant_result_free(&res);
+    mq_selection_free(&sel);
+    mq_model_free(copy);
+    return x_float;
+}
+
+enum floor_case { SETTLED_BY_FLOOR, MEASURED_KEPT, MEASURED_REJECTED };
+
+/*
+ * Two samples of x: sample 0 spans [0, 255] (scale 1), sample 1 as `quiet` says.  The
+ * statistics gathered on calibration decide x as the whole second pass does: settled by its
+ * floor without a measurement, or measured exactly (the same doubles), kept or left float.
+ */
+static void check_floor_case(enum floor_case want)
+{
+    int64_t xd[3] = {1, 2, 6};
+    for (int s = 0; s < 2; s++) {
+        struct mq_tensor x = tensor(3, xd);
+        float *v = x.data;
+        for (int64_t i = 0; i < 12; i++) {
+            if (want == SETTLED_BY_FLOOR)
+                v[i] = 127.5f + 127.4f * sinf((float)(s * 131 + i) * 0.37f);
+            else if (s == 0)
+                v[i] = i == 0 ? 0.0f : i == 1 ? 255.0f : 100.3f + (float)i;
+            else if (want == MEASURED_KEPT)
+                v[i] = i % 2 ? 1.1f : 1.0f; /* floor 6.5 dB, measured 23.4 dB */
+            else
+                v[i] = i % 2 ? 0.3f : 0.2f; /* both round to 0: 0 dB */
+        }
+        if (want == SETTLED_BY_FLOOR)
+            v[0] = 0.0f, v[1] = 255.0f;
+        write_sample(s, "x", &x);
+        mq_tensor_free(&x);
+    }
+    Onnx__ModelProto *m = conv1d_model();
+    struct env e;
+    env_open(&e, m); /* e.stats: the whole second pass */
+    ck_assert(e.o.min_sample_sqnr_db == 10.0);
+    int64_t exact_sample = -1;
+    double exact = mq_quant_stats_worst_sqnr(e.stats, "x", &exact_sample);
+    ck_assert(!isnan(exact));
+    int float_before = rewrite_keeps_x_float(m, &e, e.stats);
+    ck_assert_int_eq(float_before, want == MEASURED_REJECTED);
+    for (int jobs = 1; jobs <= 3; jobs += 2) {
+        int n_undecided = -1;
+        struct mq_quant_stats *s = stats_on_calibration(&e, jobs, &n_undecided);
+        int64_t sample = -1;
+        double measured = mq_quant_stats_worst_sqnr(s, "x", &sample);
+        double floor_db = mq_quant_stats_worst_sqnr_floor(s, "x", NULL);
+        if (want == SETTLED_BY_FLOOR) {
+            ck_assert_msg(isnan(measured) && floor_db >= 10.0 + MQ_QUANT_SQNR_FLOOR_MARGIN_DB &&
+                              floor_db <= exact,
+                          "measured %g floor %g exact %g", measured, floor_db, exact);
+        } else {
+            ck_assert_int_ge(n_undecided, 1);
+            ck_assert_msg(isnan(floor_db) && memcmp(&measured, &exact, sizeof exact) == 0,
+                          "floor %g measured %.17g exact %.17g", floor_db, measured, exact);
+            ck_assert_int_eq(sample, exact_sample);
+            ck_assert(want == MEASURED_KEPT ? exact >= 10.0 : exact < 10.0);
+        }
+        ck_assert_int_eq(rewrite_keeps_x_float(m, &e, s), float_before);
+        /* The means: the whole second pass's doubles (the same plan here), whatever --jobs. */
+        int64_t n1 = 0, t1 = 0, n2 = 0, t2 = 0;
+        const double *a = mq_quant_stats_input_means(e.stats, "x", "w", &n1, &t1);
+        const double *b = mq_quant_stats_input_means(s, "x", "w", &n2, &t2);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_int_eq(n1 * t1, n2 * t2);
+        ck_assert_int_eq(memcmp(a, b, (size_t)(n1 * t1) * sizeof *a), 0);
+        mq_quant_stats_free(s);
+    }
+    env_close(&e);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+
+START_TEST(test_floor_settles_a_loud_tensor)
+{
+    check_floor_case(SETTLED_BY_FLOOR);
+}
+END_TEST
+
+START_TEST(test_floor_too_low_measures_and_keeps)
+{
+    check_floor_case(MEASURED_KEPT);
+}
+END_TEST
+
+START_TEST(test_floor_too_low_measures_and_rejects)
+{
+    check_floor_case(MEASURED_REJECTED);
+}
+END_TEST
+
+/* The floor holds against the exact error of every value, float rounding included. */
+START_TEST(test_floor_bounds_the_exact_error)
+{
+    struct mq_qrange full = mq_qrange_full(MQ_DTYPE_UINT8);
+    struct mq_qrange sym = mq_qrange_full(MQ_DTYPE_INT8);
+    struct {
+        float lo, hi;
+        struct mq_qrange r;
+    } cases[3] = {{-123.0f, 151.0f, full}, {0.0f, 1e-3f, full}, {-7.3f, 7.3f, sym}};
+    for (int c = 0; c < 3; c++) {
+        struct mq_qparams p;
+        ck_assert_int_eq(mq_qparams_compute(cases[c].lo, cases[c].hi, cases[c].r, 0, &p, &err),
+                         MQ_OK);
+        ck_assert_msg(mq_quant_bound_holds(cases[c].lo, cases[c].hi, p, cases[c].r),
+                      "case %d: scale %g zero %d", c, p.scale, p.zero_point);
+        /* past half a step beyond the representable ends: clamping errs by more */
+        double edge_lo = (cases[c].r.qmin - p.zero_point - 0.51) * p.scale;
+        double edge_hi = (cases[c].r.qmax - p.zero_point + 0.51) * p.scale;
+        ck_assert(!mq_quant_bound_holds(edge_lo, cases[c].hi, p, cases[c].r));
+        ck_assert(!mq_quant_bound_holds(cases[c].lo, edge_hi, p, cases[c].r));
+        enum { N = 4001 };
+        static float x[N];
+        for (int i = 0; i < N; i++)
+            x[i] = cases[c].lo + (cases[c].hi - cases[c].lo) * (float)i / (N - 1);
+        x[7] = NAN, x[9] = 0.0f;
+        double sig[MQ_ROUNDING_LANES] = {0}, noi[MQ_ROUNDING_LANES] = {0};
+        double energy[MQ_ROUNDING_LANES] = {0};
+        int64_t nonzero = 0;
+        mq_quant_rounding_sums(x, N, p.scale, (float)p.zero_point, (float)cases[c].r.qmin,
+                               (float)cases[c].r.qmax, sig, noi);
+        mq_quant_signal_energy(x, N, energy, &nonzero);
+        /* the same lanes as the rounding sums' signal, and zeros (NaN counts as 0) not counted */
+        ck_assert_int_eq(memcmp(sig, energy, sizeof sig), 0);
+        int64_t expect = 0;
+        for (int i = 0; i < N; i++)
+            expect += isfinite(x[i]) && x[i] != 0.0f;
+        ck_assert_int_eq(nonzero, expect);
+        double s = 0, n = 0;
+        for (int l = 0; l < MQ_ROUNDING_LANES; l++)
+            s += sig[l], n += noi[l];
+        double exact_db = 10.0 * log10(s / n);
+        double floor_db = mq_quant_sqnr_floor_db(s / (double)nonzero, p, cases[c].r);
+        ck_assert_msg(floor_db <= exact_db && floor_db > exact_db - 6.0, "case %d: %g vs %g", c,
+                      floor_db, exact_db);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_stats");
@@ -604,6 +815,10 @@ int main(void)
     tcase_add_test(tc, test_quiet_sample_stays_float);
     tcase_add_test(tc, test_threads_give_the_same_doubles);
     tcase_add_test(tc, test_rounding_sums_match_one_value_at_a_time);
+    tcase_add_test(tc, test_floor_settles_a_loud_tensor);
+    tcase_add_test(tc, test_floor_too_low_measures_and_keeps);
+    tcase_add_test(tc, test_floor_too_low_measures_and_rejects);
+    tcase_add_test(tc, test_floor_bounds_the_exact_error);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

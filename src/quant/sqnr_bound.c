@@ -1,0 +1,138 @@
+/* The signal energy the calibration pass sums, and the SQNR floor it gives under a scale. */
+#include "quant/sqnr_bound.h"
+
+#include <math.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* Of a step: how far past the half-step edge an observed end may lie (see below). */
+#define TOLERANCE 0x1p-10
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
+#define HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#include <stdatomic.h>
+
+/* Eight values a step, lanes 0-3 and 4-7 as the scalar loop has them; returns values done. */
+__attribute__((target("avx2"))) static int64_t energy_avx2(const float *x, int64_t n,
+                                                           double *energy, int64_t *nonzero)
+{
+    __m256d lo = _mm256_loadu_pd(energy), hi = _mm256_loadu_pd(energy + 4);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256i count = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_sub_ps(v, v), zero, _CMP_EQ_OQ));
+        /* a non-zero lane's mask is -1: subtracting it counts */
+        count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)));
+        __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(a, a));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(b, b));
+        if ((i & ((1 << 27) - 8)) == 0 && i) { /* drain before 2^31 counts a lane */
+            int32_t c[8];
+            _mm256_storeu_si256((__m256i *)c, count);
+            for (int k = 0; k < 8; k++)
+                *nonzero += c[k];
+            count = _mm256_setzero_si256();
+        }
+    }
+    int32_t c[8];
+    _mm256_storeu_si256((__m256i *)c, count);
+    for (int k = 0; k < 8; k++)
+        *nonzero += c[k];
+    _mm256_storeu_pd(energy, lo);
+    _mm256_storeu_pd(energy + 4, hi);
+    return i;
+}
+#endif
+
+void mq_quant_signal_energy(const float *x, int64_t n, double energy[MQ_ROUNDING_LANES],
+                            int64_t *nonzero)
+{
+    int64_t i = 0, count = 0;
+#if HAVE_AVX2_PATH
+    static atomic_int cached = -1;
+    int avx2 = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (avx2 < 0) {
+        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        atomic_store_explicit(&cached, avx2, memory_order_relaxed);
+    }
+    if (avx2)
+        i = energy_avx2(x, n, energy, nonzero);
+#endif
+#if defined(__SSE2__)
+    /* lanes 0-1, 2-3, 4-5, 6-7: value i goes to lane i % 8, each lane in index order */
+    __m128d e0 = _mm_loadu_pd(energy), e1 = _mm_loadu_pd(energy + 2);
+    __m128d e2 = _mm_loadu_pd(energy + 4), e3 = _mm_loadu_pd(energy + 6);
+    const __m128 zero = _mm_setzero_ps();
+    __m128i counts = _mm_setzero_si128();
+    for (; i + 8 <= n; i += 8) {
+        __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
+        a = _mm_and_ps(a, _mm_cmpeq_ps(_mm_sub_ps(a, a), zero)); /* NaN, inf: 0 */
+        b = _mm_and_ps(b, _mm_cmpeq_ps(_mm_sub_ps(b, b), zero));
+        /* a non-zero lane's mask is -1: subtracting it counts */
+        counts = _mm_sub_epi32(counts, _mm_castps_si128(_mm_cmpneq_ps(a, zero)));
+        counts = _mm_sub_epi32(counts, _mm_castps_si128(_mm_cmpneq_ps(b, zero)));
+        __m128d a0 = _mm_cvtps_pd(a), a1 = _mm_cvtps_pd(_mm_movehl_ps(a, a));
+        __m128d b0 = _mm_cvtps_pd(b), b1 = _mm_cvtps_pd(_mm_movehl_ps(b, b));
+        e0 = _mm_add_pd(e0, _mm_mul_pd(a0, a0));
+        e1 = _mm_add_pd(e1, _mm_mul_pd(a1, a1));
+        e2 = _mm_add_pd(e2, _mm_mul_pd(b0, b0));
+        e3 = _mm_add_pd(e3, _mm_mul_pd(b1, b1));
+        if ((i & ((1 << 27) - 8)) == 0 && i) { /* drain before 2^31 counts a lane */
+            int32_t c[4];
+            _mm_storeu_si128((__m128i *)c, counts);
+            count += (int64_t)c[0] + c[1] + c[2] + c[3];
+            counts = _mm_setzero_si128();
+        }
+    }
+    int32_t c[4];
+    _mm_storeu_si128((__m128i *)c, counts);
+    count += (int64_t)c[0] + c[1] + c[2] + c[3];
+    _mm_storeu_pd(energy, e0);
+    _mm_storeu_pd(energy + 2, e1);
+    _mm_storeu_pd(energy + 4, e2);
+    _mm_storeu_pd(energy + 6, e3);
+#endif
+    for (; i < n; i++) {
+        float v = x[i] - x[i] == 0.0f ? x[i] : 0.0f;
+        double d = (double)v, dd = d * d;
+        energy[i % MQ_ROUNDING_LANES] += dd;
+        count += v != 0.0f;
+    }
+    *nonzero += count;
+}
+
+int mq_quant_bound_holds(double lo, double hi, struct mq_qparams p, struct mq_qrange full)
+{
+    double s = (double)p.scale;
+    if (!(s > 0.0) || !isfinite(s) || p.zero_point < full.qmin || p.zero_point > full.qmax)
+        return 0;
+    /* Beyond half a step, clamping errs by more.  A rounded zero point can put the observed
+       end right on that edge: TOLERANCE of a step past it is allowed (and counted in the
+       floor); values a few float bits further (the measuring plan computing them apart) err by
+       those bits more, which the margin covers. */
+    double low = ((double)full.qmin - p.zero_point - 0.5 - TOLERANCE) * s;
+    double high = ((double)full.qmax - p.zero_point + 0.5 + TOLERANCE) * s;
+    return lo >= low && hi <= high;
+}
+
+double mq_quant_sqnr_floor_db(double energy_per_value, struct mq_qparams p, struct mq_qrange full)
+{
+    double s = (double)p.scale;
+    /*
+     * |v / s| <= m.  The float divide errs by |v / s| 2^-24, rounding by 1/2 (clamping by
+     * 1/2 + TOLERANCE), the float multiply back by (|v / s| + 1/2) 2^-24 of a step.
+     */
+    double m = fabs((double)full.qmin - p.zero_point);
+    if (fabs((double)full.qmax - p.zero_point) > m)
+        m = fabs((double)full.qmax - p.zero_point);
+    m += 0.5 + TOLERANCE;
+    double worst = s * (0.5 + TOLERANCE + (2.0 * m + 0.5) * 0x1p-24);
+    return 10.0 * log10(energy_per_value / (worst * worst));
+}
