@@ -16,7 +16,9 @@
  *    computed before the Conv runs (a residual connection): the kernel adds
  *    it with the bias;
  *  - Conv, Gemm, BatchNormalization, Add and Sum absorb a following Relu
- *    (the kernels of interp/ops/fused.h).
+ *    (the kernels of interp/ops/fused.h);
+ *  - a QuantizeLinear absorbs the DequantizeLinear with its scale and zero
+ *    point that alone reads it: a QDQ model's simulated rounding in one step.
  *
  * A node is absorbed only when it is the single reader of its producer's
  * output and that output is not a graph output nor read by a subgraph, so
@@ -536,6 +538,31 @@ static void make_view(struct fuse *f, int s, const struct mq_kernel *view)
     }
 }
 
+/*
+ * QuantizeLinear whose output only a DequantizeLinear reads, with the same scale and zero point
+ * values and no attribute on either (per-tensor, outputs of their default types).
+ */
+static void fuse_dequantize(struct fuse *f, int s)
+{
+    struct plan_step *step = &f->plan->steps[s];
+    if (step->node.n_outputs != 1 || step->outputs[0] < 0 || step->node.n_inputs < 2 ||
+        !step->node.proto || step->node.proto->n_attribute)
+        return;
+    int r = single_reader(f, step->outputs[0]);
+    if (r < 0)
+        return;
+    const struct plan_step *dq = &f->plan->steps[r];
+    if (!is_op(dq, "DequantizeLinear") || !single_output_reading(dq, step->outputs[0]) ||
+        !dq->node.proto || dq->node.proto->n_attribute ||
+        dq->node.n_inputs != step->node.n_inputs)
+        return;
+    for (int k = 1; k < step->node.n_inputs; k++)
+        if (dq->inputs[k] != step->inputs[k] || step->inputs[k] < 0)
+            return;
+    step->outputs[0] = absorb(f, r);
+    step->kernel = &mq_kernel_quantize_dequantize;
+}
+
 /* Gemm, Add or Sum followed by Relu. */
 static void fuse_relu(struct fuse *f, int s, const struct mq_kernel *fused)
 {
@@ -594,6 +621,8 @@ int mq_plan_fuse(struct mq_plan *plan, struct mq_error *err)
             make_view(&f, s, &mq_kernel_squeeze_view);
         else if (is_op(step, "Unsqueeze"))
             make_view(&f, s, &mq_kernel_unsqueeze_view);
+        else if (is_op(step, "QuantizeLinear"))
+            fuse_dequantize(&f, s);
     }
     if (rc)
         goto done;

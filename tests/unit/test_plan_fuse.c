@@ -314,6 +314,73 @@ START_TEST(relu_fuses_into_gemm_add_and_sum)
 }
 END_TEST
 
+/*
+ * QuantizeLinear -> DequantizeLinear pairs with one scale and zero point become one step giving
+ * exactly the pair's values (uint8 and int8, ties and values beyond the range included); a pair
+ * whose DequantizeLinear takes another scale, and one whose 8-bit tensor is a graph output,
+ * stay two steps.
+ */
+START_TEST(quantize_dequantize_pairs_fuse_exactly)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t dims[2] = {4, 300}, none[1] = {0};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 2, dims);
+    const float scales[2] = {0.05f, 0.02f};
+    const uint8_t zu = 128;
+    const int8_t zs = -3;
+    mb_init_raw(g, "s", MQ_DTYPE_FLOAT, 0, none, &scales[0], sizeof(float));
+    mb_init_raw(g, "s2", MQ_DTYPE_FLOAT, 0, none, &scales[1], sizeof(float));
+    mb_init_raw(g, "zu", MQ_DTYPE_UINT8, 0, none, &zu, 1);
+    mb_init_raw(g, "zs", MQ_DTYPE_INT8, 0, none, &zs, 1);
+    mb_node(g, "QuantizeLinear", "q1", "x,s,zu", "q1");
+    mb_node(g, "DequantizeLinear", "d1", "q1,s,zu", "y1");
+    mb_node(g, "QuantizeLinear", "q2", "x,s2,zs", "q2");
+    mb_node(g, "DequantizeLinear", "d2", "q2,s2,zs", "y2");
+    mb_node(g, "QuantizeLinear", "q3", "x,s,zu", "q3");
+    mb_node(g, "DequantizeLinear", "d3", "q3,s2,zu", "y3");
+    mb_node(g, "QuantizeLinear", "q4", "x,s2,zu", "q4");
+    mb_node(g, "DequantizeLinear", "d4", "q4,s2,zu", "y4");
+    mb_output(g, "y1", MQ_DTYPE_FLOAT, 2, dims);
+    mb_output(g, "y2", MQ_DTYPE_FLOAT, 2, dims);
+    mb_output(g, "y3", MQ_DTYPE_FLOAT, 2, dims);
+    mb_output(g, "y4", MQ_DTYPE_FLOAT, 2, dims);
+    mb_output(g, "q4", MQ_DTYPE_UINT8, 2, dims);
+    struct mq_tensor x = rand_f32(2, dims, -9, 9);
+    float *xv = x.data;
+    xv[0] = 0.025f;  /* a tie at scale 0.05: rounds to even */
+    xv[1] = 0.075f;
+    xv[2] = NAN;
+    xv[3] = 1e9f;
+    xv[4] = -1e9f;
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *plain = NULL, *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1, .pack_weights = 1};
+    ck_assert_msg(mq_plan_build(&model, &plain, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_int_eq(plain->n_steps, 8);
+    ck_assert_int_eq(fast->n_steps, 6); /* q1+d1 and q2+d2 fused */
+    struct mq_tensor a[5] = {{0}}, b[5] = {{0}};
+    ck_assert_msg(mq_plan_run(plain, &x, 1, a, 5, NULL, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_run(fast, &x, 1, b, 5, NULL, &err) == MQ_OK, "%s", err.message);
+    for (int o = 0; o < 5; o++) {
+        ck_assert_int_eq(a[o].dtype, b[o].dtype);
+        ck_assert(mq_shape_equal(&a[o], &b[o]));
+        ck_assert_msg(memcmp(a[o].data, b[o].data,
+                             (size_t)a[o].count * mq_dtype_size(a[o].dtype)) == 0,
+                      "output %d differs", o);
+        mq_tensor_free(&a[o]);
+        mq_tensor_free(&b[o]);
+    }
+    mq_plan_free(plain);
+    mq_plan_free(fast);
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
 /* Two Convs sharing W each fold their own BN: the shared W is not changed for the other. */
 START_TEST(shared_weights_fold_separately)
 {
@@ -418,6 +485,7 @@ int main(void)
     tcase_add_test(tc, batchnorm_absorbs_affine_and_relu);
     tcase_add_test(tc, relu_fuses_into_gemm_add_and_sum);
     tcase_add_test(tc, shared_weights_fold_separately);
+    tcase_add_test(tc, quantize_dequantize_pairs_fuse_exactly);
     tcase_add_test(tc, reshapes_view_their_input);
     return mq_check_run(s, tc);
 }

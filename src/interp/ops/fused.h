@@ -23,6 +23,13 @@ extern const struct mq_kernel mq_kernel_add_relu;       /* elementwise.c */
 extern const struct mq_kernel mq_kernel_sum_relu;       /* elementwise.c */
 
 /*
+ * QuantizeLinear and the DequantizeLinear that alone reads it with the same scale and zero
+ * point, as one step giving the float values (quantize_linear.c): the simulated rounding of a
+ * QDQ model's activation, without the 8-bit tensor between.
+ */
+extern const struct mq_kernel mq_kernel_quantize_dequantize;
+
+/*
  * Reshape, Flatten, Squeeze and Unsqueeze returning a borrowed view of their
  * input's buffer instead of a copy (reshape_views.c), for steps whose input no
  * other step reads: the runner then hands the buffer to the output

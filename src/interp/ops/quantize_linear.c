@@ -475,6 +475,61 @@ done:
     return rc;
 }
 
+/* ---- QuantizeLinear + DequantizeLinear fused (interp/fuse.c) --------------------------- */
+
+/*
+ * The float values QuantizeLinear then DequantizeLinear give with the same scale and zero point
+ * (the pair a QDQ model puts on each activation), without the 8-bit tensor between: per-tensor
+ * integer quantization of float32 rounds a chunk at a time and maps it back, bit for bit what
+ * the two kernels give ((q - zero) * scale, q as quantize_value gives it); anything else runs
+ * the two kernels one after the other.  The node is the QuantizeLinear's, with no attribute.
+ */
+static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                                   const struct mq_tensor *const *inputs, int n_inputs,
+                                   struct mq_tensor *outputs, int n_outputs,
+                                   struct mq_error *err)
+{
+    (void)n_outputs;
+    const struct mq_tensor *x, *scale, *zp;
+    if (qdq_inputs(node, inputs, n_inputs, "y_scale", &x, &scale, &zp, err))
+        return MQ_ERR;
+    int qtype = zp ? zp->dtype : MQ_DTYPE_UINT8;
+    int storage = mq_dtype_kind(qtype) == MQ_KIND_SMALL_FLOAT ? 0
+                                                              : mq_dtype_info(qtype)->storage;
+    int fast = x->dtype == MQ_DTYPE_FLOAT && scale->dtype == MQ_DTYPE_FLOAT &&
+               scale->count == 1 && (!zp || zp->count == 1) &&
+               (storage == MQ_DTYPE_UINT8 || storage == MQ_DTYPE_INT8 ||
+                ((storage == MQ_DTYPE_UINT16 || storage == MQ_DTYPE_INT16) && node->opset >= 21));
+    if (!fast) {
+        struct mq_tensor q = {0};
+        if (quantize_run(node, exec, inputs, n_inputs, &q, 1, err))
+            return MQ_ERR;
+        const struct mq_tensor *dq_inputs[3] = {&q, scale, zp};
+        int rc = dequantize_run(node, exec, dq_inputs, n_inputs, outputs, 1, err);
+        mq_tensor_free(&q);
+        return rc;
+    }
+    int32_t qmin, qmax;
+    qdq_type(qtype, &qmin, &qmax);
+    if (mq_tensor_alloc_uninit(&outputs[0], MQ_DTYPE_FLOAT, x->rank, x->dims, node->name, err))
+        return MQ_ERR;
+    float s = ((const float *)scale->data)[0];
+    int32_t z = zp ? (int32_t)mq_tensor_get_int64(zp, 0) : 0;
+    const float *xv = x->data;
+    float *y = outputs[0].data;
+    int32_t chunk[1024];
+    for (int64_t k = 0; k < x->count; k += 1024) {
+        int64_t m = x->count - k < 1024 ? x->count - k : 1024;
+        quantize_row_int(xv + k, m, s, (float)z, (float)qmin, (float)qmax, chunk);
+        for (int64_t i = 0; i < m; i++)
+            y[k + i] = (float)(chunk[i] - z) * s;
+    }
+    return MQ_OK;
+}
+
+const struct mq_kernel mq_kernel_quantize_dequantize = {
+    "", "QuantizeLinear", 10, 0, qdq_prepare, quantize_dequantize_run, qdq_destroy};
+
 /* ---- DynamicQuantizeLinear ----------------------------------------------------------- */
 
 /*
