@@ -34,18 +34,8 @@ static void write_sample(const char *dir, int i, float x0, float x1)
     ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 4, dims, "x", &err), MQ_OK);
     ((float *)x.data)[0] = x0;
     ((float *)x.data)[1] = x1;
-    Onnx__TensorProto *p;
-    ck_assert_int_eq(mq_tensor_to_proto(&x, "x", &p, &err), MQ_OK);
-    size_t size = onnx__tensor_proto__get_packed_size(p);
-    uint8_t *buf = malloc(size);
-    onnx__tensor_proto__pack(p, buf);
     snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", dir, i);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
-    fclose(f);
-    free(buf);
-    onnx__tensor_proto__free_unpacked(p, NULL);
+    ck_assert_int_eq(mq_tensor_write_pb(path, &x, "x", &err), MQ_OK);
     mq_tensor_free(&x);
 }
 
