@@ -11,6 +11,7 @@
 #include "quant/equalize.h"
 #include "model_run.h"
 #include "quant_builder.h"
+#include "tmp_tree.h"
 
 /* Depthwise 1x1 Conv (2 channels, channel 1 forty times louder) into a pointwise Conv (3 out). */
 static const float W1[2] = {0.5f, 20.0f};
@@ -25,17 +26,13 @@ static char calib[64];
 /* dir/test_data_set_i/input_0.pb holding x = (x0, x1). */
 static void write_sample(const char *dir, int i, float x0, float x1)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/test_data_set_%d", dir, i);
-    ck_assert_int_eq(mkdir(path, 0755), 0);
     struct mq_tensor x;
     struct mq_error err;
     int64_t dims[4] = {1, 2, 1, 1};
     ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 4, dims, "x", &err), MQ_OK);
     ((float *)x.data)[0] = x0;
     ((float *)x.data)[1] = x1;
-    snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", dir, i);
-    ck_assert_int_eq(mq_tensor_write_pb(path, &x, "x", &err), MQ_OK);
+    tt_write_sample(dir, i, "x", &x);
     mq_tensor_free(&x);
 }
 
@@ -48,12 +45,7 @@ static void write_calib(void)
 
 static void remove_calib(void)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/test_data_set_0/input_0.pb", calib);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/test_data_set_0", calib);
-    rmdir(path);
-    rmdir(calib);
+    tt_remove(calib);
 }
 
 /* Built with the test's helpers, then loaded like a file; the built proto is freed. */

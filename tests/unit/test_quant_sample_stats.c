@@ -27,6 +27,7 @@
 #include "quant/sqnr_bound.h"
 #include "model_run.h"
 #include "quant_builder.h"
+#include "tmp_tree.h"
 #include "report/report.h"
 
 static char root[64];
@@ -40,34 +41,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void write_pb(const char *path, const struct mq_tensor *t, const char *name)
-{
-    Onnx__TensorProto *p;
-    ck_assert_int_eq(mq_tensor_to_proto(t, name, &p, &err), 0);
-    size_t size = onnx__tensor_proto__get_packed_size(p);
-    uint8_t *buf = malloc(size);
-    onnx__tensor_proto__pack(p, buf);
-    onnx__tensor_proto__free_unpacked(p, NULL);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
-    fclose(f);
-    free(buf);
+    tt_remove(root);
 }
 
 /* Sample s of the calibration folder: one input named `name`. */
 static void write_sample(int s, const char *name, const struct mq_tensor *t)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/test_data_set_%d", root, s);
-    ck_assert_int_eq(mkdir(path, 0755), 0);
-    snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", root, s);
-    write_pb(path, t, name);
+    tt_write_sample(root, s, name, t);
 }
 
 static struct mq_tensor tensor(int rank, const int64_t *dims)
@@ -553,7 +533,7 @@ START_TEST(test_threads_give_the_same_doubles)
     struct mq_tensor bad = tensor(3, bad_dims);
     for (int s = 4; s <= 7; s += 3) {
         snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", root, s);
-        write_pb(path, &bad, "x");
+        ck_assert_int_eq(mq_tensor_write_pb(path, &bad, "x", &err), MQ_OK);
     }
     mq_tensor_free(&bad);
     for (int jobs = 1; jobs <= 4; jobs++) {

@@ -22,6 +22,7 @@
 #include "check_main.h"
 #include "model_run.h"
 #include "quant_builder.h"
+#include "tmp_tree.h"
 
 #define N_SAMPLES 3
 
@@ -36,28 +37,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    ck_assert_int_eq(system(cmd), 0);
+    tt_remove(root);
 }
 
 static void write_sample(int s, const struct mq_tensor *t)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/test_data_set_%d", root, s);
-    ck_assert_int_eq(mkdir(path, 0755), 0);
-    snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", root, s);
-    Onnx__TensorProto *p;
-    ck_assert_int_eq(mq_tensor_to_proto(t, "x", &p, &err), 0);
-    size_t size = onnx__tensor_proto__get_packed_size(p);
-    uint8_t *buf = malloc(size);
-    onnx__tensor_proto__pack(p, buf);
-    onnx__tensor_proto__free_unpacked(p, NULL);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
-    fclose(f);
-    free(buf);
+    tt_write_sample(root, s, "x", t);
 }
 
 /* Inputs whose channels and neighbours are correlated, as images are. */

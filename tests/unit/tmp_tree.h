@@ -5,6 +5,10 @@
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+
+#include "core/tensor.h"
+#include "model/tensor_proto.h"
 
 static inline void tt_remove(const char *dir)
 {
@@ -21,6 +25,18 @@ static inline char *tt_path(const char *dir, const char *rel)
     k = (k + 1) % 4;
     snprintf(buf[k], sizeof buf[k], "%s/%s", dir, rel);
     return buf[k];
+}
+
+/* dir/test_data_set_<i>/input_0.pb holding t as the input `name`: one calibration sample. */
+static inline void tt_write_sample(const char *dir, int i, const char *name,
+                                   const struct mq_tensor *t)
+{
+    char path[600];
+    struct mq_error err;
+    snprintf(path, sizeof path, "%s/test_data_set_%d", dir, i);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/test_data_set_%d/input_0.pb", dir, i);
+    ck_assert_msg(mq_tensor_write_pb(path, t, name, &err) == MQ_OK, "%s", err.message);
 }
 
 #endif
