@@ -114,19 +114,7 @@ START_TEST(test_depthwise_widened)
     struct mq_tensor x = {0};
     ck_assert_int_eq(mq_tensor_alloc(&x, MQ_DTYPE_FLOAT, 4, xd, "x", &err), MQ_OK);
     fill(x.data, 75, 6);
-    struct mq_tensor r[3], e[3];
-    mr_run(m, &x, 1, r, 3);
-    mr_run(orig, &x, 1, e, 3);
-    for (int k = 0; k < 3; k++) {
-        ck_assert_int_eq(r[k].count, e[k].count);
-        const float *pr = r[k].data, *pe = e[k].data;
-        for (int64_t i = 0; i < r[k].count; i++)
-            ck_assert_msg(fabsf(pr[i] - pe[i]) <= 1e-5f * (1.0f + fabsf(pe[i])),
-                          "output %d[%lld]: %g, unpadded %g", k, (long long)i, (double)pr[i],
-                          (double)pe[i]);
-        mq_tensor_free(&r[k]);
-        mq_tensor_free(&e[k]);
-    }
+    mr_assert_close(m, orig, &x, 1, 3, 1e-5f, 1e-5f, "unpadded");
     mq_tensor_free(&x);
     onnx__model_proto__free_unpacked(orig, NULL);
     onnx__model_proto__free_unpacked(m, NULL);
