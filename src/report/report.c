@@ -398,6 +398,43 @@ static void write_search(struct mq_json *j, const struct mq_report *r)
     mq_json_object_end(j);
 }
 
+/*
+ * The graph rewrites the report counts: each one's key in the JSON summary and its line in the
+ * printed summary (shown when the count is not 0), in one table so the two cannot drift apart.
+ */
+enum { N_REWRITE_COUNTS = 11 };
+struct rewrite_count {
+    const char *key, *line;
+    int n;
+};
+
+static void rewrite_counts(const struct mq_report *r, struct rewrite_count *rows)
+{
+    const struct rewrite_count table[N_REWRITE_COUNTS] = {
+        {"pads_folded", "Pad folded into the Conv or AveragePool after it", r->pads_folded},
+        {"hardswish_split", "HardSwish written as Add, Clip, Mul, Mul", r->hardswish_split},
+        {"hardswish_as_hardsigmoid", "HardSwish written as x * HardSigmoid(x)",
+         r->hardswish_as_hardsigmoid},
+        {"hardsigmoid_codes", "HardSigmoid as a clamp of its input's codes (an integer Clip and "
+         "a DequantizeLinear, no float HardSigmoid)", r->result->hardsigmoid_codes},
+        {"channels_padded", "Conv input padded with zero channels to a multiple of 4 (the "
+         "channel count onnxruntime's fast int8 kernel takes)", r->channels_padded},
+        {"depthwise_padded", "depthwise Conv widened with zero channels to a multiple of 16 (the "
+         "count onnxruntime's fast int8 depthwise kernel takes)", r->depthwise_padded},
+        {"shuffles_as_gather", "channel shuffle (Reshape, Transpose, Reshape) written as one "
+         "Gather of its channels", r->shuffles_as_gather},
+        {"batchnorms_as_conv", "BatchNormalization written as a depthwise 1x1 Conv (onnxruntime "
+         "has no integer BatchNormalization)", r->batchnorms_as_conv},
+        {"means_as_pool", "ReduceMean over the spatial axes written as GlobalAveragePool "
+         "(onnxruntime has no integer ReduceMean)", r->means_as_pool},
+        {"pools_as_conv", "AveragePool written as the depthwise Conv that averages the same "
+         "(onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)", r->pools_as_conv},
+        {"ranges_equalized", "Conv outputs rescaled per channel so one scale fits their channels "
+         "(cross-layer equalization)", r->ranges_equalized},
+    };
+    memcpy(rows, table, sizeof table);
+}
+
 int mq_report_write_json(FILE *out, const struct mq_report *r)
 {
     struct mq_json j;
@@ -423,17 +460,10 @@ int mq_report_write_json(FILE *out, const struct mq_report *r)
     mq_json_key_int(&j, "skipped", c.skipped);
     mq_json_key_int(&j, "quantized_tensors", r->result->n_tensors);
     mq_json_key_int(&j, "float_tensors", r->result->n_skipped);
-    mq_json_key_int(&j, "pads_folded", r->pads_folded);
-    mq_json_key_int(&j, "hardswish_split", r->hardswish_split);
-    mq_json_key_int(&j, "hardswish_as_hardsigmoid", r->hardswish_as_hardsigmoid);
-    mq_json_key_int(&j, "hardsigmoid_codes", r->result->hardsigmoid_codes);
-    mq_json_key_int(&j, "channels_padded", r->channels_padded);
-    mq_json_key_int(&j, "depthwise_padded", r->depthwise_padded);
-    mq_json_key_int(&j, "pools_as_conv", r->pools_as_conv);
-    mq_json_key_int(&j, "shuffles_as_gather", r->shuffles_as_gather);
-    mq_json_key_int(&j, "batchnorms_as_conv", r->batchnorms_as_conv);
-    mq_json_key_int(&j, "means_as_pool", r->means_as_pool);
-    mq_json_key_int(&j, "ranges_equalized", r->ranges_equalized);
+    struct rewrite_count rewrites[N_REWRITE_COUNTS];
+    rewrite_counts(r, rewrites);
+    for (int k = 0; k < N_REWRITE_COUNTS; k++)
+        mq_json_key_int(&j, rewrites[k].key, rewrites[k].n);
     mq_json_object_end(&j);
     write_check(&j, r);
     write_search(&j, r);
@@ -672,42 +702,11 @@ void mq_report_print_summary(FILE *out, const struct mq_report *r)
                            "in its weights, the clamp left as a Clip)\n", n_clip,
                            clip_op ? clip_op : "activations");
     }
-    if (r->pads_folded)
-        mq_text_printf(out, "  %d Pad folded into the Conv or AveragePool after it\n",
-                       r->pads_folded);
-    if (r->hardswish_split)
-        mq_text_printf(out, "  %d HardSwish written as Add, Clip, Mul, Mul\n", r->hardswish_split);
-    if (r->hardswish_as_hardsigmoid)
-        mq_text_printf(out, "  %d HardSwish written as x * HardSigmoid(x)\n",
-                       r->hardswish_as_hardsigmoid);
-    if (r->result->hardsigmoid_codes)
-        mq_text_printf(out, "  %d HardSigmoid as a clamp of its input's codes (an integer Clip "
-                       "and a DequantizeLinear, no float HardSigmoid)\n",
-                       r->result->hardsigmoid_codes);
-    if (r->channels_padded)
-        mq_text_printf(out, "  %d Conv input padded with zero channels to a multiple of 4 (the "
-                       "channel count onnxruntime's fast int8 kernel takes)\n", r->channels_padded);
-    if (r->depthwise_padded)
-        mq_text_printf(out, "  %d depthwise Conv widened with zero channels to a multiple of "
-                       "16 (the count onnxruntime's fast int8 depthwise kernel takes)\n",
-                       r->depthwise_padded);
-    if (r->shuffles_as_gather)
-        mq_text_printf(out, "  %d channel shuffle (Reshape, Transpose, Reshape) written as one "
-                       "Gather of its channels\n", r->shuffles_as_gather);
-    if (r->batchnorms_as_conv)
-        mq_text_printf(out, "  %d BatchNormalization written as a depthwise 1x1 Conv "
-                       "(onnxruntime has no integer BatchNormalization)\n",
-                       r->batchnorms_as_conv);
-    if (r->means_as_pool)
-        mq_text_printf(out, "  %d ReduceMean over the spatial axes written as GlobalAveragePool "
-                       "(onnxruntime has no integer ReduceMean)\n", r->means_as_pool);
-    if (r->pools_as_conv)
-        mq_text_printf(out, "  %d AveragePool written as the depthwise Conv that averages the "
-                       "same (onnxruntime's int8 pool is a scalar loop; --no-pool-conv keeps it)\n",
-                       r->pools_as_conv);
-    if (r->ranges_equalized)
-        mq_text_printf(out, "  %d Conv outputs rescaled per channel so one scale fits their "
-                       "channels (cross-layer equalization)\n", r->ranges_equalized);
+    struct rewrite_count rewrites[N_REWRITE_COUNTS];
+    rewrite_counts(r, rewrites);
+    for (int k = 0; k < N_REWRITE_COUNTS; k++)
+        if (rewrites[k].n)
+            mq_text_printf(out, "  %d %s\n", rewrites[k].n, rewrites[k].line);
     print_op_table(out, r);
     char before[32], after[32];
     human_bytes(r->model_bytes_before, before, sizeof before);
