@@ -144,18 +144,19 @@ int mq_batchnorms_as_conv(Onnx__ModelProto *model, const struct mq_opset_hints *
     /* IR 3 would list the new initializers among the inputs too: such files stay as they are. */
     if (!g || !shapes || !shapes->shape_of || (model->has_ir_version && model->ir_version < 4))
         return MQ_OK;
-    for (size_t i = 0; i < g->n_node; i++) {
+    /* the index is made again after each rewrite (drops move initializers), only then */
+    struct mq_graph_index idx;
+    int have_idx = 0, rc = MQ_OK;
+    for (size_t i = 0; rc == MQ_OK && i < g->n_node; i++) {
         if (!mq_node_is_op(g->node[i], "BatchNormalization"))
             continue;
         int64_t dims[MQ_MAX_RANK];
         int rank = shapes->shape_of(shapes->user, g->node[i]->input[0], dims);
         if ((rank != 3 && rank != 4) || dims[1] <= 0 || dims[1] > MAX_CHANNELS)
             continue;
-        /* the index is made again after each rewrite: drops move initializers */
-        struct mq_graph_index idx;
-        int rc = mq_graph_index_build(g, NULL, &idx, err);
-        if (rc)
-            return rc;
+        if (!have_idx && (rc = mq_graph_index_build(g, NULL, &idx, err)))
+            break;
+        have_idx = 1;
         double *a = NULL, *s = NULL;
         int ok = between_int8_ops(&idx, (int)i);
         if (ok && (!(a = malloc((size_t)dims[1] * sizeof *a)) ||
@@ -166,10 +167,13 @@ int mq_batchnorms_as_conv(Onnx__ModelProto *model, const struct mq_opset_hints *
             rc = rewrite(g, &idx, i, rank, dims[1], a, s, err);
         free(a);
         free(s);
-        mq_graph_index_free(&idx);
-        if (rc)
-            return rc;
-        *n += ok;
+        if (ok) {
+            mq_graph_index_free(&idx);
+            have_idx = 0;
+        }
+        *n += ok && !rc;
     }
-    return MQ_OK;
+    if (have_idx)
+        mq_graph_index_free(&idx);
+    return rc;
 }

@@ -601,8 +601,6 @@ int mq_divergence_pass_run(const struct mq_divergence_pass *pass, struct mq_erro
     s.n_pairs = pass->pairs ? pass->pairs->n_pairs : 0;
     s.n_samples = mq_calib_source_count(pass->source);
     s.cache = pass->pairs ? NULL : o->reference;
-    if (s.cache && s.cache->filled && s.cache->n_samples != s.n_samples)
-        s.cache = NULL; /* filled for other samples */
     mq_divergence_cache_prepare(s.cache, s.n_samples, s.na_out);
     struct mq_sample_pass sp = {.plan = pass->a, .source = pass->source, .jobs = o->jobs,
                                 .run = run_sample};
