@@ -285,28 +285,30 @@ static int widened_axis(const struct mq_tensor *a, const struct mq_tensor *b)
     return axis;
 }
 
-/* B's leading entries along `axis`, as many as A has: what A's tensor is compared with. */
+/* B's leading entries along `axis`, as many as A has, as float32: what A's tensor is compared
+   with.  Read straight from B (no widened copy of all of B first). */
 static int leading_entries(const struct mq_tensor *a, const struct mq_tensor *b, int axis,
                            struct mq_tensor *out, const char *what, struct mq_error *err)
 {
-    struct mq_tensor wide;
-    if (copy_as_float(&wide, b, what, err))
+    /* Every element is written below: no zero fill first. */
+    if (mq_tensor_alloc_uninit(out, MQ_DTYPE_FLOAT, a->rank, a->dims, what, err))
         return MQ_ERR;
-    if (mq_tensor_alloc(out, MQ_DTYPE_FLOAT, a->rank, a->dims, what, err)) {
-        mq_tensor_free(&wide);
-        return MQ_ERR;
-    }
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; d++)
         outer *= a->dims[d];
     for (int d = axis + 1; d < a->rank; d++)
         inner *= a->dims[d];
-    const float *src = wide.data;
+    int64_t row = a->dims[axis] * inner, wide_row = b->dims[axis] * inner;
     float *dst = out->data;
-    for (int64_t o = 0; o < outer; o++)
-        memcpy(dst + o * a->dims[axis] * inner, src + o * b->dims[axis] * inner,
-               (size_t)(a->dims[axis] * inner) * sizeof *dst);
-    mq_tensor_free(&wide);
+    for (int64_t o = 0; o < outer; o++) {
+        if (b->dtype == MQ_DTYPE_FLOAT) {
+            memcpy(dst + o * row, (const float *)b->data + o * wide_row,
+                   (size_t)row * sizeof *dst);
+        } else {
+            for (int64_t j = 0; j < row; j++)
+                dst[o * row + j] = (float)mq_tensor_get_double(b, o * wide_row + j);
+        }
+    }
     return MQ_OK;
 }
 

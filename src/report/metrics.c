@@ -4,6 +4,8 @@
  */
 #include "report/metrics.h"
 
+#include "report/error_sums.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,14 +65,12 @@ static int check_pair(const struct mq_tensor *reference, const struct mq_tensor 
 
 #define BLOCK 1024
 
-int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *reference,
-                       const struct mq_tensor *test, const char *what, struct mq_error *err)
+/* Any numeric pair, read as doubles a block at a time and summed one value after the other. */
+static void sums_any(const struct mq_tensor *reference, const struct mq_tensor *test,
+                     struct mq_error_sums *out)
 {
-    if (check_pair(reference, test, what, err))
-        return MQ_ERR;
     double ref[BLOCK], tst[BLOCK];
-    /* Per-sample sums first, so the worst sample can be told apart from the pooled figure. */
-    double ref2 = 0, test2 = 0, dot = 0, err2 = 0, max_abs = s->max_abs_error;
+    double ref2 = 0, test2 = 0, dot = 0, err2 = 0, max_abs = 0;
     int64_t elements = 0, equal = 0, mismatch = 0;
     for (int64_t start = 0; start < reference->count; start += BLOCK) {
         int64_t n = reference->count - start < BLOCK ? reference->count - start : BLOCK;
@@ -95,14 +95,31 @@ int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *referen
             elements++;
         }
     }
+    *out = (struct mq_error_sums){ref2, test2, dot, err2, max_abs, elements, equal, mismatch};
+}
+
+int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *reference,
+                       const struct mq_tensor *test, const char *what, struct mq_error *err)
+{
+    if (check_pair(reference, test, what, err))
+        return MQ_ERR;
+    /* Per-sample sums first, so the worst sample can be told apart from the pooled figure. */
+    struct mq_error_sums sample;
+    if (reference->dtype == MQ_DTYPE_FLOAT && test->dtype == MQ_DTYPE_FLOAT)
+        mq_error_sums_f32((const float *)reference->data, (const float *)test->data,
+                          reference->count, MQ_ERROR_SUMS_AUTO, &sample);
+    else
+        sums_any(reference, test, &sample);
+    double ref2 = sample.ref2, err2 = sample.err2;
     s->sum_ref2 += ref2;
-    s->sum_test2 += test2;
-    s->sum_dot += dot;
+    s->sum_test2 += sample.test2;
+    s->sum_dot += sample.dot;
     s->sum_err2 += err2;
-    s->max_abs_error = max_abs;
-    s->elements += elements;
-    s->nonfinite_equal += equal;
-    s->nonfinite_mismatch += mismatch;
+    if (sample.max_abs_error > s->max_abs_error)
+        s->max_abs_error = sample.max_abs_error;
+    s->elements += sample.elements;
+    s->nonfinite_equal += sample.nonfinite_equal;
+    s->nonfinite_mismatch += sample.nonfinite_mismatch;
     s->samples++;
     s->sum_sample_r2 += ref2 * ref2;
     s->sum_sample_e2 += err2 * err2;

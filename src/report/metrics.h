@@ -37,7 +37,8 @@ void mq_error_stats_init(struct mq_error_stats *s);
  * Adds one sample.  Both tensors must have the same shape; any numeric type
  * (float32, float16, bfloat16, double, integers, bool) is read as a double,
  * so a float16 model compares against a float32 one.  `what` names the
- * tensor in messages.
+ * tensor in messages.  Two float32 tensors are summed in fixed lanes
+ * (report/error_sums.h): the sums depend on the tensors only, not on the CPU.
  */
 int mq_error_stats_add(struct mq_error_stats *s, const struct mq_tensor *reference,
                        const struct mq_tensor *test, const char *what, struct mq_error *err);

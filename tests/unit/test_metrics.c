@@ -5,6 +5,7 @@
 
 #include "check_main.h"
 #include "op_harness.h"
+#include "report/error_sums.h"
 #include "report/metrics.h"
 
 static struct mq_tensor vec(int n, const float *v)
@@ -222,6 +223,182 @@ START_TEST(merging_one_sample_stats_in_order_is_bit_exact)
 }
 END_TEST
 
+/* xorshift64: the same tensors on every run and machine. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+/* A value between 2^-12 and 2^12 in size, of either sign. */
+static float random_value(uint64_t *state)
+{
+    uint64_t r = next_random(state);
+    float mantissa = (float)(r & 0xffffff) / (float)0x1000000 + 0.5f;
+    return ldexpf((r >> 30) & 1 ? -mantissa : mantissa, (int)((r >> 32) % 25) - 12);
+}
+
+/* A reference and a test near it, with NaN and the infinities on one side, the other or both. */
+static void random_pair(uint64_t *state, int64_t n, float *ref, float *test)
+{
+    const float special[4] = {NAN, INFINITY, -INFINITY, 1.0f};
+    for (int64_t i = 0; i < n; i++) {
+        ref[i] = random_value(state);
+        test[i] = ref[i] * (1.0f + random_value(state) * 0x1p-16f);
+        uint64_t r = next_random(state);
+        if (r % 37 == 0)
+            ref[i] = special[(r >> 8) % 4];
+        if ((r >> 16) % 41 == 0)
+            test[i] = special[(r >> 24) % 4];
+        if ((r >> 32) % 53 == 0)
+            test[i] = ref[i];
+    }
+}
+
+static int same_sums(const struct mq_error_sums *a, const struct mq_error_sums *b)
+{
+    return memcmp(&a->ref2, &b->ref2, sizeof a->ref2) == 0 &&
+           memcmp(&a->test2, &b->test2, sizeof a->test2) == 0 &&
+           memcmp(&a->dot, &b->dot, sizeof a->dot) == 0 &&
+           memcmp(&a->err2, &b->err2, sizeof a->err2) == 0 &&
+           memcmp(&a->max_abs_error, &b->max_abs_error, sizeof a->max_abs_error) == 0 &&
+           a->elements == b->elements && a->nonfinite_equal == b->nonfinite_equal &&
+           a->nonfinite_mismatch == b->nonfinite_mismatch;
+}
+
+START_TEST(vector_paths_give_the_scalar_bits)
+{
+    uint64_t state = 0x9e3779b97f4a7c15u;
+    const int64_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 100, 1023, 1025, 4099, 100003};
+    float *ref = malloc(100003 * sizeof *ref), *test = malloc(100003 * sizeof *test);
+    ck_assert(ref && test);
+    int avx2_ran = 0;
+    for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
+        int64_t n = lengths[k];
+        random_pair(&state, n, ref, test);
+        struct mq_error_sums scalar, sse2, avx2, any;
+        ck_assert_int_eq(mq_error_sums_f32(ref, test, n, MQ_ERROR_SUMS_SCALAR, &scalar),
+                         MQ_ERROR_SUMS_SCALAR);
+        mq_error_sums_f32(ref, test, n, MQ_ERROR_SUMS_SSE2, &sse2);
+        avx2_ran |= mq_error_sums_f32(ref, test, n, MQ_ERROR_SUMS_AVX2, &avx2) ==
+                    MQ_ERROR_SUMS_AVX2;
+        mq_error_sums_f32(ref, test, n, MQ_ERROR_SUMS_AUTO, &any);
+        ck_assert_msg(same_sums(&scalar, &sse2), "n=%lld: SSE2 differs", (long long)n);
+        ck_assert_msg(same_sums(&scalar, &avx2), "n=%lld: AVX2 differs", (long long)n);
+        ck_assert_msg(same_sums(&scalar, &any), "n=%lld: AUTO differs", (long long)n);
+        /* the vector paths start from a different offset: shifted by one, the lanes move */
+        if (n > 1) {
+            mq_error_sums_f32(ref + 1, test + 1, n - 1, MQ_ERROR_SUMS_SCALAR, &scalar);
+            mq_error_sums_f32(ref + 1, test + 1, n - 1, MQ_ERROR_SUMS_AVX2, &avx2);
+            ck_assert(same_sums(&scalar, &avx2));
+        }
+    }
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2"))
+        ck_assert(avx2_ran);
+#endif
+    free(ref);
+    free(test);
+}
+END_TEST
+
+START_TEST(lane_sums_match_a_wide_sum)
+{
+    uint64_t state = 0x2545f4914f6cdd1du;
+    const int64_t lengths[] = {5, 8, 31, 999, 100003};
+    float *ref = malloc(100003 * sizeof *ref), *test = malloc(100003 * sizeof *test);
+    ck_assert(ref && test);
+    for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
+        int64_t n = lengths[k];
+        random_pair(&state, n, ref, test);
+        long double ref2 = 0, test2 = 0, dot = 0, err2 = 0;
+        double max_abs = 0;
+        int64_t elements = 0, equal = 0, mismatch = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double r = ref[i], t = test[i];
+            if (!isfinite(r) || !isfinite(t)) {
+                if ((isnan(r) && isnan(t)) || r == t)
+                    equal++;
+                else
+                    mismatch++;
+                continue;
+            }
+            ref2 += (long double)r * r;
+            test2 += (long double)t * t;
+            dot += (long double)r * t;
+            err2 += (long double)(t - r) * (t - r);
+            max_abs = fmax(max_abs, fabs(t - r));
+            elements++;
+        }
+        struct mq_error_sums got;
+        mq_error_sums_f32(ref, test, n, MQ_ERROR_SUMS_AUTO, &got);
+        ck_assert_int_eq(got.elements, elements);
+        ck_assert_int_eq(got.nonfinite_equal, equal);
+        ck_assert_int_eq(got.nonfinite_mismatch, mismatch);
+        ck_assert(equal > 0 || n < 100);
+        ck_assert(mismatch > 0 || n < 100);
+        ck_assert_double_eq(got.max_abs_error, max_abs);
+        ck_assert_double_eq_tol(got.ref2, (double)ref2, 1e-12 * (double)ref2);
+        ck_assert_double_eq_tol(got.test2, (double)test2, 1e-12 * (double)test2);
+        ck_assert_double_eq_tol(got.dot, (double)dot, 1e-12 * sqrt((double)(ref2 * test2)));
+        ck_assert_double_eq_tol(got.err2, (double)err2, 1e-12 * (double)err2);
+        ck_assert(err2 > 0);
+    }
+    free(ref);
+    free(test);
+}
+END_TEST
+
+START_TEST(float32_stats_agree_with_the_double_reading)
+{
+    /* float32 pairs take the lane sums, float64 pairs the one-by-one loop: the same figures
+       within rounding, the same counts and maximum exactly */
+    uint64_t state = 0x853c49e6748fea9bu;
+    enum { N = 5001 };
+    float *ref = malloc(N * sizeof *ref), *test = malloc(N * sizeof *test);
+    double *ref64 = malloc(N * sizeof *ref64), *test64 = malloc(N * sizeof *test64);
+    ck_assert(ref && test && ref64 && test64);
+    random_pair(&state, N, ref, test);
+    for (int i = 0; i < N; i++) {
+        ref64[i] = ref[i];
+        test64[i] = test[i];
+    }
+    struct mq_tensor a = vec(N, ref), b = vec(N, test);
+    struct mq_tensor a64 = oh_typed(MQ_DTYPE_DOUBLE, 1, OH_DIMS(N), ref64);
+    struct mq_tensor b64 = oh_typed(MQ_DTYPE_DOUBLE, 1, OH_DIMS(N), test64);
+    struct mq_error_stats s, s64;
+    mq_error_stats_init(&s);
+    mq_error_stats_init(&s64);
+    struct mq_error err;
+    for (int sample = 0; sample < 2; sample++) {
+        ck_assert_int_eq(mq_error_stats_add(&s, &a, &b, "y", &err), MQ_OK);
+        ck_assert_int_eq(mq_error_stats_add(&s64, &a64, &b64, "y", &err), MQ_OK);
+    }
+    ck_assert_int_eq(s.elements, s64.elements);
+    ck_assert_int_eq(s.nonfinite_equal, s64.nonfinite_equal);
+    ck_assert_int_eq(s.nonfinite_mismatch, s64.nonfinite_mismatch);
+    ck_assert_int_eq(s.samples, 2);
+    ck_assert_double_eq(s.max_abs_error, s64.max_abs_error);
+    ck_assert_double_eq_tol(s.sum_ref2, s64.sum_ref2, 1e-12 * s64.sum_ref2);
+    ck_assert_double_eq_tol(s.sum_err2, s64.sum_err2, 1e-12 * s64.sum_err2);
+    ck_assert_double_eq_tol(s.sum_dot, s64.sum_dot, 1e-12 * s64.sum_ref2);
+    ck_assert_double_eq_tol(s.sum_sample_re, s64.sum_sample_re, 1e-11 * s64.sum_sample_re);
+    ck_assert_double_eq_tol(s.min_sample_sqnr_db, s64.min_sample_sqnr_db, 1e-9);
+    ck_assert(isfinite(s.min_sample_sqnr_db));
+    mq_tensor_free(&a);
+    mq_tensor_free(&b);
+    mq_tensor_free(&a64);
+    mq_tensor_free(&b64);
+    free(ref);
+    free(test);
+    free(ref64);
+    free(test64);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
@@ -236,5 +413,8 @@ int main(void)
     tcase_add_test(tc, class_scores_shape);
     tcase_add_test(tc, top1_rows_and_ties);
     tcase_add_test(tc, merging_one_sample_stats_in_order_is_bit_exact);
+    tcase_add_test(tc, vector_paths_give_the_scalar_bits);
+    tcase_add_test(tc, lane_sums_match_a_wide_sum);
+    tcase_add_test(tc, float32_stats_agree_with_the_double_reading);
     return mq_check_run(s, tc);
 }
