@@ -126,6 +126,12 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
 #define clip_any(T, UT)                                                                        \
     y = has_lo && x < lo ? lo : x;                                                             \
     y = has_hi && y > hi ? hi : y
+/* The same comparisons as clip_any with an absent bound as an infinity, no branch: lo > x ? lo : x
+   is maxps's own rule (NaN and -0 against +0 give x), so the loop becomes vector max/min. */
+#define clip_float(T, UT)                                                                      \
+    const T lo_ = has_lo ? lo : (T)-INFINITY, hi_ = has_hi ? hi : (T)INFINITY;                 \
+    y = lo_ > x ? lo_ : x;                                                                     \
+    y = hi_ < y ? hi_ : y
 #define isnan_float(T, UT) y = isnan(x) != 0
 #define isinf_float(T, UT) y = (isinf(x) && ((x > 0 && detect_pos) || (x < 0 && detect_neg)))
 
@@ -179,7 +185,7 @@ FLOAT_OP(mish)
 FLOAT_OP(shrink)
 SINT_TYPES(DEF_SAME, shrink, int)
 UINT_TYPES(DEF_SAME, shrink, int)
-FLOAT_TYPES(DEF_SAME, clip, any)
+FLOAT_TYPES(DEF_SAME, clip, float)
 SINT_TYPES(DEF_SAME, clip, any)
 UINT_TYPES(DEF_SAME, clip, any)
 FLOAT_TYPES(DEF_BOOL, isnan, float)
