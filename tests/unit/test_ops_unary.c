@@ -187,6 +187,37 @@ START_TEST(clip_attributes_and_inputs)
     mq_tensor_free(&out);
     oh_node_free(n);
 
+    /* NaN passes through, -0 stays -0 against a +0 bound, infinities clamp; 37 values so the
+       vector loop and its tail both run */
+    {
+        float x[37], want[37];
+        for (int i = 0; i < 37; i++)
+            x[i] = (float)(i - 18) * 0.5f;
+        x[0] = NAN, x[5] = -NAN, x[9] = -0.0f, x[20] = INFINITY, x[36] = -INFINITY, x[35] = NAN;
+        n = oh_node("Clip", 3, 1);
+        struct mq_tensor v[3] = {oh_f32(1, OH_DIMS(37), x), oh_f32(0, NULL, (float[]){0.0f}),
+                                 oh_f32(0, NULL, (float[]){6.0f})};
+        for (int lo_open = 0; lo_open < 2; lo_open++) {
+            if (lo_open)
+                oh_omit_input(n, 1);
+            ck_assert_msg(oh_run(n, 13, v, 3, &out, 1, &err) == 0, "%s", err.message);
+            const float *y = out.data;
+            for (int i = 0; i < 37; i++) {
+                want[i] = !lo_open && x[i] < 0.0f ? 0.0f : x[i];
+                want[i] = want[i] > 6.0f ? 6.0f : want[i];
+                if (isnan(want[i]))
+                    ck_assert_msg(isnan(y[i]), "value %d: NaN expected", i);
+                else
+                    ck_assert_msg(y[i] == want[i] && signbit(y[i]) == signbit(want[i]),
+                                  "value %d: %g expected, got %g", i, want[i], y[i]);
+            }
+            mq_tensor_free(&out);
+        }
+        oh_node_free(n);
+        for (int i = 0; i < 3; i++)
+            mq_tensor_free(&v[i]);
+    }
+
     /* integer Clip (opset 12) with an int8 edge value */
     n = oh_node("Clip", 3, 1);
     struct mq_tensor i8[3] = {oh_i8(1, OH_DIMS(4), (int8_t[]){-128, -3, 4, 127}),
