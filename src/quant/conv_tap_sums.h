@@ -24,13 +24,14 @@ struct mq_quant_tap_geometry {
 int64_t mq_quant_conv_tap_scratch(const struct mq_quant_tap_geometry *g, int64_t limit);
 
 /*
- * Adds to sums[tap], for every tap of the kernel (row-major kernel order), the sum over all
- * output positions of the value of `plane` (one channel, in[0] x in[1] x ... floats) that tap
- * reads there: 0 outside the input and for values that are not finite.  Summed in doubles,
- * one spatial dim at a time; deterministic (the same doubles for the same plane).  `scratch`
- * holds mq_quant_conv_tap_scratch(g, ...) doubles.
+ * For each of n_planes channels (consecutive planes of in[0] x in[1] x ... floats from
+ * `planes`) adds to sums[p * taps + tap], for every tap of the kernel (row-major kernel order),
+ * the sum over all output positions of the value of plane p that tap reads there: 0 outside
+ * the input and for values that are not finite.  Summed in doubles, one spatial dim at a
+ * time; deterministic (the same doubles for the same planes, however many at a time).
+ * `scratch` holds mq_quant_conv_tap_scratch(g, ...) doubles.  0, or -1 when out of memory.
  */
-void mq_quant_conv_tap_sums(const struct mq_quant_tap_geometry *g, const float *plane,
-                            double *scratch, double *sums);
+int mq_quant_conv_tap_sums(const struct mq_quant_tap_geometry *g, const float *planes,
+                           int64_t n_planes, double *scratch, double *sums);
 
 #endif

@@ -396,9 +396,9 @@ static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mea
         return MQ_ERR;
     const float *x = t->data;
     for (int64_t n = 0; n < t->dims[0]; n++) {
-        for (int64_t c = 0; c < ms->channels; c++)
-            mq_quant_conv_tap_sums(&g, x + (n * ms->channels + c) * size, w->scratch,
-                                   part->sums + c * ms->taps);
+        if (mq_quant_conv_tap_sums(&g, x + n * ms->channels * size, ms->channels, w->scratch,
+                                   part->sums))
+            return oom(err);
         part->positions += (double)positions;
     }
     return MQ_OK;

@@ -389,28 +389,32 @@ START_TEST(test_tap_sums_match_one_position_at_a_time)
         if (!ok)
             continue;
         cases++;
-        float *x = malloc((size_t)size * sizeof *x);
-        for (int64_t i = 0; i < size; i++)
+        /* two planes at a time, each its own sums */
+        float *x = malloc((size_t)(2 * size) * sizeof *x);
+        for (int64_t i = 0; i < 2 * size; i++)
             x[i] = ((float)(next_rand() % 20001) - 10000.0f) / 997.0f;
         if (c % 3 == 0)
-            x[next_rand() % size] = c % 2 ? NAN : -INFINITY;
+            x[next_rand() % (2 * size)] = c % 2 ? NAN : -INFINITY;
         int64_t need = mq_quant_conv_tap_scratch(&g, INT64_MAX);
         ck_assert_int_gt(need, 0);
         double *scratch = malloc((size_t)need * sizeof *scratch);
-        double *got = malloc((size_t)taps * sizeof *got);
+        double *got = malloc((size_t)(2 * taps) * sizeof *got);
         double *want = malloc((size_t)taps * 2 * sizeof *want);
-        for (int64_t t = 0; t < taps; t++)
+        for (int64_t t = 0; t < 2 * taps; t++)
             got[t] = 1.0; /* added to */
-        mq_quant_conv_tap_sums(&g, x, scratch, got);
-        tap_sums_by_hand(&g, x, taps, want, want + taps);
-        for (int64_t t = 0; t < taps; t++) {
-            double tol = 1e-12 * (want[taps + t] + 1.0);
-            ck_assert_msg(fabs(got[t] - 1.0 - want[t]) <= tol,
-                          "case %d (rank %d, in %lld kernel %lld stride %lld) tap %lld: %.17g vs %.17g",
-                          c, g.spatial, (long long)g.in[0], (long long)g.kernel[0],
-                          (long long)g.stride[0], (long long)t, got[t] - 1.0, want[t]);
-            if (want[taps + t] == 0.0) /* reads nothing: exactly nothing added */
-                ck_assert(got[t] == 1.0);
+        ck_assert_int_eq(mq_quant_conv_tap_sums(&g, x, 2, scratch, got), 0);
+        for (int p = 0; p < 2; p++) {
+            tap_sums_by_hand(&g, x + p * size, taps, want, want + taps);
+            for (int64_t t = 0; t < taps; t++) {
+                double tol = 1e-12 * (want[taps + t] + 1.0), sum = got[p * taps + t] - 1.0;
+                ck_assert_msg(fabs(sum - want[t]) <= tol,
+                              "case %d (rank %d, in %lld kernel %lld stride %lld) plane %d tap %lld: "
+                              "%.17g vs %.17g",
+                              c, g.spatial, (long long)g.in[0], (long long)g.kernel[0],
+                              (long long)g.stride[0], p, (long long)t, sum, want[t]);
+                if (want[taps + t] == 0.0) /* reads nothing: exactly nothing added */
+                    ck_assert(got[p * taps + t] == 1.0);
+            }
         }
         free(x);
         free(scratch);
