@@ -59,6 +59,12 @@ struct rows {
     int finite;
 };
 
+/* v as a double; with `finite`, 0 when it is not finite. */
+static double float_value(float v, int finite)
+{
+    return !finite || isfinite(v) ? (double)v : 0.0;
+}
+
 /* dst[i] += sign * src[i] (sign 1 or -1); with `finite`, 0 for values that are not finite. */
 static void add_row_floats(double *restrict dst, const float *restrict src, int64_t n, int sign,
                            int finite)
@@ -77,7 +83,7 @@ static void add_row_floats(double *restrict dst, const float *restrict src, int6
     }
 #endif
     for (; i < n; i++)
-        dst[i] += !finite || isfinite(src[i]) ? (double)(sign < 0 ? -src[i] : src[i]) : 0.0;
+        dst[i] += float_value(sign < 0 ? -src[i] : src[i], finite);
 }
 
 /* dst[i] += sign * src[i]: four independent statements a step, which -O2 makes vector adds. */
@@ -107,9 +113,7 @@ static void add_row(double *restrict dst, const double *restrict src, int64_t n,
 
 static double value_at(struct rows a, int64_t i)
 {
-    if (!a.f)
-        return a.d[i];
-    return !a.finite || isfinite(a.f[i]) ? (double)a.f[i] : 0.0;
+    return a.f ? float_value(a.f[i], a.finite) : a.d[i];
 }
 
 /* The sum of a[first], a[first + step], ... (count of them): four running sums, one chain
@@ -186,11 +190,35 @@ static void sum_float_rows(double *restrict dst, const float *restrict x, int64_
         _mm_storeu_pd(dst + j + 4, s2);
         _mm_storeu_pd(dst + j + 6, s3);
     }
+    for (; j + 4 <= r; j += 4) {
+        __m128d s0 = _mm_setzero_pd(), s1 = s0;
+        const float *col = x + j;
+        for (int64_t i = 0; i < count; i++, col += pitch) {
+            __m128 a = _mm_loadu_ps(col);
+            a = _mm_and_ps(a, _mm_or_ps(keep, _mm_cmpeq_ps(_mm_sub_ps(a, a), zero)));
+            s0 = _mm_add_pd(s0, _mm_cvtps_pd(a));
+            s1 = _mm_add_pd(s1, _mm_cvtps_pd(_mm_movehl_ps(a, a)));
+        }
+        _mm_storeu_pd(dst + j, s0);
+        _mm_storeu_pd(dst + j + 2, s1);
+    }
 #endif
-    if (j < r) {
-        memset(dst + j, 0, (size_t)(r - j) * sizeof *dst);
-        for (int64_t i = 0; i < count; i++)
-            add_row_floats(dst + j, x + i * pitch + j, r - j, 1, finite);
+    /* the last columns (up to three where SSE2 is there), side by side down the rows */
+    for (; j < r; j += 4) {
+        int64_t n = r - j < 4 ? r - j : 4;
+        double s[4] = {0.0, 0.0, 0.0, 0.0}, s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        const float *col = x + j;
+        for (int64_t i = 0; i < count; i++, col += pitch) {
+            s0 += float_value(col[0], finite);
+            if (n > 1)
+                s1 += float_value(col[1], finite);
+            if (n > 2)
+                s2 += float_value(col[2], finite);
+            if (n > 3)
+                s3 += float_value(col[3], finite);
+        }
+        s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+        memcpy(dst + j, s, (size_t)n * sizeof *dst);
     }
 }
 
