@@ -8,7 +8,9 @@
  * measured again, deciding as the whole second pass does.
  */
 #include <check.h>
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -847,6 +849,39 @@ START_TEST(test_floor_too_low_measures_and_rejects)
 }
 END_TEST
 
+/* The energy's vector paths give the plain loop's doubles bit for bit (each lane i % 8 in
+   index order, v * v rounded and then added), over the whole float range: subnormals, the
+   largest finite floats, values that are not finite. */
+START_TEST(test_signal_energy_matches_one_value_at_a_time)
+{
+    enum { N = 5003 };
+    static float x[N];
+    uint32_t bits = 0x9e3779b9u;
+    for (int i = 0; i < N; i++) {
+        bits = bits * 1664525u + 1013904223u;
+        uint32_t b = bits;
+        if (i % 5 == 0)
+            b &= 0x807fffffu; /* subnormal or zero */
+        memcpy(&x[i], &b, sizeof b);
+    }
+    x[11] = FLT_MAX, x[12] = -FLT_MAX, x[13] = INFINITY, x[14] = NAN;
+    for (int n = 0; n <= N; n += n < 70 ? 1 : 997) {
+        double got[MQ_ROUNDING_LANES] = {0}, want[MQ_ROUNDING_LANES] = {0};
+        int64_t got_nonzero = 0, want_nonzero = 0;
+        mq_quant_signal_energy(x, n, got, &got_nonzero);
+        for (int i = 0; i < n; i++) {
+            if (!isfinite(x[i]))
+                continue;
+            volatile double square = (double)x[i] * (double)x[i];
+            want[i % MQ_ROUNDING_LANES] += square;
+            want_nonzero += x[i] != 0.0f;
+        }
+        ck_assert_msg(memcmp(got, want, sizeof got) == 0, "n %d", n);
+        ck_assert_int_eq(got_nonzero, want_nonzero);
+    }
+}
+END_TEST
+
 /* The floor holds against the exact error of every value, float rounding included. */
 START_TEST(test_floor_bounds_the_exact_error)
 {
@@ -914,6 +949,7 @@ int main(void)
     tcase_add_test(tc, test_floor_too_low_measures_and_keeps);
     tcase_add_test(tc, test_floor_too_low_measures_and_rejects);
     tcase_add_test(tc, test_floor_bounds_the_exact_error);
+    tcase_add_test(tc, test_signal_energy_matches_one_value_at_a_time);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
