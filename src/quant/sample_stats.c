@@ -325,14 +325,22 @@ static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, 
     return MQ_OK;
 }
 
+/* With minmax (may be NULL) on the calibration pass: the tensor's min/max read in the same
+   pass as its energy, *filled set (mq_calib_extra's observe_minmax). */
 static void measure_activation(struct worker *w, const struct act_stat *a,
-                               struct act_sample *as, const struct mq_tensor *t)
+                               struct act_sample *as, const struct mq_tensor *t,
+                               struct mq_minmax *minmax, int *filled)
 {
     if (t->dtype != MQ_DTYPE_FLOAT)
         return;
     if (w->s->on_calibration) {
         double energy[MQ_ROUNDING_LANES] = {0};
-        mq_quant_signal_energy(t->data, t->count, energy, &as->nonzero);
+        if (minmax) {
+            mq_quant_signal_energy_minmax(t->data, t->count, energy, &as->nonzero, minmax);
+            *filled = 1;
+        } else {
+            mq_quant_signal_energy(t->data, t->count, energy, &as->nonzero);
+        }
         for (int l = 0; l < MQ_ROUNDING_LANES; l++)
             as->signal += energy[l];
         as->touched_in = w->sample;
@@ -427,12 +435,12 @@ static void measure_gemm(const struct mean_stat *ms, struct mean_sample *part,
 }
 
 static int observe(struct worker *w, const char *name, const struct mq_tensor *t,
-                   struct mq_error *err)
+                   struct mq_minmax *minmax, int *filled, struct mq_error *err)
 {
     struct mq_quant_stats *s = w->s;
     int a = mq_strmap_get(s->act_of, name);
     if (a >= 0)
-        measure_activation(w, &s->acts[a], &w->acts[a], t);
+        measure_activation(w, &s->acts[a], &w->acts[a], t, minmax, filled);
     for (int m = s->skip_means ? -1 : mq_strmap_get(s->reader_of, name); m >= 0;
          m = s->reader_next[m]) {
         const struct mean_stat *ms = &s->means[m];
@@ -455,7 +463,7 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer, c
                             const struct mq_tensor *value, struct mq_error *err)
 {
     (void)producer;
-    return observe(user, name, value, err);
+    return observe(user, name, value, NULL, NULL, err);
 }
 
 /* Graph inputs are fed, not produced: the driver hands them over before the run. */
@@ -465,7 +473,7 @@ static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *in
     struct worker *w = user;
     w->sample = sample;
     for (int k = 0; k < n_inputs; k++)
-        if (observe(w, mq_str(mq_plan_input(w->s->plan, k)->name), &inputs[k], err))
+        if (observe(w, mq_str(mq_plan_input(w->s->plan, k)->name), &inputs[k], NULL, NULL, err))
             return MQ_ERR;
     return MQ_OK;
 }
@@ -663,7 +671,16 @@ static int extra_observe(void *worker, int64_t sample, const char *name,
 {
     struct worker *w = worker;
     w->sample = sample;
-    return observe(w, name, value, err);
+    return observe(w, name, value, NULL, NULL, err);
+}
+
+static int extra_observe_minmax(void *worker, int64_t sample, const char *name,
+                                const struct mq_tensor *value, struct mq_minmax *minmax,
+                                int *filled, struct mq_error *err)
+{
+    struct worker *w = worker;
+    w->sample = sample;
+    return observe(w, name, value, minmax, filled, err);
 }
 
 static int extra_done(void *worker, int64_t sample, struct mq_error *err)
@@ -680,7 +697,8 @@ int mq_quant_stats_prepare(const Onnx__ModelProto *model, const struct mq_select
         return rc;
     struct mq_quant_stats *s = *out;
     s->on_calibration = 1;
-    s->extra = (struct mq_calib_extra){extra_begin, extra_observe, extra_done, s};
+    s->extra = (struct mq_calib_extra){extra_begin, extra_observe, extra_done, s,
+                                       extra_observe_minmax};
     s->extra_list[0] = &s->extra;
     return MQ_OK;
 }

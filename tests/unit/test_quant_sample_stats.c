@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "calib/calibrate.h"
+#include "calib/observer.h"
 #include "calib/reader.h"
 #include "interp/plan.h"
 #include "model/model.h"
@@ -851,7 +852,8 @@ END_TEST
 
 /* The energy's vector paths give the plain loop's doubles bit for bit (each lane i % 8 in
    index order, v * v rounded and then added), over the whole float range: subnormals, the
-   largest finite floats, values that are not finite. */
+   largest finite floats, values that are not finite; read together with the min/max, the
+   same energies and the same extremes as apart. */
 START_TEST(test_signal_energy_matches_one_value_at_a_time)
 {
     enum { N = 5003 };
@@ -878,6 +880,33 @@ START_TEST(test_signal_energy_matches_one_value_at_a_time)
         }
         ck_assert_msg(memcmp(got, want, sizeof got) == 0, "n %d", n);
         ck_assert_int_eq(got_nonzero, want_nonzero);
+        /* read once for the energy and the min/max: the same as the two apart, with or
+           without values that are not finite (x[13], x[14]) and -0 among the extremes */
+        for (int from = 0; from < 2; from++) {
+            const float *y = from ? x + 15 : x;
+            int64_t m = from ? (n > 15 ? n - 15 : 0) : n;
+            float zeros[40];
+            for (int i = 0; i < 40; i++)
+                zeros[i] = i % 3 ? -0.0f : 0.0f;
+            if (n < 40 && from) /* all zeros of both signs: the +0 extremes */
+                y = zeros, m = n;
+            double both[MQ_ROUNDING_LANES] = {0}, apart[MQ_ROUNDING_LANES] = {0};
+            int64_t both_nonzero = 0, apart_nonzero = 0;
+            struct mq_minmax both_mm, apart_mm;
+            mq_minmax_init(&both_mm);
+            mq_minmax_init(&apart_mm);
+            mq_quant_signal_energy_minmax(y, m, both, &both_nonzero, &both_mm);
+            mq_quant_signal_energy(y, m, apart, &apart_nonzero);
+            mq_minmax_add(&apart_mm, y, m);
+            ck_assert_msg(memcmp(both, apart, sizeof both) == 0, "n %d from %d", n, from);
+            ck_assert_int_eq(both_nonzero, apart_nonzero);
+            ck_assert_msg(memcmp(&both_mm.min, &apart_mm.min, sizeof(float)) == 0 &&
+                              memcmp(&both_mm.max, &apart_mm.max, sizeof(float)) == 0,
+                          "n %d from %d: [%g, %g] vs [%g, %g]", n, from, (double)both_mm.min,
+                          (double)both_mm.max, (double)apart_mm.min, (double)apart_mm.max);
+            ck_assert(both_mm.count == apart_mm.count && both_mm.nan == apart_mm.nan &&
+                      both_mm.inf == apart_mm.inf);
+        }
     }
 }
 END_TEST
