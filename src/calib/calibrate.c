@@ -148,15 +148,31 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer,
 {
     struct worker *w = user;
     const struct mq_calib_options *o = w->c->options;
-    for (int k = 0; k < o->n_extra && mq_dtype_is_float(value->dtype); k++)
-        if (o->extra[k]->observe &&
-            o->extra[k]->observe(w->extra[k], w->sample, name, value, err))
-            return MQ_ERR;
     int index = mq_strmap_get(w->c->index, name);
+    /* an extra reading the tensor anyway may take its min/max in the same pass */
+    int ask = index >= 0 && value->dtype == MQ_DTYPE_FLOAT && !w->c->with_histogram;
+    int filled = 0;
+    struct mq_minmax given;
+    mq_minmax_init(&given);
+    for (int k = 0; k < o->n_extra && mq_dtype_is_float(value->dtype); k++) {
+        const struct mq_calib_extra *x = o->extra[k];
+        if (ask && x->observe_minmax) {
+            ask = 0;
+            if (x->observe_minmax(w->extra[k], w->sample, name, value, &given, &filled, err))
+                return MQ_ERR;
+        } else if (x->observe && x->observe(w->extra[k], w->sample, name, value, err)) {
+            return MQ_ERR;
+        }
+    }
     if (index < 0)
         return MQ_OK;
     if (!mq_dtype_is_float(value->dtype)) {
         w->not_float[index] = 1;
+        return MQ_OK;
+    }
+    if (filled) { /* what mq_observer_add would have added */
+        mq_minmax_merge(&w->observers[index].minmax, &given);
+        w->observers[index].produced++;
         return MQ_OK;
     }
     if (observe_value(w, index, value, err)) {

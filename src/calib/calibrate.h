@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "calib/driver.h"
+#include "calib/observer.h"
 #include "calib/ranges.h"
 #include "calib/reader.h"
 #include "onnx.pb-c.h"
@@ -54,6 +55,16 @@ struct mq_calib_extra {
                    struct mq_error *err);
     int (*sample_done)(void *worker, int64_t sample, struct mq_error *err);
     void *user;
+    /*
+     * Optional, in place of observe for a float32 tensor whose range is kept as min/max only
+     * (no histogram), which an extra reads anyway: it may give the tensor's min/max (what
+     * mq_minmax_add gives on a fresh mq_minmax) in *minmax and set *filled, so the tensor is
+     * read once for both; the calibrator reads it itself when *filled stays 0.  Asked of the
+     * first extra that has it only.
+     */
+    int (*observe_minmax)(void *worker, int64_t sample, const char *name,
+                          const struct mq_tensor *value, struct mq_minmax *minmax, int *filled,
+                          struct mq_error *err);
 };
 
 struct mq_calib_options {

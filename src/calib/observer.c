@@ -194,7 +194,7 @@ static vector_min_max_fn vector_min_max(void)
 #endif
 }
 
-static int finite_min_max(const float *x, int64_t n, float *lo_out, float *hi_out)
+int mq_minmax_finite(const float *x, int64_t n, float *lo_out, float *hi_out)
 {
     struct vector_run r = vector_min_max()(x, n);
     if (r.bad)
@@ -216,7 +216,7 @@ void mq_minmax_add(struct mq_minmax *m, const float *x, int64_t n)
 {
     float lo = m->min, hi = m->max;
     float run_lo, run_hi;
-    if (finite_min_max(x, n, &run_lo, &run_hi)) {
+    if (mq_minmax_finite(x, n, &run_lo, &run_hi)) {
         /* -0 and +0 compare equal: whichever came first would stick; keep +0 always. */
         m->min = (run_lo < lo ? run_lo : lo) + 0.0f;
         m->max = (run_hi > hi ? run_hi : hi) + 0.0f;

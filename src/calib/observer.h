@@ -23,6 +23,10 @@ struct mq_minmax {
 void mq_minmax_init(struct mq_minmax *m);
 void mq_minmax_add(struct mq_minmax *m, const float *x, int64_t n);
 void mq_minmax_merge(struct mq_minmax *into, const struct mq_minmax *from);
+/* The min and max of x[0 .. n-1] into *lo, *hi (+inf and -inf when n is 0) and 1 when every value
+   is finite; 0, leaving *lo and *hi alone, when one is NaN or infinite.  Vector loops where the
+   CPU has them: a zero extreme may come back as -0 or +0, whichever the lanes met. */
+int mq_minmax_finite(const float *x, int64_t n, float *lo, float *hi);
 
 /* One observed tensor: min/max always, a histogram for the histogram methods. */
 struct mq_observer {

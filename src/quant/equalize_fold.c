@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/observer.h"
 #include "core/tensor.h"
 #include "quant/equalize.h"
 #include "util/strmap.h"
@@ -82,6 +83,43 @@ static int fold_begin(void *user, int n_threads, void **workers, struct mq_error
     return MQ_OK;
 }
 
+/* The first zero of a row that holds one, as stored (-0 or +0). */
+static float first_zero(const float *row, int64_t n)
+{
+    for (int64_t e = 0; e < n; e++)
+        if (row[e] == 0.0f)
+            return row[e];
+    return 0.0f;
+}
+
+/*
+ * Folds one row's finite values into the extremes *lo, *hi.  What the plain loop
+ * (`l = x < l ? x : l` over the finite values, in order) gives, bit for bit: extremes do not
+ * depend on order except for the sign of a zero, where the loop keeps the first zero met, or
+ * the zero it held before the row.  The vector min/max does not say which zero it met, so a
+ * zero extreme that replaces a non-zero one is looked up in the row.
+ */
+static void fold_row(const float *row, int64_t n, float *lo, float *hi)
+{
+    float l = *lo, h = *hi, row_lo, row_hi;
+    if (mq_minmax_finite(row, n, &row_lo, &row_hi)) {
+        if (row_lo < l)
+            l = row_lo == 0.0f ? first_zero(row, n) : row_lo;
+        if (row_hi > h)
+            h = row_hi == 0.0f ? first_zero(row, n) : row_hi;
+    } else {
+        for (int64_t e = 0; e < n; e++) {
+            float x = row[e];
+            if (!isfinite(x))
+                continue;
+            l = x < l ? x : l;
+            h = x > h ? x : h;
+        }
+    }
+    *lo = l;
+    *hi = h;
+}
+
 /* The extremes of each channel (axis 1) of a tensor between a pair, finite values only. */
 static int fold_observe(void *worker, int64_t sample, const char *name,
                         const struct mq_tensor *value, struct mq_error *err)
@@ -100,19 +138,8 @@ static int fold_observe(void *worker, int64_t sample, const char *name,
     const float *v = value->data;
     float *lo = w->lo[k], *hi = w->hi[k];
     for (int64_t n = 0; n < outer; n++)
-        for (int64_t ch = 0; ch < c; ch++) {
-            const float *row = v + (n * c + ch) * inner;
-            float l = lo[ch], h = hi[ch];
-            for (int64_t e = 0; e < inner; e++) {
-                float x = row[e];
-                if (!isfinite(x))
-                    continue;
-                l = x < l ? x : l;
-                h = x > h ? x : h;
-            }
-            lo[ch] = l;
-            hi[ch] = h;
-        }
+        for (int64_t ch = 0; ch < c; ch++)
+            fold_row(v + (n * c + ch) * inner, inner, &lo[ch], &hi[ch]);
     return MQ_OK;
 }
 

@@ -13,13 +13,11 @@
 #include "core/limits.h"
 #include "interp/plan.h"
 #include "core/tensor.h"
+#include "quant/conv_tap_sums.h"
 #include "quant/graph.h"
 #include "quant/params.h"
 #include "quant/rounding_sums.h"
 #include "quant/sqnr_bound.h"
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #define MAX_SPATIAL MQ_CONV_MAX_SPATIAL
 /* Means per node (channels x taps), and doubles of scratch: beyond these a node goes uncorrected. */
@@ -327,14 +325,22 @@ static int finish_sample(void *user, int64_t sample, struct mq_tensor *outputs, 
     return MQ_OK;
 }
 
+/* With minmax (may be NULL) on the calibration pass: the tensor's min/max read in the same
+   pass as its energy, *filled set (mq_calib_extra's observe_minmax). */
 static void measure_activation(struct worker *w, const struct act_stat *a,
-                               struct act_sample *as, const struct mq_tensor *t)
+                               struct act_sample *as, const struct mq_tensor *t,
+                               struct mq_minmax *minmax, int *filled)
 {
     if (t->dtype != MQ_DTYPE_FLOAT)
         return;
     if (w->s->on_calibration) {
         double energy[MQ_ROUNDING_LANES] = {0};
-        mq_quant_signal_energy(t->data, t->count, energy, &as->nonzero);
+        if (minmax) {
+            mq_quant_signal_energy_minmax(t->data, t->count, energy, &as->nonzero, minmax);
+            *filled = 1;
+        } else {
+            mq_quant_signal_energy(t->data, t->count, energy, &as->nonzero);
+        }
         for (int l = 0; l < MQ_ROUNDING_LANES; l++)
             as->signal += energy[l];
         as->touched_in = w->sample;
@@ -362,43 +368,9 @@ static int conv_dim(const struct mean_stat *ms, int d, int64_t in, int64_t *out,
                               c->pads[d], c->pads[ms->spatial + d], out, pad);
 }
 
-/* n values as doubles, 0 for those that are not finite. */
-static void widen_finite(const float *x, int64_t n, double *out)
-{
-    int64_t i = 0;
-#ifdef __SSE2__
-    for (; i + 4 <= n; i += 4) {
-        __m128 v = _mm_loadu_ps(x + i);
-        v = _mm_and_ps(v, _mm_cmpeq_ps(_mm_sub_ps(v, v), _mm_setzero_ps())); /* NaN, inf: 0 */
-        _mm_storeu_pd(out + i, _mm_cvtps_pd(v));
-        _mm_storeu_pd(out + i + 2, _mm_cvtps_pd(_mm_movehl_ps(v, v)));
-    }
-#endif
-    for (; i < n; i++)
-        out[i] = isfinite(x[i]) ? (double)x[i] : 0.0;
-}
-
-/* dst[i] += src[i]: four independent statements a step, which -O2 makes vector adds. */
-static void add_row(double *restrict dst, const double *restrict src, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        dst[i] += src[i];
-        dst[i + 1] += src[i + 1];
-        dst[i + 2] += src[i + 2];
-        dst[i + 3] += src[i + 3];
-    }
-    for (; i < n; i++)
-        dst[i] += src[i];
-}
-
 /*
- * Adds, for every input channel and kernel tap, the sum over all output
- * positions of the input value that tap reads.  Per channel, one spatial dim
- * at a time is contracted against the tap's index set: [T, D, R] (T the taps
- * of the dims done, R the dims to come) becomes [T, K, R], so rows of R stay
- * contiguous and after the last dim the taps are in row-major kernel order.
- * Each cell adds its rows in output-position order, whatever the layout.
+ * Adds, for every input channel and kernel tap, the sum over all output positions of the
+ * input value that tap reads (quant/conv_tap_sums.h).
  */
 static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mean_sample *part,
                         const struct mq_tensor *t, struct mq_error *err)
@@ -408,73 +380,33 @@ static int measure_conv(struct worker *w, const struct mean_stat *ms, struct mea
         part->broken = 1;
         return MQ_OK;
     }
-    int64_t outs[MAX_SPATIAL], pads[MAX_SPATIAL], size = 1, positions = 1;
+    struct mq_quant_tap_geometry g = {.spatial = k};
+    int64_t size = 1, positions = 1;
     for (int d = 0; d < k; d++) {
-        if (t->dims[2 + d] <= 0 || !conv_dim(ms, d, t->dims[2 + d], &outs[d], &pads[d])) {
+        if (t->dims[2 + d] <= 0 || !conv_dim(ms, d, t->dims[2 + d], &g.out[d], &g.pad[d])) {
             part->broken = 1;
             return MQ_OK;
         }
-        size *= t->dims[2 + d];
-        positions *= outs[d];
+        g.in[d] = t->dims[2 + d];
+        g.kernel[d] = ms->kernel[d];
+        g.stride[d] = ms->conv.strides[d];
+        g.dilation[d] = ms->conv.dilations[d];
+        size *= g.in[d];
+        positions *= g.out[d];
     }
-    /* Two buffers, each as large as the biggest intermediate (a kernel wider than the input
-       makes a later one larger than the channel). */
-    int64_t biggest = size;
-    {
-        int64_t r = size;
-        for (int d = 0; d < k && biggest <= MAX_CELLS; d++) {
-            r = r / t->dims[2 + d] * ms->kernel[d];
-            if (r > biggest)
-                biggest = r;
-        }
-    }
-    if (biggest > MAX_CELLS) {
+    /* three arrays as large as the biggest intermediate, each within MAX_CELLS */
+    int64_t need = mq_quant_conv_tap_scratch(&g, 3 * MAX_CELLS);
+    if (need < 0) {
         part->broken = 1;
         return MQ_OK;
     }
-    if (scratch(w, (size_t)biggest * 2, err))
+    if (scratch(w, (size_t)need, err))
         return MQ_ERR;
-    double *a = w->scratch, *b = w->scratch + biggest;
     const float *x = t->data;
     for (int64_t n = 0; n < t->dims[0]; n++) {
-        for (int64_t c = 0; c < ms->channels; c++) {
-            widen_finite(x + (n * ms->channels + c) * size, size, a);
-            int64_t done_taps = 1, rest = size; /* the current array is [done_taps, rest] */
-            for (int d = 0; d < k; d++) {
-                int64_t dn = t->dims[2 + d], r = rest / dn, kd = ms->kernel[d];
-                memset(b, 0, (size_t)(done_taps * kd * r) * sizeof *b);
-                int64_t stride = ms->conv.strides[d];
-                for (int64_t before = 0; before < done_taps; before++)
-                    for (int64_t tap = 0; tap < kd; tap++) {
-                        /* the output positions whose row j = o * stride + offset is inside */
-                        int64_t offset = tap * ms->conv.dilations[d] - pads[d];
-                        int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-                        int64_t last = dn - 1 - offset < 0 ? -1 : (dn - 1 - offset) / stride;
-                        if (last > outs[d] - 1)
-                            last = outs[d] - 1;
-                        double *dst = b + (before * kd + tap) * r;
-                        int64_t row0 = before * dn + offset; /* row of o = 0, maybe outside */
-                        if (r == 1) {
-                            /* the last dim: one value a row, summed in a register */
-                            double sum = 0.0;
-                            for (int64_t o = first; o <= last; o++)
-                                sum += a[row0 + o * stride];
-                            dst[0] = sum;
-                        } else {
-                            for (int64_t o = first; o <= last; o++)
-                                add_row(dst, a + (row0 + o * stride) * r, r);
-                        }
-                    }
-                double *swap = a;
-                a = b;
-                b = swap;
-                done_taps *= kd;
-                rest = r;
-            }
-            double *sums = part->sums + c * ms->taps;
-            for (int64_t tap = 0; tap < ms->taps; tap++)
-                sums[tap] += a[tap];
-        }
+        if (mq_quant_conv_tap_sums(&g, x + n * ms->channels * size, ms->channels, w->scratch,
+                                   part->sums))
+            return oom(err);
         part->positions += (double)positions;
     }
     return MQ_OK;
@@ -503,12 +435,12 @@ static void measure_gemm(const struct mean_stat *ms, struct mean_sample *part,
 }
 
 static int observe(struct worker *w, const char *name, const struct mq_tensor *t,
-                   struct mq_error *err)
+                   struct mq_minmax *minmax, int *filled, struct mq_error *err)
 {
     struct mq_quant_stats *s = w->s;
     int a = mq_strmap_get(s->act_of, name);
     if (a >= 0)
-        measure_activation(w, &s->acts[a], &w->acts[a], t);
+        measure_activation(w, &s->acts[a], &w->acts[a], t, minmax, filled);
     for (int m = s->skip_means ? -1 : mq_strmap_get(s->reader_of, name); m >= 0;
          m = s->reader_next[m]) {
         const struct mean_stat *ms = &s->means[m];
@@ -531,7 +463,7 @@ static int observe_produced(void *user, const struct mq_kernel_node *producer, c
                             const struct mq_tensor *value, struct mq_error *err)
 {
     (void)producer;
-    return observe(user, name, value, err);
+    return observe(user, name, value, NULL, NULL, err);
 }
 
 /* Graph inputs are fed, not produced: the driver hands them over before the run. */
@@ -541,7 +473,7 @@ static int observe_inputs(void *user, int64_t sample, const struct mq_tensor *in
     struct worker *w = user;
     w->sample = sample;
     for (int k = 0; k < n_inputs; k++)
-        if (observe(w, mq_str(mq_plan_input(w->s->plan, k)->name), &inputs[k], err))
+        if (observe(w, mq_str(mq_plan_input(w->s->plan, k)->name), &inputs[k], NULL, NULL, err))
             return MQ_ERR;
     return MQ_OK;
 }
@@ -739,7 +671,16 @@ static int extra_observe(void *worker, int64_t sample, const char *name,
 {
     struct worker *w = worker;
     w->sample = sample;
-    return observe(w, name, value, err);
+    return observe(w, name, value, NULL, NULL, err);
+}
+
+static int extra_observe_minmax(void *worker, int64_t sample, const char *name,
+                                const struct mq_tensor *value, struct mq_minmax *minmax,
+                                int *filled, struct mq_error *err)
+{
+    struct worker *w = worker;
+    w->sample = sample;
+    return observe(w, name, value, minmax, filled, err);
 }
 
 static int extra_done(void *worker, int64_t sample, struct mq_error *err)
@@ -756,7 +697,8 @@ int mq_quant_stats_prepare(const Onnx__ModelProto *model, const struct mq_select
         return rc;
     struct mq_quant_stats *s = *out;
     s->on_calibration = 1;
-    s->extra = (struct mq_calib_extra){extra_begin, extra_observe, extra_done, s};
+    s->extra = (struct mq_calib_extra){extra_begin, extra_observe, extra_done, s,
+                                       extra_observe_minmax};
     s->extra_list[0] = &s->extra;
     return MQ_OK;
 }

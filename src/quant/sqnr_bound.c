@@ -16,9 +16,14 @@
 #include <immintrin.h>
 #include <stdatomic.h>
 
-/* Eight values a step, lanes 0-3 and 4-7 as the scalar loop has them; returns values done. */
-__attribute__((target("avx2"))) static int64_t energy_avx2(const float *x, int64_t n,
-                                                           double *energy, int64_t *nonzero)
+/*
+ * Eight values a step, lanes 0-3 and 4-7 as the scalar loop has them; returns values done.
+ * A fused multiply-add rounds a * a + e once where the scalar loop rounds the product and
+ * then the sum: the same double, as the product of two floats (24-bit significands) is exact
+ * in a double (53 bits), and a float's square neither overflows nor underflows one.
+ */
+__attribute__((target("avx2,fma"))) static int64_t energy_avx2(const float *x, int64_t n,
+                                                               double *energy, int64_t *nonzero)
 {
     __m256d lo = _mm256_loadu_pd(energy), hi = _mm256_loadu_pd(energy + 4);
     const __m256 zero = _mm256_setzero_ps();
@@ -31,8 +36,8 @@ __attribute__((target("avx2"))) static int64_t energy_avx2(const float *x, int64
         count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)));
         __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
         __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        lo = _mm256_add_pd(lo, _mm256_mul_pd(a, a));
-        hi = _mm256_add_pd(hi, _mm256_mul_pd(b, b));
+        lo = _mm256_fmadd_pd(a, a, lo);
+        hi = _mm256_fmadd_pd(b, b, hi);
         if ((i & ((1 << 27) - 8)) == 0 && i) { /* drain before 2^31 counts a lane */
             int32_t c[8];
             _mm256_storeu_si256((__m256i *)c, count);
@@ -51,18 +56,103 @@ __attribute__((target("avx2"))) static int64_t energy_avx2(const float *x, int64
 }
 #endif
 
+#if HAVE_AVX2_PATH
+/*
+ * energy_avx2 with the min/max of the raw values beside (NaN and infinities too, which
+ * *all_finite then says): one read of each value for both.  The extra instructions fit
+ * beside the energy's; a tensor larger than the cache is read from memory once, not twice.
+ */
+__attribute__((target("avx2,fma"))) static int64_t
+energy_minmax_avx2(const float *x, int64_t n, double *energy, int64_t *nonzero, float *lo_out,
+                   float *hi_out, int *all_finite)
+{
+    __m256d lo = _mm256_loadu_pd(energy), hi = _mm256_loadu_pd(energy + 4);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256i count = _mm256_setzero_si256();
+    __m256 least = _mm256_set1_ps(INFINITY), most = _mm256_set1_ps(-INFINITY);
+    __m256 finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 raw = _mm256_loadu_ps(x + i);
+        __m256 keep = _mm256_cmp_ps(_mm256_sub_ps(raw, raw), zero, _CMP_EQ_OQ);
+        finite = _mm256_and_ps(finite, keep);
+        least = _mm256_min_ps(least, raw);
+        most = _mm256_max_ps(most, raw);
+        __m256 v = _mm256_and_ps(raw, keep);
+        count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)));
+        __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        lo = _mm256_fmadd_pd(a, a, lo);
+        hi = _mm256_fmadd_pd(b, b, hi);
+        if ((i & ((1 << 27) - 8)) == 0 && i) { /* drain before 2^31 counts a lane */
+            int32_t c[8];
+            _mm256_storeu_si256((__m256i *)c, count);
+            for (int k = 0; k < 8; k++)
+                *nonzero += c[k];
+            count = _mm256_setzero_si256();
+        }
+    }
+    int32_t c[8];
+    _mm256_storeu_si256((__m256i *)c, count);
+    for (int k = 0; k < 8; k++)
+        *nonzero += c[k];
+    _mm256_storeu_pd(energy, lo);
+    _mm256_storeu_pd(energy + 4, hi);
+    float lv[8], hv[8];
+    _mm256_storeu_ps(lv, least);
+    _mm256_storeu_ps(hv, most);
+    float l = INFINITY, h = -INFINITY;
+    for (int k = 0; k < 8; k++) {
+        l = lv[k] < l ? lv[k] : l;
+        h = hv[k] > h ? hv[k] : h;
+    }
+    *lo_out = l;
+    *hi_out = h;
+    *all_finite = _mm256_movemask_ps(finite) == 0xff;
+    return i;
+}
+
+static int use_avx2(void)
+{
+    static atomic_int cached = -1;
+    int avx2 = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (avx2 < 0) {
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+        atomic_store_explicit(&cached, avx2, memory_order_relaxed);
+    }
+    return avx2;
+}
+#endif
+
+void mq_quant_signal_energy_minmax(const float *x, int64_t n, double energy[MQ_ROUNDING_LANES],
+                                   int64_t *nonzero, struct mq_minmax *m)
+{
+    int64_t done = 0;
+#if HAVE_AVX2_PATH
+    if (use_avx2()) {
+        float lo, hi;
+        int finite;
+        done = energy_minmax_avx2(x, n, energy, nonzero, &lo, &hi, &finite);
+        if (finite && done) {
+            /* as mq_minmax_add of an all-finite run: -0 recorded as +0 */
+            struct mq_minmax part = {lo + 0.0f, hi + 0.0f, (uint64_t)done, 0, 0};
+            mq_minmax_merge(m, &part);
+        } else {
+            mq_minmax_add(m, x, done);
+        }
+    }
+#endif
+    /* the rest from a multiple of 8: its value i is in lane i % 8 either way */
+    mq_quant_signal_energy(x + done, n - done, energy, nonzero);
+    mq_minmax_add(m, x + done, n - done);
+}
+
 void mq_quant_signal_energy(const float *x, int64_t n, double energy[MQ_ROUNDING_LANES],
                             int64_t *nonzero)
 {
     int64_t i = 0, count = 0;
 #if HAVE_AVX2_PATH
-    static atomic_int cached = -1;
-    int avx2 = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (avx2 < 0) {
-        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-        atomic_store_explicit(&cached, avx2, memory_order_relaxed);
-    }
-    if (avx2)
+    if (use_avx2())
         i = energy_avx2(x, n, energy, nonzero);
 #endif
 #if defined(__SSE2__)

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "calib/observer.h"
 #include "quant/params.h"
 #include "quant/rounding_sums.h"
 
@@ -25,6 +26,13 @@
  */
 void mq_quant_signal_energy(const float *x, int64_t n, double energy[MQ_ROUNDING_LANES],
                             int64_t *nonzero);
+
+/*
+ * mq_quant_signal_energy and, in the same pass over x, mq_minmax_add(m, x, n): the same
+ * doubles and the same extremes and counts as the two apart.
+ */
+void mq_quant_signal_energy_minmax(const float *x, int64_t n, double energy[MQ_ROUNDING_LANES],
+                                   int64_t *nonzero, struct mq_minmax *m);
 
 /*
  * Whether values observed in [lo, hi] stay within half a step of what p over `full` can

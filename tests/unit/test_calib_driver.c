@@ -531,7 +531,7 @@ START_TEST(runs_extra_work_on_every_sample_in_order)
         struct extra_state st;
         memset(&st, 0, sizeof st);
         st.in_order = 1;
-        struct mq_calib_extra extra = {extra_begin, extra_observe, extra_done, &st};
+        struct mq_calib_extra extra = {extra_begin, extra_observe, extra_done, &st, NULL};
         const struct mq_calib_extra *extras[1] = {&extra};
         struct mq_calib_options o;
         mq_calib_options_init(&o);

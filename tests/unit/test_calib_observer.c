@@ -114,6 +114,34 @@ START_TEST(minmax_vector_loops_match_one_value_at_a_time)
 }
 END_TEST
 
+/* The run form (the equalization's per-channel extremes use it): the same extremes as the
+   accumulating form, 0 and nothing written for a run with a non-finite value. */
+START_TEST(minmax_finite_run_matches_and_refuses_nonfinite)
+{
+    enum { N = 300 };
+    static float x[N];
+    for (int n = 0; n <= N; n += (n < 140 ? 1 : 7)) {
+        fill_wide(x, n, (uint32_t)(n * 17 + 3));
+        float lo = 7.0f, hi = -7.0f;
+        ck_assert_int_eq(mq_minmax_finite(x, n, &lo, &hi), 1);
+        struct mq_minmax want;
+        minmax_by_hand(x, n, &want);
+        ck_assert_msg(lo == want.min && hi == want.max, "n %d: [%g, %g] vs [%g, %g]", n,
+                      (double)lo, (double)hi, (double)want.min, (double)want.max);
+        if (n == 0)
+            ck_assert(lo == INFINITY && hi == -INFINITY);
+        for (int at = 0; at < n; at += 1 + n / 5) {
+            float keep = x[at];
+            x[at] = at % 2 ? NAN : -INFINITY;
+            lo = 7.0f, hi = -7.0f;
+            ck_assert_int_eq(mq_minmax_finite(x, n, &lo, &hi), 0);
+            ck_assert(lo == 7.0f && hi == -7.0f);
+            x[at] = keep;
+        }
+    }
+}
+END_TEST
+
 START_TEST(minmax_negative_zero_does_not_depend_on_order)
 {
     float neg[] = {-0.0f}, pos[] = {0.0f};
@@ -460,6 +488,7 @@ int main(void)
     tcase_add_test(tc, minmax_negative_zero_does_not_depend_on_order);
     tcase_add_test(tc, minmax_merge_is_order_free);
     tcase_add_test(tc, minmax_vector_loops_match_one_value_at_a_time);
+    tcase_add_test(tc, minmax_finite_run_matches_and_refuses_nonfinite);
     tcase_add_test(tc, histogram_exponents);
     tcase_add_test(tc, histogram_bins_by_hand);
     tcase_add_test(tc, histogram_is_order_free);

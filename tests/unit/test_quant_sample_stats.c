@@ -2,13 +2,15 @@
  * The statistics pass over the calibration samples (quant/sample_stats.c) and the
  * two rules of the rewrite that use it: the input means of Conv and Gemm
  * against a brute-force computation (strides, pads, dilations, groups,
- * auto_pad, 1-D and 2-D), bias correction, and activations left float
+ * auto_pad, 1-D and 2-D; the tap sums alone up to 3-D), bias correction, and activations left float
  * because a quiet sample would drown in the quantization step; the same
  * statistics gathered on the calibration pass, settled by the SQNR floor or
  * measured again, deciding as the whole second pass does.
  */
 #include <check.h>
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +18,12 @@
 #include <unistd.h>
 
 #include "calib/calibrate.h"
+#include "calib/observer.h"
 #include "calib/reader.h"
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
+#include "quant/conv_tap_sums.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "quant/rounding_sums.h"
@@ -313,6 +317,119 @@ START_TEST(test_gemm_means)
     for (int s = 0; s < 2; s++)
         mq_tensor_free(&xs[s]);
     onnx__model_proto__free_unpacked(m, NULL);
+}
+END_TEST
+
+/* The tap sums on their own, against one output position at a time: random planes (with
+   values that are not finite) and geometries (1-D to 3-D, strides 1 to 3 and one beyond the
+   class totals, dilations, pads, kernels wider than the input). */
+static uint32_t rand_state = 12345u;
+static uint32_t next_rand(void)
+{
+    rand_state = rand_state * 1664525u + 1013904223u;
+    return rand_state >> 8;
+}
+static int64_t rand_in(int64_t lo, int64_t hi) { return lo + (int64_t)(next_rand() % (uint32_t)(hi - lo + 1)); }
+
+static void tap_sums_by_hand(const struct mq_quant_tap_geometry *g, const float *x, int64_t taps,
+                             double *want, double *magnitude)
+{
+    int k = g->spatial;
+    int64_t positions = 1;
+    for (int d = 0; d < k; d++)
+        positions *= g->out[d];
+    for (int64_t t = 0; t < taps; t++) {
+        int64_t tap[3], rest = t;
+        for (int d = k - 1; d >= 0; d--) {
+            tap[d] = rest % g->kernel[d];
+            rest /= g->kernel[d];
+        }
+        double sum = 0.0, mag = 0.0;
+        for (int64_t p = 0; p < positions; p++) {
+            int64_t pos[3], idx = 0, ok = 1;
+            rest = p;
+            for (int d = k - 1; d >= 0; d--) {
+                pos[d] = rest % g->out[d];
+                rest /= g->out[d];
+            }
+            for (int d = 0; d < k; d++) {
+                int64_t j = pos[d] * g->stride[d] + tap[d] * g->dilation[d] - g->pad[d];
+                ok = ok && j >= 0 && j < g->in[d];
+                idx = idx * g->in[d] + j;
+            }
+            if (ok && isfinite(x[idx])) {
+                sum += x[idx];
+                mag += fabs(x[idx]);
+            }
+        }
+        want[t] = sum;
+        magnitude[t] = mag;
+    }
+}
+
+START_TEST(test_tap_sums_match_one_position_at_a_time)
+{
+    int cases = 0, subtracted = 0;
+    for (int c = 0; c < 400; c++) {
+        struct mq_quant_tap_geometry g = {.spatial = (int)rand_in(1, 3)};
+        int64_t size = 1, taps = 1;
+        int ok = 1;
+        for (int d = 0; d < g.spatial; d++) {
+            g.in[d] = rand_in(1, g.spatial == 3 ? 7 : 19);
+            g.kernel[d] = rand_in(1, 6);
+            g.stride[d] = c % 50 == 0 ? 17 : rand_in(1, 3);
+            g.dilation[d] = rand_in(1, 2);
+            g.pad[d] = rand_in(0, 4);
+            int64_t span = g.dilation[d] * (g.kernel[d] - 1) + 1;
+            int64_t room = g.in[d] + g.pad[d] + rand_in(0, 4) - span;
+            ok = ok && room >= 0;
+            g.out[d] = room >= 0 ? room / g.stride[d] + 1 : 0;
+            size *= g.in[d];
+            taps *= g.kernel[d];
+            /* taps sharing a class total and skipping a few rows: the subtracting path */
+            subtracted += g.stride[d] == 1 && g.kernel[d] >= 3 && g.in[d] > 4;
+        }
+        if (!ok)
+            continue;
+        cases++;
+        /* two planes at a time, each its own sums */
+        float *x = malloc((size_t)(2 * size) * sizeof *x);
+        for (int64_t i = 0; i < 2 * size; i++)
+            x[i] = ((float)(next_rand() % 20001) - 10000.0f) / 997.0f;
+        if (c % 3 == 0)
+            x[next_rand() % (2 * size)] = c % 2 ? NAN : -INFINITY;
+        int64_t need = mq_quant_conv_tap_scratch(&g, INT64_MAX);
+        ck_assert_int_gt(need, 0);
+        double *scratch = malloc((size_t)need * sizeof *scratch);
+        double *got = malloc((size_t)(2 * taps) * sizeof *got);
+        double *want = malloc((size_t)taps * 2 * sizeof *want);
+        for (int64_t t = 0; t < 2 * taps; t++)
+            got[t] = 1.0; /* added to */
+        ck_assert_int_eq(mq_quant_conv_tap_sums(&g, x, 2, scratch, got), 0);
+        for (int p = 0; p < 2; p++) {
+            tap_sums_by_hand(&g, x + p * size, taps, want, want + taps);
+            for (int64_t t = 0; t < taps; t++) {
+                double tol = 1e-12 * (want[taps + t] + 1.0), sum = got[p * taps + t] - 1.0;
+                ck_assert_msg(fabs(sum - want[t]) <= tol,
+                              "case %d (rank %d, in %lld kernel %lld stride %lld) plane %d tap %lld: "
+                              "%.17g vs %.17g",
+                              c, g.spatial, (long long)g.in[0], (long long)g.kernel[0],
+                              (long long)g.stride[0], p, (long long)t, sum, want[t]);
+                if (want[taps + t] == 0.0) /* reads nothing: exactly nothing added */
+                    ck_assert(got[p * taps + t] == 1.0);
+            }
+        }
+        free(x);
+        free(scratch);
+        free(got);
+        free(want);
+    }
+    ck_assert_int_gt(cases, 200);
+    ck_assert_int_gt(subtracted, 50);
+    /* too many cells for the limit: refused */
+    struct mq_quant_tap_geometry big = {.spatial = 2, .in = {1000, 1000}, .kernel = {3, 3}};
+    ck_assert_int_eq(mq_quant_conv_tap_scratch(&big, 1000000), -1);
+    ck_assert_int_eq(mq_quant_conv_tap_scratch(&big, 3000000), 3000000);
 }
 END_TEST
 
@@ -733,6 +850,67 @@ START_TEST(test_floor_too_low_measures_and_rejects)
 }
 END_TEST
 
+/* The energy's vector paths give the plain loop's doubles bit for bit (each lane i % 8 in
+   index order, v * v rounded and then added), over the whole float range: subnormals, the
+   largest finite floats, values that are not finite; read together with the min/max, the
+   same energies and the same extremes as apart. */
+START_TEST(test_signal_energy_matches_one_value_at_a_time)
+{
+    enum { N = 5003 };
+    static float x[N];
+    uint32_t bits = 0x9e3779b9u;
+    for (int i = 0; i < N; i++) {
+        bits = bits * 1664525u + 1013904223u;
+        uint32_t b = bits;
+        if (i % 5 == 0)
+            b &= 0x807fffffu; /* subnormal or zero */
+        memcpy(&x[i], &b, sizeof b);
+    }
+    x[11] = FLT_MAX, x[12] = -FLT_MAX, x[13] = INFINITY, x[14] = NAN;
+    for (int n = 0; n <= N; n += n < 70 ? 1 : 997) {
+        double got[MQ_ROUNDING_LANES] = {0}, want[MQ_ROUNDING_LANES] = {0};
+        int64_t got_nonzero = 0, want_nonzero = 0;
+        mq_quant_signal_energy(x, n, got, &got_nonzero);
+        for (int i = 0; i < n; i++) {
+            if (!isfinite(x[i]))
+                continue;
+            volatile double square = (double)x[i] * (double)x[i];
+            want[i % MQ_ROUNDING_LANES] += square;
+            want_nonzero += x[i] != 0.0f;
+        }
+        ck_assert_msg(memcmp(got, want, sizeof got) == 0, "n %d", n);
+        ck_assert_int_eq(got_nonzero, want_nonzero);
+        /* read once for the energy and the min/max: the same as the two apart, with or
+           without values that are not finite (x[13], x[14]) and -0 among the extremes */
+        for (int from = 0; from < 2; from++) {
+            const float *y = from ? x + 15 : x;
+            int64_t m = from ? (n > 15 ? n - 15 : 0) : n;
+            float zeros[40];
+            for (int i = 0; i < 40; i++)
+                zeros[i] = i % 3 ? -0.0f : 0.0f;
+            if (n < 40 && from) /* all zeros of both signs: the +0 extremes */
+                y = zeros, m = n;
+            double both[MQ_ROUNDING_LANES] = {0}, apart[MQ_ROUNDING_LANES] = {0};
+            int64_t both_nonzero = 0, apart_nonzero = 0;
+            struct mq_minmax both_mm, apart_mm;
+            mq_minmax_init(&both_mm);
+            mq_minmax_init(&apart_mm);
+            mq_quant_signal_energy_minmax(y, m, both, &both_nonzero, &both_mm);
+            mq_quant_signal_energy(y, m, apart, &apart_nonzero);
+            mq_minmax_add(&apart_mm, y, m);
+            ck_assert_msg(memcmp(both, apart, sizeof both) == 0, "n %d from %d", n, from);
+            ck_assert_int_eq(both_nonzero, apart_nonzero);
+            ck_assert_msg(memcmp(&both_mm.min, &apart_mm.min, sizeof(float)) == 0 &&
+                              memcmp(&both_mm.max, &apart_mm.max, sizeof(float)) == 0,
+                          "n %d from %d: [%g, %g] vs [%g, %g]", n, from, (double)both_mm.min,
+                          (double)both_mm.max, (double)apart_mm.min, (double)apart_mm.max);
+            ck_assert(both_mm.count == apart_mm.count && both_mm.nan == apart_mm.nan &&
+                      both_mm.inf == apart_mm.inf);
+        }
+    }
+}
+END_TEST
+
 /* The floor holds against the exact error of every value, float rounding included. */
 START_TEST(test_floor_bounds_the_exact_error)
 {
@@ -791,6 +969,7 @@ int main(void)
     tcase_add_test(tc, test_depthwise_same_upper_means);
     tcase_add_test(tc, test_conv1d_grouped_means);
     tcase_add_test(tc, test_gemm_means);
+    tcase_add_test(tc, test_tap_sums_match_one_position_at_a_time);
     tcase_add_test(tc, test_bias_correction_removes_mean_error);
     tcase_add_test(tc, test_quiet_sample_stays_float);
     tcase_add_test(tc, test_threads_give_the_same_doubles);
@@ -799,6 +978,7 @@ int main(void)
     tcase_add_test(tc, test_floor_too_low_measures_and_keeps);
     tcase_add_test(tc, test_floor_too_low_measures_and_rejects);
     tcase_add_test(tc, test_floor_bounds_the_exact_error);
+    tcase_add_test(tc, test_signal_energy_matches_one_value_at_a_time);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
