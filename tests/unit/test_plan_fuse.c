@@ -381,6 +381,64 @@ START_TEST(quantize_dequantize_pairs_fuse_exactly)
 }
 END_TEST
 
+/*
+ * The same per axis (one scale and zero point per channel of axis 1) and for 16 bits (opset
+ * 21): the fused step gives the pair's values bit for bit, ties, NaN and infinities included.
+ */
+START_TEST(per_axis_quantize_dequantize_pairs_fuse_exactly)
+{
+    Onnx__ModelProto *proto = mb_model(21);
+    Onnx__GraphProto *g = proto->graph;
+    enum { C = 3 };
+    int64_t dims[3] = {2, C, 41}, cdims[1] = {C};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 3, dims);
+    const float scales[C] = {0.05f, 0.003f, 1.5f};
+    const uint8_t zu[C] = {128, 0, 255};
+    const int16_t zs[C] = {-300, 0, 7};
+    mb_init_raw(g, "s", MQ_DTYPE_FLOAT, 1, cdims, scales, sizeof scales);
+    mb_init_raw(g, "zu", MQ_DTYPE_UINT8, 1, cdims, zu, sizeof zu);
+    mb_init_raw(g, "zs", MQ_DTYPE_INT16, 1, cdims, zs, sizeof zs);
+    mb_node(g, "QuantizeLinear", "q1", "x,s,zu", "q1");
+    mb_node(g, "DequantizeLinear", "d1", "q1,s,zu", "y1");
+    mb_node(g, "QuantizeLinear", "q2", "x,s,zs", "q2");
+    mb_node(g, "DequantizeLinear", "d2", "q2,s,zs", "y2");
+    mb_output(g, "y1", MQ_DTYPE_FLOAT, 3, dims);
+    mb_output(g, "y2", MQ_DTYPE_FLOAT, 3, dims);
+    struct mq_tensor x = rand_f32(3, dims, -200, 200);
+    float *xv = x.data;
+    for (int i = 0; i < 2 * C * 41; i += 7) /* exact ties of each channel's scale */
+        xv[i] = ((float)(i % 50) - 20.5f) * scales[(i / 41) % C];
+    xv[1] = NAN;
+    xv[2] = INFINITY;
+    xv[43] = -INFINITY;
+    xv[90] = 3e38f;
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *plain = NULL, *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1, .pack_weights = 1};
+    ck_assert_msg(mq_plan_build(&model, &plain, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_int_eq(plain->n_steps, 4);
+    ck_assert_int_eq(fast->n_steps, 2);
+    struct mq_tensor a[2] = {{0}}, b[2] = {{0}};
+    ck_assert_msg(mq_plan_run(plain, &x, 1, a, 2, NULL, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_run(fast, &x, 1, b, 2, NULL, &err) == MQ_OK, "%s", err.message);
+    for (int o = 0; o < 2; o++) {
+        ck_assert_int_eq(b[o].dtype, MQ_DTYPE_FLOAT);
+        ck_assert(mq_shape_equal(&a[o], &b[o]));
+        ck_assert_msg(memcmp(a[o].data, b[o].data, (size_t)a[o].count * sizeof(float)) == 0,
+                      "output %d differs", o);
+        mq_tensor_free(&a[o]);
+        mq_tensor_free(&b[o]);
+    }
+    mq_plan_free(plain);
+    mq_plan_free(fast);
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
 /* Two Convs sharing W each fold their own BN: the shared W is not changed for the other. */
 START_TEST(shared_weights_fold_separately)
 {
@@ -486,6 +544,7 @@ int main(void)
     tcase_add_test(tc, relu_fuses_into_gemm_add_and_sum);
     tcase_add_test(tc, shared_weights_fold_separately);
     tcase_add_test(tc, quantize_dequantize_pairs_fuse_exactly);
+    tcase_add_test(tc, per_axis_quantize_dequantize_pairs_fuse_exactly);
     tcase_add_test(tc, reshapes_view_their_input);
     return mq_check_run(s, tc);
 }

@@ -1,0 +1,97 @@
+/*
+ * The body of one vector implementation of the row kernels (quantize_rows.c includes it once
+ * per instruction set, after defining the macros below for it).  Every value goes through the
+ * same steps as the scalar formula; the tails shorter than a vector take the scalar code.
+ *
+ *   QR_NAME(x)        x with the instruction set's suffix
+ *   QR_TARGET         the function attribute enabling the instruction set (may be empty)
+ *   QR_V, QR_W        float vector type and its lanes
+ *   QR_LOADU, QR_STOREU, QR_SET1, QR_ADD, QR_SUB, QR_MUL, QR_DIV, QR_ABS
+ *   QR_MAX, QR_MIN    the x86 max/min: the second operand when either is NaN
+ *   QR_ANY_NEAR_TIE(a, f, bound, big)  some lane has a <= big and f >= bound (ordered)
+ *   QR_STORE_<T>(p, v)  v (integral, in T's range) stored as W values of T
+ *   QR_WIDEN_<T>(p)     W values of T read as floats
+ */
+
+/* The integral float q (saturated, zero point added) of each lane of xv. */
+QR_TARGET static inline QR_V QR_NAME(levels)(QR_V xv, const struct row_params *r)
+{
+    QR_V t;
+    if (r->use_recip) {
+        t = QR_MUL(xv, QR_SET1(r->recip));
+        QR_V a = QR_ABS(t);
+        QR_V magic = QR_SET1(ROUND_MAGIC);
+        QR_V f = QR_ABS(QR_SUB(t, QR_SUB(QR_ADD(t, magic), magic)));
+        QR_V bound = QR_SUB(QR_SET1(0.5f), QR_MUL(a, QR_SET1(TIE_TOLERANCE)));
+        if (QR_ANY_NEAR_TIE(a, f, bound, QR_SET1(SATURATED)))
+            t = QR_DIV(xv, QR_SET1(r->scale));
+    } else {
+        t = QR_DIV(xv, QR_SET1(r->scale));
+    }
+    /* max(t, -2^22) turns NaN into -2^22 (max returns its second operand then): the minimum */
+    t = QR_MIN(QR_MAX(t, QR_SET1(-ROUND_LIMIT)), QR_SET1(ROUND_LIMIT));
+    QR_V v = QR_SUB(QR_ADD(t, QR_SET1(ROUND_MAGIC)), QR_SET1(ROUND_MAGIC));
+    v = QR_ADD(v, QR_SET1(r->zero));
+    return QR_MIN(QR_MAX(v, QR_SET1(r->lo)), QR_SET1(r->hi));
+}
+
+#define QR_QUANTIZE_LOOP(T, STORE)                                                            \
+    for (; k + QR_W <= n; k += QR_W)                                                          \
+        STORE((T *)q + k, QR_NAME(levels)(QR_LOADU(x + k), &r))
+
+QR_TARGET static void QR_NAME(quantize)(const float *x, int64_t n, float scale, int32_t zero,
+                                        int storage, void *q)
+{
+    struct row_params r;
+    row_params_init(&r, scale, zero, storage);
+    int64_t k = 0;
+    switch (storage) {
+    case MQ_DTYPE_UINT8: QR_QUANTIZE_LOOP(uint8_t, QR_STORE_UINT8); break;
+    case MQ_DTYPE_INT8: QR_QUANTIZE_LOOP(int8_t, QR_STORE_INT8); break;
+    case MQ_DTYPE_UINT16: QR_QUANTIZE_LOOP(uint16_t, QR_STORE_UINT16); break;
+    case MQ_DTYPE_INT16: QR_QUANTIZE_LOOP(int16_t, QR_STORE_INT16); break;
+    default: break;
+    }
+    quantize_scalar_from(x, k, n, &r, storage, q);
+}
+
+#undef QR_QUANTIZE_LOOP
+
+QR_TARGET static void QR_NAME(fake_quantize)(const float *x, int64_t n, float scale,
+                                             int32_t zero, int storage, float *y)
+{
+    struct row_params r;
+    row_params_init(&r, scale, zero, storage);
+    int64_t k = 0;
+    for (; k + QR_W <= n; k += QR_W) {
+        QR_V v = QR_NAME(levels)(QR_LOADU(x + k), &r);
+        /* v - zero is exact (both integers below 2^17), as (float)(q - zero) is */
+        QR_STOREU(y + k, QR_MUL(QR_SUB(v, QR_SET1(r.zero)), QR_SET1(scale)));
+    }
+    fake_quantize_scalar_from(x, k, n, &r, y);
+}
+
+#define QR_DEQUANTIZE_LOOP(T, WIDEN)                                                          \
+    for (; k + QR_W <= n; k += QR_W)                                                          \
+        QR_STOREU(y + k, QR_MUL(QR_SUB(WIDEN((const T *)q + k), vz), vs))
+
+QR_TARGET static void QR_NAME(dequantize)(const void *q, int64_t n, float scale, int32_t zero,
+                                          int storage, float *y)
+{
+    /* q - zero in float is exact (both integers below 2^17), as (float)(q - zero) is */
+    const QR_V vz = QR_SET1((float)zero), vs = QR_SET1(scale);
+    int64_t k = 0;
+    switch (storage) {
+    case MQ_DTYPE_UINT8: QR_DEQUANTIZE_LOOP(uint8_t, QR_WIDEN_UINT8); break;
+    case MQ_DTYPE_INT8: QR_DEQUANTIZE_LOOP(int8_t, QR_WIDEN_INT8); break;
+    case MQ_DTYPE_UINT16: QR_DEQUANTIZE_LOOP(uint16_t, QR_WIDEN_UINT16); break;
+    case MQ_DTYPE_INT16: QR_DEQUANTIZE_LOOP(int16_t, QR_WIDEN_INT16); break;
+    default: break;
+    }
+    dequantize_scalar_from(q, k, n, scale, zero, storage, y);
+}
+
+#undef QR_DEQUANTIZE_LOOP
+
+static const struct mq_qrows_ops QR_NAME(ops) = {
+    QR_ISA_NAME, QR_NAME(quantize), QR_NAME(fake_quantize), QR_NAME(dequantize)};
