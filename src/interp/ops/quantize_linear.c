@@ -468,12 +468,10 @@ done:
  * ((q - zero) * scale, q as QuantizeLinear gives it); anything else runs the two kernels one
  * after the other.  The node is the QuantizeLinear's.
  */
-static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                                   const struct mq_tensor *const *inputs, int n_inputs,
-                                   struct mq_tensor *outputs, int n_outputs,
-                                   struct mq_error *err)
+static int quantize_dequantize(const struct mq_kernel_node *node, struct mq_exec *exec,
+                               const struct mq_tensor *const *inputs, int n_inputs,
+                               struct mq_tensor *outputs, int in_place, struct mq_error *err)
 {
-    (void)n_outputs;
     const struct qdq_state *s = node->state;
     const struct mq_tensor *x, *scale, *zp;
     if (qdq_inputs(node, inputs, n_inputs, "y_scale", &x, &scale, &zp, err))
@@ -498,8 +496,13 @@ static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_
     struct qlayout lay = {QMODE_TENSOR, 1, 1, x->count, 0, 0};
     if (per_axis && qdq_layout(node, s, x, scale, zp, &lay, err))
         return MQ_ERR;
-    if (mq_tensor_alloc_uninit(&outputs[0], MQ_DTYPE_FLOAT, x->rank, x->dims, node->name, err))
+    if (in_place && !x->borrowed) {
+        /* the plan hands x's buffer to the output (a borrowed view until the runner moves it) */
+        mq_tensor_view(&outputs[0], x);
+    } else if (mq_tensor_alloc_uninit(&outputs[0], MQ_DTYPE_FLOAT, x->rank, x->dims, node->name,
+                                      err)) {
         return MQ_ERR;
+    }
     const struct mq_qrows_ops *rows = mq_qrows_best();
     const float *sc = scale->data, *xv = x->data;
     float *y = outputs[0].data;
@@ -513,8 +516,31 @@ static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_
     return MQ_OK;
 }
 
+static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                                   const struct mq_tensor *const *inputs, int n_inputs,
+                                   struct mq_tensor *outputs, int n_outputs,
+                                   struct mq_error *err)
+{
+    (void)n_outputs;
+    return quantize_dequantize(node, exec, inputs, n_inputs, outputs, 0, err);
+}
+
+/* The same writing over x when x owns its buffer, for a step that alone reads x (interp/fuse.c):
+   the values are computed row by row from x before being stored over it. */
+static int quantize_dequantize_in_place_run(const struct mq_kernel_node *node,
+                                            struct mq_exec *exec,
+                                            const struct mq_tensor *const *inputs, int n_inputs,
+                                            struct mq_tensor *outputs, int n_outputs,
+                                            struct mq_error *err)
+{
+    (void)n_outputs;
+    return quantize_dequantize(node, exec, inputs, n_inputs, outputs, 1, err);
+}
+
 const struct mq_kernel mq_kernel_quantize_dequantize = {
     "", "QuantizeLinear", 10, 0, qdq_prepare, quantize_dequantize_run, qdq_destroy};
+const struct mq_kernel mq_kernel_quantize_dequantize_in_place = {
+    "", "QuantizeLinear", 10, 0, qdq_prepare, quantize_dequantize_in_place_run, qdq_destroy};
 
 /* ---- DynamicQuantizeLinear ----------------------------------------------------------- */
 
