@@ -3,19 +3,23 @@
  * formula, and vector versions of it for SSE2, AVX2 and AVX-512 (quantize_rows_simd.h holds
  * their shared body), with the pick of the widest the CPU runs.
  *
- * The rounding: t = x / scale clamped to +-2^22 (beyond that every value saturates anyway; NaN
- * clamps to -2^22 and so to the minimum), rounded half to even by adding and subtracting
- * 1.5 * 2^23 in the current rounding mode (nearbyintf's), the zero point added, saturated.
+ * The vector paths compute q - zero: the quotient t = x / scale saturated to [lo - zero,
+ * hi - zero] (NaN to lo - zero, as the scalar code sends NaN to lo), then rounded half to even by
+ * adding and subtracting 1.5 * 2^23 in the current rounding mode (nearbyintf's; exact for
+ * |t| <= 2^22, and never -0).  Saturating before rounding gives what rounding then saturating
+ * gives, the bounds being integers.  Quantize adds the zero point back; the fused pair multiplies
+ * by scale, (float)(q - zero) * scale exactly.
  *
  * The division is what costs in a vector loop, so the vector paths first take t = x * (1 / scale)
  * and keep it where it provably rounds to the same integer as the division: r = 1 / scale
  * rounded and the product rounded put t within 3 * 2^-24 * |t| of x / scale rounded (scale
  * between 2^-60 and 2^60 keeps r and every product that can round to a nonzero integer
- * normal).  When t lies further than 2^-20 * |t| from every half-integer, no half-integer
- * separates t from x / scale, so both round to the same integer; beyond 2^18 both saturate
- * whatever the zero point (|zero| < 2^16), and NaN, infinities and overflow give the same there
- * too.  A vector with a lane near a half-integer (about one value in 10^4 on real data, every
- * exact tie among them) is divided instead.
+ * normal).  Saturated, t lies within 2^17 of zero; when it lies further than 2^-20 * |t| from
+ * every half-integer, no half-integer separates it from x / scale saturated, so both round to the
+ * same integer.  A t clamped to a bound has x / scale past it or within 1/16 of it (or both
+ * beyond 2^18, same sign): both give the bound.  NaN and infinities come out of both alike.  A
+ * vector with a lane near a half-integer (about one value in 10^4 on 8-bit rows, every exact
+ * tie among them) is divided instead.
  */
 #include "interp/ops/quantize_rows.h"
 
@@ -36,8 +40,6 @@
 #endif
 
 #define ROUND_MAGIC 12582912.0f  /* 1.5 * 2^23: adding it rounds |t| <= 2^22 to an integer */
-#define ROUND_LIMIT 4194304.0f   /* 2^22 */
-#define SATURATED 262144.0f      /* 2^18: |t| above it saturates every 16-bit type */
 #define TIE_TOLERANCE 0x1p-20f   /* relative distance to a half-integer trusted after x * r */
 #define RECIP_SCALE_MIN 0x1p-60f
 #define RECIP_SCALE_MAX 0x1p60f
@@ -45,6 +47,7 @@
 /* One row's scale and zero point as the loops use them. */
 struct row_params {
     float scale, recip, zero, lo, hi;
+    float lo_steps, hi_steps; /* lo - zero, hi - zero: the range of q - zero */
     int use_recip;
 };
 
@@ -56,6 +59,8 @@ static void row_params_init(struct row_params *r, float scale, int32_t zero, int
     r->zero = (float)zero;
     r->lo = (float)qmin;
     r->hi = (float)qmax;
+    r->lo_steps = (float)(qmin - zero);
+    r->hi_steps = (float)(qmax - zero);
     float mag = fabsf(scale);
     r->use_recip = mag >= RECIP_SCALE_MIN && mag <= RECIP_SCALE_MAX;
     r->recip = r->use_recip ? 1.0f / scale : 0.0f;
@@ -172,8 +177,8 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #define QR_MAX _mm_max_ps
 #define QR_MIN _mm_min_ps
 #define QR_ABS(v) _mm_andnot_ps(_mm_set1_ps(-0.0f), v)
-#define QR_ANY_NEAR_TIE(a, f, bound, big)                                                     \
-    _mm_movemask_ps(_mm_and_ps(_mm_cmple_ps(a, big), _mm_cmpge_ps(f, bound)))
+#define QR_FMADD(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+#define QR_ANY_GE(a, b) _mm_movemask_ps(_mm_cmpge_ps(a, b))
 #define QR_I32(v) _mm_cvttps_epi32(v)
 #define QR_STORE_UINT8(p, v)                                                                  \
     sse2_store4(p, _mm_packus_epi16(_mm_packs_epi32(QR_I32(v), QR_I32(v)), _mm_setzero_si128()))
@@ -207,7 +212,7 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 
 #define QR_NAME(x) x##_avx2
 #define QR_ISA_NAME "avx2"
-#define QR_TARGET __attribute__((target("avx2")))
+#define QR_TARGET __attribute__((target("avx2,fma")))
 #define QR_V __m256
 #define QR_W 8
 #define QR_LOADU _mm256_loadu_ps
@@ -220,9 +225,8 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #define QR_MAX _mm256_max_ps
 #define QR_MIN _mm256_min_ps
 #define QR_ABS(v) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
-#define QR_ANY_NEAR_TIE(a, f, bound, big)                                                     \
-    _mm256_movemask_ps(                                                                       \
-        _mm256_and_ps(_mm256_cmp_ps(a, big, _CMP_LE_OQ), _mm256_cmp_ps(f, bound, _CMP_GE_OQ)))
+#define QR_FMADD _mm256_fmadd_ps
+#define QR_ANY_GE(a, b) _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ))
 /* the 8 int32 of v as two halves packed into one 128-bit register of 16-bit values */
 #define QR_PACK16(v, PACK)                                                                    \
     PACK(_mm256_castsi256_si128(_mm256_cvttps_epi32(v)),                                      \
@@ -262,8 +266,8 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #define QR_MAX _mm512_max_ps
 #define QR_MIN _mm512_min_ps
 #define QR_ABS _mm512_abs_ps
-#define QR_ANY_NEAR_TIE(a, f, bound, big)                                                     \
-    (_mm512_cmp_ps_mask(a, big, _CMP_LE_OQ) & _mm512_cmp_ps_mask(f, bound, _CMP_GE_OQ))
+#define QR_FMADD _mm512_fmadd_ps
+#define QR_ANY_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
 /* the values are in the type's range already: the truncating narrows keep them */
 #define QR_STORE_UINT8(p, v)                                                                  \
     _mm_storeu_si128((__m128i *)(p), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)))
@@ -282,7 +286,7 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #include "interp/ops/quantize_rows_simd.h"
 #include "interp/ops/quantize_rows_undef.h"
 
-/* Which of the wide ones the CPU runs: 2 AVX-512, 1 AVX2, 0 neither; decided once. */
+/* Which of the wide ones the CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 neither; decided once. */
 static int wide_level(void)
 {
     /* every thread that finds it unset computes the same value: storing it twice is harmless */
@@ -290,7 +294,9 @@ static int wide_level(void)
     int which = atomic_load_explicit(&cached, memory_order_relaxed);
     if (which < 0) {
         __builtin_cpu_init();
-        which = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        which = __builtin_cpu_supports("avx512f")                                          ? 2
+                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                                   : 0;
         atomic_store_explicit(&cached, which, memory_order_relaxed);
     }
     return which;

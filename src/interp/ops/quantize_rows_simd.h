@@ -8,42 +8,41 @@
  *   QR_V, QR_W        float vector type and its lanes
  *   QR_LOADU, QR_STOREU, QR_SET1, QR_ADD, QR_SUB, QR_MUL, QR_DIV, QR_ABS
  *   QR_MAX, QR_MIN    the x86 max/min: the second operand when either is NaN
- *   QR_ANY_NEAR_TIE(a, f, bound, big)  some lane has a <= big and f >= bound (ordered)
+ *   QR_FMADD(a, b, c) a * b + c, fused or not
+ *   QR_ANY_GE(a, b)   some lane has a >= b
  *   QR_STORE_<T>(p, v)  v (integral, in T's range) stored as W values of T
  *   QR_WIDEN_<T>(p)     W values of T read as floats
  */
 
-/* The integral float q (saturated, zero point added) of each lane of xv. */
-QR_TARGET static inline QR_V QR_NAME(levels)(QR_V xv, const struct row_params *r)
+/*
+ * q - zero for each lane of xv, as an integral float (never -0): the quotient saturated to
+ * [lo - zero, hi - zero] (NaN to lo - zero: max returns its second operand then), rounded.
+ */
+QR_TARGET static inline QR_V QR_NAME(steps)(QR_V xv, const struct row_params *r)
 {
-    QR_V t;
+    const QR_V magic = QR_SET1(ROUND_MAGIC), lo = QR_SET1(r->lo_steps), hi = QR_SET1(r->hi_steps);
     if (r->use_recip) {
-        t = QR_MUL(xv, QR_SET1(r->recip));
-        QR_V a = QR_ABS(t);
-        QR_V magic = QR_SET1(ROUND_MAGIC);
-        QR_V f = QR_ABS(QR_SUB(t, QR_SUB(QR_ADD(t, magic), magic)));
-        QR_V bound = QR_SUB(QR_SET1(0.5f), QR_MUL(a, QR_SET1(TIE_TOLERANCE)));
-        if (QR_ANY_NEAR_TIE(a, f, bound, QR_SET1(SATURATED)))
-            t = QR_DIV(xv, QR_SET1(r->scale));
-    } else {
-        t = QR_DIV(xv, QR_SET1(r->scale));
+        QR_V c = QR_MIN(QR_MAX(QR_MUL(xv, QR_SET1(r->recip)), lo), hi);
+        QR_V rc = QR_SUB(QR_ADD(c, magic), magic);
+        /* how near c lies to a half-integer, against the tolerance */
+        QR_V near = QR_FMADD(QR_ABS(c), QR_SET1(TIE_TOLERANCE), QR_ABS(QR_SUB(c, rc)));
+        if (!QR_ANY_GE(near, QR_SET1(0.5f)))
+            return rc;
     }
-    /* max(t, -2^22) turns NaN into -2^22 (max returns its second operand then): the minimum */
-    t = QR_MIN(QR_MAX(t, QR_SET1(-ROUND_LIMIT)), QR_SET1(ROUND_LIMIT));
-    QR_V v = QR_SUB(QR_ADD(t, QR_SET1(ROUND_MAGIC)), QR_SET1(ROUND_MAGIC));
-    v = QR_ADD(v, QR_SET1(r->zero));
-    return QR_MIN(QR_MAX(v, QR_SET1(r->lo)), QR_SET1(r->hi));
+    QR_V c = QR_MIN(QR_MAX(QR_DIV(xv, QR_SET1(r->scale)), lo), hi);
+    return QR_SUB(QR_ADD(c, magic), magic);
 }
 
 #define QR_QUANTIZE_LOOP(T, STORE)                                                            \
     for (; k + QR_W <= n; k += QR_W)                                                          \
-        STORE((T *)q + k, QR_NAME(levels)(QR_LOADU(x + k), &r))
+        STORE((T *)q + k, QR_ADD(QR_NAME(steps)(QR_LOADU(x + k), &r), vz))
 
 QR_TARGET static void QR_NAME(quantize)(const float *x, int64_t n, float scale, int32_t zero,
                                         int storage, void *q)
 {
     struct row_params r;
     row_params_init(&r, scale, zero, storage);
+    const QR_V vz = QR_SET1(r.zero);
     int64_t k = 0;
     switch (storage) {
     case MQ_DTYPE_UINT8: QR_QUANTIZE_LOOP(uint8_t, QR_STORE_UINT8); break;
@@ -63,11 +62,9 @@ QR_TARGET static void QR_NAME(fake_quantize)(const float *x, int64_t n, float sc
     struct row_params r;
     row_params_init(&r, scale, zero, storage);
     int64_t k = 0;
-    for (; k + QR_W <= n; k += QR_W) {
-        QR_V v = QR_NAME(levels)(QR_LOADU(x + k), &r);
-        /* v - zero is exact (both integers below 2^17), as (float)(q - zero) is */
-        QR_STOREU(y + k, QR_MUL(QR_SUB(v, QR_SET1(r.zero)), QR_SET1(scale)));
-    }
+    /* q - zero as a float is (float)(q - zero) exactly: both integers below 2^17, +0 for 0 */
+    for (; k + QR_W <= n; k += QR_W)
+        QR_STOREU(y + k, QR_MUL(QR_NAME(steps)(QR_LOADU(x + k), &r), QR_SET1(scale)));
     fake_quantize_scalar_from(x, k, n, &r, y);
 }
 

@@ -15,7 +15,8 @@
 #undef QR_MAX
 #undef QR_MIN
 #undef QR_ABS
-#undef QR_ANY_NEAR_TIE
+#undef QR_FMADD
+#undef QR_ANY_GE
 #undef QR_I32
 #undef QR_STORE_UINT8
 #undef QR_STORE_INT8
