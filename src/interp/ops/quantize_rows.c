@@ -165,6 +165,7 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #define QR_NAME(x) x##_sse2
 #define QR_ISA_NAME "sse2"
 #define QR_TARGET
+#define QR_ZEROUPPER()
 #define QR_V __m128
 #define QR_W 4
 #define QR_LOADU _mm_loadu_ps
@@ -213,6 +214,7 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #define QR_NAME(x) x##_avx2
 #define QR_ISA_NAME "avx2"
 #define QR_TARGET __attribute__((target("avx2,fma")))
+#define QR_ZEROUPPER _mm256_zeroupper
 #define QR_V __m256
 #define QR_W 8
 #define QR_LOADU _mm256_loadu_ps
@@ -254,6 +256,7 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #define QR_NAME(x) x##_avx512
 #define QR_ISA_NAME "avx512"
 #define QR_TARGET __attribute__((target("avx512f")))
+#define QR_ZEROUPPER _mm256_zeroupper
 #define QR_V __m512
 #define QR_W 16
 #define QR_LOADU _mm512_loadu_ps

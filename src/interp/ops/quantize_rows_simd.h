@@ -12,6 +12,8 @@
  *   QR_ANY_GE(a, b)   some lane has a >= b
  *   QR_STORE_<T>(p, v)  v (integral, in T's range) stored as W values of T
  *   QR_WIDEN_<T>(p)     W values of T read as floats
+ *   QR_ZEROUPPER()    clears the upper halves of the vector registers before the scalar tail
+ *                     (GCC leaves them dirty before a tail call, and SSE code after runs slow)
  */
 
 /*
@@ -51,6 +53,7 @@ QR_TARGET static void QR_NAME(quantize)(const float *x, int64_t n, float scale, 
     case MQ_DTYPE_INT16: QR_QUANTIZE_LOOP(int16_t, QR_STORE_INT16); break;
     default: break;
     }
+    QR_ZEROUPPER();
     quantize_scalar_from(x, k, n, &r, storage, q);
 }
 
@@ -65,6 +68,7 @@ QR_TARGET static void QR_NAME(fake_quantize)(const float *x, int64_t n, float sc
     /* q - zero as a float is (float)(q - zero) exactly: both integers below 2^17, +0 for 0 */
     for (; k + QR_W <= n; k += QR_W)
         QR_STOREU(y + k, QR_MUL(QR_NAME(steps)(QR_LOADU(x + k), &r), QR_SET1(scale)));
+    QR_ZEROUPPER();
     fake_quantize_scalar_from(x, k, n, &r, y);
 }
 
@@ -85,6 +89,7 @@ QR_TARGET static void QR_NAME(dequantize)(const void *q, int64_t n, float scale,
     case MQ_DTYPE_INT16: QR_DEQUANTIZE_LOOP(int16_t, QR_WIDEN_INT16); break;
     default: break;
     }
+    QR_ZEROUPPER();
     dequantize_scalar_from(q, k, n, scale, zero, storage, y);
 }
 

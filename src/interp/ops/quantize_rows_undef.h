@@ -3,6 +3,7 @@
 #undef QR_NAME
 #undef QR_ISA_NAME
 #undef QR_TARGET
+#undef QR_ZEROUPPER
 #undef QR_V
 #undef QR_W
 #undef QR_LOADU
