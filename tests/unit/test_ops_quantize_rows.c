@@ -122,7 +122,6 @@ static void check_rows(const struct mq_qrows_ops *ops, uint32_t seed, int trials
     const struct mq_qrows_ops *ref_ops = mq_qrows_ops_for(MQ_QROWS_SCALAR);
     uint32_t s = seed;
     float x[300], y[300], y_ref[300], dq[300];
-    int32_t q16[300];
     uint8_t q[600];
     for (int trial = 0; trial < trials; trial++) {
         int storage = storages[next(&s) % 4];
@@ -139,7 +138,6 @@ static void check_rows(const struct mq_qrows_ops *ops, uint32_t seed, int trials
         ref_ops->fake_quantize(x, n, scale, zero, storage, y_ref);
         for (int64_t k = 0; k < n; k++) {
             int32_t want = ref_quantize(x[k], scale, zero, lo, hi);
-            q16[k] = want;
             float want_y = (float)(want - zero) * scale;
             ck_assert_msg(read_q(q, storage, k) == want,
                           "%s quantize: x %a scale %a zero %d type %d: got %lld, want %d",
@@ -163,7 +161,6 @@ static void check_rows(const struct mq_qrows_ops *ops, uint32_t seed, int trials
                           (long long)read_q(q, storage, k), (double)scale, zero, (double)dq[k],
                           (double)want);
         }
-        (void)q16;
     }
 }
 
