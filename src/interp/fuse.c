@@ -561,6 +561,19 @@ static void fuse_dequantize(struct fuse *f, int s)
             return;
     step->outputs[0] = absorb(f, r);
     step->kernel = &mq_kernel_quantize_dequantize;
+    /* x read by this step alone and produced by the run (not fed): its buffer can take the
+       output, saving a fresh one as large */
+    int v = step->inputs[0];
+    int fed = 0;
+    for (int i = 0; i < f->plan->n_inputs; i++)
+        fed |= f->plan->input_values[i] == v;
+    if (v >= 0 && !fed && single_reader(f, v) == s) {
+        for (int k = 1; k < step->node.n_inputs; k++)
+            if (step->inputs[k] == v)
+                return;
+        step->kernel = &mq_kernel_quantize_dequantize_in_place;
+        step->view_of_input = 1;
+    }
 }
 
 /* Gemm, Add or Sum followed by Relu. */

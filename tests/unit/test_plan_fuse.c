@@ -8,8 +8,10 @@
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "check_main.h"
+#include "interp/ops/fused.h"
 #include "interp/plan_internal.h"
 #include "model_builder.h"
 #include "op_harness.h"
@@ -381,6 +383,139 @@ START_TEST(quantize_dequantize_pairs_fuse_exactly)
 }
 END_TEST
 
+/*
+ * The same per axis (one scale and zero point per channel of axis 1) and for 16 bits (opset
+ * 21): the fused step gives the pair's values bit for bit, ties, NaN and infinities included.
+ */
+START_TEST(per_axis_quantize_dequantize_pairs_fuse_exactly)
+{
+    Onnx__ModelProto *proto = mb_model(21);
+    Onnx__GraphProto *g = proto->graph;
+    enum { C = 3 };
+    int64_t dims[3] = {2, C, 41}, cdims[1] = {C};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 3, dims);
+    const float scales[C] = {0.05f, 0.003f, 1.5f};
+    const uint8_t zu[C] = {128, 0, 255};
+    const int16_t zs[C] = {-300, 0, 7};
+    mb_init_raw(g, "s", MQ_DTYPE_FLOAT, 1, cdims, scales, sizeof scales);
+    mb_init_raw(g, "zu", MQ_DTYPE_UINT8, 1, cdims, zu, sizeof zu);
+    mb_init_raw(g, "zs", MQ_DTYPE_INT16, 1, cdims, zs, sizeof zs);
+    mb_node(g, "QuantizeLinear", "q1", "x,s,zu", "q1");
+    mb_node(g, "DequantizeLinear", "d1", "q1,s,zu", "y1");
+    mb_node(g, "QuantizeLinear", "q2", "x,s,zs", "q2");
+    mb_node(g, "DequantizeLinear", "d2", "q2,s,zs", "y2");
+    mb_output(g, "y1", MQ_DTYPE_FLOAT, 3, dims);
+    mb_output(g, "y2", MQ_DTYPE_FLOAT, 3, dims);
+    struct mq_tensor x = rand_f32(3, dims, -200, 200);
+    float *xv = x.data;
+    for (int i = 0; i < 2 * C * 41; i += 7) /* exact ties of each channel's scale */
+        xv[i] = ((float)(i % 50) - 20.5f) * scales[(i / 41) % C];
+    xv[1] = NAN;
+    xv[2] = INFINITY;
+    xv[43] = -INFINITY;
+    xv[90] = 3e38f;
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *plain = NULL, *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1, .pack_weights = 1};
+    ck_assert_msg(mq_plan_build(&model, &plain, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_int_eq(plain->n_steps, 4);
+    ck_assert_int_eq(fast->n_steps, 2);
+    struct mq_tensor a[2] = {{0}}, b[2] = {{0}};
+    ck_assert_msg(mq_plan_run(plain, &x, 1, a, 2, NULL, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_run(fast, &x, 1, b, 2, NULL, &err) == MQ_OK, "%s", err.message);
+    for (int o = 0; o < 2; o++) {
+        ck_assert_int_eq(b[o].dtype, MQ_DTYPE_FLOAT);
+        ck_assert(mq_shape_equal(&a[o], &b[o]));
+        ck_assert_msg(memcmp(a[o].data, b[o].data, (size_t)a[o].count * sizeof(float)) == 0,
+                      "output %d differs", o);
+        mq_tensor_free(&a[o]);
+        mq_tensor_free(&b[o]);
+    }
+    mq_plan_free(plain);
+    mq_plan_free(fast);
+    mq_tensor_free(&x);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
+/*
+ * A fused pair whose input only it reads (a Relu's output) stores its values over that input's
+ * buffer; one whose input is also a graph output or another step's, or a fed input, does not; all give the pair's
+ * values bit for bit, the runs repeated so that a buffer handed over is reused.
+ */
+START_TEST(quantize_dequantize_pairs_take_over_their_input)
+{
+    Onnx__ModelProto *proto = mb_model(13);
+    Onnx__GraphProto *g = proto->graph;
+    int64_t dims[2] = {3, 77}, none[1] = {0};
+    mb_input(g, "x", MQ_DTYPE_FLOAT, 2, dims);
+    mb_input(g, "w", MQ_DTYPE_FLOAT, 2, dims);
+    const float scale = 0.04f;
+    const uint8_t zu = 7;
+    mb_init_raw(g, "s", MQ_DTYPE_FLOAT, 0, none, &scale, sizeof scale);
+    mb_init_raw(g, "zu", MQ_DTYPE_UINT8, 0, none, &zu, 1);
+    mb_node(g, "Relu", "relu", "x", "r");
+    mb_node(g, "QuantizeLinear", "q1", "r,s,zu", "q1");
+    mb_node(g, "DequantizeLinear", "d1", "q1,s,zu", "y1");
+    mb_node(g, "Neg", "neg", "x", "n");
+    mb_node(g, "QuantizeLinear", "q2", "n,s,zu", "q2");
+    mb_node(g, "DequantizeLinear", "d2", "q2,s,zu", "y2");
+    mb_node(g, "QuantizeLinear", "q3", "w,s,zu", "q3");
+    mb_node(g, "DequantizeLinear", "d3", "q3,s,zu", "y3");
+    mb_output(g, "y1", MQ_DTYPE_FLOAT, 2, dims);
+    mb_output(g, "y2", MQ_DTYPE_FLOAT, 2, dims);
+    mb_output(g, "n", MQ_DTYPE_FLOAT, 2, dims);
+    mb_output(g, "y3", MQ_DTYPE_FLOAT, 2, dims);
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *plain = NULL, *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1, .pack_weights = 1};
+    ck_assert_msg(mq_plan_build(&model, &plain, &err) == MQ_OK, "%s", err.message);
+    ck_assert_msg(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_int_eq(fast->n_steps, 5);
+    int in_place = 0;
+    for (int s = 0; s < fast->n_steps; s++) {
+        int want = strcmp(fast->steps[s].node.name, "q1") == 0;
+        in_place += want;
+        ck_assert_msg((fast->steps[s].kernel == &mq_kernel_quantize_dequantize_in_place) == want,
+                      "step %s", fast->steps[s].node.name);
+        ck_assert_int_eq(fast->steps[s].view_of_input, want);
+    }
+    ck_assert_int_eq(in_place, 1);
+    for (int run = 0; run < 3; run++) {
+        struct mq_tensor x[2] = {rand_f32(2, dims, -9, 9), rand_f32(2, dims, -9, 9)};
+        for (int i = 0; i < 2; i++) {
+            float *xv = x[i].data;
+            xv[0] = 0.02f * 3; /* a tie at scale 0.04 */
+            xv[1] = NAN;
+            xv[2] = INFINITY;
+        }
+        struct mq_tensor a[4] = {{0}}, b[4] = {{0}};
+        ck_assert_msg(mq_plan_run(plain, x, 2, a, 4, NULL, &err) == MQ_OK, "%s", err.message);
+        ck_assert_msg(mq_plan_run(fast, x, 2, b, 4, NULL, &err) == MQ_OK, "%s", err.message);
+        for (int o = 0; o < 4; o++) {
+            ck_assert(mq_shape_equal(&a[o], &b[o]));
+            ck_assert_msg(memcmp(a[o].data, b[o].data, (size_t)a[o].count * sizeof(float)) == 0,
+                          "output %d differs", o);
+            mq_tensor_free(&a[o]);
+            mq_tensor_free(&b[o]);
+        }
+        for (int i = 0; i < 2; i++) { /* the fed inputs are left alone */
+            const float *xv = x[i].data;
+            ck_assert(xv[0] == 0.02f * 3 && isnan(xv[1]) && xv[2] == INFINITY);
+            mq_tensor_free(&x[i]);
+        }
+    }
+    mq_plan_free(plain);
+    mq_plan_free(fast);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+END_TEST
+
 /* Two Convs sharing W each fold their own BN: the shared W is not changed for the other. */
 START_TEST(shared_weights_fold_separately)
 {
@@ -486,6 +621,8 @@ int main(void)
     tcase_add_test(tc, relu_fuses_into_gemm_add_and_sum);
     tcase_add_test(tc, shared_weights_fold_separately);
     tcase_add_test(tc, quantize_dequantize_pairs_fuse_exactly);
+    tcase_add_test(tc, per_axis_quantize_dequantize_pairs_fuse_exactly);
+    tcase_add_test(tc, quantize_dequantize_pairs_take_over_their_input);
     tcase_add_test(tc, reshapes_view_their_input);
     return mq_check_run(s, tc);
 }

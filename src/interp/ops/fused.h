@@ -28,6 +28,9 @@ extern const struct mq_kernel mq_kernel_sum_relu;       /* elementwise.c */
  * QDQ model's activation, without the 8-bit tensor between.
  */
 extern const struct mq_kernel mq_kernel_quantize_dequantize;
+/* The same storing its values over its input's buffer, for a step that alone reads the input
+   (plan_step.view_of_input, interp/run.c hands the buffer over). */
+extern const struct mq_kernel mq_kernel_quantize_dequantize_in_place;
 
 /*
  * Reshape, Flatten, Squeeze and Unsqueeze returning a borrowed view of their

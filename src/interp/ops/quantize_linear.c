@@ -16,14 +16,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "interp/attr.h"
 #include "core/dtype.h"
 #include "interp/kernel.h"
 #include "interp/ops/quant_types.h"
+#include "interp/ops/quantize_rows.h"
 #include "core/tensor.h"
 
 /* ---- QuantizeLinear / DequantizeLinear ----------------------------------------------- */
@@ -158,6 +156,14 @@ static int qdq_prepare(struct mq_kernel_node *node, struct mq_error *err)
 
 static void qdq_destroy(void *state) { free(state); }
 
+/* The integer types the row kernels (quantize_rows.c) take: the 8- and 16-bit ones with their
+   full ranges, not the narrow ones held in them. */
+static int rows_type(int dtype)
+{
+    return dtype == MQ_DTYPE_UINT8 || dtype == MQ_DTYPE_INT8 || dtype == MQ_DTYPE_UINT16 ||
+           dtype == MQ_DTYPE_INT16;
+}
+
 /*
  * One body per output type.  Per-tensor and per-axis hoist the scale out of
  * the innermost loop; blocked reads one per element of the inner run.
@@ -190,53 +196,21 @@ static void qdq_destroy(void *state) { free(state); }
 #define SMALL_STORE(v) mq_small_float_encode(dtype, v, saturate, MQ_ROUND_NEAREST)
 #define NO_ROUND(v) (v)
 
-/*
- * One row of integer quantization with one scale and zero point: q[k] = the integer
- * quantize_value(nearbyintf(x[k] / scale) + zero, lo, hi) gives, NaN included (to lo), with
- * the rounding done as adding and subtracting 1.5 * 2^23 after clamping x / scale to +-2^22
- * (beyond that every value clamps to the type anyway), so that it runs four at a time in SSE2
- * (every x86-64 has it) instead of a libm call a value.  Rounding mode: the current one, as
- * nearbyintf's.
- */
-static void quantize_row_int(const float *x, int64_t n, float scale, float zero, float lo,
-                             float hi, int32_t *q)
+/* Per-tensor and per-axis integer quantization: a row of `inner` values per scale, written
+   straight into the output type. */
+static void quantize_rows(struct mq_tensor *out, const float *x, const float *sc,
+                          const int32_t *zp, int storage, const struct qlayout *lay)
 {
-    const float magic = 12582912.0f, limit = 4194304.0f;
-    int64_t k = 0;
-#ifdef __SSE2__
-    const __m128 vs = _mm_set1_ps(scale), vz = _mm_set1_ps(zero), vlo = _mm_set1_ps(lo);
-    const __m128 vhi = _mm_set1_ps(hi), vm = _mm_set1_ps(magic), vlim = _mm_set1_ps(limit);
-    const __m128 vnlim = _mm_set1_ps(-limit);
-    for (; k + 4 <= n; k += 4) {
-        /* max(t, -2^22) turns NaN into -2^22 (maxps returns its second operand then): lo */
-        __m128 t = _mm_min_ps(_mm_max_ps(_mm_div_ps(_mm_loadu_ps(x + k), vs), vnlim), vlim);
-        __m128 v = _mm_add_ps(_mm_sub_ps(_mm_add_ps(t, vm), vm), vz);
-        v = _mm_min_ps(_mm_max_ps(v, vlo), vhi);
-        _mm_storeu_si128((__m128i *)(q + k), _mm_cvttps_epi32(v));
-    }
-#endif
-    for (; k < n; k++)
-        q[k] = quantize_value(nearbyintf(x[k] / scale) + zero, lo, hi);
+    const struct mq_qrows_ops *rows = mq_qrows_best();
+    size_t size = mq_dtype_info(storage)->size;
+    int64_t e = 0;
+    for (int64_t o = 0; o < lay->outer; o++)
+        for (int64_t j = 0; j < lay->axis_len; j++, e += lay->inner) {
+            int64_t p = lay->mode == QMODE_AXIS ? j : 0;
+            rows->quantize(x + e, lay->inner, sc[p], zp[p], storage,
+                           (char *)out->data + (size_t)e * size);
+        }
 }
-
-/* Per-tensor and per-axis integer quantization, a row of `inner` values per scale. */
-#define QUANTIZE_ROWS(QT)                                                                     \
-    do {                                                                                      \
-        QT *y = (QT *)out->data;                                                              \
-        int32_t chunk[1024];                                                                  \
-        int64_t e = 0;                                                                        \
-        for (int64_t o = 0; o < lay->outer; o++)                                              \
-            for (int64_t j = 0; j < lay->axis_len; j++) {                                     \
-                int64_t p = lay->mode == QMODE_AXIS ? j : 0;                                  \
-                for (int64_t k = 0; k < lay->inner; k += 1024) {                              \
-                    int64_t m = lay->inner - k < 1024 ? lay->inner - k : 1024;                \
-                    quantize_row_int(x + e + k, m, sc[p], (float)zp[p], lo, hi, chunk);       \
-                    for (int64_t i = 0; i < m; i++)                                           \
-                        y[e + k + i] = (QT)chunk[i];                                          \
-                }                                                                             \
-                e += lay->inner;                                                              \
-            }                                                                                 \
-    } while (0)
 
 /* zp holds int32 zero points, or for small-float outputs their values as float bits. */
 static void quantize_into(struct mq_tensor *out, const float *x, const float *sc,
@@ -253,14 +227,10 @@ static void quantize_into(struct mq_tensor *out, const float *x, const float *sc
         return;
     }
     const int32_t *zp = zp_int;
-    if (lay->mode != QMODE_BLOCKED) {
-        switch (mq_dtype_info(dtype)->storage) {
-        case MQ_DTYPE_UINT8: QUANTIZE_ROWS(uint8_t); return;
-        case MQ_DTYPE_INT8: QUANTIZE_ROWS(int8_t); return;
-        case MQ_DTYPE_UINT16: QUANTIZE_ROWS(uint16_t); return;
-        case MQ_DTYPE_INT16: QUANTIZE_ROWS(int16_t); return;
-        default: break;
-        }
+    int storage = mq_dtype_info(dtype)->storage;
+    if (lay->mode != QMODE_BLOCKED && rows_type(dtype)) {
+        quantize_rows(out, x, sc, zp, storage, lay);
+        return;
     }
     switch (mq_dtype_info(dtype)->storage) {
     case MQ_DTYPE_UINT8: QUANTIZE_BODY(uint8_t, nearbyintf, INT_STORE); break;
@@ -397,7 +367,20 @@ static void dequantize_into(float *y, const struct mq_tensor *x, const float *xs
         return;
     }
     const int32_t *zp = zp_int;
-    switch (mq_dtype_info(x->dtype)->storage) {
+    int storage = mq_dtype_info(x->dtype)->storage;
+    if (lay->mode != QMODE_BLOCKED && rows_type(x->dtype)) {
+        const struct mq_qrows_ops *rows = mq_qrows_best();
+        size_t size = mq_dtype_info(storage)->size;
+        int64_t e = 0;
+        for (int64_t o = 0; o < lay->outer; o++)
+            for (int64_t j = 0; j < lay->axis_len; j++, e += lay->inner) {
+                int64_t p = lay->mode == QMODE_AXIS ? j : 0;
+                rows->dequantize((const char *)x->data + (size_t)e * size, lay->inner, sc[p],
+                                 zp[p], storage, y + e);
+            }
+        return;
+    }
+    switch (storage) {
     case MQ_DTYPE_UINT8: DEQUANTIZE_BODY(uint8_t, int32_t, x->data); break;
     case MQ_DTYPE_INT8: DEQUANTIZE_BODY(int8_t, int32_t, x->data); break;
     case MQ_DTYPE_UINT16: DEQUANTIZE_BODY(uint16_t, int32_t, x->data); break;
@@ -479,27 +462,28 @@ done:
 
 /*
  * The float values QuantizeLinear then DequantizeLinear give with the same scale and zero point
- * (the pair a QDQ model puts on each activation), without the 8-bit tensor between: per-tensor
- * integer quantization of float32 rounds a chunk at a time and maps it back, bit for bit what
- * the two kernels give ((q - zero) * scale, q as quantize_value gives it); anything else runs
- * the two kernels one after the other.  The node is the QuantizeLinear's, with no attribute.
+ * (the pair a QDQ model puts on each activation), without the integer tensor between: integer
+ * quantization of float32, per tensor or per axis (the default axis 1: the node has no
+ * attribute), maps each row straight back to float, bit for bit what the two kernels give
+ * ((q - zero) * scale, q as QuantizeLinear gives it); anything else runs the two kernels one
+ * after the other.  The node is the QuantizeLinear's.
  */
-static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
-                                   const struct mq_tensor *const *inputs, int n_inputs,
-                                   struct mq_tensor *outputs, int n_outputs,
-                                   struct mq_error *err)
+static int quantize_dequantize(const struct mq_kernel_node *node, struct mq_exec *exec,
+                               const struct mq_tensor *const *inputs, int n_inputs,
+                               struct mq_tensor *outputs, int in_place, struct mq_error *err)
 {
-    (void)n_outputs;
+    const struct qdq_state *s = node->state;
     const struct mq_tensor *x, *scale, *zp;
     if (qdq_inputs(node, inputs, n_inputs, "y_scale", &x, &scale, &zp, err))
         return MQ_ERR;
     int qtype = zp ? zp->dtype : MQ_DTYPE_UINT8;
-    int storage = mq_dtype_kind(qtype) == MQ_KIND_SMALL_FLOAT ? 0
-                                                              : mq_dtype_info(qtype)->storage;
+    int per_tensor = scale->count == 1 && (!zp || zp->count == 1);
+    int per_axis = !per_tensor && node->opset >= 13 && s->axis == 1 && s->block_size == 0 &&
+                   x->rank >= 2 && scale->rank == 1 && scale->dims[0] == x->dims[1] &&
+                   (!zp || mq_shape_equal(zp, scale));
     int fast = x->dtype == MQ_DTYPE_FLOAT && scale->dtype == MQ_DTYPE_FLOAT &&
-               scale->count == 1 && (!zp || zp->count == 1) &&
-               (storage == MQ_DTYPE_UINT8 || storage == MQ_DTYPE_INT8 ||
-                ((storage == MQ_DTYPE_UINT16 || storage == MQ_DTYPE_INT16) && node->opset >= 21));
+               (per_tensor || per_axis) && rows_type(qtype) &&
+               (qtype == MQ_DTYPE_UINT8 || qtype == MQ_DTYPE_INT8 || node->opset >= 21);
     if (!fast) {
         struct mq_tensor q = {0};
         if (quantize_run(node, exec, inputs, n_inputs, &q, 1, err))
@@ -509,26 +493,54 @@ static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_
         mq_tensor_free(&q);
         return rc;
     }
-    int32_t qmin, qmax;
-    qdq_type(qtype, &qmin, &qmax);
-    if (mq_tensor_alloc_uninit(&outputs[0], MQ_DTYPE_FLOAT, x->rank, x->dims, node->name, err))
+    struct qlayout lay = {QMODE_TENSOR, 1, 1, x->count, 0, 0};
+    if (per_axis && qdq_layout(node, s, x, scale, zp, &lay, err))
         return MQ_ERR;
-    float s = ((const float *)scale->data)[0];
-    int32_t z = zp ? (int32_t)mq_tensor_get_int64(zp, 0) : 0;
-    const float *xv = x->data;
-    float *y = outputs[0].data;
-    int32_t chunk[1024];
-    for (int64_t k = 0; k < x->count; k += 1024) {
-        int64_t m = x->count - k < 1024 ? x->count - k : 1024;
-        quantize_row_int(xv + k, m, s, (float)z, (float)qmin, (float)qmax, chunk);
-        for (int64_t i = 0; i < m; i++)
-            y[k + i] = (float)(chunk[i] - z) * s;
+    if (in_place && !x->borrowed) {
+        /* the plan hands x's buffer to the output (a borrowed view until the runner moves it) */
+        mq_tensor_view(&outputs[0], x);
+    } else if (mq_tensor_alloc_uninit(&outputs[0], MQ_DTYPE_FLOAT, x->rank, x->dims, node->name,
+                                      err)) {
+        return MQ_ERR;
     }
+    const struct mq_qrows_ops *rows = mq_qrows_best();
+    const float *sc = scale->data, *xv = x->data;
+    float *y = outputs[0].data;
+    int64_t e = 0;
+    for (int64_t o = 0; o < lay.outer; o++)
+        for (int64_t j = 0; j < lay.axis_len; j++, e += lay.inner) {
+            int64_t p = lay.mode == QMODE_AXIS ? j : 0;
+            int32_t z = zp ? (int32_t)mq_tensor_get_int64(zp, p) : 0;
+            rows->fake_quantize(xv + e, lay.inner, sc[p], z, qtype, y + e);
+        }
     return MQ_OK;
+}
+
+static int quantize_dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                                   const struct mq_tensor *const *inputs, int n_inputs,
+                                   struct mq_tensor *outputs, int n_outputs,
+                                   struct mq_error *err)
+{
+    (void)n_outputs;
+    return quantize_dequantize(node, exec, inputs, n_inputs, outputs, 0, err);
+}
+
+/* The same writing over x when x owns its buffer, for a step that alone reads x (interp/fuse.c):
+   the values are computed row by row from x before being stored over it. */
+static int quantize_dequantize_in_place_run(const struct mq_kernel_node *node,
+                                            struct mq_exec *exec,
+                                            const struct mq_tensor *const *inputs, int n_inputs,
+                                            struct mq_tensor *outputs, int n_outputs,
+                                            struct mq_error *err)
+{
+    (void)n_outputs;
+    return quantize_dequantize(node, exec, inputs, n_inputs, outputs, 1, err);
 }
 
 const struct mq_kernel mq_kernel_quantize_dequantize = {
     "", "QuantizeLinear", 10, 0, qdq_prepare, quantize_dequantize_run, qdq_destroy};
+const struct mq_kernel mq_kernel_quantize_dequantize_in_place = {
+    "", "QuantizeLinear", 10, 0, qdq_prepare, quantize_dequantize_in_place_run, qdq_destroy};
 
 /* ---- DynamicQuantizeLinear ----------------------------------------------------------- */
 
