@@ -15,52 +15,18 @@
 #define HAVE_AVX2_PATH 1
 #include <immintrin.h>
 #include <stdatomic.h>
+#endif
 
+#if HAVE_AVX2_PATH
 /*
  * Eight values a step, lanes 0-3 and 4-7 as the scalar loop has them; returns values done.
  * A fused multiply-add rounds a * a + e once where the scalar loop rounds the product and
  * then the sum: the same double, as the product of two floats (24-bit significands) is exact
  * in a double (53 bits), and a float's square neither overflows nor underflows one.
- */
-__attribute__((target("avx2,fma"))) static int64_t energy_avx2(const float *x, int64_t n,
-                                                               double *energy, int64_t *nonzero)
-{
-    __m256d lo = _mm256_loadu_pd(energy), hi = _mm256_loadu_pd(energy + 4);
-    const __m256 zero = _mm256_setzero_ps();
-    __m256i count = _mm256_setzero_si256();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_sub_ps(v, v), zero, _CMP_EQ_OQ));
-        /* a non-zero lane's mask is -1: subtracting it counts */
-        count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)));
-        __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
-        __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        lo = _mm256_fmadd_pd(a, a, lo);
-        hi = _mm256_fmadd_pd(b, b, hi);
-        if ((i & ((1 << 27) - 8)) == 0 && i) { /* drain before 2^31 counts a lane */
-            int32_t c[8];
-            _mm256_storeu_si256((__m256i *)c, count);
-            for (int k = 0; k < 8; k++)
-                *nonzero += c[k];
-            count = _mm256_setzero_si256();
-        }
-    }
-    int32_t c[8];
-    _mm256_storeu_si256((__m256i *)c, count);
-    for (int k = 0; k < 8; k++)
-        *nonzero += c[k];
-    _mm256_storeu_pd(energy, lo);
-    _mm256_storeu_pd(energy + 4, hi);
-    return i;
-}
-#endif
-
-#if HAVE_AVX2_PATH
-/*
- * energy_avx2 with the min/max of the raw values beside (NaN and infinities too, which
- * *all_finite then says): one read of each value for both.  The extra instructions fit
- * beside the energy's; a tensor larger than the cache is read from memory once, not twice.
+ * Beside the energy, the min/max of the raw values (NaN and infinities too, which
+ * *all_finite then says): one read of each value for both; the energy alone takes the same
+ * loop and drops the extremes (a few vector ops a step beside memory-bound reads); a
+ * tensor larger than the cache is read from memory once, not twice.
  */
 __attribute__((target("avx2,fma"))) static int64_t
 energy_minmax_avx2(const float *x, int64_t n, double *energy, int64_t *nonzero, float *lo_out,
@@ -152,8 +118,11 @@ void mq_quant_signal_energy(const float *x, int64_t n, double energy[MQ_ROUNDING
 {
     int64_t i = 0, count = 0;
 #if HAVE_AVX2_PATH
-    if (use_avx2())
-        i = energy_avx2(x, n, energy, nonzero);
+    if (use_avx2()) {
+        float lo, hi;
+        int finite;
+        i = energy_minmax_avx2(x, n, energy, nonzero, &lo, &hi, &finite);
+    }
 #endif
 #if defined(__SSE2__)
     /* lanes 0-1, 2-3, 4-5, 6-7: value i goes to lane i % 8, each lane in index order */
