@@ -94,6 +94,8 @@ void mq_quant_signal_energy_minmax(const float *x, int64_t n, double energy[MQ_R
                                    int64_t *nonzero, struct mq_minmax *m)
 {
     int64_t done = 0;
+    if (n <= 0)
+        return; /* an empty tensor may come as a null pointer: no offset arithmetic on it */
 #if HAVE_AVX2_PATH
     if (use_avx2()) {
         float lo, hi;
