@@ -35,6 +35,13 @@ struct mq_plan_options {
     int pack_weights;
 };
 
+/*
+ * The plan of the passes that observe every tensor after calibration (bias
+ * correction's statistics, the per-node comparison): no fusion, so every
+ * tensor is produced, and packed Conv weights, faster than BLAS.
+ */
+#define MQ_PLAN_OBSERVED ((struct mq_plan_options){.fuse = 0, .pack_weights = 1})
+
 /* mq_plan_build with options; NULL options builds the plain plan. */
 int mq_plan_build_with_options(const struct mq_model *model,
                                const struct mq_plan_options *options, struct mq_plan **out,

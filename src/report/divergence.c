@@ -437,9 +437,10 @@ int mq_divergence_compare(const struct mq_model *a, const struct mq_model *b,
     int *in_map = NULL, *out_map = NULL;
     const Onnx__ValueInfoProto **infos = NULL;
     /* Graph outputs alone: fused operators and packed weights are faster, and differ from the
-       plain plan by float rounding only.  Per layer, every tensor must be observed. */
+       plain plan by float rounding only.  Per layer, every tensor must be observed: packed
+       weights hide none, fusion would. */
     struct mq_plan_options fast = {.fuse = 1, .pack_weights = 1};
-    const struct mq_plan_options *plan_options = o->per_layer ? NULL : &fast;
+    const struct mq_plan_options *plan_options = o->per_layer ? &MQ_PLAN_OBSERVED : &fast;
     /* A whose outputs are all cached only names the inputs and outputs: no packed weights. */
     int rc = mq_plan_build_with_options(
         a, !o->per_layer && cache_complete(o->reference) ? NULL : plan_options, &pa, err);
