@@ -317,7 +317,8 @@ static int quantize_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     struct qlayout lay;
     if (qdq_layout(node, s, x, scale, zp, &lay, err))
         return MQ_ERR;
-    if (mq_tensor_alloc(&outputs[0], qtype, x->rank, x->dims, node->name, err))
+    /* quantize_into writes every element: no zero fill first */
+    if (mq_tensor_alloc_uninit(&outputs[0], qtype, x->rank, x->dims, node->name, err))
         return MQ_ERR;
     if (x->count == 0)
         return MQ_OK;
@@ -420,7 +421,8 @@ static int dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exe
     struct qlayout lay;
     if (qdq_layout(node, s, x, scale, zp, &lay, err))
         return MQ_ERR;
-    if (mq_tensor_alloc(&outputs[0], ytype, x->rank, x->dims, node->name, err))
+    /* dequantize_into (and store_float) write every element: no zero fill first */
+    if (mq_tensor_alloc_uninit(&outputs[0], ytype, x->rank, x->dims, node->name, err))
         return MQ_ERR;
     if (x->count == 0)
         return MQ_OK;
@@ -442,7 +444,7 @@ static int dequantize_run(const struct mq_kernel_node *node, struct mq_exec *exe
     }
     float *y = outputs[0].data;
     if (ytype != MQ_DTYPE_FLOAT) {
-        if (mq_tensor_alloc(&yf, MQ_DTYPE_FLOAT, x->rank, x->dims, node->name, err))
+        if (mq_tensor_alloc_uninit(&yf, MQ_DTYPE_FLOAT, x->rank, x->dims, node->name, err))
             goto done;
         y = yf.data;
     }
