@@ -16,7 +16,12 @@
  *    computed before the Conv runs (a residual connection): the kernel adds
  *    it with the bias;
  *  - Conv, Gemm, BatchNormalization, Add and Sum absorb a following Relu
- *    (the kernels of interp/ops/fused.h);
+ *    (the kernels of interp/ops/fused.h), or a following Clip whose bounds
+ *    are constants (attributes before opset 11, else constant inputs): the
+ *    bounds go into the node's clamp (interp/kernel.h), which Conv's kernels
+ *    apply to each block of output as they write it and the runner applies
+ *    in place after the others (plan_step.clip_after), the same comparisons
+ *    as Clip's own, so the floats are Clip's;
  *  - a QuantizeLinear absorbs the DequantizeLinear with its scale and zero
  *    point that alone reads it: a QDQ model's simulated rounding in one step.
  *
@@ -254,6 +259,45 @@ static int relu_reading(const struct plan_step *step, int v)
     return is_op(step, "Relu") && single_output_reading(step, v) && step->node.n_inputs == 1;
 }
 
+/*
+ * A Clip reading v alone whose bounds are known now: attributes before opset 11, constant
+ * scalars of a float type from opset 11 (an absent bound is an infinity).  Fills *clamp (the
+ * bounds, exactly as Clip reads them) and returns 1; 0 when it is not such a Clip.
+ */
+static int clip_reading(const struct fuse *f, const struct plan_step *step, int v,
+                        struct mq_fused_clamp *clamp)
+{
+    if (!is_op(step, "Clip") || !single_output_reading(step, v))
+        return 0;
+    const struct mq_kernel_node *kn = &step->node;
+    memset(clamp, 0, sizeof *clamp);
+    clamp->on = 1;
+    clamp->lo = -INFINITY;
+    clamp->hi = INFINITY;
+    clamp->clip_name = kn->name;
+    if (kn->opset < 11) {
+        /* read as float32, as the Clip kernel does, and widened exactly */
+        if (mq_attr_has(kn, "min"))
+            clamp->lo = mq_attr_float(kn, "min", 0.0f);
+        if (mq_attr_has(kn, "max"))
+            clamp->hi = mq_attr_float(kn, "max", 0.0f);
+        return 1;
+    }
+    if (kn->n_inputs > 3)
+        return 0;
+    for (int i = 1; i < kn->n_inputs; i++) {
+        if (step->inputs[i] < 0)
+            continue;
+        const struct mq_tensor *c = local_constant(f->plan, step->inputs[i]);
+        if (!c || c->count != 1 || !mq_dtype_is_float(c->dtype) ||
+            (clamp->dtype && c->dtype != clamp->dtype))
+            return 0;
+        clamp->dtype = c->dtype;
+        *(i == 1 ? &clamp->lo : &clamp->hi) = mq_tensor_get_double(c, 0);
+    }
+    return 1;
+}
+
 static void put_element(struct mq_tensor *t, int64_t i, double v)
 {
     if (t->dtype == MQ_DTYPE_DOUBLE)
@@ -369,13 +413,21 @@ static int fuse_conv(struct fuse *f, int s, struct mq_error *err)
     double *a = NULL, *c = NULL;
     if (foldable && identity_affine(channels, &a, &c))
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
-    int out = step->outputs[0], folded = 0, relu = 0, residual = -1;
+    int out = step->outputs[0], folded = 0, relu = 0, clip = 0, residual = -1;
+    struct mq_fused_clamp clamp;
     for (int r; (r = single_reader(f, out)) >= 0;) {
         const struct plan_step *next = &plan->steps[r];
         int along, k;
         if (relu_reading(next, out)) {
             out = absorb(f, r);
             relu = 1;
+            break;
+        }
+        /* bounds of another type than a constant W's: the Clip stays, to refuse them */
+        if (clip_reading(f, next, out, &clamp) &&
+            (!clamp.dtype || !w || clamp.dtype == w->dtype)) {
+            out = absorb(f, r);
+            clip = 1;
             break;
         }
         /* per-channel Adds were folded above; any other operand is a residual, added last */
@@ -446,8 +498,14 @@ static int fuse_conv(struct fuse *f, int s, struct mq_error *err)
         step->node.n_inputs = 4;
     }
     step->outputs[0] = out;
+    if (clip)
+        step->node.clamp = clamp;
     if (residual >= 0)
-        step->kernel = relu ? &mq_kernel_conv_add_relu : &mq_kernel_conv_add;
+        step->kernel = clip   ? &mq_kernel_conv_add_clip
+                       : relu ? &mq_kernel_conv_add_relu
+                              : &mq_kernel_conv_add;
+    else if (clip)
+        step->kernel = &mq_kernel_conv_clip;
     else if (relu)
         step->kernel = &mq_kernel_conv_relu;
     return MQ_OK;
@@ -472,13 +530,19 @@ static int fuse_batchnorm(struct fuse *f, int s, struct mq_error *err)
     double *a = NULL, *c = NULL;
     if (foldable && identity_affine(channels, &a, &c))
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
-    int out = step->outputs[0], folded = 0, relu = 0;
+    int out = step->outputs[0], folded = 0, relu = 0, clip = 0;
+    struct mq_fused_clamp clamp;
     for (int r; (r = single_reader(f, out)) >= 0;) {
         const struct plan_step *next = &plan->steps[r];
         int along, k;
         if (relu_reading(next, out)) {
             out = absorb(f, r);
             relu = 1;
+            break;
+        }
+        if (clip_reading(f, next, out, &clamp)) {
+            out = absorb(f, r);
+            clip = 1;
             break;
         }
         if (!foldable ||
@@ -513,6 +577,10 @@ static int fuse_batchnorm(struct fuse *f, int s, struct mq_error *err)
     step->outputs[0] = out;
     if (relu)
         step->kernel = &mq_kernel_batchnorm_relu;
+    if (clip) {
+        step->node.clamp = clamp;
+        step->clip_after = 1;
+    }
     return MQ_OK;
 }
 
@@ -576,17 +644,24 @@ static void fuse_dequantize(struct fuse *f, int s)
     }
 }
 
-/* Gemm, Add or Sum followed by Relu. */
+/* Gemm, Add or Sum followed by Relu (the fused kernel) or by Clip (applied by the runner). */
 static void fuse_relu(struct fuse *f, int s, const struct mq_kernel *fused)
 {
     struct plan_step *step = &f->plan->steps[s];
     if (step->node.n_outputs != 1 || step->outputs[0] < 0)
         return;
     int r = single_reader(f, step->outputs[0]);
-    if (r < 0 || !relu_reading(&f->plan->steps[r], step->outputs[0]))
+    struct mq_fused_clamp clamp;
+    if (r < 0)
         return;
-    step->outputs[0] = absorb(f, r);
-    step->kernel = fused;
+    if (relu_reading(&f->plan->steps[r], step->outputs[0])) {
+        step->outputs[0] = absorb(f, r);
+        step->kernel = fused;
+    } else if (clip_reading(f, &f->plan->steps[r], step->outputs[0], &clamp)) {
+        step->outputs[0] = absorb(f, r);
+        step->node.clamp = clamp;
+        step->clip_after = 1;
+    }
 }
 
 int mq_plan_fuse(struct mq_plan *plan, struct mq_error *err)

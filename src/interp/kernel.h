@@ -21,6 +21,18 @@
 struct mq_exec;      /* per-run state, see interp/plan.h */
 struct mq_plan;      /* a built graph, see interp/plan.h */
 
+/*
+ * A Clip (or a Relu, lo 0 and hi +inf) that a plan built with fusion runs as part of the op
+ * before it (interp/fuse.c): output 0 becomes hi < v ? hi : v of v = lo > y ? lo : y, Clip's
+ * own comparisons, so NaN stays NaN and -0 stays -0.  An absent bound is an infinity.
+ */
+struct mq_fused_clamp {
+    int on;
+    double lo, hi;             /* exact in the output's element type */
+    int dtype;                 /* the bounds' element type; 0: Clip's attributes, any float type */
+    const char *clip_name;     /* the Clip node absorbed, for errors */
+};
+
 struct mq_kernel_node {
     const Onnx__NodeProto *proto;
     const char *name;        /* node name, or "<op_type>#<index>" when the model gives none */
@@ -34,6 +46,8 @@ struct mq_kernel_node {
     int n_subgraphs;
     struct mq_plan **subgraphs;
     const char **subgraph_names; /* attribute names: "then_branch", "body", ... */
+    /* Set by fusion only (interp/fuse.c); the kernels of interp/ops/fused.h that apply it */
+    struct mq_fused_clamp clamp;
 };
 
 /*

@@ -10,7 +10,7 @@
  * MR x NR tile of Y held in registers, MR broadcasts of W and NR / width
  * loads of B feeding MR * NR / width FMAs per k.  The first k block starts
  * the tile from the bias (and the residual), the others from Y; the last
- * applies the Relu.
+ * applies the fused Relu or Clip (a clamp).
  *
  *   AVX-512: MR = 12, NR = 32 (24 accumulators of 16 floats), with 8- and
  *            4-row and 16-column variants for short tiles, and a
@@ -56,7 +56,8 @@ struct tile_io {
     const float *res;          /* a tile added once, with the bias, or NULL */
     int64_t ldr;
     int first;                 /* first k block: start from bias + res, else from Y */
-    int relu;                  /* last k block of a fused Relu */
+    int clamp;                 /* last k block of a fused Relu or Clip: clamp to [lo, hi] */
+    float lo, hi;
     int rows, cols;            /* valid part; the AVX2 kernel is only given full tiles */
 };
 
@@ -98,8 +99,8 @@ typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
                                    : start)                                                        \
                              : _mm512_maskz_loadu_ps(mask, cr + (off));                            \
         s = _mm512_add_ps(s, acc);                                                                 \
-        if (io->relu)                                                                              \
-            s = _mm512_max_ps(zero, s);                                                            \
+        if (io->clamp)                                                                             \
+            s = _mm512_min_ps(_mm512_set1_ps(io->hi), _mm512_max_ps(_mm512_set1_ps(io->lo), s));   \
         _mm512_mask_storeu_ps(cr + (off), mask, s);                                                \
     }
 #define AVX512_STORE2(r)                                                                           \
@@ -112,7 +113,7 @@ typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
     AVX512_STORE_HALF(c##r##a, 0, m0)                                                              \
     }
 
-/* max(0, x) returns x when x is NaN (the second operand), as Relu does. */
+/* max(lo, x) and min(hi, x) return x when x is NaN (the second operand), as Clip does. */
 #define DEFINE_AVX512_KERNEL_32(NAME, ROWS)                                                        \
     __attribute__((target("avx512f"))) static void NAME(int64_t kc, const float *a,               \
                                                          const float *b,                          \
@@ -202,7 +203,11 @@ __attribute__((target("avx512f"))) static void kernel_avx512_column(int64_t kc, 
         else
             v = *c;
         v += sum[r];
-        *c = io->relu && v < 0 ? 0.0f : v;
+        if (io->clamp) {
+            v = io->lo > v ? io->lo : v;
+            v = io->hi < v ? io->hi : v;
+        }
+        *c = v;
     }
 }
 
@@ -251,9 +256,10 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const fl
         }                                                                                          \
         s0 = _mm256_add_ps(s0, c##r##a);                                                           \
         s1 = _mm256_add_ps(s1, c##r##b);                                                           \
-        if (io->relu) {                                                                            \
-            s0 = _mm256_max_ps(zero, s0);                                                          \
-            s1 = _mm256_max_ps(zero, s1);                                                          \
+        if (io->clamp) {                                                                           \
+            const __m256 lo = _mm256_set1_ps(io->lo), hi = _mm256_set1_ps(io->hi);                 \
+            s0 = _mm256_min_ps(hi, _mm256_max_ps(lo, s0));                                         \
+            s1 = _mm256_min_ps(hi, _mm256_max_ps(lo, s1));                                         \
         }                                                                                          \
         _mm256_storeu_ps(cr, s0);                                                                  \
         _mm256_storeu_ps(cr + 8, s1);                                                              \
@@ -532,7 +538,8 @@ static void edge_tile(micro_kernel kernel, int mr, int nr, int64_t kc, const flo
  */
 static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b, int64_t ldb,
                  const struct mq_conv_gemm_image *image, int64_t n, int64_t row_width, float *y,
-                 int64_t ldy, const float *bias, const float *res, int64_t ldr, int relu)
+                 int64_t ldy, const float *bias, const float *res, int64_t ldr,
+                 const struct mq_conv_gemm_clamp *clamp)
 {
     micro_kernel kernel;
     const int mr = select_kernel(&kernel);
@@ -569,7 +576,9 @@ static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *
                 pack_block(block, b, ldb, k0, kc, panel_start, panel_cols, n_panels, nr);
             struct tile_io io;
             io.first = k0 == 0;
-            io.relu = relu && k0 + kc >= k;
+            io.clamp = clamp && k0 + kc >= k;
+            io.lo = clamp ? clamp->lo : 0.0f;
+            io.hi = clamp ? clamp->hi : 0.0f;
             io.ldc = ldy;
             io.ldr = ldr;
             /* each panel of W (from memory: W can be megabytes) meets every panel of the
@@ -619,9 +628,9 @@ static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *
 
 void mq_conv_gemm_run(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
                       int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
-                      const float *res, int64_t ldr, int relu)
+                      const float *res, int64_t ldr, const struct mq_conv_gemm_clamp *clamp)
 {
-    gemm(pw, g, b, ldb, NULL, n, 0, y, ldy, bias, res, ldr, relu);
+    gemm(pw, g, b, ldb, NULL, n, 0, y, ldy, bias, res, ldr, clamp);
 }
 
 int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image)
@@ -637,12 +646,13 @@ int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image)
 
 void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
                             const struct mq_conv_gemm_image *image, float *y, int64_t ldy,
-                            const float *bias, const float *res, int64_t ldr, int relu)
+                            const float *bias, const float *res, int64_t ldr,
+                            const struct mq_conv_gemm_clamp *clamp)
 {
     if (!mq_conv_gemm_image_supported(image))
         return;
     gemm(pw, g, NULL, 0, image, image->out_h * image->out_w,
-         image->plane_w != image->out_w ? image->out_w : 0, y, ldy, bias, res, ldr, relu);
+         image->plane_w != image->out_w ? image->out_w : 0, y, ldy, bias, res, ldr, clamp);
 }
 
 #ifdef HAVE_X86_KERNELS

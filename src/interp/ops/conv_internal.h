@@ -134,10 +134,12 @@ void mq_conv_fill_bias_f64(double *y, const double *b, const double *res, int64_
 void mq_conv_depthwise2d_f32(const float *x, const float *w, const float *b, const float *res,
                              float *y, int64_t channels, int64_t multiplier,
                              const struct window_map *m, float *planes, int64_t rows,
-                             int64_t cols, float *line, float *acc, int relu);
+                             int64_t cols, float *line, float *acc,
+                             const struct mq_fused_clamp *clamp);
 void mq_conv_depthwise2d_f64(const double *x, const double *w, const double *b,
                              const double *res, double *y, int64_t channels, int64_t multiplier,
                              const struct window_map *m, double *planes, int64_t rows,
-                             int64_t cols, double *line, double *acc, int relu);
+                             int64_t cols, double *line, double *acc,
+                             const struct mq_fused_clamp *clamp);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
+#include "interp/ops/fused.h"
 #include "interp/ops/type_lists.h"
 
 #define DTYPE_SLOTS (MQ_DTYPE_BFLOAT16 + 1)
@@ -404,6 +405,58 @@ static int unary_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         uint16_t *o = (uint16_t *)outputs[0].data + start;
         for (int64_t i = 0; i < m; i++)
             o[i] = is_bf16 ? mq_float_to_bfloat16(out_buf[i]) : mq_float_to_half(out_buf[i]);
+    }
+    return MQ_OK;
+}
+
+int mq_fused_clip_check(const struct mq_kernel_node *node, int dtype, struct mq_error *err)
+{
+    const struct mq_fused_clamp *c = &node->clamp;
+    int half = dtype == MQ_DTYPE_FLOAT16 || dtype == MQ_DTYPE_BFLOAT16;
+    if (c->dtype ? dtype != c->dtype
+                 : !(half || dtype == MQ_DTYPE_FLOAT || dtype == MQ_DTYPE_DOUBLE))
+        return mq_error_set(err, "node '%s' (Clip, fused into %s '%s'): element type %s is not "
+                            "supported with bounds of type %s", c->clip_name, node->op_type,
+                            node->name, mq_dtype_name(dtype),
+                            c->dtype ? mq_dtype_name(c->dtype) : "float");
+    return MQ_OK;
+}
+
+int mq_fused_clip_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
+                        struct mq_error *err)
+{
+    if (mq_fused_clip_check(node, t->dtype, err))
+        return MQ_ERR;
+    const struct mq_fused_clamp *c = &node->clamp;
+    /* the bounds as unary_run hands them to the rows: float32 for the half types */
+    struct unary_params p;
+    memset(&p, 0, sizeof p);
+    float lo_f = (float)c->lo, hi_f = (float)c->hi;
+    double lo_d = c->lo, hi_d = c->hi;
+    int dbl = t->dtype == MQ_DTYPE_DOUBLE;
+    p.lo = dbl ? (const void *)&lo_d : (const void *)&lo_f;
+    p.hi = dbl ? (const void *)&hi_d : (const void *)&hi_f;
+    int64_t n = t->count;
+    if (n <= 0)
+        return MQ_OK;
+    if (t->dtype == MQ_DTYPE_FLOAT) {
+        clip_f32(t->data, t->data, n, &p);
+        return MQ_OK;
+    }
+    if (dbl) {
+        clip_f64(t->data, t->data, n, &p);
+        return MQ_OK;
+    }
+    float buf[HALF_CHUNK];
+    uint16_t *h = t->data;
+    int is_bf16 = t->dtype == MQ_DTYPE_BFLOAT16;
+    for (int64_t start = 0; start < n; start += HALF_CHUNK) {
+        int64_t m = n - start < HALF_CHUNK ? n - start : HALF_CHUNK;
+        for (int64_t i = 0; i < m; i++)
+            buf[i] = is_bf16 ? mq_bfloat16_to_float(h[start + i]) : mq_half_to_float(h[start + i]);
+        clip_f32(buf, buf, m, &p);
+        for (int64_t i = 0; i < m; i++)
+            h[start + i] = is_bf16 ? mq_float_to_bfloat16(buf[i]) : mq_float_to_half(buf[i]);
     }
     return MQ_OK;
 }
