@@ -21,7 +21,8 @@
  *    bounds go into the node's clamp (interp/kernel.h), which Conv's kernels
  *    apply to each block of output as they write it and the runner applies
  *    in place after the others (plan_step.clip_after), the same comparisons
- *    as Clip's own, so the floats are Clip's;
+ *    as Clip's own, so the floats are Clip's.  A Conv with float32 or double
+ *    weights absorbs a following HardSwish the same way;
  *  - a QuantizeLinear absorbs the DequantizeLinear with its scale and zero
  *    point that alone reads it: a QDQ model's simulated rounding in one step.
  *
@@ -271,7 +272,7 @@ static int clip_reading(const struct fuse *f, const struct plan_step *step, int 
         return 0;
     const struct mq_kernel_node *kn = &step->node;
     memset(clamp, 0, sizeof *clamp);
-    clamp->on = 1;
+    clamp->kind = MQ_FUSED_CLIP;
     clamp->lo = -INFINITY;
     clamp->hi = INFINITY;
     clamp->clip_name = kn->name;
@@ -430,6 +431,17 @@ static int fuse_conv(struct fuse *f, int s, struct mq_error *err)
             clip = 1;
             break;
         }
+        /* HardSwish for a float32 or double W (the types it computes in) */
+        if (is_op(next, "HardSwish") && single_output_reading(next, out) &&
+            next->node.n_inputs == 1 && w &&
+            (w->dtype == MQ_DTYPE_FLOAT || w->dtype == MQ_DTYPE_DOUBLE)) {
+            memset(&clamp, 0, sizeof clamp);
+            clamp.kind = MQ_FUSED_HARDSWISH;
+            clamp.clip_name = next->node.name;
+            out = absorb(f, r);
+            clip = 1;
+            break;
+        }
         /* per-channel Adds were folded above; any other operand is a residual, added last */
         if (residual < 0 && (!foldable || affine_operand(plan, next, out, w->rank, channels,
                                                          w->dtype, &along) < 0) &&
@@ -501,11 +513,11 @@ static int fuse_conv(struct fuse *f, int s, struct mq_error *err)
     if (clip)
         step->node.clamp = clamp;
     if (residual >= 0)
-        step->kernel = clip   ? &mq_kernel_conv_add_clip
+        step->kernel = clip   ? &mq_kernel_conv_add_act
                        : relu ? &mq_kernel_conv_add_relu
                               : &mq_kernel_conv_add;
     else if (clip)
-        step->kernel = &mq_kernel_conv_clip;
+        step->kernel = &mq_kernel_conv_act;
     else if (relu)
         step->kernel = &mq_kernel_conv_relu;
     return MQ_OK;

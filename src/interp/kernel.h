@@ -22,15 +22,19 @@ struct mq_exec;      /* per-run state, see interp/plan.h */
 struct mq_plan;      /* a built graph, see interp/plan.h */
 
 /*
- * A Clip (or a Relu, lo 0 and hi +inf) that a plan built with fusion runs as part of the op
- * before it (interp/fuse.c): output 0 becomes hi < v ? hi : v of v = lo > y ? lo : y, Clip's
- * own comparisons, so NaN stays NaN and -0 stays -0.  An absent bound is an infinity.
+ * An activation that a plan built with fusion runs as part of the op before it
+ * (interp/fuse.c), on output 0, with the comparisons of the op absorbed, so that NaN and -0
+ * come out as they would from it:
+ *  MQ_FUSED_CLIP       Clip (or Relu: lo 0, hi +inf): hi < v ? hi : v of v = lo > y ? lo : y;
+ *                      an absent bound is an infinity;
+ *  MQ_FUSED_HARDSWISH  HardSwish: y * c, c = v > 1 ? 1 : v of v = y / 6 + 0.5 < 0 ? 0 : that.
  */
+enum { MQ_FUSED_NONE, MQ_FUSED_CLIP, MQ_FUSED_HARDSWISH };
 struct mq_fused_clamp {
-    int on;
+    int kind;                  /* MQ_FUSED_*; 0: nothing absorbed */
     double lo, hi;             /* exact in the output's element type */
     int dtype;                 /* the bounds' element type; 0: Clip's attributes, any float type */
-    const char *clip_name;     /* the Clip node absorbed, for errors */
+    const char *clip_name;     /* the node absorbed, for errors */
 };
 
 struct mq_kernel_node {

@@ -69,7 +69,7 @@ int mq_exec_step(struct mq_exec *exec, const struct plan_step *step, struct mq_e
     /* a Clip fused into an op whose kernel does not apply it (interp/fuse.c): in place, on the
        op's own output (never a view: the fusion takes only ops that allocate theirs) */
     if (step->clip_after && kn->n_outputs > 0 && outputs[0].dtype &&
-        (outputs[0].borrowed || mq_fused_clip_apply(kn, &outputs[0], err))) {
+        (outputs[0].borrowed || mq_fused_act_apply(kn, &outputs[0], err))) {
         if (outputs[0].borrowed)
             mq_error_set(err, "node '%s' (%s): a fused Clip met a borrowed output", kn->name,
                          kn->op_type);

@@ -250,12 +250,17 @@ static void assert_same_bits(const struct mq_tensor *a, const struct mq_tensor *
  * Where the producer's output is also a graph output (`visible`), the Clip stays a step of
  * its own: the reference.  Otherwise it is fused away (one step less) and must give its bits.
  */
-/* Clip bounds: inputs (opset 13), max alone, attributes (opset 6), min above max. */
-enum clip_form { CLIP_INPUTS, CLIP_MAX_ONLY, CLIP_ATTRS, CLIP_CROSSED, N_CLIP_FORMS };
+/* Clip bounds: inputs (opset 14), max alone, attributes (opset 6), min above max; and
+   HardSwish instead (opset 14), which only Conv absorbs. */
+enum clip_form { CLIP_INPUTS, CLIP_MAX_ONLY, CLIP_ATTRS, CLIP_CROSSED, N_CLIP_FORMS, HARDSWISH };
 
 static void add_clip(Onnx__GraphProto *g, enum clip_form form, const char *x, const char *y)
 {
     char inputs[64];
+    if (form == HARDSWISH) {
+        mb_node(g, "HardSwish", "clip", x, y);
+        return;
+    }
     if (form == CLIP_ATTRS) {
         Onnx__NodeProto *clip = mb_node(g, "Clip", "clip", x, y);
         attr_float(clip, "min", 0.0f);
@@ -269,12 +274,13 @@ static void add_clip(Onnx__GraphProto *g, enum clip_form form, const char *x, co
 }
 
 /*
- * x -> Conv -> (Add residual) -> Clip: in one step, the bits Clip gives after the same Conv
- * (whose output, made a graph output, keeps the Clip apart), NaN and infinities included.
+ * x -> Conv -> (Add residual) -> Clip or HardSwish: in one step, the bits Clip (HardSwish)
+ * gives after the same Conv (whose output, made a graph output, keeps the Clip apart), NaN
+ * and infinities included.
  */
 static void run_conv_clip_case(const struct conv_case *k, int residual, enum clip_form form)
 {
-    const int opset = form == CLIP_ATTRS ? 6 : 13;
+    const int opset = form == CLIP_ATTRS ? 6 : 14;
     const int64_t ekh = (k->kh - 1) * k->dilation + 1, ekw = (k->kw - 1) * k->dilation + 1;
     const int64_t oh = (k->h + 2 * k->pad - ekh) / k->stride + 1;
     const int64_t ow = (k->w + 2 * k->pad - ekw) / k->stride + 1;
@@ -330,15 +336,19 @@ static void run_conv_clip_case(const struct conv_case *k, int residual, enum cli
         mq_tensor_free(&inputs[i]);
 }
 
-START_TEST(clip_fuses_into_conv_bit_for_bit)
+START_TEST(clip_and_hardswish_fuse_into_conv_bit_for_bit)
 {
-    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
         for (int form = 0; form < N_CLIP_FORMS; form++)
             run_conv_clip_case(&conv_cases[i], 0, (enum clip_form)form);
+        run_conv_clip_case(&conv_cases[i], 0, HARDSWISH);
+    }
     /* with a residual Add between, of Y's shape (inside the GEMM) or broadcast (after it) */
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
         run_conv_clip_case(&conv_cases[i], 1, CLIP_INPUTS);
         run_conv_clip_case(&conv_cases[i], 2, CLIP_MAX_ONLY);
+        run_conv_clip_case(&conv_cases[i], 1, HARDSWISH);
+        run_conv_clip_case(&conv_cases[i], 2, HARDSWISH);
     }
 }
 END_TEST
@@ -861,7 +871,7 @@ int main(void)
     tcase_add_test(tc, per_axis_quantize_dequantize_pairs_fuse_exactly);
     tcase_add_test(tc, quantize_dequantize_pairs_take_over_their_input);
     tcase_add_test(tc, reshapes_view_their_input);
-    tcase_add_test(tc, clip_fuses_into_conv_bit_for_bit);
+    tcase_add_test(tc, clip_and_hardswish_fuse_into_conv_bit_for_bit);
     tcase_add_test(tc, clip_fuses_into_gemm_add_sum_and_batchnorm);
     tcase_add_test(tc, clip_with_unknown_bounds_stays);
     return mq_check_run(s, tc);

@@ -50,12 +50,13 @@
 #define COLUMN_BUDGET_ELEMENTS ((int64_t)1 << 18)
 #define MIN_CHUNK_COLUMNS 512
 
-/* The fused clamp in conv_gemm's form (NULL when none). */
-static const struct mq_conv_gemm_clamp *gemm_clamp(const struct mq_fused_clamp *clamp,
-                                                   struct mq_conv_gemm_clamp *storage)
+/* The fused activation in conv_gemm's form (NULL when none). */
+static const struct mq_conv_gemm_act *gemm_clamp(const struct mq_fused_clamp *clamp,
+                                                 struct mq_conv_gemm_act *storage)
 {
     if (!clamp)
         return NULL;
+    storage->hardswish = clamp->kind == MQ_FUSED_HARDSWISH;
     storage->lo = (float)clamp->lo;
     storage->hi = (float)clamp->hi;
     return storage;
@@ -66,7 +67,7 @@ static void packed_gemm_f32(const struct mq_conv_gemm_weights *pw, int64_t g, co
                             int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
                             const float *res, const struct mq_fused_clamp *clamp)
 {
-    struct mq_conv_gemm_clamp c;
+    struct mq_conv_gemm_act c;
     mq_conv_gemm_run(pw, g, b, ldb, n, y, ldy, bias, res, ldy, gemm_clamp(clamp, &c));
 }
 
@@ -123,7 +124,7 @@ static void packed_image_f32(const struct mq_conv_gemm_weights *pw, int64_t g,
                              int64_t ldy, const float *bias, const float *res,
                              const struct mq_fused_clamp *clamp)
 {
-    struct mq_conv_gemm_clamp c;
+    struct mq_conv_gemm_act c;
     image->data = planes;
     mq_conv_gemm_run_image(pw, g, image, y, ldy, bias, res, ldy, gemm_clamp(clamp, &c));
 }
@@ -264,12 +265,23 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
         MQ_VECTOR_LOOP(i, n, const T v = lo > y[i] ? lo : y[i]; y[i] = hi < v ? hi : v);          \
     }                                                                                             \
                                                                                                   \
-    /* the clamp over `rows` rows of n elements, `stride` apart */                                \
+    /* the fused HardSwish: HardSwish's own arithmetic and comparisons */                       \
+    MQ_SIMD_CLONES                                                                                \
+    static void hardswish_row_##SFX(T *restrict y, int64_t n)                                     \
+    {                                                                                             \
+        MQ_VECTOR_LOOP(i, n, const T x = y[i]; const T v = x / (T)6 + (T)0.5;                     \
+                       const T c = (T)0 > v ? (T)0 : v; y[i] = x * ((T)1 < c ? (T)1 : c));        \
+    }                                                                                             \
+                                                                                                  \
+    /* the fused activation over `rows` rows of n elements, `stride` apart */                     \
     static void clamp_rows_##SFX(T *y, int64_t rows, int64_t n, int64_t stride,                   \
                                  const struct mq_fused_clamp *clamp)                              \
     {                                                                                             \
         for (int64_t r = 0; r < rows; r++)                                                        \
-            clamp_row_##SFX(y + r * stride, n, (T)clamp->lo, (T)clamp->hi);                       \
+            if (clamp->kind == MQ_FUSED_HARDSWISH)                                                \
+                hardswish_row_##SFX(y + r * stride, n);                                           \
+            else                                                                                  \
+                clamp_row_##SFX(y + r * stride, n, (T)clamp->lo, (T)clamp->hi);                   \
     }                                                                                             \
                                                                                                   \
     /* the stride phase planes of conv_gemm's image: `channels` planes of x (h x w) per phase */  \
@@ -600,7 +612,10 @@ int mq_conv_finish_map(const struct mq_kernel_node *node, struct window_map *m,
         const T lo = clamp ? (T)clamp->lo : (T)0, hi = clamp ? (T)clamp->hi : (T)0;              \
         for (int64_t i = 0; i < out.count; i++) {                                                \
             T v = py[oy] + pr[orr];                                                              \
-            if (clamp) {                                                                         \
+            if (clamp && clamp->kind == MQ_FUSED_HARDSWISH) {                                    \
+                const T h = v / (T)6 + (T)0.5;                                                   \
+                v = v * (h < 0 ? (T)0 : h > 1 ? (T)1 : h);                                       \
+            } else if (clamp) {                                                                  \
                 v = lo > v ? lo : v;                                                             \
                 v = hi < v ? hi : v;                                                             \
             }                                                                                    \
@@ -696,7 +711,7 @@ static int conv_run_common(const struct mq_kernel_node *node, const struct mq_te
 }
 
 /* Relu as a clamp: lo 0 > x ? 0 : x is Relu's x < 0 ? 0 : x, and min(+inf, x) is x */
-static const struct mq_fused_clamp relu_clamp = {1, 0.0, INFINITY, 0, "Relu"};
+static const struct mq_fused_clamp relu_clamp = {MQ_FUSED_CLIP, 0.0, INFINITY, 0, "Relu"};
 
 static int conv_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                     const struct mq_tensor *const *inputs, int n_inputs,
@@ -717,8 +732,9 @@ static int conv_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec
     return conv_run_common(node, inputs, n_inputs, NULL, outputs, &relu_clamp, err);
 }
 
-static int missing_residual(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
-                            int n_inputs, struct mq_error *err)
+static int missing_residual(const struct mq_kernel_node *node,
+                            const struct mq_tensor *const *inputs, int n_inputs,
+                            struct mq_error *err)
 {
     if (n_inputs < 4 || !inputs[3])
         return mq_error_set(err, "node '%s' (%s, fused with Add): the residual is missing",
@@ -752,11 +768,12 @@ static int conv_add_relu_run(const struct mq_kernel_node *node, struct mq_exec *
 }
 
 /*
- * Conv (then Add of input 3 when `residual`) then the Clip of node->clamp.  float32 and double
- * clamp each block of output as it is written; float16 and bfloat16 run the plain op on
- * float32 copies and clip the narrowed output as Clip would, on float32 widenings of it.
+ * Conv (then Add of input 3 when `residual`) then the Clip or HardSwish of node->clamp.
+ * float32 and double apply it to each block of output as it is written; float16 and bfloat16
+ * run the plain op on float32 copies and apply it to the narrowed output as the op would, on
+ * float32 widenings of it.
  */
-static int conv_clip_common(const struct mq_kernel_node *node, struct mq_exec *exec,
+static int conv_act_common(const struct mq_kernel_node *node, struct mq_exec *exec,
                             const struct mq_tensor *const *inputs, int n_inputs,
                             struct mq_tensor *outputs, int n_outputs, int residual,
                             struct mq_error *err)
@@ -765,29 +782,29 @@ static int conv_clip_common(const struct mq_kernel_node *node, struct mq_exec *e
         if (mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs,
                          residual ? conv_add_run : conv_run, 0, err))
             return MQ_ERR;
-        return mq_fused_clip_apply(node, &outputs[0], err);
+        return mq_fused_act_apply(node, &outputs[0], err);
     }
     if (residual && missing_residual(node, inputs, n_inputs, err))
         return MQ_ERR;
     const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
-    if (x && mq_fused_clip_check(node, x->dtype, err))
+    if (x && mq_fused_act_check(node, x->dtype, err))
         return MQ_ERR;
     return conv_run_common(node, inputs, residual ? 3 : n_inputs, residual ? inputs[3] : NULL,
                            outputs, &node->clamp, err);
 }
 
-static int conv_clip_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+static int conv_act_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                          const struct mq_tensor *const *inputs, int n_inputs,
                          struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
-    return conv_clip_common(node, exec, inputs, n_inputs, outputs, n_outputs, 0, err);
+    return conv_act_common(node, exec, inputs, n_inputs, outputs, n_outputs, 0, err);
 }
 
-static int conv_add_clip_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+static int conv_add_act_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                              const struct mq_tensor *const *inputs, int n_inputs,
                              struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
 {
-    return conv_clip_common(node, exec, inputs, n_inputs, outputs, n_outputs, 1, err);
+    return conv_act_common(node, exec, inputs, n_inputs, outputs, n_outputs, 1, err);
 }
 
 /* Conv-1 and Conv-11 differ only in documentation. */
@@ -803,7 +820,7 @@ const struct mq_kernel mq_kernel_conv_add = {"", "Conv", 1, 0, conv_prepare, con
                                              mq_conv_destroy_state};
 const struct mq_kernel mq_kernel_conv_add_relu = {"", "Conv", 1, 0, conv_prepare,
                                                   conv_add_relu_run, mq_conv_destroy_state};
-const struct mq_kernel mq_kernel_conv_clip = {"", "Conv", 1, 0, conv_prepare, conv_clip_run,
+const struct mq_kernel mq_kernel_conv_act = {"", "Conv", 1, 0, conv_prepare, conv_act_run,
                                               mq_conv_destroy_state};
-const struct mq_kernel mq_kernel_conv_add_clip = {"", "Conv", 1, 0, conv_prepare,
-                                                  conv_add_clip_run, mq_conv_destroy_state};
+const struct mq_kernel mq_kernel_conv_add_act = {"", "Conv", 1, 0, conv_prepare,
+                                                  conv_add_act_run, mq_conv_destroy_state};

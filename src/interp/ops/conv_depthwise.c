@@ -24,6 +24,30 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
     return 0;
 }
 
+/* The same with the output rows' bias, residual and activation, into Y (float32 only). */
+static int taps_rows_f32(float *y, const float *const *src, int64_t lds, const float *w,
+                         int taps, int64_t rows, int64_t n, float bias, const float *res,
+                         const struct mq_fused_clamp *clamp)
+{
+    struct mq_conv_gemm_act act;
+    if (clamp) {
+        act.hardswish = clamp->kind == MQ_FUSED_HARDSWISH;
+        act.lo = (float)clamp->lo;
+        act.hi = (float)clamp->hi;
+    }
+    return mq_conv_taps_rows_f32(y, n, src, lds, w, taps, rows, n, bias, res, n,
+                                 clamp ? &act : NULL);
+}
+
+static int taps_rows_f64(double *y, const double *const *src, int64_t lds, const double *w,
+                         int taps, int64_t rows, int64_t n, double bias, const double *res,
+                         const struct mq_fused_clamp *clamp)
+{
+    (void)y, (void)src, (void)lds, (void)w, (void)taps, (void)rows, (void)n, (void)bias,
+        (void)res, (void)clamp;
+    return 0;
+}
+
 /*
  * DEFINE_DEPTHWISE(T, SFX) defines, for element type T, the row helpers
  * (taps*_SFX, pad_line_SFX, split2_SFX, bias_row_SFX) and
@@ -72,13 +96,23 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
         MQ_VECTOR_LOOP(j, n, even[j] = src[2 * j]; odd[j] = src[2 * j + 1]);                      \
     }                                                                                             \
                                                                                                   \
-    /* y = a + bias (+ r, the residual, when not NULL), then the fused Relu or Clip when asked:   \
-     * Clip's comparisons, lo > v ? lo : v then hi < v ? hi : v (NaN and -0 stay, as in Clip;     \
-     * Relu is lo 0, hi +inf) */                                                                  \
+    /* y = a + bias (+ r, the residual, when not NULL), then the fused activation `clamp`         \
+     * (MQ_FUSED_*, interp/kernel.h) in the op's own comparisons: Clip's lo > v ? lo : v then     \
+     * hi < v ? hi : v (NaN and -0 stay; Relu is lo 0, hi +inf), or HardSwish's */                \
     MQ_SIMD_CLONES                                                                                \
     static void bias_row_##SFX(T *restrict y, const T *restrict a, const T *restrict r,           \
                                int64_t n, T bias, int clamp, T lo, T hi)                          \
     {                                                                                             \
+        if (clamp == MQ_FUSED_HARDSWISH && r) {                                                   \
+            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias + r[i]; const T h = v / (T)6 + (T)0.5;   \
+                           const T c = (T)0 > h ? (T)0 : h; y[i] = v * ((T)1 < c ? (T)1 : c));    \
+            return;                                                                               \
+        }                                                                                         \
+        if (clamp == MQ_FUSED_HARDSWISH) {                                                        \
+            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias; const T h = v / (T)6 + (T)0.5;          \
+                           const T c = (T)0 > h ? (T)0 : h; y[i] = v * ((T)1 < c ? (T)1 : c));    \
+            return;                                                                               \
+        }                                                                                         \
         if (r && clamp)                                                                           \
             MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias + r[i]; const T u = lo > v ? lo : v;     \
                            y[i] = hi < u ? hi : u);                                               \
@@ -145,6 +179,8 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
                 const T *wk = w + oc * m->kernel_size;                                            \
                 T *yp = y + oc * m->grid_size;                                                    \
                 int summed = 0;                                                                   \
+                const T bias = b ? b[oc] : (T)0;                                                  \
+                const T *rp = res ? res + oc * m->grid_size : NULL;                               \
                 if (kh_n * kw_n <= MQ_CONV_MAX_TAPS) {                                            \
                     /* every tap's source at once, for a kernel summing them in registers */      \
                     const T *all[MQ_CONV_MAX_TAPS];                                               \
@@ -154,6 +190,10 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
                             all[kh * kw_n + kw] = planes + ((th % sh) * sw + tw % sw) * plane +   \
                                                   (th / sh) * cols + tw / sw;                     \
                         }                                                                         \
+                    /* straight into Y where the CPU has the kernel, else through acc */         \
+                    if (taps_rows_##SFX(yp, all, cols, wk, (int)(kh_n * kw_n), oh_n, ow_n, bias,  \
+                                        rp, clamp))                                               \
+                        continue;                                                                 \
                     summed = all_taps_##SFX(acc, all, wk, (int)(kh_n * kw_n), span);              \
                 }                                                                                 \
                 if (!summed)                                                                      \
@@ -174,12 +214,10 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
                     else if (kw + 1 == kw_n)                                                      \
                         taps1_##SFX(acc, src[kw], wr[kw], span);                                  \
                 }                                                                                 \
-                const T bias = b ? b[oc] : (T)0;                                                  \
-                const T *rp = res ? res + oc * m->grid_size : NULL;                               \
                 for (int64_t oh = 0; oh < oh_n; oh++)                                             \
                     bias_row_##SFX(yp + oh * ow_n, acc + oh * cols, rp ? rp + oh * ow_n : NULL,   \
-                                   ow_n, bias, clamp != NULL, clamp ? (T)clamp->lo : (T)0,        \
-                                   clamp ? (T)clamp->hi : (T)0);                                  \
+                                   ow_n, bias, clamp ? clamp->kind : 0,                           \
+                                   clamp ? (T)clamp->lo : (T)0, clamp ? (T)clamp->hi : (T)0);     \
             }                                                                                     \
         }                                                                                         \
     }

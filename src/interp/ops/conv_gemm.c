@@ -10,7 +10,7 @@
  * MR x NR tile of Y held in registers, MR broadcasts of W and NR / width
  * loads of B feeding MR * NR / width FMAs per k.  The first k block starts
  * the tile from the bias (and the residual), the others from Y; the last
- * applies the fused Relu or Clip (a clamp).
+ * applies the fused activation (Relu, Clip or HardSwish).
  *
  *   AVX-512: MR = 12, NR = 32 (24 accumulators of 16 floats), with 8- and
  *            4-row and 16-column variants for short tiles, and a
@@ -56,10 +56,13 @@ struct tile_io {
     const float *res;          /* a tile added once, with the bias, or NULL */
     int64_t ldr;
     int first;                 /* first k block: start from bias + res, else from Y */
-    int clamp;                 /* last k block of a fused Relu or Clip: clamp to [lo, hi] */
+    int act;                   /* last k block of a fused activation: 0 none, ACT_CLAMP to
+                                  [lo, hi] (Relu, Clip), ACT_HARDSWISH */
     float lo, hi;
     int rows, cols;            /* valid part; the AVX2 kernel is only given full tiles */
 };
+
+enum { ACT_NONE, ACT_CLAMP, ACT_HARDSWISH };
 
 typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
                              const struct tile_io *io);
@@ -87,6 +90,21 @@ typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
 #define PREFETCH_W(a)                                                                              \
     _mm_prefetch((const char *)((uintptr_t)(a) + W_PREFETCH * sizeof(float)), _MM_HINT_T0)
 
+/* HardSwish's x * (v < 0 ? 0 : v > 1 ? 1 : v), v = x / 6 + 0.5, lane by lane (NaN stays) */
+__attribute__((target("avx512f"))) static inline __m512 hardswish_avx512(__m512 x)
+{
+    const __m512 v = _mm512_add_ps(_mm512_div_ps(x, _mm512_set1_ps(6.0f)), _mm512_set1_ps(0.5f));
+    return _mm512_mul_ps(x, _mm512_min_ps(_mm512_set1_ps(1.0f),
+                                          _mm512_max_ps(_mm512_setzero_ps(), v)));
+}
+
+__attribute__((target("avx2"))) static inline __m256 hardswish_avx2(__m256 x)
+{
+    const __m256 v = _mm256_add_ps(_mm256_div_ps(x, _mm256_set1_ps(6.0f)), _mm256_set1_ps(0.5f));
+    return _mm256_mul_ps(x, _mm256_min_ps(_mm256_set1_ps(1.0f),
+                                          _mm256_max_ps(_mm256_setzero_ps(), v)));
+}
+
 /* Row r of the tile into Y (masked to the valid columns): one or two vectors. */
 #define AVX512_STORE_BEGIN(r)                                                                      \
     if ((r) < io->rows) {                                                                          \
@@ -99,8 +117,10 @@ typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
                                    : start)                                                        \
                              : _mm512_maskz_loadu_ps(mask, cr + (off));                            \
         s = _mm512_add_ps(s, acc);                                                                 \
-        if (io->clamp)                                                                             \
+        if (io->act == ACT_CLAMP)                                                                  \
             s = _mm512_min_ps(_mm512_set1_ps(io->hi), _mm512_max_ps(_mm512_set1_ps(io->lo), s));   \
+        else if (io->act == ACT_HARDSWISH)                                                         \
+            s = hardswish_avx512(s);                                                               \
         _mm512_mask_storeu_ps(cr + (off), mask, s);                                                \
     }
 #define AVX512_STORE2(r)                                                                           \
@@ -203,9 +223,12 @@ __attribute__((target("avx512f"))) static void kernel_avx512_column(int64_t kc, 
         else
             v = *c;
         v += sum[r];
-        if (io->clamp) {
+        if (io->act == ACT_CLAMP) {
             v = io->lo > v ? io->lo : v;
             v = io->hi < v ? io->hi : v;
+        } else if (io->act == ACT_HARDSWISH) {
+            const float h = v / 6.0f + 0.5f;
+            v = v * (h < 0 ? 0.0f : h > 1 ? 1.0f : h);
         }
         *c = v;
     }
@@ -256,10 +279,13 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const fl
         }                                                                                          \
         s0 = _mm256_add_ps(s0, c##r##a);                                                           \
         s1 = _mm256_add_ps(s1, c##r##b);                                                           \
-        if (io->clamp) {                                                                           \
+        if (io->act == ACT_CLAMP) {                                                                \
             const __m256 lo = _mm256_set1_ps(io->lo), hi = _mm256_set1_ps(io->hi);                 \
             s0 = _mm256_min_ps(hi, _mm256_max_ps(lo, s0));                                         \
             s1 = _mm256_min_ps(hi, _mm256_max_ps(lo, s1));                                         \
+        } else if (io->act == ACT_HARDSWISH) {                                                     \
+            s0 = hardswish_avx2(s0);                                                               \
+            s1 = hardswish_avx2(s1);                                                               \
         }                                                                                          \
         _mm256_storeu_ps(cr, s0);                                                                  \
         _mm256_storeu_ps(cr + 8, s1);                                                              \
@@ -539,7 +565,7 @@ static void edge_tile(micro_kernel kernel, int mr, int nr, int64_t kc, const flo
 static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b, int64_t ldb,
                  const struct mq_conv_gemm_image *image, int64_t n, int64_t row_width, float *y,
                  int64_t ldy, const float *bias, const float *res, int64_t ldr,
-                 const struct mq_conv_gemm_clamp *clamp)
+                 const struct mq_conv_gemm_act *act)
 {
     micro_kernel kernel;
     const int mr = select_kernel(&kernel);
@@ -576,9 +602,11 @@ static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *
                 pack_block(block, b, ldb, k0, kc, panel_start, panel_cols, n_panels, nr);
             struct tile_io io;
             io.first = k0 == 0;
-            io.clamp = clamp && k0 + kc >= k;
-            io.lo = clamp ? clamp->lo : 0.0f;
-            io.hi = clamp ? clamp->hi : 0.0f;
+            io.act = !act || k0 + kc < k ? ACT_NONE
+                     : act->hardswish    ? ACT_HARDSWISH
+                                         : ACT_CLAMP;
+            io.lo = act ? act->lo : 0.0f;
+            io.hi = act ? act->hi : 0.0f;
             io.ldc = ldy;
             io.ldr = ldr;
             /* each panel of W (from memory: W can be megabytes) meets every panel of the
@@ -628,9 +656,9 @@ static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *
 
 void mq_conv_gemm_run(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
                       int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
-                      const float *res, int64_t ldr, const struct mq_conv_gemm_clamp *clamp)
+                      const float *res, int64_t ldr, const struct mq_conv_gemm_act *act)
 {
-    gemm(pw, g, b, ldb, NULL, n, 0, y, ldy, bias, res, ldr, clamp);
+    gemm(pw, g, b, ldb, NULL, n, 0, y, ldy, bias, res, ldr, act);
 }
 
 int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image)
@@ -647,12 +675,12 @@ int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image)
 void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
                             const struct mq_conv_gemm_image *image, float *y, int64_t ldy,
                             const float *bias, const float *res, int64_t ldr,
-                            const struct mq_conv_gemm_clamp *clamp)
+                            const struct mq_conv_gemm_act *act)
 {
     if (!mq_conv_gemm_image_supported(image))
         return;
     gemm(pw, g, NULL, 0, image, image->out_h * image->out_w,
-         image->plane_w != image->out_w ? image->out_w : 0, y, ldy, bias, res, ldr, clamp);
+         image->plane_w != image->out_w ? image->out_w : 0, y, ldy, bias, res, ldr, act);
 }
 
 #ifdef HAVE_X86_KERNELS
@@ -680,6 +708,59 @@ __attribute__((target("avx512f"))) static void taps_avx512(float *acc, const flo
     }
 }
 
+/*
+ * taps_avx512 straight into rows of Y: each output row of n values sums its taps in registers
+ * (the same fused multiply-adds, in the same order), adds the bias and the residual and
+ * applies the activation before its one store, so no accumulator plane is written and read.
+ */
+__attribute__((target("avx512f"))) static void taps_rows_avx512(
+    float *y, int64_t ldy, const float *const *src, int64_t lds, const float *w, int taps,
+    int64_t rows, int64_t n, float bias, const float *res, int64_t ldr,
+    const struct mq_conv_gemm_act *act)
+{
+    const __m512 vb = _mm512_set1_ps(bias);
+    const __m512 lo = _mm512_set1_ps(act ? act->lo : 0.0f);
+    const __m512 hi = _mm512_set1_ps(act ? act->hi : 0.0f);
+    const int kind = !act ? ACT_NONE : act->hardswish ? ACT_HARDSWISH : ACT_CLAMP;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t so = r * lds;
+        float *yr = y + r * ldy;
+        const float *rr = res ? res + r * ldr : NULL;
+        /* two vectors at a time where the row has them: independent chains of FMAs */
+        for (int64_t i = 0; i < n; i += 32) {
+            const int64_t left = n - i;
+            const __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+            const __mmask16 m1 = left >= 32   ? (__mmask16)0xffff
+                                 : left > 16 ? (__mmask16)((1u << (left - 16)) - 1)
+                                             : (__mmask16)0;
+            __m512 s[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+            if (m1) {
+                for (int t = 0; t < taps; t++) {
+                    const __m512 wt = _mm512_set1_ps(w[t]);
+                    const float *p = src[t] + so + i;
+                    s[0] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(m0, p), s[0]);
+                    s[1] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(m1, p + 16), s[1]);
+                }
+            } else {
+                for (int t = 0; t < taps; t++)
+                    s[0] = _mm512_fmadd_ps(_mm512_set1_ps(w[t]),
+                                           _mm512_maskz_loadu_ps(m0, src[t] + so + i), s[0]);
+            }
+            for (int v = 0; v < (m1 ? 2 : 1); v++) {
+                const __mmask16 m = v ? m1 : m0;
+                __m512 o = _mm512_add_ps(s[v], vb);
+                if (rr)
+                    o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, rr + i + 16 * v));
+                if (kind == ACT_CLAMP)
+                    o = _mm512_min_ps(hi, _mm512_max_ps(lo, o));
+                else if (kind == ACT_HARDSWISH)
+                    o = hardswish_avx512(o);
+                _mm512_mask_storeu_ps(yr + i + 16 * v, m, o);
+            }
+        }
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void taps_avx2(float *acc, const float *const *src,
                                                            const float *w, int taps, int64_t n)
 {
@@ -702,6 +783,27 @@ __attribute__((target("avx2,fma"))) static void taps_avx2(float *acc, const floa
     }
 }
 #endif
+
+int mq_conv_taps_rows_f32(float *y, int64_t ldy, const float *const *src, int64_t lds,
+                          const float *w, int taps, int64_t rows, int64_t n, float bias,
+                          const float *res, int64_t ldr, const struct mq_conv_gemm_act *act)
+{
+    micro_kernel kernel;
+    int mr = select_kernel(&kernel);
+    if (taps < 1 || taps > MQ_CONV_MAX_TAPS)
+        return 0;
+#ifdef HAVE_X86_KERNELS
+    if (mr == 12) {
+        taps_rows_avx512(y, ldy, src, lds, w, taps, rows, n, bias, res, ldr, act);
+        return 1;
+    }
+#else
+    (void)y, (void)ldy, (void)src, (void)lds, (void)w, (void)rows, (void)n, (void)bias,
+        (void)res, (void)ldr, (void)act;
+#endif
+    (void)mr;
+    return 0;
+}
 
 int mq_conv_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n)
 {

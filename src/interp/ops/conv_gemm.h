@@ -1,7 +1,7 @@
 /*
  * Float32 GEMM for convolutions with weights packed once, at plan time.
  *
- * Y[M, N] = W[M, K] x B[K, N] (+ bias per row, then a clamp if asked), with
+ * Y[M, N] = W[M, K] x B[K, N] (+ bias per row, then an activation if asked), with
  * W packed into panels of MQ_CONV_GEMM_MR rows by mq_conv_gemm_pack, B any
  * row-major matrix (im2col columns, or a 1x1 convolution's input itself) and
  * Y written with its own row stride.  Against BLAS this saves, on every run,
@@ -31,10 +31,13 @@ struct mq_conv_gemm_weights {
 };
 
 /*
- * The fused activation: y = hi < v ? hi : v of v = lo > y ? lo : y (vmaxps and vminps with the
- * bound first), Clip's comparisons, so NaN and -0 stay.  Relu is lo 0, hi +inf.
+ * The fused activation, with the comparisons of the op it stands for (vmaxps and vminps with
+ * the bound first), so NaN and -0 come out as from that op: a clamp, y = hi < v ? hi : v of
+ * v = lo > y ? lo : y (Clip; Relu is lo 0, hi +inf), or with `hardswish` set HardSwish,
+ * y * min(1, max(0, y / 6 + 0.5)).
  */
-struct mq_conv_gemm_clamp {
+struct mq_conv_gemm_act {
+    int hardswish;
     float lo, hi;
 };
 
@@ -52,13 +55,13 @@ void mq_conv_gemm_free(struct mq_conv_gemm_weights *pw);
 /*
  * Y = W_g x B for group g: B is k x n with rows ldb apart, Y is m x n with
  * rows ldy apart, plus bias (m values, may be NULL) on each row and res (an
- * m x n matrix with rows ldr apart, may be NULL), then the clamp when it is
- * not NULL.  Y is only written, never read first (it may be res).
+ * m x n matrix with rows ldr apart, may be NULL), then the activation when
+ * it is not NULL.  Y is only written, never read first (it may be res).
  * Dimensions must fit in int32 (the caller checks, as for BLAS).
  */
 void mq_conv_gemm_run(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
                       int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
-                      const float *res, int64_t ldr, const struct mq_conv_gemm_clamp *clamp);
+                      const float *res, int64_t ldr, const struct mq_conv_gemm_act *clamp);
 
 /*
  * A 2-D convolution whose B (im2col) matrix is read straight from the input
@@ -86,7 +89,7 @@ int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image);
 void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
                             const struct mq_conv_gemm_image *image, float *y, int64_t ldy,
                             const float *bias, const float *res, int64_t ldr,
-                            const struct mq_conv_gemm_clamp *clamp);
+                            const struct mq_conv_gemm_act *clamp);
 
 /*
  * Depthwise taps: acc[i] = sum over t < taps of w[t] * src[t][i], for i < n
@@ -97,5 +100,16 @@ void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
  */
 #define MQ_CONV_MAX_TAPS 64
 int mq_conv_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n);
+
+/*
+ * The same written straight into `rows` rows of Y, with what follows the sum: for r < rows
+ * and i < n, y[r * ldy + i] = act(acc + bias + res[r * ldr + i]), acc the sum above over
+ * src[t][r * lds + i] (res may be NULL, act NULL for none), the same floats as the sum, the
+ * additions and the activation in turn.  Returns 0, doing nothing, where the CPU has no kernel
+ * for it (AVX-512 only).
+ */
+int mq_conv_taps_rows_f32(float *y, int64_t ldy, const float *const *src, int64_t lds,
+                          const float *w, int taps, int64_t rows, int64_t n, float bias,
+                          const float *res, int64_t ldr, const struct mq_conv_gemm_act *act);
 
 #endif

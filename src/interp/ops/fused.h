@@ -23,22 +23,24 @@ extern const struct mq_kernel mq_kernel_add_relu;       /* elementwise.c */
 extern const struct mq_kernel mq_kernel_sum_relu;       /* elementwise.c */
 
 /*
- * Conv (+ Add of input 3) then the Clip described by node->clamp (interp/kernel.h), applied
- * to each block of output as it is written: the same floats as Clip after the op.
+ * Conv (+ Add of input 3) then the Clip or HardSwish described by node->clamp
+ * (interp/kernel.h), applied to each block of output as it is written: the same floats as
+ * that op after the Conv.
  */
-extern const struct mq_kernel mq_kernel_conv_clip;      /* conv.c */
-extern const struct mq_kernel mq_kernel_conv_add_clip;  /* conv.c */
+extern const struct mq_kernel mq_kernel_conv_act;      /* conv.c */
+extern const struct mq_kernel mq_kernel_conv_add_act;  /* conv.c */
 
 /*
- * Clip of node->clamp over t in place, exactly as the absorbed Clip computes it (unary.c):
- * for a fused op whose kernel does not apply it (the runner calls it after the step, for
- * plan_step.clip_after), and for the float16 and bfloat16 paths of those that do.  An element
- * type the Clip would refuse (other than its bounds', or not a float type for the attribute
- * form) is an error naming the Clip, as Clip's own would be; mq_fused_clip_check says so alone.
+ * The activation of node->clamp over t in place, exactly as the absorbed Clip or HardSwish
+ * computes it (unary.c): for a fused op whose kernel does not apply it (the runner calls it
+ * after the step, for plan_step.clip_after), and for the float16 and bfloat16 paths of those
+ * that do.  An element type the absorbed op would refuse (for Clip, other than its bounds';
+ * not a float type) is an error naming it, as its own would be; mq_fused_act_check says so
+ * alone.
  */
-int mq_fused_clip_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
-                        struct mq_error *err);
-int mq_fused_clip_check(const struct mq_kernel_node *node, int dtype, struct mq_error *err);
+int mq_fused_act_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
+                       struct mq_error *err);
+int mq_fused_act_check(const struct mq_kernel_node *node, int dtype, struct mq_error *err);
 
 /*
  * QuantizeLinear and the DequantizeLinear that alone reads it with the same scale and zero

@@ -409,23 +409,24 @@ static int unary_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     return MQ_OK;
 }
 
-int mq_fused_clip_check(const struct mq_kernel_node *node, int dtype, struct mq_error *err)
+int mq_fused_act_check(const struct mq_kernel_node *node, int dtype, struct mq_error *err)
 {
     const struct mq_fused_clamp *c = &node->clamp;
     int half = dtype == MQ_DTYPE_FLOAT16 || dtype == MQ_DTYPE_BFLOAT16;
+    const char *op = c->kind == MQ_FUSED_HARDSWISH ? "HardSwish" : "Clip";
     if (c->dtype ? dtype != c->dtype
                  : !(half || dtype == MQ_DTYPE_FLOAT || dtype == MQ_DTYPE_DOUBLE))
-        return mq_error_set(err, "node '%s' (Clip, fused into %s '%s'): element type %s is not "
-                            "supported with bounds of type %s", c->clip_name, node->op_type,
-                            node->name, mq_dtype_name(dtype),
-                            c->dtype ? mq_dtype_name(c->dtype) : "float");
+        return mq_error_set(err, "node '%s' (%s, fused into %s '%s'): element type %s is not "
+                            "supported%s%s", c->clip_name, op, node->op_type, node->name,
+                            mq_dtype_name(dtype), c->dtype ? " with bounds of type " : "",
+                            c->dtype ? mq_dtype_name(c->dtype) : "");
     return MQ_OK;
 }
 
-int mq_fused_clip_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
+int mq_fused_act_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
                         struct mq_error *err)
 {
-    if (mq_fused_clip_check(node, t->dtype, err))
+    if (mq_fused_act_check(node, t->dtype, err))
         return MQ_ERR;
     const struct mq_fused_clamp *c = &node->clamp;
     /* the bounds as unary_run hands them to the rows: float32 for the half types */
@@ -439,12 +440,14 @@ int mq_fused_clip_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
     int64_t n = t->count;
     if (n <= 0)
         return MQ_OK;
+    int hardswish = c->kind == MQ_FUSED_HARDSWISH;
+    unary_row f32 = hardswish ? hardswish_f32 : clip_f32;
     if (t->dtype == MQ_DTYPE_FLOAT) {
-        clip_f32(t->data, t->data, n, &p);
+        f32(t->data, t->data, n, &p);
         return MQ_OK;
     }
     if (dbl) {
-        clip_f64(t->data, t->data, n, &p);
+        (hardswish ? hardswish_f64 : clip_f64)(t->data, t->data, n, &p);
         return MQ_OK;
     }
     float buf[HALF_CHUNK];
@@ -454,7 +457,7 @@ int mq_fused_clip_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
         int64_t m = n - start < HALF_CHUNK ? n - start : HALF_CHUNK;
         for (int64_t i = 0; i < m; i++)
             buf[i] = is_bf16 ? mq_bfloat16_to_float(h[start + i]) : mq_half_to_float(h[start + i]);
-        clip_f32(buf, buf, m, &p);
+        f32(buf, buf, m, &p);
         for (int64_t i = 0; i < m; i++)
             h[start + i] = is_bf16 ? mq_float_to_bfloat16(buf[i]) : mq_float_to_half(buf[i]);
     }
