@@ -31,6 +31,10 @@
  * nothing else could see the tensor that is no longer produced.  Constants
  * that no step reads any more are freed.
  *
+ * A Pad of +0 over the two spatial axes of a 4-D tensor that only a
+ * depthwise Conv reads becomes that Conv's padding (mq_conv_absorb_zero_pad),
+ * saving the padded copy.
+ *
  * Reshape, Flatten, Squeeze and Unsqueeze become views of their input when
  * that input outlives them: a constant, a fed input, an outer value, or a
  * tensor no other step reads (the runner then moves its buffer over).
@@ -656,6 +660,66 @@ static void fuse_dequantize(struct fuse *f, int s)
     }
 }
 
+/*
+ * A Pad (opset 2 on) of constant +0 on the spatial axes of a 4-D tensor, read only by a Conv
+ * as its X: the Conv reads the Pad's input with the padding added to its own, when it takes a
+ * path that pads exactly as the Pad does (mq_conv_absorb_zero_pad).
+ */
+static void fuse_pad(struct fuse *f, int s)
+{
+    struct mq_plan *plan = f->plan;
+    struct plan_step *step = &plan->steps[s];
+    const struct mq_kernel_node *kn = &step->node;
+    if (kn->opset < 2 || kn->n_outputs != 1 || step->outputs[0] < 0 || kn->n_inputs < 1 ||
+        step->inputs[0] < 0)
+        return;
+    char mode[16];
+    if (strcmp(mq_attr_string(kn, "mode", "constant", mode, sizeof mode), "constant") != 0)
+        return;
+    int64_t pads[8];
+    if (kn->opset < 11) {
+        const int64_t *v = NULL;
+        double value = mq_attr_float(kn, "value", 0.0f);
+        if (mq_attr_ints(kn, "pads", &v) != 8 || value != 0 || signbit(value))
+            return;
+        memcpy(pads, v, sizeof pads);
+    } else {
+        if (kn->n_inputs < 2 || kn->n_inputs > 3)
+            return; /* no axes input */
+        const struct mq_tensor *tp = local_constant(plan, step->inputs[1]);
+        if (!tp || tp->dtype != MQ_DTYPE_INT64 || tp->count != 8)
+            return;
+        memcpy(pads, tp->data, sizeof pads);
+        if (kn->n_inputs == 3 && step->inputs[2] >= 0) {
+            const struct mq_tensor *tv = local_constant(plan, step->inputs[2]);
+            if (!tv || tv->count != 1 || !mq_dtype_is_float(tv->dtype))
+                return;
+            double value = mq_tensor_get_double(tv, 0);
+            if (value != 0 || signbit(value))
+                return;
+        }
+    }
+    /* batch and channels unpadded: [n, c, top, left, n, c, bottom, right] */
+    if (pads[0] || pads[1] || pads[4] || pads[5])
+        return;
+    int r = single_reader(f, step->outputs[0]);
+    if (r < 0)
+        return;
+    struct plan_step *conv = &plan->steps[r];
+    if (!is_op(conv, "Conv") || conv->node.n_inputs < 2 || conv->inputs[0] != step->outputs[0] ||
+        conv->inputs[1] == step->outputs[0])
+        return;
+    const struct mq_tensor *w = local_constant(plan, conv->inputs[1]);
+    const int64_t begin[2] = {pads[2], pads[3]}, end[2] = {pads[6], pads[7]};
+    if (!mq_conv_absorb_zero_pad(&conv->node, w, begin, end))
+        return;
+    int x = step->inputs[0];
+    conv->inputs[0] = x;
+    if (f->reader[x] < r)
+        f->reader[x] = r;
+    f->removed[s] = 1;
+}
+
 /* Gemm, Add or Sum followed by Relu (the fused kernel) or by Clip (applied by the runner). */
 static void fuse_relu(struct fuse *f, int s, const struct mq_kernel *fused)
 {
@@ -713,6 +777,8 @@ int mq_plan_fuse(struct mq_plan *plan, struct mq_error *err)
             fuse_relu(&f, s, &mq_kernel_add_relu);
         else if (is_op(step, "Sum"))
             fuse_relu(&f, s, &mq_kernel_sum_relu);
+        else if (is_op(step, "Pad"))
+            fuse_pad(&f, s);
         else if (is_op(step, "Reshape"))
             make_view(&f, s, &mq_kernel_reshape_view);
         else if (is_op(step, "Flatten"))

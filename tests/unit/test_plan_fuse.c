@@ -444,6 +444,61 @@ START_TEST(clip_with_unknown_bounds_stays)
 }
 END_TEST
 
+/*
+ * Pad of +0 (opset 13, inputs) over the spatial axes before a depthwise Conv: one step with
+ * the padding the Conv's own, the same bits as the Pad then the Conv.  A Pad of -0 or 1, or
+ * before a Conv that is not depthwise (whose GEMM may sum differently), stays.
+ */
+START_TEST(zero_pad_fuses_into_depthwise_conv)
+{
+    /* value, group (8: depthwise), expected fused */
+    const struct {
+        float value;
+        int group, fused;
+    } cases[] = {{0.0f, 8, 1}, {-0.0f, 8, 0}, {1.0f, 8, 0}, {0.0f, 1, 0}};
+    int64_t xdims[4] = {1, 8, 13, 11}, pdims[1] = {8};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t wdims[4] = {8, 8 / cases[c].group, 3, 3};
+        int64_t ydims[4] = {1, 8, 7, 6}; /* (13 + 1 + 2 - 3) / 2 + 1, (11 + 1 + 2 - 3) / 2 + 1 */
+        struct mq_tensor x = rand_f32(4, xdims, -1, 1);
+        struct mq_tensor y[2][2] = {{{0}}};
+        int steps[2];
+        unsigned start = seed;
+        for (int visible = 0; visible < 2; visible++) {
+            seed = start;
+            Onnx__ModelProto *proto = mb_model(13);
+            Onnx__GraphProto *g = proto->graph;
+            mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+            mb_init(g, "w", rand_f32(4, wdims, -1, 1));
+            mb_init(g, "b", rand_f32(1, pdims, -1, 1));
+            struct mq_tensor pads;
+            struct mq_error err = {{0}};
+            int64_t eight[1] = {8};
+            ck_assert(mq_tensor_alloc(&pads, MQ_DTYPE_INT64, 1, eight, "pads", &err) == MQ_OK);
+            memcpy(pads.data, (int64_t[]){0, 0, 1, 2, 0, 0, 2, 1}, 8 * sizeof(int64_t));
+            mb_init(g, "pads", pads);
+            mb_init(g, "value", scalar_f32(cases[c].value));
+            mb_node(g, "Pad", "pad", "x,pads,value", "p");
+            Onnx__NodeProto *conv = mb_node(g, "Conv", "conv", "p,w,b", "y");
+            attr_ints(conv, "strides", 2, (int64_t[]){2, 2});
+            attr_int(conv, "group", cases[c].group);
+            mb_output(g, "y", MQ_DTYPE_FLOAT, 4, ydims);
+            if (visible)
+                mb_output(g, "p", MQ_DTYPE_FLOAT, 4, (int64_t[]){1, 8, 16, 14});
+            steps[visible] = run_fast(proto, &x, 1, y[visible], 1 + visible);
+            onnx__model_proto__free_unpacked(proto, NULL);
+        }
+        ck_assert_int_eq(steps[0], cases[c].fused ? 1 : 2);
+        ck_assert_int_eq(steps[1], 2);
+        assert_same_bits(&y[0][0], &y[1][0]);
+        mq_tensor_free(&y[0][0]);
+        mq_tensor_free(&y[1][0]);
+        mq_tensor_free(&y[1][1]);
+        mq_tensor_free(&x);
+    }
+}
+END_TEST
+
 /* A residual computed after the Conv cannot be fused into it; the other Conv takes the Add. */
 START_TEST(residual_must_exist_before_the_conv)
 {
@@ -874,5 +929,6 @@ int main(void)
     tcase_add_test(tc, clip_and_hardswish_fuse_into_conv_bit_for_bit);
     tcase_add_test(tc, clip_fuses_into_gemm_add_sum_and_batchnorm);
     tcase_add_test(tc, clip_with_unknown_bounds_stays);
+    tcase_add_test(tc, zero_pad_fuses_into_depthwise_conv);
     return mq_check_run(s, tc);
 }

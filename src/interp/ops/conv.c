@@ -527,6 +527,35 @@ static int conv_prepare(struct mq_kernel_node *node, struct mq_error *err)
     return mq_conv_prepare_state(node, 0, err);
 }
 
+int mq_conv_absorb_zero_pad(struct mq_kernel_node *node, const struct mq_tensor *w,
+                            const int64_t *begin, const int64_t *end)
+{
+    struct conv_state *s = node->state;
+    struct mq_spatial *sp = &s->sp;
+    /* the conditions of conv_compute's depthwise path, for any input W fits */
+    if (!s || !w || w->rank != 4 || w->dims[1] != 1 || s->group < 2 ||
+        w->dims[3] > MAX_DEPTHWISE_TAPS || sp->auto_pad != MQ_AUTO_PAD_NOTSET ||
+        (sp->n_pads >= 0 && sp->n_pads != 4) || (sp->n_strides >= 0 && sp->n_strides != 2) ||
+        (sp->n_dilations >= 0 && sp->n_dilations != 2) ||
+        (sp->n_kernel >= 0 && sp->n_kernel != 2))
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        if ((sp->n_strides == 2 && sp->strides[i] > 8) ||
+            (sp->n_dilations == 2 && sp->dilations[i] > 64) || begin[i] < 0 || end[i] < 0 ||
+            begin[i] > INT32_MAX || end[i] > INT32_MAX)
+            return 0;
+    }
+    if (sp->n_pads < 0) {
+        memset(sp->pads, 0, sizeof sp->pads);
+        sp->n_pads = 4;
+    }
+    for (int i = 0; i < 2; i++) {
+        sp->pads[i] += begin[i];
+        sp->pads[2 + i] += end[i];
+    }
+    return 1;
+}
+
 int mq_conv_check_inputs(const struct mq_kernel_node *node, const struct conv_state *s,
                          const struct mq_tensor *const *inputs, int n_inputs, int transpose,
                          int64_t *in_ch, int64_t *out_ch, int64_t *kernel, struct mq_error *err)

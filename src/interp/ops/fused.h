@@ -72,4 +72,15 @@ extern const struct mq_kernel mq_kernel_unsqueeze_view;
 int mq_conv_pack_weights(struct mq_kernel_node *node, const struct mq_tensor *w,
                          struct mq_error *err);
 
+/*
+ * Plan-time, for a Pad with zeros (+0) before a Conv node whose W is the constant w: when that
+ * Conv takes the direct depthwise path whatever its input (4-D W of one input channel per
+ * group, the path's bounds on kernel, strides and dilations; explicit pads only), adds the
+ * Pad's spatial begin[2] and end[2] to its pads and returns 1: the path reads +0 for its own
+ * padding, so every output is the same sum of the same products.  0 (nothing changed)
+ * otherwise: the packed GEMM's summation could then depend on the geometry.
+ */
+int mq_conv_absorb_zero_pad(struct mq_kernel_node *node, const struct mq_tensor *w,
+                            const int64_t *begin, const int64_t *end);
+
 #endif
