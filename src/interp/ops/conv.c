@@ -265,21 +265,13 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
         MQ_VECTOR_LOOP(i, n, const T v = lo > y[i] ? lo : y[i]; y[i] = hi < v ? hi : v);          \
     }                                                                                             \
                                                                                                   \
-    /* the fused HardSwish: HardSwish's own arithmetic and comparisons */                       \
-    MQ_SIMD_CLONES                                                                                \
-    static void hardswish_row_##SFX(T *restrict y, int64_t n)                                     \
-    {                                                                                             \
-        MQ_VECTOR_LOOP(i, n, const T x = y[i]; const T v = x / (T)6 + (T)0.5;                     \
-                       const T c = (T)0 > v ? (T)0 : v; y[i] = x * ((T)1 < c ? (T)1 : c));        \
-    }                                                                                             \
-                                                                                                  \
     /* the fused activation over `rows` rows of n elements, `stride` apart */                     \
     static void clamp_rows_##SFX(T *y, int64_t rows, int64_t n, int64_t stride,                   \
                                  const struct mq_fused_clamp *clamp)                              \
     {                                                                                             \
         for (int64_t r = 0; r < rows; r++)                                                        \
             if (clamp->kind == MQ_FUSED_HARDSWISH)                                                \
-                hardswish_row_##SFX(y + r * stride, n);                                           \
+                conv_hardswish_##SFX(y + r * stride, n);                                          \
             else                                                                                  \
                 clamp_row_##SFX(y + r * stride, n, (T)clamp->lo, (T)clamp->hi);                   \
     }                                                                                             \

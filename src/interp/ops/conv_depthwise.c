@@ -24,30 +24,6 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
     return 0;
 }
 
-/* The same with the output rows' bias, residual and activation, into Y (float32 only). */
-static int taps_rows_f32(float *y, const float *const *src, int64_t lds, const float *w,
-                         int taps, int64_t rows, int64_t n, float bias, const float *res,
-                         const struct mq_fused_clamp *clamp)
-{
-    struct mq_conv_gemm_act act;
-    if (clamp) {
-        act.hardswish = clamp->kind == MQ_FUSED_HARDSWISH;
-        act.lo = (float)clamp->lo;
-        act.hi = (float)clamp->hi;
-    }
-    return mq_conv_taps_rows_f32(y, n, src, lds, w, taps, rows, n, bias, res, n,
-                                 clamp ? &act : NULL);
-}
-
-static int taps_rows_f64(double *y, const double *const *src, int64_t lds, const double *w,
-                         int taps, int64_t rows, int64_t n, double bias, const double *res,
-                         const struct mq_fused_clamp *clamp)
-{
-    (void)y, (void)src, (void)lds, (void)w, (void)taps, (void)rows, (void)n, (void)bias,
-        (void)res, (void)clamp;
-    return 0;
-}
-
 /*
  * DEFINE_DEPTHWISE(T, SFX) defines, for element type T, the row helpers
  * (taps*_SFX, pad_line_SFX, split2_SFX, bias_row_SFX) and
@@ -103,14 +79,12 @@ static int taps_rows_f64(double *y, const double *const *src, int64_t lds, const
     static void bias_row_##SFX(T *restrict y, const T *restrict a, const T *restrict r,           \
                                int64_t n, T bias, int clamp, T lo, T hi)                          \
     {                                                                                             \
-        if (clamp == MQ_FUSED_HARDSWISH && r) {                                                   \
-            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias + r[i]; const T h = v / (T)6 + (T)0.5;   \
-                           const T c = (T)0 > h ? (T)0 : h; y[i] = v * ((T)1 < c ? (T)1 : c));    \
-            return;                                                                               \
-        }                                                                                         \
         if (clamp == MQ_FUSED_HARDSWISH) {                                                        \
-            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias; const T h = v / (T)6 + (T)0.5;          \
-                           const T c = (T)0 > h ? (T)0 : h; y[i] = v * ((T)1 < c ? (T)1 : c));    \
+            if (r)                                                                                \
+                MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias + r[i]);                                  \
+            else                                                                                  \
+                MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias);                                         \
+            conv_hardswish_##SFX(y, n);                                                           \
             return;                                                                               \
         }                                                                                         \
         if (r && clamp)                                                                           \
@@ -190,10 +164,6 @@ static int taps_rows_f64(double *y, const double *const *src, int64_t lds, const
                             all[kh * kw_n + kw] = planes + ((th % sh) * sw + tw % sw) * plane +   \
                                                   (th / sh) * cols + tw / sw;                     \
                         }                                                                         \
-                    /* straight into Y where the CPU has the kernel, else through acc */         \
-                    if (taps_rows_##SFX(yp, all, cols, wk, (int)(kh_n * kw_n), oh_n, ow_n, bias,  \
-                                        rp, clamp))                                               \
-                        continue;                                                                 \
                     summed = all_taps_##SFX(acc, all, wk, (int)(kh_n * kw_n), span);              \
                 }                                                                                 \
                 if (!summed)                                                                      \

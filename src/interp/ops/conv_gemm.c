@@ -30,6 +30,7 @@
  */
 #include "interp/ops/conv_gemm.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,12 +58,13 @@ struct tile_io {
     int64_t ldr;
     int first;                 /* first k block: start from bias + res, else from Y */
     int act;                   /* last k block of a fused activation: 0 none, ACT_CLAMP to
-                                  [lo, hi] (Relu, Clip), ACT_HARDSWISH */
+                                  [lo, hi] (Clip), ACT_LOWER (Relu), ACT_HARDSWISH */
     float lo, hi;
     int rows, cols;            /* valid part; the AVX2 kernel is only given full tiles */
 };
 
-enum { ACT_NONE, ACT_CLAMP, ACT_HARDSWISH };
+/* ACT_LOWER is ACT_CLAMP with hi +inf (Relu), whose min(+inf, v) is v: left out */
+enum { ACT_NONE, ACT_CLAMP, ACT_LOWER, ACT_HARDSWISH };
 
 typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
                              const struct tile_io *io);
@@ -117,7 +119,9 @@ __attribute__((target("avx2"))) static inline __m256 hardswish_avx2(__m256 x)
                                    : start)                                                        \
                              : _mm512_maskz_loadu_ps(mask, cr + (off));                            \
         s = _mm512_add_ps(s, acc);                                                                 \
-        if (io->act == ACT_CLAMP)                                                                  \
+        if (io->act == ACT_LOWER)                                                                  \
+            s = _mm512_max_ps(_mm512_set1_ps(io->lo), s);                                          \
+        else if (io->act == ACT_CLAMP)                                                             \
             s = _mm512_min_ps(_mm512_set1_ps(io->hi), _mm512_max_ps(_mm512_set1_ps(io->lo), s));   \
         else if (io->act == ACT_HARDSWISH)                                                         \
             s = hardswish_avx512(s);                                                               \
@@ -223,7 +227,7 @@ __attribute__((target("avx512f"))) static void kernel_avx512_column(int64_t kc, 
         else
             v = *c;
         v += sum[r];
-        if (io->act == ACT_CLAMP) {
+        if (io->act == ACT_CLAMP || io->act == ACT_LOWER) {
             v = io->lo > v ? io->lo : v;
             v = io->hi < v ? io->hi : v;
         } else if (io->act == ACT_HARDSWISH) {
@@ -279,7 +283,7 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const fl
         }                                                                                          \
         s0 = _mm256_add_ps(s0, c##r##a);                                                           \
         s1 = _mm256_add_ps(s1, c##r##b);                                                           \
-        if (io->act == ACT_CLAMP) {                                                                \
+        if (io->act == ACT_CLAMP || io->act == ACT_LOWER) {                                        \
             const __m256 lo = _mm256_set1_ps(io->lo), hi = _mm256_set1_ps(io->hi);                 \
             s0 = _mm256_min_ps(hi, _mm256_max_ps(lo, s0));                                         \
             s1 = _mm256_min_ps(hi, _mm256_max_ps(lo, s1));                                         \
@@ -602,9 +606,10 @@ static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *
                 pack_block(block, b, ldb, k0, kc, panel_start, panel_cols, n_panels, nr);
             struct tile_io io;
             io.first = k0 == 0;
-            io.act = !act || k0 + kc < k ? ACT_NONE
-                     : act->hardswish    ? ACT_HARDSWISH
-                                         : ACT_CLAMP;
+            io.act = !act || k0 + kc < k   ? ACT_NONE
+                     : act->hardswish      ? ACT_HARDSWISH
+                     : act->hi == INFINITY ? ACT_LOWER
+                                           : ACT_CLAMP;
             io.lo = act ? act->lo : 0.0f;
             io.hi = act ? act->hi : 0.0f;
             io.ldc = ldy;
@@ -708,56 +713,12 @@ __attribute__((target("avx512f"))) static void taps_avx512(float *acc, const flo
     }
 }
 
-/*
- * taps_avx512 straight into rows of Y: each output row of n values sums its taps in registers
- * (the same fused multiply-adds, in the same order), adds the bias and the residual and
- * applies the activation before its one store, so no accumulator plane is written and read.
- */
-__attribute__((target("avx512f"))) static void taps_rows_avx512(
-    float *y, int64_t ldy, const float *const *src, int64_t lds, const float *w, int taps,
-    int64_t rows, int64_t n, float bias, const float *res, int64_t ldr,
-    const struct mq_conv_gemm_act *act)
+/* HardSwish over y in place, 16 lanes at a time (the tail masked) */
+__attribute__((target("avx512f"))) static void hardswish_rows_avx512(float *y, int64_t n)
 {
-    const __m512 vb = _mm512_set1_ps(bias);
-    const __m512 lo = _mm512_set1_ps(act ? act->lo : 0.0f);
-    const __m512 hi = _mm512_set1_ps(act ? act->hi : 0.0f);
-    const int kind = !act ? ACT_NONE : act->hardswish ? ACT_HARDSWISH : ACT_CLAMP;
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t so = r * lds;
-        float *yr = y + r * ldy;
-        const float *rr = res ? res + r * ldr : NULL;
-        /* two vectors at a time where the row has them: independent chains of FMAs */
-        for (int64_t i = 0; i < n; i += 32) {
-            const int64_t left = n - i;
-            const __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-            const __mmask16 m1 = left >= 32   ? (__mmask16)0xffff
-                                 : left > 16 ? (__mmask16)((1u << (left - 16)) - 1)
-                                             : (__mmask16)0;
-            __m512 s[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-            if (m1) {
-                for (int t = 0; t < taps; t++) {
-                    const __m512 wt = _mm512_set1_ps(w[t]);
-                    const float *p = src[t] + so + i;
-                    s[0] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(m0, p), s[0]);
-                    s[1] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(m1, p + 16), s[1]);
-                }
-            } else {
-                for (int t = 0; t < taps; t++)
-                    s[0] = _mm512_fmadd_ps(_mm512_set1_ps(w[t]),
-                                           _mm512_maskz_loadu_ps(m0, src[t] + so + i), s[0]);
-            }
-            for (int v = 0; v < (m1 ? 2 : 1); v++) {
-                const __mmask16 m = v ? m1 : m0;
-                __m512 o = _mm512_add_ps(s[v], vb);
-                if (rr)
-                    o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, rr + i + 16 * v));
-                if (kind == ACT_CLAMP)
-                    o = _mm512_min_ps(hi, _mm512_max_ps(lo, o));
-                else if (kind == ACT_HARDSWISH)
-                    o = hardswish_avx512(o);
-                _mm512_mask_storeu_ps(yr + i + 16 * v, m, o);
-            }
-        }
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, hardswish_avx512(_mm512_maskz_loadu_ps(m, y + i)));
     }
 }
 
@@ -784,25 +745,22 @@ __attribute__((target("avx2,fma"))) static void taps_avx2(float *acc, const floa
 }
 #endif
 
-int mq_conv_taps_rows_f32(float *y, int64_t ldy, const float *const *src, int64_t lds,
-                          const float *w, int taps, int64_t rows, int64_t n, float bias,
-                          const float *res, int64_t ldr, const struct mq_conv_gemm_act *act)
+void mq_conv_hardswish_f32(float *y, int64_t n)
 {
     micro_kernel kernel;
-    int mr = select_kernel(&kernel);
-    if (taps < 1 || taps > MQ_CONV_MAX_TAPS)
-        return 0;
+    int64_t i = 0;
 #ifdef HAVE_X86_KERNELS
-    if (mr == 12) {
-        taps_rows_avx512(y, ldy, src, lds, w, taps, rows, n, bias, res, ldr, act);
-        return 1;
+    if (select_kernel(&kernel) == 12) {
+        hardswish_rows_avx512(y, n);
+        return;
     }
 #else
-    (void)y, (void)ldy, (void)src, (void)lds, (void)w, (void)rows, (void)n, (void)bias,
-        (void)res, (void)ldr, (void)act;
+    (void)kernel;
 #endif
-    (void)mr;
-    return 0;
+    for (; i < n; i++) {
+        const float x = y[i], v = x / 6.0f + 0.5f;
+        y[i] = x * (v < 0 ? 0.0f : v > 1 ? 1.0f : v);
+    }
 }
 
 int mq_conv_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n)

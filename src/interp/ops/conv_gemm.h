@@ -92,6 +92,13 @@ void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
                             const struct mq_conv_gemm_act *clamp);
 
 /*
+ * HardSwish over y[0..n) in place, HardSwish's own x * (v < 0 ? 0 : v > 1 ? 1 : v) with
+ * v = x / 6 + 0.5, in vectors where the CPU allows (AVX-512): the fused activation of
+ * convolutions that do not apply it in the GEMM.
+ */
+void mq_conv_hardswish_f32(float *y, int64_t n);
+
+/*
  * Depthwise taps: acc[i] = sum over t < taps of w[t] * src[t][i], for i < n
  * (acc is overwritten).  All the taps of a block of outputs are summed in
  * registers, so acc is written once instead of once per tap.  Returns 0,
@@ -101,15 +108,5 @@ void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
 #define MQ_CONV_MAX_TAPS 64
 int mq_conv_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n);
 
-/*
- * The same written straight into `rows` rows of Y, with what follows the sum: for r < rows
- * and i < n, y[r * ldy + i] = act(acc + bias + res[r * ldr + i]), acc the sum above over
- * src[t][r * lds + i] (res may be NULL, act NULL for none), the same floats as the sum, the
- * additions and the activation in turn.  Returns 0, doing nothing, where the CPU has no kernel
- * for it (AVX-512 only).
- */
-int mq_conv_taps_rows_f32(float *y, int64_t ldy, const float *const *src, int64_t lds,
-                          const float *w, int taps, int64_t rows, int64_t n, float bias,
-                          const float *res, int64_t ldr, const struct mq_conv_gemm_act *act);
 
 #endif

@@ -107,6 +107,21 @@ static inline int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int
 CONV_GATHER(float, f32)
 CONV_GATHER(double, f64)
 
+/* The fused HardSwish in place, HardSwish's own arithmetic and comparisons (float32 in vectors,
+   conv_gemm.h) */
+static inline void conv_hardswish_f32(float *y, int64_t n)
+{
+    mq_conv_hardswish_f32(y, n);
+}
+
+static inline void conv_hardswish_f64(double *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const double x = y[i], v = x / 6 + 0.5;
+        y[i] = x * (v < 0 ? 0.0 : v > 1 ? 1.0 : v);
+    }
+}
+
 /* Parses a Conv (transpose 0) or ConvTranspose (1) node into a struct conv_state. */
 int mq_conv_prepare_state(struct mq_kernel_node *node, int transpose, struct mq_error *err);
 void mq_conv_destroy_state(void *state);
