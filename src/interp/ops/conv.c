@@ -147,6 +147,7 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
  *   conv_compute_SFX  the whole op on one batch
  */
 #define DEFINE_CONV(T, SFX, GEMM)                                                                 \
+    MQ_SIMD_CLONES                                                                                \
     static void every_other_##SFX(T *restrict dst, const T *restrict src, int64_t n)              \
     {                                                                                             \
         MQ_VECTOR_LOOP(j, n, dst[j] = src[2 * j]);                                                \
