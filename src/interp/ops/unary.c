@@ -37,8 +37,9 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
  * The parameters are copied to locals so the compiler knows stores to the
  * output cannot change them, which lets it vectorise the loop.
  */
-#define UNARY_ROW(NAME, T, UT, TO, BODY)                                                       \
-    static void NAME(void *o_, const void *x_, int64_t n, const struct unary_params *p)        \
+#define UNARY_ROW(NAME, T, UT, TO, ...) UNARY_ROW_ATTR(, NAME, T, UT, TO, __VA_ARGS__)
+#define UNARY_ROW_ATTR(ATTR, NAME, T, UT, TO, ...)                                             \
+    ATTR static void NAME(void *o_, const void *x_, int64_t n, const struct unary_params *p)   \
     {                                                                                          \
         TO *o = o_;                                                                            \
         const T *in = x_;                                                                      \
@@ -52,13 +53,25 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
         for (int64_t i = 0; i < n; i++) {                                                      \
             const T x = in[i];                                                                 \
             TO y;                                                                              \
-            BODY;                                                                              \
+            __VA_ARGS__;                                                                       \
             o[i] = y;                                                                          \
         }                                                                                      \
     }
 
 
 #define DEF_SAME(OP, FAM, S, T, UT, DT) UNARY_ROW(OP##_##S, T, UT, T, OP##_##FAM(T, UT))
+/*
+ * GCC turns the comparisons of a body into vector selects only when told that floating-point
+ * operations may not trap (which changes no value: the same IEEE operations run, merely on
+ * every lane); without it HardSwish's loop stays scalar.  Clang vectorises it as it is.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SELECTS_VECTORISE __attribute__((optimize("no-trapping-math")))
+#else
+#define SELECTS_VECTORISE
+#endif
+#define DEF_SAME_SELECTS(OP, FAM, S, T, UT, DT)                                                \
+    UNARY_ROW_ATTR(SELECTS_VECTORISE, OP##_##S, T, UT, T, OP##_##FAM(T, UT))
 #define DEF_BOOL(OP, FAM, S, T, UT, DT) UNARY_ROW(OP##_##S, T, UT, uint8_t, OP##_##FAM(T, UT))
 #define SLOT(OP, FAM, S, T, UT, DT) [DT] = OP##_##S,
 
@@ -146,7 +159,7 @@ FLOAT_OP(celu)
 FLOAT_OP(thresholdedrelu)
 FLOAT_OP(sigmoid)
 FLOAT_OP(hardsigmoid)
-FLOAT_OP(hardswish)
+FLOAT_TYPES(DEF_SAME_SELECTS, hardswish, float)
 FLOAT_OP(swish)
 FLOAT_OP(tanh)
 FLOAT_OP(erf)
