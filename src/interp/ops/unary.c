@@ -63,7 +63,8 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
 /*
  * GCC turns the comparisons of a body into vector selects only when told that floating-point
  * operations may not trap (which changes no value: the same IEEE operations run, merely on
- * every lane); without it HardSwish's loop stays scalar.  Clang vectorises it as it is.
+ * every lane); without it the loops of HardSwish and LeakyRelu stay scalar.  Clang vectorises
+ * them as they are.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 #define SELECTS_VECTORISE __attribute__((optimize("no-trapping-math")))
@@ -152,7 +153,7 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
 #define FLOAT_OP(OP) FLOAT_TYPES(DEF_SAME, OP, float)
 FLOAT_OP(relu)
 SINT_TYPES(DEF_SAME, relu, sint)
-FLOAT_OP(leakyrelu)
+FLOAT_TYPES(DEF_SAME_SELECTS, leakyrelu, float)
 FLOAT_OP(elu)
 FLOAT_OP(selu)
 FLOAT_OP(celu)
