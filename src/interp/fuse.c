@@ -16,7 +16,13 @@
  *    computed before the Conv runs (a residual connection): the kernel adds
  *    it with the bias;
  *  - Conv, Gemm, BatchNormalization, Add and Sum absorb a following Relu
- *    (the kernels of interp/ops/fused.h);
+ *    (the kernels of interp/ops/fused.h), or a following Clip whose bounds
+ *    are constants (attributes before opset 11, else constant inputs): the
+ *    bounds go into the node's clamp (interp/kernel.h), which Conv's kernels
+ *    apply to each block of output as they write it and the runner applies
+ *    in place after the others (plan_step.clip_after), the same comparisons
+ *    as Clip's own, so the floats are Clip's.  A Conv with float32 or double
+ *    weights absorbs a following HardSwish the same way;
  *  - a QuantizeLinear absorbs the DequantizeLinear with its scale and zero
  *    point that alone reads it: a QDQ model's simulated rounding in one step.
  *
@@ -24,6 +30,10 @@
  * output and that output is not a graph output nor read by a subgraph, so
  * nothing else could see the tensor that is no longer produced.  Constants
  * that no step reads any more are freed.
+ *
+ * A Pad of +0 over the two spatial axes of a 4-D tensor that only a
+ * depthwise Conv reads becomes that Conv's padding (mq_conv_absorb_zero_pad),
+ * saving the padded copy.
  *
  * Reshape, Flatten, Squeeze and Unsqueeze become views of their input when
  * that input outlives them: a constant, a fed input, an outer value, or a
@@ -254,6 +264,45 @@ static int relu_reading(const struct plan_step *step, int v)
     return is_op(step, "Relu") && single_output_reading(step, v) && step->node.n_inputs == 1;
 }
 
+/*
+ * A Clip reading v alone whose bounds are known now: attributes before opset 11, constant
+ * scalars of a float type from opset 11 (an absent bound is an infinity).  Fills *clamp (the
+ * bounds, exactly as Clip reads them) and returns 1; 0 when it is not such a Clip.
+ */
+static int clip_reading(const struct fuse *f, const struct plan_step *step, int v,
+                        struct mq_fused_clamp *clamp)
+{
+    if (!is_op(step, "Clip") || !single_output_reading(step, v))
+        return 0;
+    const struct mq_kernel_node *kn = &step->node;
+    memset(clamp, 0, sizeof *clamp);
+    clamp->kind = MQ_FUSED_CLIP;
+    clamp->lo = -INFINITY;
+    clamp->hi = INFINITY;
+    clamp->clip_name = kn->name;
+    if (kn->opset < 11) {
+        /* read as float32, as the Clip kernel does, and widened exactly */
+        if (mq_attr_has(kn, "min"))
+            clamp->lo = mq_attr_float(kn, "min", 0.0f);
+        if (mq_attr_has(kn, "max"))
+            clamp->hi = mq_attr_float(kn, "max", 0.0f);
+        return 1;
+    }
+    if (kn->n_inputs > 3)
+        return 0;
+    for (int i = 1; i < kn->n_inputs; i++) {
+        if (step->inputs[i] < 0)
+            continue;
+        const struct mq_tensor *c = local_constant(f->plan, step->inputs[i]);
+        if (!c || c->count != 1 || !mq_dtype_is_float(c->dtype) ||
+            (clamp->dtype && c->dtype != clamp->dtype))
+            return 0;
+        clamp->dtype = c->dtype;
+        *(i == 1 ? &clamp->lo : &clamp->hi) = mq_tensor_get_double(c, 0);
+    }
+    return 1;
+}
+
 static void put_element(struct mq_tensor *t, int64_t i, double v)
 {
     if (t->dtype == MQ_DTYPE_DOUBLE)
@@ -369,13 +418,32 @@ static int fuse_conv(struct fuse *f, int s, struct mq_error *err)
     double *a = NULL, *c = NULL;
     if (foldable && identity_affine(channels, &a, &c))
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
-    int out = step->outputs[0], folded = 0, relu = 0, residual = -1;
+    int out = step->outputs[0], folded = 0, relu = 0, clip = 0, residual = -1;
+    struct mq_fused_clamp clamp;
     for (int r; (r = single_reader(f, out)) >= 0;) {
         const struct plan_step *next = &plan->steps[r];
         int along, k;
         if (relu_reading(next, out)) {
             out = absorb(f, r);
             relu = 1;
+            break;
+        }
+        /* bounds of another type than a constant W's: the Clip stays, to refuse them */
+        if (clip_reading(f, next, out, &clamp) &&
+            (!clamp.dtype || !w || clamp.dtype == w->dtype)) {
+            out = absorb(f, r);
+            clip = 1;
+            break;
+        }
+        /* HardSwish for a float32 or double W (the types it computes in) */
+        if (is_op(next, "HardSwish") && single_output_reading(next, out) &&
+            next->node.n_inputs == 1 && w &&
+            (w->dtype == MQ_DTYPE_FLOAT || w->dtype == MQ_DTYPE_DOUBLE)) {
+            memset(&clamp, 0, sizeof clamp);
+            clamp.kind = MQ_FUSED_HARDSWISH;
+            clamp.clip_name = next->node.name;
+            out = absorb(f, r);
+            clip = 1;
             break;
         }
         /* per-channel Adds were folded above; any other operand is a residual, added last */
@@ -446,8 +514,14 @@ static int fuse_conv(struct fuse *f, int s, struct mq_error *err)
         step->node.n_inputs = 4;
     }
     step->outputs[0] = out;
+    if (clip)
+        step->node.clamp = clamp;
     if (residual >= 0)
-        step->kernel = relu ? &mq_kernel_conv_add_relu : &mq_kernel_conv_add;
+        step->kernel = clip   ? &mq_kernel_conv_add_act
+                       : relu ? &mq_kernel_conv_add_relu
+                              : &mq_kernel_conv_add;
+    else if (clip)
+        step->kernel = &mq_kernel_conv_act;
     else if (relu)
         step->kernel = &mq_kernel_conv_relu;
     return MQ_OK;
@@ -472,13 +546,19 @@ static int fuse_batchnorm(struct fuse *f, int s, struct mq_error *err)
     double *a = NULL, *c = NULL;
     if (foldable && identity_affine(channels, &a, &c))
         return mq_error_code(err, MQ_ERR_MEMORY, "out of memory fusing node '%s'", kn->name);
-    int out = step->outputs[0], folded = 0, relu = 0;
+    int out = step->outputs[0], folded = 0, relu = 0, clip = 0;
+    struct mq_fused_clamp clamp;
     for (int r; (r = single_reader(f, out)) >= 0;) {
         const struct plan_step *next = &plan->steps[r];
         int along, k;
         if (relu_reading(next, out)) {
             out = absorb(f, r);
             relu = 1;
+            break;
+        }
+        if (clip_reading(f, next, out, &clamp)) {
+            out = absorb(f, r);
+            clip = 1;
             break;
         }
         if (!foldable ||
@@ -513,6 +593,10 @@ static int fuse_batchnorm(struct fuse *f, int s, struct mq_error *err)
     step->outputs[0] = out;
     if (relu)
         step->kernel = &mq_kernel_batchnorm_relu;
+    if (clip) {
+        step->node.clamp = clamp;
+        step->clip_after = 1;
+    }
     return MQ_OK;
 }
 
@@ -576,17 +660,84 @@ static void fuse_dequantize(struct fuse *f, int s)
     }
 }
 
-/* Gemm, Add or Sum followed by Relu. */
+/*
+ * A Pad (opset 2 on) of constant +0 on the spatial axes of a 4-D tensor, read only by a Conv
+ * as its X: the Conv reads the Pad's input with the padding added to its own, when it takes a
+ * path that pads exactly as the Pad does (mq_conv_absorb_zero_pad).
+ */
+static void fuse_pad(struct fuse *f, int s)
+{
+    struct mq_plan *plan = f->plan;
+    struct plan_step *step = &plan->steps[s];
+    const struct mq_kernel_node *kn = &step->node;
+    if (kn->opset < 2 || kn->n_outputs != 1 || step->outputs[0] < 0 || kn->n_inputs < 1 ||
+        step->inputs[0] < 0)
+        return;
+    char mode[16];
+    if (strcmp(mq_attr_string(kn, "mode", "constant", mode, sizeof mode), "constant") != 0)
+        return;
+    int64_t pads[8];
+    if (kn->opset < 11) {
+        const int64_t *v = NULL;
+        double value = mq_attr_float(kn, "value", 0.0f);
+        if (mq_attr_ints(kn, "pads", &v) != 8 || value != 0 || signbit(value))
+            return;
+        memcpy(pads, v, sizeof pads);
+    } else {
+        if (kn->n_inputs < 2 || kn->n_inputs > 3)
+            return; /* no axes input */
+        const struct mq_tensor *tp = local_constant(plan, step->inputs[1]);
+        if (!tp || tp->dtype != MQ_DTYPE_INT64 || tp->count != 8)
+            return;
+        memcpy(pads, tp->data, sizeof pads);
+        if (kn->n_inputs == 3 && step->inputs[2] >= 0) {
+            const struct mq_tensor *tv = local_constant(plan, step->inputs[2]);
+            if (!tv || tv->count != 1 || !mq_dtype_is_float(tv->dtype))
+                return;
+            double value = mq_tensor_get_double(tv, 0);
+            if (value != 0 || signbit(value))
+                return;
+        }
+    }
+    /* batch and channels unpadded: [n, c, top, left, n, c, bottom, right] */
+    if (pads[0] || pads[1] || pads[4] || pads[5])
+        return;
+    int r = single_reader(f, step->outputs[0]);
+    if (r < 0)
+        return;
+    struct plan_step *conv = &plan->steps[r];
+    if (!is_op(conv, "Conv") || conv->node.n_inputs < 2 || conv->inputs[0] != step->outputs[0] ||
+        conv->inputs[1] == step->outputs[0])
+        return;
+    const struct mq_tensor *w = local_constant(plan, conv->inputs[1]);
+    const int64_t begin[2] = {pads[2], pads[3]}, end[2] = {pads[6], pads[7]};
+    if (!mq_conv_absorb_zero_pad(&conv->node, w, begin, end))
+        return;
+    int x = step->inputs[0];
+    conv->inputs[0] = x;
+    if (f->reader[x] < r)
+        f->reader[x] = r;
+    f->removed[s] = 1;
+}
+
+/* Gemm, Add or Sum followed by Relu (the fused kernel) or by Clip (applied by the runner). */
 static void fuse_relu(struct fuse *f, int s, const struct mq_kernel *fused)
 {
     struct plan_step *step = &f->plan->steps[s];
     if (step->node.n_outputs != 1 || step->outputs[0] < 0)
         return;
     int r = single_reader(f, step->outputs[0]);
-    if (r < 0 || !relu_reading(&f->plan->steps[r], step->outputs[0]))
+    struct mq_fused_clamp clamp;
+    if (r < 0)
         return;
-    step->outputs[0] = absorb(f, r);
-    step->kernel = fused;
+    if (relu_reading(&f->plan->steps[r], step->outputs[0])) {
+        step->outputs[0] = absorb(f, r);
+        step->kernel = fused;
+    } else if (clip_reading(f, &f->plan->steps[r], step->outputs[0], &clamp)) {
+        step->outputs[0] = absorb(f, r);
+        step->node.clamp = clamp;
+        step->clip_after = 1;
+    }
 }
 
 int mq_plan_fuse(struct mq_plan *plan, struct mq_error *err)
@@ -626,6 +777,8 @@ int mq_plan_fuse(struct mq_plan *plan, struct mq_error *err)
             fuse_relu(&f, s, &mq_kernel_add_relu);
         else if (is_op(step, "Sum"))
             fuse_relu(&f, s, &mq_kernel_sum_relu);
+        else if (is_op(step, "Pad"))
+            fuse_pad(&f, s);
         else if (is_op(step, "Reshape"))
             make_view(&f, s, &mq_kernel_reshape_view);
         else if (is_op(step, "Flatten"))

@@ -21,6 +21,22 @@
 struct mq_exec;      /* per-run state, see interp/plan.h */
 struct mq_plan;      /* a built graph, see interp/plan.h */
 
+/*
+ * An activation that a plan built with fusion runs as part of the op before it
+ * (interp/fuse.c), on output 0, with the comparisons of the op absorbed, so that NaN and -0
+ * come out as they would from it:
+ *  MQ_FUSED_CLIP       Clip (or Relu: lo 0, hi +inf): hi < v ? hi : v of v = lo > y ? lo : y;
+ *                      an absent bound is an infinity;
+ *  MQ_FUSED_HARDSWISH  HardSwish: y * c, c = v > 1 ? 1 : v of v = y / 6 + 0.5 < 0 ? 0 : that.
+ */
+enum { MQ_FUSED_NONE, MQ_FUSED_CLIP, MQ_FUSED_HARDSWISH };
+struct mq_fused_clamp {
+    int kind;                  /* MQ_FUSED_*; 0: nothing absorbed */
+    double lo, hi;             /* exact in the output's element type */
+    int dtype;                 /* the bounds' element type; 0: Clip's attributes, any float type */
+    const char *clip_name;     /* the node absorbed, for errors */
+};
+
 struct mq_kernel_node {
     const Onnx__NodeProto *proto;
     const char *name;        /* node name, or "<op_type>#<index>" when the model gives none */
@@ -34,6 +50,8 @@ struct mq_kernel_node {
     int n_subgraphs;
     struct mq_plan **subgraphs;
     const char **subgraph_names; /* attribute names: "then_branch", "body", ... */
+    /* Set by fusion only (interp/fuse.c); the kernels of interp/ops/fused.h that apply it */
+    struct mq_fused_clamp clamp;
 };
 
 /*

@@ -32,6 +32,9 @@ struct plan_step {
      * buffer the runner moves to the output.
      */
     int view_of_input;
+    /* Output 0 gets node.clamp, a Clip fused after the op, from the runner (interp/fuse.c):
+       for kernels that do not apply it themselves */
+    int clip_after;
 };
 
 struct mq_plan {

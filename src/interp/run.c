@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "interp/ops/fused.h"
 #include "interp/plan_internal.h"
 
 const struct mq_tensor *mq_exec_value(const struct mq_exec *exec, int v)
@@ -63,6 +64,18 @@ int mq_exec_step(struct mq_exec *exec, const struct plan_step *step, struct mq_e
     if (rc) {
         for (int o = 0; o < kn->n_outputs; o++)
             mq_tensor_free(&outputs[o]);
+        goto out;
+    }
+    /* a Clip fused into an op whose kernel does not apply it (interp/fuse.c): in place, on the
+       op's own output (never a view: the fusion takes only ops that allocate theirs) */
+    if (step->clip_after && kn->n_outputs > 0 && outputs[0].dtype &&
+        (outputs[0].borrowed || mq_fused_act_apply(kn, &outputs[0], err))) {
+        if (outputs[0].borrowed)
+            mq_error_set(err, "node '%s' (%s): a fused Clip met a borrowed output", kn->name,
+                         kn->op_type);
+        for (int o = 0; o < kn->n_outputs; o++)
+            mq_tensor_free(&outputs[o]);
+        rc = MQ_ERR;
         goto out;
     }
     if (step->view_of_input && kn->n_outputs > 0 && outputs[0].borrowed) {

@@ -51,6 +51,47 @@ START_TEST(activations_with_defaults)
 }
 END_TEST
 
+/*
+ * LeakyRelu and HardSwish on every lane of vectors and their tails, NaN, infinities and both
+ * zeros included: each value the bits of the scalar formula (the loops are vectorised).
+ */
+START_TEST(vectorised_selects_keep_every_bit)
+{
+    enum { N = 37 };
+    float x[N];
+    const float special[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, -3.0f, 3.0f, -1e-30f};
+    for (int i = 0; i < N; i++)
+        x[i] = i < (int)(sizeof special / sizeof special[0]) ? special[i] : (float)(i - 20) * 0.37f;
+    for (int op = 0; op < 2; op++) {
+        Onnx__NodeProto *n = oh_node(op ? "HardSwish" : "LeakyRelu", 1, 1);
+        if (!op)
+            oh_attr_float(n, "alpha", 0.3f);
+        struct mq_error err = {{0}};
+        struct mq_tensor in = oh_f32(1, OH_DIMS(N), x), out = {0};
+        ck_assert_msg(oh_run(n, op ? 14 : 16, &in, 1, &out, 1, &err) == 0, "%s", err.message);
+        const float *y = out.data;
+        for (int i = 0; i < N; i++) {
+            volatile float v = x[i]; /* the scalar formula, kept scalar */
+            float want;
+            if (op) {
+                volatile float h = v / 6.0f + 0.5f;
+                want = v * (h < 0 ? 0.0f : h > 1 ? 1.0f : h);
+            } else {
+                want = v < 0 ? 0.3f * v : v;
+            }
+            uint32_t a, b;
+            memcpy(&a, &y[i], 4);
+            memcpy(&b, &want, 4);
+            ck_assert_msg(a == b, "%s(%g): %08x, expected %08x", n->op_type, (double)x[i],
+                          (unsigned)a, (unsigned)b);
+        }
+        mq_tensor_free(&in);
+        mq_tensor_free(&out);
+        oh_node_free(n);
+    }
+}
+END_TEST
+
 START_TEST(activation_attributes)
 {
     Onnx__NodeProto *n = oh_node("LeakyRelu", 1, 1);
@@ -359,6 +400,7 @@ int main(void)
     Suite *s = suite_create("ops_unary");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, activations_with_defaults);
+    tcase_add_test(tc, vectorised_selects_keep_every_bit);
     tcase_add_test(tc, activation_attributes);
     tcase_add_test(tc, math_and_rounding);
     tcase_add_test(tc, integer_types);

@@ -197,6 +197,308 @@ START_TEST(conv_absorbs_a_residual_add)
 }
 END_TEST
 
+static void attr_float(Onnx__NodeProto *node, const char *name, float v)
+{
+    Onnx__AttributeProto *a = mb_alloc(sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = mb_strdup(name);
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_type = 1;
+    a->f = v;
+    a->has_f = 1;
+    mb_append((void ***)&node->attribute, &node->n_attribute, a);
+}
+
+static struct mq_tensor scalar_f32(float v)
+{
+    struct mq_tensor t;
+    struct mq_error err = {{0}};
+    ck_assert(mq_tensor_alloc(&t, MQ_DTYPE_FLOAT, 0, NULL, "test", &err) == MQ_OK);
+    *(float *)t.data = v;
+    return t;
+}
+
+/* Runs proto in a fused plan with packed weights: outputs into y; returns the plan's steps. */
+static int run_fast(Onnx__ModelProto *proto, const struct mq_tensor *inputs, int n_in,
+                    struct mq_tensor *y, int n_out)
+{
+    struct mq_model model = {proto, (char *)"test.onnx", NULL};
+    struct mq_plan *fast = NULL;
+    struct mq_error err = {{0}};
+    struct mq_plan_options options = {.fuse = 1, .pack_weights = 1};
+    ck_assert_msg(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK, "%s",
+                  err.message);
+    ck_assert_msg(mq_plan_run(fast, inputs, n_in, y, n_out, NULL, &err) == MQ_OK, "%s",
+                  err.message);
+    int steps = fast->n_steps;
+    mq_plan_free(fast);
+    return steps;
+}
+
+/* The same bits, NaN and signed zeros included. */
+static void assert_same_bits(const struct mq_tensor *a, const struct mq_tensor *b)
+{
+    ck_assert(mq_shape_equal(a, b));
+    ck_assert_int_eq(a->dtype, b->dtype);
+    const uint32_t *pa = a->data, *pb = b->data;
+    for (int64_t i = 0; i < a->count; i++)
+        ck_assert_msg(pa[i] == pb[i], "element %lld: %08x against Clip's %08x", (long long)i,
+                      (unsigned)pa[i], (unsigned)pb[i]);
+}
+
+/*
+ * Where the producer's output is also a graph output (`visible`), the Clip stays a step of
+ * its own: the reference.  Otherwise it is fused away (one step less) and must give its bits.
+ */
+/* Clip bounds: inputs (opset 14), max alone, attributes (opset 6), min above max; and
+   HardSwish instead (opset 14), which only Conv absorbs. */
+enum clip_form { CLIP_INPUTS, CLIP_MAX_ONLY, CLIP_ATTRS, CLIP_CROSSED, N_CLIP_FORMS, HARDSWISH };
+
+static void add_clip(Onnx__GraphProto *g, enum clip_form form, const char *x, const char *y)
+{
+    char inputs[64];
+    if (form == HARDSWISH) {
+        mb_node(g, "HardSwish", "clip", x, y);
+        return;
+    }
+    if (form == CLIP_ATTRS) {
+        Onnx__NodeProto *clip = mb_node(g, "Clip", "clip", x, y);
+        attr_float(clip, "min", 0.0f);
+        attr_float(clip, "max", 0.375f);
+        return;
+    }
+    mb_init(g, "lo", scalar_f32(form == CLIP_CROSSED ? 0.5f : 0.0f));
+    mb_init(g, "hi", scalar_f32(form == CLIP_CROSSED ? -0.25f : 0.375f));
+    snprintf(inputs, sizeof inputs, form == CLIP_MAX_ONLY ? "%s,,hi" : "%s,lo,hi", x);
+    mb_node(g, "Clip", "clip", inputs, y);
+}
+
+/*
+ * x -> Conv -> (Add residual) -> Clip or HardSwish: in one step, the bits Clip (HardSwish)
+ * gives after the same Conv (whose output, made a graph output, keeps the Clip apart), NaN
+ * and infinities included.
+ */
+static void run_conv_clip_case(const struct conv_case *k, int residual, enum clip_form form)
+{
+    const int opset = form == CLIP_ATTRS ? 6 : 14;
+    const int64_t ekh = (k->kh - 1) * k->dilation + 1, ekw = (k->kw - 1) * k->dilation + 1;
+    const int64_t oh = (k->h + 2 * k->pad - ekh) / k->stride + 1;
+    const int64_t ow = (k->w + 2 * k->pad - ekw) / k->stride + 1;
+    int64_t xdims[4] = {k->n, k->c, k->h, k->w}, ydims[4] = {k->n, k->m, oh, ow};
+    int64_t wdims[4] = {k->m, k->c / k->group, k->kh, k->kw}, mdims[1] = {k->m};
+    int64_t rdims[4] = {residual == 1 ? k->n : 1, k->m, residual == 1 ? oh : 1,
+                        residual == 1 ? ow : 1};
+    struct mq_tensor inputs[2] = {rand_f32(4, xdims, -1, 1), {0}};
+    float *xp = inputs[0].data;
+    xp[inputs[0].count / 3] = NAN;
+    xp[inputs[0].count / 2] = INFINITY;
+    xp[inputs[0].count - 1] = -INFINITY;
+    if (residual)
+        inputs[1] = rand_f32(4, rdims, -0.5f, 0.5f);
+    const int n_in = residual ? 2 : 1;
+    struct mq_tensor y[2][2] = {{{0}}};
+    int steps[2];
+    unsigned start = seed;
+    for (int visible = 0; visible < 2; visible++) {
+        seed = start; /* the same weights in both models */
+        Onnx__ModelProto *proto = mb_model(opset);
+        Onnx__GraphProto *g = proto->graph;
+        mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+        mb_init(g, "w", rand_f32(4, wdims, -0.5f, 0.5f));
+        if (k->bias)
+            mb_init(g, "b", rand_f32(1, mdims, -0.5f, 0.5f));
+        Onnx__NodeProto *conv = mb_node(g, "Conv", "conv", k->bias ? "x,w,b" : "x,w", "c");
+        attr_ints(conv, "kernel_shape", 2, (int64_t[]){k->kh, k->kw});
+        attr_ints(conv, "strides", 2, (int64_t[]){k->stride, k->stride});
+        attr_ints(conv, "pads", 4, (int64_t[]){k->pad, k->pad, k->pad, k->pad});
+        attr_ints(conv, "dilations", 2, (int64_t[]){k->dilation, k->dilation});
+        attr_int(conv, "group", k->group);
+        const char *clipped = "c";
+        if (residual) {
+            mb_input(g, "r", MQ_DTYPE_FLOAT, 4, rdims);
+            mb_node(g, "Add", "residual", "c,r", "s");
+            clipped = "s";
+        }
+        add_clip(g, form, clipped, "y");
+        mb_output(g, "y", MQ_DTYPE_FLOAT, 4, ydims);
+        if (visible)
+            mb_output(g, clipped, MQ_DTYPE_FLOAT, 4, ydims);
+        steps[visible] = run_fast(proto, inputs, n_in, y[visible], 1 + visible);
+        onnx__model_proto__free_unpacked(proto, NULL);
+    }
+    ck_assert_int_eq(steps[0], 1);
+    ck_assert_int_eq(steps[1], 2);
+    assert_same_bits(&y[0][0], &y[1][0]);
+    mq_tensor_free(&y[0][0]);
+    mq_tensor_free(&y[1][0]);
+    mq_tensor_free(&y[1][1]);
+    for (int i = 0; i < n_in; i++)
+        mq_tensor_free(&inputs[i]);
+}
+
+START_TEST(clip_and_hardswish_fuse_into_conv_bit_for_bit)
+{
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+        for (int form = 0; form < N_CLIP_FORMS; form++)
+            run_conv_clip_case(&conv_cases[i], 0, (enum clip_form)form);
+        run_conv_clip_case(&conv_cases[i], 0, HARDSWISH);
+    }
+    /* with a residual Add between, of Y's shape (inside the GEMM) or broadcast (after it) */
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+        run_conv_clip_case(&conv_cases[i], 1, CLIP_INPUTS);
+        run_conv_clip_case(&conv_cases[i], 2, CLIP_MAX_ONLY);
+        run_conv_clip_case(&conv_cases[i], 1, HARDSWISH);
+        run_conv_clip_case(&conv_cases[i], 2, HARDSWISH);
+    }
+}
+END_TEST
+
+/*
+ * Gemm, Add, Sum and BatchNormalization followed by Clip: the runner clips their output in
+ * place, with Clip's bits: -0 stays -0 against a lower bound of +0, NaN stays NaN.
+ */
+START_TEST(clip_fuses_into_gemm_add_sum_and_batchnorm)
+{
+    const char *producers[] = {"Gemm", "Add", "Sum", "BatchNormalization"};
+    int64_t dims[2] = {4, 6}, bdims[2] = {6, 6}, mdims[1] = {6};
+    for (int form = 0; form < N_CLIP_FORMS; form++)
+        for (int p = 0; p < 4; p++) {
+            struct mq_tensor in[2] = {rand_f32(2, dims, -1, 1), rand_f32(2, dims, -1, 1)};
+            float *a = in[0].data, *b = in[1].data;
+            a[0] = b[0] = -0.0f; /* -0 + -0 = -0 */
+            a[1] = NAN;
+            a[2] = INFINITY;
+            b[3] = -INFINITY;
+            struct mq_tensor y[2][2] = {{{0}}};
+            int steps[2];
+            unsigned start = seed;
+            for (int visible = 0; visible < 2; visible++) {
+                seed = start;
+                Onnx__ModelProto *proto = mb_model(form == CLIP_ATTRS ? 6 : 13);
+                Onnx__GraphProto *g = proto->graph;
+                mb_input(g, "a", MQ_DTYPE_FLOAT, 2, dims);
+                mb_input(g, "b", MQ_DTYPE_FLOAT, 2, dims);
+                if (p == 0) {
+                    mb_init(g, "w", rand_f32(2, bdims, -1, 1));
+                    mb_node(g, "Gemm", "op", "a,w", "s");
+                } else if (p == 3) {
+                    mb_init(g, "scale", rand_f32(1, mdims, 0.5f, 1.5f));
+                    mb_init(g, "shift", rand_f32(1, mdims, -1, 1));
+                    mb_init(g, "mean", rand_f32(1, mdims, -0.5f, 0.5f));
+                    mb_init(g, "var", rand_f32(1, mdims, 0.5f, 2));
+                    mb_node(g, "BatchNormalization", "op", "a,scale,shift,mean,var", "s");
+                } else {
+                    mb_node(g, producers[p], "op", "a,b", "s");
+                }
+                add_clip(g, (enum clip_form)form, "s", "y");
+                mb_output(g, "y", MQ_DTYPE_FLOAT, 2, dims);
+                if (visible)
+                    mb_output(g, "s", MQ_DTYPE_FLOAT, 2, dims);
+                steps[visible] = run_fast(proto, in, 2, y[visible], 1 + visible);
+                onnx__model_proto__free_unpacked(proto, NULL);
+            }
+            ck_assert_msg(steps[0] == 1 && steps[1] == 2, "%s: %d and %d steps", producers[p],
+                          steps[0], steps[1]);
+            assert_same_bits(&y[0][0], &y[1][0]);
+            if (p == 1 && form != CLIP_CROSSED)
+                ck_assert(signbit(((float *)y[0][0].data)[0]) &&
+                          isnan(((float *)y[0][0].data)[1]));
+            mq_tensor_free(&y[0][0]);
+            mq_tensor_free(&y[1][0]);
+            mq_tensor_free(&y[1][1]);
+            mq_tensor_free(&in[0]);
+            mq_tensor_free(&in[1]);
+        }
+}
+END_TEST
+
+/* A bound computed at run time, or not a scalar, leaves the Clip a step of its own. */
+START_TEST(clip_with_unknown_bounds_stays)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        Onnx__ModelProto *proto = mb_model(13);
+        Onnx__GraphProto *g = proto->graph;
+        int64_t dims[2] = {2, 3}, two[1] = {2};
+        mb_input(g, "a", MQ_DTYPE_FLOAT, 2, dims);
+        mb_input(g, "b", MQ_DTYPE_FLOAT, 2, dims);
+        if (variant == 0)
+            mb_input(g, "lo", MQ_DTYPE_FLOAT, 0, NULL);
+        else
+            mb_init(g, "lo", rand_f32(1, two, -1, 0));
+        mb_node(g, "Add", "add", "a,b", "s");
+        mb_node(g, "Clip", "clip", "s,lo", "y");
+        mb_output(g, "y", MQ_DTYPE_FLOAT, 2, dims);
+        struct mq_tensor in[3] = {rand_f32(2, dims, -1, 1), rand_f32(2, dims, -1, 1),
+                                  scalar_f32(0.0f)};
+        struct mq_model model = {proto, (char *)"test.onnx", NULL};
+        struct mq_plan *fast = NULL;
+        struct mq_error err = {{0}};
+        struct mq_plan_options options = {.fuse = 1, .pack_weights = 1};
+        ck_assert(mq_plan_build_with_options(&model, &options, &fast, &err) == MQ_OK);
+        ck_assert_int_eq(fast->n_steps, 2);
+        mq_plan_free(fast);
+        for (int i = 0; i < 3; i++)
+            mq_tensor_free(&in[i]);
+        onnx__model_proto__free_unpacked(proto, NULL);
+    }
+}
+END_TEST
+
+/*
+ * Pad of +0 (opset 13, inputs) over the spatial axes before a depthwise Conv: one step with
+ * the padding the Conv's own, the same bits as the Pad then the Conv.  A Pad of -0 or 1, or
+ * before a Conv that is not depthwise (whose GEMM may sum differently), stays.
+ */
+START_TEST(zero_pad_fuses_into_depthwise_conv)
+{
+    /* value, group (8: depthwise), expected fused */
+    const struct {
+        float value;
+        int group, fused;
+    } cases[] = {{0.0f, 8, 1}, {-0.0f, 8, 0}, {1.0f, 8, 0}, {0.0f, 1, 0}};
+    int64_t xdims[4] = {1, 8, 13, 11}, pdims[1] = {8};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t wdims[4] = {8, 8 / cases[c].group, 3, 3};
+        int64_t ydims[4] = {1, 8, 7, 6}; /* (13 + 1 + 2 - 3) / 2 + 1, (11 + 1 + 2 - 3) / 2 + 1 */
+        struct mq_tensor x = rand_f32(4, xdims, -1, 1);
+        struct mq_tensor y[2][2] = {{{0}}};
+        int steps[2];
+        unsigned start = seed;
+        for (int visible = 0; visible < 2; visible++) {
+            seed = start;
+            Onnx__ModelProto *proto = mb_model(13);
+            Onnx__GraphProto *g = proto->graph;
+            mb_input(g, "x", MQ_DTYPE_FLOAT, 4, xdims);
+            mb_init(g, "w", rand_f32(4, wdims, -1, 1));
+            mb_init(g, "b", rand_f32(1, pdims, -1, 1));
+            struct mq_tensor pads;
+            struct mq_error err = {{0}};
+            int64_t eight[1] = {8};
+            ck_assert(mq_tensor_alloc(&pads, MQ_DTYPE_INT64, 1, eight, "pads", &err) == MQ_OK);
+            memcpy(pads.data, (int64_t[]){0, 0, 1, 2, 0, 0, 2, 1}, 8 * sizeof(int64_t));
+            mb_init(g, "pads", pads);
+            mb_init(g, "value", scalar_f32(cases[c].value));
+            mb_node(g, "Pad", "pad", "x,pads,value", "p");
+            Onnx__NodeProto *conv = mb_node(g, "Conv", "conv", "p,w,b", "y");
+            attr_ints(conv, "strides", 2, (int64_t[]){2, 2});
+            attr_int(conv, "group", cases[c].group);
+            mb_output(g, "y", MQ_DTYPE_FLOAT, 4, ydims);
+            if (visible)
+                mb_output(g, "p", MQ_DTYPE_FLOAT, 4, (int64_t[]){1, 8, 16, 14});
+            steps[visible] = run_fast(proto, &x, 1, y[visible], 1 + visible);
+            onnx__model_proto__free_unpacked(proto, NULL);
+        }
+        ck_assert_int_eq(steps[0], cases[c].fused ? 1 : 2);
+        ck_assert_int_eq(steps[1], 2);
+        assert_same_bits(&y[0][0], &y[1][0]);
+        mq_tensor_free(&y[0][0]);
+        mq_tensor_free(&y[1][0]);
+        mq_tensor_free(&y[1][1]);
+        mq_tensor_free(&x);
+    }
+}
+END_TEST
+
 /* A residual computed after the Conv cannot be fused into it; the other Conv takes the Add. */
 START_TEST(residual_must_exist_before_the_conv)
 {
@@ -624,5 +926,9 @@ int main(void)
     tcase_add_test(tc, per_axis_quantize_dequantize_pairs_fuse_exactly);
     tcase_add_test(tc, quantize_dequantize_pairs_take_over_their_input);
     tcase_add_test(tc, reshapes_view_their_input);
+    tcase_add_test(tc, clip_and_hardswish_fuse_into_conv_bit_for_bit);
+    tcase_add_test(tc, clip_fuses_into_gemm_add_sum_and_batchnorm);
+    tcase_add_test(tc, clip_with_unknown_bounds_stays);
+    tcase_add_test(tc, zero_pad_fuses_into_depthwise_conv);
     return mq_check_run(s, tc);
 }

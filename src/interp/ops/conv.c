@@ -24,6 +24,7 @@
  * there when the CPU allows.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,20 +50,33 @@
 #define COLUMN_BUDGET_ELEMENTS ((int64_t)1 << 18)
 #define MIN_CHUNK_COLUMNS 512
 
+/* The fused activation in conv_gemm's form (NULL when none). */
+static const struct mq_conv_gemm_act *gemm_clamp(const struct mq_fused_clamp *clamp,
+                                                 struct mq_conv_gemm_act *storage)
+{
+    if (!clamp)
+        return NULL;
+    storage->hardswish = clamp->kind == MQ_FUSED_HARDSWISH;
+    storage->lo = (float)clamp->lo;
+    storage->hi = (float)clamp->hi;
+    return storage;
+}
+
 /* The packed GEMM is float32 only: conv_compute_f64 never gets packed weights. */
 static void packed_gemm_f32(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
                             int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
-                            const float *res, int relu)
+                            const float *res, const struct mq_fused_clamp *clamp)
 {
-    mq_conv_gemm_run(pw, g, b, ldb, n, y, ldy, bias, res, ldy, relu);
+    struct mq_conv_gemm_act c;
+    mq_conv_gemm_run(pw, g, b, ldb, n, y, ldy, bias, res, ldy, gemm_clamp(clamp, &c));
 }
 
 static void packed_gemm_f64(const struct mq_conv_gemm_weights *pw, int64_t g, const double *b,
                             int64_t ldb, int64_t n, double *y, int64_t ldy, const double *bias,
-                            const double *res, int relu)
+                            const double *res, const struct mq_fused_clamp *clamp)
 {
     (void)pw, (void)g, (void)b, (void)ldb, (void)n, (void)y, (void)ldy, (void)bias, (void)res,
-        (void)relu;
+        (void)clamp;
 }
 
 /* Strides up to this are read through phase planes by the packed GEMM; larger ones use im2col. */
@@ -107,29 +121,33 @@ static int plane_image(const struct window_map *m, int64_t channels,
 
 static void packed_image_f32(const struct mq_conv_gemm_weights *pw, int64_t g,
                              struct mq_conv_gemm_image *image, const float *planes, float *y,
-                             int64_t ldy, const float *bias, const float *res, int relu)
+                             int64_t ldy, const float *bias, const float *res,
+                             const struct mq_fused_clamp *clamp)
 {
+    struct mq_conv_gemm_act c;
     image->data = planes;
-    mq_conv_gemm_run_image(pw, g, image, y, ldy, bias, res, ldy, relu);
+    mq_conv_gemm_run_image(pw, g, image, y, ldy, bias, res, ldy, gemm_clamp(clamp, &c));
 }
 
 static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
                              struct mq_conv_gemm_image *image, const double *planes, double *y,
-                             int64_t ldy, const double *bias, const double *res, int relu)
+                             int64_t ldy, const double *bias, const double *res,
+                             const struct mq_fused_clamp *clamp)
 {
     (void)pw, (void)g, (void)image, (void)planes, (void)y, (void)ldy, (void)bias, (void)res,
-        (void)relu;
+        (void)clamp;
 }
 
 /*
  * DEFINE_CONV(T, SFX, GEMM) defines, for element type T and its GEMM (interp/ops/gemm.h):
- *   every_other_SFX, im2col_row_SFX, relu_row_SFX, ...   row helpers the loops below call
+ *   every_other_SFX, im2col_row_SFX, clamp_row_SFX, ...   row helpers the loops below call
  *   im2col_SFX        columns for window lines [line0, line1) of `channels` images
  *   build_phases_SFX  the stride phase planes the packed GEMM reads
  *   mq_conv_fill_bias_SFX (conv_internal.h)
  *   conv_compute_SFX  the whole op on one batch
  */
 #define DEFINE_CONV(T, SFX, GEMM)                                                                 \
+    MQ_SIMD_CLONES                                                                                \
     static void every_other_##SFX(T *restrict dst, const T *restrict src, int64_t n)              \
     {                                                                                             \
         MQ_VECTOR_LOOP(j, n, dst[j] = src[2 * j]);                                                \
@@ -241,17 +259,22 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
+    /* the fused Relu or Clip: Clip's comparisons (NaN and -0 stay) */                          \
     MQ_SIMD_CLONES                                                                                \
-    static void relu_row_##SFX(T *restrict y, int64_t n)                                          \
+    static void clamp_row_##SFX(T *restrict y, int64_t n, T lo, T hi)                             \
     {                                                                                             \
-        MQ_VECTOR_LOOP(i, n, y[i] = y[i] < 0 ? (T)0 : y[i]);                                      \
+        MQ_VECTOR_LOOP(i, n, const T v = lo > y[i] ? lo : y[i]; y[i] = hi < v ? hi : v);          \
     }                                                                                             \
                                                                                                   \
-    /* Relu over `rows` rows of n elements, `stride` apart */                                     \
-    static void relu_rows_##SFX(T *y, int64_t rows, int64_t n, int64_t stride)                    \
+    /* the fused activation over `rows` rows of n elements, `stride` apart */                     \
+    static void clamp_rows_##SFX(T *y, int64_t rows, int64_t n, int64_t stride,                   \
+                                 const struct mq_fused_clamp *clamp)                              \
     {                                                                                             \
         for (int64_t r = 0; r < rows; r++)                                                        \
-            relu_row_##SFX(y + r * stride, n);                                                    \
+            if (clamp->kind == MQ_FUSED_HARDSWISH)                                                \
+                conv_hardswish_##SFX(y + r * stride, n);                                          \
+            else                                                                                  \
+                clamp_row_##SFX(y + r * stride, n, (T)clamp->lo, (T)clamp->hi);                   \
     }                                                                                             \
                                                                                                   \
     /* the stride phase planes of conv_gemm's image: `channels` planes of x (h x w) per phase */  \
@@ -297,7 +320,8 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
     static int conv_compute_##SFX(const struct mq_kernel_node *node, const struct window_map *m,  \
                                   int64_t batch, int64_t in_ch, int64_t out_ch, int64_t group,    \
                                   const T *x, const T *w, const T *b, const T *res, T *y,         \
-                                  int relu, const struct mq_conv_gemm_weights *pw,                \
+                                  const struct mq_fused_clamp *clamp,                             \
+                                  const struct mq_conv_gemm_weights *pw,                          \
                                   struct mq_error *err)                                           \
     {                                                                                             \
         const int L = m->n - 1;                                                                   \
@@ -362,15 +386,16 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
             if (depthwise) {                                                                      \
                 T *line = pad + m->strides[0] * m->strides[1] * pad_rows * pad_cols;              \
                 mq_conv_depthwise2d_##SFX(xb, w, b, rb, yb, in_ch, mg, m, pad, pad_rows,          \
-                                          pad_cols, line, line + m->strides[1] * pad_cols, relu); \
+                                          pad_cols, line, line + m->strides[1] * pad_cols,       \
+                                          clamp);                                                 \
                 continue;                                                                         \
             }                                                                                     \
             /* the packed GEMM adds the bias and residual itself */                               \
             if (((b || rb) && !pw) || ck == 0)                                                    \
                 mq_conv_fill_bias_##SFX(yb, b, rb, out_ch, m->grid_size);                         \
             if (ck == 0) {                                                                        \
-                if (relu)                                                                         \
-                    relu_rows_##SFX(yb, 1, out_ch * m->grid_size, 0);                             \
+                if (clamp)                                                                        \
+                    clamp_rows_##SFX(yb, 1, out_ch * m->grid_size, 0, clamp);                     \
                 continue;                                                                         \
             }                                                                                     \
             for (int64_t g = 0; g < group; g++) {                                                 \
@@ -381,21 +406,21 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
                 const T *rg = rb ? rb + g * mg * m->grid_size : NULL;                             \
                 if (pointwise && pw) {                                                            \
                     packed_gemm_##SFX(pw, g, xg, m->grid_size, m->grid_size, yg, m->grid_size,    \
-                                      bg, rg, relu);                                              \
+                                      bg, rg, clamp);                                             \
                     continue;                                                                     \
                 }                                                                                 \
                 if (from_image) {                                                                 \
                     if (phases)                                                                   \
                         build_phases_##SFX(phases, xg, &image, m->image[0], m->image[1]);         \
                     packed_image_##SFX(pw, g, &image, phases ? phases : xg, yg, m->grid_size, bg, \
-                                       rg, relu);                                                 \
+                                       rg, clamp);                                                \
                     continue;                                                                     \
                 }                                                                                 \
                 if (pointwise) {                                                                  \
                     GEMM(0, 0, (int)mg, (int)m->grid_size, (int)cg, (T)1, wg, (int)cg, xg,        \
                          (int)m->grid_size, beta, yg, (int)m->grid_size);                         \
-                    if (relu)                                                                     \
-                        relu_rows_##SFX(yg, mg, m->grid_size, m->grid_size);                      \
+                    if (clamp)                                                                    \
+                        clamp_rows_##SFX(yg, mg, m->grid_size, m->grid_size, clamp);              \
                     continue;                                                                     \
                 }                                                                                 \
                 for (int64_t l0 = 0; l0 < lines; l0 += chunk) {                                   \
@@ -404,13 +429,13 @@ static void packed_image_f64(const struct mq_conv_gemm_weights *pw, int64_t g,
                     im2col_##SFX(xg, cg, m, l0, l1, col);                                         \
                     if (pw) {                                                                     \
                         packed_gemm_##SFX(pw, g, col, cols, cols, yg + l0 * gw, m->grid_size, bg, \
-                                          rg ? rg + l0 * gw : NULL, relu);                        \
+                                          rg ? rg + l0 * gw : NULL, clamp);                       \
                         continue;                                                                 \
                     }                                                                             \
                     GEMM(0, 0, (int)mg, (int)cols, (int)ck, (T)1, wg, (int)ck, col, (int)cols,    \
                          beta, yg + l0 * gw, (int)m->grid_size);                                  \
-                    if (relu)                                                                     \
-                        relu_rows_##SFX(yg + l0 * gw, mg, cols, m->grid_size);                    \
+                    if (clamp)                                                                    \
+                        clamp_rows_##SFX(yg + l0 * gw, mg, cols, m->grid_size, clamp);            \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -495,6 +520,35 @@ static int conv_prepare(struct mq_kernel_node *node, struct mq_error *err)
     return mq_conv_prepare_state(node, 0, err);
 }
 
+int mq_conv_absorb_zero_pad(struct mq_kernel_node *node, const struct mq_tensor *w,
+                            const int64_t *begin, const int64_t *end)
+{
+    struct conv_state *s = node->state;
+    struct mq_spatial *sp = &s->sp;
+    /* the conditions of conv_compute's depthwise path, for any input W fits */
+    if (!s || !w || w->rank != 4 || w->dims[1] != 1 || s->group < 2 ||
+        w->dims[3] > MAX_DEPTHWISE_TAPS || sp->auto_pad != MQ_AUTO_PAD_NOTSET ||
+        (sp->n_pads >= 0 && sp->n_pads != 4) || (sp->n_strides >= 0 && sp->n_strides != 2) ||
+        (sp->n_dilations >= 0 && sp->n_dilations != 2) ||
+        (sp->n_kernel >= 0 && sp->n_kernel != 2))
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        if ((sp->n_strides == 2 && sp->strides[i] > 8) ||
+            (sp->n_dilations == 2 && sp->dilations[i] > 64) || begin[i] < 0 || end[i] < 0 ||
+            begin[i] > INT32_MAX || end[i] > INT32_MAX)
+            return 0;
+    }
+    if (sp->n_pads < 0) {
+        memset(sp->pads, 0, sizeof sp->pads);
+        sp->n_pads = 4;
+    }
+    for (int i = 0; i < 2; i++) {
+        sp->pads[i] += begin[i];
+        sp->pads[2 + i] += end[i];
+    }
+    return 1;
+}
+
 int mq_conv_check_inputs(const struct mq_kernel_node *node, const struct conv_state *s,
                          const struct mq_tensor *const *inputs, int n_inputs, int transpose,
                          int64_t *in_ch, int64_t *out_ch, int64_t *kernel, struct mq_error *err)
@@ -569,7 +623,7 @@ int mq_conv_finish_map(const struct mq_kernel_node *node, struct window_map *m,
 }
 
 /*
- * relu?(y + r) with numpy broadcasting, into y: the fused Add's residual when
+ * clamp?(y + r) with numpy broadcasting, into y: the fused Add's residual when
  * it does not have exactly Y's shape (the fused kernels take that case only
  * inside the GEMM).
  */
@@ -577,9 +631,17 @@ int mq_conv_finish_map(const struct mq_kernel_node *node, struct window_map *m,
     do {                                                                                         \
         const T *py = y->data, *pr = r->data;                                                    \
         T *po = out.data;                                                                        \
+        const T lo = clamp ? (T)clamp->lo : (T)0, hi = clamp ? (T)clamp->hi : (T)0;              \
         for (int64_t i = 0; i < out.count; i++) {                                                \
-            const T v = py[oy] + pr[orr];                                                        \
-            po[i] = relu && v < 0 ? (T)0 : v;                                                    \
+            T v = py[oy] + pr[orr];                                                              \
+            if (clamp && clamp->kind == MQ_FUSED_HARDSWISH) {                                    \
+                const T h = v / (T)6 + (T)0.5;                                                   \
+                v = v * (h < 0 ? (T)0 : h > 1 ? (T)1 : h);                                       \
+            } else if (clamp) {                                                                  \
+                v = lo > v ? lo : v;                                                             \
+                v = hi < v ? hi : v;                                                             \
+            }                                                                                    \
+            po[i] = v;                                                                           \
             for (int d = rank - 1; d >= 0; d--) {                                                \
                 oy += sy[d];                                                                     \
                 orr += sr[d];                                                                    \
@@ -593,7 +655,8 @@ int mq_conv_finish_map(const struct mq_kernel_node *node, struct window_map *m,
     } while (0)
 
 static int add_broadcast(const struct mq_kernel_node *node, struct mq_tensor *y,
-                         const struct mq_tensor *r, int relu, struct mq_error *err)
+                         const struct mq_tensor *r, const struct mq_fused_clamp *clamp,
+                         struct mq_error *err)
 {
     const struct mq_tensor *in[2] = {y, r};
     int rank;
@@ -620,7 +683,7 @@ static int add_broadcast(const struct mq_kernel_node *node, struct mq_tensor *y,
 /* res: the residual of a fused Add (NULL when none). */
 static int conv_run_common(const struct mq_kernel_node *node, const struct mq_tensor *const *inputs,
                            int n_inputs, const struct mq_tensor *res, struct mq_tensor *outputs,
-                           int relu, struct mq_error *err)
+                           const struct mq_fused_clamp *clamp, struct mq_error *err)
 {
     const struct conv_state *s = node->state;
     struct window_map m;
@@ -656,18 +719,21 @@ static int conv_run_common(const struct mq_kernel_node *node, const struct mq_te
         s->packed.m * s->group == out_ch && s->packed.k * out_ch == w->count)
         pw = &s->packed;
     const void *rd = res_inside ? res->data : NULL;
-    int inner_relu = relu && (!res || res_inside);
+    const struct mq_fused_clamp *inner_clamp = !res || res_inside ? clamp : NULL;
     int rc = x->dtype == MQ_DTYPE_FLOAT
                  ? conv_compute_f32(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data,
-                                    w->data, b ? b->data : NULL, rd, outputs[0].data, inner_relu,
+                                    w->data, b ? b->data : NULL, rd, outputs[0].data, inner_clamp,
                                     pw, err)
                  : conv_compute_f64(node, &m, x->dims[0], in_ch, out_ch, s->group, x->data,
-                                    w->data, b ? b->data : NULL, rd, outputs[0].data, inner_relu,
+                                    w->data, b ? b->data : NULL, rd, outputs[0].data, inner_clamp,
                                     NULL, err);
     if (rc == MQ_OK && res && !res_inside)
-        rc = add_broadcast(node, &outputs[0], res, relu, err);
+        rc = add_broadcast(node, &outputs[0], res, clamp, err);
     return rc;
 }
+
+/* Relu as a clamp: lo 0 > x ? 0 : x is Relu's x < 0 ? 0 : x, and min(+inf, x) is x */
+static const struct mq_fused_clamp relu_clamp = {MQ_FUSED_CLIP, 0.0, INFINITY, 0, "Relu"};
 
 static int conv_run(const struct mq_kernel_node *node, struct mq_exec *exec,
                     const struct mq_tensor *const *inputs, int n_inputs,
@@ -675,7 +741,7 @@ static int conv_run(const struct mq_kernel_node *node, struct mq_exec *exec,
 {
     if (mq_widen_needed(inputs, n_inputs))
         return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_run, 0, err);
-    return conv_run_common(node, inputs, n_inputs, NULL, outputs, 0, err);
+    return conv_run_common(node, inputs, n_inputs, NULL, outputs, NULL, err);
 }
 
 static int conv_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -685,7 +751,17 @@ static int conv_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec
     if (mq_widen_needed(inputs, n_inputs))
         return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_relu_run, 0,
                             err);
-    return conv_run_common(node, inputs, n_inputs, NULL, outputs, 1, err);
+    return conv_run_common(node, inputs, n_inputs, NULL, outputs, &relu_clamp, err);
+}
+
+static int missing_residual(const struct mq_kernel_node *node,
+                            const struct mq_tensor *const *inputs, int n_inputs,
+                            struct mq_error *err)
+{
+    if (n_inputs < 4 || !inputs[3])
+        return mq_error_set(err, "node '%s' (%s, fused with Add): the residual is missing",
+                            node->name, node->op_type);
+    return MQ_OK;
 }
 
 /* Conv then Add of input 3, the residual (interp/ops/fused.h), with or without the Relu. */
@@ -696,10 +772,9 @@ static int conv_add_run(const struct mq_kernel_node *node, struct mq_exec *exec,
     if (mq_widen_needed(inputs, n_inputs))
         return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_add_run, 0,
                             err);
-    if (n_inputs < 4 || !inputs[3])
-        return mq_error_set(err, "node '%s' (%s, fused with Add): the residual is missing",
-                            node->name, node->op_type);
-    return conv_run_common(node, inputs, 3, inputs[3], outputs, 0, err);
+    if (missing_residual(node, inputs, n_inputs, err))
+        return MQ_ERR;
+    return conv_run_common(node, inputs, 3, inputs[3], outputs, NULL, err);
 }
 
 static int conv_add_relu_run(const struct mq_kernel_node *node, struct mq_exec *exec,
@@ -709,10 +784,49 @@ static int conv_add_relu_run(const struct mq_kernel_node *node, struct mq_exec *
     if (mq_widen_needed(inputs, n_inputs))
         return mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs, conv_add_relu_run,
                             0, err);
-    if (n_inputs < 4 || !inputs[3])
-        return mq_error_set(err, "node '%s' (%s, fused with Add): the residual is missing",
-                            node->name, node->op_type);
-    return conv_run_common(node, inputs, 3, inputs[3], outputs, 1, err);
+    if (missing_residual(node, inputs, n_inputs, err))
+        return MQ_ERR;
+    return conv_run_common(node, inputs, 3, inputs[3], outputs, &relu_clamp, err);
+}
+
+/*
+ * Conv (then Add of input 3 when `residual`) then the Clip or HardSwish of node->clamp.
+ * float32 and double apply it to each block of output as it is written; float16 and bfloat16
+ * run the plain op on float32 copies and apply it to the narrowed output as the op would, on
+ * float32 widenings of it.
+ */
+static int conv_act_common(const struct mq_kernel_node *node, struct mq_exec *exec,
+                            const struct mq_tensor *const *inputs, int n_inputs,
+                            struct mq_tensor *outputs, int n_outputs, int residual,
+                            struct mq_error *err)
+{
+    if (mq_widen_needed(inputs, n_inputs)) {
+        if (mq_widen_run(node, exec, inputs, n_inputs, outputs, n_outputs,
+                         residual ? conv_add_run : conv_run, 0, err))
+            return MQ_ERR;
+        return mq_fused_act_apply(node, &outputs[0], err);
+    }
+    if (residual && missing_residual(node, inputs, n_inputs, err))
+        return MQ_ERR;
+    const struct mq_tensor *x = n_inputs > 0 ? inputs[0] : NULL;
+    if (x && mq_fused_act_check(node, x->dtype, err))
+        return MQ_ERR;
+    return conv_run_common(node, inputs, residual ? 3 : n_inputs, residual ? inputs[3] : NULL,
+                           outputs, &node->clamp, err);
+}
+
+static int conv_act_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                         const struct mq_tensor *const *inputs, int n_inputs,
+                         struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return conv_act_common(node, exec, inputs, n_inputs, outputs, n_outputs, 0, err);
+}
+
+static int conv_add_act_run(const struct mq_kernel_node *node, struct mq_exec *exec,
+                             const struct mq_tensor *const *inputs, int n_inputs,
+                             struct mq_tensor *outputs, int n_outputs, struct mq_error *err)
+{
+    return conv_act_common(node, exec, inputs, n_inputs, outputs, n_outputs, 1, err);
 }
 
 /* Conv-1 and Conv-11 differ only in documentation. */
@@ -728,3 +842,7 @@ const struct mq_kernel mq_kernel_conv_add = {"", "Conv", 1, 0, conv_prepare, con
                                              mq_conv_destroy_state};
 const struct mq_kernel mq_kernel_conv_add_relu = {"", "Conv", 1, 0, conv_prepare,
                                                   conv_add_relu_run, mq_conv_destroy_state};
+const struct mq_kernel mq_kernel_conv_act = {"", "Conv", 1, 0, conv_prepare, conv_act_run,
+                                              mq_conv_destroy_state};
+const struct mq_kernel mq_kernel_conv_add_act = {"", "Conv", 1, 0, conv_prepare,
+                                                  conv_add_act_run, mq_conv_destroy_state};

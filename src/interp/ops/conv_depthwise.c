@@ -72,18 +72,29 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
         MQ_VECTOR_LOOP(j, n, even[j] = src[2 * j]; odd[j] = src[2 * j + 1]);                      \
     }                                                                                             \
                                                                                                   \
-    /* y = a + bias (+ r, the residual, when not NULL), then Relu's x < 0 ? 0 : x when asked      \
-     * (NaN stays NaN, as in Relu) */                                                             \
+    /* y = a + bias (+ r, the residual, when not NULL), then the fused activation `clamp`         \
+     * (MQ_FUSED_*, interp/kernel.h) in the op's own comparisons: Clip's lo > v ? lo : v then     \
+     * hi < v ? hi : v (NaN and -0 stay; Relu is lo 0, hi +inf), or HardSwish's */                \
     MQ_SIMD_CLONES                                                                                \
     static void bias_row_##SFX(T *restrict y, const T *restrict a, const T *restrict r,           \
-                               int64_t n, T bias, int relu)                                       \
+                               int64_t n, T bias, int clamp, T lo, T hi)                          \
     {                                                                                             \
-        if (r && relu)                                                                            \
-            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias + r[i]; y[i] = v < 0 ? (T)0 : v);        \
+        if (clamp == MQ_FUSED_HARDSWISH) {                                                        \
+            if (r)                                                                                \
+                MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias + r[i]);                                  \
+            else                                                                                  \
+                MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias);                                         \
+            conv_hardswish_##SFX(y, n);                                                           \
+            return;                                                                               \
+        }                                                                                         \
+        if (r && clamp)                                                                           \
+            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias + r[i]; const T u = lo > v ? lo : v;     \
+                           y[i] = hi < u ? hi : u);                                               \
         else if (r)                                                                               \
             MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias + r[i]);                                      \
-        else if (relu)                                                                            \
-            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias; y[i] = v < 0 ? (T)0 : v);               \
+        else if (clamp)                                                                           \
+            MQ_VECTOR_LOOP(i, n, const T v = a[i] + bias; const T u = lo > v ? lo : v;            \
+                           y[i] = hi < u ? hi : u);                                               \
         else                                                                                      \
             MQ_VECTOR_LOOP(i, n, y[i] = a[i] + bias);                                             \
     }                                                                                             \
@@ -97,12 +108,13 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
      * tap is one long contiguous multiply-add over the whole plane, with no                      \
      * bounds checks; the `cols - OW` extra columns per row are computed and                      \
      * dropped.  Each output row is then written once: accumulator plus bias                      \
-     * (b may be NULL), with the fused Relu.                                                      \
+     * (b may be NULL), with the fused clamp.                                                     \
      */                                                                                           \
     void mq_conv_depthwise2d_##SFX(const T *x, const T *w, const T *b, const T *res, T *y,        \
                                    int64_t channels, int64_t multiplier,                          \
                                    const struct window_map *m, T *planes, int64_t rows,           \
-                                   int64_t cols, T *line, T *acc, int relu)                       \
+                                   int64_t cols, T *line, T *acc,                                 \
+                                   const struct mq_fused_clamp *clamp)                            \
     {                                                                                             \
         const int64_t kh_n = m->kernel[0], kw_n = m->kernel[1];                                   \
         const int64_t ih_n = m->image[0], iw_n = m->image[1];                                     \
@@ -141,6 +153,8 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
                 const T *wk = w + oc * m->kernel_size;                                            \
                 T *yp = y + oc * m->grid_size;                                                    \
                 int summed = 0;                                                                   \
+                const T bias = b ? b[oc] : (T)0;                                                  \
+                const T *rp = res ? res + oc * m->grid_size : NULL;                               \
                 if (kh_n * kw_n <= MQ_CONV_MAX_TAPS) {                                            \
                     /* every tap's source at once, for a kernel summing them in registers */      \
                     const T *all[MQ_CONV_MAX_TAPS];                                               \
@@ -170,11 +184,10 @@ static int all_taps_f64(double *acc, const double *const *src, const double *w, 
                     else if (kw + 1 == kw_n)                                                      \
                         taps1_##SFX(acc, src[kw], wr[kw], span);                                  \
                 }                                                                                 \
-                const T bias = b ? b[oc] : (T)0;                                                  \
-                const T *rp = res ? res + oc * m->grid_size : NULL;                               \
                 for (int64_t oh = 0; oh < oh_n; oh++)                                             \
                     bias_row_##SFX(yp + oh * ow_n, acc + oh * cols, rp ? rp + oh * ow_n : NULL,   \
-                                   ow_n, bias, relu);                                             \
+                                   ow_n, bias, clamp ? clamp->kind : 0,                           \
+                                   clamp ? (T)clamp->lo : (T)0, clamp ? (T)clamp->hi : (T)0);     \
             }                                                                                     \
         }                                                                                         \
     }

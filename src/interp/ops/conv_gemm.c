@@ -10,7 +10,7 @@
  * MR x NR tile of Y held in registers, MR broadcasts of W and NR / width
  * loads of B feeding MR * NR / width FMAs per k.  The first k block starts
  * the tile from the bias (and the residual), the others from Y; the last
- * applies the Relu.
+ * applies the fused activation (Relu, Clip or HardSwish).
  *
  *   AVX-512: MR = 12, NR = 32 (24 accumulators of 16 floats), with 8- and
  *            4-row and 16-column variants for short tiles, and a
@@ -30,6 +30,7 @@
  */
 #include "interp/ops/conv_gemm.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +57,14 @@ struct tile_io {
     const float *res;          /* a tile added once, with the bias, or NULL */
     int64_t ldr;
     int first;                 /* first k block: start from bias + res, else from Y */
-    int relu;                  /* last k block of a fused Relu */
+    int act;                   /* last k block of a fused activation: 0 none, ACT_CLAMP to
+                                  [lo, hi] (Clip), ACT_LOWER (Relu), ACT_HARDSWISH */
+    float lo, hi;
     int rows, cols;            /* valid part; the AVX2 kernel is only given full tiles */
 };
+
+/* ACT_LOWER is ACT_CLAMP with hi +inf (Relu), whose min(+inf, v) is v: left out */
+enum { ACT_NONE, ACT_CLAMP, ACT_LOWER, ACT_HARDSWISH };
 
 typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
                              const struct tile_io *io);
@@ -86,6 +92,21 @@ typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
 #define PREFETCH_W(a)                                                                              \
     _mm_prefetch((const char *)((uintptr_t)(a) + W_PREFETCH * sizeof(float)), _MM_HINT_T0)
 
+/* HardSwish's x * (v < 0 ? 0 : v > 1 ? 1 : v), v = x / 6 + 0.5, lane by lane (NaN stays) */
+__attribute__((target("avx512f"))) static inline __m512 hardswish_avx512(__m512 x)
+{
+    const __m512 v = _mm512_add_ps(_mm512_div_ps(x, _mm512_set1_ps(6.0f)), _mm512_set1_ps(0.5f));
+    return _mm512_mul_ps(x, _mm512_min_ps(_mm512_set1_ps(1.0f),
+                                          _mm512_max_ps(_mm512_setzero_ps(), v)));
+}
+
+__attribute__((target("avx2"))) static inline __m256 hardswish_avx2(__m256 x)
+{
+    const __m256 v = _mm256_add_ps(_mm256_div_ps(x, _mm256_set1_ps(6.0f)), _mm256_set1_ps(0.5f));
+    return _mm256_mul_ps(x, _mm256_min_ps(_mm256_set1_ps(1.0f),
+                                          _mm256_max_ps(_mm256_setzero_ps(), v)));
+}
+
 /* Row r of the tile into Y (masked to the valid columns): one or two vectors. */
 #define AVX512_STORE_BEGIN(r)                                                                      \
     if ((r) < io->rows) {                                                                          \
@@ -98,8 +119,12 @@ typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
                                    : start)                                                        \
                              : _mm512_maskz_loadu_ps(mask, cr + (off));                            \
         s = _mm512_add_ps(s, acc);                                                                 \
-        if (io->relu)                                                                              \
-            s = _mm512_max_ps(zero, s);                                                            \
+        if (io->act == ACT_LOWER)                                                                  \
+            s = _mm512_max_ps(_mm512_set1_ps(io->lo), s);                                          \
+        else if (io->act == ACT_CLAMP)                                                             \
+            s = _mm512_min_ps(_mm512_set1_ps(io->hi), _mm512_max_ps(_mm512_set1_ps(io->lo), s));   \
+        else if (io->act == ACT_HARDSWISH)                                                         \
+            s = hardswish_avx512(s);                                                               \
         _mm512_mask_storeu_ps(cr + (off), mask, s);                                                \
     }
 #define AVX512_STORE2(r)                                                                           \
@@ -112,7 +137,7 @@ typedef void (*micro_kernel)(int64_t kc, const float *a, const float *b,
     AVX512_STORE_HALF(c##r##a, 0, m0)                                                              \
     }
 
-/* max(0, x) returns x when x is NaN (the second operand), as Relu does. */
+/* max(lo, x) and min(hi, x) return x when x is NaN (the second operand), as Clip does. */
 #define DEFINE_AVX512_KERNEL_32(NAME, ROWS)                                                        \
     __attribute__((target("avx512f"))) static void NAME(int64_t kc, const float *a,               \
                                                          const float *b,                          \
@@ -202,7 +227,14 @@ __attribute__((target("avx512f"))) static void kernel_avx512_column(int64_t kc, 
         else
             v = *c;
         v += sum[r];
-        *c = io->relu && v < 0 ? 0.0f : v;
+        if (io->act == ACT_CLAMP || io->act == ACT_LOWER) {
+            v = io->lo > v ? io->lo : v;
+            v = io->hi < v ? io->hi : v;
+        } else if (io->act == ACT_HARDSWISH) {
+            const float h = v / 6.0f + 0.5f;
+            v = v * (h < 0 ? 0.0f : h > 1 ? 1.0f : h);
+        }
+        *c = v;
     }
 }
 
@@ -251,9 +283,13 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const fl
         }                                                                                          \
         s0 = _mm256_add_ps(s0, c##r##a);                                                           \
         s1 = _mm256_add_ps(s1, c##r##b);                                                           \
-        if (io->relu) {                                                                            \
-            s0 = _mm256_max_ps(zero, s0);                                                          \
-            s1 = _mm256_max_ps(zero, s1);                                                          \
+        if (io->act == ACT_CLAMP || io->act == ACT_LOWER) {                                        \
+            const __m256 lo = _mm256_set1_ps(io->lo), hi = _mm256_set1_ps(io->hi);                 \
+            s0 = _mm256_min_ps(hi, _mm256_max_ps(lo, s0));                                         \
+            s1 = _mm256_min_ps(hi, _mm256_max_ps(lo, s1));                                         \
+        } else if (io->act == ACT_HARDSWISH) {                                                     \
+            s0 = hardswish_avx2(s0);                                                               \
+            s1 = hardswish_avx2(s1);                                                               \
         }                                                                                          \
         _mm256_storeu_ps(cr, s0);                                                                  \
         _mm256_storeu_ps(cr + 8, s1);                                                              \
@@ -532,7 +568,8 @@ static void edge_tile(micro_kernel kernel, int mr, int nr, int64_t kc, const flo
  */
 static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b, int64_t ldb,
                  const struct mq_conv_gemm_image *image, int64_t n, int64_t row_width, float *y,
-                 int64_t ldy, const float *bias, const float *res, int64_t ldr, int relu)
+                 int64_t ldy, const float *bias, const float *res, int64_t ldr,
+                 const struct mq_conv_gemm_act *act)
 {
     micro_kernel kernel;
     const int mr = select_kernel(&kernel);
@@ -569,7 +606,12 @@ static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *
                 pack_block(block, b, ldb, k0, kc, panel_start, panel_cols, n_panels, nr);
             struct tile_io io;
             io.first = k0 == 0;
-            io.relu = relu && k0 + kc >= k;
+            io.act = !act || k0 + kc < k   ? ACT_NONE
+                     : act->hardswish      ? ACT_HARDSWISH
+                     : act->hi == INFINITY ? ACT_LOWER
+                                           : ACT_CLAMP;
+            io.lo = act ? act->lo : 0.0f;
+            io.hi = act ? act->hi : 0.0f;
             io.ldc = ldy;
             io.ldr = ldr;
             /* each panel of W (from memory: W can be megabytes) meets every panel of the
@@ -619,9 +661,9 @@ static void gemm(const struct mq_conv_gemm_weights *pw, int64_t g, const float *
 
 void mq_conv_gemm_run(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
                       int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
-                      const float *res, int64_t ldr, int relu)
+                      const float *res, int64_t ldr, const struct mq_conv_gemm_act *act)
 {
-    gemm(pw, g, b, ldb, NULL, n, 0, y, ldy, bias, res, ldr, relu);
+    gemm(pw, g, b, ldb, NULL, n, 0, y, ldy, bias, res, ldr, act);
 }
 
 int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image)
@@ -637,12 +679,13 @@ int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image)
 
 void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
                             const struct mq_conv_gemm_image *image, float *y, int64_t ldy,
-                            const float *bias, const float *res, int64_t ldr, int relu)
+                            const float *bias, const float *res, int64_t ldr,
+                            const struct mq_conv_gemm_act *act)
 {
     if (!mq_conv_gemm_image_supported(image))
         return;
     gemm(pw, g, NULL, 0, image, image->out_h * image->out_w,
-         image->plane_w != image->out_w ? image->out_w : 0, y, ldy, bias, res, ldr, relu);
+         image->plane_w != image->out_w ? image->out_w : 0, y, ldy, bias, res, ldr, act);
 }
 
 #ifdef HAVE_X86_KERNELS
@@ -670,6 +713,15 @@ __attribute__((target("avx512f"))) static void taps_avx512(float *acc, const flo
     }
 }
 
+/* HardSwish over y in place, 16 lanes at a time (the tail masked) */
+__attribute__((target("avx512f"))) static void hardswish_rows_avx512(float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, hardswish_avx512(_mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void taps_avx2(float *acc, const float *const *src,
                                                            const float *w, int taps, int64_t n)
 {
@@ -692,6 +744,24 @@ __attribute__((target("avx2,fma"))) static void taps_avx2(float *acc, const floa
     }
 }
 #endif
+
+void mq_conv_hardswish_f32(float *y, int64_t n)
+{
+    micro_kernel kernel;
+    int64_t i = 0;
+#ifdef HAVE_X86_KERNELS
+    if (select_kernel(&kernel) == 12) {
+        hardswish_rows_avx512(y, n);
+        return;
+    }
+#else
+    (void)kernel;
+#endif
+    for (; i < n; i++) {
+        const float x = y[i], v = x / 6.0f + 0.5f;
+        y[i] = x * (v < 0 ? 0.0f : v > 1 ? 1.0f : v);
+    }
+}
 
 int mq_conv_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n)
 {

@@ -1,13 +1,13 @@
 /*
  * Float32 GEMM for convolutions with weights packed once, at plan time.
  *
- * Y[M, N] = W[M, K] x B[K, N] (+ bias per row, then Relu if asked), with
+ * Y[M, N] = W[M, K] x B[K, N] (+ bias per row, then an activation if asked), with
  * W packed into panels of MQ_CONV_GEMM_MR rows by mq_conv_gemm_pack, B any
  * row-major matrix (im2col columns, or a 1x1 convolution's input itself) and
  * Y written with its own row stride.  Against BLAS this saves, on every run,
  * the repacking of W (BLAS packs both operands on each call, a large share
  * of the time when there are few output positions), and a separate pass
- * over Y for the bias and the activation: they are applied to each tile of
+ * over Y for the bias and the activation (a fused Relu or Clip): they are applied to each tile of
  * Y while it is in registers.
  *
  * The micro-kernels use AVX-512 or AVX2 (FMA) when the CPU has them,
@@ -30,6 +30,17 @@ struct mq_conv_gemm_weights {
     size_t count;              /* floats in data */
 };
 
+/*
+ * The fused activation, with the comparisons of the op it stands for (vmaxps and vminps with
+ * the bound first), so NaN and -0 come out as from that op: a clamp, y = hi < v ? hi : v of
+ * v = lo > y ? lo : y (Clip; Relu is lo 0, hi +inf), or with `hardswish` set HardSwish,
+ * y * min(1, max(0, y / 6 + 0.5)).
+ */
+struct mq_conv_gemm_act {
+    int hardswish;
+    float lo, hi;
+};
+
 /* Which micro-kernel this CPU runs: 0 none (use BLAS), else its panel height. */
 int mq_conv_gemm_available(void);
 
@@ -44,13 +55,13 @@ void mq_conv_gemm_free(struct mq_conv_gemm_weights *pw);
 /*
  * Y = W_g x B for group g: B is k x n with rows ldb apart, Y is m x n with
  * rows ldy apart, plus bias (m values, may be NULL) on each row and res (an
- * m x n matrix with rows ldr apart, may be NULL), then Relu (x < 0 ? 0 : x)
- * when relu is set.  Y is only written, never read first (it may be res).
+ * m x n matrix with rows ldr apart, may be NULL), then the activation when
+ * it is not NULL.  Y is only written, never read first (it may be res).
  * Dimensions must fit in int32 (the caller checks, as for BLAS).
  */
 void mq_conv_gemm_run(const struct mq_conv_gemm_weights *pw, int64_t g, const float *b,
                       int64_t ldb, int64_t n, float *y, int64_t ldy, const float *bias,
-                      const float *res, int64_t ldr, int relu);
+                      const float *res, int64_t ldr, const struct mq_conv_gemm_act *clamp);
 
 /*
  * A 2-D convolution whose B (im2col) matrix is read straight from the input
@@ -77,7 +88,15 @@ int mq_conv_gemm_image_supported(const struct mq_conv_gemm_image *image);
 /* Y = W_g x im2col(image), Y of m x (out_h * out_w) with rows ldy apart; the rest as above. */
 void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
                             const struct mq_conv_gemm_image *image, float *y, int64_t ldy,
-                            const float *bias, const float *res, int64_t ldr, int relu);
+                            const float *bias, const float *res, int64_t ldr,
+                            const struct mq_conv_gemm_act *clamp);
+
+/*
+ * HardSwish over y[0..n) in place, HardSwish's own x * (v < 0 ? 0 : v > 1 ? 1 : v) with
+ * v = x / 6 + 0.5, in vectors where the CPU allows (AVX-512): the fused activation of
+ * convolutions that do not apply it in the GEMM.
+ */
+void mq_conv_hardswish_f32(float *y, int64_t n);
 
 /*
  * Depthwise taps: acc[i] = sum over t < taps of w[t] * src[t][i], for i < n
@@ -88,5 +107,6 @@ void mq_conv_gemm_run_image(const struct mq_conv_gemm_weights *pw, int64_t g,
  */
 #define MQ_CONV_MAX_TAPS 64
 int mq_conv_taps_f32(float *acc, const float *const *src, const float *w, int taps, int64_t n);
+
 
 #endif

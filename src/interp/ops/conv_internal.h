@@ -107,6 +107,21 @@ static inline int blas_dims_ok(const struct mq_kernel_node *node, int64_t a, int
 CONV_GATHER(float, f32)
 CONV_GATHER(double, f64)
 
+/* The fused HardSwish in place, HardSwish's own arithmetic and comparisons (float32 in vectors,
+   conv_gemm.h) */
+static inline void conv_hardswish_f32(float *y, int64_t n)
+{
+    mq_conv_hardswish_f32(y, n);
+}
+
+static inline void conv_hardswish_f64(double *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const double x = y[i], v = x / 6 + 0.5;
+        y[i] = x * (v < 0 ? 0.0 : v > 1 ? 1.0 : v);
+    }
+}
+
 /* Parses a Conv (transpose 0) or ConvTranspose (1) node into a struct conv_state. */
 int mq_conv_prepare_state(struct mq_kernel_node *node, int transpose, struct mq_error *err);
 void mq_conv_destroy_state(void *state);
@@ -134,10 +149,12 @@ void mq_conv_fill_bias_f64(double *y, const double *b, const double *res, int64_
 void mq_conv_depthwise2d_f32(const float *x, const float *w, const float *b, const float *res,
                              float *y, int64_t channels, int64_t multiplier,
                              const struct window_map *m, float *planes, int64_t rows,
-                             int64_t cols, float *line, float *acc, int relu);
+                             int64_t cols, float *line, float *acc,
+                             const struct mq_fused_clamp *clamp);
 void mq_conv_depthwise2d_f64(const double *x, const double *w, const double *b,
                              const double *res, double *y, int64_t channels, int64_t multiplier,
                              const struct window_map *m, double *planes, int64_t rows,
-                             int64_t cols, double *line, double *acc, int relu);
+                             int64_t cols, double *line, double *acc,
+                             const struct mq_fused_clamp *clamp);
 
 #endif

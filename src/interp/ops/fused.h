@@ -23,6 +23,26 @@ extern const struct mq_kernel mq_kernel_add_relu;       /* elementwise.c */
 extern const struct mq_kernel mq_kernel_sum_relu;       /* elementwise.c */
 
 /*
+ * Conv (+ Add of input 3) then the Clip or HardSwish described by node->clamp
+ * (interp/kernel.h), applied to each block of output as it is written: the same floats as
+ * that op after the Conv.
+ */
+extern const struct mq_kernel mq_kernel_conv_act;      /* conv.c */
+extern const struct mq_kernel mq_kernel_conv_add_act;  /* conv.c */
+
+/*
+ * The activation of node->clamp over t in place, exactly as the absorbed Clip or HardSwish
+ * computes it (unary.c): for a fused op whose kernel does not apply it (the runner calls it
+ * after the step, for plan_step.clip_after), and for the float16 and bfloat16 paths of those
+ * that do.  An element type the absorbed op would refuse (for Clip, other than its bounds';
+ * not a float type) is an error naming it, as its own would be; mq_fused_act_check says so
+ * alone.
+ */
+int mq_fused_act_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
+                       struct mq_error *err);
+int mq_fused_act_check(const struct mq_kernel_node *node, int dtype, struct mq_error *err);
+
+/*
  * QuantizeLinear and the DequantizeLinear that alone reads it with the same scale and zero
  * point, as one step giving the float values (quantize_linear.c): the simulated rounding of a
  * QDQ model's activation, without the 8-bit tensor between.
@@ -51,5 +71,16 @@ extern const struct mq_kernel mq_kernel_unsqueeze_view;
  */
 int mq_conv_pack_weights(struct mq_kernel_node *node, const struct mq_tensor *w,
                          struct mq_error *err);
+
+/*
+ * Plan-time, for a Pad with zeros (+0) before a Conv node whose W is the constant w: when that
+ * Conv takes the direct depthwise path whatever its input (4-D W of one input channel per
+ * group, the path's bounds on kernel, strides and dilations; explicit pads only), adds the
+ * Pad's spatial begin[2] and end[2] to its pads and returns 1: the path reads +0 for its own
+ * padding, so every output is the same sum of the same products.  0 (nothing changed)
+ * otherwise: the packed GEMM's summation could then depend on the geometry.
+ */
+int mq_conv_absorb_zero_pad(struct mq_kernel_node *node, const struct mq_tensor *w,
+                            const int64_t *begin, const int64_t *end);
 
 #endif

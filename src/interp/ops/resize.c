@@ -19,6 +19,7 @@
 #include "interp/kernel.h"
 #include "interp/ops/cast.h"
 #include "interp/ops/shape_util.h"
+#include "interp/ops/vector_loop.h"
 
 enum resize_mode { MODE_NEAREST, MODE_LINEAR, MODE_CUBIC };
 
@@ -420,6 +421,15 @@ static int build_axis(const struct mq_kernel_node *node, const struct resize_sta
     }                                                                                              \
     break;
 
+/* d[i] = s[off[i]]: the 4-byte rows of a nearest resize inside the input, as vector gathers */
+MQ_SIMD_CLONES
+static void gather_row_u32(uint32_t *restrict d, const uint32_t *restrict s,
+                           const int32_t *restrict off, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] = s[off[i]];
+}
+
 static void nearest_row(void *dst, const void *src, const int64_t *off, int64_t n,
                         const void *extra, size_t es)
 {
@@ -460,6 +470,20 @@ static int run_nearest(const struct mq_kernel_node *node, const struct mq_tensor
     int64_t n = out->dims[last];
     int64_t idx[MQ_MAX_RANK] = {0};
     char *d = out->data;
+    /* 4-byte elements whose last-axis positions all lie inside the input: 32-bit offsets,
+       which the compiler gathers with vector loads */
+    int32_t *off32 = NULL;
+    if (es == 4 && x->dims[last] <= INT32_MAX) {
+        int inside = 1;
+        for (int64_t i = 0; i < n; i++)
+            inside &= off[last][i] >= 0;
+        if (inside && (off32 = ops_scratch(node, n, sizeof *off32, err)) == NULL) {
+            ops_scratch_free(offs);
+            return MQ_ERR;
+        }
+        for (int64_t i = 0; off32 && i < n; i++)
+            off32[i] = (int32_t)off[last][i];
+    }
     for (;;) {
         int64_t base = 0;
         int constant_row = 0;
@@ -471,6 +495,9 @@ static int run_nearest(const struct mq_kernel_node *node, const struct mq_tensor
         if (constant_row) {
             for (int64_t i = 0; i < n; i++)
                 memcpy(d + i * (int64_t)es, extra, es);
+        } else if (off32) {
+            gather_row_u32((uint32_t *)d, (const uint32_t *)((const char *)x->data + base * 4),
+                           off32, n);
         } else {
             nearest_row(d, (const char *)x->data + base * (int64_t)es, off[last], n, extra, es);
         }
@@ -484,6 +511,7 @@ static int run_nearest(const struct mq_kernel_node *node, const struct mq_tensor
         if (k < 0)
             break;
     }
+    ops_scratch_free(off32);
     ops_scratch_free(offs);
     return MQ_OK;
 }
@@ -522,6 +550,56 @@ static int run_nearest(const struct mq_kernel_node *node, const struct mq_tensor
                 }                                                                                  \
             }                                                                                      \
     }
+
+/*
+ * RESAMPLE_PASS along the last axis (inner 1) of float32, with the taps of each output
+ * position laid out as rows over the positions (ix, w: taps x out), so that each tap is one
+ * loop over a line, which the compiler turns into vector gathers: per position the same sum,
+ * 0 + w0 * s0 + w1 * s1 + ..., in the same order.
+ */
+MQ_SIMD_CLONES
+static void resample_lines_f32(float *restrict dst, const float *restrict src, int64_t outer,
+                               int64_t in, int64_t out, int taps, const int32_t *restrict ix,
+                               const float *restrict w)
+{
+    for (int64_t o = 0; o < outer; o++) {
+        float *restrict row = dst + o * out;
+        const float *restrict s = src + o * in;
+        for (int64_t x = 0; x < out; x++)
+            row[x] = 0;
+        for (int j = 0; j < taps; j++) {
+            const int32_t *restrict ij = ix + j * out;
+            const float *restrict wj = w + j * out;
+            for (int64_t x = 0; x < out; x++)
+                row[x] += wj[x] * s[ij[x]];
+        }
+    }
+}
+
+/* resample_lines_f32 with its tables; 0 (nothing done) where they do not fit or fail. */
+static int resample_last_axis_f32(const struct mq_kernel_node *node, float *dst,
+                                  const float *src, const struct axis_plan *p, int64_t outer)
+{
+    int64_t n = (int64_t)p->taps * p->out;
+    if (p->in > INT32_MAX || p->taps < 1)
+        return 0;
+    struct mq_error ignored = {{0}};
+    int32_t *ix = ops_scratch(node, n, sizeof *ix, &ignored);
+    float *w = ix ? ops_scratch(node, n, sizeof *w, &ignored) : NULL;
+    if (!w) {
+        ops_scratch_free(ix);
+        return 0;
+    }
+    for (int64_t x = 0; x < p->out; x++)
+        for (int j = 0; j < p->taps; j++) {
+            ix[j * p->out + x] = (int32_t)p->idx[x * p->taps + j];
+            w[j * p->out + x] = p->wf[x * p->taps + j];
+        }
+    resample_lines_f32(dst, src, outer, p->in, p->out, p->taps, ix, w);
+    ops_scratch_free(ix);
+    ops_scratch_free(w);
+    return 1;
+}
 
 static void resample_pass(void *dst, const void *src, int use_double, const struct axis_plan *p,
                           int64_t outer, int64_t inner)
@@ -639,7 +717,8 @@ static int run_interpolate(const struct mq_kernel_node *node, const struct resiz
             ops_scratch_free(cur);
             return MQ_ERR;
         }
-        resample_pass(dst, src, use_double, p, outer, inner);
+        if (use_double || inner != 1 || !resample_last_axis_f32(node, dst, src, p, outer))
+            resample_pass(dst, src, use_double, p, outer, inner);
         ops_scratch_free(cur);
         cur = dst == out->data ? NULL : dst;
         src = dst;

@@ -17,6 +17,7 @@
 
 #include "interp/attr.h"
 #include "interp/kernel.h"
+#include "interp/ops/fused.h"
 #include "interp/ops/type_lists.h"
 
 #define DTYPE_SLOTS (MQ_DTYPE_BFLOAT16 + 1)
@@ -36,8 +37,9 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
  * The parameters are copied to locals so the compiler knows stores to the
  * output cannot change them, which lets it vectorise the loop.
  */
-#define UNARY_ROW(NAME, T, UT, TO, BODY)                                                       \
-    static void NAME(void *o_, const void *x_, int64_t n, const struct unary_params *p)        \
+#define UNARY_ROW(NAME, T, UT, TO, ...) UNARY_ROW_ATTR(, NAME, T, UT, TO, __VA_ARGS__)
+#define UNARY_ROW_ATTR(ATTR, NAME, T, UT, TO, ...)                                             \
+    ATTR static void NAME(void *o_, const void *x_, int64_t n, const struct unary_params *p)   \
     {                                                                                          \
         TO *o = o_;                                                                            \
         const T *in = x_;                                                                      \
@@ -51,13 +53,26 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
         for (int64_t i = 0; i < n; i++) {                                                      \
             const T x = in[i];                                                                 \
             TO y;                                                                              \
-            BODY;                                                                              \
+            __VA_ARGS__;                                                                       \
             o[i] = y;                                                                          \
         }                                                                                      \
     }
 
 
 #define DEF_SAME(OP, FAM, S, T, UT, DT) UNARY_ROW(OP##_##S, T, UT, T, OP##_##FAM(T, UT))
+/*
+ * GCC turns the comparisons of a body into vector selects only when told that floating-point
+ * operations may not trap (which changes no value: the same IEEE operations run, merely on
+ * every lane); without it the loops of HardSwish and LeakyRelu stay scalar.  Clang vectorises
+ * them as they are.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SELECTS_VECTORISE __attribute__((optimize("no-trapping-math")))
+#else
+#define SELECTS_VECTORISE
+#endif
+#define DEF_SAME_SELECTS(OP, FAM, S, T, UT, DT)                                                \
+    UNARY_ROW_ATTR(SELECTS_VECTORISE, OP##_##S, T, UT, T, OP##_##FAM(T, UT))
 #define DEF_BOOL(OP, FAM, S, T, UT, DT) UNARY_ROW(OP##_##S, T, UT, uint8_t, OP##_##FAM(T, UT))
 #define SLOT(OP, FAM, S, T, UT, DT) [DT] = OP##_##S,
 
@@ -138,14 +153,14 @@ typedef void (*unary_row)(void *out, const void *in, int64_t n, const struct una
 #define FLOAT_OP(OP) FLOAT_TYPES(DEF_SAME, OP, float)
 FLOAT_OP(relu)
 SINT_TYPES(DEF_SAME, relu, sint)
-FLOAT_OP(leakyrelu)
+FLOAT_TYPES(DEF_SAME_SELECTS, leakyrelu, float)
 FLOAT_OP(elu)
 FLOAT_OP(selu)
 FLOAT_OP(celu)
 FLOAT_OP(thresholdedrelu)
 FLOAT_OP(sigmoid)
 FLOAT_OP(hardsigmoid)
-FLOAT_OP(hardswish)
+FLOAT_TYPES(DEF_SAME_SELECTS, hardswish, float)
 FLOAT_OP(swish)
 FLOAT_OP(tanh)
 FLOAT_OP(erf)
@@ -404,6 +419,61 @@ static int unary_run(const struct mq_kernel_node *node, struct mq_exec *exec,
         uint16_t *o = (uint16_t *)outputs[0].data + start;
         for (int64_t i = 0; i < m; i++)
             o[i] = is_bf16 ? mq_float_to_bfloat16(out_buf[i]) : mq_float_to_half(out_buf[i]);
+    }
+    return MQ_OK;
+}
+
+int mq_fused_act_check(const struct mq_kernel_node *node, int dtype, struct mq_error *err)
+{
+    const struct mq_fused_clamp *c = &node->clamp;
+    int half = dtype == MQ_DTYPE_FLOAT16 || dtype == MQ_DTYPE_BFLOAT16;
+    const char *op = c->kind == MQ_FUSED_HARDSWISH ? "HardSwish" : "Clip";
+    if (c->dtype ? dtype != c->dtype
+                 : !(half || dtype == MQ_DTYPE_FLOAT || dtype == MQ_DTYPE_DOUBLE))
+        return mq_error_set(err, "node '%s' (%s, fused into %s '%s'): element type %s is not "
+                            "supported%s%s", c->clip_name, op, node->op_type, node->name,
+                            mq_dtype_name(dtype), c->dtype ? " with bounds of type " : "",
+                            c->dtype ? mq_dtype_name(c->dtype) : "");
+    return MQ_OK;
+}
+
+int mq_fused_act_apply(const struct mq_kernel_node *node, struct mq_tensor *t,
+                        struct mq_error *err)
+{
+    if (mq_fused_act_check(node, t->dtype, err))
+        return MQ_ERR;
+    const struct mq_fused_clamp *c = &node->clamp;
+    /* the bounds as unary_run hands them to the rows: float32 for the half types */
+    struct unary_params p;
+    memset(&p, 0, sizeof p);
+    float lo_f = (float)c->lo, hi_f = (float)c->hi;
+    double lo_d = c->lo, hi_d = c->hi;
+    int dbl = t->dtype == MQ_DTYPE_DOUBLE;
+    p.lo = dbl ? (const void *)&lo_d : (const void *)&lo_f;
+    p.hi = dbl ? (const void *)&hi_d : (const void *)&hi_f;
+    int64_t n = t->count;
+    if (n <= 0)
+        return MQ_OK;
+    int hardswish = c->kind == MQ_FUSED_HARDSWISH;
+    unary_row f32 = hardswish ? hardswish_f32 : clip_f32;
+    if (t->dtype == MQ_DTYPE_FLOAT) {
+        f32(t->data, t->data, n, &p);
+        return MQ_OK;
+    }
+    if (dbl) {
+        (hardswish ? hardswish_f64 : clip_f64)(t->data, t->data, n, &p);
+        return MQ_OK;
+    }
+    float buf[HALF_CHUNK];
+    uint16_t *h = t->data;
+    int is_bf16 = t->dtype == MQ_DTYPE_BFLOAT16;
+    for (int64_t start = 0; start < n; start += HALF_CHUNK) {
+        int64_t m = n - start < HALF_CHUNK ? n - start : HALF_CHUNK;
+        for (int64_t i = 0; i < m; i++)
+            buf[i] = is_bf16 ? mq_bfloat16_to_float(h[start + i]) : mq_half_to_float(h[start + i]);
+        f32(buf, buf, m, &p);
+        for (int64_t i = 0; i < m; i++)
+            h[start + i] = is_bf16 ? mq_float_to_bfloat16(buf[i]) : mq_float_to_half(buf[i]);
     }
     return MQ_OK;
 }
