@@ -850,7 +850,7 @@ START_TEST(test_floor_too_low_measures_and_rejects)
 }
 END_TEST
 
-/* The energy's vector paths give the plain loop's doubles bit for bit (each lane i % 8 in
+/* The energy's vector paths give the plain loop's doubles bit for bit (each lane i % 32 in
    index order, v * v rounded and then added), over the whole float range: subnormals, the
    largest finite floats, values that are not finite; read together with the min/max, the
    same energies and the same extremes as apart. */
