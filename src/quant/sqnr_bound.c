@@ -106,15 +106,92 @@ energy_minmax_avx2(const float *x, int64_t n, double *energy, int64_t *nonzero, 
 }
 #undef ENERGY_8
 
-static int use_avx2(void)
-{
-    static atomic_int cached = -1;
-    int avx2 = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (avx2 < 0) {
-        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-        atomic_store_explicit(&cached, avx2, memory_order_relaxed);
+/*
+ * The same with AVX-512, 32 values a step in two loads of 16: lanes 0-7, 8-15, 16-23 and
+ * 24-31 each in a register of eight doubles, the masks of finite and non-zero values in mask
+ * registers (a value not finite is dropped as it is widened).  About half the instructions a
+ * value of the AVX2 loop, which its instruction count, not its memory reads, bounds.  The
+ * same products added to the same lanes in the same order: the same doubles.
+ */
+#define ENERGY_16(at, acc_lo, acc_hi)                                                            \
+    {                                                                                            \
+        __m512 raw = _mm512_loadu_ps(x + i + (at));                                              \
+        __mmask16 keep = _mm512_cmp_ps_mask(_mm512_sub_ps(raw, raw), zero, _CMP_EQ_OQ);          \
+        __mmask16 counted = _mm512_mask_cmp_ps_mask(keep, raw, zero, _CMP_NEQ_UQ);              \
+        finite = _mm512_kand(finite, keep);                                                      \
+        count = _mm512_mask_sub_epi32(count, counted, count, minus_one);                         \
+        least = _mm512_min_ps(least, raw);                                                       \
+        most = _mm512_max_ps(most, raw);                                                         \
+        __m512d a = _mm512_maskz_cvtps_pd((__mmask8)keep, _mm512_castps512_ps256(raw));          \
+        __m512d b = _mm512_maskz_cvtps_pd(                                                       \
+            (__mmask8)(keep >> 8),                                                               \
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(raw), 1)));                 \
+        acc_lo = _mm512_fmadd_pd(a, a, acc_lo);                                                  \
+        acc_hi = _mm512_fmadd_pd(b, b, acc_hi);                                                  \
     }
-    return avx2;
+
+__attribute__((target("avx512f"))) static int64_t
+energy_minmax_avx512(const float *x, int64_t n, double *energy, int64_t *nonzero, float *lo_out,
+                     float *hi_out, int *all_finite)
+{
+    __m512d e0 = _mm512_loadu_pd(energy), e1 = _mm512_loadu_pd(energy + 8);
+    __m512d e2 = _mm512_loadu_pd(energy + 16), e3 = _mm512_loadu_pd(energy + 24);
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i minus_one = _mm512_set1_epi32(-1);
+    __m512i count = _mm512_setzero_si512();
+    __m512 least = _mm512_set1_ps(INFINITY), most = _mm512_set1_ps(-INFINITY);
+    __mmask16 finite = 0xffff;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        ENERGY_16(0, e0, e1);
+        ENERGY_16(16, e2, e3);
+        if ((i & ((1 << 27) - 32)) == 0 && i) { /* drain before 2^31 counts a lane */
+            int32_t c[16];
+            _mm512_storeu_si512(c, count);
+            for (int k = 0; k < 16; k++)
+                *nonzero += c[k];
+            count = _mm512_setzero_si512();
+        }
+    }
+    int32_t c[16];
+    _mm512_storeu_si512(c, count);
+    for (int k = 0; k < 16; k++)
+        *nonzero += c[k];
+    _mm512_storeu_pd(energy, e0);
+    _mm512_storeu_pd(energy + 8, e1);
+    _mm512_storeu_pd(energy + 16, e2);
+    _mm512_storeu_pd(energy + 24, e3);
+    float lv[16], hv[16];
+    _mm512_storeu_ps(lv, least);
+    _mm512_storeu_ps(hv, most);
+    float l = INFINITY, h = -INFINITY;
+    for (int k = 0; k < 16; k++) {
+        l = lv[k] < l ? lv[k] : l;
+        h = hv[k] > h ? hv[k] : h;
+    }
+    *lo_out = l;
+    *hi_out = h;
+    *all_finite = finite == 0xffff;
+    return i;
+}
+#undef ENERGY_16
+
+typedef int64_t (*energy_fn)(const float *x, int64_t n, double *energy, int64_t *nonzero,
+                             float *lo_out, float *hi_out, int *all_finite);
+
+/* The widest loop this CPU runs, decided once; NULL where it has neither. */
+static energy_fn widest(void)
+{
+    /* every thread that finds it unset computes the same value: storing it twice is harmless */
+    static atomic_int cached = -1;
+    int which = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (which < 0) {
+        which = __builtin_cpu_supports("avx512f")                                      ? 2
+                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                                   : 0;
+        atomic_store_explicit(&cached, which, memory_order_relaxed);
+    }
+    return which == 2 ? energy_minmax_avx512 : which == 1 ? energy_minmax_avx2 : NULL;
 }
 #endif
 
@@ -125,10 +202,11 @@ void mq_quant_signal_energy_minmax(const float *x, int64_t n, double energy[MQ_R
     if (n <= 0)
         return; /* an empty tensor may come as a null pointer: no offset arithmetic on it */
 #if HAVE_AVX2_PATH
-    if (use_avx2()) {
+    energy_fn wide = widest();
+    if (wide) {
         float lo, hi;
         int finite;
-        done = energy_minmax_avx2(x, n, energy, nonzero, &lo, &hi, &finite);
+        done = wide(x, n, energy, nonzero, &lo, &hi, &finite);
         if (finite && done) {
             /* as mq_minmax_add of an all-finite run: -0 recorded as +0 */
             struct mq_minmax part = {lo + 0.0f, hi + 0.0f, (uint64_t)done, 0, 0};
@@ -148,10 +226,11 @@ void mq_quant_signal_energy(const float *x, int64_t n, double energy[MQ_ROUNDING
 {
     int64_t i = 0, count = 0;
 #if HAVE_AVX2_PATH
-    if (use_avx2()) {
+    energy_fn wide = widest();
+    if (wide) {
         float lo, hi;
         int finite;
-        i = energy_minmax_avx2(x, n, energy, nonzero, &lo, &hi, &finite);
+        i = wide(x, n, energy, nonzero, &lo, &hi, &finite);
     }
 #endif
 #if defined(__SSE2__)
