@@ -336,10 +336,11 @@ static void subtract_rows(double *restrict dst, struct rows a, int64_t first, in
 }
 
 /* How one tap of a dim is summed: `count` input rows from `row`, `stride` apart; or, with
-   `rho` >= 0, the total of class rho less `below` rows before those and `above` after. */
+   `rho` >= 0, the total of class rho (its `in_class` rows) less `below` rows before those and
+   `above` after. */
 struct tap_plan {
     int64_t row, count, below, above;
-    int64_t rho;
+    int64_t rho, in_class;
 };
 
 static struct tap_plan plan_tap(const struct mq_quant_tap_geometry *g, int d, int64_t tap,
@@ -352,7 +353,7 @@ static struct tap_plan plan_tap(const struct mq_quant_tap_geometry *g, int d, in
     int64_t last = dn - 1 - offset < 0 ? -1 : (dn - 1 - offset) / stride;
     if (last > g->out[d] - 1)
         last = g->out[d] - 1;
-    struct tap_plan t = {first * stride + offset, last - first + 1, 0, 0, -1};
+    struct tap_plan t = {first * stride + offset, last - first + 1, 0, 0, -1, 0};
     if (t.count <= 0) {
         t.count = 0;
         return t;
@@ -366,6 +367,7 @@ static struct tap_plan plan_tap(const struct mq_quant_tap_geometry *g, int d, in
             t.below = below;
             t.above = above;
             t.rho = rho;
+            t.in_class = in_class;
         }
     }
     return t;
@@ -408,11 +410,13 @@ static void contract_dim(const struct mq_quant_tap_geometry *g, int d,
             }
             double *total = classes + t->rho * r;
             if (!have[t->rho]) {
-                int64_t in_class = (dn - t->rho + stride - 1) / stride;
-                sum_rows(total, src, t->rho, stride, in_class, r);
+                sum_rows(total, src, t->rho, stride, t->in_class, r);
                 have[t->rho] = 1;
             }
-            memcpy(dst, total, (size_t)r * sizeof *dst);
+            if (r == 1) /* the last dim, where planes are small and calls add up */
+                dst[0] = total[0];
+            else
+                memcpy(dst, total, (size_t)r * sizeof *dst);
             subtract_rows(dst, src, t->rho, stride, t->below, r);
             subtract_rows(dst, src, t->row + t->count * stride, stride, t->above, r);
         }
