@@ -309,14 +309,16 @@ static int open_pb_sample(struct mq_calib_source *src, struct sample *s, struct 
         feeds[i] = -1;
     for (int i = 0; rc == MQ_OK && i < n; i++) {
         paths[i] = mq_path_join(s->path, f->pb_inputs.names[i]);
-        struct mq_tensor t;
+        /* the type and shape from the fields before the data: the pass reads the data */
+        struct mq_tensor_pb_info info;
         if (!paths[i])
             rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
         else
-            rc = mq_tensor_read_pb(paths[i], &t, &names[i], err);
+            rc = mq_tensor_describe_pb(paths[i], &info, &names[i], err);
         if (rc == MQ_OK) {
-            found_from_tensor(&found[i], &t);
-            mq_tensor_free(&t);
+            found[i].dtype = info.dtype;
+            found[i].rank = info.rank;
+            memcpy(found[i].dims, info.dims, sizeof found[i].dims);
         }
     }
     /* By name first, then by position for the files whose name feeds nothing. */

@@ -9,7 +9,6 @@
 
 #include "core/dtype.h"
 #include "model/model.h"
-#include "model/wire_check.h"
 #include "util/fileio.h"
 
 int64_t mq_tensor_proto_count(const Onnx__TensorProto *proto)
@@ -193,45 +192,6 @@ int mq_tensor_to_proto(const struct mq_tensor *t, const char *name, Onnx__Tensor
         memcpy(p->raw_data.data, t->data, bytes);
     *out = p;
     return MQ_OK;
-}
-
-int mq_tensor_read_pb(const char *path, struct mq_tensor *out, char **name, struct mq_error *err)
-{
-    memset(out, 0, sizeof *out);
-    if (name)
-        *name = NULL;
-    uint8_t *bytes;
-    size_t size;
-    if (mq_file_read(path, MQ_MODEL_MAX_BYTES, &bytes, &size, err))
-        return MQ_ERR;
-    if (size == 0) {
-        free(bytes);
-        return mq_error_set(err, "%s: empty file, expected an ONNX TensorProto", path);
-    }
-    if (mq_wire_check(bytes, size, &onnx__tensor_proto__descriptor, path, err)) {
-        free(bytes);
-        return MQ_ERR;
-    }
-    Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, size, bytes);
-    free(bytes);
-    if (!p)
-        return mq_error_set(err, "%s: not a valid ONNX TensorProto", path);
-    if (!p->has_data_type || p->data_type == 0) {
-        onnx__tensor_proto__free_unpacked(p, NULL);
-        return mq_error_set(err, "%s: TensorProto has no data_type (not a tensor file?)", path);
-    }
-    int rc = mq_tensor_from_proto(p, p->name && *p->name ? p->name : path, out, err);
-    if (rc == 0 && name && p->name) {
-        *name = strdup(p->name);
-        if (!*name) {
-            mq_tensor_free(out);
-            rc = mq_error_code(err, MQ_ERR_MEMORY, "out of memory");
-        }
-    }
-    if (rc)
-        mq_error_prefix(err, "%s: ", path);
-    onnx__tensor_proto__free_unpacked(p, NULL);
-    return rc;
 }
 
 int mq_tensor_write_pb(const char *path, const struct mq_tensor *t, const char *name,

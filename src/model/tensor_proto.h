@@ -25,8 +25,23 @@ int mq_tensor_proto_int64_values(const Onnx__TensorProto *t, int64_t *out, int c
 int mq_tensor_to_proto(const struct mq_tensor *t, const char *name, Onnx__TensorProto **out,
                        struct mq_error *err);
 
-/* One TensorProto per file (the test_data_set_N/input_K.pb layout). *name may be NULL. */
+/* One TensorProto per file (the test_data_set_N/input_K.pb layout). *name may be NULL.
+   (tensor_pb.c: a file of dims, data_type, name and raw_data is read from the bytes around its
+   data, the data straight into the tensor; any other goes through protobuf-c.) */
 int mq_tensor_read_pb(const char *path, struct mq_tensor *out, char **name, struct mq_error *err);
+/* The same, always through protobuf-c's unpack of the whole file (the tests compare both). */
+int mq_tensor_read_pb_unpacked(const char *path, struct mq_tensor *out, char **name,
+                               struct mq_error *err);
+/* What a .pb file holds, without its data. */
+struct mq_tensor_pb_info {
+    int dtype;
+    int rank;
+    int64_t dims[MQ_MAX_RANK];
+};
+/* The type and shape mq_tensor_read_pb would give, with the same checks and messages, read
+   where the file allows from its fields alone (no data read, no tensor allocated). */
+int mq_tensor_describe_pb(const char *path, struct mq_tensor_pb_info *info, char **name,
+                          struct mq_error *err);
 int mq_tensor_write_pb(const char *path, const struct mq_tensor *t, const char *name,
                        struct mq_error *err);
 

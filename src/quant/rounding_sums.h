@@ -8,12 +8,14 @@
 
 #include <stdint.h>
 
-/* Lanes of the sums: value i goes to lane i % MQ_ROUNDING_LANES. */
-#define MQ_ROUNDING_LANES 8
+/* Lanes of the sums: value i goes to lane i % MQ_ROUNDING_LANES.  Thirty-two, so that a lane's
+   next add comes several vector steps after its last one (eight made every step wait on the
+   add before it); the vector paths assume it. */
+#define MQ_ROUNDING_LANES 32
 
 /*
  * Adds, for each x[i] (a value that is not finite counts as 0), v * v to
- * signal[i % 8] and e * e to noise[i % 8] in double, e being what
+ * signal[i % 32] and e * e to noise[i % 32] in double, e being what
  * QuantizeLinear then DequantizeLinear (round half to even, clamped to
  * [qmin, qmax]) give back minus v.  Each lane adds its values in index order,
  * so every CPU gives the same doubles; AVX2 and AVX-512 CPUs run it wider.

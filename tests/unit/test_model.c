@@ -388,6 +388,224 @@ START_TEST(save_external_data_converts_typed_storage)
 }
 END_TEST
 
+/* ---- .pb files: the read from the fields around the data against protobuf-c's ------------ */
+
+/* Protobuf wire bytes under construction. */
+struct wire {
+    uint8_t *b;
+    size_t n;
+};
+
+static void put_varint(struct wire *w, uint64_t v)
+{
+    do {
+        w->b[w->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+}
+
+static void put_field(struct wire *w, unsigned field, unsigned wire_type)
+{
+    put_varint(w, (uint64_t)field << 3 | wire_type);
+}
+
+static void put_bytes(struct wire *w, unsigned field, const void *data, size_t len)
+{
+    put_field(w, field, 2);
+    put_varint(w, len);
+    if (len)
+        memcpy(w->b + w->n, data, len);
+    w->n += len;
+}
+
+static void put_dims(struct wire *w, int rank, const int64_t *dims)
+{
+    for (int i = 0; i < rank; i++) {
+        put_field(w, 1, 0);
+        put_varint(w, (uint64_t)dims[i]);
+    }
+}
+
+static void put_type(struct wire *w, int dtype)
+{
+    put_field(w, 2, 0);
+    put_varint(w, (uint64_t)dtype);
+}
+
+/* count float32 values 0.5, 1.5, ... as raw_data */
+static void put_raw_floats(struct wire *w, int64_t count)
+{
+    float *v = malloc((size_t)(count ? count : 1) * sizeof *v);
+    for (int64_t i = 0; i < count; i++)
+        v[i] = (float)i + 0.5f;
+    put_bytes(w, 9, v, (size_t)count * sizeof *v);
+    free(v);
+}
+
+/* Reads file `name` both ways (and describes it): they must agree in every respect; returns
+   whether the read succeeded. */
+static int reads_agree(const char *name, struct wire *w)
+{
+    char *path = path_in_tmp(name);
+    if (w) {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(w->b, 1, w->n, f), w->n);
+        fclose(f);
+    }
+    struct mq_tensor a, b;
+    struct mq_error ea, eb, ed;
+    memset(&ea, 0, sizeof ea), memset(&eb, 0, sizeof eb), memset(&ed, 0, sizeof ed);
+    char *na = NULL, *nb = NULL, *nd = NULL;
+    struct mq_tensor_pb_info info;
+    int ra = mq_tensor_read_pb(path, &a, &na, &ea);
+    int rb = mq_tensor_read_pb_unpacked(path, &b, &nb, &eb);
+    int rd = mq_tensor_describe_pb(path, &info, &nd, &ed);
+    ck_assert_msg(ra == rb && rd == rb, "%s: read %d, unpacked %d, described %d", name, ra, rb,
+                  rd);
+    if (rb) {
+        ck_assert_str_eq(ea.message, eb.message);
+        ck_assert_str_eq(ed.message, eb.message);
+        ck_assert_ptr_null(na);
+        ck_assert_ptr_null(nd);
+        return 0;
+    }
+    ck_assert_int_eq(a.dtype, b.dtype);
+    ck_assert_int_eq(a.rank, b.rank);
+    ck_assert_int_eq(a.count, b.count);
+    ck_assert_int_eq(info.dtype, b.dtype);
+    ck_assert_int_eq(info.rank, b.rank);
+    for (int i = 0; i < b.rank; i++) {
+        ck_assert_int_eq(a.dims[i], b.dims[i]);
+        ck_assert_int_eq(info.dims[i], b.dims[i]);
+    }
+    size_t bytes = (size_t)b.count * mq_dtype_size(b.dtype);
+    ck_assert(bytes == 0 || memcmp(a.data, b.data, bytes) == 0);
+    ck_assert_int_eq(!na, !nb);
+    ck_assert_int_eq(!nd, !nb);
+    if (nb) {
+        ck_assert_str_eq(na, nb);
+        ck_assert_str_eq(nd, nb);
+    }
+    mq_tensor_free(&a);
+    mq_tensor_free(&b);
+    free(na);
+    free(nb);
+    free(nd);
+    return 1;
+}
+
+START_TEST(pb_fast_read_matches_unpack)
+{
+    struct wire w = {malloc(1 << 21), 0};
+    struct mq_error err;
+    uint8_t filler[6000];
+    memset(filler, 'a', sizeof filler);
+    const int64_t d23[2] = {2, 3}, big[2] = {300, 500};
+
+    /* the usual file: dims, data_type, name, raw_data */
+    w.n = 0;
+    put_dims(&w, 2, d23), put_type(&w, 1), put_bytes(&w, 8, "x:0", 3), put_raw_floats(&w, 6);
+    ck_assert(reads_agree("usual.pb", &w));
+    /* data well past the first bytes read, a doc_string after it; no name; a scalar */
+    w.n = 0;
+    put_dims(&w, 2, big), put_type(&w, 1), put_raw_floats(&w, 150000);
+    put_bytes(&w, 12, "after", 5);
+    ck_assert(reads_agree("big.pb", &w));
+    w.n = 0;
+    put_type(&w, 1), put_raw_floats(&w, 1);
+    ck_assert(reads_agree("scalar.pb", &w));
+    w.n = 0;
+    put_dims(&w, 1, (const int64_t[]){0}), put_type(&w, 1), put_raw_floats(&w, 0);
+    ck_assert(reads_agree("empty_tensor.pb", &w));
+    /* fields in another order, an empty name, an int64 and an int4 tensor */
+    w.n = 0;
+    put_raw_floats(&w, 6), put_bytes(&w, 8, "", 0), put_type(&w, 1), put_dims(&w, 2, d23);
+    ck_assert(reads_agree("reordered.pb", &w));
+    w.n = 0;
+    put_dims(&w, 1, (const int64_t[]){3}), put_type(&w, 7), put_bytes(&w, 9, filler, 24);
+    ck_assert(reads_agree("int64.pb", &w));
+    w.n = 0;
+    put_dims(&w, 1, (const int64_t[]){3}), put_type(&w, 22), put_bytes(&w, 9, "\x21\x07", 2);
+    ck_assert(reads_agree("int4.pb", &w));
+    /* the ones read in full: a long name, a long doc_string after the data, a name that is not
+       ASCII, packed dims, a second data_type, typed float_data */
+    w.n = 0;
+    put_dims(&w, 2, d23), put_type(&w, 1), put_bytes(&w, 8, filler, 5000), put_raw_floats(&w, 6);
+    ck_assert(reads_agree("long_name.pb", &w));
+    w.n = 0;
+    put_dims(&w, 2, big), put_type(&w, 1), put_raw_floats(&w, 150000);
+    put_bytes(&w, 12, filler, sizeof filler);
+    ck_assert(reads_agree("long_tail.pb", &w));
+    w.n = 0;
+    put_dims(&w, 2, d23), put_type(&w, 1), put_bytes(&w, 8, "\xc3\xa9", 2), put_raw_floats(&w, 6);
+    ck_assert(reads_agree("utf8_name.pb", &w));
+    w.n = 0;
+    put_bytes(&w, 1, "\x02\x03", 2), put_type(&w, 1), put_raw_floats(&w, 6);
+    ck_assert(reads_agree("packed_dims.pb", &w));
+    w.n = 0;
+    put_dims(&w, 2, d23), put_type(&w, 7), put_type(&w, 1), put_raw_floats(&w, 6);
+    ck_assert(reads_agree("two_types.pb", &w));
+    w.n = 0;
+    put_dims(&w, 1, (const int64_t[]){2}), put_type(&w, 1), put_bytes(&w, 4, filler, 8);
+    ck_assert(reads_agree("float_data.pb", &w));
+
+    /* refusals, with the same words both ways */
+    w.n = 0;
+    put_dims(&w, 2, d23), put_type(&w, 1), put_raw_floats(&w, 5);
+    ck_assert(!reads_agree("short_data.pb", &w));
+    w.n = 0;
+    put_dims(&w, 2, d23), put_raw_floats(&w, 6);
+    ck_assert(!reads_agree("no_type.pb", &w));
+    w.n = 0;
+    put_dims(&w, 1, (const int64_t[]){-6}), put_type(&w, 1), put_raw_floats(&w, 6);
+    ck_assert(!reads_agree("negative_dim.pb", &w));
+    w.n = 0;
+    for (int i = 0; i < MQ_MAX_RANK + 1; i++)
+        put_dims(&w, 1, (const int64_t[]){1});
+    put_type(&w, 1), put_raw_floats(&w, 1);
+    ck_assert(!reads_agree("rank13.pb", &w));
+    w.n = 0;
+    put_dims(&w, 2, big), put_type(&w, 1), put_raw_floats(&w, 150000);
+    w.n -= 1000; /* cut inside the data */
+    ck_assert(!reads_agree("cut.pb", &w));
+    w.n = 0;
+    put_dims(&w, 2, big), put_type(&w, 1), put_raw_floats(&w, 150000);
+    w.b[w.n++] = 0xff; /* a stray byte after the data */
+    ck_assert(!reads_agree("stray.pb", &w));
+    w.n = 0;
+    put_dims(&w, 2, d23), put_type(&w, 1), put_raw_floats(&w, 6), put_raw_floats(&w, 6);
+    (void)reads_agree("two_data.pb", &w); /* whichever protobuf-c makes of it, both ways */
+    w.n = 0;
+    ck_assert(!reads_agree("empty.pb", &w));
+    ck_assert(!reads_agree("missing.pb", NULL));
+
+    /* describing allocates nothing for the data: under a cap the tensor passes, it still
+       works, where reading the tensor is refused naming it */
+    w.n = 0;
+    put_dims(&w, 2, big), put_type(&w, 1), put_bytes(&w, 8, "wide", 4);
+    put_raw_floats(&w, 150000);
+    char *path = path_in_tmp("capped.pb");
+    FILE *f = fopen(path, "wb");
+    fwrite(w.b, 1, w.n, f);
+    fclose(f);
+    uint64_t cap = mq_memory_limit();
+    mq_memory_set_limit(mq_memory_in_use() + 4096);
+    struct mq_tensor_pb_info info;
+    char *name = NULL;
+    ck_assert_int_eq(mq_tensor_describe_pb(path, &info, &name, &err), 0);
+    ck_assert_int_eq(info.rank, 2);
+    ck_assert_int_eq(info.dims[1], 500);
+    ck_assert_str_eq(name, "wide");
+    free(name);
+    struct mq_tensor t;
+    ck_assert_int_ne(mq_tensor_read_pb(path, &t, NULL, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "wide"));
+    mq_memory_set_limit(cap);
+    free(w.b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model");
@@ -401,5 +619,6 @@ int main(void)
     tcase_add_test(tc, save_is_atomic_and_keeps_unknown_fields);
     tcase_add_test(tc, save_external_data_round_trips);
     tcase_add_test(tc, save_external_data_converts_typed_storage);
+    tcase_add_test(tc, pb_fast_read_matches_unpack);
     return mq_check_run(s, tc);
 }

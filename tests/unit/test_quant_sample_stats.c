@@ -367,6 +367,36 @@ static void tap_sums_by_hand(const struct mq_quant_tap_geometry *g, const float 
     }
 }
 
+/* A 1x1 tap reads every row: its sum is each column's rows added in order, then the columns
+   in four running sums, exactly (the same doubles on every vector path, whatever the width:
+   75 columns take the 32-, 16- and 8-column blocks and the last few alone). */
+START_TEST(test_tap_sums_are_the_same_doubles_for_wide_rows)
+{
+    enum { H = 5, W = 75 };
+    struct mq_quant_tap_geometry g = {.spatial = 2, .in = {H, W}, .out = {H, W},
+                                      .kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}};
+    static float x[H * W];
+    for (int i = 0; i < H * W; i++)
+        x[i] = ((float)(next_rand() % 20001) - 10000.0f) / 997.0f * (i % 7 ? 1.0f : 1e7f);
+    double columns[W] = {0}, s[4] = {0};
+    for (int j = 0; j < W; j++)
+        for (int i = 0; i < H; i++)
+            columns[j] += (double)x[i * W + j];
+    int j = 0;
+    for (; j + 4 <= W; j += 4)
+        for (int k = 0; k < 4; k++)
+            s[k] += columns[j + k];
+    for (; j < W; j++)
+        s[0] += columns[j];
+    double want = (s[0] + s[1]) + (s[2] + s[3]), got = 0.0;
+    int64_t need = mq_quant_conv_tap_scratch(&g, INT64_MAX);
+    double *scratch = malloc((size_t)need * sizeof *scratch);
+    ck_assert_int_eq(mq_quant_conv_tap_sums(&g, x, 1, scratch, &got), 0);
+    ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%.17g vs %.17g", got, want);
+    free(scratch);
+}
+END_TEST
+
 START_TEST(test_tap_sums_match_one_position_at_a_time)
 {
     int cases = 0, subtracted = 0;
@@ -850,7 +880,7 @@ START_TEST(test_floor_too_low_measures_and_rejects)
 }
 END_TEST
 
-/* The energy's vector paths give the plain loop's doubles bit for bit (each lane i % 8 in
+/* The energy's vector paths give the plain loop's doubles bit for bit (each lane i % 32 in
    index order, v * v rounded and then added), over the whole float range: subnormals, the
    largest finite floats, values that are not finite; read together with the min/max, the
    same energies and the same extremes as apart. */
@@ -970,6 +1000,7 @@ int main(void)
     tcase_add_test(tc, test_conv1d_grouped_means);
     tcase_add_test(tc, test_gemm_means);
     tcase_add_test(tc, test_tap_sums_match_one_position_at_a_time);
+    tcase_add_test(tc, test_tap_sums_are_the_same_doubles_for_wide_rows);
     tcase_add_test(tc, test_bias_correction_removes_mean_error);
     tcase_add_test(tc, test_quiet_sample_stays_float);
     tcase_add_test(tc, test_threads_give_the_same_doubles);
