@@ -3,6 +3,7 @@
  * (see observer.h).
  */
 #include "calib/observer.h"
+#include "util/cpu.h"
 
 #include <float.h>
 #include <math.h>
@@ -37,7 +38,6 @@ void mq_minmax_init(struct mq_minmax *m)
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
 #define HAVE_X86_WIDE 1
 #include <immintrin.h>
-#include <stdatomic.h>
 #endif
 
 /* What a vector loop leaves: the min and max of x[0 .. done-1], or bad when one is not finite. */
@@ -177,16 +177,10 @@ typedef struct vector_run (*vector_min_max_fn)(const float *x, int64_t n);
 static vector_min_max_fn vector_min_max(void)
 {
 #ifdef HAVE_X86_WIDE
-    /* every thread that finds it unset computes the same value: storing it twice is harmless */
-    static _Atomic int cached = -1;
-    int which = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (which < 0) {
-        __builtin_cpu_init();
-        which = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-        atomic_store_explicit(&cached, which, memory_order_relaxed);
-    }
-    return which == 2 ? vector_min_max_avx512 : which == 1 ? vector_min_max_avx2
-                                                           : vector_min_max_sse2;
+    enum mq_cpu_level level = mq_cpu_level();
+    return level == MQ_CPU_AVX512 ? vector_min_max_avx512
+           : level == MQ_CPU_AVX2 ? vector_min_max_avx2
+                                  : vector_min_max_sse2;
 #elif defined(__SSE2__)
     return vector_min_max_sse2;
 #else

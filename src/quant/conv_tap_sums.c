@@ -13,6 +13,7 @@
  * subtraction rounds differently from the direct sum only in the last bits of a double.
  */
 #include "quant/conv_tap_sums.h"
+#include "util/cpu.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,7 +25,6 @@
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
 #define HAVE_AVX2_PATH 1
 #include <immintrin.h>
-#include <stdatomic.h>
 #endif
 
 /* Strides up to this many classes use class totals; larger ones (rare) sum directly. */
@@ -195,17 +195,6 @@ sum_float_rows_avx2(double *restrict dst, const float *restrict x, int64_t pitch
 }
 #undef ADD4
 
-static int use_avx2(void)
-{
-    /* every thread that finds it unset computes the same value: storing it twice is harmless */
-    static atomic_int cached = -1;
-    int avx2 = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (avx2 < 0) {
-        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-        atomic_store_explicit(&cached, avx2, memory_order_relaxed);
-    }
-    return avx2;
-}
 #endif
 
 /*
@@ -219,7 +208,7 @@ static void sum_float_rows(double *restrict dst, const float *restrict x, int64_
 {
     int64_t j = 0;
 #if HAVE_AVX2_PATH
-    if (!finite && use_avx2())
+    if (!finite && mq_cpu_level() >= MQ_CPU_AVX2)
         j = sum_float_rows_avx2(dst, x, pitch, count, r);
 #endif
 #ifdef __SSE2__

@@ -13,6 +13,7 @@
  * other doubles on CPUs that have it.
  */
 #include "quant/rounding_sums.h"
+#include "util/cpu.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -21,7 +22,6 @@
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
 #define HAVE_X86_WIDE 1
 #include <immintrin.h>
-#include <stdatomic.h>
 #endif
 
 _Static_assert(MQ_ROUNDING_LANES == 32, "the vector paths fill 32 lanes");
@@ -214,15 +214,8 @@ typedef int64_t (*sums_fn)(const struct qparams *p, const float *x, int64_t n, d
 /* The widest path this CPU runs, decided once. */
 static sums_fn widest(void)
 {
-    /* every thread that finds it unset computes the same value: storing it twice is harmless */
-    static _Atomic int cached = -1;
-    int which = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (which < 0) {
-        __builtin_cpu_init();
-        which = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-        atomic_store_explicit(&cached, which, memory_order_relaxed);
-    }
-    return which == 2 ? sums_avx512 : which == 1 ? sums_avx2 : sums_sse2;
+    enum mq_cpu_level level = mq_cpu_level();
+    return level == MQ_CPU_AVX512 ? sums_avx512 : level == MQ_CPU_AVX2 ? sums_avx2 : sums_sse2;
 }
 #endif
 

@@ -1,5 +1,6 @@
 /* The signal energy the calibration pass sums, and the SQNR floor it gives under a scale. */
 #include "quant/sqnr_bound.h"
+#include "util/cpu.h"
 
 #include <math.h>
 
@@ -16,7 +17,6 @@ _Static_assert(MQ_ROUNDING_LANES == 32, "the vector paths fill 32 lanes");
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
 #define HAVE_AVX2_PATH 1
 #include <immintrin.h>
-#include <stdatomic.h>
 #endif
 
 #if HAVE_AVX2_PATH
@@ -182,16 +182,10 @@ typedef int64_t (*energy_fn)(const float *x, int64_t n, double *energy, int64_t 
 /* The widest loop this CPU runs, decided once; NULL where it has neither. */
 static energy_fn widest(void)
 {
-    /* every thread that finds it unset computes the same value: storing it twice is harmless */
-    static atomic_int cached = -1;
-    int which = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (which < 0) {
-        which = __builtin_cpu_supports("avx512f")                                      ? 2
-                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
-                                                                                   : 0;
-        atomic_store_explicit(&cached, which, memory_order_relaxed);
-    }
-    return which == 2 ? energy_minmax_avx512 : which == 1 ? energy_minmax_avx2 : NULL;
+    enum mq_cpu_level level = mq_cpu_level();
+    return level == MQ_CPU_AVX512 ? energy_minmax_avx512
+           : level == MQ_CPU_AVX2 ? energy_minmax_avx2
+                                  : NULL;
 }
 #endif
 

@@ -10,6 +10,7 @@
  * step that holds them.
  */
 #include "report/error_sums.h"
+#include "util/cpu.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,7 +24,6 @@
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
 #define HAVE_AVX2_PATH 1
 #include <immintrin.h>
-#include <stdatomic.h>
 #endif
 
 #define LANES MQ_ERROR_SUM_LANES
@@ -131,16 +131,6 @@ __attribute__((target("avx2"))) static int64_t sums_avx2(const float *ref, const
     return i;
 }
 
-static int have_avx2(void)
-{
-    static atomic_int cached = -1;
-    int avx2 = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (avx2 < 0) {
-        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-        atomic_store_explicit(&cached, avx2, memory_order_relaxed);
-    }
-    return avx2;
-}
 #endif
 
 #if defined(__SSE2__)
@@ -218,7 +208,7 @@ static enum mq_error_sums_path available(enum mq_error_sums_path path)
 {
 #if HAVE_AVX2_PATH
     if (path == MQ_ERROR_SUMS_AUTO || path == MQ_ERROR_SUMS_AVX2)
-        path = have_avx2() ? MQ_ERROR_SUMS_AVX2 : MQ_ERROR_SUMS_SSE2;
+        path = mq_cpu_level() >= MQ_CPU_AVX2 ? MQ_ERROR_SUMS_AVX2 : MQ_ERROR_SUMS_SSE2;
 #else
     if (path == MQ_ERROR_SUMS_AUTO || path == MQ_ERROR_SUMS_AVX2)
         path = MQ_ERROR_SUMS_SSE2;

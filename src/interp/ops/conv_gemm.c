@@ -29,9 +29,9 @@
  * lanes) per 16 floats builds the packed block without an im2col matrix.
  */
 #include "interp/ops/conv_gemm.h"
+#include "util/cpu.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,25 +403,17 @@ __attribute__((target("avx512f"))) static void pack_block_avx512(
 static int detect(void)
 {
 #ifdef HAVE_X86_KERNELS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return 12;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 6;
-#endif
+    enum mq_cpu_level level = mq_cpu_level();
+    return level == MQ_CPU_AVX512 ? 12 : level == MQ_CPU_AVX2 ? 6 : 0;
+#else
     return 0;
+#endif
 }
 
 /* The kernel for this CPU (NULL when none) and its panel height, decided once. */
 static int select_kernel(micro_kernel *kernel)
 {
-    /* every thread that finds it unset computes the same value: storing it twice is harmless */
-    static _Atomic int cached_mr = -1;
-    int mr = atomic_load_explicit(&cached_mr, memory_order_relaxed);
-    if (mr < 0) {
-        mr = detect();
-        atomic_store_explicit(&cached_mr, mr, memory_order_relaxed);
-    }
+    int mr = detect();
     *kernel = NULL;
 #ifdef HAVE_X86_KERNELS
     *kernel = mr == 12 ? kernel_avx512 : mr == 6 ? kernel_avx2 : NULL;

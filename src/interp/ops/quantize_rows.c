@@ -22,6 +22,7 @@
  * tie among them) is divided instead.
  */
 #include "interp/ops/quantize_rows.h"
+#include "util/cpu.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -34,7 +35,6 @@
     ((defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 8))
 #define HAVE_X86_WIDE 1
 #include <immintrin.h>
-#include <stdatomic.h>
 #elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -289,21 +289,6 @@ static inline __m128i sse2_load8(const void *p) { return _mm_loadl_epi64((const 
 #include "interp/ops/quantize_rows_simd.h"
 #include "interp/ops/quantize_rows_undef.h"
 
-/* Which of the wide ones the CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 neither; decided once. */
-static int wide_level(void)
-{
-    /* every thread that finds it unset computes the same value: storing it twice is harmless */
-    static _Atomic int cached = -1;
-    int which = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (which < 0) {
-        __builtin_cpu_init();
-        which = __builtin_cpu_supports("avx512f")                                          ? 2
-                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
-                                                                                   : 0;
-        atomic_store_explicit(&cached, which, memory_order_relaxed);
-    }
-    return which;
-}
 #endif
 
 const struct mq_qrows_ops *mq_qrows_ops_for(enum mq_qrows_isa isa)
@@ -314,8 +299,8 @@ const struct mq_qrows_ops *mq_qrows_ops_for(enum mq_qrows_isa isa)
     case MQ_QROWS_SSE2: return &ops_sse2;
 #endif
 #ifdef HAVE_X86_WIDE
-    case MQ_QROWS_AVX2: return wide_level() >= 1 ? &ops_avx2 : NULL;
-    case MQ_QROWS_AVX512: return wide_level() >= 2 ? &ops_avx512 : NULL;
+    case MQ_QROWS_AVX2: return mq_cpu_level() >= MQ_CPU_AVX2 ? &ops_avx2 : NULL;
+    case MQ_QROWS_AVX512: return mq_cpu_level() >= MQ_CPU_AVX512 ? &ops_avx512 : NULL;
 #endif
     default: return NULL;
     }
