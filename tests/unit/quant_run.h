@@ -74,6 +74,26 @@ static inline void quantize(Onnx__ModelProto *m, const struct range_spec *specs,
     quantize_ops(m, specs, n, o, NULL, r);
 }
 
+/* The selection's choice for node `name` (it must have one). */
+static inline const struct mq_node_choice *choice(const struct run *r, const char *name)
+{
+    for (int i = 0; i < r->sel.n; i++)
+        if (strcmp(r->sel.items[i].name, name) == 0)
+            return &r->sel.items[i];
+    ck_abort_msg("no choice '%s'", name);
+    return NULL;
+}
+
+/* The rewrite's record of tensor `name` (it must have one). */
+static inline const struct mq_qtensor_record *record(const struct run *r, const char *name)
+{
+    for (int i = 0; i < r->res.n_tensors; i++)
+        if (strcmp(r->res.tensors[i].name, name) == 0)
+            return &r->res.tensors[i];
+    ck_abort_msg("no record '%s'", name);
+    return NULL;
+}
+
 static inline void run_free(struct run *r)
 {
     if (r->rc == MQ_OK)

@@ -2,6 +2,8 @@
  * The QDQ rewrite on small hand-built graphs: what nodes and initializers
  * come out, with which names, values, scales and zero points, and that the
  * result still runs in the reference interpreter close to the float model.
+ * The folds and splits around the rewrite are in test_quant_qdq_folds.c,
+ * which ops join a quantized island in test_quant_qdq_islands.c.
  */
 #include <check.h>
 #include <math.h>
@@ -13,29 +15,18 @@
 #include "interp/plan.h"
 #include "model/model.h"
 #include "model/tensor_proto.h"
-#include "quant/batchnorm_fold.h"
 #include "quant/dequantize.h"
 #include "quant/graph.h"
-#include "quant/hardswish_split.h"
-#include "quant/pad_fold.h"
 #include "quant/params.h"
 #include "quant/qdq.h"
 #include "quant/select.h"
 #include "model_run.h"
+#include "qdq_checks.h"
 #include "quant_builder.h"
 #include "quant_run.h"
 #include "report/report.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-/* The value of a model metadata entry, NULL when absent. */
-static const char *metadata(const Onnx__ModelProto *m, const char *key)
-{
-    for (size_t i = 0; i < m->n_metadata_props; i++)
-        if (strcmp(m->metadata_props[i]->key, key) == 0)
-            return m->metadata_props[i]->value;
-    return NULL;
-}
 
 static int node_index(const Onnx__GraphProto *g, const char *name)
 {
@@ -45,73 +36,6 @@ static int node_index(const Onnx__GraphProto *g, const char *name)
     return -1;
 }
 
-static Onnx__TensorProto *init_named(const Onnx__GraphProto *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (strcmp(g->initializer[i]->name, name) == 0)
-            return g->initializer[i];
-    return NULL;
-}
-
-static struct mq_tensor decode(const Onnx__GraphProto *g, const char *name)
-{
-    Onnx__TensorProto *t = init_named(g, name);
-    ck_assert_msg(t != NULL, "no initializer '%s'", name);
-    struct mq_tensor out;
-    struct mq_error err;
-    memset(&out, 0, sizeof out);
-    ck_assert_msg(mq_tensor_from_proto(t, name, &out, &err) == MQ_OK, "%s", err.message);
-    return out;
-}
-
-static float f32_at(const Onnx__GraphProto *g, const char *name, int i)
-{
-    struct mq_tensor t = decode(g, name);
-    ck_assert_int_eq(t.dtype, MQ_DTYPE_FLOAT);
-    float v = ((float *)t.data)[i];
-    mq_tensor_free(&t);
-    return v;
-}
-
-static int64_t int_at(const Onnx__GraphProto *g, const char *name, int i)
-{
-    struct mq_tensor t = decode(g, name);
-    int64_t v = mq_tensor_get_int64(&t, i);
-    mq_tensor_free(&t);
-    return v;
-}
-
-static void assert_io(const Onnx__NodeProto *n, const char *op, const char *ins, const char *out)
-{
-    ck_assert_ptr_nonnull(n);
-    ck_assert_str_eq(n->op_type, op);
-    char buf[512] = "";
-    for (size_t i = 0; i < n->n_input; i++) {
-        strcat(buf, i ? "," : "");
-        strcat(buf, n->input[i]);
-    }
-    ck_assert_str_eq(buf, ins);
-    ck_assert_str_eq(n->output[0], out);
-}
-
-static const struct mq_node_choice *choice(const struct run *r, const char *name)
-{
-    for (int i = 0; i < r->sel.n; i++)
-        if (strcmp(r->sel.items[i].name, name) == 0)
-            return &r->sel.items[i];
-    ck_abort_msg("no choice '%s'", name);
-    return NULL;
-}
-
-static const struct mq_qtensor_record *record(const struct run *r, const char *name)
-{
-    for (int i = 0; i < r->res.n_tensors; i++)
-        if (strcmp(r->res.tensors[i].name, name) == 0)
-            return &r->res.tensors[i];
-    ck_abort_msg("no record '%s'", name);
-    return NULL;
-}
-
 /* The one output of a model built in memory, run as a saved file would be. */
 static void run_model(const Onnx__ModelProto *m, const struct mq_tensor *in, int n_in,
                       struct mq_tensor *out)
@@ -119,20 +43,7 @@ static void run_model(const Onnx__ModelProto *m, const struct mq_tensor *in, int
     mr_run(m, in, n_in, out, 1);
 }
 
-static struct mq_tensor tensor_f32(int rank, const int64_t *dims, const float *v)
-{
-    struct mq_tensor t;
-    struct mq_error err;
-    ck_assert_int_eq(mq_tensor_alloc(&t, MQ_DTYPE_FLOAT, rank, dims, "t", &err), MQ_OK);
-    memcpy(t.data, v, (size_t)t.count * sizeof *v);
-    return t;
-}
-
 /* ------------------------------------------------------------ Conv + Relu */
-
-static const float conv_w[18] = {0.5f, -0.25f, 0.1f, 0.2f, 0.3f, -0.4f, 0.05f, 0.6f, -0.1f,
-                                 -1.0f, 0.8f, 0.2f, 0.1f, -0.3f, 0.25f, 0.4f, 0.0f, 0.9f};
-static const float conv_b[2] = {0.1f, -0.2f};
 
 /* x [1,1,4,4] -> Conv (2 filters 3x3, pad 1) -> c -> Relu -> y (graph output). */
 static Onnx__ModelProto *conv_relu_model(void)
@@ -514,46 +425,6 @@ START_TEST(test_gemm_trans_b_and_beta)
 }
 END_TEST
 
-START_TEST(test_clip_fold_only_when_exact)
-{
-    struct mq_quant_options o;
-    mq_quant_options_default(&o);
-    for (int variant = 0; variant < 2; variant++) {
-        Onnx__ModelProto *m = qb_model(13);
-        Onnx__GraphProto *g = m->graph;
-        int64_t xd[2] = {1, 3}, wd[2] = {3, 3}, sd[1] = {0};
-        float w[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
-        float lo = variant == 0 ? 0.0f : 2.0f, hi = 6.0f;
-        qb_input(g, "x", 1, 2, xd);
-        qb_init_f32(g, "w", 2, wd, w);
-        qb_init_f32(g, "lo", 0, sd, &lo);
-        qb_init_f32(g, "hi", 0, sd, &hi);
-        qb_node(g, "MatMul", "mm", "x,w", "m");
-        qb_node(g, "Clip", "clip", "m,lo,hi", "y");
-        qb_output(g, "y", 1);
-        struct range_spec ranges[] = {{"x", -8, 8}, {"m", -8, 8}, {"y", lo, hi}};
-        struct run r;
-        quantize(m, ranges, 3, &o, &r);
-        ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
-        if (variant == 0) {
-            /* Clip(0, 6): the Q/DQ with range [0, 6] clamps exactly as it did. */
-            ck_assert_int_eq(choice(&r, "clip")->status, MQ_NODE_FOLDED);
-            ck_assert_ptr_null(init_named(g, "lo")); /* its bounds are unused now */
-            ck_assert_str_eq(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY),
-                             "y_QuantizeLinear_Input\tClip\tclip\t0\t6\n");
-        } else {
-            /* Clip(2, 6): zero must stay representable, so [0, 6] would let 1.0 through. */
-            ck_assert_int_eq(choice(&r, "clip")->status, MQ_NODE_QUANTIZED);
-            ck_assert_ptr_null(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY));
-            assert_io(qb_node_named(g, "clip"), "Clip", "m_dequantized,lo,hi",
-                      "y_QuantizeLinear_Input");
-        }
-        run_free(&r);
-        onnx__model_proto__free_unpacked(m, NULL);
-    }
-}
-END_TEST
-
 START_TEST(test_missing_range_and_types)
 {
     Onnx__ModelProto *m = qb_model(13);
@@ -778,399 +649,6 @@ START_TEST(test_observe_list_and_report)
 }
 END_TEST
 
-START_TEST(test_no_fold_into_shared_scale)
-{
-    /* Conv -> MaxPool -> Relu -> Conv: the pool's output shares the Conv's scale (zero point
-       128 for [-3, 3]), so that onnxruntime runs the pool on uint8 data; folded, the Relu
-       would give the pool's output a range of its own, and onnxruntime would run the pool in
-       float between a DQ and a Q.  The Relu stays, with its own post-Relu Q/DQ after it. */
-    Onnx__ModelProto *m = qb_model(13);
-    Onnx__GraphProto *g = m->graph;
-    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3};
-    qb_input(g, "x", 1, 4, xd);
-    qb_init_f32(g, "w", 4, wd, conv_w);
-    qb_node(g, "Conv", "conv", "x,w", "c");
-    Onnx__NodeProto *pool = qb_node(g, "MaxPool", "pool", "c", "p");
-    int64_t k[2] = {2, 2};
-    qb_attr_ints(pool, "kernel_shape", 2, k);
-    qb_node(g, "Relu", "relu", "p", "y");
-    qb_init_f32(g, "w2", 4, wd, conv_w);
-    qb_node(g, "Conv", "conv2", "y,w2", "z");
-    qb_output(g, "z", 1);
-    struct range_spec ranges[] = {{"x", -1, 1}, {"c", -3, 3}, {"p", -2, 3}, {"y", 0, 3},
-                                  {"z", -4, 4}};
-    struct mq_quant_options o;
-    mq_quant_options_default(&o);
-    struct run r;
-    quantize(m, ranges, 5, &o, &r);
-    ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
-    ck_assert_int_ne(choice(&r, "relu")->status, MQ_NODE_FOLDED);
-    assert_io(qb_node_named(g, "pool"), "MaxPool", "c_dequantized", "p");
-    assert_io(qb_node_named(g, "p_QuantizeLinear"), "QuantizeLinear", "p,c_scale,c_zero_point",
-              "p_quantized");
-    ck_assert_str_eq(record(&r, "p")->shared_with, "c");
-    assert_io(qb_node_named(g, "relu"), "Relu", "p_dequantized", "y");
-    assert_io(qb_node_named(g, "y_QuantizeLinear"), "QuantizeLinear", "y,y_scale,y_zero_point",
-              "y_quantized");
-    ck_assert_int_eq(int_at(g, "y_zero_point", 0), 0);
-    run_free(&r);
-    onnx__model_proto__free_unpacked(m, NULL);
-}
-END_TEST
-
-/* Ops whose output reaches no weighted node stay float; those feeding one are quantized. */
-START_TEST(test_islands)
-{
-    Onnx__ModelProto *m = qb_model(13);
-    Onnx__GraphProto *g = m->graph;
-    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, w2d[4] = {2, 4, 1, 1};
-    float w2[8] = {1, -1, 0.5f, 0.25f, -0.5f, 1, 0.75f, -0.25f};
-    qb_input(g, "x", 1, 4, xd);
-    qb_init_f32(g, "w", 4, wd, conv_w);
-    qb_init_f32(g, "w2", 4, w2d, w2);
-    Onnx__NodeProto *conv = qb_node(g, "Conv", "conv", "x,w", "c");
-    int64_t pads[4] = {1, 1, 1, 1};
-    qb_attr_ints(conv, "pads", 4, pads);
-    Onnx__NodeProto *cat = qb_node(g, "Concat", "cat", "c,c", "k");       /* feeds conv2 */
-    qb_attr_int(cat, "axis", 1);
-    qb_node(g, "Conv", "conv2", "k,w2", "d");
-    Onnx__NodeProto *head = qb_node(g, "Concat", "head", "d,c", "h");     /* an output only */
-    qb_attr_int(head, "axis", 1);
-    qb_node(g, "Sigmoid", "gate", "h", "y");
-    qb_output(g, "y", 1);
-    struct range_spec ranges[] = {{"x", -1, 1}, {"c", -3, 3}, {"k", -3, 3},
-                                  {"d", -5, 5}, {"h", -5, 5}, {"y", 0, 1}};
-    struct mq_quant_options o;
-    mq_quant_options_default(&o);
-    /* The observe list already leaves out what the rewrite will not quantize. */
-    struct mq_select_options so = {0};
-    struct mq_selection sel;
-    struct mq_error err;
-    char **names;
-    int n;
-    ck_assert_int_eq(mq_select_nodes(m, &so, &sel, &err), MQ_OK);
-    ck_assert_int_eq(mq_qdq_tensors_to_observe(m, &sel, &o, &names, &n, &err), MQ_OK);
-    ck_assert_int_eq(n, 4);
-    ck_assert_str_eq(names[0], "x");
-    ck_assert_str_eq(names[1], "c");
-    ck_assert_str_eq(names[2], "k");
-    ck_assert_str_eq(names[3], "d");
-    mq_string_list_free(names, n);
-    mq_selection_free(&sel);
-
-    struct run r;
-    quantize(m, ranges, 6, &o, &r);
-    ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
-    ck_assert_int_eq(choice(&r, "cat")->status, MQ_NODE_QUANTIZED);
-    ck_assert_int_eq(choice(&r, "head")->status, MQ_NODE_SKIPPED);
-    ck_assert_ptr_nonnull(strstr(choice(&r, "head")->reason, "reaches no quantized Conv"));
-    ck_assert_int_eq(choice(&r, "gate")->status, MQ_NODE_SKIPPED);
-    /* The head reads the Conv outputs' DQs and writes plain floats. */
-    assert_io(qb_node_named(g, "head"), "Concat", "d_dequantized,c_dequantized", "h");
-    assert_io(qb_node_named(g, "gate"), "Sigmoid", "h", "y");
-    ck_assert_ptr_null(qb_node_named(g, "h_QuantizeLinear"));
-    run_free(&r);
-    onnx__model_proto__free_unpacked(m, NULL);
-}
-END_TEST
-
-/*
- * Default op types: a residual Add between two Convs and a Mul feeding a Conv
- * join the island (onnxruntime runs them as QLinearAdd/QLinearMul); an Add
- * and a Mul that reach no integer kernel (a recurrent state) stay float; a
- * ConvTranspose, which onnxruntime's CPU provider runs in float anyway,
- * starts no island of its own.
- */
-START_TEST(test_islands_add_mul_convtranspose)
-{
-    Onnx__ModelProto *m = qb_model(13);
-    Onnx__GraphProto *g = m->graph;
-    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, w2d[4] = {2, 2, 1, 1};
-    int64_t wtd[4] = {2, 1, 2, 2};
-    float w2[4] = {1, -1, 0.5f, 0.25f}, wt[8] = {1, 0.5f, -0.5f, 0.25f, 0.75f, -1, 0.5f, 1};
-    qb_input(g, "x", 1, 4, xd);
-    qb_init_f32(g, "w", 4, wd, conv_w);
-    qb_init_f32(g, "w2", 4, w2d, w2);
-    qb_init_f32(g, "w3", 4, w2d, w2);
-    qb_init_f32(g, "wt", 4, wtd, wt);
-    int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {2, 2};
-    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w", "c"), "pads", 4, pads);
-    qb_node(g, "Conv", "conv2", "c,w2", "d");
-    qb_node(g, "Add", "residual", "c,d", "a");     /* feeds conv3: QLinearAdd */
-    qb_node(g, "Mul", "gate", "a,d", "e");         /* feeds conv3 too */
-    qb_node(g, "Conv", "conv3", "e,w3", "f");
-    qb_node(g, "Mul", "state_mul", "f,f", "s");    /* reaches no Conv: stays float */
-    qb_node(g, "Add", "state_add", "s,f", "state");
-    qb_attr_ints(qb_node(g, "ConvTranspose", "up", "f,wt", "u"), "strides", 2, strides);
-    qb_output(g, "state", 1);
-    qb_output(g, "u", 1);
-    struct range_spec ranges[] = {{"x", -1, 1}, {"c", -3, 3}, {"d", -4, 4}, {"a", -6, 6},
-                                  {"e", -9, 9}, {"f", -8, 8}, {"s", 0, 64}, {"state", -8, 72},
-                                  {"u", -20, 20}};
-    struct mq_quant_options o;
-    mq_quant_options_default(&o);
-    struct run r;
-    quantize(m, ranges, 9, &o, &r);
-    ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
-    ck_assert_int_eq(choice(&r, "residual")->status, MQ_NODE_QUANTIZED);
-    ck_assert_int_eq(choice(&r, "gate")->status, MQ_NODE_QUANTIZED);
-    assert_io(qb_node_named(g, "residual"), "Add", "c_dequantized,d_dequantized", "a");
-    assert_io(qb_node_named(g, "gate"), "Mul", "a_dequantized,d_dequantized", "e");
-    ck_assert_ptr_nonnull(qb_node_named(g, "a_QuantizeLinear"));
-    ck_assert_ptr_nonnull(qb_node_named(g, "e_QuantizeLinear"));
-    ck_assert_int_eq(choice(&r, "state_mul")->status, MQ_NODE_SKIPPED);
-    ck_assert_int_eq(choice(&r, "state_add")->status, MQ_NODE_SKIPPED);
-    ck_assert_ptr_nonnull(strstr(choice(&r, "state_add")->reason, "reaches no quantized Conv"));
-    assert_io(qb_node_named(g, "state_add"), "Add", "s,f_dequantized", "state");
-    ck_assert_ptr_null(qb_node_named(g, "s_QuantizeLinear"));
-    ck_assert_int_eq(choice(&r, "up")->status, MQ_NODE_SKIPPED);
-    assert_io(qb_node_named(g, "up"), "ConvTranspose", "f_dequantized,wt", "u");
-    ck_assert_ptr_nonnull(init_named(g, "wt"));
-
-    run_free(&r);
-    onnx__model_proto__free_unpacked(m, NULL);
-}
-END_TEST
-
-/*
- * A HardSwish behind a Conv becomes Add, Clip, Mul, Mul (same values); one
- * the graph returns, or behind anything but an island start, stays.
- */
-START_TEST(test_hardswish_split)
-{
-    Onnx__ModelProto *m = qb_model(14);
-    Onnx__GraphProto *g = m->graph;
-    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, w2d[4] = {2, 2, 1, 1};
-    float w2[4] = {1, -1, 0.5f, 0.25f};
-    qb_input(g, "x", 1, 4, xd);
-    qb_init_f32(g, "w", 4, wd, conv_w);
-    qb_init_f32(g, "w2", 4, w2d, w2);
-    int64_t pads[4] = {1, 1, 1, 1};
-    qb_attr_ints(qb_node(g, "Conv", "conv", "x,w", "c"), "pads", 4, pads);
-    qb_node(g, "HardSwish", "hs", "c", "h");
-    qb_node(g, "Conv", "conv2", "h,w2", "d");
-    qb_node(g, "HardSwish", "hs_out", "d", "y");       /* a graph output: stays */
-    qb_node(g, "HardSwish", "hs_input", "x", "z");     /* behind no Conv: stays */
-    qb_output(g, "y", 1);
-    qb_output(g, "z", 1);
-    Onnx__ModelProto *orig = qb_copy_model(m);
-    struct mq_error err;
-    int n = -1;
-    ck_assert_int_eq(mq_split_hardswish(m, &n, &err), MQ_OK);
-    ck_assert_int_eq(n, 1);
-    ck_assert_int_eq((int)g->n_node, 8);
-    ck_assert_ptr_null(qb_node_named(g, "hs"));
-    ck_assert_str_eq(qb_node_named(g, "hs_out")->op_type, "HardSwish");
-    ck_assert_str_eq(qb_node_named(g, "hs_input")->op_type, "HardSwish");
-    /* In place of the HardSwish, in order: x + 3, Clip to [0, 6], times x, times 1/6. */
-    ck_assert_str_eq(g->node[1]->op_type, "Add");
-    ck_assert_str_eq(g->node[2]->op_type, "Clip");
-    ck_assert_str_eq(g->node[3]->op_type, "Mul");
-    ck_assert_str_eq(g->node[4]->op_type, "Mul");
-    ck_assert_str_eq(g->node[1]->input[0], "c");
-    ck_assert_str_eq(g->node[3]->input[0], "c");
-    ck_assert_str_eq(g->node[4]->output[0], "h");
-    ck_assert(f32_at(g, g->node[1]->input[1], 0) == 3.0f);
-    ck_assert(f32_at(g, g->node[2]->input[1], 0) == 0.0f);
-    ck_assert(f32_at(g, g->node[2]->input[2], 0) == 6.0f);
-    ck_assert(f32_at(g, g->node[4]->input[1], 0) == 1.0f / 6.0f);
-
-    float xv[16];
-    for (int i = 0; i < 16; i++)
-        xv[i] = (float)((i * 7) % 16) - 8.0f; /* -8..7: every piece of HardSwish */
-    struct mq_tensor x = tensor_f32(4, xd, xv), a[2], b[2];
-    mr_run(m, &x, 1, a, 2);
-    mr_run(orig, &x, 1, b, 2);
-    for (int k = 0; k < 2; k++) {
-        ck_assert_int_eq(a[k].count, b[k].count);
-        const float *pa = a[k].data, *pb = b[k].data;
-        for (int64_t i = 0; i < a[k].count; i++)
-            ck_assert_msg(fabsf(pa[i] - pb[i]) <= 1e-5f * (1.0f + fabsf(pb[i])),
-                          "output %d[%lld]: %g, HardSwish gives %g", k, (long long)i,
-                          (double)pa[i], (double)pb[i]);
-        mq_tensor_free(&a[k]);
-        mq_tensor_free(&b[k]);
-    }
-    mq_tensor_free(&x);
-    onnx__model_proto__free_unpacked(orig, NULL);
-    onnx__model_proto__free_unpacked(m, NULL);
-}
-END_TEST
-
-/*
- * Conv -> HardSigmoid -> Mul after the fold (quant/batchnorm_fold.c): the Clip(0, 1) left in
- * the HardSigmoid's place folds into the Conv's output quantization, so the Conv writes the
- * Mul's quantized input directly, range [0, 1], and no float op is left between them.
- */
-START_TEST(test_hardsigmoid_fold_leaves_int8_chain)
-{
-    Onnx__ModelProto *m = qb_model(13);
-    Onnx__GraphProto *g = m->graph;
-    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, bd[1] = {2}, pads[4] = {1, 1, 1, 1};
-    int64_t w2d[4] = {2, 2, 1, 1};
-    float w2[4] = {1, -1, 0.5f, 0.25f};
-    qb_input(g, "x", 1, 4, xd);
-    qb_init_f32(g, "w0", 4, wd, conv_w);
-    qb_init_f32(g, "w", 4, w2d, w2);
-    qb_init_f32(g, "b", 1, bd, conv_b);
-    qb_attr_ints(qb_node(g, "Conv", "conv0", "x,w0", "t"), "pads", 4, pads);
-    qb_node(g, "Conv", "conv", "t,w,b", "c");
-    qb_node(g, "HardSigmoid", "hsig", "c", "h");
-    qb_node(g, "Mul", "excite", "t,h", "y");
-    qb_init_f32(g, "w3", 4, w2d, w2);
-    qb_node(g, "Conv", "conv3", "y,w3", "z"); /* the Mul must reach an integer kernel */
-    qb_output(g, "z", 1);
-    struct mq_fold_result folds;
-    struct mq_error err;
-    ck_assert_msg(mq_fold_batchnorm(m, &folds, &err) == MQ_OK, "%s", err.message);
-    ck_assert_int_eq(folds.n, 1);
-    mq_fold_result_free(&folds);
-    struct range_spec ranges[] = {
-        {"x", -1, 1}, {"t", -2, 2}, {"h_affine", -1.5f, 1.25f}, {"h", 0, 1}, {"y", -2, 2},
-        {"z", -4, 4}};
-    struct mq_quant_options o;
-    mq_quant_options_default(&o);
-    struct run r;
-    quantize(m, ranges, 6, &o, &r);
-    ck_assert_msg(r.rc == MQ_OK, "%s", r.err.message);
-    ck_assert_int_eq(choice(&r, "hsig")->status, MQ_NODE_FOLDED);
-    ck_assert_int_eq(choice(&r, "conv")->status, MQ_NODE_QUANTIZED);
-    ck_assert_int_eq(choice(&r, "excite")->status, MQ_NODE_QUANTIZED);
-    for (size_t i = 0; i < g->n_node; i++)
-        ck_assert_msg(strcmp(g->node[i]->op_type, "Clip") != 0 &&
-                          strcmp(g->node[i]->op_type, "HardSigmoid") != 0,
-                      "%s left", g->node[i]->op_type);
-    /* The Conv's output quantized with the Clip's range: [0, 1], zero point 0. */
-    assert_io(qb_node_named(g, "conv"), "Conv", "t_dequantized,w_dequantized,b_dequantized", "h");
-    assert_io(qb_node_named(g, "h_QuantizeLinear"), "QuantizeLinear", "h,h_scale,h_zero_point",
-              "h_quantized");
-    ck_assert(f32_at(g, "h_scale", 0) == (float)(1.0 / 255.0));
-    ck_assert_int_eq(int_at(g, "h_zero_point", 0), 0);
-    /* recorded, for dequantize to put the Clip back */
-    ck_assert_str_eq(metadata(m, MQ_FOLDED_ACTIVATIONS_KEY), "h\tClip\thsig\t0\t1\n");
-    assert_io(qb_node_named(g, "excite"), "Mul", "t_dequantized,h_dequantized", "y");
-    run_free(&r);
-    onnx__model_proto__free_unpacked(m, NULL);
-}
-END_TEST
-
-/*
- * A zero Pad read only by a Conv goes into the Conv's pads (same values); a
- * Pad with a non-zero value, or whose output something else reads too, stays.
- */
-START_TEST(test_pad_folded_into_conv)
-{
-    Onnx__ModelProto *m = qb_model(13);
-    Onnx__GraphProto *g = m->graph;
-    int64_t xd[4] = {1, 1, 4, 4}, wd[4] = {2, 1, 3, 3}, pd[1] = {8}, one[1] = {1};
-    int64_t pads[8] = {0, 0, 1, 0, 0, 0, 1, 2};
-    float two = 2.0f;
-    qb_input(g, "x", 1, 4, xd);
-    qb_init_f32(g, "w", 4, wd, conv_w);
-    qb_init_i64(g, "pads", 1, pd, pads);
-    qb_init_f32(g, "two", 1, one, &two);
-    int64_t conv_pads[4] = {0, 1, 0, 1};
-    qb_node(g, "Pad", "pad", "x,pads", "p");
-    qb_attr_ints(qb_node(g, "Conv", "conv", "p,w", "y"), "pads", 4, conv_pads);
-    qb_node(g, "Pad", "pad_two", "x,pads,two", "p2");   /* pads with 2: stays */
-    qb_node(g, "Conv", "conv2", "p2,w", "y2");
-    qb_node(g, "Pad", "pad_shared", "x,pads", "p3");    /* also an output: stays */
-    qb_node(g, "Conv", "conv3", "p3,w", "y3");
-    qb_output(g, "y", 1);
-    qb_output(g, "y2", 1);
-    qb_output(g, "y3", 1);
-    qb_output(g, "p3", 1);
-    Onnx__ModelProto *orig = qb_copy_model(m);
-    struct mq_error err;
-    int n = -1;
-    ck_assert_int_eq(mq_fold_pad_into_conv(m, &n, &err), MQ_OK);
-    ck_assert_int_eq(n, 1);
-    ck_assert_ptr_null(qb_node_named(g, "pad"));
-    ck_assert_ptr_nonnull(qb_node_named(g, "pad_two"));
-    ck_assert_ptr_nonnull(qb_node_named(g, "pad_shared"));
-    const Onnx__NodeProto *conv = qb_node_named(g, "conv");
-    ck_assert_str_eq(conv->input[0], "x");
-    /* Begins [0, 1] + [1, 0], ends [0, 1] + [1, 2]. */
-    const Onnx__AttributeProto *a = NULL;
-    for (size_t i = 0; i < conv->n_attribute; i++)
-        if (strcmp(conv->attribute[i]->name, "pads") == 0)
-            a = conv->attribute[i];
-    ck_assert_ptr_nonnull(a);
-    ck_assert_int_eq((int)a->n_ints, 4);
-    ck_assert_int_eq(a->ints[0], 1);
-    ck_assert_int_eq(a->ints[1], 1);
-    ck_assert_int_eq(a->ints[2], 1);
-    ck_assert_int_eq(a->ints[3], 3);
-    ck_assert_ptr_nonnull(init_named(g, "pads")); /* still read by the other Pads */
-
-    float xv[16];
-    for (int i = 0; i < 16; i++)
-        xv[i] = (float)((i * 7) % 16) / 8.0f - 1.0f;
-    struct mq_tensor x = tensor_f32(4, xd, xv);
-    mr_assert_close(m, orig, &x, 1, 4, 1e-5f, 0.0f, "Pad + Conv");
-    mq_tensor_free(&x);
-    onnx__model_proto__free_unpacked(orig, NULL);
-    onnx__model_proto__free_unpacked(m, NULL);
-}
-END_TEST
-
-/*
- * A zero Pad read only by an AveragePool becomes the pool's pads, the zeros
- * counted (count_include_pad): the same averages.  A pool that already pads
- * without counting, or rounds its windows up (ceil_mode), keeps its Pad.
- */
-START_TEST(test_pad_folded_into_average_pool)
-{
-    Onnx__ModelProto *m = qb_model(13);
-    Onnx__GraphProto *g = m->graph;
-    int64_t xd[4] = {1, 2, 5, 5}, pd[1] = {8};
-    int64_t pads[8] = {0, 0, 1, 1, 0, 0, 1, 2};
-    int64_t k3[2] = {3, 3}, s2[2] = {2, 2}, own[4] = {1, 1, 1, 1};
-    qb_input(g, "x", 1, 4, xd);
-    qb_init_i64(g, "pads", 1, pd, pads);
-    qb_node(g, "Pad", "pad", "x,pads", "p");
-    Onnx__NodeProto *pool = qb_node(g, "AveragePool", "pool", "p", "y");
-    qb_attr_ints(pool, "kernel_shape", 2, k3);
-    qb_attr_ints(pool, "strides", 2, s2);
-    qb_node(g, "Pad", "pad_own", "x,pads", "p2"); /* the pool pads without counting: stays */
-    Onnx__NodeProto *pool2 = qb_node(g, "AveragePool", "pool2", "p2", "y2");
-    qb_attr_ints(pool2, "kernel_shape", 2, k3);
-    qb_attr_ints(pool2, "pads", 4, own);
-    qb_node(g, "Pad", "pad_ceil", "x,pads", "p3"); /* ceil_mode: stays */
-    Onnx__NodeProto *pool3 = qb_node(g, "AveragePool", "pool3", "p3", "y3");
-    qb_attr_ints(pool3, "kernel_shape", 2, k3);
-    qb_attr_ints(pool3, "strides", 2, s2);
-    qb_attr_int(pool3, "ceil_mode", 1);
-    qb_output(g, "y", 1);
-    qb_output(g, "y2", 1);
-    qb_output(g, "y3", 1);
-    Onnx__ModelProto *orig = qb_copy_model(m);
-    struct mq_error err;
-    int n = -1;
-    ck_assert_int_eq(mq_fold_pad_into_conv(m, &n, &err), MQ_OK);
-    ck_assert_int_eq(n, 1);
-    ck_assert_ptr_null(qb_node_named(g, "pad"));
-    ck_assert_ptr_nonnull(qb_node_named(g, "pad_own"));
-    ck_assert_ptr_nonnull(qb_node_named(g, "pad_ceil"));
-    const Onnx__NodeProto *folded = qb_node_named(g, "pool");
-    ck_assert_str_eq(folded->input[0], "x");
-    int counted = 0;
-    for (size_t i = 0; i < folded->n_attribute; i++)
-        if (strcmp(folded->attribute[i]->name, "count_include_pad") == 0)
-            counted = (int)folded->attribute[i]->i;
-    ck_assert_int_eq(counted, 1);
-
-    float xv[50];
-    for (int i = 0; i < 50; i++)
-        xv[i] = (float)((i * 7) % 13) / 4.0f - 1.0f;
-    struct mq_tensor x = tensor_f32(4, xd, xv);
-    mr_assert_close(m, orig, &x, 1, 3, 1e-5f, 0.0f, "Pad + pool");
-    mq_tensor_free(&x);
-    onnx__model_proto__free_unpacked(orig, NULL);
-    onnx__model_proto__free_unpacked(m, NULL);
-}
-END_TEST
-
 /* Asymmetric uint8 weights per tensor have a zero point that is not 0: it stays. */
 START_TEST(test_nonzero_weight_zero_point_kept)
 {
@@ -1264,20 +742,12 @@ int main(void)
     tcase_add_test(tc, test_reshape_shares_scale);
     tcase_add_test(tc, test_bias_overflow_enlarges_weight_scale);
     tcase_add_test(tc, test_gemm_trans_b_and_beta);
-    tcase_add_test(tc, test_clip_fold_only_when_exact);
     tcase_add_test(tc, test_missing_range_and_types);
     tcase_add_test(tc, test_tensorrt_profile);
     tcase_add_test(tc, test_subgraph_quantized);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_int4_weights_packed);
     tcase_add_test(tc, test_observe_list_and_report);
-    tcase_add_test(tc, test_no_fold_into_shared_scale);
-    tcase_add_test(tc, test_islands);
-    tcase_add_test(tc, test_islands_add_mul_convtranspose);
-    tcase_add_test(tc, test_hardswish_split);
-    tcase_add_test(tc, test_hardsigmoid_fold_leaves_int8_chain);
-    tcase_add_test(tc, test_pad_folded_into_conv);
-    tcase_add_test(tc, test_pad_folded_into_average_pool);
     tcase_add_test(tc, test_nonzero_weight_zero_point_kept);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
