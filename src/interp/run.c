@@ -68,15 +68,16 @@ int mq_exec_step(struct mq_exec *exec, const struct plan_step *step, struct mq_e
     }
     /* a Clip fused into an op whose kernel does not apply it (interp/fuse.c): in place, on the
        op's own output (never a view: the fusion takes only ops that allocate theirs) */
-    if (step->clip_after && kn->n_outputs > 0 && outputs[0].dtype &&
-        (outputs[0].borrowed || mq_fused_act_apply(kn, &outputs[0], err))) {
-        if (outputs[0].borrowed)
-            mq_error_set(err, "node '%s' (%s): a fused Clip met a borrowed output", kn->name,
-                         kn->op_type);
-        for (int o = 0; o < kn->n_outputs; o++)
-            mq_tensor_free(&outputs[o]);
-        rc = MQ_ERR;
-        goto out;
+    if (step->clip_after && kn->n_outputs > 0 && outputs[0].dtype) {
+        rc = outputs[0].borrowed
+                 ? mq_error_set(err, "node '%s' (%s): a fused Clip met a borrowed output",
+                                kn->name, kn->op_type)
+                 : mq_fused_act_apply(kn, &outputs[0], err);
+        if (rc) {
+            for (int o = 0; o < kn->n_outputs; o++)
+                mq_tensor_free(&outputs[o]);
+            goto out;
+        }
     }
     if (step->view_of_input && kn->n_outputs > 0 && outputs[0].borrowed) {
         /* the view takes over a buffer that this run owns and nothing reads after this step */
