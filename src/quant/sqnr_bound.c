@@ -20,6 +20,26 @@ _Static_assert(MQ_ROUNDING_LANES == 32, "the vector paths fill 32 lanes");
 #endif
 
 #if HAVE_AVX2_PATH
+/* Adds k lanes' non-zero counts to *nonzero. */
+static void add_counts(const int32_t *counts, int k, int64_t *nonzero)
+{
+    for (int j = 0; j < k; j++)
+        *nonzero += counts[j];
+}
+
+/* The least and most of k lanes' extremes (NaN lanes lose every comparison, as in the loops). */
+static void fold_extremes(const float *least, const float *most, int k, float *lo_out,
+                          float *hi_out)
+{
+    float l = INFINITY, h = -INFINITY;
+    for (int j = 0; j < k; j++) {
+        l = least[j] < l ? least[j] : l;
+        h = most[j] > h ? most[j] : h;
+    }
+    *lo_out = l;
+    *hi_out = h;
+}
+
 /*
  * Eight values of the step at `at` into acc[0] (lanes at .. at+3) and acc[1] (at+4 .. at+7),
  * with the min/max, the finite mask and the non-zero count of the whole step beside.
@@ -74,15 +94,13 @@ energy_minmax_avx2(const float *x, int64_t n, double *energy, int64_t *nonzero, 
         if ((i & ((1 << 27) - 32)) == 0 && i) { /* drain before 2^31 counts a lane */
             int32_t c[8];
             _mm256_storeu_si256((__m256i *)c, count);
-            for (int k = 0; k < 8; k++)
-                *nonzero += c[k];
+            add_counts(c, 8, nonzero);
             count = _mm256_setzero_si256();
         }
     }
     int32_t c[8];
     _mm256_storeu_si256((__m256i *)c, count);
-    for (int k = 0; k < 8; k++)
-        *nonzero += c[k];
+    add_counts(c, 8, nonzero);
     _mm256_storeu_pd(energy, e0);
     _mm256_storeu_pd(energy + 4, e1);
     _mm256_storeu_pd(energy + 8, e2);
@@ -94,13 +112,7 @@ energy_minmax_avx2(const float *x, int64_t n, double *energy, int64_t *nonzero, 
     float lv[8], hv[8];
     _mm256_storeu_ps(lv, least);
     _mm256_storeu_ps(hv, most);
-    float l = INFINITY, h = -INFINITY;
-    for (int k = 0; k < 8; k++) {
-        l = lv[k] < l ? lv[k] : l;
-        h = hv[k] > h ? hv[k] : h;
-    }
-    *lo_out = l;
-    *hi_out = h;
+    fold_extremes(lv, hv, 8, lo_out, hi_out);
     *all_finite = _mm256_movemask_ps(finite) == 0xff;
     return i;
 }
@@ -148,15 +160,13 @@ energy_minmax_avx512(const float *x, int64_t n, double *energy, int64_t *nonzero
         if ((i & ((1 << 27) - 32)) == 0 && i) { /* drain before 2^31 counts a lane */
             int32_t c[16];
             _mm512_storeu_si512(c, count);
-            for (int k = 0; k < 16; k++)
-                *nonzero += c[k];
+            add_counts(c, 16, nonzero);
             count = _mm512_setzero_si512();
         }
     }
     int32_t c[16];
     _mm512_storeu_si512(c, count);
-    for (int k = 0; k < 16; k++)
-        *nonzero += c[k];
+    add_counts(c, 16, nonzero);
     _mm512_storeu_pd(energy, e0);
     _mm512_storeu_pd(energy + 8, e1);
     _mm512_storeu_pd(energy + 16, e2);
@@ -164,13 +174,7 @@ energy_minmax_avx512(const float *x, int64_t n, double *energy, int64_t *nonzero
     float lv[16], hv[16];
     _mm512_storeu_ps(lv, least);
     _mm512_storeu_ps(hv, most);
-    float l = INFINITY, h = -INFINITY;
-    for (int k = 0; k < 16; k++) {
-        l = lv[k] < l ? lv[k] : l;
-        h = hv[k] > h ? hv[k] : h;
-    }
-    *lo_out = l;
-    *hi_out = h;
+    fold_extremes(lv, hv, 16, lo_out, hi_out);
     *all_finite = finite == 0xffff;
     return i;
 }
